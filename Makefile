@@ -1,0 +1,28 @@
+# `make demo`: create .venv, install, train a small model on the synthetic data set, evaluate, report.
+# `make test`: lint + the whole test suite.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: venv demo test lint clean
+
+venv: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[test]'
+	touch $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/python driver_train_save_evaluate.py --run-dir runs/demo --overwrite \
+		--num-synthetic 240 --size 96 --base-filters 8 --epochs 12 --batch-size 8 --augment --inspect
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) runs data/synthetic .pytest_cache .ruff_cache

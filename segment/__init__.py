@@ -1,0 +1,65 @@
+"""segment: Improved UNet skin-lesion segmentation for ISIC 2017/2018 on TensorFlow/Keras 3.
+
+    import segment
+    pairs = segment.find_pairs("ISIC2018_Task1-2_Training_Input",
+                               "ISIC2018_Task1_Training_GroundTruth")
+    train, val, test = segment.train_val_test_split(pairs)
+    model = segment.create_model((256, 256, 3))
+    segment.train_model(model, segment.create_generator(train, augment=True, shuffle=True),
+                        segment.create_generator(val), 50, "runs/first")
+    report = segment.results(model, test, run_dir="runs/first")
+
+Importing the package registers its Keras objects, so `keras.models.load_model` reads our
+`.keras` files too.
+"""
+
+from .config import DataConfig, ModelConfig, TrainConfig
+from .data import (
+    Pair,
+    PairList,
+    SizeReport,
+    Split,
+    find_pairs,
+    inspect,
+    load_split,
+    save_split,
+    train_val_test_split,
+)
+from .errors import ImageReadError, ModelLoadError, PairingError, RunFolderError, SegmentError
+from .images import load_input_image, load_segmented_image, read_image_size, save_mask
+from .layers import InstanceNormalization
+from .losses import bce_dice_loss, dice_loss
+from .metrics import (
+    DiceCoefficient,
+    confusion_counts,
+    dice_coefficient,
+    hausdorff_distance_95,
+    jaccard,
+    scores_from_counts,
+)
+from .model import create_model
+from .pipeline import create_generator
+from .postprocess import fill_holes, keep_largest_component, postprocess_mask, predict_with_flips
+from .synthetic import make_synthetic_dataset
+from .training import (
+    compile_model,
+    load_model,
+    resolve_precision,
+    save_model,
+    set_seed,
+    train_model,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DataConfig", "DiceCoefficient", "ImageReadError", "InstanceNormalization", "ModelConfig",
+    "ModelLoadError", "Pair", "PairList", "PairingError", "RunFolderError", "SegmentError",
+    "SizeReport", "Split", "TrainConfig", "bce_dice_loss", "compile_model", "confusion_counts",
+    "create_generator", "create_model", "dice_coefficient", "dice_loss", "fill_holes",
+    "find_pairs", "hausdorff_distance_95", "inspect", "jaccard", "keep_largest_component",
+    "load_input_image", "load_model", "load_segmented_image", "load_split",
+    "make_synthetic_dataset", "postprocess_mask", "predict_with_flips", "read_image_size",
+    "resolve_precision", "save_mask", "save_model", "save_split", "scores_from_counts",
+    "set_seed", "train_model", "train_val_test_split",
+]

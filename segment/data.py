@@ -1,0 +1,409 @@
+"""Folder -> pairs -> split: find image/mask pairs by ISIC id, inspect sizes, split 6:2:2.
+
+    pairs = find_pairs("ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth")
+    report = inspect(pairs)                       # sizes from headers, a figure
+    split = train_val_test_split(pairs, seed=0)   # Split(train, val, test), disjoint by id
+    save_split(split, "runs/x/split.json")        # the manifest driver_load_evaluate.py reads
+
+Pairing is by id: `ISIC_0000000.jpg` pairs with `ISIC_0000000_segmentation.png` (or a mask with
+the image's own stem). Unpaired files are counted and named in a warning and in the returned
+list's `unpaired_images` / `unpaired_masks`, never dropped silently.
+"""
+
+import collections
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from matplotlib.figure import Figure
+from tqdm.auto import tqdm
+
+from .config import DataConfig
+from .errors import ImageReadError, PairingError
+from .files import write_json_atomic
+from .images import IMAGE_SUFFIXES, read_image_size
+
+__all__ = [
+    "Pair",
+    "PairList",
+    "SizeReport",
+    "Split",
+    "find_pairs",
+    "inspect",
+    "list_image_files",
+    "load_split",
+    "save_split",
+    "train_val_test_split",
+]
+
+logger = logging.getLogger(__name__)
+
+MASK_SUFFIX = "_segmentation"
+_NUM_NAMED = 5  # how many problem files a message names before "..."
+# Sub-folder names that hold images / masks: the official ISIC 2017 and 2018 names and our own.
+_IMAGE_FOLDER = re.compile(r"(_Input$|_Data$|^images?$)", re.IGNORECASE)
+_MASK_FOLDER = re.compile(r"(_GroundTruth$|^masks?$)", re.IGNORECASE)
+
+
+class Pair(NamedTuple):
+    """One image and its mask; unpacks as `(image_path, mask_path)`."""
+
+    image_path: Path
+    mask_path: Path
+
+    @property
+    def id(self):
+        """The ISIC id, e.g. 'ISIC_0000000' (the image file's stem)."""
+        return self.image_path.stem
+
+
+class PairList(list):
+    """A list of `Pair`, sorted by id, that also records what could not be paired.
+
+    Attributes:
+        unpaired_images: image paths without a mask.
+        unpaired_masks: mask paths without an image.
+        duplicates: paths skipped because another file had the same id.
+        unreadable: (path, reason) for folder entries that could not even be listed.
+    """
+
+    def __init__(self, pairs=(), *, unpaired_images=(), unpaired_masks=(), duplicates=(),
+                 unreadable=()):
+        super().__init__(pairs)
+        self.unpaired_images = list(unpaired_images)
+        self.unpaired_masks = list(unpaired_masks)
+        self.duplicates = list(duplicates)
+        self.unreadable = list(unreadable)
+
+
+class Split(NamedTuple):
+    """Three disjoint lists of pairs; unpacks as `train, val, test = split`."""
+
+    train: list
+    val: list
+    test: list
+
+
+def find_pairs(images_dir, masks_dir=None):
+    """Pair every image with its mask by ISIC id.
+
+    Accepted layouts: an images folder and a masks folder; a parent folder holding them under
+    the official names (`ISIC2018_Task1-2_Training_Input` + `ISIC2018_Task1_Training_GroundTruth`,
+    `ISIC-2017_Training_Data` + `ISIC-2017_Training_Part1_GroundTruth`) or as `images/` +
+    `masks/`; or one folder holding both, masks named `<id>_segmentation.<ext>`. In separate
+    folders a mask may also carry the image's own stem. Files that are not images
+    (`LICENSE.txt`, hidden files) are ignored.
+
+    Args:
+        images_dir: Folder of images, or a parent folder as above.
+        masks_dir: Folder of masks. Defaults to finding it as described above.
+
+    Returns:
+        PairList of Pair(image_path, mask_path), sorted by id, with the unpaired files recorded.
+
+    Raises:
+        PairingError: a folder is missing or empty, or no image has a mask.
+
+    Example:
+        >>> pairs = find_pairs("data/synthetic")  # doctest: +SKIP
+        >>> pairs[0].id, len(pairs.unpaired_images)  # doctest: +SKIP
+        ('ISIC_0000000', 0)
+    """
+    images_dir = Path(images_dir)
+    if masks_dir is None:
+        images_dir, masks_dir = _resolve_folders(images_dir)
+    masks_dir = Path(masks_dir)
+    image_files, unreadable = list_image_files(images_dir)
+    if masks_dir == images_dir:
+        mask_files = [path for path in image_files if _is_mask_name(path)]
+        image_files = [path for path in image_files if not _is_mask_name(path)]
+    else:
+        mask_files, unreadable_masks = list_image_files(masks_dir)
+        unreadable += unreadable_masks
+    images, duplicate_images = _index_by_id(image_files, lambda path: path.stem)
+    masks, duplicate_masks = _index_by_id(mask_files, _mask_id)
+    pairs = PairList(
+        [Pair(images[key], masks[key]) for key in sorted(images.keys() & masks.keys())],
+        unpaired_images=[images[key] for key in sorted(images.keys() - masks.keys())],
+        unpaired_masks=[masks[key] for key in sorted(masks.keys() - images.keys())],
+        duplicates=duplicate_images + duplicate_masks,
+        unreadable=unreadable,
+    )
+    _report_pairing(pairs, images_dir, masks_dir, len(images), len(masks))
+    return pairs
+
+
+@dataclass
+class SizeReport:
+    """What `inspect` found: image sizes from the file headers.
+
+    Attributes:
+        counts: Counter mapping (width, height) to the number of images of that size.
+        unreadable: (path, reason) for files whose header could not be read.
+        mismatched: ids whose mask size differs from the image size (pairs only).
+        figure: matplotlib Figure (size scatter and aspect-ratio histogram), or None.
+    """
+
+    counts: collections.Counter
+    unreadable: list = field(default_factory=list)
+    mismatched: list = field(default_factory=list)
+    figure: Figure | None = None
+
+    @property
+    def num_images(self):
+        return sum(self.counts.values())
+
+    def __str__(self):
+        lines = [f"{self.num_images} images, {len(self.counts)} distinct sizes (width x height):"]
+        lines += [f"  {width}x{height}: {count}"
+                  for (width, height), count in self.counts.most_common(10)]
+        if len(self.counts) > 10:
+            lines.append(f"  ... and {len(self.counts) - 10} more sizes")
+        if self.unreadable:
+            lines.append(f"{len(self.unreadable)} unreadable: " + _first_names(
+                [path for path, _ in self.unreadable]))
+        if self.mismatched:
+            lines.append(f"{len(self.mismatched)} masks differ in size from their image: "
+                         + _first_names(self.mismatched))
+        return "\n".join(lines)
+
+
+def inspect(paths, plot=True, *, progress=False):
+    """Count image sizes by reading only file headers (seconds for thousands of large JPEGs).
+
+    Args:
+        paths: A folder of images, a list of image paths, or a list of `Pair` (then each mask's
+            size is compared with its image's too).
+        plot: Also draw a figure of the sizes (returned, never shown). Defaults to True.
+        progress: Show a progress bar on stderr. Defaults to False.
+
+    Returns:
+        SizeReport; `print(report)` gives a short table. Unreadable files are listed in it
+        rather than raised.
+
+    Example:
+        >>> report = inspect("data/synthetic/images")  # doctest: +SKIP
+        >>> report.counts.most_common(1)  # doctest: +SKIP
+        [((256, 192), 12)]
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths, _ = list_image_files(Path(paths))
+    report = SizeReport(collections.Counter())
+    for item in tqdm(list(paths), desc="inspect", unit="image", disable=not progress):
+        image_path = item.image_path if isinstance(item, Pair) else Path(item)
+        try:
+            height, width = read_image_size(image_path)
+            report.counts[(width, height)] += 1
+            if isinstance(item, Pair) and read_image_size(item.mask_path) != (height, width):
+                report.mismatched.append(item.id)
+        except ImageReadError as error:
+            report.unreadable.append((str(image_path), str(error)))
+    if report.unreadable:
+        logger.warning("inspect: %d unreadable files: %s", len(report.unreadable),
+                       _first_names([path for path, _ in report.unreadable]))
+    if plot:
+        report.figure = _plot_sizes(report.counts)
+    return report
+
+
+def train_val_test_split(pairs, ratios=DataConfig.ratios, seed=DataConfig.seed):
+    """Split pairs into train, validation and test parts, deterministically.
+
+    The pairs are sorted by id and then shuffled with `seed`, so the split depends only on
+    the set of ids and the seed, not on the order they come in.
+
+    Args:
+        pairs: Sequence of `Pair` (or of image paths; the id is the file stem).
+        ratios: (train, val, test) fractions summing to 1. Defaults to (0.6, 0.2, 0.2).
+        seed: Integer seed. Defaults to 0.
+
+    Returns:
+        Split(train, val, test): three disjoint lists sorted by id; sizes are the rounded
+        fractions, test taking the remainder.
+
+    Raises:
+        ValueError: bad ratios. PairingError: two items share an id.
+
+    Example:
+        >>> train, val, test = train_val_test_split([f"ISIC_{i:07d}.jpg" for i in range(10)])
+        >>> len(train), len(val), len(test)
+        (6, 2, 2)
+    """
+    ratios = tuple(float(ratio) for ratio in ratios)
+    if len(ratios) != 3 or min(ratios) < 0 or abs(sum(ratios) - 1) > 1e-6:
+        raise ValueError(f"ratios must be 3 non-negative fractions summing to 1. "
+                         f"Received: ratios={ratios}")
+    by_id = {}
+    for item in pairs:
+        key = _item_id(item)
+        if key in by_id:
+            raise PairingError(f"id '{key}' occurs twice ('{_item_path(by_id[key])}' and "
+                               f"'{_item_path(item)}'); ids must be unique to split")
+        by_id[key] = item
+    ids = sorted(by_id)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    num_train = round(len(ids) * ratios[0])
+    num_val = min(round(len(ids) * ratios[1]), len(ids) - num_train)
+    parts = np.split(order, [num_train, num_train + num_val])
+    return Split(*[[by_id[ids[index]] for index in sorted(part)] for part in parts])
+
+
+def save_split(split, path, *, seed=None, ratios=None):
+    """Write the split manifest (ids and file paths of each part) as JSON, atomically.
+
+    Args:
+        split: `Split` of `Pair`.
+        path: Output file, normally `<run_dir>/split.json`.
+        seed, ratios: Recorded in the manifest for traceability.
+    """
+    manifest = {"seed": seed, "ratios": ratios}
+    for name, part in zip(Split._fields, split, strict=True):
+        manifest[name] = [{"id": pair.id, "image": str(Path(pair.image_path).resolve()),
+                           "mask": str(Path(pair.mask_path).resolve())} for pair in part]
+    write_json_atomic(path, manifest)
+
+
+def load_split(path, pairs=None):
+    """Read a split manifest written by `save_split`.
+
+    Args:
+        path: The manifest (`split.json`).
+        pairs: Optional pairs to take the files from (e.g. the same data in another folder);
+            by default the paths stored in the manifest are used.
+
+    Returns:
+        Split of `Pair`.
+
+    Raises:
+        PairingError: the manifest is unreadable, or names ids missing from `pairs`.
+    """
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        parts = [manifest[name] for name in Split._fields]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise PairingError(f"split manifest '{path}' cannot be read: {error}") from None
+    if pairs is None:
+        return Split(*[[Pair(Path(entry["image"]), Path(entry["mask"])) for entry in part]
+                       for part in parts])
+    by_id = {pair.id: pair for pair in pairs}
+    missing = [entry["id"] for part in parts for entry in part if entry["id"] not in by_id]
+    if missing:
+        raise PairingError(f"split manifest '{path}' names {len(missing)} ids not among the "
+                           f"given pairs: {_first_names(missing)}")
+    return Split(*[[by_id[entry["id"]] for entry in part] for part in parts])
+
+
+def _resolve_folders(folder):
+    """(images_dir, masks_dir) for a parent folder with image/mask sub-folders, else (f, f)."""
+    if not folder.is_dir():
+        raise PairingError(f"images folder '{folder}' does not exist or is not a folder")
+    subfolders = [path for path in sorted(folder.iterdir()) if path.is_dir()]
+    image_folders = [path for path in subfolders if _IMAGE_FOLDER.search(path.name)]
+    mask_folders = [path for path in subfolders if _MASK_FOLDER.search(path.name)]
+    if len(image_folders) == 1 and len(mask_folders) == 1:
+        return image_folders[0], mask_folders[0]
+    if image_folders or mask_folders:
+        names = ", ".join(path.name for path in image_folders + mask_folders)
+        if len(image_folders) > 1 or len(mask_folders) > 1:
+            raise PairingError(f"'{folder}' holds several image or mask folders ({names}); "
+                               f"pass the images folder and the masks folder explicitly")
+    return folder, folder
+
+
+def list_image_files(folder):
+    """Image files directly inside `folder`, sorted by name, skipping hidden and other files.
+
+    Returns:
+        (files, unreadable): list of Path, and (path, reason) of entries that could not be
+        examined (a symbolic link loop, say).
+
+    Raises:
+        PairingError: the folder is missing or holds no image files.
+    """
+    if not folder.is_dir():
+        raise PairingError(f"folder '{folder}' does not exist or is not a folder")
+    files, unreadable = [], []
+    for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
+        if entry.name.startswith(".") or Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        try:
+            if entry.is_file():
+                files.append(Path(entry.path))
+        except OSError as error:  # e.g. a symbolic link loop
+            unreadable.append((entry.path, str(error)))
+    if not files:
+        raise PairingError(f"folder '{folder}' holds no image files "
+                           f"(looked for {', '.join(IMAGE_SUFFIXES)})")
+    return files, unreadable
+
+
+def _is_mask_name(path):
+    return path.stem.lower().endswith(MASK_SUFFIX)
+
+
+def _mask_id(path):
+    stem = path.stem
+    return stem[: -len(MASK_SUFFIX)] if _is_mask_name(path) else stem
+
+
+def _index_by_id(paths, id_of):
+    """{id: path}, preferring the suffix listed first in IMAGE_SUFFIXES; and the skipped paths."""
+    index, skipped = {}, []
+    for path in sorted(paths, key=lambda path: IMAGE_SUFFIXES.index(path.suffix.lower())):
+        key = id_of(path)
+        if key in index:
+            skipped.append(path)
+        else:
+            index[key] = path
+    return index, skipped
+
+
+def _report_pairing(pairs, images_dir, masks_dir, num_images, num_masks):
+    where = f"'{images_dir}'" if images_dir == masks_dir else f"'{images_dir}' and '{masks_dir}'"
+    if not pairs:
+        raise PairingError(
+            f"no image/mask pairs in {where}: found {num_images} images and {num_masks} masks "
+            f"with no id in common; masks should be named <image id>{MASK_SUFFIX}.png")
+    logger.info("found %d image/mask pairs in %s", len(pairs), where)
+    for what, paths in [("images without a mask", pairs.unpaired_images),
+                        ("masks without an image", pairs.unpaired_masks),
+                        ("files skipped as duplicate ids", pairs.duplicates),
+                        ("unreadable folder entries", [path for path, _ in pairs.unreadable])]:
+        if paths:
+            logger.warning("%d %s: %s", len(paths), what, _first_names(paths))
+
+
+def _first_names(paths):
+    names = [Path(path).name if isinstance(path, (str, Path)) else str(path) for path in paths]
+    more = f", ... ({len(names) - _NUM_NAMED} more)" if len(names) > _NUM_NAMED else ""
+    return ", ".join(names[:_NUM_NAMED]) + more
+
+
+def _item_id(item):
+    return item.id if isinstance(item, Pair) else Path(item).stem
+
+
+def _item_path(item):
+    return item.image_path if isinstance(item, Pair) else item
+
+
+def _plot_sizes(counts):
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    scatter_axes, ratio_axes = figure.subplots(1, 2)
+    if counts:
+        sizes = np.array(list(counts.keys()), dtype=float)  # (num_sizes, 2): width, height
+        numbers = np.array(list(counts.values()), dtype=float)
+        scatter_axes.scatter(sizes[:, 0], sizes[:, 1], s=20 + 200 * numbers / numbers.max(),
+                             alpha=0.6)
+        ratio_axes.hist(sizes[:, 0] / sizes[:, 1], bins=20, weights=numbers)
+    scatter_axes.set(xlabel="width (px)", ylabel="height (px)",
+                     title=f"{int(sum(counts.values()))} images, {len(counts)} sizes")
+    ratio_axes.set(xlabel="aspect ratio (width / height)", ylabel="images",
+                   title="aspect ratios")
+    return figure

@@ -1,0 +1,28 @@
+"""Error types of the library.
+
+Every error the library raises on purpose is a `SegmentError`. Each subclass also inherits the
+built-in exception it refines, so `except OSError` and `except segment.ImageReadError` both work.
+Messages name the file and say what was expected and what was found.
+"""
+
+__all__ = ["SegmentError", "ImageReadError", "PairingError", "ModelLoadError", "RunFolderError"]
+
+
+class SegmentError(Exception):
+    """Base class of every error raised by `segment`."""
+
+
+class ImageReadError(SegmentError, OSError):
+    """An image or mask file cannot be read: missing, empty, truncated, not an image, too big."""
+
+
+class PairingError(SegmentError, ValueError):
+    """Images and masks cannot be paired or split: no pairs, duplicate ids, unknown ids."""
+
+
+class ModelLoadError(SegmentError, ValueError):
+    """A file or folder is not a model this library can load (or is refused by safe mode)."""
+
+
+class RunFolderError(SegmentError, FileExistsError):
+    """A run folder already holds a finished result that would be overwritten."""

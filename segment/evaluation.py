@@ -1,0 +1,293 @@
+"""Predict and score: masks for new images, and a per-image metrics table for labelled ones.
+
+    evaluation = evaluate(model, split.test)        # one row per image, at original size
+    evaluation.table.sort_values("dice").head()     # the worst images
+    evaluation.summary["dice"]["mean"]              # per-image mean dice
+    export_predictions(model, "new_images/", "predictions/")   # ISIC_x_segmentation.png files
+
+By default predictions are resized back to each image's original size and scored there
+(DESIGN §3); `original_size=False` scores at the network's resolution instead.
+"""
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from keras import ops
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .data import Pair, list_image_files
+from .errors import ImageReadError
+from .files import atomic_path
+from .images import load_input_image, load_segmented_image, read_image_size, save_mask
+from .metrics import confusion_counts, hausdorff_distance_95, scores_from_counts
+from .postprocess import postprocess_mask, predict_with_flips
+
+__all__ = ["Evaluation", "evaluate", "export_predictions", "iter_predictions", "predict_masks"]
+
+logger = logging.getLogger(__name__)
+
+METRICS = ["dice", "jaccard", "thresholded_jaccard", "sensitivity", "specificity", "accuracy",
+           "hd95"]
+
+
+@dataclass
+class Evaluation:
+    """The result of `evaluate`.
+
+    Attributes:
+        table: pandas DataFrame indexed by id, one row per image: dice, jaccard,
+            thresholded_jaccard, sensitivity, specificity, accuracy, hd95 (pixels),
+            truth_area and predicted_area (pixels), height and width (evaluated size).
+        summary: dict: for each metric its mean, median, std, min and max over images (NaN
+            values left out and counted), plus count, isic_score, empty_truth and settings.
+        settings: how the predictions were made (threshold, tta, postprocess, resolution).
+        skipped: (path, reason) for each pair that could not be read.
+    """
+
+    table: pd.DataFrame
+    summary: dict
+    settings: dict
+    skipped: list = field(default_factory=list)
+
+    def to_csv(self, path):
+        """Write the table as CSV, atomically."""
+        with atomic_path(path) as tmp:
+            self.table.to_csv(tmp, float_format="%.6g")
+
+    def _repr_html_(self):
+        means = {name: self.summary[name]["mean"] for name in METRICS}
+        return (f"<p>{self.summary['count']} images, ISIC score "
+                f"{self.summary['isic_score']:.4f}</p>"
+                + pd.DataFrame([means]).to_html(index=False, float_format="%.4f")
+                + self.table.sort_values("dice").head(10).to_html(float_format="%.4f"))
+
+
+def iter_predictions(model, images, *, image_size=None, threshold=0.5, tta=False,
+                     postprocess=False, original_size=True, batch_size=8, progress=False,
+                     skipped=None):
+    """Predict binary masks one image at a time, without holding them all in memory.
+
+    Args:
+        model: Keras model, images -> probabilities (from `create_model` or `load_model`).
+        images: Image paths, `Pair`s, or uint8 (height, width, 3) arrays.
+        image_size: (height, width) fed to the model; defaults to the model's input size
+            (required when the model accepts any size).
+        threshold: Probability at or above which a pixel is lesion. Defaults to 0.5.
+        tta: Average over the identity and three flips. Defaults to False.
+        postprocess: Keep the largest region and fill its holes. Defaults to False.
+        original_size: Resize each mask to its image's own size (probabilities are resized
+            bilinearly, then thresholded). Defaults to True.
+        batch_size: Images per forward pass. Defaults to 8.
+        progress: Show a progress bar on stderr. Defaults to False.
+        skipped: Optional list; (path, reason) of each unreadable image is appended to it.
+
+    Yields:
+        (item, mask): the input item and a uint8 (height, width) mask in {0, 1}. Unreadable
+        images are logged with their name and skipped.
+    """
+    for item, probabilities in _iter_probabilities(model, images, image_size, tta, batch_size,
+                                                   progress, skipped):
+        target = _original_size(item) if original_size else probabilities.shape
+        yield item, _to_mask(probabilities, target, threshold, postprocess)
+
+
+def predict_masks(model, images, *, threshold=0.5, tta=False, postprocess=False,
+                  original_size=True, image_size=None, batch_size=8, progress=False):
+    """Predict a binary mask for each image.
+
+    Arguments as for `iter_predictions`.
+
+    Returns:
+        list of uint8 (height, width) masks in {0, 1}, one per readable image, in order.
+
+    Example:
+        >>> masks = predict_masks(model, ["ISIC_0000000.jpg"], tta=True)  # doctest: +SKIP
+        >>> masks[0].shape  # the image's own (height, width)  # doctest: +SKIP
+        (767, 1022)
+    """
+    return [mask for _, mask in iter_predictions(
+        model, images, image_size=image_size, threshold=threshold, tta=tta,
+        postprocess=postprocess, original_size=original_size, batch_size=batch_size,
+        progress=progress)]
+
+
+def evaluate(model, pairs, *, threshold=0.5, tta=False, postprocess=False, original_size=True,
+             image_size=None, batch_size=8, progress=True):
+    """Score the model on labelled pairs: one row of metrics per image, and a summary.
+
+    Metrics are per image (DESIGN §3): both masks empty gives dice and jaccard 1.0; an empty
+    truth with a non-empty prediction gives 0.0; sensitivity is NaN for an empty truth and
+    HD95 is NaN when exactly one mask is empty. Means leave NaN values out and the summary
+    says how many there were. An interrupted evaluation returns nothing (no partial table).
+
+    Args:
+        model: Keras model.
+        pairs: Sequence of `Pair`, e.g. `split.test`.
+        threshold, tta, postprocess, image_size, batch_size: as for `iter_predictions`.
+        original_size: Score at each mask's own size (default) or at the network's size.
+        progress: Show a progress bar on stderr. Defaults to True.
+
+    Returns:
+        Evaluation (table, summary, settings, skipped).
+
+    Example:
+        >>> evaluation = evaluate(model, split.test)  # doctest: +SKIP
+        >>> evaluation.table.sort_values("dice").head(3)  # the three worst  # doctest: +SKIP
+    """
+    size = _network_size(model, image_size)
+    settings = {"threshold": threshold, "tta": tta, "postprocess": postprocess,
+                "resolution": "original" if original_size else f"network {size[0]}x{size[1]}",
+                "image_size": list(size)}
+    rows, skipped = [], []
+    for pair, probabilities in _iter_probabilities(model, pairs, size, tta, batch_size,
+                                                   progress, skipped):
+        try:
+            truth = load_segmented_image(pair.mask_path, None if original_size else size)
+        except ImageReadError as error:
+            logger.warning("skipping pair: %s", error)
+            skipped.append((str(pair.mask_path), str(error)))
+            continue
+        predicted = _to_mask(probabilities, truth.shape, threshold, postprocess)
+        rows.append({"id": pair.id, **score_masks(truth, predicted)})
+    if not rows:
+        raise ImageReadError(f"none of the {len(pairs)} pairs could be read; first problem: "
+                             f"{skipped[0][1] if skipped else 'no pairs given'}")
+    table = pd.DataFrame(rows).set_index("id")
+    return Evaluation(table, summarize(table, settings, num_skipped=len(skipped)), settings,
+                      skipped)
+
+
+def score_masks(truth, predicted):
+    """All per-image metrics of one (height, width) truth/prediction pair, as a dict."""
+    counts = confusion_counts(truth[None, ..., None], predicted[None, ..., None])  # (1, 4)
+    scores = {name: float(ops.convert_to_numpy(value)[0])
+              for name, value in scores_from_counts(counts).items()}
+    tp, fp, fn, _ = ops.convert_to_numpy(counts)[0]
+    return {**scores, "hd95": hausdorff_distance_95(truth, predicted),
+            "truth_area": int(tp + fn), "predicted_area": int(tp + fp),
+            "height": truth.shape[0], "width": truth.shape[1]}
+
+
+def summarize(table, settings, *, num_skipped=0):
+    """Summary statistics of an evaluation table (see `Evaluation.summary`)."""
+    summary = {"count": len(table), "skipped": num_skipped, "settings": settings}
+    for name in METRICS:
+        values = table[name].to_numpy(dtype=float)
+        finite = values[~np.isnan(values)]
+        summary[name] = {"mean": _stat(np.mean, finite), "median": _stat(np.median, finite),
+                         "std": _stat(np.std, finite), "min": _stat(np.min, finite),
+                         "max": _stat(np.max, finite), "num_undefined": int(np.isnan(values).sum())}
+    summary["isic_score"] = summary["thresholded_jaccard"]["mean"]
+    empty = table[table["truth_area"] == 0]
+    summary["empty_truth"] = {"count": len(empty),
+                              "mean_dice": _stat(np.mean, empty["dice"].to_numpy())}
+    return summary
+
+
+def export_predictions(model, images, out_dir, *, threshold=0.5, tta=False, postprocess=False,
+                       image_size=None, batch_size=8, progress=True):
+    """Write one mask PNG per image, 0/255 at the image's original size, in ISIC's naming.
+
+    Args:
+        model: Keras model.
+        images: A folder of images, or a list of image paths.
+        out_dir: Output folder; masks are named `<id>_segmentation.png`.
+        threshold, tta, postprocess, image_size, batch_size, progress: as for
+            `iter_predictions`.
+
+    Returns:
+        (written, skipped): list of the written paths, and (path, reason) of unreadable images.
+
+    Example:
+        >>> written, skipped = export_predictions(model, "ISIC2018_Task1-2_Test_Input",
+        ...                                       "predictions")  # doctest: +SKIP
+    """
+    if isinstance(images, (str, Path)):
+        images, _ = list_image_files(Path(images))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, skipped = [], []
+    for path, mask in iter_predictions(model, images, image_size=image_size, threshold=threshold,
+                                       tta=tta, postprocess=postprocess, batch_size=batch_size,
+                                       progress=progress, skipped=skipped):
+        target = out_dir / f"{Path(path).stem}_segmentation.png"
+        save_mask(mask, target)
+        written.append(target)
+    logger.info("wrote %d masks to '%s' (%d images unreadable)", len(written), out_dir,
+                len(skipped))
+    return written, skipped
+
+
+def _iter_probabilities(model, items, image_size, tta, batch_size, progress, skipped):
+    """Yield (item, float32 (h, w) lesion probabilities at the network's size)."""
+    size = _network_size(model, image_size)
+    batch_items, batch_images = [], []
+    for item in tqdm(list(items), desc="predict", unit="image", disable=not progress):
+        try:
+            batch_images.append(_load_network_input(item, size))
+        except ImageReadError as error:
+            logger.warning("skipping image: %s", error)
+            if skipped is not None:
+                skipped.append((str(_image_path(item)), str(error)))
+            continue
+        batch_items.append(item)
+        if len(batch_items) == batch_size:
+            yield from zip(batch_items, _predict_batch(model, batch_images, tta), strict=True)
+            batch_items, batch_images = [], []
+    if batch_items:
+        yield from zip(batch_items, _predict_batch(model, batch_images, tta), strict=True)
+
+
+def _predict_batch(model, images, tta):
+    """float32 (batch, h, w) lesion probabilities of a list of uint8 (h, w, 3) images."""
+    batch = np.stack(images).astype(np.float32) / 255.0  # (batch, h, w, 3)
+    probabilities = predict_with_flips(model, batch) if tta else np.asarray(
+        model.predict_on_batch(batch), dtype=np.float32)
+    if probabilities.shape[-1] == 1:
+        return probabilities[..., 0]
+    return 1.0 - probabilities[..., 0]  # several classes: anything but class 0 is lesion
+
+
+def _to_mask(probabilities, size, threshold, postprocess):
+    """Resize (bilinear) float (h, w) probabilities to `size`, threshold, optionally clean up."""
+    if probabilities.shape != tuple(size):
+        image = Image.fromarray(probabilities.astype(np.float32))  # mode "F"
+        probabilities = np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+    mask = (probabilities >= threshold).astype(np.uint8)
+    return postprocess_mask(mask) if postprocess else mask
+
+
+def _network_size(model, image_size):
+    if image_size is not None:
+        return tuple(int(side) for side in image_size)
+    height, width = model.input_shape[1:3]
+    if height is None or width is None:
+        raise ValueError("the model accepts any image size: pass image_size=(height, width). "
+                         f"Received: model.input_shape={model.input_shape}")
+    return height, width
+
+
+def _load_network_input(item, size):
+    if isinstance(item, np.ndarray):
+        return np.asarray(Image.fromarray(item).resize((size[1], size[0]),
+                                                       Image.Resampling.BILINEAR))
+    return load_input_image(_image_path(item), size)
+
+
+def _image_path(item):
+    return item.image_path if isinstance(item, Pair) else item
+
+
+def _original_size(item):
+    if isinstance(item, np.ndarray):
+        return item.shape[:2]
+    return read_image_size(_image_path(item))
+
+
+def _stat(function, values):
+    return float(function(values)) if len(values) else math.nan

@@ -1,0 +1,167 @@
+"""Segmentation metrics, per image first and averaged later (DESIGN §3).
+
+For one image with predicted mask P (probabilities >= threshold) and truth G:
+    dice = 2|P and G| / (|P| + |G|)        jaccard = |P and G| / |P or G|
+Both empty -> 1.0 (nothing to find, nothing found); truth empty, prediction not -> 0.0.
+The ISIC 2018 score is the mean over images of the thresholded jaccard (0 below 0.65).
+A dice computed over all pixels of a batch at once is a different, larger number ("pooled");
+nothing here computes it.
+
+The tensor functions use keras.ops and serve both as training metrics and in evaluation;
+`hausdorff_distance_95` works on one numpy mask pair.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+from scipy import ndimage
+
+__all__ = [
+    "DiceCoefficient",
+    "ISIC_JACCARD_THRESHOLD",
+    "confusion_counts",
+    "dice_coefficient",
+    "hausdorff_distance_95",
+    "jaccard",
+    "scores_from_counts",
+]
+
+ISIC_JACCARD_THRESHOLD = 0.65  # the ISIC 2018 challenge scores a jaccard below this as 0
+
+
+def confusion_counts(y_true, y_pred, threshold=0.5):
+    """Pixel counts of each image: true positives, false positives, false negatives, negatives.
+
+    Args:
+        y_true: Truth masks, (batch, height, width, channels), values in {0, 1}.
+        y_pred: Probabilities (or a binary mask), same shape.
+        threshold: A pixel is predicted lesion when y_pred >= threshold. Defaults to 0.5.
+
+    Returns:
+        float32 tensor of shape (batch, 4): [tp, fp, fn, tn] per image.
+    """
+    truth = ops.cast(ops.greater(ops.cast(y_true, "float32"), 0.5), "float32")
+    predicted = ops.cast(ops.greater_equal(ops.cast(y_pred, "float32"), threshold), "float32")
+    axes = tuple(range(1, len(truth.shape)))
+    tp = ops.sum(truth * predicted, axis=axes)
+    fp = ops.sum((1 - truth) * predicted, axis=axes)
+    fn = ops.sum(truth * (1 - predicted), axis=axes)
+    tn = ops.sum((1 - truth) * (1 - predicted), axis=axes)
+    return ops.stack([tp, fp, fn, tn], axis=-1)
+
+
+def scores_from_counts(counts):
+    """Per-image scores from `confusion_counts`.
+
+    Args:
+        counts: (batch, 4) array of [tp, fp, fn, tn].
+
+    Returns:
+        dict of float32 (batch,) tensors: dice, jaccard (both empty -> 1.0, truth empty and
+        prediction not -> 0.0), thresholded_jaccard (0 where jaccard < 0.65), sensitivity
+        (NaN when the truth is empty), specificity (NaN when the truth covers the image) and
+        accuracy.
+    """
+    counts = ops.cast(counts, "float32")
+    tp, fp, fn, tn = (counts[:, index] for index in range(4))
+    dice = _ratio(2 * tp, 2 * tp + fp + fn, empty=1.0)
+    jaccard_ = _ratio(tp, tp + fp + fn, empty=1.0)
+    return {
+        "dice": dice,
+        "jaccard": jaccard_,
+        "thresholded_jaccard": ops.where(jaccard_ >= ISIC_JACCARD_THRESHOLD, jaccard_, 0.0),
+        "sensitivity": _ratio(tp, tp + fn, empty=float("nan")),
+        "specificity": _ratio(tn, tn + fp, empty=float("nan")),
+        "accuracy": _ratio(tp + tn, tp + fp + fn + tn, empty=float("nan")),
+    }
+
+
+@keras.saving.register_keras_serializable(package="segment")
+def dice_coefficient(y_true, y_pred, threshold=0.5):
+    """Dice coefficient of each image in a batch.
+
+    Args:
+        y_true: Truth masks, shape (batch, height, width, 1), values in {0, 1}.
+        y_pred: Probabilities, same shape, float in [0, 1].
+        threshold: Pixels with probability >= threshold count as lesion. Defaults to 0.5.
+
+    Returns:
+        float32 tensor of shape (batch,). Both masks empty -> 1.0; truth empty and
+        prediction not -> 0.0.
+
+    Example:
+        >>> import numpy as np
+        >>> truth = np.zeros((2, 2, 2, 1), "float32"); truth[0, 0, 0] = 1
+        >>> [round(float(v), 2) for v in dice_coefficient(truth, truth)]  # one lesion, one empty
+        [1.0, 1.0]
+    """
+    return scores_from_counts(confusion_counts(y_true, y_pred, threshold))["dice"]
+
+
+def jaccard(y_true, y_pred, threshold=0.5):
+    """Jaccard index (IoU) of each image; shapes and empty-mask rule as `dice_coefficient`."""
+    return scores_from_counts(confusion_counts(y_true, y_pred, threshold))["jaccard"]
+
+
+@keras.saving.register_keras_serializable(package="segment")
+class DiceCoefficient(keras.metrics.MeanMetricWrapper):
+    """Mean over all images seen in an epoch of each image's dice (not a pooled dice).
+
+    Args:
+        name: Metric name in the logs. Defaults to "dice" (so "val_dice" on validation).
+        threshold: Probability threshold. Defaults to 0.5.
+        dtype: Metric dtype. Defaults to None (float32).
+
+    Example:
+        >>> metric = DiceCoefficient()
+        >>> model.compile(optimizer="adam", loss=dice_loss, metrics=[metric])  # doctest: +SKIP
+    """
+
+    def __init__(self, name="dice", threshold=0.5, dtype=None):
+        super().__init__(fn=dice_coefficient, name=name, dtype=dtype, threshold=threshold)
+        self.threshold = threshold
+
+    def get_config(self):
+        return {"name": self.name, "threshold": self.threshold, "dtype": self.dtype}
+
+
+def hausdorff_distance_95(truth, predicted):
+    """95th percentile of the symmetric boundary distances between two masks, in pixels.
+
+    The boundary of a mask is its pixels that touch the background (or the image edge). The
+    distances from each boundary pixel of one mask to the nearest boundary pixel of the other,
+    in both directions, are pooled and their 95th percentile taken (as medpy's `hd95`).
+
+    Args:
+        truth: (height, width) array, non-zero = lesion.
+        predicted: (height, width) array of the same shape.
+
+    Returns:
+        float: 0.0 when both are empty; NaN when exactly one is empty (undefined).
+
+    Example:
+        >>> import numpy as np
+        >>> a = np.zeros((9, 9)); a[2:5, 2:5] = 1
+        >>> hausdorff_distance_95(a, np.roll(a, 3, axis=1))
+        3.0
+    """
+    truth, predicted = np.asarray(truth) > 0, np.asarray(predicted) > 0
+    if truth.shape != predicted.shape:
+        raise ValueError(f"masks must have the same shape. Received: {truth.shape} and "
+                         f"{predicted.shape}")
+    if not truth.any() and not predicted.any():
+        return 0.0
+    if not truth.any() or not predicted.any():
+        return float("nan")
+    truth_border = truth & ~ndimage.binary_erosion(truth, border_value=0)
+    predicted_border = predicted & ~ndimage.binary_erosion(predicted, border_value=0)
+    to_truth = ndimage.distance_transform_edt(~truth_border)  # distance to the truth's border
+    to_predicted = ndimage.distance_transform_edt(~predicted_border)
+    distances = np.concatenate([to_truth[predicted_border], to_predicted[truth_border]])
+    return float(np.percentile(distances, 95))
+
+
+def _ratio(numerator, denominator, *, empty):
+    """numerator / denominator, or `empty` where the denominator is 0."""
+    safe = ops.where(denominator > 0, denominator, 1.0)
+    return ops.where(denominator > 0, numerator / safe, empty)

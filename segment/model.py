@@ -1,0 +1,156 @@
+"""The Improved UNet of Isensee et al. (2017), 2-D, as a functional Keras model.
+
+Reference: F. Isensee, P. Kickingereder, W. Wick, M. Bendszus, K. H. Maier-Hein, "Brain Tumor
+Segmentation and Radiomics Survival Prediction: Contribution to the BRATS 2017 Challenge",
+arXiv:1802.10508, Figure 1. Layer names follow the paper (`context_3_...`, `localization_2_...`,
+`segmentation_3`), so `model.summary()` reads like that figure.
+
+    level 1..depth (context pathway):   conv 3x3 (stride 2 below level 1) -> + context module
+    level depth-1..1 (localization):    upsampling module -> concatenate skip -> localization
+    deep supervision:                   segmentation 3 -> up + segmentation 2 -> up + seg. 1
+"""
+
+import keras
+from keras import layers
+
+from .config import ModelConfig
+from .layers import InstanceNormalization
+
+__all__ = ["create_model"]
+
+
+def create_model(input_shape=ModelConfig.input_shape, base_filters=ModelConfig.base_filters,
+                 depth=ModelConfig.depth, num_classes=ModelConfig.num_classes,
+                 dropout=ModelConfig.dropout, deep_supervision=ModelConfig.deep_supervision,
+                 l2=ModelConfig.l2, *, leaky_relu_slope=ModelConfig.leaky_relu_slope,
+                 dtype_policy=None, name="improved_unet"):
+    """Build the Improved UNet.
+
+    Args:
+        input_shape: (height, width, channels). Height and width must be divisible by
+            2 ** (depth - 1), or None for any size. Defaults to (256, 256, 3).
+        base_filters: Filters at level 1, doubled per level. Defaults to 16.
+        depth: Number of levels, >= 2. Defaults to 5.
+        num_classes: 1 gives a sigmoid lesion probability; k > 1 a softmax over k classes.
+            Defaults to 1.
+        dropout: Dropout rate inside each context module. Defaults to 0.3.
+        deep_supervision: Sum the upsampled segmentation maps of levels 3 and 2 into level 1's.
+            Defaults to True.
+        l2: L2 weight decay on every convolution kernel; 0 for none. Defaults to 1e-5.
+        leaky_relu_slope: Negative slope of every LeakyReLU. Defaults to 0.01.
+        dtype_policy: None (float32), "mixed_bfloat16" or "mixed_float16". The final
+            activation always computes in float32.
+        name: Model name. Defaults to "improved_unet".
+
+    Returns:
+        Functional keras.Model mapping float32 (batch, height, width, channels) images in
+        [0, 1] to float32 (batch, height, width, num_classes) probabilities.
+
+    Raises:
+        ValueError: an argument is out of range or the size is not divisible.
+
+    Example:
+        >>> model = create_model((128, 128, 3), base_filters=16)
+        >>> model.output_shape
+        (None, 128, 128, 1)
+    """
+    _check_arguments(input_shape, base_filters, depth, num_classes, dropout)
+    build = _Builder(l2, leaky_relu_slope, dropout, dtype_policy)
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+
+    # Context pathway: each level's output is kept as the skip connection of its level.
+    skips, x = [], inputs
+    for level in range(1, depth + 1):
+        filters = base_filters * 2 ** (level - 1)
+        x = build.conv(x, filters, 3, strides=1 if level == 1 else 2, name=f"context_{level}_in")
+        x = layers.Add(name=f"context_{level}_sum", dtype=dtype_policy)(
+            [x, build.context_module(x, filters, name=f"context_{level}")])
+        skips.append(x)  # (batch, h / 2^(level-1), w / 2^(level-1), filters)
+
+    # Localization pathway, from the level above the bottom back up to level 1.
+    x = skips.pop()
+    segmentations = []
+    for level in range(depth - 1, 0, -1):
+        filters = base_filters * 2 ** (level - 1)
+        x = build.upsampling_module(x, filters, name=f"upsampling_{level}")
+        x = layers.Concatenate(name=f"concatenate_{level}", dtype=dtype_policy)(
+            [x, skips[level - 1]])  # (batch, h_level, w_level, 2 * filters)
+        if level > 1:
+            x = build.localization_module(x, filters, name=f"localization_{level}")
+            if deep_supervision and level <= 3:
+                segmentations.append(build.conv(x, num_classes, 1, name=f"segmentation_{level}"))
+        else:  # level 1: one 3x3 convolution with 2 * base filters replaces the module
+            x = build.conv_norm_act(x, 2 * base_filters, 3, name="localization_1")
+    segmentation = build.conv(x, num_classes, 1, name="segmentation_1")
+
+    # Deep supervision: upsample the deeper maps and add them, level by level.
+    if segmentations:
+        deep = segmentations[0]
+        for level, shallower in zip(range(len(segmentations) + 1, 1, -1),
+                                    segmentations[1:] + [segmentation], strict=True):
+            deep = layers.UpSampling2D(2, name=f"segmentation_{level}_up", dtype=dtype_policy)(deep)
+            deep = layers.Add(name=f"segmentation_{level - 1}_sum", dtype=dtype_policy)(
+                [deep, shallower])
+        segmentation = deep  # (batch, h, w, num_classes)
+
+    activation = "sigmoid" if num_classes == 1 else "softmax"
+    outputs = layers.Activation(activation, dtype="float32", name="probabilities")(segmentation)
+    return keras.Model(inputs, outputs, name=name)
+
+
+class _Builder:
+    """The network's modules as methods sharing one set of layer settings."""
+
+    def __init__(self, l2, slope, dropout, dtype_policy):
+        self.regularizer = keras.regularizers.L2(l2) if l2 else None
+        self.slope = slope
+        self.dropout = dropout
+        self.dtype = dtype_policy
+
+    def conv(self, x, filters, kernel_size, *, name, strides=1):
+        return layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
+                             kernel_initializer="he_normal",
+                             kernel_regularizer=self.regularizer, name=name, dtype=self.dtype)(x)
+
+    def norm_act(self, x, *, name):
+        x = InstanceNormalization(name=f"{name}_norm", dtype=self.dtype)(x)
+        return layers.LeakyReLU(negative_slope=self.slope, name=f"{name}_act", dtype=self.dtype)(x)
+
+    def conv_norm_act(self, x, filters, kernel_size, *, name):
+        return self.norm_act(self.conv(x, filters, kernel_size, name=f"{name}_conv"), name=name)
+
+    def context_module(self, x, filters, *, name):
+        """Pre-activation residual block: IN, LReLU, conv 3x3, dropout, IN, LReLU, conv 3x3."""
+        x = self.norm_act(x, name=f"{name}_1")
+        x = self.conv(x, filters, 3, name=f"{name}_1_conv")
+        x = layers.Dropout(self.dropout, name=f"{name}_dropout", dtype=self.dtype)(x)
+        x = self.norm_act(x, name=f"{name}_2")
+        return self.conv(x, filters, 3, name=f"{name}_2_conv")
+
+    def upsampling_module(self, x, filters, *, name):
+        """Nearest-neighbour x2 upsampling, then conv 3x3 to `filters` with IN and LReLU."""
+        x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up", dtype=self.dtype)(x)
+        return self.conv_norm_act(x, filters, 3, name=name)
+
+    def localization_module(self, x, filters, *, name):
+        """Conv 3x3 keeping 2f channels, then conv 1x1 halving to f, each with IN and LReLU."""
+        x = self.conv_norm_act(x, 2 * filters, 3, name=f"{name}_1")
+        return self.conv_norm_act(x, filters, 1, name=f"{name}_2")
+
+
+def _check_arguments(input_shape, base_filters, depth, num_classes, dropout):
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels). "
+                         f"Received: input_shape={input_shape}")
+    if int(depth) < 2:
+        raise ValueError(f"depth must be at least 2. Received: depth={depth}")
+    if int(base_filters) < 1 or int(num_classes) < 1:
+        raise ValueError(f"base_filters and num_classes must be positive. Received: "
+                         f"base_filters={base_filters}, num_classes={num_classes}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
+    factor = 2 ** (depth - 1)
+    for side in input_shape[:2]:
+        if side is not None and side % factor:
+            raise ValueError(f"height and width must be divisible by 2 ** (depth - 1) = {factor} "
+                             f"for depth={depth}. Received: input_shape={input_shape}")

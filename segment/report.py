@@ -1,0 +1,252 @@
+"""Results a person can trust and inspect: figures, tables and a report, returned to the caller.
+
+`results(model, split.test, history=..., run_dir=...)` evaluates (or takes an `Evaluation`),
+draws the training curves, the dice histogram, the best and the worst predictions, and, when
+given a run folder, writes them with `evaluation.csv`, `summary.json` and `report.html`.
+Figures are `matplotlib.figure.Figure` objects made without pyplot: nothing is shown or kept
+open behind the caller's back, and they display inline in Jupyter.
+"""
+
+import html
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .evaluation import METRICS, evaluate, iter_predictions
+from .files import save_figure_atomic, write_json_atomic, write_text_atomic
+from .images import load_input_image, load_segmented_image, read_image_size, resize_mask
+
+__all__ = ["Results", "plot_dice_histogram", "plot_predictions", "plot_training_curves",
+           "results"]
+
+logger = logging.getLogger(__name__)
+
+_DISPLAY_SIDE = 256  # long side, in pixels, of each image in the galleries
+
+
+@dataclass
+class Results:
+    """What `results` returns.
+
+    Attributes:
+        evaluation: the `Evaluation` (per-image table, summary, settings).
+        figures: dict of name -> matplotlib Figure: "training_curves" (when a history was
+            given), "dice_histogram", "best_predictions", "worst_predictions".
+        files: dict of name -> Path of each file written (empty without a run folder).
+    """
+
+    evaluation: object
+    figures: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+
+    @property
+    def table(self):
+        return self.evaluation.table
+
+    @property
+    def summary(self):
+        return self.evaluation.summary
+
+
+def results(model, pairs, *, history=None, run_dir=None, evaluation=None, num_examples=4,
+            **evaluate_options):
+    """Evaluate, draw and (optionally) write the report of a model on labelled pairs.
+
+    Args:
+        model: Keras model.
+        pairs: Sequence of `Pair`, e.g. `split.test`.
+        history: keras History, a dict of per-epoch lists, a DataFrame, or the path of a
+            `log.csv`; draws the training curves when given.
+        run_dir: Folder to write `evaluation.csv`, `summary.json`, the figures as PNG and
+            `report.html` into, each atomically. None writes nothing.
+        evaluation: A ready `Evaluation` of the same pairs, to skip evaluating again.
+        num_examples: Images in each of the best and worst galleries. Defaults to 4.
+        **evaluate_options: Passed to `evaluate` (threshold, tta, postprocess,
+            original_size, image_size, batch_size, progress).
+
+    Returns:
+        Results (evaluation, figures, files).
+
+    Example:
+        >>> report = results(model, split.test, history="runs/first/log.csv")  # doctest: +SKIP
+        >>> report.summary["dice"]["mean"], report.figures["worst_predictions"]  # doctest: +SKIP
+    """
+    if evaluation is None:
+        evaluation = evaluate(model, pairs, **evaluate_options)
+    table = evaluation.table
+    by_id = {pair.id: pair for pair in pairs}
+    ranked = table.sort_values("dice", kind="stable").index  # worst first
+    figures = {}
+    if history is not None:
+        figures["training_curves"] = plot_training_curves(history)
+    figures["dice_histogram"] = plot_dice_histogram(table["dice"])
+    settings = evaluation.settings
+    prediction_options = {"threshold": settings["threshold"], "tta": settings["tta"],
+                          "postprocess": settings["postprocess"],
+                          "image_size": settings["image_size"]}
+    num_shown = min(num_examples, len(ranked))
+    figures["best_predictions"] = plot_predictions(
+        model, [by_id[key] for key in ranked[::-1][:num_shown]], table,
+        title="best predictions", **prediction_options)
+    figures["worst_predictions"] = plot_predictions(
+        model, [by_id[key] for key in ranked[:num_shown]], table,
+        title="worst predictions", **prediction_options)
+    report = Results(evaluation, figures)
+    if run_dir is not None:
+        report.files = _write_report(report, Path(run_dir))
+    return report
+
+
+def plot_training_curves(history):
+    """Loss, dice and learning rate per epoch, training and validation.
+
+    Args:
+        history: keras History, dict of lists, DataFrame, or path of a Keras `log.csv`.
+
+    Returns:
+        matplotlib Figure with three panels.
+    """
+    log = _history_frame(history)
+    figure = Figure(figsize=(13, 3.6), layout="constrained")
+    panels = figure.subplots(1, 3)
+    epochs = np.arange(1, len(log) + 1)
+    for axes, name in zip(panels[:2], ["loss", "dice"], strict=True):
+        for column, label in [(name, "training"), (f"val_{name}", "validation")]:
+            if column in log:
+                axes.plot(epochs, log[column], marker=".", label=label)
+        axes.set(xlabel="epoch", title=name if name == "loss" else "per-image mean dice")
+        axes.legend()
+    if "learning_rate" in log:
+        panels[2].plot(epochs, log["learning_rate"], marker=".")
+    panels[2].set(xlabel="epoch", title="learning rate")
+    return figure
+
+
+def plot_dice_histogram(dice):
+    """Histogram of per-image dice with the mean and the median marked.
+
+    Args:
+        dice: Sequence of per-image dice values in [0, 1].
+
+    Returns:
+        matplotlib Figure.
+    """
+    values = np.asarray(dice, dtype=float)
+    figure = Figure(figsize=(6, 3.6), layout="constrained")
+    axes = figure.subplots()
+    axes.hist(values, bins=np.linspace(0, 1, 21), color="tab:blue", alpha=0.8)
+    axes.axvline(np.mean(values), color="tab:red", label=f"mean {np.mean(values):.3f}")
+    axes.axvline(np.median(values), color="tab:green", linestyle="--",
+                 label=f"median {np.median(values):.3f}")
+    axes.set(xlabel="dice (per image)", ylabel="images", title=f"{len(values)} images")
+    axes.legend(loc="upper left")
+    return figure
+
+
+def plot_predictions(model, pairs, table, *, title, threshold=0.5, tta=False, postprocess=False,
+                     image_size=None):
+    """A gallery: per pair, the image, its truth, the prediction and both contours overlaid.
+
+    Args:
+        model: Keras model.
+        pairs: The pairs to show, one row each.
+        table: Evaluation table indexed by id, for the scores in each row's title.
+        title: Figure title.
+        threshold, tta, postprocess, image_size: As used for the evaluation.
+
+    Returns:
+        matplotlib Figure with len(pairs) rows and 4 columns.
+    """
+    figure = Figure(figsize=(12, 3.1 * max(len(pairs), 1)), layout="constrained")
+    figure.suptitle(title)
+    if not pairs:
+        return figure
+    rows = figure.subplots(len(pairs), 4, squeeze=False)
+    predictions = iter_predictions(model, pairs, image_size=image_size, threshold=threshold,
+                                   tta=tta, postprocess=postprocess)
+    for axes, (pair, predicted) in zip(rows, predictions, strict=False):
+        size = _display_size(read_image_size(pair.image_path))
+        image = load_input_image(pair.image_path, size)
+        truth = load_segmented_image(pair.mask_path, size)
+        predicted = resize_mask(predicted, size)
+        scores = table.loc[pair.id]
+        axes[0].imshow(image)
+        axes[0].set_title(f"{pair.id}\ndice {scores['dice']:.3f}  "
+                          f"jaccard {scores['jaccard']:.3f}", fontsize=9)
+        axes[1].imshow(truth, cmap="gray", vmin=0, vmax=1)
+        axes[1].set_title("truth", fontsize=9)
+        axes[2].imshow(predicted, cmap="gray", vmin=0, vmax=1)
+        axes[2].set_title("prediction", fontsize=9)
+        axes[3].imshow(image)
+        for mask, colour in [(truth, "lime"), (predicted, "red")]:
+            if mask.any() and not mask.all():
+                axes[3].contour(mask, levels=[0.5], colors=colour, linewidths=1.2)
+        axes[3].set_title("overlay: truth green, prediction red", fontsize=9)
+        for single in axes:
+            single.set_axis_off()
+    return figure
+
+
+def _display_size(size):
+    height, width = size
+    scale = _DISPLAY_SIDE / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _history_frame(history):
+    if isinstance(history, pd.DataFrame):
+        return history
+    if isinstance(history, (str, Path)):
+        return pd.read_csv(history)
+    return pd.DataFrame(getattr(history, "history", history))
+
+
+def _write_report(report, run_dir):
+    """Write every table, figure and the HTML page into `run_dir`; return name -> path."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    files = {"evaluation_table": run_dir / "evaluation.csv", "summary": run_dir / "summary.json"}
+    report.evaluation.to_csv(files["evaluation_table"])
+    write_json_atomic(files["summary"], report.summary)
+    for name, figure in report.figures.items():
+        files[name] = run_dir / f"{name}.png"
+        save_figure_atomic(figure, files[name])
+    files["report"] = run_dir / "report.html"
+    write_text_atomic(files["report"], _html(report, files))
+    logger.info("wrote the report to '%s'", files["report"])
+    return files
+
+
+def _html(report, files):
+    summary = report.summary
+    rows = "".join(
+        f"<tr><td>{name}</td>" + "".join(f"<td>{summary[name][stat]:.4f}</td>"
+                                         for stat in ["mean", "median", "std", "min", "max"])
+        + f"<td>{summary[name]['num_undefined']}</td></tr>" for name in METRICS)
+    worst = report.table.sort_values("dice").head(10).to_html(float_format="%.4f")
+    figures = "".join(f'<h2>{name.replace("_", " ")}</h2><img src="{path.name}" '
+                      f'style="max-width:100%">' for name, path in files.items()
+                      if path.suffix == ".png")
+    settings = html.escape(", ".join(f"{key}={value}" for key, value in
+                                     summary["settings"].items()))
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>segment report</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}</style></head>
+<body><h1>Segmentation report</h1>
+<p>{summary['count']} images ({summary['skipped']} unreadable, skipped);
+{summary['empty_truth']['count']} with an empty truth mask. Metrics are computed per image,
+then averaged (a pooled, all-pixel dice is not shown). Settings: {settings}.</p>
+<p><b>ISIC 2018 score</b> (mean thresholded jaccard, 0 below 0.65):
+{summary['isic_score']:.4f}</p>
+<table><tr><th>metric</th><th>mean</th><th>median</th><th>std</th><th>min</th><th>max</th>
+<th>undefined</th></tr>{rows}</table>
+<p>HD95 is in pixels at the evaluated resolution; undefined (NaN) where exactly one mask is
+empty, as is sensitivity where the truth is empty.</p>
+<h2>worst images</h2>{worst}{figures}
+<p>Per-image values: <a href="evaluation.csv">evaluation.csv</a>; summary:
+<a href="summary.json">summary.json</a>.</p></body></html>
+"""
