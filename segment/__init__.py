@@ -26,6 +26,7 @@ from .data import (
     train_val_test_split,
 )
 from .errors import ImageReadError, ModelLoadError, PairingError, RunFolderError, SegmentError
+from .evaluation import Evaluation, evaluate, export_predictions, iter_predictions, predict_masks
 from .images import load_input_image, load_segmented_image, read_image_size, save_mask
 from .layers import InstanceNormalization
 from .losses import bce_dice_loss, dice_loss
@@ -40,6 +41,7 @@ from .metrics import (
 from .model import create_model
 from .pipeline import create_generator
 from .postprocess import fill_holes, keep_largest_component, postprocess_mask, predict_with_flips
+from .report import Results, plot_dice_histogram, plot_predictions, plot_training_curves, results
 from .synthetic import make_synthetic_dataset
 from .training import (
     compile_model,
@@ -53,13 +55,16 @@ from .training import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "DataConfig", "DiceCoefficient", "ImageReadError", "InstanceNormalization", "ModelConfig",
-    "ModelLoadError", "Pair", "PairList", "PairingError", "RunFolderError", "SegmentError",
+    "DataConfig", "DiceCoefficient", "Evaluation", "ImageReadError", "InstanceNormalization", "ModelConfig",
+    "ModelLoadError", "Pair", "PairList", "PairingError", "Results", "RunFolderError", "SegmentError",
     "SizeReport", "Split", "TrainConfig", "bce_dice_loss", "compile_model", "confusion_counts",
-    "create_generator", "create_model", "dice_coefficient", "dice_loss", "fill_holes",
-    "find_pairs", "hausdorff_distance_95", "inspect", "jaccard", "keep_largest_component",
+    "create_generator", "create_model", "dice_coefficient", "dice_loss", "evaluate",
+    "export_predictions", "fill_holes",
+    "find_pairs", "hausdorff_distance_95", "inspect", "iter_predictions", "jaccard",
+    "keep_largest_component",
     "load_input_image", "load_model", "load_segmented_image", "load_split",
-    "make_synthetic_dataset", "postprocess_mask", "predict_with_flips", "read_image_size",
+    "make_synthetic_dataset", "plot_dice_histogram", "plot_predictions", "plot_training_curves",
+    "postprocess_mask", "predict_masks", "predict_with_flips", "read_image_size", "results",
     "resolve_precision", "save_mask", "save_model", "save_split", "scores_from_counts",
     "set_seed", "train_model", "train_val_test_split",
 ]

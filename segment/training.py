@@ -113,7 +113,7 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
                 learning_rate=TrainConfig.learning_rate, lr_decay=TrainConfig.lr_decay,
                 lr_schedule=TrainConfig.lr_schedule, loss=TrainConfig.loss,
                 early_stopping_patience=TrainConfig.early_stopping_patience,
-                steps_per_epoch=None, overwrite=False, settings=None, verbose=1):
+                steps_per_epoch=None, callbacks=(), overwrite=False, settings=None, verbose=1):
     """Train `model`, keep the best epoch, and make a killed run resumable.
 
     Compiles the model (Adam, `loss`, per-image dice) unless it is already compiled. Callbacks:
@@ -138,6 +138,7 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
         early_stopping_patience: Stop after this many epochs without a better validation
             dice; None never stops early. Defaults to None.
         steps_per_epoch: Batches per epoch; None runs through `train_ds`.
+        callbacks: Further Keras callbacks, run after the built-in ones.
         overwrite: Replace a finished run found in `run_dir`. Defaults to False.
         settings: Optional dict of further settings to record in `config.json`.
         verbose: Keras' progress output: 0 silent, 1 progress bar, 2 one line per epoch.
@@ -180,7 +181,7 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
             lambda epoch: float(learning_rate * lr_decay**epoch))
     else:
         schedule = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=5)
-    callbacks = [
+    all_callbacks = [
         schedule,
         keras.callbacks.TerminateOnNaN(),
         _BestCheckpoint(model_path, run_dir / "best.json", monitor, resuming=resuming),
@@ -188,9 +189,10 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
                                     profile_batch=0),
         keras.callbacks.BackupAndRestore(str(backup_dir)),
+        *callbacks,
     ]
     if early_stopping_patience is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor, mode="max",
+        all_callbacks.append(keras.callbacks.EarlyStopping(monitor, mode="max",
                                                        patience=early_stopping_patience))
     if resuming:
         logger.info("resuming the interrupted run in '%s'", run_dir)
@@ -199,7 +201,7 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
         # ends; Keras warns about that once per data set, which is expected here.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, shuffle=False,
-                            callbacks=callbacks, steps_per_epoch=steps_per_epoch,
+                            callbacks=all_callbacks, steps_per_epoch=steps_per_epoch,
                             verbose=verbose)
     history.stopped_on_nan = any(not math.isfinite(value)
                                  for value in history.history.get("loss", []))
@@ -284,7 +286,7 @@ class _BestCheckpoint(keras.callbacks.Callback):
     """Save the model atomically whenever `monitor` reaches a new maximum.
 
     The best value so far is kept in `state_path`, so a resumed run only replaces the model
-    with a better one. NaN values never count as better.
+    with a better one. An epoch with a NaN metric or loss never counts as better.
     """
 
     def __init__(self, path, state_path, monitor, *, resuming):
@@ -295,8 +297,13 @@ class _BestCheckpoint(keras.callbacks.Callback):
             self.best = json.loads(self.state_path.read_text())[monitor]
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None or not math.isfinite(value) or value <= self.best:
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        # Diverged weights give NaN probabilities, which threshold to "background" and can still
+        # score a finite dice: an epoch only counts if its losses are finite too.
+        losses = [logs[name] for name in ("loss", "val_loss") if name in logs]
+        if (value is None or not math.isfinite(value) or value <= self.best
+                or not all(math.isfinite(loss) for loss in losses)):
             return
         self.best = float(value)
         save_model(self.model, self.path)

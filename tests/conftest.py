@@ -1,0 +1,52 @@
+"""Shared fixtures: synthetic pairs, odd image files, a tiny model, the real ISIC sample."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import segment  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ISIC_SAMPLE = REPO.parent / "shared" / "data" / "isic-sample"
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory):
+    """A folder of 24 synthetic pairs, about 48x64 pixels (images/ and masks/)."""
+    folder = tmp_path_factory.mktemp("synthetic")
+    segment.make_synthetic_dataset(folder, 24, size=(48, 64), seed=0)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def synthetic_pairs(synthetic_dir):
+    return segment.find_pairs(synthetic_dir)
+
+
+@pytest.fixture
+def tiny_model():
+    """Base 4 filters, 3 levels, 32x32 input: builds and runs in well under a second."""
+    segment.set_seed(0)
+    return segment.create_model((32, 32, 3), base_filters=4, depth=3)
+
+
+@pytest.fixture(scope="session")
+def isic_sample():
+    """The real ISIC sample folder beside the repository, or a skip saying it is absent."""
+    if not (ISIC_SAMPLE / "images").is_dir():
+        pytest.skip(f"ISIC sample not found: {ISIC_SAMPLE} (real-data tests need it)")
+    return ISIC_SAMPLE
+
+
+def write_image(path, array, **save_options):
+    """Save a numpy array as an image file and return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(array)).save(path, **save_options)
+    return path

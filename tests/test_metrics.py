@@ -1,0 +1,96 @@
+"""Per-image metrics and their empty-mask rules, HD95 against a brute-force reference."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+from segment import DiceCoefficient, dice_coefficient, hausdorff_distance_95, jaccard
+from segment.metrics import confusion_counts, scores_from_counts
+
+
+def masks(*rows):
+    """(batch, 1, width, 1) float32 from lists of pixel values."""
+    return np.array(rows, np.float32)[:, None, :, None]
+
+
+@pytest.mark.parametrize("truth, prediction, dice, iou", [
+    ([[1, 1, 0, 0]], [[1, 1, 0, 0]], 1.0, 1.0),         # perfect
+    ([[1, 1, 0, 0]], [[0, 0, 1, 1]], 0.0, 0.0),         # fully wrong
+    ([[1, 1, 1, 0]], [[0, 1, 1, 1]], 2 * 2 / 6, 2 / 4),  # overlap 2 of 3 and 3
+    ([[0, 0, 0, 0]], [[0, 0, 0, 0]], 1.0, 1.0),         # both empty -> 1
+    ([[0, 0, 0, 0]], [[0, 1, 0, 0]], 0.0, 0.0),         # truth empty, prediction not -> 0
+    ([[1, 0, 0, 0]], [[0.49, 0.5, 0, 0]], 0.0, 0.0),    # threshold: 0.49 is background
+])
+def test_dice_and_jaccard_hand_computed(truth, prediction, dice, iou):
+    assert float(dice_coefficient(masks(*truth), masks(*prediction))[0]) == pytest.approx(dice)
+    assert float(jaccard(masks(*truth), masks(*prediction))[0]) == pytest.approx(iou)
+
+
+def test_per_image_mean_differs_from_pooled():
+    # image A: 4 lesion pixels, all found; image B: 12 lesion pixels, all missed (12 elsewhere).
+    truth = np.zeros((2, 1, 32, 1), np.float32)
+    prediction = np.zeros_like(truth)
+    truth[0, 0, :4], prediction[0, 0, :4] = 1, 1
+    truth[1, 0, :12], prediction[1, 0, 12:24] = 1, 1
+    per_image = np.asarray(dice_coefficient(truth, prediction))
+    assert per_image.tolist() == [1.0, 0.0] and per_image.mean() == 0.5
+    pooled = 2 * 4 / (16 + 16)
+    assert pooled == 0.25 and per_image.mean() != pooled
+
+
+def test_stateful_metric_averages_images_over_batches():
+    metric = DiceCoefficient()
+    metric.update_state(masks([1, 0]), masks([1, 0]))  # 1 image, dice 1
+    metric.update_state(masks([1, 0], [1, 0], [1, 0]), masks([0, 1], [0, 1], [0, 1]))  # 3 x 0
+    assert float(metric.result()) == pytest.approx(0.25)  # (1 + 0 + 0 + 0) / 4, not (1 + 0) / 2
+    assert metric.name == "dice" and DiceCoefficient.from_config(metric.get_config()).name == "dice"
+
+
+def test_scores_sensitivity_specificity_and_isic_threshold():
+    truth = masks([1, 1, 1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])
+    prediction = masks([1, 1, 1, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])
+    counts = np.asarray(confusion_counts(truth, prediction))
+    assert counts.tolist() == [[3, 1, 1, 3], [0, 0, 0, 8]]  # tp, fp, fn, tn
+    scores = {name: np.asarray(value) for name, value in scores_from_counts(counts).items()}
+    assert scores["sensitivity"][0] == pytest.approx(0.75) and math.isnan(scores["sensitivity"][1])
+    assert scores["specificity"].tolist() == [0.75, 1.0]
+    assert scores["accuracy"].tolist() == [0.75, 1.0]
+    assert scores["jaccard"][0] == pytest.approx(0.6)  # 3 / 5
+    assert scores["thresholded_jaccard"].tolist() == [0.0, 1.0]  # 0.6 < 0.65 counts as 0
+
+
+def brute_force_hd95(truth, predicted):
+    """Independent reference: boundary points by 4-neighbourhood, all pairwise distances."""
+    def border(mask):
+        padded = np.pad(mask, 1)
+        inner = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+        return np.argwhere(mask & ~inner)
+
+    a, b = border(truth), border(predicted)
+    distances = cdist(a, b)
+    return np.percentile(np.concatenate([distances.min(axis=1), distances.min(axis=0)]), 95)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_hd95_matches_brute_force_on_random_shapes(seed):
+    rng = np.random.default_rng(seed)
+    truth = np.zeros((40, 40), bool)
+    predicted = np.zeros((40, 40), bool)
+    for mask in (truth, predicted):
+        for _ in range(2):
+            top, left = rng.integers(0, 30, 2)
+            mask[top:top + rng.integers(3, 10), left:left + rng.integers(3, 10)] = True
+    assert hausdorff_distance_95(truth, predicted) == pytest.approx(
+        brute_force_hd95(truth, predicted))
+
+
+def test_hd95_empty_rules():
+    empty, square = np.zeros((5, 5)), np.zeros((5, 5))
+    square[1:3, 1:3] = 1
+    assert hausdorff_distance_95(empty, empty) == 0.0
+    assert math.isnan(hausdorff_distance_95(square, empty))
+    assert hausdorff_distance_95(square, square) == 0.0
+    with pytest.raises(ValueError, match="same shape"):
+        hausdorff_distance_95(square, np.zeros((4, 5)))

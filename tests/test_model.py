@@ -1,0 +1,120 @@
+"""The Improved UNet's architecture, pinned: parameter count, layer counts, module order."""
+
+import collections
+
+import keras
+import numpy as np
+import pytest
+
+from segment import create_model
+
+
+def conv_params(kernel, channels_in, channels_out):
+    return kernel * kernel * channels_in * channels_out + channels_out  # weights + bias
+
+
+def norm_params(channels):
+    return 2 * channels  # gamma + beta
+
+
+def hand_count(base=16, depth=5):
+    """Parameters of DESIGN §2's network, derived module by module."""
+    f = [base * 2**level for level in range(depth)]  # filters of levels 1..depth
+    total = conv_params(3, 3, f[0])  # level 1 input convolution
+    total += sum(conv_params(3, f[level - 1], f[level]) for level in range(1, depth))  # stride 2
+    total += sum(2 * norm_params(c) + 2 * conv_params(3, c, c) for c in f)  # context modules
+    total += sum(conv_params(3, f[level], f[level - 1]) + norm_params(f[level - 1])
+                 for level in range(depth - 1, 0, -1))  # upsampling modules
+    total += sum(conv_params(3, 2 * f[level], 2 * f[level]) + norm_params(2 * f[level])
+                 + conv_params(1, 2 * f[level], f[level]) + norm_params(f[level])
+                 for level in range(depth - 2, 0, -1))  # localization modules, levels 4..2
+    total += conv_params(3, 2 * base, 2 * base) + norm_params(2 * base)  # level 1 conv
+    total += conv_params(1, f[2], 1) + 2 * conv_params(1, f[1], 1)  # segmentation 3, 2, 1
+    return total
+
+
+@pytest.fixture(scope="module")
+def paper_model():
+    return create_model((128, 128, 3), base_filters=16)
+
+
+def test_parameter_count_matches_hand_derivation(paper_model):
+    assert hand_count() == 3_187_923
+    assert paper_model.count_params() == hand_count()
+
+
+def test_layer_counts_by_type(paper_model):
+    counts = collections.Counter(type(layer).__name__ for layer in paper_model.layers)
+    assert counts["Conv2D"] == 29  # 15 context + 4 upsampling + 6 localization + 1 + 3 heads
+    assert counts["InstanceNormalization"] == 21 and counts["LeakyReLU"] == 21
+    assert counts["Dropout"] == 5 and counts["Concatenate"] == 4
+    assert counts["UpSampling2D"] == 6  # 4 upsampling modules + 2 deep-supervision steps
+    assert counts["Add"] == 7  # 5 residual sums + 2 deep-supervision sums
+    assert counts["BatchNormalization"] == 0 and counts["Conv2DTranspose"] == 0
+
+
+def test_context_module_is_pre_activation_residual(paper_model):
+    names = [layer.name for layer in paper_model.layers if layer.name.startswith("context_3")]
+    assert names == ["context_3_in", "context_3_1_norm", "context_3_1_act", "context_3_1_conv",
+                     "context_3_dropout", "context_3_2_norm", "context_3_2_act",
+                     "context_3_2_conv", "context_3_sum"]
+    assert paper_model.get_layer("context_3_in").strides == (2, 2)
+    assert paper_model.get_layer("context_1_in").strides == (1, 1)
+    assert paper_model.get_layer("context_3_dropout").rate == 0.3
+    assert paper_model.get_layer("context_3_1_act").negative_slope == pytest.approx(0.01)
+
+
+def test_upsampling_is_nearest_then_conv(paper_model):
+    assert paper_model.get_layer("upsampling_2_up").interpolation == "nearest"
+    assert paper_model.get_layer("upsampling_2_conv").filters == 32
+    assert paper_model.get_layer("localization_2_2_conv").kernel_size == (1, 1)
+    assert paper_model.get_layer("localization_1_conv").filters == 32
+
+
+def test_output_is_sigmoid_probabilities_of_input_size(paper_model):
+    assert paper_model.output_shape == (None, 128, 128, 1)
+    output = paper_model.predict(np.random.default_rng(0).random((2, 128, 128, 3)), verbose=0)
+    assert output.dtype == np.float32 and 0 <= output.min() and output.max() <= 1
+
+
+def test_any_size_model_runs_on_non_square_input():
+    model = create_model((None, None, 3), base_filters=4, depth=3)
+    assert model.predict(np.zeros((1, 64, 96, 3)), verbose=0).shape == (1, 64, 96, 1)
+
+
+def test_without_deep_supervision_and_with_softmax():
+    plain = create_model((32, 32, 3), base_filters=4, depth=3, deep_supervision=False)
+    assert not any(layer.name.startswith("segmentation_2") for layer in plain.layers)
+    softmax = create_model((32, 32, 3), base_filters=4, depth=3, num_classes=3)
+    output = softmax.predict(np.zeros((1, 32, 32, 3)), verbose=0)
+    np.testing.assert_allclose(output.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+def test_l2_adds_one_penalty_per_convolution(paper_model):
+    assert len(paper_model.losses) == 29
+    assert not create_model((32, 32, 3), base_filters=4, depth=3, l2=0).losses
+
+
+def test_mixed_precision_keeps_the_output_float32():
+    model = create_model((32, 32, 3), base_filters=4, depth=3, dtype_policy="mixed_bfloat16")
+    assert model.get_layer("context_1_in").compute_dtype == "bfloat16"
+    assert model.output.dtype == "float32"
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"input_shape": (100, 128, 3)}, "divisible by 2 \\*\\* \\(depth - 1\\) = 16"),
+    ({"depth": 1}, "Received: depth=1"),
+    ({"base_filters": 0}, "base_filters=0"),
+    ({"dropout": 1.0}, "Received: dropout=1.0"),
+    ({"input_shape": (32, 32)}, "Received: input_shape"),
+])
+def test_bad_arguments_are_refused_with_the_value(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        create_model(**{"input_shape": (32, 32, 3), **arguments})
+
+
+def test_functional_and_serializable(tmp_path):
+    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    assert isinstance(model, keras.Model) and model.__class__.__name__ == "Functional"
+    clone = keras.Model.from_config(model.get_config())
+    assert clone.count_params() == model.count_params()

@@ -1,0 +1,82 @@
+"""create_generator: shapes, dtypes, ranges, augmentation that keeps image and mask aligned."""
+
+import numpy as np
+import pytest
+from conftest import write_image
+
+from segment import Pair, create_generator
+
+
+def collect(dataset):
+    images, masks = zip(*[(x.numpy(), y.numpy()) for x, y in dataset], strict=True)
+    return np.concatenate(images), np.concatenate(masks)
+
+
+def test_batches_have_documented_shapes_and_ranges(synthetic_pairs):
+    dataset = create_generator(synthetic_pairs[:10], (32, 48), 4)
+    images, masks = collect(dataset)
+    assert images.shape == (10, 32, 48, 3) and masks.shape == (10, 32, 48, 1)
+    assert images.dtype == np.float32 and masks.dtype == np.float32
+    assert 0 <= images.min() and images.max() <= 1 and set(np.unique(masks)) == {0.0, 1.0}
+
+
+@pytest.fixture
+def aligned_pairs(tmp_path):
+    """Pairs whose mask is exactly where the image is white, so alignment can be checked."""
+    pairs = []
+    rng = np.random.default_rng(0)
+    for index in range(8):
+        mask = np.zeros((32, 32), np.uint8)
+        top, left = rng.integers(0, 16, 2)
+        mask[top:top + 12, left:left + 8] = 1  # an off-centre rectangle
+        image = np.repeat(mask[..., None] * 255, 3, axis=-1).astype(np.uint8)
+        pairs.append(Pair(write_image(tmp_path / f"ISIC_{index:07d}.png", image),
+                          write_image(tmp_path / f"ISIC_{index:07d}_segmentation.png",
+                                      mask * 255)))
+    return pairs
+
+
+def test_augmentation_moves_image_and_mask_together(aligned_pairs):
+    plain_images, _ = collect(create_generator(aligned_pairs, (32, 32), 8))
+    images, masks = collect(create_generator(aligned_pairs, (32, 32), 8, augment=True, seed=1))
+    assert set(np.unique(masks)) <= {0.0, 1.0}
+    agreement = ((images.mean(axis=-1) > 0.5) == (masks[..., 0] > 0.5)).mean()
+    assert agreement > 0.97  # only edge pixels differ (bilinear image, nearest mask)
+    assert not np.allclose(images, plain_images)  # something did change
+
+
+def test_same_seed_same_batches_different_seed_different(synthetic_pairs):
+    def first_batch(seed):
+        dataset = create_generator(synthetic_pairs, (32, 32), 6, augment=True, shuffle=True,
+                                   seed=seed)
+        return next(iter(dataset))[0].numpy()
+
+    assert np.array_equal(first_batch(7), first_batch(7))
+    assert not np.array_equal(first_batch(7), first_batch(8))
+
+
+def test_unreadable_pair_is_skipped_and_named(synthetic_pairs, tmp_path):
+    broken = tmp_path / "ISIC_9999999.jpg"
+    broken.write_text("not a jpeg")
+    pairs = list(synthetic_pairs[:5]) + [Pair(broken, synthetic_pairs[0].mask_path)]
+    dataset = create_generator(pairs, (32, 32), 4)
+    images, _ = collect(dataset)
+    assert len(images) == 5
+    assert [path for path, _ in dataset.skipped] == [str(broken)]
+
+
+def test_disk_cache_writes_files_and_gives_the_same_data(synthetic_pairs, tmp_path):
+    in_memory, _ = collect(create_generator(synthetic_pairs[:6], (32, 32), 3))
+    dataset = create_generator(synthetic_pairs[:6], (32, 32), 3, cache=tmp_path / "cache" / "t")
+    on_disk, _ = collect(dataset)
+    assert np.array_equal(in_memory, on_disk)
+    assert any(path.name.startswith("t") for path in (tmp_path / "cache").iterdir())
+    again, _ = collect(dataset)  # the second epoch reads the cache
+    assert np.array_equal(on_disk, again)
+
+
+def test_bad_arguments(synthetic_pairs):
+    with pytest.raises(ValueError, match="Received: pairs"):
+        create_generator([], (32, 32), 4)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        create_generator(synthetic_pairs, (32, 32), 0)

@@ -1,0 +1,40 @@
+"""The synthetic lesion data set: ISIC naming, binary masks, deterministic, varied sizes."""
+
+import numpy as np
+
+from segment import load_input_image, load_segmented_image, make_synthetic_dataset
+
+
+def test_writes_isic_named_pairs_with_binary_non_empty_masks(synthetic_pairs):
+    assert len(synthetic_pairs) == 24
+    assert synthetic_pairs[0].image_path.name == "ISIC_0000000.jpg"
+    assert synthetic_pairs[0].mask_path.name == "ISIC_0000000_segmentation.png"
+    fractions = []
+    for pair in synthetic_pairs:
+        mask = load_segmented_image(pair.mask_path)
+        assert load_input_image(pair.image_path).shape[:2] == mask.shape
+        fractions.append(mask.mean())
+    assert 0.01 < min(fractions) and max(fractions) < 0.7
+
+
+def test_sizes_vary(synthetic_pairs):
+    shapes = {load_segmented_image(pair.mask_path).shape for pair in synthetic_pairs}
+    assert len(shapes) > 5
+
+
+def test_lesion_is_darker_than_skin(synthetic_pairs):
+    pair = synthetic_pairs[0]
+    image = load_input_image(pair.image_path).mean(axis=-1)
+    mask = load_segmented_image(pair.mask_path).astype(bool)
+    assert image[mask].mean() < image[~mask].mean() - 20
+
+
+def test_same_seed_same_images_and_growing_n_keeps_earlier_ones(tmp_path):
+    first = make_synthetic_dataset(tmp_path / "a", 3, size=(32, 32), seed=5)
+    second = make_synthetic_dataset(tmp_path / "b", 4, size=(32, 32), seed=5)
+    for one, other in zip(first, second[:3], strict=True):
+        assert np.array_equal(load_input_image(one.image_path), load_input_image(other.image_path))
+    third = make_synthetic_dataset(tmp_path / "c", 1, size=(32, 32), seed=6)
+    assert load_input_image(third[0].image_path).shape != load_input_image(
+        first[0].image_path).shape or not np.array_equal(
+        load_input_image(third[0].image_path), load_input_image(first[0].image_path))

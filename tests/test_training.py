@@ -1,0 +1,237 @@
+"""Training, seeding, resuming, precision, and saving/loading (.keras, legacy tfa .h5)."""
+
+import json
+import logging
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+import segment
+from segment import (
+    ModelLoadError,
+    RunFolderError,
+    create_generator,
+    create_model,
+    load_model,
+    save_model,
+    set_seed,
+    train_model,
+)
+from segment.training import resolve_precision
+
+
+@pytest.fixture(scope="module")
+def small_data(synthetic_pairs):
+    return create_generator(synthetic_pairs[:8], (32, 32), 4)
+
+
+@pytest.mark.slow
+def test_small_model_learns_synthetic_lesions(synthetic_dir, tmp_path):
+    set_seed(0)
+    pairs = segment.make_synthetic_dataset(tmp_path / "sixteen", 16, size=(64, 80))
+    data = create_generator(pairs, (64, 64), 8, shuffle=True)
+    model = create_model((64, 64, 3), base_filters=8, depth=4, dropout=0.0)
+    history = train_model(model, data, None, 30, tmp_path / "run", learning_rate=2e-3,
+                          verbose=0)
+    assert len(history.history["loss"]) == 30  # 60 steps in all
+    evaluation = segment.evaluate(model, pairs, original_size=False, progress=False)
+    assert evaluation.summary["dice"]["mean"] >= 0.9
+
+
+def weights_after_steps(seed, data):
+    set_seed(seed)
+    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    segment.compile_model(model)
+    model.fit(data, epochs=1, steps_per_epoch=2, shuffle=False, verbose=0)
+    return [np.asarray(weight) for weight in model.weights]
+
+
+def test_same_seed_gives_identical_weights(small_data):
+    first, second = weights_after_steps(0, small_data), weights_after_steps(0, small_data)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    other = weights_after_steps(1, small_data)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_run_folder_files_and_learning_rate_decay(small_data, tiny_model, tmp_path):
+    history = train_model(tiny_model, small_data, small_data, 3, tmp_path, learning_rate=1e-3,
+                          lr_decay=0.5, verbose=0)
+    assert history.history["learning_rate"] == pytest.approx([1e-3, 5e-4, 2.5e-4])
+    assert {"model.keras", "log.csv", "config.json", "best.json", "tensorboard"} <= {
+        path.name for path in tmp_path.iterdir()}
+    assert not (tmp_path / "backup").exists()  # removed once training finished
+    log = (tmp_path / "log.csv").read_text().splitlines()
+    assert len(log) == 4 and "val_dice" in log[0] and "learning_rate" in log[0]
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["val_dice"] == pytest.approx(max(history.history["val_dice"]))
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["train"]["lr_decay"] == 0.5 and config["versions"]["keras"] == keras.__version__
+
+
+class StopAtEpoch(keras.callbacks.Callback):
+    """Simulates a crash: raises when the given epoch (0-based) begins."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+def test_interrupted_run_resumes_from_last_epoch(small_data, tmp_path):
+    set_seed(0)
+    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_model(model, small_data, small_data, 4, tmp_path, callbacks=[StopAtEpoch(2)],
+                    verbose=0)
+    assert (tmp_path / "backup").exists()
+    resumed = create_model((32, 32, 3), base_filters=4, depth=3)
+    history = train_model(resumed, small_data, small_data, 4, tmp_path, verbose=0)
+    assert len(history.history["loss"]) == 2  # epochs 3 and 4 only
+    assert len((tmp_path / "log.csv").read_text().splitlines()) == 1 + 4
+    assert not (tmp_path / "backup").exists()
+
+
+def test_finished_run_is_not_overwritten_without_permission(small_data, tiny_model, tmp_path):
+    train_model(tiny_model, small_data, None, 1, tmp_path, verbose=0)
+    with pytest.raises(RunFolderError, match="already holds a finished model"):
+        train_model(tiny_model, small_data, None, 1, tmp_path, verbose=0)
+    history = train_model(tiny_model, small_data, None, 1, tmp_path, overwrite=True, verbose=0)
+    assert len(history.history["loss"]) == 1
+    assert len((tmp_path / "log.csv").read_text().splitlines()) == 2  # old rows removed
+
+
+class DivergeAtEpoch(keras.callbacks.Callback):
+    """From the given epoch on, sets an absurd learning rate so the loss becomes NaN."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch >= self.epoch:
+            self.model.optimizer.learning_rate = 1e12
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_model(small_data, tmp_path, caplog):
+    set_seed(0)
+    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    with caplog.at_level(logging.ERROR):
+        history = train_model(model, small_data, small_data, 6, tmp_path,
+                              callbacks=[DivergeAtEpoch(1)], verbose=0)
+    assert history.stopped_on_nan and len(history.history["loss"]) < 6
+    assert "loss became NaN" in caplog.text
+    assert json.loads((tmp_path / "best.json").read_text())["epoch"] == 1
+    images = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+    kept = load_model(tmp_path / "model.keras")
+    assert np.isfinite(kept.predict(images, verbose=0)).all()
+    # The returned model holds the kept epoch's weights, not the diverged ones.
+    np.testing.assert_allclose(model.predict(images, verbose=0), kept.predict(images, verbose=0))
+
+
+def test_save_load_round_trip_predicts_the_same(tiny_model, tmp_path):
+    images = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+    save_model(tiny_model, tmp_path / "model.keras")
+    loaded = load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0),
+                                  tiny_model.predict(images, verbose=0))
+    plain = keras.models.load_model(tmp_path / "model.keras")  # registered objects suffice
+    assert plain.count_params() == tiny_model.count_params()
+
+
+def test_failed_save_leaves_the_old_file_intact(tiny_model, tmp_path, monkeypatch):
+    path = tmp_path / "model.keras"
+    save_model(tiny_model, path)
+    before = path.read_bytes()
+
+    def full_disk(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as handle:
+            handle.write(b"PK\x03\x04 half a zip")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_model(tiny_model, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]  # no temporary left behind
+    monkeypatch.undo()
+    assert load_model(path).count_params() == tiny_model.count_params()
+
+
+def test_save_needs_keras_suffix(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="must end in '.keras'"):
+        save_model(tiny_model, tmp_path / "model.h5")
+
+
+def as_tensorflow_addons_h5(model, path):
+    """Save `model` as .h5, then rewrite its config the way tensorflow-addons models read."""
+    model.save(path)
+    with h5py.File(path, "r+") as handle:
+        config = json.loads(handle.attrs["model_config"])
+        for layer in config["config"]["layers"]:
+            if layer["class_name"].endswith("InstanceNormalization"):
+                layer["class_name"] = "Addons>InstanceNormalization"
+                layer.pop("module", None)
+                layer.pop("registered_name", None)
+                layer["config"]["groups"] = -1
+        handle.attrs["model_config"] = json.dumps(config)
+    return path
+
+
+def test_legacy_tensorflow_addons_h5_loads_with_equal_predictions(tiny_model, tmp_path):
+    path = as_tensorflow_addons_h5(tiny_model, tmp_path / "old.h5")
+    with h5py.File(path) as handle:
+        assert "Addons>InstanceNormalization" in handle.attrs["model_config"]
+    loaded = load_model(path)
+    images = np.random.default_rng(1).random((2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0),
+                               tiny_model.predict(images, verbose=0), atol=1e-6)
+
+
+def test_savedmodel_folder_gets_conversion_advice(tmp_path):
+    (tmp_path / "exported").mkdir()
+    (tmp_path / "exported" / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="SavedModel.*save\\('model.h5'\\)"):
+        load_model(tmp_path / "exported")
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.keras", None, "does not exist"),
+    ("random.keras", b"\x00\x13 random bytes" * 10, "could not be loaded"),
+    ("notes.txt", b"hello", "not a model file"),
+])
+def test_bad_model_files(tmp_path, name, content, message):
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(ModelLoadError, match=f"{name}.*{message}|{message}.*{name}"):
+        load_model(tmp_path / name)
+
+
+def test_lambda_layer_is_refused_by_safe_mode(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    model.save(tmp_path / "lambda.keras")
+    with pytest.raises(ModelLoadError, match="lambda.keras.*(safe_mode|Lambda)"):
+        load_model(tmp_path / "lambda.keras")
+
+
+def test_precision_falls_back_on_cpus_without_bf16(monkeypatch, caplog):
+    monkeypatch.setattr(segment.training, "cpu_has_native_bf16", lambda: False)
+    with caplog.at_level(logging.WARNING):
+        assert resolve_precision("mixed_bfloat16", has_gpu=False) == "float32"
+    assert "no native bfloat16" in caplog.text
+    monkeypatch.setattr(segment.training, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("mixed", has_gpu=False) == "mixed_bfloat16"
+    assert resolve_precision("mixed", has_gpu=True) == "mixed_float16"
+    with pytest.raises(ValueError, match="Received: precision='half'"):
+        resolve_precision("half")
+
+
+def test_mixed_float16_model_compiles_with_loss_scaling():
+    model = create_model((32, 32, 3), base_filters=4, depth=3, dtype_policy="mixed_float16")
+    segment.compile_model(model)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
