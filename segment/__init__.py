@@ -55,16 +55,15 @@ from .training import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "DataConfig", "DiceCoefficient", "Evaluation", "ImageReadError", "InstanceNormalization", "ModelConfig",
-    "ModelLoadError", "Pair", "PairList", "PairingError", "Results", "RunFolderError", "SegmentError",
-    "SizeReport", "Split", "TrainConfig", "bce_dice_loss", "compile_model", "confusion_counts",
-    "create_generator", "create_model", "dice_coefficient", "dice_loss", "evaluate",
-    "export_predictions", "fill_holes",
-    "find_pairs", "hausdorff_distance_95", "inspect", "iter_predictions", "jaccard",
-    "keep_largest_component",
+    "bce_dice_loss", "compile_model", "confusion_counts", "create_generator", "create_model",
+    "DataConfig", "dice_coefficient", "dice_loss", "DiceCoefficient", "evaluate", "Evaluation",
+    "export_predictions", "fill_holes", "find_pairs", "hausdorff_distance_95", "ImageReadError",
+    "inspect", "InstanceNormalization", "iter_predictions", "jaccard", "keep_largest_component",
     "load_input_image", "load_model", "load_segmented_image", "load_split",
-    "make_synthetic_dataset", "plot_dice_histogram", "plot_predictions", "plot_training_curves",
-    "postprocess_mask", "predict_masks", "predict_with_flips", "read_image_size", "results",
-    "resolve_precision", "save_mask", "save_model", "save_split", "scores_from_counts",
-    "set_seed", "train_model", "train_val_test_split",
+    "make_synthetic_dataset", "ModelConfig", "ModelLoadError", "Pair", "PairingError",
+    "PairList", "plot_dice_histogram", "plot_predictions", "plot_training_curves",
+    "postprocess_mask", "predict_masks", "predict_with_flips", "read_image_size",
+    "resolve_precision", "Results", "results", "RunFolderError", "save_mask", "save_model",
+    "save_split", "scores_from_counts", "SegmentError", "set_seed", "SizeReport", "Split",
+    "train_model", "train_val_test_split", "TrainConfig",
 ]

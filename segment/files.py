@@ -1,4 +1,4 @@
-"""Atomic file writes: a crash or a full disk never leaves a half-written file where a good one stood.
+"""Atomic file writes: a crash or a full disk never leaves a half-written file in place.
 
 Everything the library writes (models, masks, manifests, reports) goes through `atomic_path`:
 the content is written to a temporary name in the same folder, then renamed over the target,

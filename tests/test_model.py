@@ -74,7 +74,7 @@ def test_upsampling_is_nearest_then_conv(paper_model):
 def test_output_is_sigmoid_probabilities_of_input_size(paper_model):
     assert paper_model.output_shape == (None, 128, 128, 1)
     output = paper_model.predict(np.random.default_rng(0).random((2, 128, 128, 3)), verbose=0)
-    assert output.dtype == np.float32 and 0 <= output.min() and output.max() <= 1
+    assert output.dtype == np.float32 and output.min() >= 0 and output.max() <= 1
 
 
 def test_any_size_model_runs_on_non_square_input():

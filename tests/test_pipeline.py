@@ -17,7 +17,7 @@ def test_batches_have_documented_shapes_and_ranges(synthetic_pairs):
     images, masks = collect(dataset)
     assert images.shape == (10, 32, 48, 3) and masks.shape == (10, 32, 48, 1)
     assert images.dtype == np.float32 and masks.dtype == np.float32
-    assert 0 <= images.min() and images.max() <= 1 and set(np.unique(masks)) == {0.0, 1.0}
+    assert images.min() >= 0 and images.max() <= 1 and set(np.unique(masks)) == {0.0, 1.0}
 
 
 @pytest.fixture

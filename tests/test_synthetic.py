@@ -14,7 +14,7 @@ def test_writes_isic_named_pairs_with_binary_non_empty_masks(synthetic_pairs):
         mask = load_segmented_image(pair.mask_path)
         assert load_input_image(pair.image_path).shape[:2] == mask.shape
         fractions.append(mask.mean())
-    assert 0.01 < min(fractions) and max(fractions) < 0.7
+    assert min(fractions) > 0.01 and max(fractions) < 0.7
 
 
 def test_sizes_vary(synthetic_pairs):

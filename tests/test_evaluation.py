@@ -1,0 +1,158 @@
+"""Prediction (TTA, post-processing, original size), per-image evaluation, mask export."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import write_image
+
+from segment import (
+    Pair,
+    evaluate,
+    export_predictions,
+    fill_holes,
+    keep_largest_component,
+    load_segmented_image,
+    postprocess_mask,
+    predict_masks,
+    predict_with_flips,
+    results,
+)
+
+
+def constant_model(value, size=(32, 32)):
+    """A model predicting `value` everywhere (0: all background)."""
+    inputs = keras.Input((*size, 3))
+    outputs = keras.layers.Conv2D(1, 1, kernel_initializer="zeros",
+                                  bias_initializer=keras.initializers.Constant(value))(inputs)
+    return keras.Model(inputs, outputs)
+
+
+def red_channel_model(size=(32, 32)):
+    """Per-pixel (flip-equivariant) model: probability = the red channel."""
+    inputs = keras.Input((*size, 3))
+    kernel = keras.initializers.Constant(np.array([1, 0, 0], np.float32).reshape(1, 1, 3, 1))
+    return keras.Model(inputs, keras.layers.Conv2D(1, 1, kernel_initializer=kernel)(inputs))
+
+
+def left_half_model(size=(8, 8)):
+    """Not flip-equivariant: predicts 1 on the left half of the image, whatever it shows."""
+    inputs = keras.Input((*size, 3))
+    left = np.zeros((1, *size, 1), np.float32)
+    left[:, :, : size[1] // 2] = 1
+    outputs = keras.layers.Lambda(lambda x: keras.ops.zeros_like(x[..., :1]) + left)(inputs)
+    return keras.Model(inputs, outputs)
+
+
+def test_tta_equals_plain_for_an_equivariant_model():
+    images = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+    model = red_channel_model()
+    np.testing.assert_allclose(predict_with_flips(model, images),
+                               model.predict(images, verbose=0), atol=1e-6)
+
+
+def test_tta_averages_flipped_back_predictions():
+    # left-half model: identity and up-down flip give the left half, the left-right flips give
+    # the right half once flipped back, so the average is 0.5 everywhere.
+    averaged = predict_with_flips(left_half_model(), np.zeros((1, 8, 8, 3), np.float32))
+    np.testing.assert_allclose(averaged, 0.5)
+
+
+def test_postprocessing_on_crafted_masks():
+    mask = np.zeros((9, 9), np.uint8)
+    mask[1:6, 1:6] = 1
+    mask[3, 3] = 0  # a hole inside the big region
+    mask[8, 8] = 1  # a speck
+    cleaned = postprocess_mask(mask)
+    expected = np.zeros((9, 9), np.uint8)
+    expected[1:6, 1:6] = 1
+    assert cleaned.tolist() == expected.tolist()
+    assert keep_largest_component(np.zeros((3, 3))).sum() == 0
+    assert fill_holes(np.zeros((3, 3))).sum() == 0
+
+
+@pytest.fixture
+def odd_sized_pairs(tmp_path):
+    """Three pairs of different sizes: lesion = red square, its mask exactly there."""
+    pairs = []
+    for index, (height, width) in enumerate([(40, 60), (33, 47), (64, 64)]):
+        image = np.zeros((height, width, 3), np.uint8)
+        mask = np.zeros((height, width), np.uint8)
+        image[5:25, 10:30, 0], mask[5:25, 10:30] = 255, 1
+        pairs.append(Pair(write_image(tmp_path / "images" / f"ISIC_{index:07d}.png", image),
+                          write_image(tmp_path / "masks" / f"ISIC_{index:07d}_segmentation.png",
+                                      mask * 255)))
+    return pairs
+
+
+def test_predict_masks_returns_original_sizes(odd_sized_pairs):
+    masks = predict_masks(red_channel_model(), odd_sized_pairs)
+    assert [mask.shape for mask in masks] == [(40, 60), (33, 47), (64, 64)]
+    network = predict_masks(red_channel_model(), odd_sized_pairs, original_size=False)
+    assert {mask.shape for mask in network} == {(32, 32)}
+
+
+def test_all_background_model_scores_zero_not_nan(odd_sized_pairs):
+    evaluation = evaluate(constant_model(0.0), odd_sized_pairs, progress=False)
+    assert evaluation.table["dice"].tolist() == [0.0, 0.0, 0.0]
+    assert evaluation.summary["dice"]["mean"] == 0.0 and evaluation.summary["isic_score"] == 0.0
+    assert evaluation.table["hd95"].isna().all()  # undefined: the prediction is empty
+    assert evaluation.summary["hd95"]["num_undefined"] == 3
+
+
+def test_good_model_scores_near_one_at_original_size(odd_sized_pairs):
+    evaluation = evaluate(red_channel_model(), odd_sized_pairs, progress=False)
+    table = evaluation.table
+    assert list(table.index) == ["ISIC_0000000", "ISIC_0000001", "ISIC_0000002"]
+    assert (table["dice"] > 0.9).all() and (table["specificity"] > 0.97).all()
+    assert table.loc["ISIC_0000001", ["height", "width"]].tolist() == [33, 47]
+    assert table.loc["ISIC_0000000", "truth_area"] == 400
+    assert evaluation.settings["resolution"] == "original"
+
+
+def test_metrics_do_not_depend_on_batch_size(odd_sized_pairs):
+    one = evaluate(red_channel_model(), odd_sized_pairs, batch_size=1, progress=False)
+    many = evaluate(red_channel_model(), odd_sized_pairs, batch_size=3, progress=False)
+    pd.testing.assert_frame_equal(one.table, many.table)
+
+
+def test_empty_truth_images_are_counted_separately(tmp_path):
+    image = write_image(tmp_path / "ISIC_0000001.png", np.zeros((32, 32, 3), np.uint8))
+    mask = write_image(tmp_path / "ISIC_0000001_segmentation.png", np.zeros((32, 32), np.uint8))
+    evaluation = evaluate(constant_model(0.0), [Pair(image, mask)], progress=False)
+    assert evaluation.table["dice"].tolist() == [1.0]  # both empty
+    assert evaluation.summary["empty_truth"] == {"count": 1, "mean_dice": 1.0}
+
+
+def test_export_writes_isic_named_masks_at_original_size(odd_sized_pairs, tmp_path):
+    folder = odd_sized_pairs[0].image_path.parent
+    (folder / "broken.png").write_bytes(b"\x89PNG broken")
+    written, skipped = export_predictions(red_channel_model(), folder, tmp_path / "out",
+                                          progress=False)
+    assert sorted(path.name for path in written) == [
+        f"ISIC_{index:07d}_segmentation.png" for index in range(3)]
+    assert [path.endswith("broken.png") for path, _ in skipped] == [True]
+    exported = load_segmented_image(tmp_path / "out" / "ISIC_0000001_segmentation.png")
+    assert exported.shape == (33, 47)
+
+
+def test_results_returns_figures_and_writes_consistent_files(odd_sized_pairs, tmp_path):
+    history = {"loss": [0.5, 0.3], "val_loss": [0.6, 0.4], "dice": [0.5, 0.7],
+               "val_dice": [0.4, 0.6], "learning_rate": [5e-4, 4.9e-4]}
+    report = results(red_channel_model(), odd_sized_pairs, history=history, run_dir=tmp_path,
+                     num_examples=2, progress=False)
+    assert set(report.figures) == {"training_curves", "dice_histogram", "best_predictions",
+                                   "worst_predictions"}
+    assert len(report.figures["worst_predictions"].axes) == 2 * 4
+    for name in ["evaluation.csv", "summary.json", "report.html", "worst_predictions.png",
+                 "dice_histogram.png", "training_curves.png", "best_predictions.png"]:
+        assert (tmp_path / name).stat().st_size > 0, name
+    table = pd.read_csv(tmp_path / "evaluation.csv", index_col="id")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["count"] == len(table) == 3
+    assert summary["dice"]["mean"] == pytest.approx(table["dice"].mean(), abs=1e-5)
+    assert summary["isic_score"] == pytest.approx(table["thresholded_jaccard"].mean(), abs=1e-5)
+    page = (tmp_path / "report.html").read_text()
+    assert f"{summary['dice']['mean']:.4f}" in page and "worst_predictions.png" in page

@@ -1,0 +1,50 @@
+"""The real ISIC sample in ../shared/data/isic-sample: loading, inspecting, a driver run."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+from segment import find_pairs, inspect, load_input_image, load_segmented_image
+
+
+@pytest.fixture(scope="module")
+def real_pairs(isic_sample):
+    return find_pairs(isic_sample)
+
+
+def test_all_sample_pairs_are_found(real_pairs):
+    assert len(real_pairs) == 274
+    assert not real_pairs.unpaired_images and not real_pairs.unpaired_masks
+    assert real_pairs[0].mask_path.name == f"{real_pairs[0].id}_segmentation.png"
+
+
+def test_real_images_and_masks_load_and_resize(real_pairs):
+    for pair in real_pairs[:: len(real_pairs) // 8]:
+        image = load_input_image(pair.image_path, size=(96, 128))
+        mask = load_segmented_image(pair.mask_path, size=(96, 128))
+        assert image.shape == (96, 128, 3) and image.dtype == np.uint8
+        assert mask.shape == (96, 128) and set(np.unique(mask)) <= {0, 1}
+        assert 0 < mask.mean() < 1
+
+
+def test_inspect_reads_every_header(real_pairs):
+    report = inspect(real_pairs, plot=False)
+    assert report.num_images == 274 and not report.unreadable and not report.mismatched
+    assert report.counts[(3872, 2592)] >= 1  # the full-resolution large image
+
+
+@pytest.mark.slow
+def test_train_driver_on_real_images(isic_sample, tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(REPO / "driver_train_save_evaluate.py"), "--images",
+         str(isic_sample), "--run-dir", str(tmp_path), "--size", "32", "--base-filters", "4",
+         "--depth", "3", "--epochs", "1", "--batch-size", "16", "-q"],
+        capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["count"] == 55 and summary["skipped"] == 0  # 274 * 0.2, rounded
+    assert 0 <= summary["dice"]["mean"] <= 1 and summary["settings"]["resolution"] == "original"
