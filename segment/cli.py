@@ -84,10 +84,11 @@ def _train(args):
     if history.stopped_on_nan:
         raise SegmentError("training stopped because the loss became NaN; lower "
                            "--learning-rate (the best epoch before it is kept)")
-    _write_skipped(run_dir, train_ds.skipped + (val_ds.skipped if val_ds else []))
     test = split.test or split.val
     report = results(model, test, history=run_dir / "log.csv", run_dir=run_dir,
                      **_evaluation_options(args))
+    _write_skipped(run_dir, train_ds.skipped + (val_ds.skipped if val_ds else [])
+                   + report.evaluation.skipped)
     _print_summary(report, "test" if split.test else "validation")
 
 
@@ -122,6 +123,7 @@ def _evaluate(args):
     log = model_path.parent / "log.csv"
     report = results(model, chosen, history=log if log.exists() else None, run_dir=out,
                      **_evaluation_options(args))
+    _write_skipped(out, report.evaluation.skipped)
     _print_summary(report, part)
 
 
@@ -147,7 +149,7 @@ def _write_skipped(run_dir, skipped):
     if skipped:
         write_text_atomic(run_dir / "skipped_files.txt",
                           "".join(f"{path}\t{reason}\n" for path, reason in skipped))
-        logger.warning("%d unreadable pairs were skipped; listed in '%s'", len(skipped),
+        logger.warning("%d unreadable files were skipped; listed in '%s'", len(skipped),
                        run_dir / "skipped_files.txt")
 
 
@@ -168,7 +170,7 @@ def _run(command, args):
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         command(args)
-    except SegmentError as error:
+    except (SegmentError, OSError) as error:  # bad input, or a folder that cannot be written
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

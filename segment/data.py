@@ -37,6 +37,7 @@ __all__ = [
     "inspect",
     "list_image_files",
     "load_split",
+    "size_mismatch",
     "save_split",
     "train_val_test_split",
 ]
@@ -199,7 +200,7 @@ def inspect(paths, plot=True, *, progress=False):
         try:
             height, width = read_image_size(image_path)
             report.counts[(width, height)] += 1
-            if isinstance(item, Pair) and read_image_size(item.mask_path) != (height, width):
+            if isinstance(item, Pair) and size_mismatch(item):
                 report.mismatched.append(item.id)
         except ImageReadError as error:
             report.unreadable.append((str(image_path), str(error)))
@@ -209,6 +210,22 @@ def inspect(paths, plot=True, *, progress=False):
     if plot:
         report.figure = _plot_sizes(report.counts)
     return report
+
+
+def size_mismatch(pair):
+    """A message if the pair's mask and image differ in size (from headers), else None.
+
+    Such a mask is still used: the pipeline resizes both to the network size, and evaluation
+    scores at the mask's size; callers log this message as a warning.
+
+    Raises:
+        ImageReadError: a header cannot be read.
+    """
+    image_size, mask_size = read_image_size(pair.image_path), read_image_size(pair.mask_path)
+    if image_size == mask_size:
+        return None
+    return (f"mask '{pair.mask_path.name}' is {mask_size[1]}x{mask_size[0]} but its image "
+            f"'{pair.image_path.name}' is {image_size[1]}x{image_size[0]} (width x height)")
 
 
 def train_val_test_split(pairs, ratios=DataConfig.ratios, seed=DataConfig.seed):

@@ -13,7 +13,18 @@ class SegmentError(Exception):
 
 
 class ImageReadError(SegmentError, OSError):
-    """An image or mask file cannot be read: missing, empty, truncated, not an image, too big."""
+    """An image or mask file cannot be read: missing, empty, truncated, not an image, too big.
+
+    Attributes:
+        path: the file that could not be read.
+    """
+
+    def __init__(self, path, problem):
+        super().__init__(f"'{path}' {problem}")
+        self.path = path
+
+    def __reduce__(self):  # keep it picklable despite the two-argument constructor
+        return type(self), (self.path, str(self).split("' ", 1)[1])
 
 
 class PairingError(SegmentError, ValueError):

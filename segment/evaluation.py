@@ -20,8 +20,8 @@ from keras import ops
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .data import Pair, list_image_files
-from .errors import ImageReadError
+from .data import Pair, list_image_files, size_mismatch
+from .errors import ImageReadError, SegmentError
 from .files import atomic_path
 from .images import load_input_image, load_segmented_image, read_image_size, save_mask
 from .metrics import confusion_counts, hausdorff_distance_95, scores_from_counts
@@ -57,7 +57,7 @@ class Evaluation:
     def to_csv(self, path):
         """Write the table as CSV, atomically."""
         with atomic_path(path) as tmp:
-            self.table.to_csv(tmp, float_format="%.6g")
+            self.table.to_csv(tmp, float_format="%.6g", errors="surrogateescape")
 
     def _repr_html_(self):
         means = {name: self.summary[name]["mean"] for name in METRICS}
@@ -147,16 +147,19 @@ def evaluate(model, pairs, *, threshold=0.5, tta=False, postprocess=False, origi
     for pair, probabilities in _iter_probabilities(model, pairs, size, tta, batch_size,
                                                    progress, skipped):
         try:
+            mismatch = size_mismatch(pair)
+            if mismatch:
+                logger.warning("%s; the prediction is scored at the mask's size", mismatch)
             truth = load_segmented_image(pair.mask_path, None if original_size else size)
         except ImageReadError as error:
             logger.warning("skipping pair: %s", error)
-            skipped.append((str(pair.mask_path), str(error)))
+            skipped.append((str(error.path), str(error)))
             continue
         predicted = _to_mask(probabilities, truth.shape, threshold, postprocess)
         rows.append({"id": pair.id, **score_masks(truth, predicted)})
     if not rows:
-        raise ImageReadError(f"none of the {len(pairs)} pairs could be read; first problem: "
-                             f"{skipped[0][1] if skipped else 'no pairs given'}")
+        raise SegmentError(f"none of the {len(pairs)} pairs could be read; first problem: "
+                           f"{skipped[0][1] if skipped else 'no pairs given'}")
     table = pd.DataFrame(rows).set_index("id")
     return Evaluation(table, summarize(table, settings, num_skipped=len(skipped)), settings,
                       skipped)
@@ -233,7 +236,7 @@ def _iter_probabilities(model, items, image_size, tta, batch_size, progress, ski
         except ImageReadError as error:
             logger.warning("skipping image: %s", error)
             if skipped is not None:
-                skipped.append((str(_image_path(item)), str(error)))
+                skipped.append((str(error.path), str(error)))
             continue
         batch_items.append(item)
         if len(batch_items) == batch_size:

@@ -41,9 +41,13 @@ def atomic_path(path):
 
 
 def write_text_atomic(path, text):
-    """Write `text` (str, UTF-8) to `path` atomically."""
+    """Write `text` as UTF-8 to `path` atomically.
+
+    Non-UTF-8 file names (str with surrogate escapes, as Python decodes them on POSIX) are
+    written back as their original bytes rather than failing.
+    """
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
 
 
 def write_json_atomic(path, data):

@@ -152,32 +152,32 @@ def _open(path):
     path = Path(path)
     try:
         if path.is_dir():
-            raise ImageReadError(f"'{path}' is a folder, not an image file")
+            raise ImageReadError(path, "is a folder, not an image file")
         num_bytes = path.stat().st_size
     except FileNotFoundError:
-        raise ImageReadError(f"'{path}' does not exist") from None
+        raise ImageReadError(path, "does not exist") from None
     except ImageReadError:
         raise
     except OSError as error:
-        raise ImageReadError(f"'{path}' cannot be read: {error}") from None
+        raise ImageReadError(path, f"cannot be read: {error}") from None
     if num_bytes == 0:
-        raise ImageReadError(f"'{path}' is empty (0 bytes)")
+        raise ImageReadError(path, "is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
     except Image.DecompressionBombError as error:
-        raise ImageReadError(f"'{path}' refused: {error}") from None
+        raise ImageReadError(path, f"refused: {error}") from None
     except UnidentifiedImageError:
-        raise ImageReadError(f"'{path}' is not an image file PIL can read "
-                             f"(expected JPEG, PNG, BMP or TIFF)") from None
+        raise ImageReadError(path, "is not an image file PIL can read "
+                                   "(expected JPEG, PNG, BMP or TIFF)") from None
     except (OSError, ValueError, SyntaxError) as error:
-        raise ImageReadError(f"'{path}' cannot be read: {error}") from None
+        raise ImageReadError(path, f"cannot be read: {error}") from None
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and image.width * image.height > limit:
         image.close()
         raise ImageReadError(
-            f"'{path}' refused: {image.width}x{image.height} = {image.width * image.height} "
+            path, f"refused: {image.width}x{image.height} = {image.width * image.height} "
             f"pixels is more than PIL.Image.MAX_IMAGE_PIXELS = {limit} (a possible decompression "
             f"bomb); set PIL.Image.MAX_IMAGE_PIXELS higher to read it")
     return image
@@ -191,7 +191,7 @@ def _reading(path):
     except (OSError, ValueError, SyntaxError, EOFError, struct_error) as error:
         if isinstance(error, ImageReadError):
             raise
-        raise ImageReadError(f"'{path}' cannot be decoded: {error}") from None
+        raise ImageReadError(path, f"cannot be decoded: {error}") from None
 
 
 def _orientation(image):

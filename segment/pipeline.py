@@ -13,12 +13,14 @@ name, skipped, and listed in `dataset.skipped`; the rest of the epoch goes on.
 """
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from .config import DataConfig
+from .data import Pair, size_mismatch
 from .errors import ImageReadError
 from .images import load_input_image, load_segmented_image
 
@@ -66,19 +68,23 @@ def create_generator(pairs, image_size=DataConfig.image_size, batch_size=DataCon
     if min(height, width) < 1 or int(batch_size) < 1:
         raise ValueError(f"image_size and batch_size must be positive. Received: "
                          f"image_size={image_size}, batch_size={batch_size}")
-    pairs = [tuple(str(path) for path in pair) for pair in pairs]
+    # Paths travel as bytes (os.fsencode): TensorFlow strings cannot hold a non-UTF-8 file name.
+    pairs = [tuple(os.fsencode(path) for path in pair) for pair in pairs]
     if not pairs:
         raise ValueError("create_generator needs at least one pair. Received: pairs=[]")
     skipped = []
 
     def load_pair(image_path, mask_path):
-        image_path, mask_path = image_path.decode(), mask_path.decode()
+        image_path, mask_path = os.fsdecode(image_path), os.fsdecode(mask_path)
         try:
+            mismatch = size_mismatch(Pair(Path(image_path), Path(mask_path)))
+            if mismatch:
+                logger.warning("%s; both are resized to %dx%d", mismatch, width, height)
             image = load_input_image(image_path, (height, width))
             mask = load_segmented_image(mask_path, (height, width))
         except ImageReadError as error:
             logger.warning("skipping unreadable pair: %s", error)
-            skipped.append((image_path, str(error)))
+            skipped.append((str(error.path), str(error)))
             return (np.zeros((height, width, 3), np.uint8), np.zeros((height, width, 1), np.uint8),
                     False)
         return image, mask[..., None], True

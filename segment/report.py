@@ -9,6 +9,9 @@ open behind the caller's back, and they display inline in Jupyter.
 
 import html
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,7 +178,7 @@ def plot_predictions(model, pairs, table, *, title, threshold=0.5, tta=False, po
         predicted = resize_mask(predicted, size)
         scores = table.loc[pair.id]
         axes[0].imshow(image)
-        axes[0].set_title(f"{pair.id}\ndice {scores['dice']:.3f}  "
+        axes[0].set_title(f"{_printable(pair.id)}\ndice {scores['dice']:.3f}  "
                           f"jaccard {scores['jaccard']:.3f}", fontsize=9)
         axes[1].imshow(truth, cmap="gray", vmin=0, vmax=1)
         axes[1].set_title("truth", fontsize=9)
@@ -189,6 +192,11 @@ def plot_predictions(model, pairs, table, *, title, threshold=0.5, tta=False, po
         for single in axes:
             single.set_axis_off()
     return figure
+
+
+def _printable(text):
+    """`text` with any undecodable file-name bytes shown as U+FFFD (fonts cannot draw them)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _display_size(size):
@@ -206,30 +214,40 @@ def _history_frame(history):
 
 
 def _write_report(report, run_dir):
-    """Write every table, figure and the HTML page into `run_dir`; return name -> path."""
+    """Write every table, figure and the HTML page into `run_dir`; return name -> path.
+
+    Everything is first written into a staging folder inside `run_dir` and only then renamed
+    into place, so a failure while writing (a full disk, an interruption) leaves the previous
+    report complete and untouched.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    files = {"evaluation_table": run_dir / "evaluation.csv", "summary": run_dir / "summary.json"}
-    report.evaluation.to_csv(files["evaluation_table"])
-    write_json_atomic(files["summary"], report.summary)
-    for name, figure in report.figures.items():
-        files[name] = run_dir / f"{name}.png"
-        save_figure_atomic(figure, files[name])
-    files["report"] = run_dir / "report.html"
-    write_text_atomic(files["report"], _html(report, files))
-    logger.info("wrote the report to '%s'", files["report"])
-    return files
+    names = {"evaluation_table": "evaluation.csv", "summary": "summary.json",
+             **{name: f"{name}.png" for name in report.figures}, "report": "report.html"}
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run_dir))
+    try:
+        report.evaluation.to_csv(staging / names["evaluation_table"])
+        write_json_atomic(staging / names["summary"], report.summary)
+        for name, figure in report.figures.items():
+            save_figure_atomic(figure, staging / names[name])
+        write_text_atomic(staging / names["report"], _html(report, names))
+        for name in names.values():
+            os.replace(staging / name, run_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("wrote the report to '%s'", run_dir / names["report"])
+    return {key: run_dir / name for key, name in names.items()}
 
 
-def _html(report, files):
+def _html(report, names):
     summary = report.summary
     rows = "".join(
         f"<tr><td>{name}</td>" + "".join(f"<td>{summary[name][stat]:.4f}</td>"
                                          for stat in ["mean", "median", "std", "min", "max"])
         + f"<td>{summary[name]['num_undefined']}</td></tr>" for name in METRICS)
     worst = report.table.sort_values("dice").head(10).to_html(float_format="%.4f")
-    figures = "".join(f'<h2>{name.replace("_", " ")}</h2><img src="{path.name}" '
-                      f'style="max-width:100%">' for name, path in files.items()
-                      if path.suffix == ".png")
+    figures = "".join(f'<h2>{key.replace("_", " ")}</h2><img src="{name}" '
+                      f'style="max-width:100%">' for key, name in names.items()
+                      if name.endswith(".png"))
     settings = html.escape(", ".join(f"{key}={value}" for key, value in
                                      summary["settings"].items()))
     return f"""<!doctype html>

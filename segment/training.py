@@ -17,7 +17,7 @@ import platform
 import shutil
 import warnings
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import keras
 import numpy as np
@@ -188,7 +188,7 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
                                     profile_batch=0),
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        _ResumableBackup(backup_dir, run_dir / "log.csv"),  # last: it saves a finished epoch
         *callbacks,
     ]
     if early_stopping_patience is not None:
@@ -266,6 +266,8 @@ def load_model(path, *, compile=False):
         raise ModelLoadError(f"model file '{path}' does not exist")
     if path.suffix not in (".keras", ".h5", ".hdf5"):
         raise ModelLoadError(f"'{path}' is not a model file: expected a .keras or .h5 file")
+    if path.suffix == ".keras":
+        _check_keras_archive(path)
     try:
         return keras.models.load_model(path, custom_objects=_LEGACY_OBJECTS, compile=compile,
                                        safe_mode=True)
@@ -308,6 +310,62 @@ class _BestCheckpoint(keras.callbacks.Callback):
         self.best = float(value)
         save_model(self.model, self.path)
         write_json_atomic(self.state_path, {"epoch": epoch + 1, self.monitor: self.best})
+
+
+class _ResumableBackup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that survives a backup cut short by a kill and keeps log.csv in step.
+
+    Keras keeps a previous copy of the backup only from the second epoch on, so a process killed
+    while writing the first backup leaves it unreadable: then training starts again from the
+    first epoch, with a warning, instead of failing at every restart. On resuming, rows of
+    log.csv for epochs that will run again are dropped, so each epoch has exactly one row.
+    """
+
+    def __init__(self, backup_dir, log_path):
+        super().__init__(str(backup_dir))
+        self.log_path = Path(log_path)
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError) as error:
+            logger.warning("the backup in '%s' cannot be read (%s), probably cut short by a "
+                           "kill: training starts again from the first epoch",
+                           self.backup_dir, error)
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
+        # Keras stores the restored epoch here; it is unset when nothing was restored.
+        _trim_log(self.log_path, getattr(self.model, "_initial_epoch", None) or 0)
+
+
+def _trim_log(path, num_epochs):
+    """Keep the header and the rows of the first `num_epochs` epochs of a CSVLogger file.
+
+    Trimmed in place, not replaced: CSVLogger already holds the file open for appending.
+    """
+    if not path.exists():
+        return
+    with open(path, "r+", encoding="utf-8") as log:
+        lines = log.readlines()
+        kept = lines[:1] + [row for row in lines[1:] if int(row.split(",", 1)[0]) < num_epochs]
+        if len(kept) != len(lines):
+            log.seek(0)
+            log.writelines(kept)
+            log.truncate()
+
+
+def _check_keras_archive(path):
+    """Refuse a `.keras` file that is not a zip or names a member outside its own folder."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ModelLoadError(f"'{path}' could not be loaded as a Keras model: it is not a "
+                             f".keras (zip) archive ({error})") from None
+    for name in names:
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            raise ModelLoadError(f"'{path}' refused: its member '{name}' points outside the "
+                                 f"archive (path traversal)")
 
 
 def _remove(path):

@@ -4,9 +4,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -50,3 +52,17 @@ def write_image(path, array, **save_options):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.asarray(array)).save(path, **save_options)
     return path
+
+
+def assert_consistent_report(folder, num_images):
+    """Check a report folder: CSV rows, JSON summary and files agree; values in range."""
+    table = pd.read_csv(folder / "evaluation.csv", index_col="id")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert len(table) == summary["count"] == num_images
+    for name in ["dice", "jaccard", "thresholded_jaccard", "sensitivity", "specificity"]:
+        values = table[name].dropna()
+        assert ((values >= 0) & (values <= 1)).all(), name
+        assert summary[name]["mean"] == pytest.approx(values.mean(), abs=1e-5), name
+    assert (table["hd95"].dropna() >= 0).all()
+    assert (folder / "report.html").exists() and (folder / "worst_predictions.png").exists()
+    return summary

@@ -6,7 +6,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import REPO
+from conftest import REPO, assert_consistent_report
 
 from segment import load_segmented_image, read_image_size
 
@@ -17,19 +17,6 @@ TINY = ["--size", "32", "--base-filters", "4", "--depth", "3", "--epochs", "2",
 def run(script, *arguments):
     return subprocess.run([sys.executable, str(REPO / script), *map(str, arguments)],
                           capture_output=True, text=True, cwd=REPO, timeout=600)
-
-
-def assert_consistent_report(folder, num_images):
-    table = pd.read_csv(folder / "evaluation.csv", index_col="id")
-    summary = json.loads((folder / "summary.json").read_text())
-    assert len(table) == summary["count"] == num_images
-    for name in ["dice", "jaccard", "thresholded_jaccard", "sensitivity", "specificity"]:
-        values = table[name].dropna()
-        assert ((values >= 0) & (values <= 1)).all(), name
-        assert summary[name]["mean"] == pytest.approx(values.mean(), abs=1e-5), name
-    assert (table["hd95"].dropna() >= 0).all()
-    assert (folder / "report.html").exists() and (folder / "worst_predictions.png").exists()
-    return summary
 
 
 @pytest.fixture(scope="module")

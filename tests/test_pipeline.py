@@ -80,3 +80,13 @@ def test_bad_arguments(synthetic_pairs):
         create_generator([], (32, 32), 4)
     with pytest.raises(ValueError, match="batch_size=0"):
         create_generator(synthetic_pairs, (32, 32), 0)
+
+
+def test_mask_of_another_size_is_resized_with_a_warning(tmp_path, caplog):
+    image = write_image(tmp_path / "ISIC_0000001.png", np.zeros((40, 60, 3), np.uint8))
+    mask = write_image(tmp_path / "ISIC_0000001_segmentation.png", np.zeros((20, 30), np.uint8))
+    with caplog.at_level("WARNING"):
+        images, masks = collect(create_generator([Pair(image, mask)], (32, 32), 1))
+    assert images.shape == (1, 32, 32, 3) and masks.shape == (1, 32, 32, 1)
+    assert ("mask 'ISIC_0000001_segmentation.png' is 30x20 but its image 'ISIC_0000001.png' "
+            "is 60x40") in caplog.text

@@ -235,3 +235,25 @@ def test_mixed_float16_model_compiles_with_loss_scaling():
     model = create_model((32, 32, 3), base_filters=4, depth=3, dtype_policy="mixed_float16")
     segment.compile_model(model)
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def test_early_stopping_ends_a_run_that_stops_improving(small_data, tiny_model, tmp_path):
+    # With a zero learning rate the validation dice never improves after epoch 1.
+    history = train_model(tiny_model, small_data, small_data, 6, tmp_path, learning_rate=0.0,
+                          early_stopping_patience=1, verbose=0)
+    assert len(history.history["loss"]) == 2
+
+
+def test_unreadable_backup_restarts_from_the_first_epoch(small_data, tmp_path, caplog):
+    # What a kill during the first backup write leaves: a half-written weights file.
+    (tmp_path / "backup").mkdir(parents=True)
+    (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"\x89HDF\r\n half")
+    (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 1}')
+    (tmp_path / "log.csv").write_text("epoch,dice,loss\n0,0.5,0.5\n")
+    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    with caplog.at_level(logging.WARNING):
+        history = train_model(model, small_data, None, 2, tmp_path, verbose=0)
+    assert "cannot be read" in caplog.text
+    assert len(history.history["loss"]) == 2
+    assert [row.split(",")[0] for row in (tmp_path / "log.csv").read_text().splitlines()] == [
+        "epoch", "0", "1"]

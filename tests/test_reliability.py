@@ -1,0 +1,300 @@
+"""Faults, bad input and hostile files (docs/RELIABILITY.md lists each case and its test)."""
+
+import os
+import resource
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zipfile
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO, write_image
+
+import segment
+from segment import (
+    ImageReadError,
+    ModelLoadError,
+    Pair,
+    PairingError,
+    create_generator,
+    evaluate,
+    export_predictions,
+    find_pairs,
+    load_input_image,
+    load_model,
+    results,
+    save_model,
+)
+from segment.cli import evaluate_main, train_main
+
+DRIVER = str(REPO / "driver_train_save_evaluate.py")
+
+
+def lines(path):
+    return path.read_text().splitlines() if path.exists() else []
+
+
+# Bad data ------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_folder_of_2000_with_1_percent_corrupt_completes_and_lists_them(tmp_path):
+    pairs = segment.make_synthetic_dataset(tmp_path / "data", 2000, size=(24, 32), seed=0)
+    corrupt = []
+    for index, pair in enumerate(pairs[::100]):  # 20 pairs, three kinds of damage
+        if index % 3 == 0:
+            data = pair.image_path.read_bytes()
+            pair.image_path.write_bytes(data[: len(data) // 3])  # truncated JPEG
+            corrupt.append(pair.image_path.name)
+        elif index % 3 == 1:
+            pair.mask_path.write_bytes(b"")  # zero-byte mask
+            corrupt.append(pair.mask_path.name)
+        else:
+            pair.image_path.write_text("not a JPEG at all")  # text with a .jpg name
+            corrupt.append(pair.image_path.name)
+    done = subprocess.run(
+        [sys.executable, DRIVER, "--images", str(tmp_path / "data"), "--run-dir",
+         str(tmp_path / "run"), "--size", "16", "--base-filters", "2", "--depth", "3",
+         "--epochs", "1", "--batch-size", "64"],
+        capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    listed = [line.split("\t")[0] for line in lines(tmp_path / "run" / "skipped_files.txt")]
+    assert sorted(os.path.basename(path) for path in listed) == sorted(corrupt)
+    assert "20 unreadable files were skipped" in done.stderr
+    summary = pd.read_json(tmp_path / "run" / "summary.json", typ="series")
+    table = pd.read_csv(tmp_path / "run" / "evaluation.csv")
+    assert summary["count"] == len(table) == 400 - summary["skipped"]
+
+
+def test_two_image_folders_under_one_parent_are_refused_clearly(tmp_path):
+    for folder in ["ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1-2_Validation_Input",
+                   "ISIC2018_Task1_Training_GroundTruth"]:
+        (tmp_path / folder).mkdir()
+    with pytest.raises(PairingError, match="several image or mask folders.*explicitly"):
+        find_pairs(tmp_path)
+
+
+def test_odd_file_names_work_end_to_end(tmp_path, tiny_model):
+    names = ["ISIC 0000001 copy", os.fsdecode(b"ISIC_\xff\xfe0002")]  # a space; not UTF-8
+    image = np.zeros((40, 40, 3), np.uint8)
+    image[10:30, 10:30] = 200
+    for name in names:
+        write_image(tmp_path / "images" / f"{name}.jpg", image)
+        write_image(tmp_path / "masks" / f"{name}_segmentation.png",
+                    ((image[..., 0] > 0) * 255).astype(np.uint8))
+    pairs = find_pairs(tmp_path)
+    assert sorted(pair.id for pair in pairs) == sorted(names)
+    batches = list(create_generator(pairs, (32, 32), 2))
+    assert batches[0][0].shape == (2, 32, 32, 3) and batches[0][0].numpy().max() > 0
+    report = results(tiny_model, pairs, run_dir=tmp_path / "run", progress=False)
+    assert len(pd.read_csv(tmp_path / "run" / "evaluation.csv",
+                           encoding_errors="surrogateescape")) == 2
+    assert set(report.table.index) == set(names)
+    written, _ = export_predictions(tiny_model, tmp_path / "images", tmp_path / "out",
+                                    progress=False)
+    assert sorted(path.name for path in written) == sorted(f"{n}_segmentation.png" for n in names)
+
+
+def test_symlink_loop_is_reported_and_skipped(tmp_path):
+    write_image(tmp_path / "ISIC_0000001.jpg", np.zeros((8, 8, 3), np.uint8))
+    write_image(tmp_path / "ISIC_0000001_segmentation.png", np.zeros((8, 8), np.uint8))
+    os.symlink(tmp_path / "ISIC_0000003.jpg", tmp_path / "ISIC_0000002.jpg")
+    os.symlink(tmp_path / "ISIC_0000002.jpg", tmp_path / "ISIC_0000003.jpg")
+    pairs = find_pairs(tmp_path)
+    assert [pair.id for pair in pairs] == ["ISIC_0000001"]
+    assert {os.path.basename(path) for path, _ in pairs.unreadable} == {
+        "ISIC_0000002.jpg", "ISIC_0000003.jpg"}
+
+
+def test_unwritable_run_folder_gives_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file where the run folder should be")
+    status = train_main(["--run-dir", str(tmp_path / "taken"), "--synthetic-dir",
+                         str(tmp_path / "synthetic"), "--num-synthetic", "10", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and err[0].startswith("error: ") and "taken" in err[0]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_run_folder_gives_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run").chmod(0o555)
+    status = train_main(["--run-dir", str(tmp_path / "run"), "--synthetic-dir",
+                         str(tmp_path / "synthetic"), "--num-synthetic", "10", "-q"])
+    assert status == 2 and "Permission denied" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (20, 10000), (10000, 20)])
+def test_tiny_and_extreme_aspect_images(tmp_path, tiny_model, shape):
+    image = write_image(tmp_path / "ISIC_0000001.png", np.full((*shape, 3), 90, np.uint8))
+    mask = write_image(tmp_path / "ISIC_0000001_segmentation.png", np.zeros(shape, np.uint8))
+    assert load_input_image(image, size=(32, 32)).shape == (32, 32, 3)
+    evaluation = evaluate(tiny_model, [Pair(image, mask)], progress=False)
+    assert evaluation.table.loc["ISIC_0000001", ["height", "width"]].tolist() == list(shape)
+
+
+def test_grey_and_cmyk_jpegs_load_as_rgb(tmp_path):
+    write_image(tmp_path / "grey.jpg", np.full((10, 10), 128, np.uint8))
+    Image = pytest.importorskip("PIL.Image")
+    Image.new("CMYK", (10, 10), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg")
+    assert load_input_image(tmp_path / "grey.jpg").shape == (10, 10, 3)
+    cmyk = load_input_image(tmp_path / "cmyk.jpg")
+    assert cmyk.shape == (10, 10, 3) and cmyk[..., 0].mean() > 200 > cmyk[..., 1].mean()
+
+
+# Hostile files -------------------------------------------------------------------------------
+
+
+def png_claiming_size(width, height):
+    """A few hundred bytes of valid PNG header that claims a huge 1-bit image."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side", [12_000, 100_000])  # 1.6x and 100,000x PIL's pixel limit
+def test_decompression_bomb_is_refused_without_decoding(tmp_path, side):
+    path = tmp_path / "ISIC_0000666.png"
+    path.write_bytes(png_claiming_size(side, side))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    with pytest.raises(ImageReadError, match="ISIC_0000666.png.*(MAX_IMAGE_PIXELS|bomb)"):
+        load_input_image(path, size=(64, 64))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # < 50 MB
+
+
+def test_lambda_model_is_refused_and_its_code_never_runs(tmp_path):
+    keras = pytest.importorskip("keras")
+    marker = tmp_path / "code_ran.txt"
+    function = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).write_text('ran'), "
+                    f"x)[1]")
+    inputs = keras.Input((4,))
+    keras.Model(inputs, keras.layers.Lambda(function)(inputs)).save(tmp_path / "evil.keras")
+    marker.unlink()  # building the model ran it once; loading must not
+    with pytest.raises(ModelLoadError, match="evil.keras.*(safe_mode|Lambda)"):
+        load_model(tmp_path / "evil.keras")
+    assert not marker.exists()
+
+
+def test_keras_zip_with_path_traversal_is_refused(tmp_path, tiny_model):
+    save_model(tiny_model, tmp_path / "good.keras")
+    target = tmp_path / "models" / "evil.keras"
+    target.parent.mkdir()
+    with zipfile.ZipFile(tmp_path / "good.keras") as good, zipfile.ZipFile(target, "w") as evil:
+        for item in good.infolist():
+            evil.writestr(item, good.read(item))
+        evil.writestr("../../escaped.txt", "outside")
+    before = sorted(path.name for path in tmp_path.rglob("*"))
+    with pytest.raises(ModelLoadError, match="evil.keras.*'../../escaped.txt'.*traversal"):
+        load_model(target)
+    assert sorted(path.name for path in tmp_path.rglob("*")) == before
+
+
+def test_truncated_model_gives_a_clear_error_and_touches_nothing(tmp_path, tiny_model):
+    save_model(tiny_model, tmp_path / "model.keras")
+    data = (tmp_path / "model.keras").read_bytes()
+    (tmp_path / "cut.keras").write_bytes(data[: len(data) // 2])
+    before = {path.name: path.stat().st_mtime_ns for path in tmp_path.iterdir()}
+    with pytest.raises(ModelLoadError, match="cut.keras.*could not be loaded"):
+        load_model(tmp_path / "cut.keras")
+    assert {path.name: path.stat().st_mtime_ns for path in tmp_path.iterdir()} == before
+
+
+# Faults during work ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_training_killed_mid_epoch_resumes_and_finishes_the_same_epochs(tmp_path):
+    command = [sys.executable, DRIVER, "--run-dir", str(tmp_path / "run"), "--synthetic-dir",
+               str(tmp_path / "synthetic"), "--num-synthetic", "200", "--size", "64",
+               "--base-filters", "8", "--depth", "3", "--epochs", "3", "--batch-size", "2",
+               "-q"]
+    log = tmp_path / "run" / "log.csv"
+    backed_up = tmp_path / "run" / "backup" / "training_metadata.json"  # written last
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not backed_up.exists():  # epoch 1 is complete and backed up; epoch 2 runs
+            assert process.poll() is None, "training ended before it could be killed"
+            assert time.monotonic() < deadline, "epoch 1 never finished"
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (tmp_path / "run" / "report.html").exists()
+    first_epoch_row = lines(log)[1]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert pd.read_csv(log)["epoch"].tolist() == [0, 1, 2]  # each epoch once, 3 in all
+    assert lines(log)[1] == first_epoch_row  # epoch 1 was resumed from, not run again
+    assert (tmp_path / "run" / "report.html").exists()
+    assert not (tmp_path / "run" / "backup").exists()
+
+
+def test_failed_report_write_keeps_the_previous_report(tmp_path, tiny_model, synthetic_pairs,
+                                                       monkeypatch):
+    pairs = synthetic_pairs[:3]
+    results(tiny_model, pairs, run_dir=tmp_path, progress=False)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(segment.report, "save_figure_atomic", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        results(segment.create_model((32, 32, 3), base_filters=4, depth=3), pairs,
+                run_dir=tmp_path, progress=False)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_ctrl_c_during_evaluation_writes_no_partial_report(tmp_path, tiny_model, synthetic_pairs,
+                                                          monkeypatch, capsys):
+    save_model(tiny_model, tmp_path / "model.keras")
+    segment.save_split(segment.train_val_test_split(synthetic_pairs), tmp_path / "split.json")
+    calls = []
+
+    def interrupted(truth, predicted):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_score(truth, predicted)
+
+    real_score = segment.evaluation.score_masks
+    monkeypatch.setattr(segment.evaluation, "score_masks", interrupted)
+    status = evaluate_main(["--model", str(tmp_path / "model.keras"), "-q"])
+    assert status == 130 and "interrupted" in capsys.readouterr().err
+    assert not (tmp_path / "evaluation").exists() or not any(
+        (tmp_path / "evaluation").iterdir())
+
+
+# Determinism -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_same_seed_same_run_different_seed_different_split(tmp_path):
+    def run(name, seed):
+        arguments = ["--run-dir", str(tmp_path / name), "--synthetic-dir",
+                     str(tmp_path / "synthetic"), "--num-synthetic", "20", "--size", "32",
+                     "--base-filters", "4", "--depth", "3", "--epochs", "2", "--batch-size", "4",
+                     "--augment", "--seed", str(seed), "-q"]
+        assert train_main(arguments) == 0
+        model = load_model(tmp_path / name / "model.keras")
+        return ((tmp_path / name / "split.json").read_text(),
+                [np.asarray(weight) for weight in model.weights],
+                (tmp_path / name / "evaluation.csv").read_text())
+
+    first, second = run("a", 0), run("b", 0)
+    assert first[0] == second[0] and first[2] == second[2]
+    assert all(np.array_equal(x, y) for x, y in zip(first[1], second[1], strict=True))
+    shutil.rmtree(tmp_path / "synthetic")  # seed 1 makes its own synthetic images
+    assert run("c", 1)[0] != first[0]
