@@ -41,7 +41,14 @@ from .metrics import (
 from .model import create_model
 from .pipeline import create_generator
 from .postprocess import fill_holes, keep_largest_component, postprocess_mask, predict_with_flips
-from .report import Results, plot_dice_histogram, plot_predictions, plot_training_curves, results
+from .report import (
+    Results,
+    plot_dice_histogram,
+    plot_predictions,
+    plot_training_curves,
+    results,
+    show_prediction,
+)
 from .synthetic import make_synthetic_dataset
 from .training import (
     compile_model,
@@ -64,6 +71,7 @@ __all__ = [
     "PairList", "plot_dice_histogram", "plot_predictions", "plot_training_curves",
     "postprocess_mask", "predict_masks", "predict_with_flips", "read_image_size",
     "resolve_precision", "Results", "results", "RunFolderError", "save_mask", "save_model",
-    "save_split", "scores_from_counts", "SegmentError", "set_seed", "SizeReport", "Split",
+    "save_split", "scores_from_counts", "SegmentError", "set_seed", "show_prediction",
+    "SizeReport", "Split",
     "train_model", "train_val_test_split", "TrainConfig",
 ]

@@ -24,7 +24,7 @@ from .files import save_figure_atomic, write_json_atomic, write_text_atomic
 from .images import load_input_image, load_segmented_image, read_image_size, resize_mask
 
 __all__ = ["Results", "plot_dice_histogram", "plot_predictions", "plot_training_curves",
-           "results"]
+           "results", "show_prediction"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,9 @@ class Results:
     @property
     def summary(self):
         return self.evaluation.summary
+
+    def _repr_html_(self):
+        return self.evaluation._repr_html_()
 
 
 def results(model, pairs, *, history=None, run_dir=None, evaluation=None, num_examples=4,
@@ -192,6 +195,34 @@ def plot_predictions(model, pairs, table, *, title, threshold=0.5, tta=False, po
         for single in axes:
             single.set_axis_off()
     return figure
+
+
+def show_prediction(model, pair, *, threshold=0.5, tta=False, postprocess=False,
+                    original_size=True, image_size=None):
+    """One image's image, truth, prediction and overlay, with its scores in the title.
+
+    For looking at a single case, e.g. the worst of an evaluation, and at whether TTA or
+    post-processing helps it.
+
+    Args:
+        model: Keras model.
+        pair: The `Pair` to show.
+        threshold, tta, postprocess, original_size, image_size: As for `evaluate`.
+
+    Returns:
+        matplotlib Figure (one row of 4 panels).
+
+    Example:
+        >>> worst_id = report.table["dice"].idxmin()  # doctest: +SKIP
+        >>> show_prediction(model, by_id[worst_id], tta=True)  # doctest: +SKIP
+    """
+    evaluation = evaluate(model, [pair], threshold=threshold, tta=tta, postprocess=postprocess,
+                          original_size=original_size, image_size=image_size, progress=False)
+    options = ", ".join(name for name, used in [("TTA", tta), ("post-processing", postprocess)]
+                        if used) or "plain"
+    return plot_predictions(model, [pair], evaluation.table, title=f"{_printable(pair.id)} "
+                            f"({options})", threshold=threshold, tta=tta, postprocess=postprocess,
+                            image_size=image_size)
 
 
 def _printable(text):
