@@ -25,6 +25,7 @@ from .data import (
     save_split,
     train_val_test_split,
 )
+from .distribute import create_strategy, is_chief
 from .errors import ImageReadError, ModelLoadError, PairingError, RunFolderError, SegmentError
 from .evaluation import Evaluation, evaluate, export_predictions, iter_predictions, predict_masks
 from .images import load_input_image, load_segmented_image, read_image_size, save_mask
@@ -63,15 +64,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "bce_dice_loss", "compile_model", "confusion_counts", "create_generator", "create_model",
-    "DataConfig", "dice_coefficient", "dice_loss", "DiceCoefficient", "evaluate", "Evaluation",
-    "export_predictions", "fill_holes", "find_pairs", "hausdorff_distance_95", "ImageReadError",
-    "inspect", "InstanceNormalization", "iter_predictions", "jaccard", "keep_largest_component",
-    "load_input_image", "load_model", "load_segmented_image", "load_split",
-    "make_synthetic_dataset", "ModelConfig", "ModelLoadError", "Pair", "PairingError",
-    "PairList", "plot_dice_histogram", "plot_predictions", "plot_training_curves",
-    "postprocess_mask", "predict_masks", "predict_with_flips", "read_image_size",
-    "resolve_precision", "Results", "results", "RunFolderError", "save_mask", "save_model",
-    "save_split", "scores_from_counts", "SegmentError", "set_seed", "show_prediction",
-    "SizeReport", "Split",
-    "train_model", "train_val_test_split", "TrainConfig",
+    "create_strategy", "DataConfig", "dice_coefficient", "dice_loss", "DiceCoefficient",
+    "evaluate", "Evaluation", "export_predictions", "fill_holes", "find_pairs",
+    "hausdorff_distance_95", "ImageReadError", "inspect", "InstanceNormalization", "is_chief",
+    "iter_predictions", "jaccard", "keep_largest_component", "load_input_image", "load_model",
+    "load_segmented_image", "load_split", "make_synthetic_dataset", "ModelConfig",
+    "ModelLoadError", "Pair", "PairingError", "PairList", "plot_dice_histogram",
+    "plot_predictions", "plot_training_curves", "postprocess_mask", "predict_masks",
+    "predict_with_flips", "read_image_size", "resolve_precision", "results", "Results",
+    "RunFolderError", "save_mask", "save_model", "save_split", "scores_from_counts",
+    "SegmentError", "set_seed", "show_prediction", "SizeReport", "Split", "train_model",
+    "train_val_test_split", "TrainConfig",
 ]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .config import DataConfig, ModelConfig, TrainConfig
 from .data import find_pairs, inspect, load_split, save_split, train_val_test_split
+from .distribute import STRATEGIES, create_strategy, is_chief, task_id
 from .errors import RunFolderError, SegmentError
 from .evaluation import export_predictions
 from .files import save_figure_atomic, write_text_atomic
@@ -40,13 +41,16 @@ def evaluate_main(argv=None):
 
 
 def _train(args):
+    # First: splitting the CPU into logical devices must happen before TensorFlow starts.
+    strategy = create_strategy(args.distribute, num_cpu_devices=args.cpu_devices)
+    chief = is_chief(strategy)
     run_dir = Path(args.run_dir)
     resuming = (run_dir / "backup").exists()
     if (run_dir / "report.html").exists() and not resuming and not args.overwrite:
         raise RunFolderError(f"'{run_dir}' already holds a finished run; pass --overwrite or "
                              f"choose another --run-dir")
     pairs = _training_pairs(args)
-    if args.inspect:
+    if args.inspect and chief:
         report = inspect(pairs, progress=not args.quiet)
         logger.info("image sizes:\n%s", report)
         save_figure_atomic(report.figure, run_dir / "image_sizes.png")
@@ -55,15 +59,18 @@ def _train(args):
         split = load_split(manifest, pairs)
         logger.info("resuming: reusing the split in '%s'", manifest)
     else:
-        split = train_val_test_split(pairs, seed=args.seed)
-        save_split(split, manifest, seed=args.seed, ratios=DataConfig.ratios)
+        split = train_val_test_split(pairs, seed=args.seed)  # the same on every worker
+        if chief:
+            save_split(split, manifest, seed=args.seed, ratios=DataConfig.ratios)
     logger.info("split: %d train, %d validation, %d test", *map(len, split))
+    _check_replica_batches(strategy, args.batch_size, split)
 
     set_seed(args.seed)
     size = args.size
     precision = resolve_precision("mixed" if args.mixed_precision else "float32")
-    model = create_model((*size, 3), base_filters=args.base_filters, depth=args.depth,
-                         dtype_policy=None if precision == "float32" else precision)
+    with strategy.scope():
+        model = create_model((*size, 3), base_filters=args.base_filters, depth=args.depth,
+                             dtype_policy=None if precision == "float32" else precision)
     model.summary(print_fn=logger.debug)
     logger.info("model: %s, %d parameters, %s", model.name, model.count_params(), precision)
     train_ds = create_generator(split.train, size, args.batch_size, augment=args.augment,
@@ -79,11 +86,17 @@ def _train(args):
     history = train_model(model, train_ds, val_ds, args.epochs, run_dir,
                           learning_rate=args.learning_rate, lr_decay=args.lr_decay,
                           lr_schedule=args.lr_schedule, loss=args.loss,
-                          early_stopping_patience=args.early_stopping, overwrite=args.overwrite,
-                          settings=settings, verbose=0 if args.quiet else 1)
+                          early_stopping_patience=args.early_stopping, strategy=strategy,
+                          overwrite=args.overwrite, settings=settings,
+                          verbose=0 if args.quiet else 1)
     if history.stopped_on_nan:
         raise SegmentError("training stopped because the loss became NaN; lower "
                            "--learning-rate (the best epoch before it is kept)")
+    if not chief:
+        logger.info("%s done; the chief writes the model and the report", task_id(strategy))
+        return
+    if strategy.num_replicas_in_sync > 1 or args.distribute == "multiworker":
+        model = load_model(run_dir / MODEL_FILE)  # evaluate on one device, off the cluster
     test = split.test or split.val
     report = results(model, test, history=run_dir / "log.csv", run_dir=run_dir,
                      **_evaluation_options(args))
@@ -125,6 +138,22 @@ def _evaluate(args):
                      **_evaluation_options(args))
     _write_skipped(out, report.evaluation.skipped)
     _print_summary(report, part)
+
+
+def _check_replica_batches(strategy, batch_size, split):
+    """Keras averages the first batch over the replicas to learn its shapes: it must split
+    evenly, so the global batch must be a multiple of the replicas and no part smaller."""
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        return
+    if batch_size % replicas:
+        raise SegmentError(f"--batch-size {batch_size} must be a multiple of the {replicas} "
+                           f"replicas (it is the global batch, split evenly across them)")
+    small = [name for name, part in [("train", split.train), ("validation", split.val)]
+             if 0 < len(part) < batch_size]
+    if small:
+        raise SegmentError(f"with {replicas} replicas each part needs at least one full batch "
+                           f"of {batch_size}; too small: {', '.join(small)} (lower --batch-size)")
 
 
 def _training_pairs(args):
@@ -239,6 +268,13 @@ def _train_parser():
     model.add_argument("--base-filters", type=int, default=ModelConfig.base_filters,
                        help="filters at the first level, doubled at each deeper level")
     model.add_argument("--depth", type=int, default=ModelConfig.depth, help="number of levels")
+    model.add_argument("--distribute", choices=STRATEGIES, default="none",
+                       help="tf.distribute strategy: mirrored = all local GPUs (or the "
+                            "--cpu-devices), multiworker = the workers in TF_CONFIG; "
+                            "--batch-size is the global batch")
+    model.add_argument("--cpu-devices", type=int, default=None, metavar="N",
+                       help="split the CPU into N logical devices (to try --distribute "
+                            "mirrored without GPUs)")
     model.add_argument("--mixed-precision", action="store_true",
                        help="mixed_float16 on GPU, mixed_bfloat16 on CPUs with native bf16 "
                             "(float32 with a warning elsewhere)")

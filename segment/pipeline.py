@@ -113,7 +113,11 @@ def create_generator(pairs, image_size=DataConfig.image_size, batch_size=DataCon
         dataset = dataset.map(_augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         dataset = dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    # Under several workers each keeps every n-th element: the same seed on every worker gives
+    # the same order, so no image is seen twice per epoch (docs/SCALING.md).
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
     dataset.skipped = skipped
     return dataset
 

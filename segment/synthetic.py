@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .data import find_pairs
+from .data import Pair, PairList
 from .files import atomic_path
 from .images import save_mask
 
@@ -40,7 +40,8 @@ def make_synthetic_dataset(out_dir, n, size=(192, 256), seed=0):
         seed: Integer seed. Defaults to 0.
 
     Returns:
-        PairList of the written pairs, sorted by id.
+        PairList of the `n` written pairs, sorted by id (other files already in `out_dir`
+        are left alone and not returned).
 
     Example:
         >>> pairs = make_synthetic_dataset("data/synthetic", 20)  # doctest: +SKIP
@@ -52,15 +53,19 @@ def make_synthetic_dataset(out_dir, n, size=(192, 256), seed=0):
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+    pairs = PairList()
     for index in range(int(n)):
         rng = np.random.default_rng([seed, index])
         height, width = (max(16, round(side * rng.uniform(0.8, 1.25))) for side in size)
         image, mask = make_synthetic_pair(rng, (height, width))
-        with atomic_path(out_dir / "images" / f"ISIC_{index:07d}.jpg") as tmp:
+        pair = Pair(out_dir / "images" / f"ISIC_{index:07d}.jpg",
+                    out_dir / "masks" / f"ISIC_{index:07d}_segmentation.png")
+        with atomic_path(pair.image_path) as tmp:
             Image.fromarray(image).save(tmp, format="JPEG", quality=90)
-        save_mask(mask, out_dir / "masks" / f"ISIC_{index:07d}_segmentation.png")
+        save_mask(mask, pair.mask_path)
+        pairs.append(pair)
     logger.info("wrote %d synthetic pairs to '%s'", n, out_dir)
-    return find_pairs(out_dir)
+    return pairs
 
 
 def make_synthetic_pair(rng, size):

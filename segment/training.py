@@ -15,6 +15,7 @@ import logging
 import math
 import platform
 import shutil
+import tempfile
 import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -23,6 +24,7 @@ import keras
 import numpy as np
 
 from .config import TrainConfig
+from .distribute import is_chief, task_id
 from .errors import ModelLoadError, RunFolderError
 from .files import atomic_path, write_json_atomic
 from .layers import InstanceNormalization
@@ -113,7 +115,8 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
                 learning_rate=TrainConfig.learning_rate, lr_decay=TrainConfig.lr_decay,
                 lr_schedule=TrainConfig.lr_schedule, loss=TrainConfig.loss,
                 early_stopping_patience=TrainConfig.early_stopping_patience,
-                steps_per_epoch=None, callbacks=(), overwrite=False, settings=None, verbose=1):
+                steps_per_epoch=None, callbacks=(), strategy=None, overwrite=False,
+                settings=None, verbose=1):
     """Train `model`, keep the best epoch, and make a killed run resumable.
 
     Compiles the model (Adam, `loss`, per-image dice) unless it is already compiled. Callbacks:
@@ -139,6 +142,9 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
             dice; None never stops early. Defaults to None.
         steps_per_epoch: Batches per epoch; None runs through `train_ds`.
         callbacks: Further Keras callbacks, run after the built-in ones.
+        strategy: The tf.distribute strategy the model was built under (see
+            `segment.create_strategy`); None uses the model's own. Under several workers only
+            the chief writes `run_dir`; the others write to temporary folders they remove.
         overwrite: Replace a finished run found in `run_dir`. Defaults to False.
         settings: Optional dict of further settings to record in `config.json`.
         verbose: Keras' progress output: 0 silent, 1 progress bar, 2 one line per epoch.
@@ -149,32 +155,62 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
 
     Raises:
         RunFolderError: `run_dir` holds a finished model and `overwrite` is False.
+        ValueError: the model was not built under `strategy`.
 
     Example:
         >>> history = train_model(model, train_ds, val_ds, 30, "runs/first")  # doctest: +SKIP
     """
+    strategy = _check_strategy(model, strategy)
+    chief = is_chief(strategy)
     run_dir = Path(run_dir)
-    model_path, backup_dir = run_dir / MODEL_FILE, run_dir / "backup"
-    resuming = backup_dir.exists()
-    if model_path.exists() and not resuming:
+    resuming = (run_dir / "backup").exists()
+    if (run_dir / MODEL_FILE).exists() and not resuming:
         if not overwrite:
-            raise RunFolderError(f"'{run_dir}' already holds a finished model ({model_path.name});"
-                                 f" pass overwrite=True (--overwrite) or choose another run folder")
-        for stale in ["log.csv", "best.json", "tensorboard"]:
-            _remove(run_dir / stale)
-    run_dir.mkdir(parents=True, exist_ok=True)
+            raise RunFolderError(f"'{run_dir}' already holds a finished model ({MODEL_FILE}); "
+                                 f"pass overwrite=True (--overwrite) or choose another run folder")
+        if chief:
+            for stale in ["log.csv", "best.json", "tensorboard"]:
+                _remove(run_dir / stale)
     if lr_schedule not in ("exponential", "plateau"):
         raise ValueError(f"Unknown lr_schedule. Received: lr_schedule={lr_schedule!r}; "
                          f"available: ('exponential', 'plateau')")
-    if not model.compiled:
-        compile_model(model, learning_rate=learning_rate, loss=loss)
-    write_json_atomic(run_dir / "config.json", {
-        "train": {"epochs": epochs, "learning_rate": learning_rate, "lr_decay": lr_decay,
-                  "lr_schedule": lr_schedule, "loss": loss, "steps_per_epoch": steps_per_epoch,
-                  "early_stopping_patience": early_stopping_patience},
-        **(settings or {}),
-        "versions": library_versions(),
-    })
+    # Every worker makes the same saves (they may need all replicas); only the chief's land in
+    # run_dir. Other workers start from a copy of the chief's backup, so all resume alike.
+    write_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix=f"segment-{task_id(strategy)}-"))
+    write_dir.mkdir(parents=True, exist_ok=True)
+    if not chief and resuming:
+        shutil.copytree(run_dir / "backup", write_dir / "backup")
+        if (run_dir / "best.json").exists():
+            shutil.copy(run_dir / "best.json", write_dir / "best.json")
+    try:
+        with strategy.scope():
+            if not model.compiled:
+                compile_model(model, learning_rate=learning_rate, loss=loss)
+        if chief:
+            write_json_atomic(run_dir / "config.json", {
+                "train": {"epochs": epochs, "learning_rate": learning_rate, "lr_decay": lr_decay,
+                          "lr_schedule": lr_schedule, "loss": loss,
+                          "steps_per_epoch": steps_per_epoch,
+                          "early_stopping_patience": early_stopping_patience,
+                          "strategy": type(strategy).__name__,
+                          "replicas": strategy.num_replicas_in_sync},
+                **(settings or {}),
+                "versions": library_versions(),
+            })
+        history = _fit(model, train_ds, val_ds, epochs, write_dir, resuming, learning_rate,
+                       lr_decay, lr_schedule, early_stopping_patience, steps_per_epoch,
+                       callbacks, verbose)
+        if (write_dir / MODEL_FILE).exists():
+            model.load_weights(write_dir / MODEL_FILE)
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+    return history
+
+
+def _fit(model, train_ds, val_ds, epochs, write_dir, resuming, learning_rate, lr_decay,
+         lr_schedule, early_stopping_patience, steps_per_epoch, callbacks, verbose):
+    """model.fit with the built-in callbacks writing into `write_dir`."""
     monitor = "val_dice" if val_ds is not None else "dice"
     if lr_schedule == "exponential":
         schedule = keras.callbacks.LearningRateScheduler(
@@ -184,18 +220,19 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
     all_callbacks = [
         schedule,
         keras.callbacks.TerminateOnNaN(),
-        _BestCheckpoint(model_path, run_dir / "best.json", monitor, resuming=resuming),
-        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
+        _BestCheckpoint(write_dir / MODEL_FILE, write_dir / "best.json", monitor,
+                        resuming=resuming),
+        keras.callbacks.CSVLogger(str(write_dir / "log.csv"), append=True),
+        keras.callbacks.TensorBoard(str(write_dir / "tensorboard"), write_graph=False,
                                     profile_batch=0),
-        _ResumableBackup(backup_dir, run_dir / "log.csv"),  # last: it saves a finished epoch
+        _ResumableBackup(write_dir / "backup", write_dir / "log.csv"),  # last: saves an epoch
         *callbacks,
     ]
     if early_stopping_patience is not None:
         all_callbacks.append(keras.callbacks.EarlyStopping(monitor, mode="max",
-                                                       patience=early_stopping_patience))
+                                                           patience=early_stopping_patience))
     if resuming:
-        logger.info("resuming the interrupted run in '%s'", run_dir)
+        logger.info("resuming the interrupted run in '%s'", write_dir)
     with warnings.catch_warnings():
         # The pipeline drops unreadable files, so its length is unknown until the first epoch
         # ends; Keras warns about that once per data set, which is expected here.
@@ -207,10 +244,17 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
                                  for value in history.history.get("loss", []))
     if history.stopped_on_nan:
         logger.error("training stopped: the loss became NaN; '%s' keeps the best epoch before "
-                     "it (try a lower learning rate)", model_path)
-    if model_path.exists():
-        model.load_weights(model_path)
+                     "it (try a lower learning rate)", write_dir / MODEL_FILE)
     return history
+
+
+def _check_strategy(model, strategy):
+    if strategy is None:
+        return model.distribute_strategy
+    if model.distribute_strategy is not strategy:
+        raise ValueError("the model was not built under this strategy: create it inside "
+                         "`with strategy.scope():` and pass that same strategy")
+    return strategy
 
 
 def save_model(model, path):

@@ -38,3 +38,10 @@ def test_same_seed_same_images_and_growing_n_keeps_earlier_ones(tmp_path):
     assert load_input_image(third[0].image_path).shape != load_input_image(
         first[0].image_path).shape or not np.array_equal(
         load_input_image(third[0].image_path), load_input_image(first[0].image_path))
+
+
+def test_returns_only_the_pairs_it_wrote(tmp_path):
+    make_synthetic_dataset(tmp_path, 5, size=(16, 16))
+    pairs = make_synthetic_dataset(tmp_path, 2, size=(16, 16))  # the folder holds 5 already
+    assert [pair.id for pair in pairs] == ["ISIC_0000000", "ISIC_0000001"]
+    assert all(pair.image_path.exists() and pair.mask_path.exists() for pair in pairs)

@@ -1,0 +1,98 @@
+"""Scaling measurements for docs/SCALING.md: mirrored overhead and training memory per image.
+
+    .venv/bin/python benchmarks/bench_scaling.py            # about 4 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/bench_scaling.py --quick    # a smoke run
+
+1. Training images/s of the base-16 model at 128^2, global batch 16, on one device and under
+   MirroredStrategy on 2 logical CPU devices (same cores: this shows the strategy's own
+   overhead, not a speed-up). Both in one fresh process, so they compare directly.
+2. Peak resident memory of training steps at 256^2 and 512^2 for batch 2 and batch 4, each in a
+   fresh process; the difference divided by 2 is the memory one more image in a batch costs.
+
+Prints one JSON object; benchmarks/RESULTS.md records the numbers.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def throughput(strategy, size, batch, steps, base_filters):
+    import numpy as np
+
+    import segment
+
+    segment.set_seed(0)
+    with strategy.scope():
+        model = segment.create_model((size, size, 3), base_filters=base_filters)
+        segment.compile_model(model)
+    rng = np.random.default_rng(0)
+    images = rng.random((batch * 4, size, size, 3), dtype=np.float32)
+    masks = (rng.random((batch * 4, size, size, 1)) > 0.5).astype(np.float32)
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((images, masks)).batch(batch).repeat()
+    model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # trace and warm up
+    start = time.perf_counter()
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def overhead(args):
+    import segment
+
+    mirrored = segment.create_strategy("mirrored", num_cpu_devices=2)
+    single = segment.create_strategy("none")
+    result = {name: throughput(strategy, 128, 16, args.steps, 16)
+              for name, strategy in [("single", single), ("mirrored_2_cpu", mirrored)]}
+    print(json.dumps(result))
+
+
+def memory(args):
+    import segment
+
+    throughput(segment.create_strategy("none"), args.size, args.batch, 2, 16)
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def child(*arguments):
+    done = subprocess.run([sys.executable, __file__, *map(str, arguments)], capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps, 256^2 only")
+    parser.add_argument("--part", choices=["overhead", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=10, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.part == "overhead":
+        return overhead(args)
+    if args.part == "memory":
+        return memory(args)
+    steps = 3 if args.quick else 10
+    print(f"mirrored overhead: 128^2, batch 16, {steps} steps each ...", file=sys.stderr)
+    speeds = child("--part", "overhead", "--steps", steps)
+    results = {"images_per_s": speeds,
+               "mirrored_relative_speed": speeds["mirrored_2_cpu"] / speeds["single"],
+               "memory_mb_per_image": {}}
+    for size in [256] if args.quick else [256, 512]:
+        print(f"memory at {size}^2 ...", file=sys.stderr)
+        peaks = [child("--part", "memory", "--size", size, "--batch", batch)["peak_rss_mb"]
+                 for batch in (2, 4)]
+        results["memory_mb_per_image"][f"{size}x{size}"] = (peaks[1] - peaks[0]) / 2
+        results[f"peak_rss_mb_batch_2_4_{size}"] = peaks
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
