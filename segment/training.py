@@ -160,6 +160,9 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
     Example:
         >>> history = train_model(model, train_ds, val_ds, 30, "runs/first")  # doctest: +SKIP
     """
+    if lr_schedule not in ("exponential", "plateau"):
+        raise ValueError(f"Unknown lr_schedule. Received: lr_schedule={lr_schedule!r}; "
+                         f"available: ('exponential', 'plateau')")
     strategy = _check_strategy(model, strategy)
     chief = is_chief(strategy)
     run_dir = Path(run_dir)
@@ -171,9 +174,6 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
         if chief:
             for stale in ["log.csv", "best.json", "tensorboard"]:
                 _remove(run_dir / stale)
-    if lr_schedule not in ("exponential", "plateau"):
-        raise ValueError(f"Unknown lr_schedule. Received: lr_schedule={lr_schedule!r}; "
-                         f"available: ('exponential', 'plateau')")
     # Every worker makes the same saves (they may need all replicas); only the chief's land in
     # run_dir. Other workers start from a copy of the chief's backup, so all resume alike.
     write_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix=f"segment-{task_id(strategy)}-"))

@@ -257,3 +257,12 @@ def test_unreadable_backup_restarts_from_the_first_epoch(small_data, tmp_path, c
     assert len(history.history["loss"]) == 2
     assert [row.split(",")[0] for row in (tmp_path / "log.csv").read_text().splitlines()] == [
         "epoch", "0", "1"]
+
+
+def test_bad_schedule_is_refused_before_anything_is_touched(tiny_model, small_data, tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"a finished run")
+    (tmp_path / "log.csv").write_text("epoch,loss\n0,0.5\n")
+    with pytest.raises(ValueError, match="Received: lr_schedule='cosine'"):
+        train_model(tiny_model, small_data, None, 1, tmp_path, lr_schedule="cosine",
+                    overwrite=True, verbose=0)
+    assert (tmp_path / "log.csv").read_text() == "epoch,loss\n0,0.5\n"
