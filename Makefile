@@ -1,11 +1,11 @@
 # `make demo`: create .venv, install, train a small model on the synthetic data set, evaluate, report.
-# `make test`: lint + the whole test suite.
+# `make test`: lint + the whole test suite. `make bench`: benchmarks -> benchmarks/RESULTS.md.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test lint bench clean
 
 venv: $(INSTALLED)
 
@@ -17,6 +17,9 @@ $(INSTALLED): pyproject.toml requirements/constraints.txt
 demo: $(INSTALLED)
 	$(BIN)/python driver_train_save_evaluate.py --run-dir runs/demo --overwrite \
 		--num-synthetic 240 --size 96 --base-filters 8 --epochs 12 --batch-size 8 --augment --inspect
+
+bench: $(INSTALLED)
+	$(BIN)/python benchmarks/run.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

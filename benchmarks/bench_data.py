@@ -1,6 +1,7 @@
 """Data-layer speed: header-only `inspect`, and JPEG decoding with and without scaled decode.
 
     .venv/bin/python benchmarks/bench_data.py [ISIC_FOLDER]    # default: ../shared/data/isic-sample
+    .venv/bin/python benchmarks/bench_data.py --quick          # a smoke run: 20 pairs
 
 1. `inspect(pairs)` over every image and mask of the folder (headers only), extrapolated to the
    2,594 pairs of ISIC 2018 Task 1.
@@ -10,8 +11,8 @@
 Prints one JSON object; benchmarks/RESULTS.md records the numbers.
 """
 
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -34,8 +35,8 @@ def full_decode_then_resize(path, size):
         return np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.BILINEAR))
 
 
-def main(folder):
-    pairs = segment.find_pairs(folder)
+def main(folder, quick):
+    pairs = segment.find_pairs(folder)[: 20 if quick else None]
     inspect_s = seconds(lambda: segment.inspect(pairs, plot=False))
     images = [pair.image_path for pair in pairs]
     scaled_s = seconds(lambda: [segment.load_input_image(path, (256, 256)) for path in images])
@@ -50,5 +51,14 @@ def main(folder):
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else
-         Path(__file__).resolve().parents[2] / "shared" / "data" / "isic-sample")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", nargs="?", type=Path, help="ISIC folder (default: the sample "
+                        "beside the repository); skipped with a message when absent",
+                        default=Path(__file__).resolve().parents[2] / "shared" / "data" /
+                        "isic-sample")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 20 pairs")
+    arguments = parser.parse_args()
+    if not arguments.folder.is_dir():
+        print(json.dumps({"skipped": f"no ISIC folder at {arguments.folder}"}))
+    else:
+        main(arguments.folder, arguments.quick)

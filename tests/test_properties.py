@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -53,6 +54,7 @@ def damaged_files(draw):
     return suffix, bytes(data[: draw(st.integers(0, len(data)))])
 
 
+@pytest.mark.filterwarnings("ignore:Truncated File Read", "ignore:Corrupt EXIF data")
 @FUZZ
 @given(damaged_files())
 def test_loaders_return_valid_arrays_or_raise_image_read_error(case):

@@ -1,0 +1,158 @@
+"""Input pipeline cost and memory: files on disk through create_generator vs tensors in memory.
+
+    .venv/bin/python benchmarks/bench_pipeline.py            # about 5 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/bench_pipeline.py --quick    # a smoke run
+
+1. Overhead: the base-16 model trains at 128^2, batch 16, on ISIC-like 1022x767 JPEGs (made by
+   the synthetic generator) through `create_generator` (memory cache): epoch 1 decodes, epochs
+   2-4 read the cache. They alternate with epochs on the same images already decoded into
+   tensors, so a noisy moment of the machine hits both; best against best is the ratio.
+   Also epoch-1 decode speed with PIL's scaled JPEG decode and with full decoding.
+2. Memory: peak RSS of one training epoch (a small model, traced beforehand, so the pipeline
+   dominates) over 500 and over 2,000 ISIC-size files, with the disk cache and with the memory
+   cache, each in a fresh process; also the growth of the peak during the epoch. The files are
+   copies of 50 synthetic pairs under new names: decoding cost and memory do not depend on the
+   pixels.
+
+Prints one JSON object; benchmarks/RESULTS.md records the numbers.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from memory import current_rss_mb, peak_rss_mb  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import segment  # noqa: E402
+
+ISIC_SIZE = (767, 1022)  # (height, width) of most ISIC 2018 images
+NETWORK_SIZE = (128, 128)
+BATCH = 16
+
+
+def isic_like_set(folder, num_distinct, num_total, size=ISIC_SIZE):
+    """`num_total` pairs of `size`: `num_distinct` synthetic ones, copied under new ids."""
+    base = segment.make_synthetic_dataset(folder / "base", num_distinct, size=size)
+    (folder / "images").mkdir(exist_ok=True)
+    (folder / "masks").mkdir(exist_ok=True)
+    for index in range(num_total):
+        source = base[index % num_distinct]
+        shutil.copy(source.image_path, folder / "images" / f"ISIC_{index:07d}.jpg")
+        shutil.copy(source.mask_path, folder / "masks" / f"ISIC_{index:07d}_segmentation.png")
+    return segment.find_pairs(folder / "images", folder / "masks")
+
+
+def epoch_seconds(model, dataset):
+    start = time.perf_counter()
+    model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    return time.perf_counter() - start
+
+
+def overhead(folder, num_images, size):
+    pairs = isic_like_set(folder, num_images, num_images, size)
+    segment.set_seed(0)
+    model = segment.create_model((*NETWORK_SIZE, 3), base_filters=16)
+    segment.compile_model(model)
+    files = segment.create_generator(pairs, NETWORK_SIZE, BATCH)
+    images, masks = zip(*[(x.numpy(), y.numpy()) for x, y in files], strict=True)
+    import tensorflow as tf
+
+    in_memory = tf.data.Dataset.from_tensor_slices(
+        (np.concatenate(images), np.concatenate(masks))).batch(BATCH)
+    epoch_seconds(model, in_memory)  # trace the training step once
+    fresh = segment.create_generator(pairs, NETWORK_SIZE, BATCH)
+    from_files, memory = [epoch_seconds(model, fresh)], []  # epoch 1 decodes
+    for _ in range(3):  # then alternate, so a noisy moment of the machine hits both alike
+        memory.append(epoch_seconds(model, in_memory))
+        from_files.append(epoch_seconds(model, fresh))  # epochs 2-4 read the cache
+    scaled = _decode_rate(pairs, scaled=True)
+    full = _decode_rate(pairs, scaled=False)
+    return {"num_images": num_images,
+            "epoch_seconds_from_files": from_files, "epoch_seconds_in_memory": memory,
+            "epoch2_speed_relative_to_memory": min(memory) / min(from_files[1:]),
+            "median_ratio_epochs_2_to_4": sorted(m / f for m, f in
+                                                 zip(memory, from_files[1:], strict=True))[1],
+            "decode_images_per_s_scaled": scaled, "decode_images_per_s_full": full}
+
+
+def _decode_rate(pairs, *, scaled):
+    start = time.perf_counter()
+    for pair in pairs:
+        if scaled:
+            segment.load_input_image(pair.image_path, NETWORK_SIZE)
+        else:
+            with Image.open(pair.image_path) as image:
+                image.convert("RGB").resize(NETWORK_SIZE[::-1], Image.BILINEAR)
+    return len(pairs) / (time.perf_counter() - start)
+
+
+def memory_child(folder, cache):
+    """Train one epoch over the files in `folder` in this fresh process; print peak RSS.
+
+    The model is traced on one batch first, so that the epoch's own growth (decoding,
+    caching, shuffling) is what `growth_mb` shows.
+    """
+    pairs = segment.find_pairs(Path(folder) / "images", Path(folder) / "masks")
+    segment.set_seed(0)
+    model = segment.create_model((*NETWORK_SIZE, 3), base_filters=2, depth=3)
+    segment.compile_model(model)
+    model.train_on_batch(np.zeros((BATCH, *NETWORK_SIZE, 3), np.float32),
+                         np.zeros((BATCH, *NETWORK_SIZE, 1), np.float32))
+    dataset = segment.create_generator(
+        pairs, NETWORK_SIZE, BATCH, shuffle=True,
+        cache="memory" if cache == "memory" else Path(folder) / "cache" / "train")
+    before_mb = current_rss_mb()
+    model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    peak_mb = peak_rss_mb()
+    print(json.dumps({"peak_rss_mb": peak_mb, "growth_mb": peak_mb - before_mb}))
+
+
+def memory(num_totals, size, caches):
+    results = {}
+    for num_total in num_totals:
+        with tempfile.TemporaryDirectory() as folder:
+            isic_like_set(Path(folder), min(num_total, 50), num_total, size)
+            for cache in caches:
+                done = subprocess.run([sys.executable, __file__, "--memory-child", folder,
+                                       cache], capture_output=True, text=True, check=True)
+                shutil.rmtree(Path(folder) / "cache", ignore_errors=True)
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                results[f"{cache}_{num_total}"] = result
+                print(f"  {cache} cache, {num_total} files: {result}", file=sys.stderr)
+    small, large = num_totals
+    results["disk_cache_growth"] = (results[f"disk_{large}"]["peak_rss_mb"]
+                                    / results[f"disk_{small}"]["peak_rss_mb"] - 1)
+    results["memory_cache_bytes_per_image"] = NETWORK_SIZE[0] * NETWORK_SIZE[1] * (3 + 1)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: small images, few files")
+    parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        return memory_child(*args.memory_child)
+    size = (48, 64) if args.quick else ISIC_SIZE
+    with tempfile.TemporaryDirectory() as folder:
+        print("pipeline overhead ...", file=sys.stderr)
+        results = {"overhead": overhead(Path(folder), 8 if args.quick else 96, size)}
+    print("memory ...", file=sys.stderr)
+    results["memory"] = (memory((10, 20), size, ["disk"]) if args.quick else
+                         memory((500, 2000), size, ["disk", "memory"]))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Run the benchmark suite and rewrite benchmarks/RESULTS.md and benchmarks/results.json.
+
+    make bench                                   # the whole suite
+    .venv/bin/python benchmarks/run.py --quick   # a smoke run (the tests use it), writes to --out
+    .venv/bin/python benchmarks/run.py --only compute   # rerun one part, keep the others
+    .venv/bin/python benchmarks/run.py --render  # rewrite RESULTS.md from results.json
+
+Each benchmark runs in a fresh process (bench_*.py, each runnable on its own) and prints JSON;
+this script collects them, checks each target and writes the table. Every ratio is measured
+within one run on one machine, so differences between machines cancel.
+"""
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data"]
+
+
+def run_benchmark(name, quick):
+    command = [sys.executable, str(HERE / f"bench_{name}.py")] + (["--quick"] if quick else [])
+    print(f"[{time.strftime('%H:%M:%S')}] bench_{name}.py ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+    output = done.stdout[done.stdout.index("{"):]
+    return {**json.loads(output), "seconds": time.perf_counter() - start}
+
+
+def machine():
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in flags.splitlines()
+                  if line.startswith("model name")), platform.processor())
+    import os
+
+    import keras
+    import tensorflow as tf
+
+    return {"cpu": model, "cores": os.cpu_count(),
+            "bf16": "avx512_bf16" in flags or "amx_bf16" in flags,
+            "avx512": "avx512f" in flags, "gpus": len(tf.config.list_physical_devices("GPU")),
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "python": platform.python_version(),
+            "date": datetime.date.today().isoformat()}
+
+
+def targets(results):
+    """(benchmark, target, value, met) rows; met is True, False or a reason it does not apply."""
+    rows = []
+    compute = results.get("compute", {})
+    for size in ["128x128", "256x256"]:
+        if size in compute:
+            value = compute[size]["train_fraction_of_peak"]
+            rows.append(("1 compute", f"training at {size}: >= 0.60 of matmul peak",
+                         f"{value:.2f}", value >= 0.60))
+    pipeline = results.get("pipeline", {})
+    if "overhead" in pipeline:
+        value = pipeline["overhead"]["epoch2_speed_relative_to_memory"]
+        rows.append(("2 pipeline", "epoch >= 2 from files: >= 0.95 of in-memory speed",
+                     f"{value:.2f}", value >= 0.95))
+    if "memory" in pipeline and "disk_cache_growth" in pipeline["memory"]:
+        value = pipeline["memory"]["disk_cache_growth"]
+        rows.append(("3 memory", "disk-cache peak RSS growth, 500 -> 2,000 files: <= 10 %",
+                     f"{100 * value:+.1f} %", value <= 0.10))
+    precision = results.get("precision", {})
+    if "mixed_speedup" in precision:
+        applies = precision["case"] != "no native bf16"
+        speedup, dice = precision["mixed_speedup"], precision["dice_difference"]
+        rows.append(("4 mixed precision", ">= 1.3x faster, dice within 0.01",
+                     f"{speedup:.2f}x, dice {dice:+.3f}",
+                     (speedup >= 1.3 and abs(dice) <= 0.01) if applies else
+                     "n/a: no native bf16 on this CPU; the library falls back to float32"))
+    rows.append(("5 peer (MONAI DynUNet)", "our GFLOP/s and test dice >= the peer's", "-",
+                 "not run: this benchmark is not written yet"))
+    rows.append(("6 quality", ">= 0.92 mean per-image test dice in 10 minutes", "-",
+                 "not run: this benchmark is not written yet"))
+    return rows
+
+
+def markdown(results, info, quick):
+    def verdict(met):
+        return "**met**" if met is True else "**not met**" if met is False else met
+
+    lines = ["# Benchmark results", "",
+             "Written by `benchmarks/run.py` (`make bench`); do not edit by hand. Machine: "
+             f"{info['cpu']}, {info['cores']} cores, native bf16: {info['bf16']}, GPUs: "
+             f"{info['gpus']}; TensorFlow {info['tensorflow']}, Keras {info['keras']}, Python "
+             f"{info['python']}; {info['date']}{' (QUICK smoke run)' if quick else ''}. Compare "
+             "speeds only as ratios from the same run.", "",
+             "## Targets", "", "| benchmark | target | measured | verdict |",
+             "| --- | --- | --- | --- |"]
+    lines += [f"| {name} | {target} | {value} | {verdict(met)} |"
+              for name, target, value, met in targets(results)]
+    for name in BENCHMARKS:
+        lines += ["", f"## bench_{name}.py", ""]
+        doc = (HERE / f"bench_{name}.py").read_text().split('"""')[1].strip().splitlines()
+        lines += [doc[0], "", "```json", json.dumps(results.get(name, {}), indent=2), "```"]
+    notes = HERE / "NOTES.md"  # the hand-written analysis: what bounds each target
+    if notes.exists():
+        lines += ["", notes.read_text().rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run of every part")
+    parser.add_argument("--out", type=Path, default=HERE,
+                        help="folder for RESULTS.md and results.json")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
+    parser.add_argument("--render", action="store_true",
+                        help="run nothing: rewrite RESULTS.md from results.json (and NOTES.md)")
+    args = parser.parse_args()
+    if args.render:
+        stored = json.loads((args.out / "results.json").read_text())
+        info = stored.pop("machine")
+        (args.out / "RESULTS.md").write_text(markdown(stored, info, quick=False))
+        return 0
+    results = {}
+    if args.only and (args.out / "results.json").exists():  # update a previous full run
+        results = json.loads((args.out / "results.json").read_text())
+        results.pop("machine", None)
+    results.update({name: run_benchmark(name, args.quick) for name in args.only or BENCHMARKS})
+    info = machine()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps({"machine": info, **results}, indent=2))
+    (args.out / "RESULTS.md").write_text(markdown(results, info, args.quick))
+    failed = [name for name, result in results.items() if "error" in result]
+    print(f"wrote {args.out / 'RESULTS.md'}" + (f"; failed: {failed}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
