@@ -33,6 +33,11 @@ def test_target_verdicts():
                "pipeline": {"overhead": {"epoch2_speed_relative_to_memory": 0.9}},
                "precision": {"case": "no native bf16", "mixed_speedup": 0.13,
                              "dice_difference": 0.0}}
-    verdicts = {name: met for name, _, _, met in targets(results)}
+    results["compute"]["128x128_xla"] = {"train_fraction_of_peak": 0.2}  # no row of its own
+    results["compute"]["threads"] = {"intra_op": 0}
+    rows = targets(results)
+    assert [target for name, target, _, _ in rows if name == "1 compute"] == [
+        "training at 128x128: >= 0.60 of matmul peak"]
+    verdicts = {name: met for name, _, _, met in rows}
     assert verdicts["1 compute"] is True and verdicts["2 pipeline"] is False
     assert verdicts["4 mixed precision"].startswith("n/a: no native bf16")
