@@ -27,7 +27,7 @@ def predict_with_flips(model, images):
     total = 0.0
     for axes in [(), (2,), (1,), (1, 2)]:
         flipped = np.flip(images, axis=axes) if axes else images
-        probabilities = np.asarray(model(flipped, training=False))
+        probabilities = np.asarray(model.predict_on_batch(flipped))
         total = total + (np.flip(probabilities, axis=axes) if axes else probabilities)
     return (total / 4).astype(np.float32)
 
