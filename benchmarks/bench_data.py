@@ -16,10 +16,10 @@ import json
 import time
 from pathlib import Path
 
+import segment
+
 import numpy as np
 from PIL import Image
-
-import segment
 
 ISIC_2018_PAIRS = 2594
 

@@ -29,11 +29,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import segment  # noqa: E402
+
 import numpy as np  # noqa: E402
 from memory import current_rss_mb, peak_rss_mb  # noqa: E402
 from PIL import Image  # noqa: E402
-
-import segment  # noqa: E402
 
 ISIC_SIZE = (767, 1022)  # (height, width) of most ISIC 2018 images
 NETWORK_SIZE = (128, 128)

@@ -21,10 +21,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
-
 import segment  # noqa: E402
 from segment.training import cpu_has_native_bf16  # noqa: E402
+
+import tensorflow as tf  # noqa: E402
 
 
 def train(policy, pairs, steps):

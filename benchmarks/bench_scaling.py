@@ -29,10 +29,10 @@ BATCH = 16
 
 def build(strategy, size):
     """The base-16 model under `strategy`, traced, and a repeating in-memory data set."""
+    import segment
+
     import numpy as np
     import tensorflow as tf
-
-    import segment
 
     segment.set_seed(0)
     with strategy.scope():
@@ -68,9 +68,9 @@ def overhead(args):
 
 
 def memory(args):
-    import numpy as np
-
     import segment
+
+    import numpy as np
 
     segment.set_seed(0)
     model = segment.create_model((args.size, args.size, 3), base_filters=16)

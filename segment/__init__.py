@@ -13,6 +13,7 @@ Importing the package registers its Keras objects, so `keras.models.load_model` 
 `.keras` files too.
 """
 
+from . import runtime  # noqa: F401  (first: sets up TensorFlow before anything loads it)
 from .config import DataConfig, ModelConfig, TrainConfig
 from .data import (
     Pair,

@@ -21,7 +21,14 @@ from .model import create_model
 from .pipeline import create_generator
 from .report import results
 from .synthetic import make_synthetic_dataset
-from .training import MODEL_FILE, load_model, resolve_precision, set_seed, train_model
+from .training import (
+    LR_SCHEDULES,
+    MODEL_FILE,
+    load_model,
+    resolve_precision,
+    set_seed,
+    train_model,
+)
 
 __all__ = ["evaluate_main", "train_main"]
 
@@ -286,7 +293,7 @@ def _train_parser():
     training.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
     training.add_argument("--lr-decay", type=float, default=TrainConfig.lr_decay,
                           help="learning rate factor per epoch (exponential schedule)")
-    training.add_argument("--lr-schedule", choices=["exponential", "plateau"],
+    training.add_argument("--lr-schedule", choices=LR_SCHEDULES,
                           default=TrainConfig.lr_schedule)
     training.add_argument("--loss", choices=["dice", "bce_dice"], default=TrainConfig.loss)
     training.add_argument("--early-stopping", type=int, default=None, metavar="EPOCHS",

@@ -35,7 +35,7 @@ class TrainConfig:
     epochs: int = 50  # passes over the training split
     learning_rate: float = 5e-4  # Adam's initial learning rate
     lr_decay: float = 0.985  # learning rate multiplied by this after every epoch
-    lr_schedule: str = "exponential"  # "exponential" (paper) or "plateau" (ReduceLROnPlateau)
+    lr_schedule: str = "exponential"  # "exponential" (paper), "cosine" or "plateau"
     loss: str = "dice"  # "dice" (soft, per image) or "bce_dice"
     early_stopping_patience: int | None = None  # epochs without val dice gain; None: off
     precision: str = "float32"  # "float32", "mixed_bfloat16" (CPU with bf16) or "mixed_float16"

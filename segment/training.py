@@ -45,6 +45,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
+LR_SCHEDULES = ("exponential", "cosine", "plateau")
 # Names under which other code saved instance normalization; all load as ours.
 _LEGACY_OBJECTS = {
     "Addons>InstanceNormalization": InstanceNormalization,
@@ -135,8 +136,10 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
         learning_rate: Adam's initial learning rate. Defaults to 5e-4.
         lr_decay: With lr_schedule="exponential", the rate of epoch e is
             learning_rate * lr_decay ** e. Defaults to 0.985.
-        lr_schedule: "exponential" (the paper's) or "plateau" (halve after 5 epochs without
-            a lower validation loss). Defaults to "exponential".
+        lr_schedule: "exponential" (the paper's), "cosine" (from `learning_rate` at epoch 0
+            down to 0 at `epochs`: learning_rate * (1 + cos(pi * e / epochs)) / 2) or
+            "plateau" (halve after 5 epochs without a lower validation loss). Defaults to
+            "exponential".
         loss: "dice" or "bce_dice" (used when compiling here). Defaults to "dice".
         early_stopping_patience: Stop after this many epochs without a better validation
             dice; None never stops early. Defaults to None.
@@ -160,9 +163,9 @@ def train_model(model, train_ds, val_ds, epochs, run_dir, *,
     Example:
         >>> history = train_model(model, train_ds, val_ds, 30, "runs/first")  # doctest: +SKIP
     """
-    if lr_schedule not in ("exponential", "plateau"):
+    if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"Unknown lr_schedule. Received: lr_schedule={lr_schedule!r}; "
-                         f"available: ('exponential', 'plateau')")
+                         f"available: {LR_SCHEDULES}")
     strategy = _check_strategy(model, strategy)
     chief = is_chief(strategy)
     run_dir = Path(run_dir)
@@ -215,6 +218,9 @@ def _fit(model, train_ds, val_ds, epochs, write_dir, resuming, learning_rate, lr
     if lr_schedule == "exponential":
         schedule = keras.callbacks.LearningRateScheduler(
             lambda epoch: float(learning_rate * lr_decay**epoch))
+    elif lr_schedule == "cosine":
+        schedule = keras.callbacks.LearningRateScheduler(
+            lambda epoch: float(learning_rate * (1 + math.cos(math.pi * epoch / epochs)) / 2))
     else:
         schedule = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=5)
     all_callbacks = [

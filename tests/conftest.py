@@ -7,12 +7,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import segment  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
-
-import segment  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ISIC_SAMPLE = REPO.parent / "shared" / "data" / "isic-sample"

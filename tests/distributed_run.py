@@ -14,10 +14,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-
 import segment  # noqa: E402
 from segment.distribute import task_id  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 SIZE = (32, 32)
 PROBE = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3)

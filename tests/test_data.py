@@ -3,10 +3,6 @@
 import logging
 import random
 
-import numpy as np
-import pytest
-from conftest import write_image
-
 from segment import (
     Pair,
     PairingError,
@@ -16,6 +12,10 @@ from segment import (
     save_split,
     train_val_test_split,
 )
+
+import numpy as np
+import pytest
+from conftest import write_image
 
 IMAGE = np.full((12, 16, 3), 120, np.uint8)
 MASK = np.zeros((12, 16), np.uint8)

@@ -9,15 +9,15 @@ import sys
 import time
 from types import SimpleNamespace
 
+import segment
+from segment.cli import _check_replica_batches
+from segment.distribute import is_chief
+
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 from conftest import REPO
-
-import segment
-from segment.cli import _check_replica_batches
-from segment.distribute import is_chief
 
 HELPER = str(REPO / "tests" / "distributed_run.py")
 

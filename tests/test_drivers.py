@@ -4,11 +4,11 @@ import json
 import subprocess
 import sys
 
+from segment import load_segmented_image, read_image_size
+
 import pandas as pd
 import pytest
 from conftest import REPO, assert_consistent_report
-
-from segment import load_segmented_image, read_image_size
 
 TINY = ["--size", "32", "--base-filters", "4", "--depth", "3", "--epochs", "2",
         "--batch-size", "4", "-q"]

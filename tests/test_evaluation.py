@@ -2,12 +2,6 @@
 
 import json
 
-import keras
-import numpy as np
-import pandas as pd
-import pytest
-from conftest import write_image
-
 from segment import (
     Pair,
     evaluate,
@@ -20,6 +14,12 @@ from segment import (
     predict_with_flips,
     results,
 )
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import write_image
 
 
 def constant_model(value, size=(32, 32)):

@@ -2,13 +2,13 @@
 
 import logging
 
+from segment import ImageReadError, load_input_image, load_segmented_image, save_mask
+from segment.images import read_image_size, resize_mask
+
 import numpy as np
 import pytest
 from conftest import write_image
 from PIL import Image
-
-from segment import ImageReadError, load_input_image, load_segmented_image, save_mask
-from segment.images import read_image_size, resize_mask
 
 
 def gradient(height, width):

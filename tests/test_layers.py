@@ -1,10 +1,10 @@
 """InstanceNormalization: per-sample, per-channel statistics; serializable by name."""
 
+from segment import InstanceNormalization
+
 import keras
 import numpy as np
 import pytest
-
-from segment import InstanceNormalization
 
 
 def numpy_instance_norm(x, epsilon=1e-3):

@@ -1,10 +1,10 @@
 """Per-image soft dice and BCE + dice losses, against hand-computed values."""
 
-import numpy as np
-import pytest
-
 from segment import bce_dice_loss, dice_loss
 from segment.losses import get_loss
+
+import numpy as np
+import pytest
 
 
 def masks(*rows):

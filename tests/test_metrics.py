@@ -2,12 +2,12 @@
 
 import math
 
+from segment import DiceCoefficient, dice_coefficient, hausdorff_distance_95, jaccard
+from segment.metrics import confusion_counts, scores_from_counts
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
-
-from segment import DiceCoefficient, dice_coefficient, hausdorff_distance_95, jaccard
-from segment.metrics import confusion_counts, scores_from_counts
 
 
 def masks(*rows):

@@ -2,11 +2,11 @@
 
 import collections
 
+from segment import create_model
+
 import keras
 import numpy as np
 import pytest
-
-from segment import create_model
 
 
 def conv_params(kernel, channels_in, channels_out):

@@ -1,10 +1,10 @@
 """create_generator: shapes, dtypes, ranges, augmentation that keeps image and mask aligned."""
 
+from segment import Pair, create_generator
+
 import numpy as np
 import pytest
 from conftest import write_image
-
-from segment import Pair, create_generator
 
 
 def collect(dataset):

@@ -9,12 +9,6 @@ import math
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from PIL import Image
-
 from segment import (
     ImageReadError,
     ModelLoadError,
@@ -25,6 +19,12 @@ from segment import (
     load_model,
     load_segmented_image,
 )
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
 
 FOLDER = Path(tempfile.mkdtemp(prefix="segment-properties-"))
 FUZZ = settings(max_examples=150, deadline=None,

@@ -3,11 +3,11 @@
 import subprocess
 import sys
 
+from segment import find_pairs, inspect, load_input_image, load_segmented_image
+
 import numpy as np
 import pytest
 from conftest import REPO, assert_consistent_report
-
-from segment import find_pairs, inspect, load_input_image, load_segmented_image
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,6 @@ import time
 import zipfile
 import zlib
 
-import numpy as np
-import pandas as pd
-import pytest
-from conftest import REPO, write_image
-
 import segment
 from segment import (
     ImageReadError,
@@ -32,6 +27,11 @@ from segment import (
     save_model,
 )
 from segment.cli import evaluate_main, train_main
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO, write_image
 
 DRIVER = str(REPO / "driver_train_save_evaluate.py")
 

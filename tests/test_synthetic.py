@@ -1,8 +1,8 @@
 """The synthetic lesion data set: ISIC naming, binary masks, deterministic, varied sizes."""
 
-import numpy as np
-
 from segment import load_input_image, load_segmented_image, make_synthetic_dataset
+
+import numpy as np
 
 
 def test_writes_isic_named_pairs_with_binary_non_empty_masks(synthetic_pairs):

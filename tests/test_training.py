@@ -3,11 +3,6 @@
 import json
 import logging
 
-import h5py
-import keras
-import numpy as np
-import pytest
-
 import segment
 from segment import (
     ModelLoadError,
@@ -20,6 +15,11 @@ from segment import (
     train_model,
 )
 from segment.training import resolve_precision
+
+import h5py
+import keras
+import numpy as np
+import pytest
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,14 @@ def test_run_folder_files_and_learning_rate_decay(small_data, tiny_model, tmp_pa
     assert best["val_dice"] == pytest.approx(max(history.history["val_dice"]))
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["train"]["lr_decay"] == 0.5 and config["versions"]["keras"] == keras.__version__
+
+
+def test_cosine_schedule_falls_from_the_rate_to_zero(small_data, tiny_model, tmp_path):
+    history = train_model(tiny_model, small_data, None, 4, tmp_path, learning_rate=1e-3,
+                          lr_schedule="cosine", verbose=0)
+    # 1e-3 * (1 + cos(pi * e / 4)) / 2 for e = 0..3
+    assert history.history["learning_rate"] == pytest.approx(
+        [1e-3, 8.5355339e-4, 5e-4, 1.4644661e-4])
 
 
 class StopAtEpoch(keras.callbacks.Callback):
@@ -262,7 +270,7 @@ def test_unreadable_backup_restarts_from_the_first_epoch(small_data, tmp_path, c
 def test_bad_schedule_is_refused_before_anything_is_touched(tiny_model, small_data, tmp_path):
     (tmp_path / "model.keras").write_bytes(b"a finished run")
     (tmp_path / "log.csv").write_text("epoch,loss\n0,0.5\n")
-    with pytest.raises(ValueError, match="Received: lr_schedule='cosine'"):
-        train_model(tiny_model, small_data, None, 1, tmp_path, lr_schedule="cosine",
+    with pytest.raises(ValueError, match="Received: lr_schedule='step'"):
+        train_model(tiny_model, small_data, None, 1, tmp_path, lr_schedule="step",
                     overwrite=True, verbose=0)
     assert (tmp_path / "log.csv").read_text() == "epoch,loss\n0,0.5\n"
