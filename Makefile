@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+PEER_INSTALLED := $(VENV)/.peer-installed
 
 .PHONY: venv demo test lint bench clean
 
@@ -18,7 +19,12 @@ demo: $(INSTALLED)
 	$(BIN)/python driver_train_save_evaluate.py --run-dir runs/demo --overwrite \
 		--num-synthetic 240 --size 96 --base-filters 8 --epochs 12 --batch-size 8 --augment --inspect
 
-bench: $(INSTALLED)
+# The benchmarks also need the peer of benchmark 5 (torch CPU build + monai, about 1 GB).
+$(PEER_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[cpu,test,peer]'
+	touch $(PEER_INSTALLED)
+
+bench: $(PEER_INSTALLED)
 	$(BIN)/python benchmarks/run.py
 
 lint: $(INSTALLED)

@@ -22,9 +22,17 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     compute = results["compute"]["64x64"]
     assert compute["train_images_per_s"] > 0 and 0 < compute["train_fraction_of_peak"] < 2
     assert results["pipeline"]["memory"]["disk_cache_growth"] > -0.5
+    synthetic = results["quality"]["synthetic"]
+    assert synthetic["recipe"]["epochs"] == 2 and 0 <= synthetic["plain"]["mean_dice"] <= 1
+    peer = results["peer"]
+    if "skipped" in peer:  # CI installs no torch: the benchmark says how to get the peer
+        assert "pip install -e '.[peer]'" in peer["skipped"]
+    else:
+        assert peer["peer_eager"]["train_images_per_s"] > 0
     page = (tmp_path / "RESULTS.md").read_text()
     assert "QUICK smoke run" in page
-    for row in ["| 1 compute |", "| 2 pipeline |", "| 3 memory |", "| 4 mixed precision |"]:
+    for row in ["| 1 compute |", "| 2 pipeline |", "| 3 memory |", "| 4 mixed precision |",
+                "| 5 peer (MONAI DynUNet) |", "| 6 quality |"]:
         assert row in page
 
 
@@ -41,3 +49,27 @@ def test_target_verdicts():
     verdicts = {name: met for name, _, _, met in rows}
     assert verdicts["1 compute"] is True and verdicts["2 pipeline"] is False
     assert verdicts["4 mixed precision"].startswith("n/a: no native bf16")
+
+
+def test_peer_and_quality_verdicts():
+    speeds = {"train_gflop_per_s": 100.0, "predict_gflop_per_s": 150.0}
+    peer = {"size": 128, "ours": speeds,
+            "peer_eager": {"train_gflop_per_s": 90.0, "predict_gflop_per_s": 120.0},
+            "peer_compiled": {"train_gflop_per_s": 110.0, "predict_gflop_per_s": 100.0}}
+    scores = {"plain": {"mean_dice": 0.90}, "tta+postprocess": {"mean_dice": 0.921}}
+    quality = {"budget_seconds": 600, "isic": {**scores, "train_seconds": 590},
+               "peer": {"plain": {"mean_dice": 0.91}, "tta+postprocess": {"mean_dice": 0.92}}}
+    rows = targets({"peer": peer, "quality": quality})
+    peer_rows = [(target, met) for name, target, _, met in rows if name.startswith("5")]
+    assert peer_rows == [
+        ("train GFLOP/s at 128^2 >= the peer's best mode (torch.compile)", False),
+        ("predict GFLOP/s at 128^2 >= the peer's best mode (eager)", True),
+        ("test mean dice, equal budget (plain) >= the peer's", False),
+        ("test mean dice, equal budget (tta+postprocess) >= the peer's", True)]
+    assert [met for name, _, _, met in rows if name == "6 quality"] == [True]
+    quality["isic"]["train_seconds"] = 700  # over the 10-minute budget
+    assert [met for name, _, _, met in targets({"quality": quality})
+            if name == "6 quality"] == [False]
+    skipped = targets({"peer": {"skipped": "torch not installed: pip install ..."}})
+    assert ("5 peer (MONAI DynUNet)", "our GFLOP/s and test dice >= the peer's", "-",
+            "not run: torch not installed: pip install ...") in skipped

@@ -1,0 +1,138 @@
+"""Quality under a fixed budget: train from scratch on the real ISIC sample, score the test part.
+
+    .venv/bin/python benchmarks/bench_quality.py              # ~27 min on 2 cores, peer included
+    .venv/bin/python benchmarks/bench_quality.py --ablation   # + one run per ingredient (~1 h)
+    .venv/bin/python benchmarks/bench_quality.py --quick      # a smoke run on synthetic data
+
+The recipe (RECIPE below) trains the base-16 Improved UNet at 128^2 on the 6:2:2 split (seed 0)
+of ../shared/data/isic-sample for a fixed number of epochs chosen to fit 10 minutes of training
+here, keeps the best epoch on validation dice, and scores the test part at each image's original
+size: per-image mean and median dice, jaccard and the ISIC score (thresholded jaccard), without
+and with test-time flips (TTA) and post-processing. The same recipe runs on the synthetic set.
+`--ablation` retrains with one ingredient of the recipe changed at a time and reports each
+change's effect on the mean test dice. Without the ISIC sample the real-data runs are skipped
+with a message.
+
+Prints one JSON object; benchmarks/RESULTS.md records the numbers.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import segment  # noqa: E402
+
+from peer import available as peer_available  # noqa: E402
+
+ISIC_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "isic-sample"
+BUDGET_SECONDS = 600
+PEER_COMPILED = False  # the peer's fastest working mode here (bench_peer.py measures both)
+
+# What the field knows works on small dermoscopy sets, and what each ablation run changes.
+RECIPE = {"size": 128, "batch_size": 8, "epochs": 28, "learning_rate": 1e-3,
+          "lr_schedule": "cosine", "loss": "bce_dice", "augment": True}
+ABLATIONS = {
+    "paper schedule (5e-4, x0.985 per epoch)": {"learning_rate": 5e-4,
+                                                "lr_schedule": "exponential"},
+    "dice loss instead of bce+dice": {"loss": "dice"},
+    "batch 16 instead of 8": {"batch_size": 16},
+    "no augmentation": {"augment": False},
+    "96x96 instead of 128x128": {"size": 96},
+}
+
+
+def prepare(pairs, recipe):
+    """The 6:2:2 split (seed 0) and its training (augmented, shuffled) and validation sets."""
+    split = segment.train_val_test_split(pairs, seed=0)
+    size = (recipe["size"], recipe["size"])
+    train_ds = segment.create_generator(split.train, size, recipe["batch_size"],
+                                        augment=recipe["augment"], shuffle=True, seed=0)
+    return split, train_ds, segment.create_generator(split.val, size, recipe["batch_size"])
+
+
+def test_scores(model, test_pairs):
+    """Test scores at original size: plain, with TTA, with TTA and post-processing."""
+    scores = {}
+    for name, options in {"plain": {}, "tta": {"tta": True},
+                          "tta+postprocess": {"tta": True, "postprocess": True}}.items():
+        summary = segment.evaluate(model, test_pairs, progress=False, **options).summary
+        scores[name] = {"mean_dice": summary["dice"]["mean"],
+                        "median_dice": summary["dice"]["median"],
+                        "mean_jaccard": summary["jaccard"]["mean"],
+                        "isic_score": summary["isic_score"]}
+    print(f"  {json.dumps(scores['plain'])}", file=sys.stderr, flush=True)
+    return scores
+
+
+def train_and_score(pairs, recipe, run_dir):
+    """Train our network with `recipe`; its training time and test scores."""
+    segment.set_seed(0)
+    split, train_ds, val_ds = prepare(pairs, recipe)
+    model = segment.create_model((recipe["size"], recipe["size"], 3))
+    start = time.perf_counter()
+    history = segment.train_model(model, train_ds, val_ds, recipe["epochs"], run_dir,
+                                  learning_rate=recipe["learning_rate"],
+                                  lr_schedule=recipe["lr_schedule"], loss=recipe["loss"],
+                                  verbose=0)
+    return {"recipe": recipe, "train_seconds": time.perf_counter() - start,
+            "best_val_dice": max(history.history["val_dice"]),
+            "num_train": len(split.train), "num_test": len(split.test),
+            **test_scores(model, split.test)}
+
+
+def peer_train_and_score(pairs, recipe, budget_seconds):
+    """Train the peer (MONAI DynUNet) on the same batches for `budget_seconds`; its scores."""
+    import peer
+
+    assert recipe["loss"] == "bce_dice", "the peer is written for the bce+dice loss"
+    split, train_ds, val_ds = prepare(pairs, recipe)
+    trainer = peer.Trainer(peer.create_dynunet(), recipe["learning_rate"], PEER_COMPILED)
+    predictor, run = peer.train_for(trainer, train_ds, val_ds, recipe["learning_rate"],
+                                    budget_seconds, recipe["size"])
+    return {"mode": "torch.compile" if PEER_COMPILED else "eager", **run,
+            **test_scores(predictor, split.test)}
+
+
+def isic_runs(scratch, ablation):
+    """The recipe on the ISIC sample and, with `ablation`, one run per changed ingredient."""
+    if not ISIC_SAMPLE.is_dir():
+        print(f"skipping the ISIC runs: no ISIC sample at {ISIC_SAMPLE}", file=sys.stderr)
+        return {"isic": {"skipped": f"no ISIC sample at {ISIC_SAMPLE}"}}
+    pairs = segment.find_pairs(ISIC_SAMPLE / "images", ISIC_SAMPLE / "masks")
+    runs = {"isic": train_and_score(pairs, RECIPE, scratch / "isic")}
+    missing_peer = peer_available()
+    runs["peer"] = {"skipped": missing_peer} if missing_peer else peer_train_and_score(
+        pairs, RECIPE, runs["isic"]["train_seconds"])
+    if ablation:
+        runs["ablation"] = {change: train_and_score(pairs, {**RECIPE, **settings},
+                                                    scratch / f"ablation_{i}")
+                            for i, (change, settings) in enumerate(ABLATIONS.items())}
+    return runs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: synthetic, 2 epochs")
+    parser.add_argument("--ablation", action="store_true",
+                        help="also retrain once per changed ingredient (about 10 min each)")
+    args = parser.parse_args()
+    results = {"budget_seconds": BUDGET_SECONDS}
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        synthetic = segment.make_synthetic_dataset(scratch / "synthetic", 40 if args.quick else 100,
+                                                   seed=0)
+        quick = {"size": 64, "epochs": 2} if args.quick else {}
+        results["synthetic"] = train_and_score(synthetic, {**RECIPE, **quick}, scratch / "syn")
+        if not args.quick:
+            results.update(isic_runs(scratch, args.ablation))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
