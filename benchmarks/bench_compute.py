@@ -62,17 +62,39 @@ def matmul_peak(size=2048, repeats=10):
     return best
 
 
-def images_per_second(model, size, steps, *, train):
+def random_batch(size):
+    """Seeded float32 (BATCH, size, size, 3) images in [0, 1] and (BATCH, size, size, 1) masks."""
     rng = np.random.default_rng(0)
     images = rng.random((BATCH, size, size, 3), dtype=np.float32)
-    masks = (rng.random((BATCH, size, size, 1)) > 0.5).astype(np.float32)
-    run = (lambda: model.train_on_batch(images, masks)) if train else (
-        lambda: model.predict_on_batch(images))
-    run(), run()  # trace and warm up
+    return images, (rng.random((BATCH, size, size, 1)) > 0.5).astype(np.float32)
+
+
+def timed_images_per_second(run, steps):
+    """(images/s over `steps` calls of `run`, one batch each; seconds of the two warm-up calls,
+    which trace or compile)."""
+    start = time.perf_counter()
+    run(), run()
+    warmup = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(steps):
         run()
-    return steps * BATCH / (time.perf_counter() - start)
+    return steps * BATCH / (time.perf_counter() - start), warmup
+
+
+def images_per_second(model, size, steps, *, train):
+    images, masks = random_batch(size)
+    run = (lambda: model.train_on_batch(images, masks)) if train else (
+        lambda: model.predict_on_batch(images))
+    return timed_images_per_second(run, steps)[0]
+
+
+def rates(train, predict, flops, peak):
+    """Training and prediction images/s as GFLOP/s and fractions of `peak` (FLOPs per image)."""
+    return {"forward_gflop_per_image": flops / 1e9,
+            "train_images_per_s": train, "train_gflop_per_s": 3 * flops * train / 1e9,
+            "train_fraction_of_peak": 3 * flops * train / 1e9 / peak,
+            "predict_images_per_s": predict, "predict_gflop_per_s": flops * predict / 1e9,
+            "predict_fraction_of_peak": flops * predict / 1e9 / peak}
 
 
 def measure(size, steps, peak, jit_compile=False, convolutions_only=False):
@@ -87,16 +109,8 @@ def measure(size, steps, peak, jit_compile=False, convolutions_only=False):
             segment.model._Builder.norm_act = original
     segment.compile_model(model)
     model.jit_compile = jit_compile
-    flops = forward_flops(model)
-    train = images_per_second(model, size, steps, train=True)
-    predict = images_per_second(model, size, steps, train=False)
-    return {"forward_gflop_per_image": flops / 1e9,
-            "train_images_per_s": train,
-            "train_gflop_per_s": 3 * flops * train / 1e9,
-            "train_fraction_of_peak": 3 * flops * train / 1e9 / peak,
-            "predict_images_per_s": predict,
-            "predict_gflop_per_s": flops * predict / 1e9,
-            "predict_fraction_of_peak": flops * predict / 1e9 / peak}
+    return rates(images_per_second(model, size, steps, train=True),
+                 images_per_second(model, size, steps, train=False), forward_flops(model), peak)
 
 
 def main():

@@ -17,55 +17,30 @@ Prints one JSON object; benchmarks/RESULTS.md records the numbers.
 import argparse
 import json
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import segment  # noqa: E402
-
-import numpy as np  # noqa: E402
 import peer  # noqa: E402
-from bench_compute import BATCH, images_per_second, matmul_peak  # noqa: E402
-from bench_compute import forward_flops as keras_forward_flops  # noqa: E402
-
-
-def rates(train, predict, flops, peak):
-    return {"forward_gflop_per_image": flops / 1e9,
-            "train_images_per_s": train, "train_gflop_per_s": 3 * flops * train / 1e9,
-            "train_fraction_of_peak": 3 * flops * train / 1e9 / peak,
-            "predict_images_per_s": predict, "predict_gflop_per_s": flops * predict / 1e9,
-            "predict_fraction_of_peak": flops * predict / 1e9 / peak}
-
-
-def measure_ours(size, steps, peak):
-    segment.set_seed(0)
-    model = segment.compile_model(segment.create_model((size, size, 3)))
-    return rates(images_per_second(model, size, steps, train=True),
-                 images_per_second(model, size, steps, train=False),
-                 keras_forward_flops(model), peak)
+from bench_compute import (  # noqa: E402
+    BATCH,
+    matmul_peak,
+    measure,
+    random_batch,
+    rates,
+    timed_images_per_second,
+)
 
 
 def measure_peer(size, steps, peak, compiled):
     model = peer.create_dynunet()
-    flops = peer.forward_flops(model, size)
     trainer = peer.Trainer(model, 1e-3, compiled)
     predictor = peer.KerasLikePredictor(trainer.forward, model, size)
-    rng = np.random.default_rng(0)
-    images = rng.random((BATCH, size, size, 3), dtype=np.float32)
-    masks = (rng.random((BATCH, size, size, 1)) > 0.5).astype(np.float32)
-    result = {}
-    for name, run in [("train", lambda: trainer.step(images, masks)),
-                      ("predict", lambda: predictor.predict_on_batch(images))]:
-        start = time.perf_counter()
-        run(), run()  # compile (torch.compile) and warm up
-        result[f"{name}_warmup_seconds"] = time.perf_counter() - start
-        start = time.perf_counter()
-        for _ in range(steps):
-            run()
-        result[name] = steps * BATCH / (time.perf_counter() - start)
-    return {**rates(result["train"], result["predict"], flops, peak),
-            "warmup_seconds": {"train": result["train_warmup_seconds"],
-                               "predict": result["predict_warmup_seconds"]}}
+    images, masks = random_batch(size)
+    train, train_warmup = timed_images_per_second(lambda: trainer.step(images, masks), steps)
+    predict, predict_warmup = timed_images_per_second(
+        lambda: predictor.predict_on_batch(images), steps)
+    return {**rates(train, predict, peer.forward_flops(model, size), peak),
+            "warmup_seconds": {"train": train_warmup, "predict": predict_warmup}}
 
 
 def main():
@@ -82,7 +57,7 @@ def main():
     peak = matmul_peak(512 if args.quick else 2048)
     results = {"matmul_peak_gflop_per_s": peak, "size": size, "batch": BATCH,
                "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-               "ours": measure_ours(size, steps, peak),
+               "ours": measure(size, steps, peak),
                "peer_eager": measure_peer(size, steps, peak, compiled=False)}
     if not args.quick:
         results["peer_compiled"] = measure_peer(size, steps, peak, compiled=True)

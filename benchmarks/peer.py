@@ -100,7 +100,6 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return float(loss.detach())
 
     def set_learning_rate(self, value):
         for group in self.optimizer.param_groups:
