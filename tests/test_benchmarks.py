@@ -73,3 +73,14 @@ def test_peer_and_quality_verdicts():
     skipped = targets({"peer": {"skipped": "torch not installed: pip install ..."}})
     assert ("5 peer (MONAI DynUNet)", "our GFLOP/s and test dice >= the peer's", "-",
             "not run: torch not installed: pip install ...") in skipped
+
+
+def test_ablation_words_choose_runs():
+    from bench_quality import ABLATIONS, chosen_ablations
+
+    assert chosen_ablations(None) == []  # no --ablation
+    assert chosen_ablations([]) == list(ABLATIONS)  # --ablation alone: every run
+    assert chosen_ablations(["batch", "192"]) == [
+        "batch 16 instead of 8", "192x192 instead of 128x128 (13 epochs: the same training time)"]
+    with pytest.raises(SystemExit, match="no ablation matches"):
+        chosen_ablations(["resnet"])
