@@ -133,7 +133,7 @@ def train_for(trainer, train_ds, val_ds, learning_rate, budget_seconds, size):
     predictor = KerasLikePredictor(trainer.forward, trainer.model, size)
     best_dice, best_state, epochs = -1.0, None, 0
     start = time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < budget_seconds:
+    while time.perf_counter() - start < budget_seconds:
         for images, masks in train_ds.as_numpy_iterator():
             elapsed = time.perf_counter() - start
             if elapsed >= budget_seconds:
