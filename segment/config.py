@@ -1,13 +1,31 @@
 """Settings with the paper's defaults (Isensee et al. 2017), in one place.
 
-The library functions take these settings as keyword arguments whose defaults are read from
-these dataclasses, and the command-line flags read theirs from here too. Every run writes the
-settings it used to `config.json` beside the model.
+Four frozen dataclasses, one per stage, and `RunConfig` holding all four for a whole run:
+
+    config = RunConfig(data=DataConfig(image_size=(128, 128), augment=True),
+                       model=ModelConfig(base_filters=8),
+                       train=TrainConfig(epochs=20),
+                       evaluation=EvalConfig(tta=True))
+    segment.train_and_evaluate("ISIC2018", "runs/x", config)
+
+The library functions take these objects (`create_model(..., config=ModelConfig())`,
+`train_model(..., TrainConfig(...))`, `evaluate(..., config=EvalConfig())`); their keyword
+arguments (`evaluate(model, pairs, tta=True)`) are a convenience layer that replaces fields of
+the config (`with_overrides`). Each config checks its values when made and raises `ValueError`
+echoing the bad one. The command-line flags read their defaults from here, and every run writes
+`RunConfig.to_dict()` to `config.json` beside the model.
 """
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
-__all__ = ["DataConfig", "ModelConfig", "TrainConfig"]
+__all__ = ["DataConfig", "EvalConfig", "ModelConfig", "RunConfig", "TrainConfig",
+           "with_overrides"]
+
+CACHE_MODES = ("memory", "disk", "none")
+LR_SCHEDULES = ("exponential", "cosine", "plateau")
+LOSSES = ("dice", "bce_dice")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "mixed")
 
 
 @dataclass(frozen=True)
@@ -16,11 +34,21 @@ class DataConfig:
     ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / val / test fractions
     batch_size: int = 16  # images per training step (the paper's seeds used 16)
     seed: int = 0  # split, shuffling, augmentation and weight initialisation
+    augment: bool = False  # random flips, turns, crops and colour jitter while training
+    cache: str = "memory"  # decoded images kept in "memory", on "disk" (run folder) or "none"
+
+    def __post_init__(self):
+        _set(self, "image_size", _size_pair(self.image_size, "image_size"))
+        _set(self, "ratios", tuple(float(ratio) for ratio in self.ratios))
+        if len(self.ratios) != 3 or min(self.ratios) < 0 or abs(sum(self.ratios) - 1) > 1e-6:
+            raise ValueError(f"ratios must be 3 non-negative fractions summing to 1. "
+                             f"Received: ratios={self.ratios}")
+        _check_positive(self, "batch_size")
+        _check_choice(self, "cache", CACHE_MODES)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    input_shape: tuple = (256, 256, 3)  # (height, width, channels); (None, None, 3) builds too
     base_filters: int = 16  # filters at level 1; doubled at each deeper level
     depth: int = 5  # number of levels (16, 32, 64, 128, 256 filters at base 16)
     num_classes: int = 1  # 1: sigmoid lesion probability; k > 1: softmax over k classes
@@ -28,6 +56,29 @@ class ModelConfig:
     deep_supervision: bool = True  # add the segmentation maps of levels 3 and 2 to level 1's
     l2: float = 1e-5  # L2 weight decay on every convolution kernel
     leaky_relu_slope: float = 0.01  # negative slope of every LeakyReLU
+
+    def __post_init__(self):
+        _check_positive(self, "base_filters")
+        _check_positive(self, "num_classes")
+        if int(self.depth) < 2:
+            raise ValueError(f"depth must be at least 2. Received: depth={self.depth}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
+        if self.l2 < 0:
+            raise ValueError(f"l2 must be >= 0. Received: l2={self.l2}")
+
+    def check_size(self, height, width):
+        """Raise ValueError unless each given side is divisible by 2 ** (depth - 1).
+
+        Example:
+            >>> ModelConfig(depth=3).check_size(32, 48)
+        """
+        factor = 2 ** (self.depth - 1)
+        for side in (height, width):
+            if side is not None and int(side) % factor:
+                raise ValueError(f"height and width must be divisible by 2 ** (depth - 1) = "
+                                 f"{factor} for depth={self.depth}. Received: size={height}x"
+                                 f"{width}")
 
 
 @dataclass(frozen=True)
@@ -38,4 +89,137 @@ class TrainConfig:
     lr_schedule: str = "exponential"  # "exponential" (paper), "cosine" or "plateau"
     loss: str = "dice"  # "dice" (soft, per image) or "bce_dice"
     early_stopping_patience: int | None = None  # epochs without val dice gain; None: off
-    precision: str = "float32"  # "float32", "mixed_bfloat16" (CPU with bf16) or "mixed_float16"
+    precision: str = "float32"  # "float32", "mixed_bfloat16", "mixed_float16" or "mixed"
+    steps_per_epoch: int | None = None  # batches per epoch; None: the whole training part
+
+    def __post_init__(self):
+        _check_positive(self, "epochs")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive. "
+                             f"Received: learning_rate={self.learning_rate}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1]. Received: lr_decay={self.lr_decay}")
+        _check_choice(self, "lr_schedule", LR_SCHEDULES)
+        _check_choice(self, "loss", LOSSES)
+        _check_choice(self, "precision", PRECISIONS)
+        for name in ("early_stopping_patience", "steps_per_epoch"):
+            if getattr(self, name) is not None:
+                _check_positive(self, name)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    threshold: float = 0.5  # probability at or above which a pixel is lesion
+    tta: bool = False  # average over the identity and three flips (test-time augmentation)
+    postprocess: bool = False  # keep the largest region and fill its holes
+    original_size: bool = True  # score at each image's own size (True) or the network's
+    batch_size: int = 8  # images per forward pass
+    num_examples: int = 4  # images in each of the best and worst galleries
+
+    def __post_init__(self):
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"threshold must be in (0, 1). Received: threshold={self.threshold}")
+        _check_positive(self, "batch_size")
+        if int(self.num_examples) < 0:
+            raise ValueError(f"num_examples must be >= 0. "
+                             f"Received: num_examples={self.num_examples}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run uses: data, model, training and evaluation settings.
+
+    Example:
+        >>> config = RunConfig(data=DataConfig(image_size=(128, 128)),
+        ...                    train=TrainConfig(epochs=5))
+        >>> RunConfig.from_dict(config.to_dict()) == config
+        True
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self):
+        for name, kind in _PARTS.items():
+            if not isinstance(getattr(self, name), kind):
+                raise TypeError(f"RunConfig.{name} must be a {kind.__name__}. "
+                                f"Received: {name}={getattr(self, name)!r}")
+        self.model.check_size(*self.data.image_size)
+
+    def to_dict(self):
+        """The four configs as nested plain dicts (what `config.json` holds)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, settings):
+        """Rebuild from `to_dict()`'s output; sections or fields it lacks take their defaults.
+
+        Raises:
+            ValueError: a field is unknown or its value is out of range.
+        """
+        parts = {}
+        for name, kind in _PARTS.items():
+            section = dict(settings.get(name) or {})
+            unknown = sorted(set(section) - {item.name for item in dataclasses.fields(kind)})
+            if unknown:
+                raise ValueError(f"unknown {kind.__name__} settings: {', '.join(unknown)}")
+            parts[name] = kind(**section)
+        return cls(**parts)
+
+
+_PARTS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
+          "evaluation": EvalConfig}
+
+
+def with_overrides(config, kind, overrides):
+    """`config` (or `kind()` when None) with the fields named in `overrides` replaced.
+
+    This is the keyword layer over the configs: `evaluate(model, pairs, tta=True)` is
+    `evaluate(model, pairs, config=with_overrides(None, EvalConfig, {"tta": True}))`.
+
+    Raises:
+        TypeError: `config` is not a `kind`, or a keyword is not one of its fields.
+        ValueError: a value is out of range (from the config's own checks).
+
+    Example:
+        >>> with_overrides(EvalConfig(tta=True), EvalConfig, {"threshold": 0.4}).threshold
+        0.4
+    """
+    config = kind() if config is None else config
+    if not isinstance(config, kind):
+        raise TypeError(f"expected a {kind.__name__}. Received: config={config!r}")
+    names = [item.name for item in dataclasses.fields(kind)]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise TypeError(f"unknown {kind.__name__} setting(s): {', '.join(unknown)}; "
+                        f"available: {', '.join(names)}")
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
+def _set(config, name, value):
+    object.__setattr__(config, name, value)  # normalising a field of a frozen dataclass
+
+
+def _size_pair(size, name):
+    try:
+        sides = tuple(int(side) for side in size)
+    except (TypeError, ValueError):
+        sides = ()
+    if len(sides) != 2 or min(sides) < 1:
+        raise ValueError(f"{name} must be (height, width) with positive sides. "
+                         f"Received: {name}={size!r}")
+    return sides
+
+
+def _check_positive(config, name):
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+
+
+def _check_choice(config, name, choices):
+    value = getattr(config, name)
+    if value not in choices:
+        raise ValueError(f"Unknown {name}. Received: {name}={value!r}; available: {choices}")

@@ -11,6 +11,7 @@ list's `unpaired_images` / `unpaired_masks`, never dropped silently.
 """
 
 import collections
+import hashlib
 import json
 import logging
 import os
@@ -33,7 +34,10 @@ __all__ = [
     "PairList",
     "SizeReport",
     "Split",
+    "as_pair",
+    "as_pairs",
     "find_pairs",
+    "fingerprint_pairs",
     "inspect",
     "list_image_files",
     "load_split",
@@ -61,6 +65,60 @@ class Pair(NamedTuple):
     def id(self):
         """The ISIC id, e.g. 'ISIC_0000000' (the image file's stem)."""
         return self.image_path.stem
+
+
+def as_pair(item):
+    """A `Pair` from a `Pair` or a plain `(image_path, mask_path)` tuple of paths.
+
+    Raises:
+        TypeError: `item` is neither; the message shows what was received.
+
+    Example:
+        >>> as_pair(("ISIC_0000000.jpg", "ISIC_0000000_segmentation.png")).id
+        'ISIC_0000000'
+    """
+    if isinstance(item, Pair):
+        return item
+    if (isinstance(item, (tuple, list)) and len(item) == 2
+            and all(isinstance(path, (str, os.PathLike)) for path in item)):
+        return Pair(Path(item[0]), Path(item[1]))
+    raise TypeError(f"expected a Pair or an (image_path, mask_path) tuple of paths. "
+                    f"Received: {item!r}")
+
+
+def as_pairs(items):
+    """`as_pair` of each item: a list of `Pair`.
+
+    Example:
+        >>> [pair.id for pair in as_pairs([("a/ISIC_1.jpg", "b/ISIC_1_segmentation.png")])]
+        ['ISIC_1']
+    """
+    return [as_pair(item) for item in items]
+
+
+def fingerprint_pairs(pairs):
+    """A short hex digest of the ordered pair ids and their files' sizes and modification times.
+
+    Two lists of pairs get the same fingerprint only if they name the same ids in the same
+    order and no file was replaced or changed since; a missing file counts as size -1.
+
+    Example:
+        >>> fingerprint_pairs([]) == fingerprint_pairs([])
+        True
+    """
+    digest = hashlib.sha256()
+    for pair in as_pairs(pairs):
+        stamps = [_file_stamp(path) for path in pair]
+        digest.update(os.fsencode(f"{pair.id}\0{stamps}\n"))
+    return digest.hexdigest()[:16]
+
+
+def _file_stamp(path):
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (-1, 0)
+    return (stat.st_size, stat.st_mtime_ns)
 
 
 class PairList(list):
@@ -196,6 +254,7 @@ def inspect(paths, plot=True, *, progress=False):
         paths, _ = list_image_files(Path(paths))
     report = SizeReport(collections.Counter())
     for item in tqdm(list(paths), desc="inspect", unit="image", disable=not progress):
+        item = item if isinstance(item, (str, os.PathLike)) else as_pair(item)
         image_path = item.image_path if isinstance(item, Pair) else Path(item)
         try:
             height, width = read_image_size(image_path)
@@ -221,6 +280,7 @@ def size_mismatch(pair):
     Raises:
         ImageReadError: a header cannot be read.
     """
+    pair = as_pair(pair)
     image_size, mask_size = read_image_size(pair.image_path), read_image_size(pair.mask_path)
     if image_size == mask_size:
         return None
@@ -257,6 +317,7 @@ def train_val_test_split(pairs, ratios=DataConfig.ratios, seed=DataConfig.seed):
                          f"Received: ratios={ratios}")
     by_id = {}
     for item in pairs:
+        item = item if isinstance(item, (str, os.PathLike)) else as_pair(item)
         key = _item_id(item)
         if key in by_id:
             raise PairingError(f"id '{key}' occurs twice ('{_item_path(by_id[key])}' and "
@@ -281,7 +342,7 @@ def save_split(split, path, *, seed=None, ratios=None):
     manifest = {"seed": seed, "ratios": ratios}
     for name, part in zip(Split._fields, split, strict=True):
         manifest[name] = [{"id": pair.id, "image": str(Path(pair.image_path).resolve()),
-                           "mask": str(Path(pair.mask_path).resolve())} for pair in part]
+                           "mask": str(Path(pair.mask_path).resolve())} for pair in as_pairs(part)]
     write_json_atomic(path, manifest)
 
 
@@ -308,7 +369,7 @@ def load_split(path, pairs=None):
     if pairs is None:
         return Split(*[[Pair(Path(entry["image"]), Path(entry["mask"])) for entry in part]
                        for part in parts])
-    by_id = {pair.id: pair for pair in pairs}
+    by_id = {pair.id: pair for pair in as_pairs(pairs)}
     missing = [entry["id"] for part in parts for entry in part if entry["id"] not in by_id]
     if missing:
         raise PairingError(f"split manifest '{path}' names {len(missing)} ids not among the "

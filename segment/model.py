@@ -13,34 +13,25 @@ arXiv:1802.10508, Figure 1. Layer names follow the paper (`context_3_...`, `loca
 import keras
 from keras import layers
 
-from .config import ModelConfig
+from .config import DataConfig, ModelConfig, with_overrides
 from .layers import InstanceNormalization
 
 __all__ = ["create_model"]
 
 
-def create_model(input_shape=ModelConfig.input_shape, base_filters=ModelConfig.base_filters,
-                 depth=ModelConfig.depth, num_classes=ModelConfig.num_classes,
-                 dropout=ModelConfig.dropout, deep_supervision=ModelConfig.deep_supervision,
-                 l2=ModelConfig.l2, *, leaky_relu_slope=ModelConfig.leaky_relu_slope,
-                 dtype_policy=None, name="improved_unet"):
+def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_policy=None,
+                 name="improved_unet", **overrides):
     """Build the Improved UNet.
 
     Args:
         input_shape: (height, width, channels). Height and width must be divisible by
             2 ** (depth - 1), or None for any size. Defaults to (256, 256, 3).
-        base_filters: Filters at level 1, doubled per level. Defaults to 16.
-        depth: Number of levels, >= 2. Defaults to 5.
-        num_classes: 1 gives a sigmoid lesion probability; k > 1 a softmax over k classes.
-            Defaults to 1.
-        dropout: Dropout rate inside each context module. Defaults to 0.3.
-        deep_supervision: Sum the upsampled segmentation maps of levels 3 and 2 into level 1's.
-            Defaults to True.
-        l2: L2 weight decay on every convolution kernel; 0 for none. Defaults to 1e-5.
-        leaky_relu_slope: Negative slope of every LeakyReLU. Defaults to 0.01.
+        config: `ModelConfig` (base_filters 16, depth 5, one class, dropout 0.3, deep
+            supervision, L2 1e-5, LeakyReLU slope 0.01 by default).
         dtype_policy: None (float32), "mixed_bfloat16" or "mixed_float16". The final
             activation always computes in float32.
         name: Model name. Defaults to "improved_unet".
+        **overrides: Fields of `ModelConfig` to replace, e.g. `base_filters=8`.
 
     Returns:
         Functional keras.Model mapping float32 (batch, height, width, channels) images in
@@ -48,14 +39,21 @@ def create_model(input_shape=ModelConfig.input_shape, base_filters=ModelConfig.b
 
     Raises:
         ValueError: an argument is out of range or the size is not divisible.
+        TypeError: a keyword is not a `ModelConfig` field.
 
     Example:
         >>> model = create_model((128, 128, 3), base_filters=16)
         >>> model.output_shape
         (None, 128, 128, 1)
     """
-    _check_arguments(input_shape, base_filters, depth, num_classes, dropout)
-    build = _Builder(l2, leaky_relu_slope, dropout, dtype_policy)
+    config = with_overrides(config, ModelConfig, overrides)
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels). "
+                         f"Received: input_shape={input_shape}")
+    config.check_size(*input_shape[:2])
+    base_filters, depth, num_classes = config.base_filters, config.depth, config.num_classes
+    deep_supervision = config.deep_supervision
+    build = _Builder(config.l2, config.leaky_relu_slope, config.dropout, dtype_policy)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
 
     # Context pathway: each level's output is kept as the skip connection of its level.
@@ -136,21 +134,3 @@ class _Builder:
         """Conv 3x3 keeping 2f channels, then conv 1x1 halving to f, each with IN and LReLU."""
         x = self.conv_norm_act(x, 2 * filters, 3, name=f"{name}_1")
         return self.conv_norm_act(x, filters, 1, name=f"{name}_2")
-
-
-def _check_arguments(input_shape, base_filters, depth, num_classes, dropout):
-    if len(input_shape) != 3:
-        raise ValueError(f"input_shape must be (height, width, channels). "
-                         f"Received: input_shape={input_shape}")
-    if int(depth) < 2:
-        raise ValueError(f"depth must be at least 2. Received: depth={depth}")
-    if int(base_filters) < 1 or int(num_classes) < 1:
-        raise ValueError(f"base_filters and num_classes must be positive. Received: "
-                         f"base_filters={base_filters}, num_classes={num_classes}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
-    factor = 2 ** (depth - 1)
-    for side in input_shape[:2]:
-        if side is not None and side % factor:
-            raise ValueError(f"height and width must be divisible by 2 ** (depth - 1) = {factor} "
-                             f"for depth={depth}. Received: input_shape={input_shape}")

@@ -12,6 +12,7 @@ evaluation and export see identical pixels. A pair that cannot be read is logged
 name, skipped, and listed in `dataset.skipped`; the rest of the epoch goes on.
 """
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -19,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from ._version import __version__
 from .config import DataConfig
-from .data import Pair, size_mismatch
+from .data import Pair, as_pairs, fingerprint_pairs, size_mismatch
 from .errors import ImageReadError
 from .images import load_input_image, load_segmented_image
 
@@ -48,14 +50,17 @@ def create_generator(pairs, image_size=DataConfig.image_size, batch_size=DataCon
             identical for an image and its mask; masks stay binary. Defaults to False.
         shuffle: Reshuffle the order every epoch. Defaults to False.
         cache: "memory" (default) keeps the decoded, resized uint8 pairs in RAM after the
-            first epoch; a file path caches them on disk instead (for sets too big for RAM);
-            None decodes every epoch.
+            first epoch; a folder caches them on disk instead (for sets too big for RAM), in
+            a file named by a fingerprint of the ordered pair ids, their files' sizes and
+            modification times, `image_size` and the library version, so other pairs or
+            another size never read it; None decodes every epoch.
         seed: Seed of the shuffle and the augmentation; same seed, same batches. Defaults to 0.
 
     Returns:
         tf.data.Dataset of (images, masks): float32 (batch, height, width, 3) in [0, 1] and
         float32 (batch, height, width, 1) in {0, 1}. Its attribute `skipped` is a list that
-        fills with (path, reason) for each unreadable pair as the data set is first read.
+        fills with (path, reason) for each unreadable pair as the data set is first read;
+        each file is listed (and logged) once, however many epochs read it.
 
     Example:
         >>> train_ds = create_generator(split.train, (256, 256), 16, augment=True,
@@ -68,11 +73,11 @@ def create_generator(pairs, image_size=DataConfig.image_size, batch_size=DataCon
     if min(height, width) < 1 or int(batch_size) < 1:
         raise ValueError(f"image_size and batch_size must be positive. Received: "
                          f"image_size={image_size}, batch_size={batch_size}")
-    # Paths travel as bytes (os.fsencode): TensorFlow strings cannot hold a non-UTF-8 file name.
-    pairs = [tuple(os.fsencode(path) for path in pair) for pair in pairs]
+    pairs = as_pairs(pairs)
     if not pairs:
         raise ValueError("create_generator needs at least one pair. Received: pairs=[]")
-    skipped = []
+    cache_file = _cache_file(cache, pairs, (height, width))
+    skipped, skipped_paths = [], set()
 
     def load_pair(image_path, mask_path):
         image_path, mask_path = os.fsdecode(image_path), os.fsdecode(mask_path)
@@ -83,8 +88,10 @@ def create_generator(pairs, image_size=DataConfig.image_size, batch_size=DataCon
             image = load_input_image(image_path, (height, width))
             mask = load_segmented_image(mask_path, (height, width))
         except ImageReadError as error:
-            logger.warning("skipping unreadable pair: %s", error)
-            skipped.append((str(error.path), str(error)))
+            if str(error.path) not in skipped_paths:  # without a cache, every epoch reads it
+                skipped_paths.add(str(error.path))
+                logger.warning("skipping unreadable pair: %s", error)
+                skipped.append((str(error.path), str(error)))
             return (np.zeros((height, width, 3), np.uint8), np.zeros((height, width, 1), np.uint8),
                     False)
         return image, mask[..., None], True
@@ -96,13 +103,15 @@ def create_generator(pairs, image_size=DataConfig.image_size, batch_size=DataCon
         mask.set_shape((height, width, 1))
         return image, mask, readable
 
-    image_paths, mask_paths = zip(*pairs, strict=True)
-    dataset = tf.data.Dataset.from_tensor_slices((list(image_paths), list(mask_paths)))
+    # Paths travel as bytes (os.fsencode): TensorFlow strings cannot hold a non-UTF-8 file name.
+    image_paths = [os.fsencode(pair.image_path) for pair in pairs]
+    mask_paths = [os.fsencode(pair.mask_path) for pair in pairs]
+    dataset = tf.data.Dataset.from_tensor_slices((image_paths, mask_paths))
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.filter(lambda image, mask, readable: readable)
     dataset = dataset.map(lambda image, mask, readable: (image, mask))
-    if cache is not None:
-        dataset = dataset.cache(_cache_filename(cache))
+    if cache_file is not None:
+        dataset = dataset.cache(cache_file)
     if shuffle:
         dataset = dataset.shuffle(min(len(pairs), _MAX_SHUFFLE_BUFFER), seed=seed,
                                   reshuffle_each_iteration=True)
@@ -122,11 +131,28 @@ def create_generator(pairs, image_size=DataConfig.image_size, batch_size=DataCon
     return dataset
 
 
-def _cache_filename(cache):
-    if cache == "memory":
+def _cache_file(cache, pairs, size):
+    """tf.data's cache file name: "" in memory, None for no cache, else a fingerprinted file.
+
+    A lock file left by a run killed while it was writing the cache would make tf.data refuse
+    the cache ("a concurrent caching iterator"); it is removed with the half-written data, and
+    the cache is written anew.
+    """
+    if cache is None:
+        return None
+    if isinstance(cache, str) and cache == "memory":
         return ""
-    path = Path(cache)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not isinstance(cache, (str, os.PathLike)):
+        raise TypeError(f"cache must be 'memory', None or a folder. Received: cache={cache!r}")
+    folder = Path(cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"{fingerprint_pairs(pairs)} {size} {__version__}".encode())
+    path = folder / f"pairs-{key.hexdigest()[:16]}"
+    for lock in folder.glob(f"{path.name}_*.lockfile"):
+        logger.warning("removing '%s', left by a run killed while writing the cache", lock)
+        lock.unlink()
+        for partial in folder.glob(f"{path.name}_*.tempstate*"):
+            partial.unlink()
     return str(path)
 
 

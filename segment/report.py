@@ -19,16 +19,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .evaluation import METRICS, evaluate, iter_predictions
+from .config import EvalConfig, with_overrides
+from .data import as_pair
+from .evaluation import METRICS, evaluate
 from .files import save_figure_atomic, write_json_atomic, write_text_atomic
-from .images import load_input_image, load_segmented_image, read_image_size, resize_mask
+from .run_folder import RunFolder
 
 __all__ = ["Results", "plot_dice_histogram", "plot_predictions", "plot_training_curves",
            "results", "show_prediction"]
 
 logger = logging.getLogger(__name__)
-
-_DISPLAY_SIDE = 256  # long side, in pixels, of each image in the galleries
 
 
 @dataclass
@@ -58,21 +58,24 @@ class Results:
         return self.evaluation._repr_html_()
 
 
-def results(model, pairs, *, history=None, run_dir=None, evaluation=None, num_examples=4,
-            **evaluate_options):
+def results(model, pairs, *, history=None, run_dir=None, evaluation=None, config=None,
+            image_size=None, progress=True, **overrides):
     """Evaluate, draw and (optionally) write the report of a model on labelled pairs.
 
+    The model predicts each image once, in `evaluate`; the galleries draw the best and worst
+    images that the evaluation kept, so they show exactly what was scored.
+
     Args:
-        model: Keras model.
-        pairs: Sequence of `Pair`, e.g. `split.test`.
+        model: Keras model (unused when `evaluation` is given).
+        pairs: Sequence of `Pair` (or (image_path, mask_path) tuples), e.g. `split.test`.
         history: keras History, a dict of per-epoch lists, a DataFrame, or the path of a
             `log.csv`; draws the training curves when given.
-        run_dir: Folder to write `evaluation.csv`, `summary.json`, the figures as PNG and
-            `report.html` into, each atomically. None writes nothing.
+        run_dir: Folder (or `RunFolder`) to write `evaluation.csv`, `summary.json`, the
+            figures as PNG and `report.html` into, all at once. None writes nothing.
         evaluation: A ready `Evaluation` of the same pairs, to skip evaluating again.
-        num_examples: Images in each of the best and worst galleries. Defaults to 4.
-        **evaluate_options: Passed to `evaluate` (threshold, tta, postprocess,
-            original_size, image_size, batch_size, progress).
+        config, image_size, progress, **overrides: passed to `evaluate` (an `EvalConfig`
+            and its fields: threshold, tta, postprocess, original_size, batch_size,
+            num_examples).
 
     Returns:
         Results (evaluation, figures, files).
@@ -82,28 +85,18 @@ def results(model, pairs, *, history=None, run_dir=None, evaluation=None, num_ex
         >>> report.summary["dice"]["mean"], report.figures["worst_predictions"]  # doctest: +SKIP
     """
     if evaluation is None:
-        evaluation = evaluate(model, pairs, **evaluate_options)
-    table = evaluation.table
-    by_id = {pair.id: pair for pair in pairs}
-    ranked = table.sort_values("dice", kind="stable").index  # worst first
+        evaluation = evaluate(model, pairs, config, image_size=image_size, progress=progress,
+                              **overrides)
     figures = {}
     if history is not None:
         figures["training_curves"] = plot_training_curves(history)
-    figures["dice_histogram"] = plot_dice_histogram(table["dice"])
-    settings = evaluation.settings
-    prediction_options = {"threshold": settings["threshold"], "tta": settings["tta"],
-                          "postprocess": settings["postprocess"],
-                          "image_size": settings["image_size"]}
-    num_shown = min(num_examples, len(ranked))
-    figures["best_predictions"] = plot_predictions(
-        model, [by_id[key] for key in ranked[::-1][:num_shown]], table,
-        title="best predictions", **prediction_options)
-    figures["worst_predictions"] = plot_predictions(
-        model, [by_id[key] for key in ranked[:num_shown]], table,
-        title="worst predictions", **prediction_options)
+    figures["dice_histogram"] = plot_dice_histogram(evaluation.table["dice"])
+    figures["best_predictions"] = plot_predictions(evaluation.best, title="best predictions")
+    figures["worst_predictions"] = plot_predictions(evaluation.worst, title="worst predictions")
     report = Results(evaluation, figures)
     if run_dir is not None:
-        report.files = _write_report(report, Path(run_dir))
+        report.files = _write_report(report, run_dir if isinstance(run_dir, RunFolder)
+                                     else RunFolder(run_dir))
     return report
 
 
@@ -153,42 +146,34 @@ def plot_dice_histogram(dice):
     return figure
 
 
-def plot_predictions(model, pairs, table, *, title, threshold=0.5, tta=False, postprocess=False,
-                     image_size=None):
-    """A gallery: per pair, the image, its truth, the prediction and both contours overlaid.
+def plot_predictions(examples, *, title):
+    """A gallery: per example, the image, its truth, the prediction and both contours overlaid.
 
     Args:
-        model: Keras model.
-        pairs: The pairs to show, one row each.
-        table: Evaluation table indexed by id, for the scores in each row's title.
+        examples: `Example`s to show, one row each, e.g. `evaluation.worst`.
         title: Figure title.
-        threshold, tta, postprocess, image_size: As used for the evaluation.
 
     Returns:
-        matplotlib Figure with len(pairs) rows and 4 columns.
+        matplotlib Figure with len(examples) rows and 4 columns.
+
+    Example:
+        >>> figure = plot_predictions(evaluation.worst[:2], title="two worst")  # doctest: +SKIP
     """
-    figure = Figure(figsize=(12, 3.1 * max(len(pairs), 1)), layout="constrained")
+    figure = Figure(figsize=(12, 3.1 * max(len(examples), 1)), layout="constrained")
     figure.suptitle(title)
-    if not pairs:
+    if not examples:
         return figure
-    rows = figure.subplots(len(pairs), 4, squeeze=False)
-    predictions = iter_predictions(model, pairs, image_size=image_size, threshold=threshold,
-                                   tta=tta, postprocess=postprocess)
-    for axes, (pair, predicted) in zip(rows, predictions, strict=False):
-        size = _display_size(read_image_size(pair.image_path))
-        image = load_input_image(pair.image_path, size)
-        truth = load_segmented_image(pair.mask_path, size)
-        predicted = resize_mask(predicted, size)
-        scores = table.loc[pair.id]
-        axes[0].imshow(image)
-        axes[0].set_title(f"{_printable(pair.id)}\ndice {scores['dice']:.3f}  "
-                          f"jaccard {scores['jaccard']:.3f}", fontsize=9)
-        axes[1].imshow(truth, cmap="gray", vmin=0, vmax=1)
+    rows = figure.subplots(len(examples), 4, squeeze=False)
+    for axes, example in zip(rows, examples, strict=True):
+        axes[0].imshow(example.image)
+        axes[0].set_title(f"{_printable(example.id)}\ndice {example.dice:.3f}  "
+                          f"jaccard {example.jaccard:.3f}", fontsize=9)
+        axes[1].imshow(example.truth, cmap="gray", vmin=0, vmax=1)
         axes[1].set_title("truth", fontsize=9)
-        axes[2].imshow(predicted, cmap="gray", vmin=0, vmax=1)
+        axes[2].imshow(example.predicted, cmap="gray", vmin=0, vmax=1)
         axes[2].set_title("prediction", fontsize=9)
-        axes[3].imshow(image)
-        for mask, colour in [(truth, "lime"), (predicted, "red")]:
+        axes[3].imshow(example.image)
+        for mask, colour in [(example.truth, "lime"), (example.predicted, "red")]:
             if mask.any() and not mask.all():
                 axes[3].contour(mask, levels=[0.5], colors=colour, linewidths=1.2)
         axes[3].set_title("overlay: truth green, prediction red", fontsize=9)
@@ -197,17 +182,16 @@ def plot_predictions(model, pairs, table, *, title, threshold=0.5, tta=False, po
     return figure
 
 
-def show_prediction(model, pair, *, threshold=0.5, tta=False, postprocess=False,
-                    original_size=True, image_size=None):
+def show_prediction(model, pair, config=None, *, image_size=None, **overrides):
     """One image's image, truth, prediction and overlay, with its scores in the title.
 
     For looking at a single case, e.g. the worst of an evaluation, and at whether TTA or
-    post-processing helps it.
+    post-processing helps it. The model predicts the image once.
 
     Args:
         model: Keras model.
-        pair: The `Pair` to show.
-        threshold, tta, postprocess, original_size, image_size: As for `evaluate`.
+        pair: The `Pair` (or (image_path, mask_path) tuple) to show.
+        config, image_size, **overrides: As for `evaluate` (e.g. `tta=True`).
 
     Returns:
         matplotlib Figure (one row of 4 panels).
@@ -216,24 +200,18 @@ def show_prediction(model, pair, *, threshold=0.5, tta=False, postprocess=False,
         >>> worst_id = report.table["dice"].idxmin()  # doctest: +SKIP
         >>> show_prediction(model, by_id[worst_id], tta=True)  # doctest: +SKIP
     """
-    evaluation = evaluate(model, [pair], threshold=threshold, tta=tta, postprocess=postprocess,
-                          original_size=original_size, image_size=image_size, progress=False)
-    options = ", ".join(name for name, used in [("TTA", tta), ("post-processing", postprocess)]
+    config = with_overrides(config, EvalConfig, {**overrides, "num_examples": 1})
+    pair = as_pair(pair)
+    evaluation = evaluate(model, [pair], config, image_size=image_size, progress=False)
+    options = ", ".join(name for name, used in [("TTA", config.tta),
+                                                ("post-processing", config.postprocess)]
                         if used) or "plain"
-    return plot_predictions(model, [pair], evaluation.table, title=f"{_printable(pair.id)} "
-                            f"({options})", threshold=threshold, tta=tta, postprocess=postprocess,
-                            image_size=image_size)
+    return plot_predictions(evaluation.worst, title=f"{_printable(pair.id)} ({options})")
 
 
 def _printable(text):
     """`text` with any undecodable file-name bytes shown as U+FFFD (fonts cannot draw them)."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _display_size(size):
-    height, width = size
-    scale = _DISPLAY_SIDE / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def _history_frame(history):
@@ -244,29 +222,29 @@ def _history_frame(history):
     return pd.DataFrame(getattr(history, "history", history))
 
 
-def _write_report(report, run_dir):
-    """Write every table, figure and the HTML page into `run_dir`; return name -> path.
+def _write_report(report, run):
+    """Write every table, figure and the HTML page into the RunFolder `run`; name -> path.
 
-    Everything is first written into a staging folder inside `run_dir` and only then renamed
-    into place, so a failure while writing (a full disk, an interruption) leaves the previous
-    report complete and untouched.
+    Everything is first written into a staging folder inside the run folder and only then
+    renamed into place, so a failure while writing (a full disk, an interruption) leaves the
+    previous report complete and untouched.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    names = {"evaluation_table": "evaluation.csv", "summary": "summary.json",
-             **{name: f"{name}.png" for name in report.figures}, "report": "report.html"}
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run_dir))
+    run.path.mkdir(parents=True, exist_ok=True)
+    keys = ["evaluation_table", "summary", *report.figures, "report"]
+    names = {key: getattr(run, key).name for key in keys}
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run.path))
     try:
         report.evaluation.to_csv(staging / names["evaluation_table"])
         write_json_atomic(staging / names["summary"], report.summary)
         for name, figure in report.figures.items():
             save_figure_atomic(figure, staging / names[name])
         write_text_atomic(staging / names["report"], _html(report, names))
-        for name in names.values():
-            os.replace(staging / name, run_dir / name)
+        for key in keys:
+            os.replace(staging / names[key], getattr(run, key))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    logger.info("wrote the report to '%s'", run_dir / names["report"])
-    return {key: run_dir / name for key, name in names.items()}
+    logger.info("wrote the report to '%s'", run.report)
+    return {key: getattr(run, key) for key in keys}
 
 
 def _html(report, names):

@@ -7,6 +7,7 @@ mask is the blob. A small model learns it in a few hundred steps, so it serves w
 ISIC data (not shipped, never downloaded) is absent.
 """
 
+import io
 import logging
 from pathlib import Path
 
@@ -15,7 +16,6 @@ from PIL import Image, ImageDraw
 
 from .data import Pair, PairList
 from .files import atomic_path
-from .images import save_mask
 
 __all__ = ["make_synthetic_dataset", "make_synthetic_pair"]
 
@@ -41,7 +41,9 @@ def make_synthetic_dataset(out_dir, n, size=(192, 256), seed=0):
 
     Returns:
         PairList of the `n` written pairs, sorted by id (other files already in `out_dir`
-        are left alone and not returned).
+        are left alone and not returned). A file that already holds the same bytes is not
+        written again, so its modification time, and the fingerprint of a run or cache that
+        used it, stay the same.
 
     Example:
         >>> pairs = make_synthetic_dataset("data/synthetic", 20)  # doctest: +SKIP
@@ -60,12 +62,28 @@ def make_synthetic_dataset(out_dir, n, size=(192, 256), seed=0):
         image, mask = make_synthetic_pair(rng, (height, width))
         pair = Pair(out_dir / "images" / f"ISIC_{index:07d}.jpg",
                     out_dir / "masks" / f"ISIC_{index:07d}_segmentation.png")
-        with atomic_path(pair.image_path) as tmp:
-            Image.fromarray(image).save(tmp, format="JPEG", quality=90)
-        save_mask(mask, pair.mask_path)
+        _write_if_changed(pair.image_path, _encode(image, "JPEG", quality=90))
+        _write_if_changed(pair.mask_path, _encode(np.where(mask > 0, 255, 0).astype(np.uint8),
+                                                  "PNG"))
         pairs.append(pair)
     logger.info("wrote %d synthetic pairs to '%s'", n, out_dir)
     return pairs
+
+
+def _encode(array, image_format, **options):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def _write_if_changed(path, data):
+    try:
+        if path.read_bytes() == data:
+            return
+    except OSError:
+        pass  # missing or unreadable: write it
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def make_synthetic_pair(rng, size):

@@ -1,6 +1,7 @@
 """Train, save and load: `train_model` runs `model.fit` with the paper's schedule and safe files.
 
-A run folder after `train_model(model, train_ds, val_ds, epochs, "runs/x")`:
+A run folder after `train_model(model, train_ds, val_ds, TrainConfig(epochs=30), "runs/x")`
+(`RunFolder` owns the names; see run_folder.py):
 
     runs/x/model.keras    the best epoch on validation dice (written atomically)
     runs/x/best.json      which epoch that was and its validation dice
@@ -8,8 +9,12 @@ A run folder after `train_model(model, train_ds, val_ds, epochs, "runs/x")`:
     runs/x/tensorboard/   TensorBoard logs
     runs/x/config.json    the settings and library versions
     runs/x/backup/        only while training: a killed run resumes from here when restarted
+
+`load_model` reads `.keras` files, legacy tensorflow-addons `.h5` files and, for inference
+only, TensorFlow SavedModel folders.
 """
 
+import dataclasses
 import json
 import logging
 import math
@@ -23,13 +28,15 @@ from pathlib import Path, PurePosixPath
 import keras
 import numpy as np
 
-from .config import TrainConfig
+from ._version import __version__
+from .config import PRECISIONS, TrainConfig, with_overrides
 from .distribute import is_chief, task_id
-from .errors import ModelLoadError, RunFolderError
+from .errors import ModelLoadError
 from .files import atomic_path, write_json_atomic
 from .layers import InstanceNormalization
 from .losses import get_loss
 from .metrics import DiceCoefficient
+from .run_folder import RunFolder
 
 __all__ = [
     "compile_model",
@@ -44,8 +51,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "model.keras"
-LR_SCHEDULES = ("exponential", "cosine", "plateau")
 # Names under which other code saved instance normalization; all load as ours.
 _LEGACY_OBJECTS = {
     "Addons>InstanceNormalization": InstanceNormalization,
@@ -84,10 +89,9 @@ def resolve_precision(precision=TrainConfig.precision, *, has_gpu=None):
         where bfloat16 runs several times slower than float32, a bf16 request falls back
         to "float32" with a warning.
     """
-    choices = ("float32", "mixed_bfloat16", "mixed_float16", "mixed")
-    if precision not in choices:
+    if precision not in PRECISIONS:
         raise ValueError(f"Unknown precision. Received: precision={precision!r}; "
-                         f"available: {choices}")
+                         f"available: {PRECISIONS}")
     if has_gpu is None:
         import tensorflow as tf
         has_gpu = bool(tf.config.list_physical_devices("GPU"))
@@ -104,6 +108,10 @@ def compile_model(model, *, learning_rate=TrainConfig.learning_rate, loss=TrainC
     """Compile with Adam, a per-image loss and the per-image `DiceCoefficient` metric ("dice").
 
     A model whose layers compute in float16 gets Keras' dynamic loss scaling.
+
+    Example:
+        >>> model = compile_model(create_model((32, 32, 3), base_filters=4, depth=3),
+        ...                       learning_rate=1e-3, loss="bce_dice")  # doctest: +SKIP
     """
     optimizer = keras.optimizers.Adam(learning_rate)
     if any(layer.dtype_policy.name == "mixed_float16" for layer in model.layers):
@@ -112,145 +120,127 @@ def compile_model(model, *, learning_rate=TrainConfig.learning_rate, loss=TrainC
     return model
 
 
-def train_model(model, train_ds, val_ds, epochs, run_dir, *,
-                learning_rate=TrainConfig.learning_rate, lr_decay=TrainConfig.lr_decay,
-                lr_schedule=TrainConfig.lr_schedule, loss=TrainConfig.loss,
-                early_stopping_patience=TrainConfig.early_stopping_patience,
-                steps_per_epoch=None, callbacks=(), strategy=None, overwrite=False,
-                settings=None, verbose=1):
+def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strategy=None,
+                overwrite=False, settings=None, verbose=1, **overrides):
     """Train `model`, keep the best epoch, and make a killed run resumable.
 
-    Compiles the model (Adam, `loss`, per-image dice) unless it is already compiled. Callbacks:
-    the learning rate schedule, TerminateOnNaN, a checkpoint of the best epoch on validation
-    dice (`run_dir/model.keras`, written atomically), a CSV and a TensorBoard log, optional
-    early stopping, and BackupAndRestore: started again with the same `run_dir` after being
-    killed, training resumes after the last completed epoch and runs to `epochs` in total.
-    When training ends the model holds the best epoch's weights.
+    Compiles the model (Adam, the loss, per-image dice) unless it is already compiled.
+    Callbacks: the learning rate schedule, TerminateOnNaN, a checkpoint of the best epoch on
+    validation dice (`model.keras`, written atomically), a CSV and a TensorBoard log, optional
+    early stopping, and BackupAndRestore: started again with the same `run_dir` and settings
+    after being killed, training resumes after the last completed epoch and runs to
+    `config.epochs` in total. When training ends the model holds the best epoch's weights.
+    The run folder (`RunFolder`) decides what an earlier run left there may be kept.
 
     Args:
         model: Keras model, e.g. from `create_model`.
         train_ds: Training data set of (images, masks) batches, e.g. from `create_generator`.
         val_ds: Validation data set, or None (then the best epoch is chosen on training dice).
-        epochs: Total number of epochs, counting those of a resumed run.
-        run_dir: Folder for the model, logs and backup.
-        learning_rate: Adam's initial learning rate. Defaults to 5e-4.
-        lr_decay: With lr_schedule="exponential", the rate of epoch e is
-            learning_rate * lr_decay ** e. Defaults to 0.985.
-        lr_schedule: "exponential" (the paper's), "cosine" (from `learning_rate` at epoch 0
-            down to 0 at `epochs`: learning_rate * (1 + cos(pi * e / epochs)) / 2) or
-            "plateau" (halve after 5 epochs without a lower validation loss). Defaults to
-            "exponential".
-        loss: "dice" or "bce_dice" (used when compiling here). Defaults to "dice".
-        early_stopping_patience: Stop after this many epochs without a better validation
-            dice; None never stops early. Defaults to None.
-        steps_per_epoch: Batches per epoch; None runs through `train_ds`.
+        config: `TrainConfig`, or an int as shorthand for `TrainConfig(epochs=n)`. Its
+            schedule: "exponential" gives epoch e the rate learning_rate * lr_decay ** e;
+            "cosine" learning_rate * (1 + cos(pi * e / epochs)) / 2; "plateau" halves the rate
+            after 5 epochs without a lower validation loss. `precision` is not applied here:
+            build the model with it (`create_model(dtype_policy=...)`).
+        run_dir: Folder (or `RunFolder`) for the model, logs and backup.
         callbacks: Further Keras callbacks, run after the built-in ones.
         strategy: The tf.distribute strategy the model was built under (see
             `segment.create_strategy`); None uses the model's own. Under several workers only
             the chief writes `run_dir`; the others write to temporary folders they remove.
-        overwrite: Replace a finished run found in `run_dir`. Defaults to False.
-        settings: Optional dict of further settings to record in `config.json`.
+        overwrite: Clear a finished run, a model or a killed run with other settings found in
+            `run_dir` (everything the earlier run wrote). Defaults to False.
+        settings: Optional dict of further settings recorded in `config.json` (and compared
+            when resuming: "data", "model" and "pairs").
         verbose: Keras' progress output: 0 silent, 1 progress bar, 2 one line per epoch.
+        **overrides: `TrainConfig` fields to replace, e.g. `learning_rate=1e-3`.
 
     Returns:
         keras.callbacks.History of the epochs run in this call. Its attribute
         `stopped_on_nan` is True when training stopped because the loss became NaN.
 
     Raises:
-        RunFolderError: `run_dir` holds a finished model and `overwrite` is False.
-        ValueError: the model was not built under `strategy`.
+        RunFolderError: `run_dir` holds another run's results and `overwrite` is False.
+        ValueError: the model was not built under `strategy`, or is an inference-only
+            SavedModel.
 
     Example:
-        >>> history = train_model(model, train_ds, val_ds, 30, "runs/first")  # doctest: +SKIP
+        >>> history = train_model(model, train_ds, val_ds, TrainConfig(epochs=30),
+        ...                       "runs/first")  # doctest: +SKIP
+        >>> history = train_model(model, train_ds, None, 2, "runs/quick",
+        ...                       learning_rate=1e-3)  # doctest: +SKIP
     """
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"Unknown lr_schedule. Received: lr_schedule={lr_schedule!r}; "
-                         f"available: {LR_SCHEDULES}")
+    if isinstance(config, int) and not isinstance(config, bool):
+        config = TrainConfig(epochs=config)
+    config = with_overrides(config, TrainConfig, overrides)
+    if any(isinstance(layer, keras.layers.TFSMLayer) for layer in model.layers):
+        raise ValueError(f"'{model.name}' is a TensorFlow SavedModel loaded for inference only; "
+                         f"it cannot be trained. Train a model from create_model instead")
     strategy = _check_strategy(model, strategy)
     chief = is_chief(strategy)
-    run_dir = Path(run_dir)
-    resuming = (run_dir / "backup").exists()
-    if (run_dir / MODEL_FILE).exists() and not resuming:
-        if not overwrite:
-            raise RunFolderError(f"'{run_dir}' already holds a finished model ({MODEL_FILE}); "
-                                 f"pass overwrite=True (--overwrite) or choose another run folder")
-        if chief:
-            for stale in ["log.csv", "best.json", "tensorboard"]:
-                _remove(run_dir / stale)
+    run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
+    if run.resuming is None and chief:
+        run.begin({"train": dataclasses.asdict(config), **(settings or {}),
+                   "distribution": {"strategy": type(strategy).__name__,
+                                    "replicas": strategy.num_replicas_in_sync},
+                   "versions": library_versions()}, overwrite=overwrite)
+    resuming = run.resuming if chief else run.backup.exists()
     # Every worker makes the same saves (they may need all replicas); only the chief's land in
     # run_dir. Other workers start from a copy of the chief's backup, so all resume alike.
-    write_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix=f"segment-{task_id(strategy)}-"))
-    write_dir.mkdir(parents=True, exist_ok=True)
+    write_to = run if chief else RunFolder(tempfile.mkdtemp(prefix=f"segment-{task_id(strategy)}-"))
     if not chief and resuming:
-        shutil.copytree(run_dir / "backup", write_dir / "backup")
-        if (run_dir / "best.json").exists():
-            shutil.copy(run_dir / "best.json", write_dir / "best.json")
+        shutil.copytree(run.backup, write_to.backup)
+        if run.best.exists():
+            shutil.copy(run.best, write_to.best)
     try:
         with strategy.scope():
             if not model.compiled:
-                compile_model(model, learning_rate=learning_rate, loss=loss)
-        if chief:
-            write_json_atomic(run_dir / "config.json", {
-                "train": {"epochs": epochs, "learning_rate": learning_rate, "lr_decay": lr_decay,
-                          "lr_schedule": lr_schedule, "loss": loss,
-                          "steps_per_epoch": steps_per_epoch,
-                          "early_stopping_patience": early_stopping_patience,
-                          "strategy": type(strategy).__name__,
-                          "replicas": strategy.num_replicas_in_sync},
-                **(settings or {}),
-                "versions": library_versions(),
-            })
-        history = _fit(model, train_ds, val_ds, epochs, write_dir, resuming, learning_rate,
-                       lr_decay, lr_schedule, early_stopping_patience, steps_per_epoch,
-                       callbacks, verbose)
-        if (write_dir / MODEL_FILE).exists():
-            model.load_weights(write_dir / MODEL_FILE)
+                compile_model(model, learning_rate=config.learning_rate, loss=config.loss)
+        history = _fit(model, train_ds, val_ds, config, write_to, resuming, callbacks, verbose)
+        if write_to.model.exists():
+            model.load_weights(write_to.model)
     finally:
         if not chief:
-            shutil.rmtree(write_dir, ignore_errors=True)
+            shutil.rmtree(write_to.path, ignore_errors=True)
     return history
 
 
-def _fit(model, train_ds, val_ds, epochs, write_dir, resuming, learning_rate, lr_decay,
-         lr_schedule, early_stopping_patience, steps_per_epoch, callbacks, verbose):
-    """model.fit with the built-in callbacks writing into `write_dir`."""
+def _fit(model, train_ds, val_ds, config, run, resuming, callbacks, verbose):
+    """model.fit with the built-in callbacks writing into the RunFolder `run`."""
     monitor = "val_dice" if val_ds is not None else "dice"
-    if lr_schedule == "exponential":
+    if config.lr_schedule == "exponential":
         schedule = keras.callbacks.LearningRateScheduler(
-            lambda epoch: float(learning_rate * lr_decay**epoch))
-    elif lr_schedule == "cosine":
+            lambda epoch: float(config.learning_rate * config.lr_decay**epoch))
+    elif config.lr_schedule == "cosine":
         schedule = keras.callbacks.LearningRateScheduler(
-            lambda epoch: float(learning_rate * (1 + math.cos(math.pi * epoch / epochs)) / 2))
+            lambda epoch: float(config.learning_rate
+                                * (1 + math.cos(math.pi * epoch / config.epochs)) / 2))
     else:
         schedule = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=5)
     all_callbacks = [
         schedule,
         keras.callbacks.TerminateOnNaN(),
-        _BestCheckpoint(write_dir / MODEL_FILE, write_dir / "best.json", monitor,
-                        resuming=resuming),
-        keras.callbacks.CSVLogger(str(write_dir / "log.csv"), append=True),
-        keras.callbacks.TensorBoard(str(write_dir / "tensorboard"), write_graph=False,
-                                    profile_batch=0),
-        _ResumableBackup(write_dir / "backup", write_dir / "log.csv"),  # last: saves an epoch
+        _BestCheckpoint(run.model, run.best, monitor, resuming=resuming),
+        keras.callbacks.CSVLogger(str(run.log), append=True),
+        keras.callbacks.TensorBoard(str(run.tensorboard), write_graph=False, profile_batch=0),
+        _ResumableBackup(run.backup, run.log),  # last: saves an epoch
         *callbacks,
     ]
-    if early_stopping_patience is not None:
-        all_callbacks.append(keras.callbacks.EarlyStopping(monitor, mode="max",
-                                                           patience=early_stopping_patience))
+    if config.early_stopping_patience is not None:
+        all_callbacks.append(keras.callbacks.EarlyStopping(
+            monitor, mode="max", patience=config.early_stopping_patience))
     if resuming:
-        logger.info("resuming the interrupted run in '%s'", write_dir)
+        logger.info("resuming the interrupted run in '%s'", run.path)
     with warnings.catch_warnings():
         # The pipeline drops unreadable files, so its length is unknown until the first epoch
         # ends; Keras warns about that once per data set, which is expected here.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, shuffle=False,
-                            callbacks=all_callbacks, steps_per_epoch=steps_per_epoch,
-                            verbose=verbose)
+        history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
+                            shuffle=False, callbacks=all_callbacks,
+                            steps_per_epoch=config.steps_per_epoch, verbose=verbose)
     history.stopped_on_nan = any(not math.isfinite(value)
                                  for value in history.history.get("loss", []))
     if history.stopped_on_nan:
         logger.error("training stopped: the loss became NaN; '%s' keeps the best epoch before "
-                     "it (try a lower learning rate)", write_dir / MODEL_FILE)
+                     "it (try a lower learning rate)", run.model)
     return history
 
 
@@ -287,10 +277,13 @@ def load_model(path, *, compile=False):
 
     `.keras` files load with `safe_mode=True`: a file carrying Python code (a `Lambda`
     layer) is refused, never executed. Legacy `.h5` files whose config names
-    `Addons>InstanceNormalization` load that layer as ours, with its weights.
+    `Addons>InstanceNormalization` load that layer as ours, with its weights. A TensorFlow
+    SavedModel folder (what `model.save("dir")` wrote with tf.keras 2.x and
+    tensorflow-addons) loads for inference only: its `serving_default` signature wrapped in a
+    `keras.layers.TFSMLayer` (TensorFlow backend); `train_model` refuses it.
 
     Args:
-        path: A `.keras` or `.h5` file.
+        path: A `.keras` or `.h5` file, or a SavedModel folder.
         compile: Also restore the optimizer, loss and metrics. Defaults to False (enough to
             predict and evaluate; `train_model` compiles what it trains).
 
@@ -298,8 +291,8 @@ def load_model(path, *, compile=False):
         keras.Model.
 
     Raises:
-        ModelLoadError: the path is missing, is a TensorFlow SavedModel folder (the message
-            says how to convert it), is not a model file, or is refused by safe mode.
+        ModelLoadError: the path is missing, is not a model file or SavedModel folder, or is
+            refused by safe mode.
 
     Example:
         >>> model = load_model("runs/first/model.keras")  # doctest: +SKIP
@@ -307,11 +300,9 @@ def load_model(path, *, compile=False):
     path = Path(path)
     if path.is_dir():
         if (path / "saved_model.pb").exists():
-            raise ModelLoadError(
-                f"'{path}' is a TensorFlow SavedModel folder, which Keras 3 cannot load as a "
-                f"model. Convert it where it was made (TensorFlow 2.15 or older): "
-                f"`tf.keras.models.load_model('{path}').save('model.h5')`, then load the .h5")
-        raise ModelLoadError(f"'{path}' is a folder, not a model file (.keras or .h5)")
+            return _load_saved_model(path)
+        raise ModelLoadError(f"'{path}' is a folder, not a model file (.keras or .h5) nor a "
+                             f"TensorFlow SavedModel (no saved_model.pb)")
     if not path.exists():
         raise ModelLoadError(f"model file '{path}' does not exist")
     if path.suffix not in (".keras", ".h5", ".hdf5"):
@@ -326,12 +317,51 @@ def load_model(path, *, compile=False):
 
 
 def library_versions():
-    """Versions of Python and the main libraries, for config.json and summaries."""
+    """Versions of Python and the main libraries, for config.json and summaries.
+
+    Example:
+        >>> sorted(library_versions())
+        ['keras', 'numpy', 'pillow', 'python', 'segment', 'tensorflow']
+    """
     import PIL
     import tensorflow as tf
 
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__, "pillow": PIL.__version__}
+    return {"python": platform.python_version(), "segment": __version__,
+            "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
+            "pillow": PIL.__version__}
+
+
+def _load_saved_model(path):
+    """An inference-only keras.Model around a SavedModel folder's `serving_default` signature.
+
+    The model takes float32 (batch, height, width, 3) images as the signature declares them
+    and returns its one output (probabilities).
+    """
+    try:
+        layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default",
+                                       trainable=False, name="saved_model")
+    except (ValueError, OSError, NotImplementedError) as error:
+        raise ModelLoadError(f"'{path}' could not be loaded as a TensorFlow SavedModel: "
+                             f"{_first_line(error)}") from None
+    _, keyword_specs = layer.call_endpoint_fn.structured_input_signature
+    if len(keyword_specs) != 1:
+        raise ModelLoadError(f"'{path}': its serving_default signature takes "
+                             f"{len(keyword_specs)} inputs ({', '.join(keyword_specs)}); "
+                             f"an image model takes one")
+    (spec,) = keyword_specs.values()
+    inputs = keras.Input(shape=tuple(spec.shape[1:]), name="image")
+    outputs = layer(inputs)
+    if isinstance(outputs, dict):
+        if len(outputs) != 1:
+            raise ModelLoadError(f"'{path}': its serving_default signature has "
+                                 f"{len(outputs)} outputs ({', '.join(outputs)}); expected one")
+        (outputs,) = outputs.values()
+    logger.info("loaded the SavedModel '%s' for inference only", path)
+    return keras.Model(inputs, outputs, name=f"saved_model_{path.name}")
+
+
+def _first_line(error):
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 class _BestCheckpoint(keras.callbacks.Callback):
@@ -416,10 +446,3 @@ def _check_keras_archive(path):
         if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
             raise ModelLoadError(f"'{path}' refused: its member '{name}' points outside the "
                                  f"archive (path traversal)")
-
-
-def _remove(path):
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()

@@ -10,7 +10,7 @@ import time
 from types import SimpleNamespace
 
 import segment
-from segment.cli import _check_replica_batches
+from segment.workflow import _check_replica_batches
 from segment.distribute import is_chief
 
 import numpy as np
@@ -129,16 +129,16 @@ def test_train_driver_with_mirrored_strategy(tmp_path):
          "-q"], capture_output=True, text=True, cwd=REPO, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["train"]["strategy"] == "MirroredStrategy" and config["train"]["replicas"] == 2
+    assert config["distribution"] == {"strategy": "MirroredStrategy", "replicas": 2}
     assert (tmp_path / "run" / "report.html").exists()
 
 
 def test_batches_must_split_evenly_across_replicas():
     strategy = SimpleNamespace(num_replicas_in_sync=2)
     split = segment.Split(train=list(range(12)), val=list(range(5)), test=[1])
-    with pytest.raises(segment.SegmentError, match="--batch-size 7 must be a multiple of the 2"):
+    with pytest.raises(ValueError, match="batch size 7 must be a multiple of the 2"):
         _check_replica_batches(strategy, 7, split)
-    with pytest.raises(segment.SegmentError, match="too small: validation"):
+    with pytest.raises(ValueError, match="too small: validation"):
         _check_replica_batches(strategy, 8, split)
     _check_replica_batches(strategy, 4, split)
 

@@ -2,11 +2,13 @@
 
 import json
 import logging
+from dataclasses import asdict
 
 import segment
 from segment import (
     ModelLoadError,
     RunFolderError,
+    TrainConfig,
     create_generator,
     create_model,
     load_model,
@@ -106,7 +108,7 @@ def test_interrupted_run_resumes_from_last_epoch(small_data, tmp_path):
 
 def test_finished_run_is_not_overwritten_without_permission(small_data, tiny_model, tmp_path):
     train_model(tiny_model, small_data, None, 1, tmp_path, verbose=0)
-    with pytest.raises(RunFolderError, match="already holds a finished model"):
+    with pytest.raises(RunFolderError, match="already holds a model"):
         train_model(tiny_model, small_data, None, 1, tmp_path, verbose=0)
     history = train_model(tiny_model, small_data, None, 1, tmp_path, overwrite=True, verbose=0)
     assert len(history.history["loss"]) == 1
@@ -200,11 +202,26 @@ def test_legacy_tensorflow_addons_h5_loads_with_equal_predictions(tiny_model, tm
                                tiny_model.predict(images, verbose=0), atol=1e-6)
 
 
-def test_savedmodel_folder_gets_conversion_advice(tmp_path):
+def test_broken_savedmodel_folder_gives_a_clear_error(tmp_path):
     (tmp_path / "exported").mkdir()
     (tmp_path / "exported" / "saved_model.pb").write_bytes(b"")
-    with pytest.raises(ModelLoadError, match="SavedModel.*save\\('model.h5'\\)"):
+    with pytest.raises(ModelLoadError, match="exported' could not be loaded as a TensorFlow "
+                                             "SavedModel"):
         load_model(tmp_path / "exported")
+
+
+def test_savedmodel_folder_predicts_like_its_model_and_refuses_training(tiny_model, tmp_path,
+                                                                       small_data):
+    # model.export writes the same serving_default signature as tf.keras 2.x's model.save(dir).
+    tiny_model.export(tmp_path / "exported", verbose=False)
+    loaded = load_model(tmp_path / "exported")
+    images = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    assert loaded.input_shape == (None, 32, 32, 3)
+    np.testing.assert_allclose(loaded.predict_on_batch(images),
+                               tiny_model.predict_on_batch(images), atol=1e-6)
+    with pytest.raises(ValueError, match="SavedModel loaded for inference only"):
+        train_model(loaded, small_data, None, 1, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("name, content, message", [
@@ -246,8 +263,8 @@ def test_mixed_float16_model_compiles_with_loss_scaling():
 
 
 def test_early_stopping_ends_a_run_that_stops_improving(small_data, tiny_model, tmp_path):
-    # With a zero learning rate the validation dice never improves after epoch 1.
-    history = train_model(tiny_model, small_data, small_data, 6, tmp_path, learning_rate=0.0,
+    # With a vanishing learning rate the validation dice never improves after epoch 1.
+    history = train_model(tiny_model, small_data, small_data, 6, tmp_path, learning_rate=1e-30,
                           early_stopping_patience=1, verbose=0)
     assert len(history.history["loss"]) == 2
 
@@ -258,6 +275,8 @@ def test_unreadable_backup_restarts_from_the_first_epoch(small_data, tmp_path, c
     (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"\x89HDF\r\n half")
     (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 1}')
     (tmp_path / "log.csv").write_text("epoch,dice,loss\n0,0.5,0.5\n")
+    # The killed run had the same settings (else the folder refuses to resume it).
+    (tmp_path / "config.json").write_text(json.dumps({"train": asdict(TrainConfig(epochs=2))}))
     model = create_model((32, 32, 3), base_filters=4, depth=3)
     with caplog.at_level(logging.WARNING):
         history = train_model(model, small_data, None, 2, tmp_path, verbose=0)

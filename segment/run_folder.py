@@ -1,0 +1,190 @@
+"""The run folder's one owner: every path into it, its state, and what resume and overwrite do.
+
+    run = RunFolder("runs/x")
+    run.state                      # "new", "resumable", "finished" or "unfinished"
+    run.begin(record, overwrite=False)   # check, clear what must go, write config.json
+    run.model, run.split, run.log  # paths of the files inside
+
+States:
+    new         nothing this library writes is there.
+    resumable   `backup/` is there: a training run was killed and can go on.
+    finished    `model.keras` and `report.html` are there.
+    unfinished  anything else: e.g. a model without a report, or a run killed before its first
+                backup.
+
+`begin` decides, for the settings `record` of the run about to start:
+    resumable with the same settings   -> resume (everything is kept);
+    resumable with other settings      -> RunFolderError, or cleared with overwrite;
+    finished, or holding a model       -> RunFolderError, or cleared with overwrite;
+    otherwise (no model, no backup)    -> what an earlier start left is cleared, no flag needed.
+Clearing removes everything the library writes there (the names in `OUTPUTS`, the default
+output folders of `driver_load_evaluate.py`, and temporary files of interrupted writes), never
+files it does not know.
+"""
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from .errors import RunFolderError
+from .files import write_json_atomic
+
+__all__ = ["RunFolder"]
+
+logger = logging.getLogger(__name__)
+
+# Every file and folder a run writes, by the attribute name that gives its path.
+OUTPUTS = {
+    "model": "model.keras",  # the best epoch on validation dice
+    "best": "best.json",  # which epoch that was and its score
+    "split": "split.json",  # the manifest of the train / val / test ids
+    "config": "config.json",  # RunConfig.to_dict() plus pairs and versions
+    "log": "log.csv",  # one row per epoch
+    "tensorboard": "tensorboard",  # TensorBoard logs
+    "backup": "backup",  # only while training: what a restarted run resumes from
+    "cache": "cache",  # decoded images with --cache disk, one file per fingerprint
+    "evaluation_table": "evaluation.csv",  # one row of metrics per test image
+    "summary": "summary.json",  # means, medians, counts, settings
+    "report": "report.html",  # the page that shows all of it
+    "training_curves": "training_curves.png",
+    "dice_histogram": "dice_histogram.png",
+    "best_predictions": "best_predictions.png",
+    "worst_predictions": "worst_predictions.png",
+    "image_sizes": "image_sizes.png",  # with --inspect
+    "skipped_files": "skipped_files.txt",  # only if some pairs could not be read
+    "evaluation_dir": "evaluation",  # driver_load_evaluate.py's default report folder
+    "predictions_dir": "predictions",  # its default --predict-only folder
+}
+# Settings that must match for a killed run to be resumed (config.json sections).
+RESUME_KEYS = ("data", "model", "train", "pairs")
+# Temporary names of interrupted atomic writes (files.atomic_path, report staging).
+_TEMPORARY = (".*.tmp*", ".report-*")
+
+
+class RunFolder:
+    """One run's folder: the paths of its files, its state, and resume or overwrite.
+
+    Args:
+        path: The folder (created on `begin`).
+
+    Example:
+        >>> run = RunFolder("runs/never-made")
+        >>> run.state, run.model.name
+        ('new', 'model.keras')
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.resuming = None  # set by `begin`: True when a killed run is continued
+
+    def __getattr__(self, name):
+        if name in OUTPUTS:
+            return self.path / OUTPUTS[name]
+        raise AttributeError(f"'RunFolder' has no attribute '{name}'")
+
+    def __repr__(self):
+        return f"RunFolder('{self.path}', state={self.state!r})"
+
+    def __fspath__(self):
+        return str(self.path)
+
+    def cache_dir(self, part):
+        """Folder of the disk cache of one part ("train" or "val")."""
+        return self.cache / part
+
+    @property
+    def state(self):
+        """"new", "resumable", "finished" or "unfinished" (see the module docstring)."""
+        if self.backup.exists():
+            return "resumable"
+        if self.model.exists() and self.report.exists():
+            return "finished"
+        return "unfinished" if self.existing_outputs() else "new"
+
+    def existing_outputs(self):
+        """Names of the library's files and folders present, temporary leftovers included."""
+        if not self.path.is_dir():
+            return []
+        names = [name for name in OUTPUTS.values() if (self.path / name).exists()]
+        return names + sorted(path.name for pattern in _TEMPORARY
+                              for path in self.path.glob(pattern))
+
+    def recorded_settings(self):
+        """The `config.json` written by the run that used this folder, or {} if none."""
+        try:
+            return json.loads(self.config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def begin(self, record, *, overwrite=False):
+        """Make the folder ready for a training run with settings `record`; say if it resumes.
+
+        Args:
+            record: dict of the run's settings (RunConfig.to_dict() plus "pairs" and
+                "versions"); written to `config.json` unless resuming.
+            overwrite: Clear a finished run, a model, or a killed run with other settings.
+
+        Returns:
+            True when a killed run with the same settings is resumed.
+
+        Raises:
+            RunFolderError: the folder holds results of another run and `overwrite` is False.
+        """
+        state = self.state
+        if state == "resumable" and _same_run(self.recorded_settings(), record):
+            self.resuming = True
+            logger.info("'%s' holds an interrupted run with the same settings: resuming it",
+                        self.path)
+            return True
+        if state == "resumable" and not overwrite:
+            differing = _differing(self.recorded_settings(), record)
+            raise RunFolderError(f"'{self.path}' holds an interrupted run with other settings "
+                                 f"({differing or 'config.json unreadable'}); pass --overwrite "
+                                 f"(overwrite=True) to discard it or choose another run folder")
+        if state == "finished" and not overwrite:
+            raise RunFolderError(f"'{self.path}' already holds a finished run; pass --overwrite "
+                                 f"or choose another --run-dir")
+        if self.model.exists() and not overwrite:
+            raise RunFolderError(f"'{self.path}' already holds a model ({OUTPUTS['model']}); "
+                                 f"pass --overwrite (overwrite=True) or choose another run folder")
+        self.clear()
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.config, record)
+        self.resuming = False
+        return False
+
+    def clear(self):
+        """Remove everything a run wrote here (see the module docstring); keep other files."""
+        removed = self.existing_outputs()
+        for name in removed:
+            target = self.path / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        if removed:
+            logger.info("cleared '%s' of the earlier run: %s", self.path, ", ".join(removed))
+
+
+def _same_run(recorded, record):
+    return all(recorded.get(key) == _plain(record.get(key)) for key in RESUME_KEYS)
+
+
+def _differing(recorded, record):
+    """'train.epochs: 20 -> 30, ...' for the settings that differ, at most five."""
+    changes = []
+    for key in RESUME_KEYS:
+        old, new = recorded.get(key), _plain(record.get(key))
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += [f"{key}.{name}: {old.get(name)} -> {new.get(name)}"
+                        for name in sorted(old.keys() | new.keys())
+                        if old.get(name) != new.get(name)]
+        elif old != new:
+            changes.append(f"{key} differs")
+    return ", ".join(changes[:5])
+
+
+def _plain(value):
+    """`value` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,332 @@
+"""The whole workflow in one call each: what the two drivers do, for notebooks too.
+
+    outcome = train_and_evaluate("ISIC2018", "runs/x", RunConfig(...))
+    outcome.results.summary["dice"]["mean"]
+    again = load_and_evaluate("runs/x/model.keras", tta=True)   # settings from config.json
+    written, skipped = load_and_predict("runs/x/model.keras", "new_images/")
+
+`train_and_evaluate`: pairs -> run folder checked (resume, overwrite) -> optional size report
+-> split (reused when resuming) -> model -> pipelines -> `train_model` -> `results` on the
+test part -> report and `skipped_files.txt` in the run folder.
+"""
+
+import logging
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from .config import EvalConfig, RunConfig, with_overrides
+from .data import (
+    PairList,
+    Split,
+    as_pairs,
+    find_pairs,
+    fingerprint_pairs,
+    inspect,
+    load_split,
+    save_split,
+    train_val_test_split,
+)
+from .distribute import create_strategy, is_chief, task_id
+from .errors import RunFolderError, SegmentError
+from .evaluation import export_predictions
+from .files import save_figure_atomic, write_text_atomic
+from .model import create_model
+from .pipeline import create_generator
+from .report import results
+from .run_folder import RunFolder
+from .training import library_versions, load_model, resolve_precision, set_seed, train_model
+
+__all__ = ["EvaluationOutcome", "TrainingOutcome", "load_and_evaluate", "load_and_predict",
+           "train_and_evaluate"]
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingOutcome(NamedTuple):
+    """What `train_and_evaluate` returns; unpacks as `model, history, report, split, run`."""
+
+    model: object  # keras.Model holding the best epoch's weights
+    history: object  # keras History of the epochs run in this call
+    results: object  # Results on the test part (validation part if there is no test part)
+    split: Split  # the train / val / test pairs used
+    run: RunFolder  # the run folder and its files
+
+
+class EvaluationOutcome(NamedTuple):
+    """What `load_and_evaluate` returns; unpacks as `model, report, part`."""
+
+    model: object  # the loaded keras.Model
+    results: object  # Results (evaluation, figures, files)
+    part: str  # which pairs were evaluated, in words ("test part of runs/x/split.json")
+
+
+def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_sizes=False,
+                       strategy=None, overwrite=False, verbose=1, progress=True):
+    """Split, train, save and evaluate in one run folder: what the train driver does.
+
+    Started again with the same run folder and settings after being killed, training goes on
+    from its last completed epoch with the same split. A finished run, a model, or a killed
+    run with other settings is cleared only with `overwrite`; see `RunFolder`.
+
+    Args:
+        data: A folder (as for `find_pairs`) or a sequence of `Pair` / (image, mask) tuples.
+        run_dir: Folder for the model, split, logs and report.
+        config: `RunConfig`; defaults to the paper's settings (`RunConfig()`).
+        masks_dir: Masks folder when `data` is an images folder; found beside it by default.
+        inspect_sizes: Also write `image_sizes.png` (from file headers) and log the table.
+        strategy: A tf.distribute strategy from `create_strategy`; None trains on one device.
+        overwrite: Clear what an earlier run left in `run_dir`. Defaults to False.
+        verbose: Keras' progress output while training: 0, 1 or 2. Defaults to 1.
+        progress: Progress bars for inspecting and evaluating. Defaults to True.
+
+    Returns:
+        TrainingOutcome(model, history, results, split, run). On a non-chief worker of a
+        multi-worker cluster `results` is None: the chief evaluates and writes.
+
+    Raises:
+        RunFolderError: `run_dir` holds another run and `overwrite` is False.
+        PairingError: no pairs in `data`. ValueError: settings out of range.
+        SegmentError: training stopped because the loss became NaN.
+
+    Example:
+        >>> config = RunConfig(data=DataConfig(image_size=(128, 128), augment=True),
+        ...                    train=TrainConfig(epochs=20))  # doctest: +SKIP
+        >>> model, history, report, split, run = train_and_evaluate(
+        ...     "ISIC2018", "runs/isic-128", config)  # doctest: +SKIP
+        >>> report.summary["dice"]["mean"], run.model  # doctest: +SKIP
+    """
+    config = RunConfig() if config is None else config
+    if not isinstance(config, RunConfig):
+        raise TypeError(f"expected a RunConfig. Received: config={config!r}")
+    strategy = strategy or create_strategy("none")
+    chief = is_chief(strategy)
+    pairs, source = _pairs_and_source(data, masks_dir)
+    run = RunFolder(run_dir)
+    record = {**config.to_dict(), "pairs": {"count": len(pairs),
+                                            "fingerprint": fingerprint_pairs(pairs)},
+              "source": source, "distribution": {"strategy": type(strategy).__name__,
+                                                 "replicas": strategy.num_replicas_in_sync},
+              "versions": library_versions()}
+    if chief:
+        run.begin(record, overwrite=overwrite)
+    else:
+        run.resuming = run.backup.exists()
+    if inspect_sizes and chief:
+        report = inspect(pairs, progress=progress)
+        logger.info("image sizes:\n%s", report)
+        save_figure_atomic(report.figure, run.image_sizes)
+    split = _split(pairs, run, config.data, chief)
+    logger.info("split: %d train, %d validation, %d test", *map(len, split))
+    _check_replica_batches(strategy, config.data.batch_size, split)
+
+    set_seed(config.data.seed)
+    precision = resolve_precision(config.train.precision)
+    with strategy.scope():
+        model = create_model((*config.data.image_size, 3), config.model,
+                             dtype_policy=None if precision == "float32" else precision)
+    model.summary(print_fn=logger.debug)
+    logger.info("model: %s, %d parameters, %s", model.name, model.count_params(), precision)
+    train_ds = create_generator(split.train, config.data.image_size, config.data.batch_size,
+                                augment=config.data.augment, shuffle=True,
+                                cache=_cache(config.data.cache, run, "train"),
+                                seed=config.data.seed)
+    val_ds = create_generator(split.val, config.data.image_size, config.data.batch_size,
+                              cache=_cache(config.data.cache, run, "val")) if split.val else None
+    history = train_model(model, train_ds, val_ds, config.train, run, strategy=strategy,
+                          verbose=verbose)
+    if history.stopped_on_nan:
+        raise SegmentError("training stopped because the loss became NaN; lower "
+                           "--learning-rate (the best epoch before it is kept)")
+    if not chief:
+        logger.info("%s done; the chief writes the model and the report", task_id(strategy))
+        return TrainingOutcome(model, history, None, split, run)
+    if strategy.num_replicas_in_sync > 1 or task_id(strategy) != "local":
+        model = load_model(run.model)  # evaluate on one device, off the cluster
+    report = results(model, split.test or split.val, history=run.log, run_dir=run,
+                     config=config.evaluation, progress=progress)
+    _write_skipped(run, [*train_ds.skipped, *(val_ds.skipped if val_ds else []),
+                         *report.evaluation.skipped])
+    return TrainingOutcome(model, history, report, split, run)
+
+
+def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
+                      split_manifest=None, part="test", out_dir=None, image_size=None,
+                      overwrite=False, progress=True, **overrides):
+    """Load a saved model and evaluate it: what driver_load_evaluate.py does.
+
+    The pairs: those of `data` when given (all of them, unless `split_manifest` picks a part
+    of them); otherwise `part` of the split manifest (`split.json` beside the model). The
+    settings: `config`, else those the training run recorded in `config.json` beside the
+    model, else the defaults; `overrides` replace single fields of that. The network size
+    comes from the model, else from `image_size`, else from `config.json`.
+
+    Args:
+        model_path: A `.keras` or legacy `.h5` file, or a SavedModel folder (inference only).
+        data: Folder (as for `find_pairs`) or sequence of pairs; None uses the manifest.
+        config: `EvalConfig`; None takes the recorded one (or the defaults).
+        masks_dir: Masks folder when `data` is an images folder.
+        split_manifest: A `split.json`; defaults to the one beside the model.
+        part: "train", "val" or "test": which part of the manifest. Defaults to "test".
+        out_dir: Report folder; defaults to `evaluation/` beside the model.
+        image_size: (height, width) for a model that accepts any size.
+        overwrite: Replace a report already in `out_dir`. Defaults to False.
+        progress: Show a progress bar. Defaults to True.
+        **overrides: `EvalConfig` fields to replace, e.g. `tta=True`.
+
+    Returns:
+        EvaluationOutcome(model, results, part).
+
+    Raises:
+        ModelLoadError, PairingError, RunFolderError (a report in the way), ValueError.
+
+    Example:
+        >>> model, report, part = load_and_evaluate(
+        ...     "runs/x/model.keras", tta=True, out_dir="runs/x/tta")  # doctest: +SKIP
+    """
+    model_path = Path(model_path)
+    if part not in Split._fields:
+        raise ValueError(f"part must be one of {Split._fields}. Received: part={part!r}")
+    recorded = RunFolder(model_path.parent).recorded_settings()
+    config = with_overrides(config or _recorded_evaluation(recorded, model_path), EvalConfig,
+                            overrides)
+    out = RunFolder(out_dir if out_dir is not None else RunFolder(model_path.parent).evaluation_dir)
+    if out.report.exists() and not overwrite:
+        raise RunFolderError(f"'{out.path}' already holds a report; pass --overwrite or choose "
+                             f"another --out")
+    model = load_model(model_path)
+    size = _network_size(model, image_size, recorded)
+    pairs, description = _evaluation_pairs(data, masks_dir, split_manifest, part, model_path)
+    report = results(model, pairs, history=_log_if_any(model_path), run_dir=out, config=config,
+                     image_size=size, progress=progress)
+    _write_skipped(out, report.evaluation.skipped)
+    return EvaluationOutcome(model, report, description)
+
+
+def load_and_predict(model_path, images, out_dir=None, config=None, *, image_size=None,
+                     progress=True, **overrides):
+    """Load a saved model and write one `<id>_segmentation.png` (0/255) per image.
+
+    Settings and network size are found as in `load_and_evaluate`.
+
+    Args:
+        model_path: A `.keras` or `.h5` file, or a SavedModel folder.
+        images: A folder of images, or a list of image paths.
+        out_dir: Output folder; defaults to `predictions/` beside the model.
+        config, image_size, progress, **overrides: As for `load_and_evaluate`.
+
+    Returns:
+        (written, skipped): the written mask paths, and (path, reason) of unreadable images.
+
+    Example:
+        >>> written, skipped = load_and_predict("runs/x/model.keras",
+        ...                                     "ISIC2018_Task1-2_Test_Input")  # doctest: +SKIP
+    """
+    model_path = Path(model_path)
+    recorded = RunFolder(model_path.parent).recorded_settings()
+    config = with_overrides(config or _recorded_evaluation(recorded, model_path), EvalConfig,
+                            overrides)
+    model = load_model(model_path)
+    size = _network_size(model, image_size, recorded)
+    out = Path(out_dir) if out_dir is not None else RunFolder(model_path.parent).predictions_dir
+    return export_predictions(model, images, out, config, image_size=size, progress=progress)
+
+
+def _pairs_and_source(data, masks_dir):
+    """(pairs, what config.json records about where they came from)."""
+    if isinstance(data, (str, os.PathLike)):
+        pairs = find_pairs(data, masks_dir)
+        return pairs, {"images": str(data), "masks": None if masks_dir is None else str(masks_dir)}
+    pairs = data if isinstance(data, PairList) else PairList(as_pairs(data))
+    if not pairs:
+        raise ValueError("train_and_evaluate needs at least one pair. Received: data=[]")
+    return pairs, {"images": "(a list of pairs)", "masks": None}
+
+
+def _split(pairs, run, data_config, chief):
+    """The run's split: the manifest's when resuming, else drawn anew (and saved by the chief)."""
+    if run.resuming and run.split.exists():
+        logger.info("resuming: reusing the split in '%s'", run.split)
+        return load_split(run.split, pairs)
+    split = train_val_test_split(pairs, data_config.ratios, data_config.seed)
+    if chief:
+        save_split(split, run.split, seed=data_config.seed, ratios=data_config.ratios)
+    return split
+
+
+def _cache(mode, run, part):
+    return {"memory": "memory", "none": None}.get(mode, run.cache_dir(part))
+
+
+def _check_replica_batches(strategy, batch_size, split):
+    """Keras averages the first batch over the replicas to learn its shapes: it must split
+    evenly, so the global batch must be a multiple of the replicas and no part smaller."""
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        return
+    if batch_size % replicas:
+        raise ValueError(f"batch size {batch_size} must be a multiple of the {replicas} "
+                         f"replicas (it is the global batch, split evenly across them)")
+    small = [name for name, part in [("train", split.train), ("validation", split.val)]
+             if 0 < len(part) < batch_size]
+    if small:
+        raise ValueError(f"with {replicas} replicas each part needs at least one full batch "
+                         f"of {batch_size}; too small: {', '.join(small)} (lower the batch size)")
+
+
+def _write_skipped(run, skipped):
+    """List each unreadable file once in `skipped_files.txt`, however often it was met."""
+    unique = dict(skipped)  # path -> reason, in the order first met
+    if unique:
+        write_text_atomic(run.skipped_files,
+                          "".join(f"{path}\t{reason}\n" for path, reason in unique.items()))
+        logger.warning("%d unreadable files were skipped; listed in '%s'", len(unique),
+                       run.skipped_files)
+
+
+def _recorded_evaluation(recorded, model_path):
+    if not recorded.get("evaluation"):
+        return EvalConfig()
+    try:
+        config = RunConfig.from_dict({"evaluation": recorded["evaluation"]}).evaluation
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"config.json beside '{model_path}' has evaluation settings this "
+                         f"version cannot read: {error}") from None
+    logger.info("evaluation settings from config.json: %s", config)
+    return config
+
+
+def _network_size(model, image_size, recorded):
+    """(height, width) to feed the model: its own, else `image_size`, else the recorded one."""
+    fixed = model.input_shape[1:3]
+    if None not in fixed:
+        if image_size is not None and tuple(image_size) != tuple(fixed):
+            raise ValueError(f"the model takes {fixed[0]}x{fixed[1]} images. Received: "
+                             f"image_size={tuple(image_size)}")
+        return tuple(fixed)
+    if image_size is not None:
+        return tuple(image_size)
+    if recorded.get("data", {}).get("image_size"):
+        return tuple(recorded["data"]["image_size"])
+    raise ValueError("the model accepts any image size and no config.json records one: pass "
+                     "--size (image_size=(height, width))")
+
+
+def _evaluation_pairs(data, masks_dir, split_manifest, part, model_path):
+    """(pairs, description) of what `load_and_evaluate` scores."""
+    pairs = _pairs_and_source(data, masks_dir)[0] if data is not None else None
+    if pairs is not None and split_manifest is None:
+        return pairs, "all given"
+    manifest = Path(split_manifest) if split_manifest else RunFolder(model_path.parent).split
+    if not manifest.exists():
+        raise SegmentError(f"no split manifest at '{manifest}': pass --images (and --masks) "
+                           f"to evaluate on a folder, or --split-manifest")
+    chosen = getattr(load_split(manifest, pairs), part)
+    if not chosen:
+        raise SegmentError(f"the {part} part of {manifest} holds no pairs to evaluate")
+    return chosen, f"{part} part of {manifest}"
+
+
+def _log_if_any(model_path):
+    log = RunFolder(model_path.parent).log
+    return log if log.exists() else None
