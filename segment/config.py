@@ -30,6 +30,13 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "mixed")
 
 @dataclass(frozen=True)
 class DataConfig:
+    """What the network sees and how the pairs are split, batched and cached.
+
+    Example:
+        >>> DataConfig(image_size=(128, 128), augment=True).batch_size
+        16
+    """
+
     image_size: tuple[int, int] = (256, 256)  # (height, width) fed to the network
     ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / val / test fractions
     batch_size: int = 16  # images per training step (the paper's seeds used 16)
@@ -49,6 +56,13 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The Improved UNet's architecture; the input size comes from `DataConfig.image_size`.
+
+    Example:
+        >>> ModelConfig(base_filters=8).depth
+        5
+    """
+
     base_filters: int = 16  # filters at level 1; doubled at each deeper level
     depth: int = 5  # number of levels (16, 32, 64, 128, 256 filters at base 16)
     num_classes: int = 1  # 1: sigmoid lesion probability; k > 1: softmax over k classes
@@ -83,6 +97,13 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Optimizer, schedule, loss, precision and length of training.
+
+    Example:
+        >>> TrainConfig(epochs=20, lr_schedule="cosine").learning_rate
+        0.0005
+    """
+
     epochs: int = 50  # passes over the training split
     learning_rate: float = 5e-4  # Adam's initial learning rate
     lr_decay: float = 0.985  # learning rate multiplied by this after every epoch
@@ -109,6 +130,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """How predictions are made and scored (evaluation, export and the report).
+
+    Example:
+        >>> EvalConfig(tta=True, postprocess=True).threshold
+        0.5
+    """
+
     threshold: float = 0.5  # probability at or above which a pixel is lesion
     tta: bool = False  # average over the identity and three flips (test-time augmentation)
     postprocess: bool = False  # keep the largest region and fill its holes

@@ -56,7 +56,14 @@ _MASK_FOLDER = re.compile(r"(_GroundTruth$|^masks?$)", re.IGNORECASE)
 
 
 class Pair(NamedTuple):
-    """One image and its mask; unpacks as `(image_path, mask_path)`."""
+    """One image and its mask; unpacks as `(image_path, mask_path)`.
+
+    Example:
+        >>> pair = Pair(Path("images/ISIC_0000000.jpg"),
+        ...             Path("masks/ISIC_0000000_segmentation.png"))
+        >>> pair.id
+        'ISIC_0000000'
+    """
 
     image_path: Path
     mask_path: Path
@@ -129,6 +136,10 @@ class PairList(list):
         unpaired_masks: mask paths without an image.
         duplicates: paths skipped because another file had the same id.
         unreadable: (path, reason) for folder entries that could not even be listed.
+
+    Example:
+        >>> pairs = find_pairs("ISIC2018")  # doctest: +SKIP
+        >>> len(pairs), pairs.unpaired_images[:3]  # doctest: +SKIP
     """
 
     def __init__(self, pairs=(), *, unpaired_images=(), unpaired_masks=(), duplicates=(),
@@ -141,7 +152,13 @@ class PairList(list):
 
 
 class Split(NamedTuple):
-    """Three disjoint lists of pairs; unpacks as `train, val, test = split`."""
+    """Three disjoint lists of pairs; unpacks as `train, val, test = split`.
+
+    Example:
+        >>> train, val, test = Split([1, 2, 3], [4], [5])
+        >>> len(train)
+        3
+    """
 
     train: list
     val: list
@@ -206,6 +223,10 @@ class SizeReport:
         unreadable: (path, reason) for files whose header could not be read.
         mismatched: ids whose mask size differs from the image size (pairs only).
         figure: matplotlib Figure (size scatter and aspect-ratio histogram), or None.
+
+    Example:
+        >>> report = inspect("ISIC2018/ISIC2018_Task1-2_Training_Input")  # doctest: +SKIP
+        >>> report.counts.most_common(1), report.unreadable  # doctest: +SKIP
     """
 
     counts: collections.Counter
@@ -338,6 +359,9 @@ def save_split(split, path, *, seed=None, ratios=None):
         split: `Split` of `Pair`.
         path: Output file, normally `<run_dir>/split.json`.
         seed, ratios: Recorded in the manifest for traceability.
+
+    Example:
+        >>> save_split(train_val_test_split(pairs), "runs/x/split.json", seed=0)  # doctest: +SKIP
     """
     manifest = {"seed": seed, "ratios": ratios}
     for name, part in zip(Split._fields, split, strict=True):
@@ -359,6 +383,9 @@ def load_split(path, pairs=None):
 
     Raises:
         PairingError: the manifest is unreadable, or names ids missing from `pairs`.
+
+    Example:
+        >>> train, val, test = load_split("runs/x/split.json")  # doctest: +SKIP
     """
     path = Path(path)
     try:

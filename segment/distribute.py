@@ -74,6 +74,10 @@ def is_chief(strategy):
 
     The chief is the task of type "chief", or worker 0 when the cluster has no chief; every
     single-process strategy is its own chief.
+
+    Example:
+        >>> is_chief(tf.distribute.get_strategy())
+        True
     """
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or resolver.task_type is None:

@@ -57,6 +57,10 @@ class Example:
         image: uint8 (h, w, 3) RGB.
         truth, predicted: uint8 (h, w) masks in {0, 1}, the prediction as it was scored.
         dice, jaccard: the image's scores (at the evaluated resolution).
+
+    Example:
+        >>> worst = evaluate(model, split.test).worst[0]  # doctest: +SKIP
+        >>> worst.id, worst.dice, worst.predicted.shape  # doctest: +SKIP
     """
 
     id: str

@@ -114,6 +114,10 @@ def read_image_size(path):
 
     Raises:
         ImageReadError: as for `load_input_image`.
+
+    Example:
+        >>> read_image_size("ISIC_0000000.jpg")  # (height, width)  # doctest: +SKIP
+        (767, 1022)
     """
     image = _open(path)
     with _reading(path):
@@ -130,6 +134,9 @@ def save_mask(mask, path):
     Args:
         mask: Array of shape (height, width), bool or {0, 1} integers.
         path: Output file, normally `ISIC_xxxxxxx_segmentation.png`.
+
+    Example:
+        >>> save_mask(np.eye(4, dtype=np.uint8), "ISIC_0000000_segmentation.png")  # doctest: +SKIP
     """
     mask = np.asarray(mask)
     if mask.ndim != 2:

@@ -32,6 +32,12 @@ class InstanceNormalization(keras.layers.GroupNormalization):
     Reference:
         Ulyanov et al., "Instance Normalization: The Missing Ingredient for Fast Stylization",
         arXiv:1607.08022.
+
+    Example:
+        >>> import numpy as np
+        >>> layer = InstanceNormalization()
+        >>> tuple(layer(np.ones((1, 4, 4, 2), np.float32)).shape)
+        (1, 4, 4, 2)
     """
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, **kwargs):

@@ -46,6 +46,12 @@ def bce_dice_loss(y_true, y_pred):
 
     Returns:
         float32 tensor of shape (batch,).
+
+    Example:
+        >>> import numpy as np
+        >>> truth = np.ones((1, 4, 4, 1), np.float32)
+        >>> float(bce_dice_loss(truth, truth * 0.99)[0]) < 0.05
+        True
     """
     y_true, y_pred = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
     pixel_losses = keras.losses.binary_crossentropy(y_true, y_pred)  # (batch, height, width)

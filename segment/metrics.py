@@ -39,6 +39,11 @@ def confusion_counts(y_true, y_pred, threshold=0.5):
 
     Returns:
         float32 tensor of shape (batch, 4): [tp, fp, fn, tn] per image.
+
+    Example:
+        >>> truth = np.array([[[[1], [0]]]], np.uint8)  # (1, 1, 2, 1)
+        >>> np.asarray(confusion_counts(truth, truth)).tolist()  # (tp, fp, fn, tn) per image
+        [[1.0, 0.0, 0.0, 1.0]]
     """
     truth = ops.cast(ops.greater(ops.cast(y_true, "float32"), 0.5), "float32")
     predicted = ops.cast(ops.greater_equal(ops.cast(y_pred, "float32"), threshold), "float32")
@@ -61,6 +66,11 @@ def scores_from_counts(counts):
         prediction not -> 0.0), thresholded_jaccard (0 where jaccard < 0.65), sensitivity
         (NaN when the truth is empty), specificity (NaN when the truth covers the image) and
         accuracy.
+
+    Example:
+        >>> scores = scores_from_counts(np.array([[1.0, 1.0, 0.0, 2.0]]))  # tp, fp, fn, tn
+        >>> round(float(np.asarray(scores["dice"])[0]), 4)
+        0.6667
     """
     counts = ops.cast(counts, "float32")
     tp, fp, fn, tn = (counts[:, index] for index in range(4))
@@ -99,7 +109,13 @@ def dice_coefficient(y_true, y_pred, threshold=0.5):
 
 
 def jaccard(y_true, y_pred, threshold=0.5):
-    """Jaccard index (IoU) of each image; shapes and empty-mask rule as `dice_coefficient`."""
+    """Jaccard index (IoU) of each image; shapes and empty-mask rule as `dice_coefficient`.
+
+    Example:
+        >>> truth = np.array([[[[1], [1]]]], np.float32)  # (1, 1, 2, 1)
+        >>> np.asarray(jaccard(truth, np.array([[[[1], [0]]]], np.float32))).round(3).tolist()
+        [0.5]
+    """
     return scores_from_counts(confusion_counts(y_true, y_pred, threshold))["jaccard"]
 
 

@@ -22,6 +22,11 @@ def predict_with_flips(model, images):
 
     Returns:
         numpy float32 (batch, height, width, classes) probabilities.
+
+    Example:
+        >>> probabilities = predict_with_flips(model, images)  # doctest: +SKIP
+        >>> probabilities.shape  # (batch, height, width, 1)  # doctest: +SKIP
+        (4, 128, 128, 1)
     """
     images = np.asarray(images, dtype=np.float32)
     total = 0.0
@@ -61,5 +66,15 @@ def fill_holes(mask):
 
 
 def postprocess_mask(mask):
-    """`keep_largest_component` then `fill_holes`: (height, width) uint8 {0, 1} in and out."""
+    """`keep_largest_component` then `fill_holes`: (height, width) uint8 {0, 1} in and out.
+
+    Example:
+        >>> mask = np.array([[1, 1, 1, 0, 1],
+        ...                  [1, 0, 1, 0, 0],
+        ...                  [1, 1, 1, 0, 0]], np.uint8)
+        >>> postprocess_mask(mask)  # the speck goes, the hole is filled
+        array([[1, 1, 1, 0, 0],
+               [1, 1, 1, 0, 0],
+               [1, 1, 1, 0, 0]], dtype=uint8)
+    """
     return fill_holes(keep_largest_component(mask))

@@ -40,6 +40,10 @@ class Results:
         figures: dict of name -> matplotlib Figure: "training_curves" (when a history was
             given), "dice_histogram", "best_predictions", "worst_predictions".
         files: dict of name -> Path of each file written (empty without a run folder).
+
+    Example:
+        >>> report = results(model, split.test, run_dir="runs/x")  # doctest: +SKIP
+        >>> report.table.sort_values("dice").head(), report.files["report"]  # doctest: +SKIP
     """
 
     evaluation: object
@@ -108,6 +112,11 @@ def plot_training_curves(history):
 
     Returns:
         matplotlib Figure with three panels.
+
+    Example:
+        >>> figure = plot_training_curves({"loss": [0.5, 0.3], "dice": [0.6, 0.8]})
+        >>> len(figure.axes)
+        3
     """
     log = _history_frame(history)
     figure = Figure(figsize=(13, 3.6), layout="constrained")
@@ -133,6 +142,11 @@ def plot_dice_histogram(dice):
 
     Returns:
         matplotlib Figure.
+
+    Example:
+        >>> figure = plot_dice_histogram([0.9, 0.8, 0.95])
+        >>> figure.axes[0].get_xlabel()
+        'dice (per image)'
     """
     values = np.asarray(dice, dtype=float)
     figure = Figure(figsize=(6, 3.6), layout="constrained")

@@ -88,6 +88,12 @@ def resolve_precision(precision=TrainConfig.precision, *, has_gpu=None):
         "float32", "mixed_bfloat16" or "mixed_float16". On a CPU without native bf16,
         where bfloat16 runs several times slower than float32, a bf16 request falls back
         to "float32" with a warning.
+
+    Example:
+        >>> resolve_precision("float32")
+        'float32'
+        >>> resolve_precision("mixed", has_gpu=True)
+        'mixed_float16'
     """
     if precision not in PRECISIONS:
         raise ValueError(f"Unknown precision. Received: precision={precision!r}; "

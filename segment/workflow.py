@@ -44,7 +44,12 @@ logger = logging.getLogger(__name__)
 
 
 class TrainingOutcome(NamedTuple):
-    """What `train_and_evaluate` returns; unpacks as `model, history, report, split, run`."""
+    """What `train_and_evaluate` returns; unpacks as `model, history, report, split, run`.
+
+    Example:
+        >>> model, history, report, split, run = train_and_evaluate(
+        ...     "ISIC2018", "runs/x")  # doctest: +SKIP
+    """
 
     model: object  # keras.Model holding the best epoch's weights
     history: object  # keras History of the epochs run in this call
@@ -54,7 +59,11 @@ class TrainingOutcome(NamedTuple):
 
 
 class EvaluationOutcome(NamedTuple):
-    """What `load_and_evaluate` returns; unpacks as `model, report, part`."""
+    """What `load_and_evaluate` returns; unpacks as `model, report, part`.
+
+    Example:
+        >>> model, report, part = load_and_evaluate("runs/x/model.keras")  # doctest: +SKIP
+    """
 
     model: object  # the loaded keras.Model
     results: object  # Results (evaluation, figures, files)
