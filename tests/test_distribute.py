@@ -10,8 +10,8 @@ import time
 from types import SimpleNamespace
 
 import segment
-from segment.workflow import _check_replica_batches
 from segment.distribute import is_chief
+from segment.workflow import _check_replica_batches
 
 import numpy as np
 import pandas as pd

@@ -2,6 +2,7 @@
 
 import json
 
+import segment
 from segment import (
     Pair,
     evaluate,
@@ -13,6 +14,7 @@ from segment import (
     predict_masks,
     predict_with_flips,
     results,
+    show_prediction,
 )
 
 import keras
@@ -156,3 +158,74 @@ def test_results_returns_figures_and_writes_consistent_files(odd_sized_pairs, tm
     assert summary["isic_score"] == pytest.approx(table["thresholded_jaccard"].mean(), abs=1e-5)
     page = (tmp_path / "report.html").read_text()
     assert f"{summary['dice']['mean']:.4f}" in page and "worst_predictions.png" in page
+
+
+class CountingModel:
+    """What evaluation needs of a model (input_shape, predict_on_batch), counting the calls."""
+
+    def __init__(self, model):
+        self.model, self.input_shape, self.calls = model, model.input_shape, 0
+
+    def predict_on_batch(self, images):
+        self.calls += 1
+        return self.model.predict_on_batch(images)
+
+
+@pytest.fixture
+def graded_pairs(tmp_path):
+    """Six 32x32 pairs, one mask square each; the red (predicted) square covers i/6 of it."""
+    pairs = []
+    for index in range(6):
+        mask = np.zeros((32, 32), np.uint8)
+        mask[4:28, 4:28] = 1
+        image = np.zeros((32, 32, 3), np.uint8)
+        image[4:4 + 4 * (index + 1), 4:28, 0] = 255  # dice grows with the index
+        pairs.append((write_image(tmp_path / f"ISIC_{index:07d}.png", image),
+                      write_image(tmp_path / f"ISIC_{index:07d}_segmentation.png", mask * 255)))
+    return pairs
+
+
+def test_results_draws_galleries_from_the_evaluation_without_predicting_again(graded_pairs):
+    # Problem 6 of the run-folder issue: results and show_prediction predicted twice.
+    model = CountingModel(red_channel_model())
+    report = results(model, graded_pairs, num_examples=2, progress=False)
+    assert model.calls == 1  # six images, one batch of 8
+    assert [example.id for example in report.evaluation.worst] == ["ISIC_0000000",
+                                                                  "ISIC_0000001"]
+    assert [example.id for example in report.evaluation.best] == ["ISIC_0000005",
+                                                                 "ISIC_0000004"]
+    worst = report.evaluation.worst[0]
+    assert worst.dice == pytest.approx(report.table.loc["ISIC_0000000", "dice"])
+    assert worst.image.shape == (256, 256, 3) and worst.predicted.shape == (256, 256)
+    # The red rows 4:8, columns 4:28 at 32x32 are rows 32:64, columns 32:224 at 256x256.
+    assert worst.predicted[32:64, 32:224].all() and worst.predicted.sum() == 32 * 192
+    assert len(report.figures["worst_predictions"].axes) == 2 * 4
+    model.calls = 0
+    figure = show_prediction(model, graded_pairs[3], tta=True)
+    assert model.calls == 4  # one batch, four flips
+    assert "ISIC_0000003 (TTA)" in figure.get_suptitle()
+
+
+def test_gallery_ranks_ties_by_order_like_a_stable_sort(tmp_path):
+    pairs = []
+    for index in range(5):  # all predictions empty, all truths empty: every dice is 1.0
+        pairs.append(Pair(write_image(tmp_path / f"ISIC_{index:07d}.png",
+                                      np.zeros((32, 32, 3), np.uint8)),
+                          write_image(tmp_path / f"ISIC_{index:07d}_segmentation.png",
+                                      np.zeros((32, 32), np.uint8))))
+    evaluation = evaluate(constant_model(-5.0), pairs, num_examples=2, progress=False)
+    ranked = evaluation.table.sort_values("dice", kind="stable").index
+    assert [example.id for example in evaluation.worst] == list(ranked[:2])
+    assert [example.id for example in evaluation.best] == list(ranked[::-1][:2])
+
+
+def test_pairs_may_be_plain_tuples_and_anything_else_is_a_clear_type_error(graded_pairs):
+    as_tuples = evaluate(red_channel_model(), graded_pairs, progress=False)
+    as_pairs = evaluate(red_channel_model(), [Pair(*pair) for pair in graded_pairs],
+                        progress=False)
+    pd.testing.assert_frame_equal(as_tuples.table, as_pairs.table)
+    with pytest.raises(TypeError, match="expected a Pair or an \\(image_path, mask_path\\) "
+                                        "tuple of paths. Received: 'ISIC_0000000.png'"):
+        evaluate(red_channel_model(), ["ISIC_0000000.png"], progress=False)
+    with pytest.raises(TypeError, match="Received: \\(1, 2\\)"):
+        segment.train_val_test_split([(1, 2)])

@@ -67,12 +67,65 @@ def test_unreadable_pair_is_skipped_and_named(synthetic_pairs, tmp_path):
 
 def test_disk_cache_writes_files_and_gives_the_same_data(synthetic_pairs, tmp_path):
     in_memory, _ = collect(create_generator(synthetic_pairs[:6], (32, 32), 3))
-    dataset = create_generator(synthetic_pairs[:6], (32, 32), 3, cache=tmp_path / "cache" / "t")
+    dataset = create_generator(synthetic_pairs[:6], (32, 32), 3, cache=tmp_path / "cache")
     on_disk, _ = collect(dataset)
     assert np.array_equal(in_memory, on_disk)
-    assert any(path.name.startswith("t") for path in (tmp_path / "cache").iterdir())
+    assert any(path.name.endswith(".index") for path in (tmp_path / "cache").iterdir())
     again, _ = collect(dataset)  # the second epoch reads the cache
     assert np.array_equal(on_disk, again)
+
+
+@pytest.mark.parametrize("change", ["other pairs", "other order", "other size", "file replaced"])
+def test_disk_cache_is_never_read_for_other_data(synthetic_pairs, tmp_path, change):
+    # Problem 1 of the run-folder issue: one cache folder, a second run with other data.
+    pairs = [Pair(*(tmp_path / "data" / path.name for path in pair))
+             for pair in synthetic_pairs[:8]]
+    for copy, original in zip(pairs, synthetic_pairs[:8], strict=True):
+        copy.image_path.parent.mkdir(exist_ok=True)
+        copy.image_path.write_bytes(original.image_path.read_bytes())
+        copy.mask_path.write_bytes(original.mask_path.read_bytes())
+    cache = tmp_path / "cache"
+    collect(create_generator(pairs[:4], (32, 32), 4, cache=cache))  # writes the first cache
+    second, size = pairs[:4], (32, 32)
+    if change == "other pairs":
+        second = pairs[4:]
+    elif change == "other order":
+        second = pairs[:4][::-1]
+    elif change == "other size":
+        size = (48, 48)
+    else:  # same names, new content
+        pairs[0].image_path.write_bytes(synthetic_pairs[5].image_path.read_bytes())
+        pairs[0].mask_path.write_bytes(synthetic_pairs[5].mask_path.read_bytes())
+    expected, _ = collect(create_generator(second, size, 4, cache=None))
+    cached, _ = collect(create_generator(second, size, 4, cache=cache))
+    assert np.array_equal(cached, expected)
+
+
+def test_disk_cache_lock_left_by_a_killed_run_is_removed(synthetic_pairs, tmp_path):
+    pairs = synthetic_pairs[:4]
+    expected, _ = collect(create_generator(pairs, (32, 32), 4, cache=tmp_path))
+    # What a kill while writing leaves: tf.data's lock file and no finished cache.
+    (index,) = tmp_path.glob("*.index")
+    name = index.name.removesuffix(".index")
+    for finished in tmp_path.glob(f"{name}.*"):
+        finished.unlink()
+    (tmp_path / f"{name}_0.lockfile").write_text("")
+    again, _ = collect(create_generator(pairs, (32, 32), 4, cache=tmp_path))
+    assert np.array_equal(again, expected)
+    assert not list(tmp_path.glob("*.lockfile"))
+
+
+@pytest.mark.parametrize("cache", [None, "memory"])
+def test_unreadable_pair_is_reported_once_however_many_epochs(synthetic_pairs, tmp_path, cache,
+                                                              caplog):
+    broken = tmp_path / "ISIC_9999999.jpg"
+    broken.write_text("not a jpeg")
+    dataset = create_generator([*synthetic_pairs[:3], (broken, synthetic_pairs[0].mask_path)],
+                               (32, 32), 4, cache=cache)
+    for _ in range(3):  # three epochs
+        assert len(collect(dataset)[0]) == 3
+    assert [path for path, _ in dataset.skipped] == [str(broken)]
+    assert caplog.text.count("ISIC_9999999.jpg") == 1
 
 
 def test_bad_arguments(synthetic_pairs):

@@ -1,0 +1,51 @@
+"""The configs: checked values, keyword overrides, the round trip through config.json."""
+
+import json
+
+from segment import DataConfig, EvalConfig, ModelConfig, RunConfig, TrainConfig
+from segment.config import with_overrides
+
+import pytest
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: DataConfig(image_size=(0, 32)), "Received: image_size=\\(0, 32\\)"),
+    (lambda: DataConfig(batch_size=0), "Received: batch_size=0"),
+    (lambda: DataConfig(ratios=(0.5, 0.5, 0.5)), "summing to 1"),
+    (lambda: DataConfig(cache="floppy"), "Received: cache='floppy'"),
+    (lambda: ModelConfig(depth=1), "Received: depth=1"),
+    (lambda: ModelConfig(dropout=1.0), "Received: dropout=1.0"),
+    (lambda: TrainConfig(epochs=0), "Received: epochs=0"),
+    (lambda: TrainConfig(learning_rate=0), "Received: learning_rate=0"),
+    (lambda: TrainConfig(lr_decay=1.5), "Received: lr_decay=1.5"),
+    (lambda: TrainConfig(lr_schedule="step"), "Received: lr_schedule='step'"),
+    (lambda: EvalConfig(threshold=1.0), "Received: threshold=1.0"),
+    (lambda: EvalConfig(batch_size=-1), "Received: batch_size=-1"),
+    (lambda: RunConfig(data=DataConfig(image_size=(100, 100))), "divisible by 2 \\*\\* \\(depth"),
+])
+def test_bad_values_are_refused_with_the_value(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_overrides_replace_fields_and_unknown_names_are_type_errors():
+    config = with_overrides(EvalConfig(tta=True), EvalConfig, {"threshold": 0.3})
+    assert (config.tta, config.threshold) == (True, 0.3)
+    with pytest.raises(TypeError, match="unknown EvalConfig setting\\(s\\): thresold"):
+        with_overrides(None, EvalConfig, {"thresold": 0.3})
+    with pytest.raises(TypeError, match="expected a EvalConfig"):
+        with_overrides(TrainConfig(), EvalConfig, {})
+
+
+def test_config_json_round_trip_keeps_every_setting():
+    config = RunConfig(data=DataConfig(image_size=(64, 96), augment=True, cache="disk"),
+                       model=ModelConfig(base_filters=8, depth=4, dropout=0.1, l2=0.0,
+                                         deep_supervision=False),
+                       train=TrainConfig(epochs=3, lr_schedule="cosine", loss="bce_dice"),
+                       evaluation=EvalConfig(tta=True, threshold=0.4))
+    written = json.loads(json.dumps(config.to_dict()))  # what config.json holds
+    assert written["model"] == {"base_filters": 8, "depth": 4, "num_classes": 1, "dropout": 0.1,
+                                "deep_supervision": False, "l2": 0.0, "leaky_relu_slope": 0.01}
+    assert RunConfig.from_dict(written) == config
+    with pytest.raises(ValueError, match="unknown TrainConfig settings: epoch"):
+        RunConfig.from_dict({"train": {"epoch": 3}})

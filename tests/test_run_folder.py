@@ -1,0 +1,102 @@
+"""RunFolder: states, resume only with the same settings, overwrite clears all a run wrote."""
+
+import json
+import shutil
+
+from segment import RunFolder, RunFolderError
+from segment.run_folder import OUTPUTS
+
+import pytest
+
+RECORD = {"data": {"seed": 0}, "model": {"depth": 3}, "train": {"epochs": 2},
+          "pairs": {"count": 10, "fingerprint": "abc"}, "versions": {"keras": "3"}}
+
+
+def write_finished_run(folder):
+    """Every file and folder a finished run (and the load driver) leaves, with content."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUTS.values():
+        if "." in name:
+            (folder / name).write_text(f"old {name}")
+        else:
+            (folder / name).mkdir()
+            (folder / name / "inside").write_text("old")
+    (folder / "config.json").write_text(json.dumps(RECORD))
+    return folder
+
+
+@pytest.mark.parametrize("files, state", [
+    ([], "new"),
+    (["split.json", "log.csv"], "unfinished"),  # killed before its first backup
+    (["model.keras"], "unfinished"),  # trained, never evaluated
+    (["model.keras", "report.html"], "finished"),
+    (["model.keras", "report.html", "backup/"], "resumable"),
+])
+def test_states(tmp_path, files, state):
+    for name in files:
+        if name.endswith("/"):
+            (tmp_path / name).mkdir()
+        else:
+            (tmp_path / name).write_text("x")
+    assert RunFolder(tmp_path).state == state
+
+
+def test_paths_come_from_the_one_table():
+    run = RunFolder("runs/x")
+    assert run.model.as_posix() == "runs/x/model.keras"
+    assert run.cache_dir("train").as_posix() == "runs/x/cache/train"
+    with pytest.raises(AttributeError, match="no attribute 'modle'"):
+        run.modle  # noqa: B018
+
+
+def test_finished_run_needs_overwrite_and_then_everything_it_wrote_goes(tmp_path):
+    write_finished_run(tmp_path)
+    shutil.rmtree(tmp_path / "backup")  # gone once training finished
+    (tmp_path / "notes.txt").write_text("the user's own file")
+    (tmp_path / ".model.abc.tmp.keras").write_text("half a model from a killed write")
+    (tmp_path / ".report-xyz").mkdir()
+    before = sorted(path.name for path in tmp_path.iterdir())
+    with pytest.raises(RunFolderError, match="already holds a finished run; pass --overwrite"):
+        RunFolder(tmp_path).begin(RECORD)
+    assert sorted(path.name for path in tmp_path.iterdir()) == before  # nothing touched
+    resuming = RunFolder(tmp_path).begin({**RECORD, "data": {"seed": 1}}, overwrite=True)
+    assert resuming is False
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "notes.txt"]
+    assert json.loads((tmp_path / "config.json").read_text())["data"] == {"seed": 1}
+
+
+def test_model_without_report_needs_overwrite(tmp_path):
+    (tmp_path / "model.keras").write_text("a trained model")
+    with pytest.raises(RunFolderError, match="already holds a model"):
+        RunFolder(tmp_path).begin(RECORD)
+    assert (tmp_path / "model.keras").read_text() == "a trained model"
+
+
+def test_interrupted_run_with_the_same_settings_resumes_and_keeps_everything(tmp_path):
+    write_finished_run(tmp_path)
+    (tmp_path / "report.html").unlink()
+    before = {path.name: path.stat().st_mtime_ns for path in tmp_path.iterdir()}
+    same = {**RECORD, "versions": {"keras": "3.99"}}  # versions may differ
+    run = RunFolder(tmp_path)
+    assert run.begin(same) is True and run.resuming is True
+    assert {path.name: path.stat().st_mtime_ns for path in tmp_path.iterdir()} == before
+
+
+def test_interrupted_run_with_other_settings_is_refused_or_cleared(tmp_path):
+    write_finished_run(tmp_path)
+    other = {**RECORD, "train": {"epochs": 3}}
+    with pytest.raises(RunFolderError, match="other settings \\(train.epochs: 2 -> 3\\); pass "
+                                             "--overwrite"):
+        RunFolder(tmp_path).begin(other)
+    assert (tmp_path / "backup" / "inside").exists()
+    assert RunFolder(tmp_path).begin(other, overwrite=True) is False
+    assert not (tmp_path / "backup").exists() and not (tmp_path / "cache").exists()
+
+
+def test_leftovers_of_a_start_without_a_model_are_cleared_without_overwrite(tmp_path):
+    # A run killed in its first epoch: split, log and cache, but no backup and no model.
+    for name in ["split.json", "log.csv", "best.json"]:
+        (tmp_path / name).write_text("stale")
+    (tmp_path / "cache").mkdir()
+    assert RunFolder(tmp_path).begin(RECORD) is False
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json"]
