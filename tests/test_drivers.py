@@ -1,10 +1,13 @@
 """Both drivers end to end in a subprocess, on tiny settings, and their one-line errors."""
 
+import hashlib
 import json
 import subprocess
 import sys
 
+import segment
 from segment import load_segmented_image, read_image_size
+from segment.cli import evaluate_main, train_main
 
 import pandas as pd
 import pytest
@@ -53,6 +56,88 @@ def test_train_driver_refuses_to_overwrite_a_finished_run(trained_run):
     assert again.stderr.strip().splitlines() == [
         f"error: '{root / 'run'}' already holds a finished run; pass --overwrite or choose "
         f"another --run-dir"]
+
+
+def snapshot(folder):
+    """Every file under `folder` with its size, modification time and content hash."""
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns,
+                                            hashlib.sha256(path.read_bytes()).hexdigest())
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def run_in_process(main, arguments, capfd):
+    """(exit status, stderr) of a driver's main function; argparse exits with SystemExit."""
+    try:
+        status = main([str(argument) for argument in arguments])
+    except SystemExit as exit:
+        status = exit.code
+    return status, capfd.readouterr().err
+
+
+TRAIN_BAD_ARGUMENTS = [
+    (["--size", "100"], "--size 100x100: height and width must be divisible by 2 ** (depth - 1) "
+                        "= 16 for depth=5"),
+    (["--size", "48", "--depth", "6"], "divisible by 2 ** (depth - 1) = 32 for depth=6"),
+    (["--depth", "1"], "depth must be at least 2"),
+    (["--size", "0x32"], "expected N or HxW with positive sides, got '0x32'"),
+    (["--batch-size", "0"], "argument --batch-size: expected a positive integer, got '0'"),
+    (["--epochs", "-2"], "argument --epochs: expected a positive integer, got '-2'"),
+    (["--threshold", "0"], "argument --threshold: expected a number in (0, 1), got '0'"),
+    (["--threshold", "1.5"], "expected a number in (0, 1), got '1.5'"),
+    (["--learning-rate", "0"], "argument --learning-rate: expected a number in (0, inf)"),
+    (["--lr-decay", "1.5"], "argument --lr-decay: expected a number in (0, 1]"),
+    (["--cache", "floppy"], "argument --cache: invalid choice: 'floppy'"),
+    (["--images", "/nonexistent/folder"], "'/nonexistent/folder' does not exist"),
+]
+EVALUATE_BAD_ARGUMENTS = [
+    (["--threshold", "0"], "argument --threshold: expected a number in (0, 1), got '0'"),
+    (["--threshold", "1"], "expected a number in (0, 1), got '1'"),
+    (["--batch-size", "0"], "argument --batch-size: expected a positive integer, got '0'"),
+    (["--size", "abc"], "argument --size: expected N or HxW, got 'abc'"),
+    (["--size", "48"], "the model takes 32x32 images. Received: image_size=(48, 48)"),
+    (["--part", "all"], "argument --part: invalid choice: 'all'"),
+    (["--eval-resolution", "high"], "argument --eval-resolution: invalid choice: 'high'"),
+    (["--split-manifest", "/nonexistent/split.json"], "no split manifest at "
+                                                      "'/nonexistent/split.json'"),
+    (["--images", "/nonexistent/folder"], "'/nonexistent/folder' does not exist"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("driver, arguments, message", [
+    *[("train", arguments, message) for arguments, message in TRAIN_BAD_ARGUMENTS],
+    *[("evaluate", arguments, message) for arguments, message in EVALUATE_BAD_ARGUMENTS],
+])
+def test_bad_arguments_give_one_line_and_change_nothing(trained_run, tmp_path, capfd, driver,
+                                                        arguments, message):
+    # In-process (the drivers call these functions) to keep 22 cases fast; the subprocess
+    # tests above show the same one-line form from the scripts themselves.
+    root, _ = trained_run
+    before = snapshot(root / "run")
+    if driver == "train":
+        status, err = run_in_process(train_main, ["--run-dir", root / "run", "--synthetic-dir",
+                                                  root / "synthetic", *arguments, "-q"], capfd)
+    else:
+        status, err = run_in_process(evaluate_main, ["--model", root / "run" / "model.keras",
+                                                     "--out", tmp_path / "out", *arguments,
+                                                     "-q"], capfd)
+    lines = err.strip().splitlines()
+    assert status == 2 and len(lines) == 1, err
+    assert lines[0].startswith("error: ") and message in lines[0]
+    assert snapshot(root / "run") == before
+
+
+@pytest.mark.slow
+def test_savedmodel_folder_is_evaluated_by_the_driver(trained_run, tmp_path, capfd):
+    # What tf.keras 2.x's model.save("dir") wrote; Keras 3's export has the same signature.
+    root, _ = trained_run
+    segment.load_model(root / "run" / "model.keras").export(tmp_path / "saved", verbose=False)
+    status, err = run_in_process(evaluate_main, [
+        "--model", tmp_path / "saved", "--images", root / "synthetic", "--out",
+        tmp_path / "report", "-q"], capfd)
+    assert status == 0, err
+    assert_consistent_report(tmp_path / "report", 20)
 
 
 @pytest.mark.slow

@@ -293,3 +293,19 @@ def test_bad_schedule_is_refused_before_anything_is_touched(tiny_model, small_da
         train_model(tiny_model, small_data, None, 1, tmp_path, lr_schedule="step",
                     overwrite=True, verbose=0)
     assert (tmp_path / "log.csv").read_text() == "epoch,loss\n0,0.5\n"
+
+
+def test_overwrite_clears_the_old_model_before_training(small_data, tmp_path):
+    # Problem 1 of the run-folder issue: the old model.keras survived --overwrite, and a new run
+    # without one finite epoch returned its weights.
+    train_model(create_model((32, 32, 3), base_filters=4, depth=3), small_data, None, 1,
+                tmp_path, verbose=0)
+    seen = {}
+
+    class LookAtTheFolder(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen["files"] = sorted(path.name for path in tmp_path.iterdir())
+
+    train_model(create_model((32, 32, 3), base_filters=4, depth=3), small_data, None, 1,
+                tmp_path, overwrite=True, callbacks=[LookAtTheFolder()], verbose=0)
+    assert "model.keras" not in seen["files"] and "best.json" not in seen["files"]

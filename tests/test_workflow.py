@@ -1,0 +1,67 @@
+"""train_and_evaluate / load_and_evaluate: the drivers' workflow as library calls."""
+
+import json
+
+import segment
+from segment import (
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    RunConfig,
+    RunFolder,
+    TrainConfig,
+    load_and_evaluate,
+    train_and_evaluate,
+)
+
+import pytest
+
+TINY = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4, cache="disk"),
+                 model=ModelConfig(base_filters=2, depth=3),
+                 train=TrainConfig(epochs=1),
+                 evaluation=EvalConfig(threshold=0.3, postprocess=True, num_examples=2))
+
+
+@pytest.mark.slow
+def test_rerun_with_another_seed_never_reads_the_first_runs_cache_or_model(synthetic_pairs,
+                                                                           tmp_path):
+    # Problem 1 of the run-folder issue: --overwrite --seed 1 read the old split's cache.
+    first = train_and_evaluate(synthetic_pairs[:15], tmp_path, TINY, verbose=0, progress=False)
+    first_caches = sorted(path.name for path in (tmp_path / "cache").rglob("*.index"))
+    assert first.results.summary["settings"]["threshold"] == 0.3
+    with pytest.raises(segment.RunFolderError, match="already holds a finished run"):
+        train_and_evaluate(synthetic_pairs[:15], tmp_path, TINY, verbose=0, progress=False)
+    reseeded = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4, cache="disk",
+                                         seed=1), model=TINY.model, train=TINY.train)
+    second = train_and_evaluate(synthetic_pairs[:15], tmp_path, reseeded, overwrite=True,
+                                verbose=0, progress=False)
+    assert [pair.id for pair in second.split.train] != [pair.id for pair in first.split.train]
+    manifest = json.loads((tmp_path / "split.json").read_text())
+    assert [entry["id"] for entry in manifest["train"]] == [p.id for p in second.split.train]
+    second_caches = sorted(path.name for path in (tmp_path / "cache").rglob("*.index"))
+    assert len(second_caches) == 2 and not set(second_caches) & set(first_caches)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert RunConfig.from_dict(config) == reseeded  # config.json is the configs, whole
+    assert config["pairs"]["count"] == 15 and config["versions"]["segment"]
+    assert isinstance(second.run, RunFolder) and second.run.state == "finished"
+
+
+def test_load_and_evaluate_takes_size_and_settings_from_config_json(synthetic_pairs,
+                                                                    tmp_path):
+    # A model that accepts any size: without config.json the size would have to be repeated.
+    segment.set_seed(0)
+    model = segment.create_model((None, None, 3), base_filters=2, depth=3)
+    run = RunFolder(tmp_path / "run")
+    run.begin({**TINY.to_dict(), "versions": {}})
+    segment.save_model(model, run.model)
+    segment.save_split(segment.train_val_test_split(synthetic_pairs[:10]), run.split)
+    _, report, part = load_and_evaluate(run.model, progress=False)
+    assert part == f"test part of {run.split}"
+    settings = report.summary["settings"]
+    assert settings["image_size"] == [32, 32] and settings["threshold"] == 0.3
+    assert settings["postprocess"] is True
+    assert (run.evaluation_dir / "report.html").exists()
+    _, again, _ = load_and_evaluate(run.model, threshold=0.6, overwrite=True, progress=False)
+    assert again.summary["settings"]["threshold"] == 0.6  # an explicit setting wins
+    with pytest.raises(segment.RunFolderError, match="already holds a report"):
+        load_and_evaluate(run.model, progress=False)
