@@ -16,6 +16,8 @@ import numpy as np
 from keras import ops
 from scipy import ndimage
 
+from .config import EvalConfig
+
 __all__ = [
     "DiceCoefficient",
     "ISIC_JACCARD_THRESHOLD",
@@ -29,7 +31,7 @@ __all__ = [
 ISIC_JACCARD_THRESHOLD = 0.65  # the ISIC 2018 challenge scores a jaccard below this as 0
 
 
-def confusion_counts(y_true, y_pred, threshold=0.5):
+def confusion_counts(y_true, y_pred, threshold=EvalConfig.threshold):
     """Pixel counts of each image: true positives, false positives, false negatives, negatives.
 
     Args:
@@ -87,7 +89,7 @@ def scores_from_counts(counts):
 
 
 @keras.saving.register_keras_serializable(package="segment")
-def dice_coefficient(y_true, y_pred, threshold=0.5):
+def dice_coefficient(y_true, y_pred, threshold=EvalConfig.threshold):
     """Dice coefficient of each image in a batch.
 
     Args:
@@ -108,7 +110,7 @@ def dice_coefficient(y_true, y_pred, threshold=0.5):
     return scores_from_counts(confusion_counts(y_true, y_pred, threshold))["dice"]
 
 
-def jaccard(y_true, y_pred, threshold=0.5):
+def jaccard(y_true, y_pred, threshold=EvalConfig.threshold):
     """Jaccard index (IoU) of each image; shapes and empty-mask rule as `dice_coefficient`.
 
     Example:
@@ -133,7 +135,7 @@ class DiceCoefficient(keras.metrics.MeanMetricWrapper):
         >>> model.compile(optimizer="adam", loss=dice_loss, metrics=[metric])  # doctest: +SKIP
     """
 
-    def __init__(self, name="dice", threshold=0.5, dtype=None):
+    def __init__(self, name="dice", threshold=EvalConfig.threshold, dtype=None):
         super().__init__(fn=dice_coefficient, name=name, dtype=dtype, threshold=threshold)
         self.threshold = threshold
 

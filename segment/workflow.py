@@ -196,15 +196,11 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
     model_path = Path(model_path)
     if part not in Split._fields:
         raise ValueError(f"part must be one of {Split._fields}. Received: part={part!r}")
-    recorded = RunFolder(model_path.parent).recorded_settings()
-    config = with_overrides(config or _recorded_evaluation(recorded, model_path), EvalConfig,
-                            overrides)
     out = RunFolder(out_dir if out_dir is not None else RunFolder(model_path.parent).evaluation_dir)
     if out.report.exists() and not overwrite:
         raise RunFolderError(f"'{out.path}' already holds a report; pass --overwrite or choose "
                              f"another --out")
-    model = load_model(model_path)
-    size = _network_size(model, image_size, recorded)
+    model, config, size = _load_with_settings(model_path, config, image_size, overrides)
     pairs, description = _evaluation_pairs(data, masks_dir, split_manifest, part, model_path)
     report = results(model, pairs, history=_log_if_any(model_path), run_dir=out, config=config,
                      image_size=size, progress=progress)
@@ -232,11 +228,7 @@ def load_and_predict(model_path, images, out_dir=None, config=None, *, image_siz
         ...                                     "ISIC2018_Task1-2_Test_Input")  # doctest: +SKIP
     """
     model_path = Path(model_path)
-    recorded = RunFolder(model_path.parent).recorded_settings()
-    config = with_overrides(config or _recorded_evaluation(recorded, model_path), EvalConfig,
-                            overrides)
-    model = load_model(model_path)
-    size = _network_size(model, image_size, recorded)
+    model, config, size = _load_with_settings(model_path, config, image_size, overrides)
     out = Path(out_dir) if out_dir is not None else RunFolder(model_path.parent).predictions_dir
     return export_predictions(model, images, out, config, image_size=size, progress=progress)
 
@@ -291,6 +283,15 @@ def _write_skipped(run, skipped):
                           "".join(f"{path}\t{reason}\n" for path, reason in unique.items()))
         logger.warning("%d unreadable files were skipped; listed in '%s'", len(unique),
                        run.skipped_files)
+
+
+def _load_with_settings(model_path, config, image_size, overrides):
+    """(model, EvalConfig, network size): explicit settings, else config.json's, else defaults."""
+    recorded = RunFolder(model_path.parent).recorded_settings()
+    config = with_overrides(config or _recorded_evaluation(recorded, model_path), EvalConfig,
+                            overrides)
+    model = load_model(model_path)
+    return model, config, _network_size(model, image_size, recorded)
 
 
 def _recorded_evaluation(recorded, model_path):
