@@ -140,10 +140,11 @@ def _cache_file(cache, pairs, size):
     """
     if cache is None:
         return None
-    if isinstance(cache, str) and cache == "memory":
+    if cache == "memory":
         return ""
-    if not isinstance(cache, (str, os.PathLike)):
-        raise TypeError(f"cache must be 'memory', None or a folder. Received: cache={cache!r}")
+    if cache in ("disk", "none") or not isinstance(cache, (str, os.PathLike)):
+        raise ValueError(f"cache must be 'memory', None, or the folder of a disk cache. "
+                         f"Received: cache={cache!r}")
     folder = Path(cache)
     folder.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(f"{fingerprint_pairs(pairs)} {size} {__version__}".encode())

@@ -91,6 +91,9 @@ def results(model, pairs, *, history=None, run_dir=None, evaluation=None, config
     if evaluation is None:
         evaluation = evaluate(model, pairs, config, image_size=image_size, progress=progress,
                               **overrides)
+    elif config is not None or overrides:
+        logger.warning("results: the evaluation was given, so its own settings are shown; "
+                       "ignored: %s", ", ".join([*(["config"] if config else []), *overrides]))
     figures = {}
     if history is not None:
         figures["training_curves"] = plot_training_curves(history)

@@ -143,3 +143,9 @@ def test_mask_of_another_size_is_resized_with_a_warning(tmp_path, caplog):
     assert images.shape == (1, 32, 32, 3) and masks.shape == (1, 32, 32, 1)
     assert ("mask 'ISIC_0000001_segmentation.png' is 30x20 but its image 'ISIC_0000001.png' "
             "is 60x40") in caplog.text
+
+
+@pytest.mark.parametrize("cache", ["disk", "none", 3])
+def test_cache_mode_words_are_not_taken_for_folders(synthetic_pairs, cache):
+    with pytest.raises(ValueError, match=f"the folder of a disk cache. Received: cache={cache!r}"):
+        create_generator(synthetic_pairs[:2], (32, 32), 2, cache=cache)
