@@ -12,6 +12,8 @@ import argparse
 import logging
 import sys
 
+import keras
+
 from .config import (
     CACHE_MODES,
     LOSSES,
@@ -25,6 +27,7 @@ from .config import (
 from .distribute import STRATEGIES, create_strategy
 from .errors import SegmentError
 from .run_folder import OUTPUTS
+from .runtime import BACKENDS
 from .synthetic import make_synthetic_dataset
 from .workflow import load_and_evaluate, load_and_predict, train_and_evaluate
 
@@ -42,6 +45,7 @@ def train_main(argv=None):
     """
     parser = _train_parser()
     args = parser.parse_args(argv)
+    _check_backend(parser, args)
     _check_size_against_depth(parser, args)
     return _run(_train, args)
 
@@ -53,7 +57,9 @@ def evaluate_main(argv=None):
         >>> evaluate_main(["--model", "runs/demo/model.keras", "--tta"])  # doctest: +SKIP
         0
     """
-    args = _evaluate_parser().parse_args(argv)
+    parser = _evaluate_parser()
+    args = parser.parse_args(argv)
+    _check_backend(parser, args)
     return _run(_evaluate, args)
 
 
@@ -184,6 +190,13 @@ def _check_size_against_depth(parser, args):
         parser.error(f"--size {args.size[0]}x{args.size[1]}: {error}")
 
 
+def _check_backend(parser, args):
+    """--backend must be the backend Keras loaded (the driver scripts set it before that)."""
+    if args.backend is not None and args.backend != keras.backend.backend():
+        parser.error(f"--backend {args.backend}: Keras already runs on {keras.backend.backend()}; "
+                     f"set KERAS_BACKEND={args.backend} before starting Python")
+
+
 def _evaluation_arguments(parser, *, recorded):
     """Evaluation flags; with `recorded`, an absent flag keeps the trained run's setting."""
     default = EvalConfig()
@@ -206,6 +219,9 @@ def _evaluation_arguments(parser, *, recorded):
     parser.add_argument("--overwrite", action="store_true",
                         help="clear what an earlier run left in the output folder (model, "
                              "report, logs, cache, backup, split)")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend to run on (default: KERAS_BACKEND, else tensorflow); "
+                             "jax and torch train on one device and need no TensorFlow")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="only warnings and the final summary; no progress bars")

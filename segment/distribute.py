@@ -13,13 +13,15 @@ only the chief writes the run folder, the others write to temporary folders they
 (see docs/SCALING.md).
 """
 
+import contextlib
+import functools
 import json
 import logging
 import os
 
-import tensorflow as tf
+from .runtime import keras_backend
 
-__all__ = ["STRATEGIES", "create_strategy", "is_chief", "task_id"]
+__all__ = ["STRATEGIES", "OneDevice", "create_strategy", "is_chief", "task_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,8 @@ def create_strategy(kind="none", *, num_cpu_devices=None):
             replicas. For trying distribution on a machine without GPUs.
 
     Returns:
-        tf.distribute.Strategy.
+        tf.distribute.Strategy; under the JAX and PyTorch backends, "none" gives a `OneDevice`
+        (those backends train on one device here).
 
     Raises:
         ValueError: an unknown kind, "multiworker" without TF_CONFIG, or logical devices asked
@@ -52,6 +55,14 @@ def create_strategy(kind="none", *, num_cpu_devices=None):
     """
     if kind not in STRATEGIES:
         raise ValueError(f"Unknown strategy. Received: kind={kind!r}; available: {STRATEGIES}")
+    backend = keras_backend()
+    if backend != "tensorflow":
+        if kind != "none" or num_cpu_devices:
+            raise ValueError(f"tf.distribute needs the TensorFlow backend; Keras runs on "
+                             f"{backend}. Received: kind={kind!r}")
+        return OneDevice()
+    import tensorflow as tf  # here: under the JAX and PyTorch backends nothing else needs it
+
     if num_cpu_devices:
         _split_cpu(int(num_cpu_devices))
     if kind == "none":
@@ -64,9 +75,24 @@ def create_strategy(kind="none", *, num_cpu_devices=None):
         if "TF_CONFIG" not in os.environ:
             raise ValueError("--distribute multiworker needs the TF_CONFIG environment variable "
                              "naming the cluster and this worker (see docs/SCALING.md)")
-        strategy = _MultiWorkerMirroredStrategy()
+        strategy = _multi_worker_strategy_class()()
     logger.info("%s with %d replicas", type(strategy).__name__, strategy.num_replicas_in_sync)
     return strategy
+
+
+class OneDevice:
+    """What training asks of a strategy, on one device: for the JAX and PyTorch backends.
+
+    Example:
+        >>> with OneDevice().scope():
+        ...     pass
+    """
+
+    num_replicas_in_sync = 1
+    cluster_resolver = None
+
+    def scope(self):
+        return contextlib.nullcontext()
 
 
 def is_chief(strategy):
@@ -76,7 +102,7 @@ def is_chief(strategy):
     single-process strategy is its own chief.
 
     Example:
-        >>> is_chief(tf.distribute.get_strategy())
+        >>> is_chief(create_strategy("none"))
         True
     """
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -96,7 +122,8 @@ def task_id(strategy):
     return f"{resolver.task_type}-{resolver.task_id}"
 
 
-class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+@functools.cache
+def _multi_worker_strategy_class():
     """MultiWorkerMirroredStrategy whose `reduce` takes what Keras 3's `fit` gives it.
 
     With TensorFlow 2.21 and Keras 3.15, `fit` under this strategy fails twice in `reduce`:
@@ -104,19 +131,27 @@ class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
     rejects although `Strategy.reduce` documents nested values; and it reduces each step's
     scalar logs with `axis=0`, which a scalar does not have. So each element is reduced in
     turn (every worker issues the same collectives in the same order), and for a scalar the
-    mean over replicas is taken, which is what "mean along axis 0" means for one.
+    mean over replicas is taken, which is what "mean along axis 0" means for one. (Defined on
+    first use, so importing this module does not import TensorFlow.)
     """
+    import tensorflow as tf
 
-    def reduce(self, reduce_op, value, axis):
-        def reduce_one(item):
-            local = self.experimental_local_results(item)[0]
-            item_axis = None if local.shape.rank == 0 else axis
-            return super(_MultiWorkerMirroredStrategy, self).reduce(reduce_op, item, item_axis)
+    class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            def reduce_one(item):
+                local = self.experimental_local_results(item)[0]
+                item_axis = None if local.shape.rank == 0 else axis
+                return super(MultiWorkerMirroredStrategy, self).reduce(reduce_op, item,
+                                                                       item_axis)
 
-        return tf.nest.map_structure(reduce_one, value)
+            return tf.nest.map_structure(reduce_one, value)
+
+    return MultiWorkerMirroredStrategy
 
 
 def _split_cpu(count):
+    import tensorflow as tf
+
     cpu = tf.config.list_physical_devices("CPU")[0]
     wanted = [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
     current = tf.config.get_logical_device_configuration(cpu)

@@ -1,7 +1,9 @@
-"""TensorFlow start-up: oneDNN kernels on, and its start-up notices kept to the asked log level.
+"""Start-up: which Keras backend loads, and TensorFlow's settings when it is that backend.
 
-Imported first by `segment/__init__.py`, before anything loads TensorFlow, because TensorFlow
-reads both settings once, when it loads:
+Imported first by `segment/__init__.py`, before anything loads Keras or TensorFlow, because
+both read their settings once, when they load. Keras' backend is `KERAS_BACKEND`, else the
+"backend" of `$KERAS_HOME/keras.json` (`~/.keras/keras.json`), else "tensorflow"; set it before
+`import segment` (the drivers' `--backend` does). Only when it is "tensorflow":
 
 - `TF_ENABLE_ONEDNN_OPTS=1`: TensorFlow's oneDNN kernels train this network about 1.5x faster
   on AVX2 CPUs, where TensorFlow leaves them off by default (benchmarks/RESULTS.md). A value
@@ -10,13 +12,36 @@ reads both settings once, when it loads:
   before it applies `TF_CPP_MIN_LOG_LEVEL`. When that level hides INFO (>= 1, as the drivers
   and tests set it), the import runs with stderr pointed at /dev/null, so a one-line error
   stays one line. Python exceptions raised by the import are not affected.
+
+Under JAX or PyTorch nothing here imports TensorFlow: the parts that need it (the tf.data
+pipeline, tf.distribute, TensorBoard logs, SavedModel loading) import it where they are used.
 """
 
 import contextlib
+import json
 import os
 import sys
+from pathlib import Path
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def keras_backend():
+    """The backend Keras loads (or has loaded): "tensorflow", "jax", "torch" or "numpy".
+
+    Example:
+        >>> keras_backend() in ("tensorflow", "jax", "torch", "numpy")
+        True
+    """
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    config = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "keras.json"
+    try:
+        return json.loads(config.read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
 
 
 @contextlib.contextmanager
@@ -40,6 +65,8 @@ def _hides_info():
         return False
 
 
-if "tensorflow" not in sys.modules and _hides_info():
-    with _stderr_to_devnull():
-        import tensorflow  # noqa: F401
+if keras_backend() == "tensorflow" and "tensorflow" not in sys.modules:
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    if _hides_info():
+        with _stderr_to_devnull():
+            import tensorflow  # noqa: F401

@@ -15,6 +15,8 @@ only, TensorFlow SavedModel folders.
 """
 
 import dataclasses
+import importlib.metadata
+import importlib.util
 import json
 import logging
 import math
@@ -26,11 +28,10 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 import keras
-import numpy as np
 
 from ._version import __version__
 from .config import PRECISIONS, TrainConfig, with_overrides
-from .distribute import is_chief, task_id
+from .distribute import OneDevice, is_chief, task_id
 from .errors import ModelLoadError
 from .files import atomic_path, write_json_atomic
 from .layers import InstanceNormalization
@@ -51,6 +52,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# Distributions whose installed version config.json records, by the name it records.
+_VERSIONED = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",), "torch": ("torch",),
+              "numpy": ("numpy",), "pillow": ("pillow",)}
 # Names under which other code saved instance normalization; all load as ours.
 _LEGACY_OBJECTS = {
     "Addons>InstanceNormalization": InstanceNormalization,
@@ -99,8 +103,7 @@ def resolve_precision(precision=TrainConfig.precision, *, has_gpu=None):
         raise ValueError(f"Unknown precision. Received: precision={precision!r}; "
                          f"available: {PRECISIONS}")
     if has_gpu is None:
-        import tensorflow as tf
-        has_gpu = bool(tf.config.list_physical_devices("GPU"))
+        has_gpu = _backend_has_gpu()
     if precision == "mixed":
         precision = "mixed_float16" if has_gpu else "mixed_bfloat16"
     if precision == "mixed_bfloat16" and not has_gpu and not cpu_has_native_bf16():
@@ -226,7 +229,7 @@ def _fit(model, train_ds, val_ds, config, run, resuming, callbacks, verbose):
         keras.callbacks.TerminateOnNaN(),
         _BestCheckpoint(run.model, run.best, monitor, resuming=resuming),
         keras.callbacks.CSVLogger(str(run.log), append=True),
-        keras.callbacks.TensorBoard(str(run.tensorboard), write_graph=False, profile_batch=0),
+        *_tensorboard(run),
         _ResumableBackup(run.backup, run.log),  # last: saves an epoch
         *callbacks,
     ]
@@ -250,7 +253,21 @@ def _fit(model, train_ds, val_ds, config, run, resuming, callbacks, verbose):
     return history
 
 
+def _tensorboard(run):
+    """The TensorBoard callback, where TensorFlow (which writes its logs) is installed."""
+    if importlib.util.find_spec("tensorflow") is None:
+        logger.info("TensorFlow is not installed: no TensorBoard logs (log.csv has every epoch)")
+        return []
+    return [keras.callbacks.TensorBoard(str(run.tensorboard), write_graph=False,
+                                        profile_batch=0)]
+
+
 def _check_strategy(model, strategy):
+    if keras.backend.backend() != "tensorflow":  # JAX, PyTorch: one device
+        if strategy is not None and strategy.num_replicas_in_sync > 1:
+            raise ValueError(f"tf.distribute strategies need the TensorFlow backend; Keras "
+                             f"runs on {keras.backend.backend()}")
+        return strategy or OneDevice()
     if strategy is None:
         return model.distribute_strategy
     if model.distribute_strategy is not strategy:
@@ -323,18 +340,40 @@ def load_model(path, *, compile=False):
 
 
 def library_versions():
-    """Versions of Python and the main libraries, for config.json and summaries.
+    """Versions of Python, the Keras backend and the main libraries, for config.json.
+
+    TensorFlow, JAX and PyTorch are listed when installed (read from their package records,
+    so none of them is imported here).
 
     Example:
-        >>> sorted(library_versions())
-        ['keras', 'numpy', 'pillow', 'python', 'segment', 'tensorflow']
+        >>> {"python", "segment", "keras", "backend", "numpy"} <= set(library_versions())
+        True
     """
-    import PIL
-    import tensorflow as tf
+    versions = {"python": platform.python_version(), "segment": __version__,
+                "keras": keras.__version__, "backend": keras.backend.backend()}
+    for name, distributions in _VERSIONED.items():
+        for distribution in distributions:
+            try:
+                versions[name] = importlib.metadata.version(distribution)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return versions
 
-    return {"python": platform.python_version(), "segment": __version__,
-            "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-            "pillow": PIL.__version__}
+
+def _backend_has_gpu():
+    """Whether the Keras backend sees a GPU (CUDA) device."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+        return any(device.platform == "gpu" for device in jax.devices())
+    if backend == "torch":
+        import torch
+        return torch.cuda.is_available()
+    return False
 
 
 def _load_saved_model(path):

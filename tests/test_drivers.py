@@ -9,6 +9,7 @@ import segment
 from segment import load_segmented_image, read_image_size
 from segment.cli import evaluate_main, train_main
 
+import keras
 import pandas as pd
 import pytest
 from conftest import REPO, assert_consistent_report
@@ -198,3 +199,28 @@ def test_help_documents_every_flag_with_defaults(script, flags):
     for flag in flags:
         assert flag in done.stdout, flag
     assert "(default:" in done.stdout
+
+
+@pytest.mark.slow
+def test_backend_flag_trains_on_jax_and_evaluates_on_torch(tmp_path):
+    done = run("driver_train_save_evaluate.py", "--backend", "jax", "--run-dir", tmp_path / "run",
+               "--synthetic-dir", tmp_path / "synthetic", "--num-synthetic", 10, *TINY)
+    assert done.returncode == 0, done.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["versions"]["backend"] == "jax"
+    again = run("driver_load_evaluate.py", "--backend", "torch", "--model",
+                tmp_path / "run" / "model.keras", "-q")
+    assert again.returncode == 0, again.stderr
+    on_jax = json.loads((tmp_path / "run" / "summary.json").read_text())
+    on_torch = json.loads((tmp_path / "run" / "evaluation" / "summary.json").read_text())
+    for name in ["dice", "jaccard", "hd95"]:
+        assert on_torch[name]["mean"] == pytest.approx(on_jax[name]["mean"], abs=1e-4), name
+
+
+def test_backend_flag_that_keras_did_not_load_is_a_one_line_error(capfd):
+    other = "jax" if keras.backend.backend() != "jax" else "torch"
+    status, err = run_in_process(train_main, ["--backend", other, "-q"], capfd)
+    assert status == 2 and err.strip().splitlines() == [
+        f"error: --backend {other}: Keras already runs on {keras.backend.backend()}; set "
+        f"KERAS_BACKEND={other} before starting Python (see driver_train_save_evaluate.py "
+        f"--help)"]

@@ -1,6 +1,7 @@
 """create_generator: shapes, dtypes, ranges, augmentation that keeps image and mask aligned."""
 
 from segment import Pair, create_generator
+from segment.pipeline import ENGINES, PairBatches
 
 import numpy as np
 import pytest
@@ -8,12 +9,24 @@ from conftest import write_image
 
 
 def collect(dataset):
-    images, masks = zip(*[(x.numpy(), y.numpy()) for x, y in dataset], strict=True)
+    """All batches of one epoch, concatenated: (images, masks) numpy arrays."""
+    if isinstance(dataset, PairBatches):
+        batches = [dataset[index] for index in range(len(dataset))]
+        dataset.on_epoch_end()
+    else:
+        batches = [(x.numpy(), y.numpy()) for x, y in dataset]
+    images, masks = zip(*batches, strict=True)
     return np.concatenate(images), np.concatenate(masks)
 
 
-def test_batches_have_documented_shapes_and_ranges(synthetic_pairs):
-    dataset = create_generator(synthetic_pairs[:10], (32, 48), 4)
+@pytest.fixture(params=ENGINES)
+def engine(request):
+    """Each test taking it runs on tf.data and on the PyDataset (TensorFlow-free) pipeline."""
+    return request.param
+
+
+def test_batches_have_documented_shapes_and_ranges(synthetic_pairs, engine):
+    dataset = create_generator(synthetic_pairs[:10], (32, 48), 4, engine=engine)
     images, masks = collect(dataset)
     assert images.shape == (10, 32, 48, 3) and masks.shape == (10, 32, 48, 1)
     assert images.dtype == np.float32 and masks.dtype == np.float32
@@ -36,30 +49,31 @@ def aligned_pairs(tmp_path):
     return pairs
 
 
-def test_augmentation_moves_image_and_mask_together(aligned_pairs):
-    plain_images, _ = collect(create_generator(aligned_pairs, (32, 32), 8))
-    images, masks = collect(create_generator(aligned_pairs, (32, 32), 8, augment=True, seed=1))
+def test_augmentation_moves_image_and_mask_together(aligned_pairs, engine):
+    plain_images, _ = collect(create_generator(aligned_pairs, (32, 32), 8, engine=engine))
+    images, masks = collect(create_generator(aligned_pairs, (32, 32), 8, augment=True, seed=1,
+                                             engine=engine))
     assert set(np.unique(masks)) <= {0.0, 1.0}
     agreement = ((images.mean(axis=-1) > 0.5) == (masks[..., 0] > 0.5)).mean()
     assert agreement > 0.97  # only edge pixels differ (bilinear image, nearest mask)
     assert not np.allclose(images, plain_images)  # something did change
 
 
-def test_same_seed_same_batches_different_seed_different(synthetic_pairs):
+def test_same_seed_same_batches_different_seed_different(synthetic_pairs, engine):
     def first_batch(seed):
         dataset = create_generator(synthetic_pairs, (32, 32), 6, augment=True, shuffle=True,
-                                   seed=seed)
-        return next(iter(dataset))[0].numpy()
+                                   seed=seed, engine=engine)
+        return collect(dataset)[0][:6]
 
     assert np.array_equal(first_batch(7), first_batch(7))
     assert not np.array_equal(first_batch(7), first_batch(8))
 
 
-def test_unreadable_pair_is_skipped_and_named(synthetic_pairs, tmp_path):
+def test_unreadable_pair_is_skipped_and_named(synthetic_pairs, tmp_path, engine):
     broken = tmp_path / "ISIC_9999999.jpg"
     broken.write_text("not a jpeg")
     pairs = list(synthetic_pairs[:5]) + [Pair(broken, synthetic_pairs[0].mask_path)]
-    dataset = create_generator(pairs, (32, 32), 4)
+    dataset = create_generator(pairs, (32, 32), 4, engine=engine)
     images, _ = collect(dataset)
     assert len(images) == 5
     assert [path for path, _ in dataset.skipped] == [str(broken)]
@@ -117,11 +131,11 @@ def test_disk_cache_lock_left_by_a_killed_run_is_removed(synthetic_pairs, tmp_pa
 
 @pytest.mark.parametrize("cache", [None, "memory"])
 def test_unreadable_pair_is_reported_once_however_many_epochs(synthetic_pairs, tmp_path, cache,
-                                                              caplog):
+                                                              caplog, engine):
     broken = tmp_path / "ISIC_9999999.jpg"
     broken.write_text("not a jpeg")
     dataset = create_generator([*synthetic_pairs[:3], (broken, synthetic_pairs[0].mask_path)],
-                               (32, 32), 4, cache=cache)
+                               (32, 32), 4, cache=cache, engine=engine)
     for _ in range(3):  # three epochs
         assert len(collect(dataset)[0]) == 3
     assert [path for path, _ in dataset.skipped] == [str(broken)]
@@ -149,3 +163,19 @@ def test_mask_of_another_size_is_resized_with_a_warning(tmp_path, caplog):
 def test_cache_mode_words_are_not_taken_for_folders(synthetic_pairs, cache):
     with pytest.raises(ValueError, match=f"the folder of a disk cache. Received: cache={cache!r}"):
         create_generator(synthetic_pairs[:2], (32, 32), 2, cache=cache)
+
+
+def test_both_engines_give_the_same_pixels_without_augmentation(synthetic_pairs):
+    tf_images, tf_masks = collect(create_generator(synthetic_pairs[:7], (32, 32), 3))
+    images, masks = collect(create_generator(synthetic_pairs[:7], (32, 32), 3, engine="keras"))
+    np.testing.assert_allclose(images, tf_images, atol=1e-6)
+    assert np.array_equal(masks, tf_masks)
+
+
+def test_keras_engine_reshuffles_each_epoch_and_refuses_a_disk_cache(synthetic_pairs, tmp_path):
+    dataset = create_generator(synthetic_pairs[:12], (32, 32), 12, shuffle=True, engine="keras")
+    first, second = collect(dataset)[0], collect(dataset)[0]
+    assert not np.array_equal(first, second)
+    assert np.allclose(np.sort(first.ravel()), np.sort(second.ravel()))  # the same images
+    with pytest.raises(ValueError, match="caches in memory or not at all"):
+        create_generator(synthetic_pairs[:2], (32, 32), 2, cache=tmp_path, engine="keras")

@@ -1,0 +1,59 @@
+"""Helper of tests/test_backends.py, run in fresh processes under KERAS_BACKEND (not collected).
+
+    python tests/backend_run.py train DATA_DIR OUT_DIR
+        Trains a tiny model for 2 epochs on the backend Keras runs on, saves it to
+        OUT_DIR/<backend>/model.keras, evaluates it, and prints JSON: the backend, the data
+        set's class, whether TensorFlow was imported, the losses, the mean metrics and the
+        probabilities on a fixed batch.
+    python tests/backend_run.py load DATA_DIR MODEL...
+        Loads each model on this backend and prints, per model, the same metrics and
+        probabilities as JSON.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import segment  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+SIZE = (32, 32)
+PROBE = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3)
+METRICS = ["dice", "jaccard", "sensitivity", "specificity", "hd95"]
+
+
+def scores(model, pairs):
+    """Mean metrics on `pairs` (with TTA and post-processing) and probabilities on PROBE."""
+    summary = segment.evaluate(model, pairs, tta=True, postprocess=True, progress=False).summary
+    return {"metrics": {name: summary[name]["mean"] for name in METRICS},
+            "probe": keras.ops.convert_to_numpy(model.predict_on_batch(PROBE)).tolist()}
+
+
+def train(data_dir, out_dir):
+    split = segment.train_val_test_split(segment.find_pairs(data_dir), seed=0)
+    train_ds = segment.create_generator(split.train, SIZE, 4, augment=True, shuffle=True)
+    val_ds = segment.create_generator(split.val, SIZE, 4)
+    segment.set_seed(0)
+    model = segment.create_model((*SIZE, 3), base_filters=2, depth=3)
+    run = os.path.join(out_dir, keras.backend.backend())
+    history = segment.train_model(model, train_ds, val_ds, 2, run, verbose=0)
+    segment.results(model, split.test, run_dir=os.path.join(run, "report"), progress=False)
+    return {"backend": keras.backend.backend(), "pipeline": type(train_ds).__name__,
+            "tensorflow_imported": "tensorflow" in sys.modules,
+            "losses": history.history["loss"], **scores(model, split.test)}
+
+
+def load(data_dir, model_paths):
+    split = segment.train_val_test_split(segment.find_pairs(data_dir), seed=0)
+    return {"backend": keras.backend.backend(),
+            "models": {path: scores(segment.load_model(path), split.test)
+                       for path in model_paths}}
+
+
+if __name__ == "__main__":
+    command, data_dir, *rest = sys.argv[1:]
+    print(json.dumps(train(data_dir, rest[0]) if command == "train" else load(data_dir, rest)))

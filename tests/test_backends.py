@@ -1,0 +1,87 @@
+"""Keras 3 on TensorFlow, JAX and PyTorch: train on each, load on the others, and without
+TensorFlow at all. Each backend runs in a fresh process (Keras picks its backend once)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+HELPER = str(REPO / "tests" / "backend_run.py")
+BACKENDS = ["tensorflow", "jax", "torch"]
+
+
+def run_helper(backend, *arguments, python_path=None, hide_site=False):
+    """Run backend_run.py under KERAS_BACKEND=backend; its JSON output."""
+    environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, HELPER, *map(str, arguments)]
+    if hide_site:
+        environment["PYTHONPATH"] = os.pathsep.join(python_path)
+        command.insert(1, "-S")  # no site-packages: only the folders on PYTHONPATH
+    done = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=REPO,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_dir, tmp_path_factory):
+    """A tiny model trained 2 epochs on each backend, saved; backend -> what it printed."""
+    out = tmp_path_factory.mktemp("backends")
+    return out, {backend: run_helper(backend, "train", synthetic_dir, out)
+                 for backend in BACKENDS}
+
+
+@pytest.mark.slow
+def test_each_backend_trains_with_tf_data_where_tensorflow_is_installed(trained):
+    out, runs = trained
+    for backend, run in runs.items():
+        assert run["backend"] == backend and run["pipeline"] == "_OptionsDataset"
+        assert len(run["losses"]) == 2 and all(np.isfinite(run["losses"]))
+        assert (out / backend / "model.keras").exists()
+        assert (out / backend / "report" / "report.html").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loading_backend", BACKENDS)
+def test_models_move_between_backends(trained, synthetic_dir, loading_backend):
+    out, runs = trained
+    others = [backend for backend in BACKENDS if backend != loading_backend]
+    loaded = run_helper(loading_backend, "load", synthetic_dir,
+                        *[out / backend / "model.keras" for backend in others])
+    assert loaded["backend"] == loading_backend
+    for backend in others:
+        there = loaded["models"][str(out / backend / "model.keras")]
+        np.testing.assert_allclose(there["probe"], runs[backend]["probe"], atol=1e-5)
+        for name, value in runs[backend]["metrics"].items():
+            assert there["metrics"][name] == pytest.approx(value, abs=1e-4), (backend, name)
+
+
+@pytest.fixture(scope="module")
+def site_without_tensorflow(tmp_path_factory):
+    """This environment's site-packages less TensorFlow and TensorBoard, as links."""
+    site = next(path for path in map(type(REPO), sys.path)
+                if path.name == "site-packages" and (path / "keras").is_dir())
+    folder = tmp_path_factory.mktemp("site-without-tensorflow")
+    for entry in site.iterdir():
+        if not entry.name.lower().startswith(("tensorflow", "tensorboard")):
+            (folder / entry.name).symlink_to(entry)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_everything_runs_without_tensorflow(backend, synthetic_dir, tmp_path,
+                                            site_without_tensorflow):
+    # TensorFlow is hidden by running Python without site-packages (-S) and putting a copy of
+    # them, less TensorFlow and TensorBoard, on PYTHONPATH: `import tensorflow` fails there.
+    run = run_helper(backend, "train", synthetic_dir, tmp_path,
+                     python_path=[str(site_without_tensorflow), str(REPO)], hide_site=True)
+    assert run["backend"] == backend and run["tensorflow_imported"] is False
+    assert run["pipeline"] == "PairBatches" and all(np.isfinite(run["losses"]))
+    assert (tmp_path / backend / "model.keras").exists()
+    assert (tmp_path / backend / "report" / "report.html").exists()
+    assert not (tmp_path / backend / "tensorboard").exists()
