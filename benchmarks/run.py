@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality"]
+BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
+              "backends"]
 
 
 def run_benchmark(name, quick):
@@ -80,7 +81,19 @@ def targets(results):
                      "n/a: no native bf16 on this CPU; the library falls back to float32"))
     rows += peer_targets(results.get("peer", {}), results.get("quality", {}))
     rows += quality_targets(results.get("quality", {}))
+    rows += backend_rows(results.get("backends", {}))
     return rows
+
+
+def backend_rows(backends):
+    """Informational rows (no target): images/s per Keras backend on this CPU."""
+    if "best" not in backends:
+        return [("7 backends", "train / predict images/s per Keras backend (measured, no target)",
+                 "-", f"not run: {backends.get('error', 'no results')}")]
+    size = f"{backends['size']}^2, batch {backends['batch']}, {backends['precision']}"
+    return [("7 backends", f"{backend}: train / predict images/s at {size}",
+             f"{rates['train_images_per_s']:.1f} / {rates['predict_images_per_s']:.1f}",
+             "measured (no target)") for backend, rates in backends["best"].items()]
 
 
 def peer_targets(peer, quality):

@@ -29,10 +29,11 @@ def test_quick_run_writes_results_and_targets(tmp_path):
         assert "pip install -e '.[peer]'" in peer["skipped"]
     else:
         assert peer["peer_eager"]["train_images_per_s"] > 0
+    assert set(results["backends"]["best"]) == {"tensorflow", "jax", "torch"}
     page = (tmp_path / "RESULTS.md").read_text()
     assert "QUICK smoke run" in page
     for row in ["| 1 compute |", "| 2 pipeline |", "| 3 memory |", "| 4 mixed precision |",
-                "| 5 peer (MONAI DynUNet) |", "| 6 quality |"]:
+                "| 5 peer (MONAI DynUNet) |", "| 6 quality |", "| 7 backends |"]:
         assert row in page
 
 
@@ -84,3 +85,20 @@ def test_ablation_words_choose_runs():
         "batch 16 instead of 8", "192x192 instead of 128x128 (13 epochs: the same training time)"]
     with pytest.raises(SystemExit, match="no ablation matches"):
         chosen_ablations(["resnet"])
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_on_the_cpu(tmp_path):
+    out = tmp_path / "check.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"),
+                           "--dry-run", "--out", str(out)], capture_output=True, text=True,
+                          cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert [backend["backend"] for backend in results["backends"]] == ["jax", "torch"]
+    for backend in results["backends"]:
+        assert {(row["precision"], row["size"]) for row in backend["speed"]} == {
+            ("float32", 32), ("mixed_bfloat16", 32), ("mixed_float16", 32)}
+        assert all(row["train_images_per_s"] > 0 for row in backend["speed"])
+        assert len(backend["real_data"]["val_dice"]) == 1
+    assert "real data 32^2, 1 epochs" in done.stdout and f"wrote {out}" in done.stdout
