@@ -167,7 +167,8 @@ def main():
     parser.add_argument("--out", default="gpu_check.json", help="the JSON file to write")
     parser.add_argument("--epochs", type=int, default=4, help="epochs of the real-data run")
     parser.add_argument("--dry-run", action="store_true",
-                        help="tiny sizes and one epoch: checks the script on a CPU")
+                        help="tiny sizes, float32 and float16, one epoch: checks the script on "
+                             "a CPU")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -177,8 +178,8 @@ def main():
                 "data": args.data, "real_size": 256, "real_batch": 16, "epochs": args.epochs}
     with tempfile.TemporaryDirectory() as scratch:
         if args.dry_run:
-            settings.update(sizes=[32], batches=[2], steps=1, real_size=32, real_batch=4,
-                            epochs=1)
+            settings.update(sizes=[32], batches=[2], precisions=["float32", "mixed_float16"],
+                            steps=1, real_size=32, real_batch=4, epochs=1)
             if settings["data"] is None:
                 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
                 settings["data"] = str(Path(scratch) / "synthetic")

@@ -91,7 +91,10 @@ def backend_rows(backends):
         return [("7 backends", "train / predict images/s per Keras backend (measured, no target)",
                  "-", f"not run: {backends.get('error', 'no results')}")]
     size = f"{backends['size']}^2, batch {backends['batch']}, {backends['precision']}"
-    return [("7 backends", f"{backend}: train / predict images/s at {size}",
+    cpu = backends.get("machine", {})
+    kind = ("AVX-512 with bf16" if cpu.get("bf16") else "AVX-512" if cpu.get("avx512")
+            else "AVX2") if cpu else "this run's"
+    return [("7 backends", f"{backend}: train / predict images/s at {size} ({kind} CPU)",
              f"{rates['train_images_per_s']:.1f} / {rates['predict_images_per_s']:.1f}",
              "measured (no target)") for backend, rates in backends["best"].items()]
 
@@ -171,12 +174,14 @@ def main():
         info = stored.pop("machine")
         (args.out / "RESULTS.md").write_text(markdown(stored, info, quick=False))
         return 0
-    results = {}
+    results, info = {}, machine()
     if args.only and (args.out / "results.json").exists():  # update a previous full run
         results = json.loads((args.out / "results.json").read_text())
-        results.pop("machine", None)
-    results.update({name: run_benchmark(name, args.quick) for name in args.only or BENCHMARKS})
-    info = machine()
+        info = results.pop("machine")  # the header keeps describing the full run's machine
+    for name in args.only or BENCHMARKS:
+        results[name] = run_benchmark(name, args.quick)
+        if args.only:  # a part re-run later, maybe elsewhere, says where it ran
+            results[name]["machine"] = machine()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"machine": info, **results}, indent=2))
     (args.out / "RESULTS.md").write_text(markdown(results, info, args.quick))

@@ -34,6 +34,7 @@ def scores(model, pairs):
 
 
 def train(data_dir, out_dir):
+    """Train, save, report and score on this process's backend (see the module docstring)."""
     split = segment.train_val_test_split(segment.find_pairs(data_dir), seed=0)
     train_ds = segment.create_generator(split.train, SIZE, 4, augment=True, shuffle=True)
     val_ds = segment.create_generator(split.val, SIZE, 4)
@@ -48,6 +49,7 @@ def train(data_dir, out_dir):
 
 
 def load(data_dir, model_paths):
+    """Load each model on this process's backend and score it."""
     split = segment.train_val_test_split(segment.find_pairs(data_dir), seed=0)
     return {"backend": keras.backend.backend(),
             "models": {path: scores(segment.load_model(path), split.test)

@@ -1,11 +1,15 @@
 """Keras 3 on TensorFlow, JAX and PyTorch: train on each (JAX and PyTorch without TensorFlow)
-and load on the others. Each backend runs in a fresh process (Keras picks its backend once)."""
+and load on the others; the GPU check script on the CPU. JAX and PyTorch run in fresh processes
+(Keras picks its backend once);
+TensorFlow runs in this one."""
 
 import json
 import os
 import subprocess
 import sys
 
+import backend_run
+import keras
 import numpy as np
 import pytest
 from conftest import REPO
@@ -49,9 +53,10 @@ def trained(synthetic_dir, tmp_path_factory, site_without_tensorflow):
     """
     out = tmp_path_factory.mktemp("backends")
     hidden = {"python_path": [str(site_without_tensorflow), str(REPO)], "hide_site": True}
-    return out, {backend: run_helper(backend, "train", synthetic_dir, out,
-                                     **({} if backend == "tensorflow" else hidden))
-                 for backend in BACKENDS}
+    runs = {backend: run_helper(backend, "train", synthetic_dir, out, **hidden)
+            for backend in ["jax", "torch"]}
+    runs["tensorflow"] = backend_run.train(synthetic_dir, out)  # this process: TensorFlow
+    return out, runs
 
 
 @pytest.mark.slow
@@ -72,11 +77,30 @@ def test_jax_and_torch_run_everything_without_tensorflow(trained):
 def test_models_move_between_backends(trained, synthetic_dir, loading_backend):
     out, runs = trained
     others = [backend for backend in BACKENDS if backend != loading_backend]
-    loaded = run_helper(loading_backend, "load", synthetic_dir,
-                        *[out / backend / "model.keras" for backend in others])
+    paths = [out / backend / "model.keras" for backend in others]
+    loaded = (backend_run.load(synthetic_dir, list(map(str, paths)))
+              if loading_backend == keras.backend.backend()
+              else run_helper(loading_backend, "load", synthetic_dir, *paths))
     assert loaded["backend"] == loading_backend
     for backend in others:
         there = loaded["models"][str(out / backend / "model.keras")]
         np.testing.assert_allclose(there["probe"], runs[backend]["probe"], atol=1e-5)
         for name, value in runs[backend]["metrics"].items():
             assert there["metrics"][name] == pytest.approx(value, abs=1e-4), (backend, name)
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_on_the_cpu(tmp_path, synthetic_dir):
+    out = tmp_path / "check.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"),
+                           "--dry-run", "--data", str(synthetic_dir), "--out", str(out)],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert [backend["backend"] for backend in results["backends"]] == ["jax", "torch"]
+    for backend in results["backends"]:
+        assert {(row["precision"], row["size"]) for row in backend["speed"]} == {
+            ("float32", 32), ("mixed_float16", 32)}
+        assert all(row["train_images_per_s"] > 0 for row in backend["speed"])
+        assert len(backend["real_data"]["val_dice"]) == 1
+    assert "real data 32^2, 1 epochs" in done.stdout and f"wrote {out}" in done.stdout

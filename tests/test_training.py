@@ -298,8 +298,8 @@ def test_bad_schedule_is_refused_before_anything_is_touched(tiny_model, small_da
 def test_overwrite_clears_the_old_model_before_training(small_data, tmp_path):
     # Problem 1 of the run-folder issue: the old model.keras survived --overwrite, and a new run
     # without one finite epoch returned its weights.
-    train_model(create_model((32, 32, 3), base_filters=4, depth=3), small_data, None, 1,
-                tmp_path, verbose=0)
+    save_model(create_model((32, 32, 3), base_filters=4, depth=3), tmp_path / "model.keras")
+    (tmp_path / "best.json").write_text('{"epoch": 1, "dice": 0.9}')  # the earlier run's
     seen = {}
 
     class LookAtTheFolder(keras.callbacks.Callback):
