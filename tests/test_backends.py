@@ -1,7 +1,6 @@
 """Keras 3 on TensorFlow, JAX and PyTorch: train on each (JAX and PyTorch without TensorFlow)
 and load on the others; the GPU check script on the CPU. JAX and PyTorch run in fresh processes
-(Keras picks its backend once);
-TensorFlow runs in this one."""
+(Keras picks its backend once); TensorFlow runs in this one."""
 
 import json
 import os
