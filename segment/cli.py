@@ -93,7 +93,7 @@ def _evaluate(args):
                **_evaluation_settings(args)}
     if args.predict_only:
         written, skipped = load_and_predict(args.model, args.predict_only, args.out, **options)
-        print(f"wrote {len(written)} masks to {written[0].parent if written else args.out}"
+        print(f"wrote {len(written)} masks" + (f" to {written[0].parent}" if written else "")
               + (f"; {len(skipped)} images unreadable (see the log)" if skipped else ""))
         return
     outcome = load_and_evaluate(args.model, args.images, masks_dir=args.masks,

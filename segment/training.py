@@ -6,7 +6,7 @@ A run folder after `train_model(model, train_ds, val_ds, TrainConfig(epochs=30),
     runs/x/model.keras    the best epoch on validation dice (written atomically)
     runs/x/best.json      which epoch that was and its validation dice
     runs/x/log.csv        one row per epoch: loss, dice, val_loss, val_dice, learning_rate
-    runs/x/tensorboard/   TensorBoard logs
+    runs/x/tensorboard/   TensorBoard logs (where TensorFlow is installed)
     runs/x/config.json    the settings and library versions
     runs/x/backup/        only while training: a killed run resumes from here when restarted
 
@@ -135,8 +135,8 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
 
     Compiles the model (Adam, the loss, per-image dice) unless it is already compiled.
     Callbacks: the learning rate schedule, TerminateOnNaN, a checkpoint of the best epoch on
-    validation dice (`model.keras`, written atomically), a CSV and a TensorBoard log, optional
-    early stopping, and BackupAndRestore: started again with the same `run_dir` and settings
+    validation dice (`model.keras`, written atomically), a CSV log, a TensorBoard log (where
+    TensorFlow is installed), optional early stopping, and BackupAndRestore: started again with the same `run_dir` and settings
     after being killed, training resumes after the last completed epoch and runs to
     `config.epochs` in total. When training ends the model holds the best epoch's weights.
     The run folder (`RunFolder`) decides what an earlier run left there may be kept.
