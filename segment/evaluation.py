@@ -85,6 +85,10 @@ class Evaluation:
         skipped: (path, reason) for each pair that could not be read.
         best, worst: the `num_examples` best and worst images as `Example`s (best first,
             worst first; ties in dice ranked by order), for the galleries.
+
+    Example:
+        >>> evaluation = evaluate(model, split.test)  # doctest: +SKIP
+        >>> evaluation.summary["isic_score"], evaluation.worst[0].id  # doctest: +SKIP
     """
 
     table: pd.DataFrame

@@ -1,6 +1,7 @@
 """Custom Keras layers: InstanceNormalization, registered so `.keras` files load by name."""
 
 import keras
+from keras import ops
 
 __all__ = ["InstanceNormalization"]
 
@@ -44,6 +45,27 @@ class InstanceNormalization(keras.layers.GroupNormalization):
         kwargs.pop("groups", None)
         super().__init__(groups=-1, axis=axis, epsilon=epsilon, center=center, scale=scale,
                          **kwargs)
+
+    def call(self, inputs):
+        if keras.backend.backend() != "torch":
+            return super().call(inputs)
+        # Keras' PyTorch `ops.moments` takes the variance as E[x^2] - E[x]^2, which loses most
+        # digits when a channel's mean is large against its spread (0.02 off for an offset of
+        # 50, tests/test_layers.py); the mean squared deviation keeps them. TensorFlow and JAX
+        # compute stable moments and keep Keras' faster path.
+        x = ops.cast(inputs, "float32")
+        channel_axis = self.axis % len(inputs.shape)
+        spatial_axes = [axis for axis in range(1, len(inputs.shape)) if axis != channel_axis]
+        mean = ops.mean(x, axis=spatial_axes, keepdims=True)  # (batch, 1, ..., channels)
+        variance = ops.mean(ops.square(x - mean), axis=spatial_axes, keepdims=True)
+        outputs = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        channels_shape = [1] * len(inputs.shape)
+        channels_shape[channel_axis] = inputs.shape[channel_axis]  # (1, 1, ..., channels)
+        if self.scale:
+            outputs = outputs * ops.reshape(ops.cast(self.gamma, "float32"), channels_shape)
+        if self.center:
+            outputs = outputs + ops.reshape(ops.cast(self.beta, "float32"), channels_shape)
+        return ops.cast(outputs, self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()

@@ -136,10 +136,11 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
     Compiles the model (Adam, the loss, per-image dice) unless it is already compiled.
     Callbacks: the learning rate schedule, TerminateOnNaN, a checkpoint of the best epoch on
     validation dice (`model.keras`, written atomically), a CSV log, a TensorBoard log (where
-    TensorFlow is installed), optional early stopping, and BackupAndRestore: started again with the same `run_dir` and settings
-    after being killed, training resumes after the last completed epoch and runs to
-    `config.epochs` in total. When training ends the model holds the best epoch's weights.
-    The run folder (`RunFolder`) decides what an earlier run left there may be kept.
+    TensorFlow is installed), optional early stopping, and BackupAndRestore: started again
+    with the same `run_dir` and settings after being killed, training resumes after the last
+    completed epoch and runs to `config.epochs` in total. When training ends the model holds
+    the best epoch's weights. The run folder (`RunFolder`) decides what an earlier run left
+    there may be kept.
 
     Args:
         model: Keras model, e.g. from `create_model`.

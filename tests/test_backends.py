@@ -103,3 +103,16 @@ def test_gpu_check_dry_run_on_the_cpu(tmp_path, synthetic_dir):
         assert all(row["train_images_per_s"] > 0 for row in backend["speed"])
         assert len(backend["real_data"]["val_dice"]) == 1
     assert "real data 32^2, 1 epochs" in done.stdout and f"wrote {out}" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_model_loss_and_metric_tests_pass_on_the_other_backends(backend):
+    # The same test files as on TensorFlow, in a pytest run under KERAS_BACKEND=backend.
+    files = ["tests/test_model.py", "tests/test_layers.py", "tests/test_losses.py",
+             "tests/test_metrics.py"]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-p", "no:xdist", *files], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "KERAS_BACKEND": backend}, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " passed" in done.stdout.strip().splitlines()[-1] and "failed" not in done.stdout

@@ -20,3 +20,16 @@ def test_every_cited_test_exists(document):
     cited = re.findall(r"`(?:tests/[\w/]+\.py::)?(test_\w+)", text)
     assert len(cited) > 20
     assert sorted(set(cited) - defined) == []
+
+
+def test_every_public_function_and_class_has_an_example():
+    import inspect
+
+    import segment
+
+    missing = [name for name in segment.__all__
+               if (inspect.isfunction(getattr(segment, name))
+                   or inspect.isclass(getattr(segment, name))
+                   and not issubclass(getattr(segment, name), Exception))
+               and "Example:" not in (getattr(segment, name).__doc__ or "")]
+    assert missing == []
