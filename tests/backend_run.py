@@ -1,10 +1,11 @@
 """Helper of tests/test_backends.py, run in fresh processes under KERAS_BACKEND (not collected).
 
     python tests/backend_run.py train DATA_DIR OUT_DIR
-        Trains a tiny model for 2 epochs on the backend Keras runs on, saves it to
-        OUT_DIR/<backend>/model.keras, evaluates it, and prints JSON: the backend, the data
-        set's class, whether TensorFlow was imported, the losses, the mean metrics and the
-        probabilities on a fixed batch.
+        Trains a tiny model for 2 epochs on the backend Keras runs on, killed (simulated) as
+        the second epoch starts and resumed, saves it to OUT_DIR/<backend>/model.keras,
+        evaluates it, and prints JSON: the backend, the data set's class, whether TensorFlow
+        was imported, the losses of the resumed run, the epochs in log.csv, the mean metrics
+        and the probabilities on a fixed batch.
     python tests/backend_run.py load DATA_DIR MODEL...
         Loads each model on this backend and prints, per model, the same metrics and
         probabilities as JSON.
@@ -20,6 +21,7 @@ import segment  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 SIZE = (32, 32)
 PROBE = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3)
@@ -33,19 +35,35 @@ def scores(model, pairs):
             "probe": keras.ops.convert_to_numpy(model.predict_on_batch(PROBE)).tolist()}
 
 
+class CrashAtSecondEpoch(keras.callbacks.Callback):
+    """Simulates a kill: raises when the second epoch begins."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("simulated crash")
+
+
 def train(data_dir, out_dir):
     """Train, save, report and score on this process's backend (see the module docstring)."""
     split = segment.train_val_test_split(segment.find_pairs(data_dir), seed=0)
     train_ds = segment.create_generator(split.train, SIZE, 4, augment=True, shuffle=True)
     val_ds = segment.create_generator(split.val, SIZE, 4)
-    segment.set_seed(0)
-    model = segment.create_model((*SIZE, 3), base_filters=2, depth=3)
     run = os.path.join(out_dir, keras.backend.backend())
-    history = segment.train_model(model, train_ds, val_ds, 2, run, verbose=0)
+    segment.set_seed(0)
+    try:  # killed while the second epoch starts: the first is backed up
+        segment.train_model(segment.create_model((*SIZE, 3), base_filters=2, depth=3),
+                            train_ds, val_ds, 2, run, callbacks=[CrashAtSecondEpoch()],
+                            verbose=0)
+    except RuntimeError as error:
+        assert "simulated crash" in str(error), error
+    model = segment.create_model((*SIZE, 3), base_filters=2, depth=3)
+    history = segment.train_model(model, train_ds, val_ds, 2, run, verbose=0)  # resumes
     segment.results(model, split.test, run_dir=os.path.join(run, "report"), progress=False)
     return {"backend": keras.backend.backend(), "pipeline": type(train_ds).__name__,
             "tensorflow_imported": "tensorflow" in sys.modules,
-            "losses": history.history["loss"], **scores(model, split.test)}
+            "losses": history.history["loss"],
+            "log_epochs": len(pd.read_csv(os.path.join(run, "log.csv"))),
+            **scores(model, split.test)}
 
 
 def load(data_dir, model_paths):

@@ -59,6 +59,13 @@ def trained(synthetic_dir, tmp_path_factory, site_without_tensorflow):
 
 
 @pytest.mark.slow
+def test_a_killed_run_resumes_on_every_backend(trained):
+    _, runs = trained
+    for backend, run in runs.items():
+        assert len(run["losses"]) == 1 and run["log_epochs"] == 2, backend  # only epoch 2 ran
+
+
+@pytest.mark.slow
 def test_jax_and_torch_run_everything_without_tensorflow(trained):
     out, runs = trained
     for backend in ["jax", "torch"]:
