@@ -68,7 +68,8 @@ def _train(args):
     strategy = create_strategy(args.distribute, num_cpu_devices=args.cpu_devices)
     config = RunConfig(
         data=DataConfig(image_size=args.size, batch_size=args.batch_size, seed=args.seed,
-                        augment=args.augment, cache=args.cache),
+                        augment=args.augment, cache=args.cache,
+                        train_fraction=args.train_fraction),
         model=ModelConfig(base_filters=args.base_filters, depth=args.depth),
         train=TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate,
                           lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, loss=args.loss,
@@ -253,6 +254,10 @@ def _train_parser():
     data.add_argument("--cache", choices=CACHE_MODES, default=DataConfig.cache,
                       help="keep decoded images in RAM, in <run-dir>/cache (one file per "
                            "fingerprint of the pairs, size and version), or decode every epoch")
+    data.add_argument("--train-fraction", type=_float_in(0, 1, high_included=True),
+                      default=DataConfig.train_fraction,
+                      help="train on this share of the training part (drawn with --seed; the "
+                           "validation and test parts stay whole), for learning curves")
     data.add_argument("--seed", type=int, default=DataConfig.seed,
                       help="seed of the split, shuffling, augmentation and initial weights")
     model = parser.add_argument_group("model")
@@ -273,16 +278,20 @@ def _train_parser():
     training = parser.add_argument_group("training")
     training.add_argument("--run-dir", default="runs/default",
                           help="folder for the model, split, logs and report")
-    training.add_argument("--epochs", type=_positive_int, default=TrainConfig.epochs)
-    training.add_argument("--batch-size", type=_positive_int, default=DataConfig.batch_size)
+    training.add_argument("--epochs", type=_positive_int, default=TrainConfig.epochs,
+                          help="passes over the training part")
+    training.add_argument("--batch-size", type=_positive_int, default=DataConfig.batch_size,
+                          help="images per training step")
     training.add_argument("--learning-rate", type=_float_in(0, float("inf")),
-                          default=TrainConfig.learning_rate)
+                          default=TrainConfig.learning_rate, help="Adam's initial learning rate")
     training.add_argument("--lr-decay", type=_float_in(0, 1, high_included=True),
                           default=TrainConfig.lr_decay,
                           help="learning rate factor per epoch (exponential schedule), in (0, 1]")
     training.add_argument("--lr-schedule", choices=LR_SCHEDULES,
-                          default=TrainConfig.lr_schedule)
-    training.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss)
+                          default=TrainConfig.lr_schedule,
+                          help="exponential (the paper's), cosine to zero, or halve on a plateau")
+    training.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss,
+                          help="soft dice per image, or binary cross-entropy + dice")
     training.add_argument("--early-stopping", type=_positive_int, default=None, metavar="EPOCHS",
                           help="stop after this many epochs without a better validation dice")
     _evaluation_arguments(parser, recorded=False)

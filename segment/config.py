@@ -43,9 +43,13 @@ class DataConfig:
     seed: int = 0  # split, shuffling, augmentation and weight initialisation
     augment: bool = False  # random flips, turns, crops and colour jitter while training
     cache: str = "memory"  # decoded images kept in "memory", on "disk" (run folder) or "none"
+    train_fraction: float = 1.0  # share of the training part used (learning curves), in (0, 1]
 
     def __post_init__(self):
         _set(self, "image_size", _size_pair(self.image_size, "image_size"))
+        if not 0 < self.train_fraction <= 1:
+            raise ValueError(f"train_fraction must be in (0, 1]. "
+                             f"Received: train_fraction={self.train_fraction}")
         _set(self, "ratios", tuple(float(ratio) for ratio in self.ratios))
         if len(self.ratios) != 3 or min(self.ratios) < 0 or abs(sum(self.ratios) - 1) > 1e-6:
             raise ValueError(f"ratios must be 3 non-negative fractions summing to 1. "

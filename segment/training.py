@@ -5,7 +5,8 @@ A run folder after `train_model(model, train_ds, val_ds, TrainConfig(epochs=30),
 
     runs/x/model.keras    the best epoch on validation dice (written atomically)
     runs/x/best.json      which epoch that was and its validation dice
-    runs/x/log.csv        one row per epoch: loss, dice, val_loss, val_dice, learning_rate
+    runs/x/log.csv        one row per epoch: loss, dice, val_loss, val_dice, learning_rate,
+                          epoch_seconds
     runs/x/tensorboard/   TensorBoard logs (where TensorFlow is installed)
     runs/x/config.json    the settings and library versions
     runs/x/backup/        only while training: a killed run resumes from here when restarted
@@ -23,6 +24,7 @@ import math
 import platform
 import shutil
 import tempfile
+import time
 import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -226,6 +228,7 @@ def _fit(model, train_ds, val_ds, config, run, resuming, callbacks, verbose):
     else:
         schedule = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=5)
     all_callbacks = [
+        _EpochTimer(),  # first: the later ones (log.csv, TensorBoard) see its epoch_seconds
         schedule,
         keras.callbacks.TerminateOnNaN(),
         _BestCheckpoint(run.model, run.best, monitor, resuming=resuming),
@@ -408,6 +411,17 @@ def _load_saved_model(path):
 
 def _first_line(error):
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    """Add `epoch_seconds` (wall-clock time of the epoch, validation included) to the logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self.started
 
 
 class _BestCheckpoint(keras.callbacks.Callback):

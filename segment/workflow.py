@@ -12,6 +12,7 @@ test part -> report and `skipped_files.txt` in the run folder.
 
 import logging
 import os
+import random
 from pathlib import Path
 from typing import NamedTuple
 
@@ -250,9 +251,23 @@ def _split(pairs, run, data_config, chief):
         logger.info("resuming: reusing the split in '%s'", run.split)
         return load_split(run.split, pairs)
     split = train_val_test_split(pairs, data_config.ratios, data_config.seed)
+    split = split._replace(train=_training_subset(split.train, data_config))
     if chief:
         save_split(split, run.split, seed=data_config.seed, ratios=data_config.ratios)
     return split
+
+
+def _training_subset(train, data_config):
+    """`train_fraction` of the training part, drawn with the seed; sorted by id like the parts.
+
+    The subsets of one seed are nested (the 10 % pairs are among the 25 % pairs), so a learning
+    curve adds data instead of swapping it.
+    """
+    if data_config.train_fraction == 1:
+        return train
+    count = max(1, round(data_config.train_fraction * len(train)))
+    drawn = random.Random(data_config.seed).sample(list(train), len(train))[:count]
+    return sorted(drawn, key=lambda pair: pair.id)
 
 
 def _cache(mode, run, part):

@@ -66,6 +66,8 @@ def test_run_folder_files_and_learning_rate_decay(small_data, tiny_model, tmp_pa
     assert not (tmp_path / "backup").exists()  # removed once training finished
     log = (tmp_path / "log.csv").read_text().splitlines()
     assert len(log) == 4 and "val_dice" in log[0] and "learning_rate" in log[0]
+    seconds = [float(row.split(",")[log[0].split(",").index("epoch_seconds")]) for row in log[1:]]
+    assert all(0 < value < 60 for value in seconds)  # each epoch timed, validation included
     best = json.loads((tmp_path / "best.json").read_text())
     assert best["val_dice"] == pytest.approx(max(history.history["val_dice"]))
     config = json.loads((tmp_path / "config.json").read_text())

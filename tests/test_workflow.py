@@ -65,3 +65,31 @@ def test_load_and_evaluate_takes_size_and_settings_from_config_json(synthetic_pa
     assert again.summary["settings"]["threshold"] == 0.6  # an explicit setting wins
     with pytest.raises(segment.RunFolderError, match="already holds a report"):
         load_and_evaluate(run.model, progress=False)
+
+
+def test_train_fraction_trains_on_a_nested_share_and_keeps_validation_and_test(synthetic_pairs,
+                                                                              tmp_path):
+    # Learning curves: each point trains on more of the same training part, scored on the same
+    # validation and test parts.
+    pairs = synthetic_pairs[:40]
+    full = segment.train_val_test_split(pairs, seed=0)
+    splits = {}
+    for fraction in (0.25, 0.5):
+        config = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4,
+                                           train_fraction=fraction),
+                           model=TINY.model, train=TINY.train)
+        outcome = train_and_evaluate(pairs, tmp_path / str(fraction), config, verbose=0,
+                                     progress=False)
+        splits[fraction] = outcome.split
+        assert (outcome.split.val, outcome.split.test) == (full.val, full.test)
+        assert len(outcome.split.train) == round(fraction * len(full.train))
+        manifest = json.loads((tmp_path / str(fraction) / "split.json").read_text())
+        assert len(manifest["train"]) == len(outcome.split.train)
+        recorded = json.loads((tmp_path / str(fraction) / "config.json").read_text())
+        assert recorded["data"]["train_fraction"] == fraction
+    quarter, half = ({pair.id for pair in splits[f].train} for f in (0.25, 0.5))
+    assert quarter < half <= {pair.id for pair in full.train}
+    ids = [pair.id for pair in splits[0.5].train]
+    assert ids == sorted(ids) and ids != [pair.id for pair in full.train][:len(ids)]
+    with pytest.raises(ValueError, match="train_fraction must be in"):
+        DataConfig(train_fraction=0)
