@@ -1,4 +1,4 @@
-"""Data-layer speed: header-only `inspect`, and JPEG decoding with and without scaled decode.
+"""Data-layer speed: header-only `inspect`, scaled JPEG decode, and a first epoch on ISIC 2018.
 
     .venv/bin/python benchmarks/bench_data.py [ISIC_FOLDER]    # default: ../shared/data/isic-sample
     .venv/bin/python benchmarks/bench_data.py --quick          # a smoke run: 20 pairs
@@ -7,6 +7,10 @@
    2,594 pairs of ISIC 2018 Task 1.
 2. Loading each of the folder's images at 256x256 with `load_input_image` (PIL's scaled JPEG
    decode through `draft`) against decoding it at full size and then resizing.
+3. On all 1,878 pairs of ../shared/data/isic2018-512 (when present): `find_pairs`, `inspect`,
+   and the first epoch of `create_generator` (memory cache: every image and mask decoded and
+   resized once) at 128x128 and 256x256, in images per second. The files were read before
+   (page cache warm), as they are after the first run on a machine.
 
 Prints one JSON object; benchmarks/RESULTS.md records the numbers.
 """
@@ -22,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 ISIC_2018_PAIRS = 2594
+ISIC2018_512 = Path(__file__).resolve().parents[2] / "shared" / "data" / "isic2018-512"
 
 
 def seconds(function):
@@ -33,6 +38,24 @@ def seconds(function):
 def full_decode_then_resize(path, size):
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.BILINEAR))
+
+
+def first_epoch_images_per_s(pairs, size):
+    """Images per second of one pass over a fresh memory-cached pipeline (decode + resize)."""
+    dataset = segment.create_generator(pairs, (size, size), batch_size=16, cache="memory")
+    return len(pairs) / seconds(lambda: sum(1 for _ in dataset))
+
+
+def full_data_layer(folder, quick):
+    """find_pairs, inspect and first-epoch decode over every pair of `folder`."""
+    found = []
+    find_s = seconds(lambda: found.extend(segment.find_pairs(folder)))
+    pairs = found[: 40 if quick else None]
+    first_epoch_images_per_s(pairs[:16], 64)  # TensorFlow's start-up, not counted
+    return {"pairs": len(pairs), "find_pairs_seconds": find_s,
+            "inspect_seconds": seconds(lambda: segment.inspect(pairs, plot=False)),
+            "first_epoch_images_per_s": {f"{size}x{size}": first_epoch_images_per_s(pairs, size)
+                                         for size in (128, 256)}}
 
 
 def main(folder, quick):
@@ -47,6 +70,8 @@ def main(folder, quick):
         "inspect_seconds_for_isic2018": inspect_s / len(pairs) * ISIC_2018_PAIRS,
         "decode_to_256_images_per_s_scaled": len(images) / scaled_s,
         "decode_to_256_images_per_s_full": len(images) / full_s,
+        "isic2018_512": (full_data_layer(ISIC2018_512, quick) if ISIC2018_512.is_dir() else
+                         {"skipped": f"no ISIC 2018 data at {ISIC2018_512}"}),
     }, indent=2))
 
 

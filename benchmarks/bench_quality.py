@@ -101,6 +101,30 @@ def peer_train_and_score(pairs, recipe, budget_seconds):
             **test_scores(predictor, split.test)}
 
 
+def peer_on_run(run, budget_seconds):
+    """The peer trained on a finished run's split and batches for `budget_seconds`; its scores.
+
+    `run` is a `segment.RunFolder` made by the driver or `train_and_evaluate` with the bce+dice
+    loss; the peer sees the same training and validation batches (size, batch, augmentation,
+    shuffling seed from its config.json) and is scored on the same test part at original size.
+    """
+    import peer
+
+    config = segment.RunConfig.from_dict(run.recorded_settings())
+    assert config.train.loss == "bce_dice", "the peer is written for the bce+dice loss"
+    split, data = segment.load_split(run.split), config.data
+    train_ds = segment.create_generator(split.train, data.image_size, data.batch_size,
+                                        augment=data.augment, shuffle=True, seed=data.seed,
+                                        cache="memory")
+    val_ds = segment.create_generator(split.val, data.image_size, data.batch_size,
+                                      cache="memory")
+    trainer = peer.Trainer(peer.create_dynunet(), config.train.learning_rate, PEER_COMPILED)
+    predictor, result = peer.train_for(trainer, train_ds, val_ds, config.train.learning_rate,
+                                       budget_seconds, data.image_size[0])
+    return {"mode": "torch.compile" if PEER_COMPILED else "eager", **result,
+            **test_scores(predictor, split.test)}
+
+
 def isic_runs(scratch, ablations):
     """The recipe on the ISIC sample, then one run per name in `ablations` (keys of ABLATIONS)."""
     if not ISIC_SAMPLE.is_dir():

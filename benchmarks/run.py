@@ -22,7 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
-              "backends"]
+              "backends", "isic2018"]
 
 
 def run_benchmark(name, quick):
@@ -82,6 +82,44 @@ def targets(results):
     rows += peer_targets(results.get("peer", {}), results.get("quality", {}))
     rows += quality_targets(results.get("quality", {}))
     rows += backend_rows(results.get("backends", {}))
+    rows += isic2018_targets(results.get("isic2018", {}), results.get("data", {}))
+    return rows
+
+
+def isic2018_targets(full, data):
+    """Rows of benchmark 8: the recipe, peer, learning curve and bf16 on all of ISIC 2018."""
+    name = "8 ISIC 2018 (1,878 pairs)"
+    decode = data.get("isic2018_512", {}).get("first_epoch_images_per_s", {}).get("128x128")
+    rows = [(name, "first-epoch decode of every file at 128x128: >= 150 images/s",
+             f"{decode:.0f}" if decode else "-",
+             decode >= 150 if decode else "not run: no ISIC 2018 data")]
+    if "recipe" not in full:
+        return rows + [(name, "test mean dice >= 0.89 and ISIC score >= 0.80 in <= 90 min", "-",
+                        f"not run: {full.get('skipped') or full.get('error') or 'no results'}")]
+    recipe = full["recipe"]
+    dice, isic = recipe["plain"]["mean_dice"], recipe["plain"]["isic_score"]
+    minutes = recipe["train_seconds"] / 60
+    rows.append((name, "test mean dice >= 0.89 and ISIC score >= 0.80 (plain) in <= 90 min "
+                       "of CPU training", f"{dice:.3f} / {isic:.3f} after {minutes:.0f} min",
+                 dice >= 0.89 and isic >= 0.80 and minutes <= 90))
+    peer = full.get("peer", {})
+    if "plain" in peer:
+        theirs = peer["plain"]["mean_dice"]
+        rows.append((name, "test mean dice >= the peer's at equal training time (plain)",
+                     f"{dice:.3f} vs {theirs:.3f}", dice >= theirs))
+    if "curve" in full:
+        points = ", ".join(f"{point['num_train']}: {point['plain']['mean_dice']:.3f}"
+                           for point in full["curve"])
+        rows.append((name, "learning curve: 4 real runs (training images: test mean dice)",
+                     points, len(full["curve"]) == 4))
+    bf16 = full.get("bf16", {})
+    if "plain" in bf16:
+        speedup = recipe["train_seconds"] / bf16["train_seconds"]
+        change = bf16["plain"]["mean_dice"] - dice
+        rows.append((name, "mixed bf16 at equal epochs: test mean dice within 0.005 of float32",
+                     f"{speedup:.2f}x faster, dice {change:+.3f}",
+                     abs(change) <= 0.005 if bf16["policy"] == "mixed_bfloat16" else
+                     "not measurable here: no native bf16 (the run fell back to float32)"))
     return rows
 
 

@@ -30,10 +30,15 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     else:
         assert peer["peer_eager"]["train_images_per_s"] > 0
     assert set(results["backends"]["best"]) == {"tensorflow", "jax", "torch"}
+    full = results["isic2018"]  # on synthetic data: one curve point besides the recipe run
+    assert [point["fraction"] for point in full["curve"]] == [0.5, 1.0]
+    assert full["curve"][0]["num_train"] == 9 and full["recipe"]["num_train"] == 18
+    assert full["bf16"]["epochs"] == 1 and 0 <= full["bf16"]["plain"]["mean_dice"] <= 1
     page = (tmp_path / "RESULTS.md").read_text()
     assert "QUICK smoke run" in page
     for row in ["| 1 compute |", "| 2 pipeline |", "| 3 memory |", "| 4 mixed precision |",
-                "| 5 peer (MONAI DynUNet) |", "| 6 quality |", "| 7 backends |"]:
+                "| 5 peer (MONAI DynUNet) |", "| 6 quality |", "| 7 backends |",
+                "| 8 ISIC 2018 (1,878 pairs) |"]:
         assert row in page
 
 
@@ -86,3 +91,33 @@ def test_ablation_words_choose_runs():
     with pytest.raises(SystemExit, match="no ablation matches"):
         chosen_ablations(["resnet"])
 
+
+
+def test_isic2018_verdicts():
+    def scores(dice, isic=0.8):
+        return {"plain": {"mean_dice": dice, "isic_score": isic}}
+
+    curve = [{"num_train": count, **scores(dice)}
+             for count, dice in [(113, 0.80), (282, 0.84), (564, 0.86), (1127, 0.88)]]
+    full = {"recipe": {**scores(0.891, 0.801), "train_seconds": 80 * 60},
+            "peer": scores(0.895), "curve": curve,
+            "bf16": {**scores(0.887), "train_seconds": 55 * 60, "policy": "mixed_bfloat16"}}
+    data = {"isic2018_512": {"first_epoch_images_per_s": {"128x128": 149.0}}}
+    rows = {target: (value, met) for name, target, value, met in targets(
+        {"isic2018": full, "data": data}) if name.startswith("8 ")}
+    assert rows["first-epoch decode of every file at 128x128: >= 150 images/s"] == ("149", False)
+    assert rows["test mean dice >= 0.89 and ISIC score >= 0.80 (plain) in <= 90 min of CPU "
+                "training"] == ("0.891 / 0.801 after 80 min", True)
+    assert rows["test mean dice >= the peer's at equal training time (plain)"] == (
+        "0.891 vs 0.895", False)
+    assert rows["learning curve: 4 real runs (training images: test mean dice)"] == (
+        "113: 0.800, 282: 0.840, 564: 0.860, 1127: 0.880", True)
+    assert rows["mixed bf16 at equal epochs: test mean dice within 0.005 of float32"] == (
+        "1.45x faster, dice -0.004", True)
+    full["recipe"]["train_seconds"] = 91 * 60  # over the 90-minute budget
+    full["bf16"]["policy"] = "float32"  # a CPU without native bf16 fell back
+    rows = {target: met for name, target, _, met in targets({"isic2018": full}) if name[0] == "8"}
+    assert rows["test mean dice >= 0.89 and ISIC score >= 0.80 (plain) in <= 90 min of CPU "
+                "training"] is False
+    assert rows["mixed bf16 at equal epochs: test mean dice within 0.005 of float32"].startswith(
+        "not measurable here")

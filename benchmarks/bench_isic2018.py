@@ -1,0 +1,192 @@
+"""ISIC 2018 at full size: the README recipe, bf16, a learning curve and the peer on 1,878 pairs.
+
+    .venv/bin/python benchmarks/bench_isic2018.py                  # every part, ~2.5 h on 2 cores
+    .venv/bin/python benchmarks/bench_isic2018.py --parts recipe peer
+    .venv/bin/python benchmarks/bench_isic2018.py --quick          # a smoke run on synthetic data
+
+Each training run is a run folder under --runs (default runs/), made by the same
+`segment.train_and_evaluate` call as the driver: `isic2018-128` is the README's command (RECIPE),
+`isic2018-128-bf16` the same with mixed bfloat16, `isic2018-128-train10` (25, 50) the recipe on
+10 % (25 %, 50 %) of the training part with the same validation and test parts (the learning
+curve; 100 % is the recipe run). A folder holding a finished run with the same settings is
+reused and a killed one resumes, so the benchmark can be stopped and started again; a folder
+holding another run is an error. The peer (MONAI DynUNet, `bench_quality.peer_on_run`) trains on
+the recipe run's split and batches for as long as that run trained. Every score is on the test
+part (seed-0 6:2:2 split) at the images' own size; training time is the sum of log.csv's
+epoch_seconds (validation included). The learning curve is drawn into
+benchmarks/learning_curve.png. Without ../shared/data/isic2018-512 the benchmark says so and
+trains nothing.
+
+Prints one JSON object; benchmarks/RESULTS.md records the numbers.
+"""
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import segment  # noqa: E402
+from segment import DataConfig, RunConfig, RunFolder, TrainConfig  # noqa: E402
+from segment.files import write_json_atomic  # noqa: E402
+
+import bench_quality  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ISIC2018 = HERE.parents[1] / "shared" / "data" / "isic2018-512"
+PARTS = ("recipe", "peer", "bf16", "curve")
+FRACTIONS = (0.1, 0.25, 0.5)  # the learning curve's other points; 1.0 is the recipe run
+QUICK_FRACTIONS = (0.5,)
+
+# The README's command: driver_train_save_evaluate.py --size 128 --epochs 24 --batch-size 8
+# --learning-rate 1e-3 --lr-schedule cosine --loss bce_dice (no --augment, --cache memory).
+RECIPE = RunConfig(data=DataConfig(image_size=(128, 128), batch_size=8),
+                   train=TrainConfig(epochs=24, learning_rate=1e-3, lr_schedule="cosine",
+                                     loss="bce_dice"))
+QUICK = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4),
+                  model=segment.ModelConfig(base_filters=2, depth=3),
+                  train=TrainConfig(epochs=1, learning_rate=1e-3, lr_schedule="cosine",
+                                    loss="bce_dice"))
+
+
+def variant(config, **changes):
+    """`config` with DataConfig / TrainConfig fields replaced (train_fraction, precision)."""
+    data = {key: value for key, value in changes.items() if hasattr(config.data, key)}
+    train = {key: value for key, value in changes.items() if hasattr(config.train, key)}
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, **data),
+                               train=dataclasses.replace(config.train, **train))
+
+
+def trained(data, run_dir, config):
+    """The run folder's model: reused when it holds a finished run of `config`, else trained."""
+    run = RunFolder(run_dir)
+    recorded = run.recorded_settings()
+    wanted = json.loads(json.dumps(config.to_dict()))
+    same = all(recorded.get(key) == wanted[key] for key in ("data", "model", "train"))
+    if run.state == "finished" and same:
+        print(f"  reusing the finished run in {run.path}", file=sys.stderr, flush=True)
+        return segment.load_model(run.model), run
+    print(f"  training {run.path} ...", file=sys.stderr, flush=True)
+    outcome = segment.train_and_evaluate(data, run.path, config, verbose=0, progress=False)
+    return outcome.model, outcome.run
+
+
+def run_scores(run, model=None):
+    """Training time, epochs and test scores of a finished run; with `model`, also TTA + pp."""
+    with open(run.log, encoding="utf-8") as log:
+        rows = list(csv.DictReader(log))
+    summary = json.loads(run.summary.read_text())
+    scores = {"train_seconds": sum(float(row["epoch_seconds"]) for row in rows),
+              "epochs": len(rows), "best_epoch": json.loads(run.best.read_text())["epoch"],
+              "num_train": len(json.loads(run.split.read_text())["train"]),
+              "plain": headline(summary)}
+    if model is not None:
+        test = segment.load_split(run.split).test
+        scores["tta+postprocess"] = headline(segment.evaluate(
+            model, test, tta=True, postprocess=True, progress=False).summary)
+    return scores
+
+
+def headline(summary):
+    """The README table's columns from an evaluation summary."""
+    return {"mean_dice": summary["dice"]["mean"], "median_dice": summary["dice"]["median"],
+            "mean_jaccard": summary["jaccard"]["mean"], "isic_score": summary["isic_score"],
+            "hd95_median": summary["hd95"]["median"], "hd95_mean": summary["hd95"]["mean"],
+            "count": summary["count"]}
+
+
+def peer(run, budget_seconds):
+    """`bench_quality.peer_on_run`, kept beside the run folder in `<run>-peer.json`.
+
+    The stored result is reused only when it was made for the same run settings, split and
+    budget with the same peer versions; otherwise the peer trains again and replaces it.
+    """
+    import importlib.metadata
+
+    stored = run.path.with_name(f"{run.path.name}-peer.json")
+    key = {"settings": {name: run.recorded_settings().get(name)
+                        for name in ("data", "model", "train", "pairs")},
+           "split": json.loads(run.split.read_text()), "budget_seconds": budget_seconds,
+           "versions": {name: importlib.metadata.version(name) for name in ("torch", "monai")}}
+    key = json.loads(json.dumps(key))
+    if stored.exists() and json.loads(stored.read_text()).get("key") == key:
+        print(f"  reusing the peer's result in {stored}", file=sys.stderr, flush=True)
+        return json.loads(stored.read_text())["result"]
+    print(f"  training the peer for {budget_seconds:.0f} s ...", file=sys.stderr, flush=True)
+    result = bench_quality.peer_on_run(run, budget_seconds)
+    write_json_atomic(stored, {"key": key, "result": result})
+    return result
+
+
+def learning_curve_figure(points, recipe, path):
+    """Test mean dice and ISIC score against training images (log scale), one point per run."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.5, 3.8), layout="constrained")
+    axes = figure.subplots()
+    counts = [point["num_train"] for point in points]
+    axes.plot(counts, [point["plain"]["mean_dice"] for point in points], marker="o",
+              label="mean dice")
+    axes.plot(counts, [point["plain"]["isic_score"] for point in points], marker="s",
+              label="ISIC score")
+    axes.set_xscale("log")
+    axes.set_xticks(counts, [str(count) for count in counts])
+    axes.set(xlabel="training images", ylabel="test score (375 images)",
+             title=f"ISIC 2018, {recipe.data.image_size[0]}x{recipe.data.image_size[1]}, "
+                   f"{recipe.train.epochs} epochs per run")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="which runs to make (the others need the recipe run)")
+    parser.add_argument("--runs", type=Path, default=Path("runs"),
+                        help="folder of the run folders (reused across invocations)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 30 synthetic pairs, 32x32, 1 epoch, in a temp folder")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.quick:
+            data = segment.make_synthetic_dataset(Path(scratch) / "synthetic", 30, seed=0)
+            recipe, runs, figure = QUICK, Path(scratch), Path(scratch) / "curve.png"
+            fractions = QUICK_FRACTIONS
+        elif not ISIC2018.is_dir():
+            print(json.dumps({"skipped": f"no ISIC 2018 data at {ISIC2018}"}))
+            return
+        else:
+            data, recipe, runs = ISIC2018, RECIPE, args.runs
+            figure, fractions = HERE / "learning_curve.png", FRACTIONS
+        results = {"recipe_config": recipe.to_dict()}
+        model, run = trained(data, runs / "isic2018-128", recipe)
+        results["recipe"] = run_scores(run, model)
+        if "peer" in args.parts:
+            missing = bench_quality.peer_available()
+            results["peer"] = {"skipped": missing} if missing else peer(
+                run, results["recipe"]["train_seconds"])
+        if "bf16" in args.parts:
+            bf16_model, bf16_run = trained(data, runs / "isic2018-128-bf16",
+                                           variant(recipe, precision="mixed"))
+            results["bf16"] = {"policy": segment.resolve_precision("mixed"),
+                               **run_scores(bf16_run, bf16_model)}
+        if "curve" in args.parts:
+            curve = []
+            for fraction in fractions:
+                _, point_run = trained(data, runs / f"isic2018-128-train{round(fraction * 100)}",
+                                       variant(recipe, train_fraction=fraction))
+                curve.append({"fraction": fraction, **run_scores(point_run)})
+            curve.append({"fraction": 1.0, **results["recipe"]})
+            results["curve"] = curve
+            learning_curve_figure(curve, recipe, figure)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
