@@ -154,6 +154,15 @@ class RunFolder:
         self.resuming = False
         return False
 
+    def join(self):
+        """Follow the chief's run here, as a worker that is not the chief: write nothing.
+
+        Returns:
+            `resuming`: True when the chief's backup is present, so every worker resumes alike.
+        """
+        self.resuming = self.backup.exists()
+        return self.resuming
+
     def clear(self):
         """Remove everything a run wrote here (see the module docstring); keep other files."""
         removed = self.existing_outputs()

@@ -194,7 +194,7 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
                    "distribution": {"strategy": type(strategy).__name__,
                                     "replicas": strategy.num_replicas_in_sync},
                    "versions": library_versions()}, overwrite=overwrite)
-    resuming = run.resuming if chief else run.backup.exists()
+    resuming = run.resuming if chief else run.join()
     # Every worker makes the same saves (they may need all replicas); only the chief's land in
     # run_dir. Other workers start from a copy of the chief's backup, so all resume alike.
     write_to = run if chief else RunFolder(tempfile.mkdtemp(prefix=f"segment-{task_id(strategy)}-"))

@@ -121,7 +121,7 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     if chief:
         run.begin(record, overwrite=overwrite)
     else:
-        run.resuming = run.backup.exists()
+        run.join()
     if inspect_sizes and chief:
         report = inspect(pairs, progress=progress)
         logger.info("image sizes:\n%s", report)
@@ -197,14 +197,15 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
     model_path = Path(model_path)
     if part not in Split._fields:
         raise ValueError(f"part must be one of {Split._fields}. Received: part={part!r}")
-    out = RunFolder(out_dir if out_dir is not None else RunFolder(model_path.parent).evaluation_dir)
+    beside = RunFolder(model_path.parent)  # the training run's folder, if it was one
+    out = RunFolder(out_dir if out_dir is not None else beside.evaluation_dir)
     if out.report.exists() and not overwrite:
         raise RunFolderError(f"'{out.path}' already holds a report; pass --overwrite or choose "
                              f"another --out")
-    model, config, size = _load_with_settings(model_path, config, image_size, overrides)
-    pairs, description = _evaluation_pairs(data, masks_dir, split_manifest, part, model_path)
-    report = results(model, pairs, history=_log_if_any(model_path), run_dir=out, config=config,
-                     image_size=size, progress=progress)
+    model, config, size = _load_with_settings(model_path, beside, config, image_size, overrides)
+    pairs, description = _evaluation_pairs(data, masks_dir, split_manifest, part, beside)
+    report = results(model, pairs, history=beside.log if beside.log.exists() else None,
+                     run_dir=out, config=config, image_size=size, progress=progress)
     _write_skipped(out, report.evaluation.skipped)
     return EvaluationOutcome(model, report, description)
 
@@ -229,8 +230,9 @@ def load_and_predict(model_path, images, out_dir=None, config=None, *, image_siz
         ...                                     "ISIC2018_Task1-2_Test_Input")  # doctest: +SKIP
     """
     model_path = Path(model_path)
-    model, config, size = _load_with_settings(model_path, config, image_size, overrides)
-    out = Path(out_dir) if out_dir is not None else RunFolder(model_path.parent).predictions_dir
+    beside = RunFolder(model_path.parent)
+    model, config, size = _load_with_settings(model_path, beside, config, image_size, overrides)
+    out = Path(out_dir) if out_dir is not None else beside.predictions_dir
     return export_predictions(model, images, out, config, image_size=size, progress=progress)
 
 
@@ -300,9 +302,10 @@ def _write_skipped(run, skipped):
                        run.skipped_files)
 
 
-def _load_with_settings(model_path, config, image_size, overrides):
-    """(model, EvalConfig, network size): explicit settings, else config.json's, else defaults."""
-    recorded = RunFolder(model_path.parent).recorded_settings()
+def _load_with_settings(model_path, beside, config, image_size, overrides):
+    """(model, EvalConfig, network size): explicit settings, else config.json's (in the
+    RunFolder `beside` the model), else defaults."""
+    recorded = beside.recorded_settings()
     config = with_overrides(config or _recorded_evaluation(recorded, model_path), EvalConfig,
                             overrides)
     model = load_model(model_path)
@@ -337,12 +340,13 @@ def _network_size(model, image_size, recorded):
                      "--size (image_size=(height, width))")
 
 
-def _evaluation_pairs(data, masks_dir, split_manifest, part, model_path):
-    """(pairs, description) of what `load_and_evaluate` scores."""
+def _evaluation_pairs(data, masks_dir, split_manifest, part, beside):
+    """(pairs, description) of what `load_and_evaluate` scores: all of `data`, or `part` of
+    the manifest (by default the one in the RunFolder `beside` the model)."""
     pairs = _pairs_and_source(data, masks_dir)[0] if data is not None else None
     if pairs is not None and split_manifest is None:
         return pairs, "all given"
-    manifest = Path(split_manifest) if split_manifest else RunFolder(model_path.parent).split
+    manifest = Path(split_manifest) if split_manifest else beside.split
     if not manifest.exists():
         raise SegmentError(f"no split manifest at '{manifest}': pass --images (and --masks) "
                            f"to evaluate on a folder, or --split-manifest")
@@ -351,7 +355,3 @@ def _evaluation_pairs(data, masks_dir, split_manifest, part, model_path):
         raise SegmentError(f"the {part} part of {manifest} holds no pairs to evaluate")
     return chosen, f"{part} part of {manifest}"
 
-
-def _log_if_any(model_path):
-    log = RunFolder(model_path.parent).log
-    return log if log.exists() else None

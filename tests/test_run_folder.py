@@ -100,3 +100,13 @@ def test_leftovers_of_a_start_without_a_model_are_cleared_without_overwrite(tmp_
     (tmp_path / "cache").mkdir()
     assert RunFolder(tmp_path).begin(RECORD) is False
     assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json"]
+
+
+def test_a_worker_that_is_not_the_chief_joins_without_writing(tmp_path):
+    write_finished_run(tmp_path / "run")
+    before = sorted(path.name for path in (tmp_path / "run").iterdir())
+    worker = RunFolder(tmp_path / "run")
+    assert worker.join() is True and worker.resuming is True  # the chief's backup is there
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == before
+    shutil.rmtree(tmp_path / "run" / "backup")
+    assert RunFolder(tmp_path / "run").join() is False
