@@ -13,7 +13,8 @@ reused and a killed one resumes, so the benchmark can be stopped and started aga
 holding another run is an error. The peer (MONAI DynUNet, `bench_quality.peer_on_run`) trains on
 the recipe run's split and batches for as long as that run trained. Every score is on the test
 part (seed-0 6:2:2 split) at the images' own size; training time is the sum of log.csv's
-epoch_seconds (validation included). The learning curve is drawn into
+epoch_seconds (validation included), and speeds are compared by the median epoch, which a
+stalled epoch does not move. The learning curve is drawn into
 benchmarks/learning_curve.png. Without ../shared/data/isic2018-512 the benchmark says so and
 trains nothing.
 
@@ -25,6 +26,7 @@ import csv
 import dataclasses
 import json
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -81,7 +83,8 @@ def run_scores(run, model=None):
     with open(run.log, encoding="utf-8") as log:
         rows = list(csv.DictReader(log))
     summary = json.loads(run.summary.read_text())
-    scores = {"train_seconds": sum(float(row["epoch_seconds"]) for row in rows),
+    seconds = [float(row["epoch_seconds"]) for row in rows]
+    scores = {"train_seconds": sum(seconds), "median_epoch_seconds": statistics.median(seconds),
               "epochs": len(rows), "best_epoch": json.loads(run.best.read_text())["epoch"],
               "num_train": len(json.loads(run.split.read_text())["train"]),
               "plain": headline(summary)}

@@ -175,6 +175,10 @@ def _tf_dataset(pairs, loader, batch_size, *, augment, shuffle, cache_file, seed
     # the same order, so no image is seen twice per epoch (docs/SCALING.md).
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    # tf.data's autotuning thread sleeps up to a minute between rounds, and Keras deletes each
+    # epoch's iterator, which waits for that thread: epochs stalled for up to 60 s with idle
+    # CPUs (benchmarks/NOTES.md section 8). Without it, AUTOTUNE means one call per core.
+    options.autotune.enabled = False
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 

@@ -99,9 +99,11 @@ def test_isic2018_verdicts():
 
     curve = [{"num_train": count, **scores(dice)}
              for count, dice in [(113, 0.80), (282, 0.84), (564, 0.86), (1127, 0.88)]]
-    full = {"recipe": {**scores(0.891, 0.801), "train_seconds": 80 * 60},
+    full = {"recipe": {**scores(0.891, 0.801), "train_seconds": 80 * 60,
+                       "median_epoch_seconds": 80.0},
             "peer": scores(0.895), "curve": curve,
-            "bf16": {**scores(0.887), "train_seconds": 55 * 60, "policy": "mixed_bfloat16"}}
+            "bf16": {**scores(0.887), "train_seconds": 55 * 60, "median_epoch_seconds": 55.0,
+                     "policy": "mixed_bfloat16"}}
     data = {"isic2018_512": {"first_epoch_images_per_s": {"128x128": 149.0}}}
     rows = {target: (value, met) for name, target, value, met in targets(
         {"isic2018": full, "data": data}) if name.startswith("8 ")}
