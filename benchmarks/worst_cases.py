@@ -5,7 +5,7 @@
 
 Predicts the chosen part of the run's split once (lesion probabilities at the network's size),
 then, for every clean-up in CLEANUPS, resizes each probability map to the image's own size,
-thresholds and cleans it, and scores it against the truth (mean and median dice, ISIC score).
+turns it into a mask, and scores it against the truth (mean and median dice, ISIC score).
 Writes `<out>/worst.png` (the `count` worst images of the plain prediction: the image with the
 truth in green and the prediction in red, and what the clean-ups change), `<out>/worst.csv`
 (their dice, lesion and predicted area as fractions of the image, the image's brightness and
@@ -46,10 +46,48 @@ def central_component(mask):
     return segment.fill_holes(labels == 1 + int(np.argmin(nearest)))
 
 
+def otsu_threshold(values, low=0.0, bins=100):
+    """The threshold that best splits `values` in [low, 1] into two classes (Otsu 1979)."""
+    counts, edges = np.histogram(values, bins=bins, range=(low, 1))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(counts)
+    weight_high = weight_low[-1] - weight_low
+    mean_low = np.cumsum(counts * centres) / np.maximum(weight_low, 1)
+    mean_high = ((counts * centres).sum() - np.cumsum(counts * centres)) / np.maximum(
+        weight_high, 1)
+    between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(edges[1 + int(np.argmax(between[:-1]))])
+
+
+def raised_threshold(probabilities):
+    """Split the pixels above 0.5 in two at Otsu's threshold and keep the surer part, then the
+    largest region with its holes filled.
+
+    Aimed at images where the network gives large areas of skin middling probabilities
+    (0.5-0.8) and the lesion high ones: the split then falls between the two.
+    """
+    foreground = probabilities[probabilities >= 0.5]
+    threshold = otsu_threshold(foreground, low=0.5) if foreground.size else 0.5
+    return segment.postprocess_mask((probabilities >= threshold).astype(np.uint8))
+
+
+def raised_threshold_when_large(probabilities, large=0.3):
+    """`raised_threshold` only where more than `large` of the image is marked, else the
+    plain `--postprocess`: the failure it aims at marks large areas of skin."""
+    if (probabilities >= 0.5).mean() > large:
+        return raised_threshold(probabilities)
+    return segment.postprocess_mask((probabilities >= 0.5).astype(np.uint8))
+
+
+# Each clean-up: float (h, w) probabilities at the image's size -> uint8 (h, w) mask.
 CLEANUPS = {
-    "none": lambda mask: mask,
-    "largest region + holes (--postprocess)": segment.postprocess_mask,
-    "region nearest the centre + holes": central_component,
+    "none": lambda p: (p >= 0.5).astype(np.uint8),
+    "largest region + holes (--postprocess)": lambda p: segment.postprocess_mask(
+        (p >= 0.5).astype(np.uint8)),
+    "region nearest the centre + holes": lambda p: central_component(
+        (p >= 0.5).astype(np.uint8)),
+    "Otsu split of the pixels above 0.5 + largest region + holes": raised_threshold,
+    "the same where over 30 % is marked, else --postprocess": raised_threshold_when_large,
 }
 
 
@@ -91,11 +129,11 @@ def main():
     rows, masks = [], {}
     for pair in pairs:
         truth = segment.load_segmented_image(pair.mask_path)
-        thresholded = (to_size(probabilities[pair.id], truth.shape) >= 0.5).astype(np.uint8)
+        resized = to_size(probabilities[pair.id], truth.shape)
         row = {"id": pair.id, "truth_fraction": truth.mean(),
-               "predicted_fraction": thresholded.mean()}
+               "predicted_fraction": (resized >= 0.5).mean()}
         for name, cleanup in CLEANUPS.items():
-            mask = cleanup(thresholded).astype(np.uint8)
+            mask = cleanup(resized).astype(np.uint8)
             scores = score_masks(truth, mask)
             row[name] = scores["dice"]
             row[f"{name} thresholded jaccard"] = scores["thresholded_jaccard"]
