@@ -139,7 +139,8 @@ def learning_curve_figure(points, recipe, path):
               label="ISIC score")
     axes.set_xscale("log")
     axes.set_xticks(counts, [str(count) for count in counts])
-    axes.set(xlabel="training images", ylabel="test score (375 images)",
+    axes.minorticks_off()  # the log axis' own labels would overprint these
+    axes.set(xlabel="training images", ylabel=f"test score ({points[0]['plain']['count']} images)",
              title=f"ISIC 2018, {recipe.data.image_size[0]}x{recipe.data.image_size[1]}, "
                    f"{recipe.train.epochs} epochs per run")
     axes.grid(alpha=0.3)
