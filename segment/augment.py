@@ -2,18 +2,22 @@
 
 `create_generator` runs `augment_batch` inside tf.data (through `tf.numpy_function`, in
 parallel with decoding and training) and inside its `keras.utils.PyDataset` (no TensorFlow).
-Per image, independently:
+Two kinds (`AUGMENTATIONS`, besides "none"); per image, independently:
 
-    flip left-right (p 0.5), flip up-down (p 0.5), transpose (p 0.5, square sizes only: with
-    the two flips, all 8 turns and mirrorings) -- image and mask together;
-    scale/shift: a random square crop of 80-100 % of each side, resized back (image bilinear,
-    mask nearest, so it stays binary);
-    colour jitter: saturation and contrast x U(0.8, 1.2), brightness + U(-0.1, 0.1).
+    "flips":  flip left-right (p 0.5), flip up-down (p 0.5), transpose (p 0.5, square sizes
+              only: with the two flips, all 8 turns and mirrorings) -- image and mask
+              together; no pixel value changes, nothing is interpolated.
+    "full":   the flips, then
+              scale/shift: a random square crop of 80-100 % of each side, resized back (image
+              bilinear, mask nearest, so it stays binary);
+              colour jitter: saturation and contrast x U(0.8, 1.2), brightness + U(-0.1, 0.1).
 """
 
 import numpy as np
 
-__all__ = ["augment_batch", "to_float"]
+__all__ = ["AUGMENTATIONS", "augment_batch", "augmentation_kind", "to_float"]
+
+AUGMENTATIONS = ("none", "flips", "full")
 
 _SCALE_RANGE = (0.8, 1.0)  # side of the random crop, as a fraction of the image's side
 _BRIGHTNESS = 0.1  # added to [0, 1] pixels, +- this
@@ -33,13 +37,33 @@ def to_float(images, masks):
     return images.astype(np.float32) / np.float32(255), masks.astype(np.float32)
 
 
-def augment_batch(images, masks, rng):
+def augmentation_kind(augment):
+    """The augmentation a setting names: "none", "flips" or "full" (True means "full").
+
+    Raises:
+        ValueError: `augment` is none of False, True or `AUGMENTATIONS`.
+
+    Example:
+        >>> augmentation_kind(True), augmentation_kind(False), augmentation_kind("flips")
+        ('full', 'none', 'flips')
+    """
+    if isinstance(augment, bool):
+        return "full" if augment else "none"
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"Unknown augment. Received: augment={augment!r}; "
+                         f"available: {AUGMENTATIONS} (or True for 'full', False for 'none')")
+    return augment
+
+
+def augment_batch(images, masks, rng, kind="full"):
     """Augment a batch; each image draws its own random values from `rng`.
 
     Args:
         images: uint8 (batch, height, width, 3).
         masks: uint8 (batch, height, width, 1) in {0, 1}.
         rng: numpy Generator; the same state gives the same batch.
+        kind: "full" (flips, crops, colour jitter) or "flips" (the 8 turns and mirrorings
+            only; see the module docstring). Defaults to "full".
 
     Returns:
         (images, masks): float32 (batch, height, width, 3) in [0, 1] and float32
@@ -51,6 +75,9 @@ def augment_batch(images, masks, rng):
         >>> out_images.shape, sorted(np.unique(out_masks).tolist())
         ((2, 8, 8, 3), [1.0])
     """
+    if kind not in AUGMENTATIONS[1:]:
+        raise ValueError(f"Unknown augmentation kind. Received: kind={kind!r}; "
+                         f"available: {AUGMENTATIONS[1:]}")
     images, masks = to_float(images, masks)
     num_images, height, width = images.shape[:3]
     # Geometric changes act on image and mask stacked together: (batch, h, w, 4).
@@ -61,6 +88,8 @@ def augment_batch(images, masks, rng):
     if height == width:
         chosen = rng.random(num_images) < 0.5
         stacked[chosen] = stacked[chosen].transpose(0, 2, 1, 3)
+    if kind == "flips":
+        return np.ascontiguousarray(stacked[..., :3]), np.ascontiguousarray(stacked[..., 3:])
 
     # Scale/shift: sample a random square fraction of each side back onto (h, w).
     scale = rng.uniform(*_SCALE_RANGE, num_images)[:, None]  # (batch, 1)

@@ -14,6 +14,7 @@ import sys
 
 import keras
 
+from .augment import AUGMENTATIONS
 from .config import (
     CACHE_MODES,
     LOSSES,
@@ -70,7 +71,8 @@ def _train(args):
         data=DataConfig(image_size=args.size, batch_size=args.batch_size, seed=args.seed,
                         augment=args.augment, cache=args.cache,
                         train_fraction=args.train_fraction),
-        model=ModelConfig(base_filters=args.base_filters, depth=args.depth),
+        model=ModelConfig(base_filters=args.base_filters, depth=args.depth,
+                          standardize_input=args.standardize_input),
         train=TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate,
                           lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, loss=args.loss,
                           early_stopping_patience=args.early_stopping,
@@ -249,8 +251,10 @@ def _train_parser():
                            f"folder")
     data.add_argument("--size", type=_size, default=DataConfig.image_size,
                       help="network input: N (square) or HxW, each divisible by 2^(depth-1)")
-    data.add_argument("--augment", action="store_true",
-                      help="random flips, turns, crops and colour jitter while training")
+    data.add_argument("--augment", nargs="?", const="full", default=DataConfig.augment,
+                      choices=AUGMENTATIONS,
+                      help="augment while training: flips = random flips and 90-degree turns; "
+                           "full (--augment alone) = these, random crops and colour jitter")
     data.add_argument("--cache", choices=CACHE_MODES, default=DataConfig.cache,
                       help="keep decoded images in RAM, in <run-dir>/cache (one file per "
                            "fingerprint of the pairs, size and version), or decode every epoch")
@@ -265,6 +269,9 @@ def _train_parser():
                        help="filters at the first level, doubled at each deeper level")
     model.add_argument("--depth", type=_positive_int, default=ModelConfig.depth,
                        help="number of levels, at least 2")
+    model.add_argument("--standardize-input", action="store_true",
+                       help="standardise each image's channels (mean 0, std 1) inside the model, "
+                            "before the first convolution")
     model.add_argument("--distribute", choices=STRATEGIES, default="none",
                        help="tf.distribute strategy: mirrored = all local GPUs (or the "
                             "--cpu-devices), multiworker = the workers in TF_CONFIG; "

@@ -19,6 +19,8 @@ echoing the bad one. The command-line flags read their defaults from here, and e
 import dataclasses
 from dataclasses import dataclass, field
 
+from .augment import augmentation_kind
+
 __all__ = ["DataConfig", "EvalConfig", "ModelConfig", "RunConfig", "TrainConfig",
            "with_overrides"]
 
@@ -41,12 +43,13 @@ class DataConfig:
     ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / val / test fractions
     batch_size: int = 16  # images per training step (the paper's seeds used 16)
     seed: int = 0  # split, shuffling, augmentation and weight initialisation
-    augment: bool = False  # random flips, turns, crops and colour jitter while training
+    augment: str = "none"  # "flips" (flips, turns), "full" (+ crops, colour jitter); True: "full"
     cache: str = "memory"  # decoded images kept in "memory", on "disk" (run folder) or "none"
     train_fraction: float = 1.0  # share of the training part used (learning curves), in (0, 1]
 
     def __post_init__(self):
         _set(self, "image_size", _size_pair(self.image_size, "image_size"))
+        _set(self, "augment", augmentation_kind(self.augment))
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"train_fraction must be in (0, 1]. "
                              f"Received: train_fraction={self.train_fraction}")
@@ -74,6 +77,7 @@ class ModelConfig:
     deep_supervision: bool = True  # add the segmentation maps of levels 3 and 2 to level 1's
     l2: float = 1e-5  # L2 weight decay on every convolution kernel
     leaky_relu_slope: float = 0.01  # negative slope of every LeakyReLU
+    standardize_input: bool = False  # each image's channels to mean 0, std 1 before level 1
 
     def __post_init__(self):
         _check_positive(self, "base_filters")

@@ -5,6 +5,7 @@ Segmentation and Radiomics Survival Prediction: Contribution to the BRATS 2017 C
 arXiv:1802.10508, Figure 1. Layer names follow the paper (`context_3_...`, `localization_2_...`,
 `segmentation_3`), so `model.summary()` reads like that figure.
 
+    (optional) input standardisation:   each image's channels to mean 0, std 1
     level 1..depth (context pathway):   conv 3x3 (stride 2 below level 1) -> + context module
     level depth-1..1 (localization):    upsampling module -> concatenate skip -> localization
     deep supervision:                   segmentation 3 -> up + segmentation 2 -> up + seg. 1
@@ -18,6 +19,8 @@ from .layers import InstanceNormalization
 
 __all__ = ["create_model"]
 
+_STANDARDIZE_EPSILON = 1e-5  # added to each channel's variance; [0, 1] pixels vary by ~1e-2
+
 
 def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_policy=None,
                  name="improved_unet", **overrides):
@@ -27,7 +30,7 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
         input_shape: (height, width, channels). Height and width must be divisible by
             2 ** (depth - 1), or None for any size. Defaults to (256, 256, 3).
         config: `ModelConfig` (base_filters 16, depth 5, one class, dropout 0.3, deep
-            supervision, L2 1e-5, LeakyReLU slope 0.01 by default).
+            supervision, L2 1e-5, LeakyReLU slope 0.01, no input standardisation by default).
         dtype_policy: None (float32), "mixed_bfloat16" or "mixed_float16". The final
             activation always computes in float32.
         name: Model name. Defaults to "improved_unet".
@@ -55,9 +58,13 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
     deep_supervision = config.deep_supervision
     build = _Builder(config.l2, config.leaky_relu_slope, config.dropout, dtype_policy)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    if config.standardize_input:  # per image and channel, over the pixels; nothing learned
+        x = InstanceNormalization(center=False, scale=False, epsilon=_STANDARDIZE_EPSILON,
+                                  name="input_standardization", dtype=dtype_policy)(x)
 
     # Context pathway: each level's output is kept as the skip connection of its level.
-    skips, x = [], inputs
+    skips = []
     for level in range(1, depth + 1):
         filters = base_filters * 2 ** (level - 1)
         x = build.conv(x, filters, 3, strides=1 if level == 1 else 2, name=f"context_{level}_in")

@@ -6,8 +6,8 @@ the order of the tf.data performance guide:
 
     paths --map(decode + resize, parallel)--> uint8 (H, W, 3), (H, W, 1)
           --filter(readable)--> cache (memory or a file on disk; uint8, so 4 bytes a pixel)
-          --shuffle--> batch --map(to float; augment.augment_batch: flips, 90-degree turns,
-          scale/shift crop, colour jitter, per image)--> prefetch
+          --shuffle--> batch --map(to float; augment.augment_batch: flips and 90-degree
+          turns, with "full" also scale/shift crop and colour jitter, per image)--> prefetch
 
 Decoding uses the same loaders as the rest of the library (`images.py`), and both pipelines
 run the same augmentation (`augment.py`), so training, evaluation and export see identical
@@ -26,7 +26,7 @@ import keras
 import numpy as np
 
 from ._version import __version__
-from .augment import augment_batch, to_float
+from .augment import augment_batch, augmentation_kind, to_float
 from .config import DataConfig
 from .data import Pair, as_pairs, fingerprint_pairs, size_mismatch
 from .errors import ImageReadError
@@ -49,10 +49,11 @@ def create_generator(pairs, image_size=DataConfig.image_size, batch_size=DataCon
         pairs: Sequence of `Pair` (or (image_path, mask_path) tuples).
         image_size: (height, width) the network sees. Defaults to (256, 256).
         batch_size: Images per batch; the last batch may be smaller. Defaults to 16.
-        augment: Random flips, 90-degree turns (square sizes), scale/shift crops (80-100 %
-            of each side) and brightness/contrast/saturation jitter (`augment.augment_batch`).
-            Geometric changes are identical for an image and its mask; masks stay binary.
-            Defaults to False.
+        augment: "none" (or False), "flips" (random flips and 90-degree turns of square
+            sizes) or "full" (or True: the flips, scale/shift crops of 80-100 % of each side
+            and brightness/contrast/saturation jitter; `augment.augment_batch`). Geometric
+            changes are identical for an image and its mask; masks stay binary. Defaults to
+            False.
         shuffle: Reshuffle the order every epoch. Defaults to False.
         cache: "memory" (default) keeps the decoded, resized uint8 pairs in RAM after the
             first epoch; a folder caches them on disk instead (for sets too big for RAM;
@@ -85,6 +86,7 @@ def create_generator(pairs, image_size=DataConfig.image_size, batch_size=DataCon
         engine = "tf.data" if importlib.util.find_spec("tensorflow") else "keras"
     if engine not in ENGINES:
         raise ValueError(f"Unknown engine. Received: engine={engine!r}; available: {ENGINES}")
+    kind = augmentation_kind(augment)
     pairs = as_pairs(pairs)
     if not pairs:
         raise ValueError("create_generator needs at least one pair. Received: pairs=[]")
@@ -94,7 +96,7 @@ def create_generator(pairs, image_size=DataConfig.image_size, batch_size=DataCon
                          f"Received: cache={cache!r}")
     loader = _PairLoader((height, width))
     build = _tf_dataset if engine == "tf.data" else PairBatches
-    dataset = build(pairs, loader, int(batch_size), augment=augment, shuffle=shuffle,
+    dataset = build(pairs, loader, int(batch_size), augment=kind, shuffle=shuffle,
                     cache_file=cache_file, seed=seed)
     dataset.skipped = loader.skipped
     return dataset
@@ -127,7 +129,7 @@ class _PairLoader:
 
 
 def _tf_dataset(pairs, loader, batch_size, *, augment, shuffle, cache_file, seed):
-    """The tf.data pipeline (see the module docstring)."""
+    """The tf.data pipeline (see the module docstring); `augment` is an `AUGMENTATIONS` name."""
     import tensorflow as tf
 
     height, width = loader.size
@@ -143,7 +145,7 @@ def _tf_dataset(pairs, loader, batch_size, *, augment, shuffle, cache_file, seed
     def augment_in_numpy(batch, seeds):
         images, masks = tf.numpy_function(
             lambda images, masks, seeds: augment_batch(
-                images, masks, np.random.default_rng(seeds.astype(np.uint64))),
+                images, masks, np.random.default_rng(seeds.astype(np.uint64)), augment),
             [*batch, seeds], [tf.float32, tf.float32], stateful=False)
         images.set_shape((None, height, width, 3))
         masks.set_shape((None, height, width, 1))
@@ -165,7 +167,7 @@ def _tf_dataset(pairs, loader, batch_size, *, augment, shuffle, cache_file, seed
         dataset = dataset.shuffle(min(len(pairs), _MAX_SHUFFLE_BUFFER), seed=seed,
                                   reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
-    if augment:
+    if augment != "none":
         random_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         dataset = tf.data.Dataset.zip(dataset, random_seeds.batch(2))
         dataset = dataset.map(augment_in_numpy, num_parallel_calls=tf.data.AUTOTUNE)
@@ -210,9 +212,9 @@ class PairBatches(keras.utils.PyDataset):
             order = np.random.default_rng([self.seed, self.epoch]).permutation(order)
         chosen = order[index * self.batch_size:(index + 1) * self.batch_size]
         images, masks = (np.stack(part) for part in zip(*map(self._pair, chosen), strict=True))
-        if self.augment:
-            return augment_batch(images, masks,
-                                 np.random.default_rng([self.seed, self.epoch, index]))
+        if self.augment != "none":
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            return augment_batch(images, masks, rng, self.augment)
         return to_float(images, masks)
 
     def on_epoch_end(self):

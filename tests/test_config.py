@@ -13,6 +13,7 @@ import pytest
     (lambda: DataConfig(batch_size=0), "Received: batch_size=0"),
     (lambda: DataConfig(ratios=(0.5, 0.5, 0.5)), "summing to 1"),
     (lambda: DataConfig(cache="floppy"), "Received: cache='floppy'"),
+    (lambda: DataConfig(augment="rotate"), "Received: augment='rotate'"),
     (lambda: ModelConfig(depth=1), "Received: depth=1"),
     (lambda: ModelConfig(dropout=1.0), "Received: dropout=1.0"),
     (lambda: TrainConfig(epochs=0), "Received: epochs=0"),
@@ -28,6 +29,11 @@ def test_bad_values_are_refused_with_the_value(make, message):
         make()
 
 
+def test_augment_true_and_false_are_read_as_full_and_none():
+    assert [DataConfig(augment=value).augment for value in (True, False, "flips")] == [
+        "full", "none", "flips"]
+
+
 def test_overrides_replace_fields_and_unknown_names_are_type_errors():
     config = with_overrides(EvalConfig(tta=True), EvalConfig, {"threshold": 0.3})
     assert (config.tta, config.threshold) == (True, 0.3)
@@ -40,12 +46,13 @@ def test_overrides_replace_fields_and_unknown_names_are_type_errors():
 def test_config_json_round_trip_keeps_every_setting():
     config = RunConfig(data=DataConfig(image_size=(64, 96), augment=True, cache="disk"),
                        model=ModelConfig(base_filters=8, depth=4, dropout=0.1, l2=0.0,
-                                         deep_supervision=False),
+                                         deep_supervision=False, standardize_input=True),
                        train=TrainConfig(epochs=3, lr_schedule="cosine", loss="bce_dice"),
                        evaluation=EvalConfig(tta=True, threshold=0.4))
     written = json.loads(json.dumps(config.to_dict()))  # what config.json holds
     assert written["model"] == {"base_filters": 8, "depth": 4, "num_classes": 1, "dropout": 0.1,
-                                "deep_supervision": False, "l2": 0.0, "leaky_relu_slope": 0.01}
+                                "deep_supervision": False, "l2": 0.0, "leaky_relu_slope": 0.01,
+                                "standardize_input": True}
     assert RunConfig.from_dict(written) == config
     with pytest.raises(ValueError, match="unknown TrainConfig settings: epoch"):
         RunConfig.from_dict({"train": {"epoch": 3}})

@@ -42,6 +42,7 @@ def test_train_driver_writes_a_complete_run(trained_run):
         assert (run_dir / name).exists(), name
     split = json.loads((run_dir / "split.json").read_text())
     assert [len(split[part]) for part in ["train", "val", "test"]] == [12, 4, 4]
+    assert json.loads((run_dir / "config.json").read_text())["data"]["augment"] == "full"
     summary = assert_consistent_report(run_dir, 4)
     assert f"dice         mean {summary['dice']['mean']:.4f}" in done.stdout
     assert f"Report: {run_dir / 'report.html'}" in done.stdout
@@ -88,6 +89,7 @@ TRAIN_BAD_ARGUMENTS = [
     (["--learning-rate", "0"], "argument --learning-rate: expected a number in (0, inf)"),
     (["--lr-decay", "1.5"], "argument --lr-decay: expected a number in (0, 1]"),
     (["--cache", "floppy"], "argument --cache: invalid choice: 'floppy'"),
+    (["--augment", "rotate"], "argument --augment: invalid choice: 'rotate'"),
     (["--images", "/nonexistent/folder"], "'/nonexistent/folder' does not exist"),
 ]
 EVALUATE_BAD_ARGUMENTS = [

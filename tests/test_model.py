@@ -2,7 +2,7 @@
 
 import collections
 
-from segment import create_model
+from segment import create_model, load_model, save_model
 
 import keras
 import numpy as np
@@ -118,3 +118,20 @@ def test_functional_and_serializable(tmp_path):
     assert isinstance(model, keras.Model) and model.__class__.__name__ == "Functional"
     clone = keras.Model.from_config(model.get_config())
     assert clone.count_params() == model.count_params()
+
+
+def test_input_standardization_gives_each_image_channel_mean_0_std_1_and_survives_saving(
+        tmp_path):
+    model = create_model((32, 32, 3), base_filters=4, depth=3, standardize_input=True)
+    standardize = keras.Model(model.input, model.get_layer("input_standardization").output)
+    rng = np.random.default_rng(0)
+    images = (rng.random((2, 32, 32, 3)) * [0.2, 0.5, 1.0] + [0.7, 0.3, 0.0]).astype("float32")
+    standardized = standardize.predict(images, verbose=0)
+    np.testing.assert_allclose(standardized.mean(axis=(1, 2)), 0, atol=1e-4)
+    np.testing.assert_allclose(standardized.std(axis=(1, 2)), 1, atol=1e-2)
+    assert not standardize.trainable_weights  # nothing is learned
+    assert "input_standardization" not in [layer.name for layer in create_model(
+        (32, 32, 3), base_filters=4, depth=3).layers]
+    save_model(model, tmp_path / "model.keras")
+    np.testing.assert_allclose(load_model(tmp_path / "model.keras").predict(images, verbose=0),
+                               model.predict(images, verbose=0), atol=1e-6)

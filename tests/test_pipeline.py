@@ -59,6 +59,29 @@ def test_augmentation_moves_image_and_mask_together(aligned_pairs, engine):
     assert not np.allclose(images, plain_images)  # something did change
 
 
+def dihedral(array):
+    """The 8 turns and mirrorings of an (h, w, c) array, the identity first."""
+    return [np.rot90(flipped, turn, axes=(0, 1))
+            for flipped in (array, array.transpose(1, 0, 2)) for turn in range(4)]
+
+
+def test_flips_augmentation_turns_or_mirrors_each_pair_and_keeps_its_pixels(aligned_pairs,
+                                                                            engine):
+    plain_images, plain_masks = collect(create_generator(aligned_pairs, (32, 32), 8,
+                                                         engine=engine))
+    images, masks = collect(create_generator(aligned_pairs, (32, 32), 8, augment="flips",
+                                             seed=1, engine=engine))
+    chosen = []
+    for plain_image, plain_mask, image, mask in zip(plain_images, plain_masks, images, masks,
+                                                    strict=True):
+        matches = [index for index, turned in enumerate(dihedral(plain_image))
+                   if np.array_equal(turned, image)]  # exact: no pixel value is changed
+        assert matches, "an augmented image is not a turn or mirroring of its original"
+        assert np.array_equal(dihedral(plain_mask)[matches[0]], mask)
+        chosen.append(matches[0])
+    assert len(set(chosen)) > 1  # 8 images do not all get the same transform
+
+
 def test_same_seed_same_batches_different_seed_different(synthetic_pairs, engine):
     def first_batch(seed):
         dataset = create_generator(synthetic_pairs, (32, 32), 6, augment=True, shuffle=True,
