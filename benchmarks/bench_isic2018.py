@@ -15,8 +15,9 @@ the recipe run's split and batches for as long as that run trained. Every score 
 part (seed-0 6:2:2 split) at the images' own size; training time is the sum of log.csv's
 epoch_seconds (validation included), and speeds are compared by the median epoch, which a
 stalled epoch does not move. The learning curve is drawn into
-benchmarks/learning_curve.png. Without ../shared/data/isic2018-512 the benchmark says so and
-trains nothing.
+benchmarks/learning_curve.png. `bound` (no training) scores the best a network working at
+128x128 or 256x256 can do on the test part: the truth itself, taken down to that size and
+back. Without ../shared/data/isic2018-512 the benchmark says so and trains nothing.
 
 Prints one JSON object; benchmarks/RESULTS.md records the numbers.
 """
@@ -35,13 +36,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import segment  # noqa: E402
 from segment import DataConfig, RunConfig, RunFolder, TrainConfig  # noqa: E402
+from segment.evaluation import resize_probabilities, score_masks, summarize  # noqa: E402
 from segment.files import write_json_atomic  # noqa: E402
+from segment.workflow import run_settings  # noqa: E402
 
 import bench_quality  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ISIC2018 = HERE.parents[1] / "shared" / "data" / "isic2018-512"
-PARTS = ("recipe", "peer", "bf16", "curve")
+PARTS = ("recipe", "peer", "bf16", "curve", "bound")
 FRACTIONS = (0.1, 0.25, 0.5)  # the learning curve's other points; 1.0 is the recipe run
 QUICK_FRACTIONS = (0.5,)
 
@@ -67,10 +72,7 @@ def variant(config, **changes):
 def trained(data, run_dir, config):
     """The run folder's model: reused when it holds a finished run of `config`, else trained."""
     run = RunFolder(run_dir)
-    recorded = run.recorded_settings()
-    wanted = json.loads(json.dumps(config.to_dict()))
-    same = all(recorded.get(key) == wanted[key] for key in ("data", "model", "train"))
-    if run.state == "finished" and same:
+    if run.state == "finished" and run.holds_run(run_settings(config, segment.find_pairs(data))):
         print(f"  reusing the finished run in {run.path}", file=sys.stderr, flush=True)
         return segment.load_model(run.model), run
     print(f"  training {run.path} ...", file=sys.stderr, flush=True)
@@ -126,6 +128,22 @@ def peer(run, budget_seconds):
     return result
 
 
+def resolution_bound(pairs, size):
+    """Scores of the best a network working at `size` can do: each truth mask box-averaged down
+    to `size` (the lesion fraction of each network pixel), resized back to the mask's size as
+    `evaluate` resizes probabilities, and thresholded at 0.5. No model is involved."""
+    from PIL import Image
+
+    rows = []
+    for pair in pairs:
+        truth = segment.load_segmented_image(pair.mask_path)  # uint8 (h, w) in {0, 1}
+        fraction = Image.fromarray(truth.astype(np.float32)).resize((size[1], size[0]),
+                                                                     Image.Resampling.BOX)
+        best = resize_probabilities(np.asarray(fraction), truth.shape) >= 0.5
+        rows.append(score_masks(truth, best.astype(np.uint8)))
+    return headline(summarize(pd.DataFrame(rows), {"size": list(size)}))
+
+
 def learning_curve_figure(points, recipe, path):
     """Test mean dice and ISIC score against training images (log scale), one point per run."""
     from matplotlib.figure import Figure
@@ -148,10 +166,36 @@ def learning_curve_figure(points, recipe, path):
     figure.savefig(path, dpi=110)
 
 
+def training_parts(data, recipe, runs, parts, fractions, figure):
+    """The recipe run (always: the other parts build on it), then the peer, bf16 and the curve."""
+    model, run = trained(data, runs / "isic2018-128", recipe)
+    results = {"recipe": run_scores(run, model)}
+    if "peer" in parts:
+        missing = bench_quality.peer_available()
+        results["peer"] = {"skipped": missing} if missing else peer(
+            run, results["recipe"]["train_seconds"])
+    if "bf16" in parts:
+        bf16_model, bf16_run = trained(data, runs / "isic2018-128-bf16",
+                                       variant(recipe, precision="mixed"))
+        results["bf16"] = {"policy": segment.resolve_precision("mixed"),
+                           **run_scores(bf16_run, bf16_model)}
+    if "curve" in parts:
+        curve = []
+        for fraction in fractions:
+            _, point_run = trained(data, runs / f"isic2018-128-train{round(fraction * 100)}",
+                                   variant(recipe, train_fraction=fraction))
+            curve.append({"fraction": fraction, **run_scores(point_run)})
+        curve.append({"fraction": 1.0, **results["recipe"]})
+        results["curve"] = curve
+        learning_curve_figure(curve, recipe, figure)
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
-                        help="which runs to make (the others need the recipe run)")
+                        help="what to measure (every part but bound trains the recipe run "
+                             "first)")
     parser.add_argument("--runs", type=Path, default=Path("runs"),
                         help="folder of the run folders (reused across invocations)")
     parser.add_argument("--quick", action="store_true",
@@ -169,26 +213,13 @@ def main():
             data, recipe, runs = ISIC2018, RECIPE, args.runs
             figure, fractions = HERE / "learning_curve.png", FRACTIONS
         results = {"recipe_config": recipe.to_dict()}
-        model, run = trained(data, runs / "isic2018-128", recipe)
-        results["recipe"] = run_scores(run, model)
-        if "peer" in args.parts:
-            missing = bench_quality.peer_available()
-            results["peer"] = {"skipped": missing} if missing else peer(
-                run, results["recipe"]["train_seconds"])
-        if "bf16" in args.parts:
-            bf16_model, bf16_run = trained(data, runs / "isic2018-128-bf16",
-                                           variant(recipe, precision="mixed"))
-            results["bf16"] = {"policy": segment.resolve_precision("mixed"),
-                               **run_scores(bf16_run, bf16_model)}
-        if "curve" in args.parts:
-            curve = []
-            for fraction in fractions:
-                _, point_run = trained(data, runs / f"isic2018-128-train{round(fraction * 100)}",
-                                       variant(recipe, train_fraction=fraction))
-                curve.append({"fraction": fraction, **run_scores(point_run)})
-            curve.append({"fraction": 1.0, **results["recipe"]})
-            results["curve"] = curve
-            learning_curve_figure(curve, recipe, figure)
+        if "bound" in args.parts:
+            test = segment.train_val_test_split(segment.find_pairs(data), recipe.data.ratios,
+                                                recipe.data.seed).test
+            results["bound"] = {f"{side}x{side}": resolution_bound(test, (side, side))
+                                for side in (128, 256)}
+        if set(args.parts) - {"bound"}:
+            results.update(training_parts(data, recipe, runs, args.parts, fractions, figure))
     print(json.dumps(results, indent=2))
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import segment  # noqa: E402
-from segment.evaluation import score_masks  # noqa: E402
+from segment.evaluation import resize_probabilities, score_masks  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -91,12 +91,6 @@ CLEANUPS = {
 }
 
 
-def to_size(probabilities, size):
-    """Bilinear resize of float (h, w) probabilities to `size`, as `evaluate` does."""
-    image = Image.fromarray(probabilities.astype(np.float32))
-    return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
-
-
 def image_features(path):
     """Mean brightness (V) and saturation (S) of the image, each in [0, 1]."""
     hsv = np.asarray(Image.open(path).convert("RGB").convert("HSV"), np.float32) / 255
@@ -129,7 +123,7 @@ def main():
     rows, masks = [], {}
     for pair in pairs:
         truth = segment.load_segmented_image(pair.mask_path)
-        resized = to_size(probabilities[pair.id], truth.shape)
+        resized = resize_probabilities(probabilities[pair.id], truth.shape)
         row = {"id": pair.id, "truth_fraction": truth.mean(),
                "predicted_fraction": (resized >= 0.5).mean()}
         for name, cleanup in CLEANUPS.items():

@@ -39,7 +39,7 @@ from .metrics import confusion_counts, hausdorff_distance_95, scores_from_counts
 from .postprocess import postprocess_mask, predict_with_flips
 
 __all__ = ["Evaluation", "Example", "display_size", "evaluate", "export_predictions",
-           "iter_predictions", "predict_masks"]
+           "iter_predictions", "predict_masks", "resize_probabilities"]
 
 logger = logging.getLogger(__name__)
 
@@ -368,11 +368,23 @@ def _predict_batch(model, images, tta):
     return 1.0 - probabilities[..., 0]  # several classes: anything but class 0 is lesion
 
 
+def resize_probabilities(probabilities, size):
+    """Float (h, w) probabilities resized bilinearly to `size` (height, width), as `evaluate`
+    scores them at an image's own size; float32, unchanged when already that size.
+
+    Example:
+        >>> resize_probabilities(np.ones((2, 2)), (4, 6)).shape
+        (4, 6)
+    """
+    if probabilities.shape == tuple(size):
+        return probabilities.astype(np.float32)
+    image = Image.fromarray(probabilities.astype(np.float32))  # mode "F"
+    return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
 def _to_mask(probabilities, size, config):
     """Resize (bilinear) float (h, w) probabilities to `size`, threshold, optionally clean up."""
-    if probabilities.shape != tuple(size):
-        image = Image.fromarray(probabilities.astype(np.float32))  # mode "F"
-        probabilities = np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+    probabilities = resize_probabilities(probabilities, size)
     mask = (probabilities >= config.threshold).astype(np.uint8)
     return postprocess_mask(mask) if config.postprocess else mask
 

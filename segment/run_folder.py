@@ -27,6 +27,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from .config import RunConfig
 from .errors import RunFolderError
 from .files import write_json_atomic
 
@@ -117,6 +118,15 @@ class RunFolder:
         except (OSError, ValueError):
             return {}
 
+    def holds_run(self, record):
+        """True when `config.json` records the settings of `record` (data, model, train, pairs).
+
+        Settings are compared as this version reads them: a `config.json` written by an
+        earlier version in another spelling of the same setting (`"augment": false` for
+        "none") matches.
+        """
+        return _same_run(self.recorded_settings(), record)
+
     def begin(self, record, *, overwrite=False):
         """Make the folder ready for a training run with settings `record`; say if it resumes.
 
@@ -132,7 +142,7 @@ class RunFolder:
             RunFolderError: the folder holds results of another run and `overwrite` is False.
         """
         state = self.state
-        if state == "resumable" and _same_run(self.recorded_settings(), record):
+        if state == "resumable" and self.holds_run(record):
             self.resuming = True
             logger.info("'%s' holds an interrupted run with the same settings: resuming it",
                         self.path)
@@ -177,14 +187,28 @@ class RunFolder:
 
 
 def _same_run(recorded, record):
-    return all(recorded.get(key) == _plain(record.get(key)) for key in RESUME_KEYS)
+    recorded, record = _as_read(recorded), _as_read(record)
+    return all(recorded.get(key) == record.get(key) for key in RESUME_KEYS)
+
+
+def _as_read(settings):
+    """`settings` as plain JSON, its config sections read back through `RunConfig`, so older
+    spellings become today's and absent fields their defaults; unchanged where they do not read."""
+    settings = _plain(settings)
+    sections = [name for name in ("data", "model", "train") if isinstance(settings.get(name), dict)]
+    try:
+        read = RunConfig.from_dict({name: settings[name] for name in sections}).to_dict()
+    except (TypeError, ValueError):
+        return settings
+    return {**settings, **_plain({name: read[name] for name in sections})}
 
 
 def _differing(recorded, record):
     """'train.epochs: 20 -> 30, ...' for the settings that differ, at most five."""
+    recorded, record = _as_read(recorded), _as_read(record)
     changes = []
     for key in RESUME_KEYS:
-        old, new = recorded.get(key), _plain(record.get(key))
+        old, new = recorded.get(key), record.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
             changes += [f"{key}.{name}: {old.get(name)} -> {new.get(name)}"
                         for name in sorted(old.keys() | new.keys())

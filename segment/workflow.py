@@ -39,7 +39,7 @@ from .run_folder import RunFolder
 from .training import library_versions, load_model, resolve_precision, set_seed, train_model
 
 __all__ = ["EvaluationOutcome", "TrainingOutcome", "load_and_evaluate", "load_and_predict",
-           "train_and_evaluate"]
+           "run_settings", "train_and_evaluate"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,10 +113,9 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     chief = is_chief(strategy)
     pairs, source = _pairs_and_source(data, masks_dir)
     run = RunFolder(run_dir)
-    record = {**config.to_dict(), "pairs": {"count": len(pairs),
-                                            "fingerprint": fingerprint_pairs(pairs)},
-              "source": source, "distribution": {"strategy": type(strategy).__name__,
-                                                 "replicas": strategy.num_replicas_in_sync},
+    record = {**run_settings(config, pairs), "source": source,
+              "distribution": {"strategy": type(strategy).__name__,
+                               "replicas": strategy.num_replicas_in_sync},
               "versions": library_versions()}
     if chief:
         run.begin(record, overwrite=overwrite)
@@ -234,6 +233,16 @@ def load_and_predict(model_path, images, out_dir=None, config=None, *, image_siz
     model, config, size = _load_with_settings(model_path, beside, config, image_size, overrides)
     out = Path(out_dir) if out_dir is not None else beside.predictions_dir
     return export_predictions(model, images, out, config, image_size=size, progress=progress)
+
+
+def run_settings(config, pairs):
+    """The settings a run folder records for a training run (`RunFolder.holds_run` compares them).
+
+    Returns:
+        `config.to_dict()` plus "pairs": the pairs' count and `fingerprint_pairs`.
+    """
+    return {**config.to_dict(), "pairs": {"count": len(pairs),
+                                          "fingerprint": fingerprint_pairs(pairs)}}
 
 
 def _pairs_and_source(data, masks_dir):

@@ -34,6 +34,7 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     assert [point["fraction"] for point in full["curve"]] == [0.5, 1.0]
     assert full["curve"][0]["num_train"] == 9 and full["recipe"]["num_train"] == 18
     assert full["bf16"]["epochs"] == 1 and 0 <= full["bf16"]["plain"]["mean_dice"] <= 1
+    assert all(0.9 < full["bound"][size]["mean_dice"] <= 1 for size in ("128x128", "256x256"))
     page = (tmp_path / "RESULTS.md").read_text()
     assert "QUICK smoke run" in page
     for row in ["| 1 compute |", "| 2 pipeline |", "| 3 memory |", "| 4 mixed precision |",

@@ -93,6 +93,16 @@ def test_interrupted_run_with_other_settings_is_refused_or_cleared(tmp_path):
     assert not (tmp_path / "backup").exists() and not (tmp_path / "cache").exists()
 
 
+def test_settings_in_an_older_spelling_hold_the_same_run(tmp_path):
+    write_finished_run(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({**RECORD, "data": {"augment": False}}))
+    run = RunFolder(tmp_path)
+    assert run.holds_run({**RECORD, "data": {"augment": "none"}})
+    assert not run.holds_run({**RECORD, "data": {"augment": "flips"}})
+    assert not run.holds_run({**RECORD, "data": {"augment": "none"},
+                              "pairs": {"count": 10, "fingerprint": "changed files"}})
+
+
 def test_leftovers_of_a_start_without_a_model_are_cleared_without_overwrite(tmp_path):
     # A run killed in its first epoch: split, log and cache, but no backup and no model.
     for name in ["split.json", "log.csv", "best.json"]:
