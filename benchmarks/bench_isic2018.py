@@ -1,6 +1,6 @@
 """ISIC 2018 at full size: the README recipe, bf16, a learning curve and the peer on 1,878 pairs.
 
-    .venv/bin/python benchmarks/bench_isic2018.py                  # every part, ~2.5 h on 2 cores
+    .venv/bin/python benchmarks/bench_isic2018.py                  # every part, ~3.5 h on 2 cores
     .venv/bin/python benchmarks/bench_isic2018.py --parts recipe peer
     .venv/bin/python benchmarks/bench_isic2018.py --quick          # a smoke run on synthetic data
 
@@ -8,7 +8,8 @@ Each training run is a run folder under --runs (default runs/), made by the same
 `segment.train_and_evaluate` call as the driver: `isic2018-128` is the README's command (RECIPE),
 `isic2018-128-bf16` the same with mixed bfloat16, `isic2018-128-train10` (25, 50) the recipe on
 10 % (25 %, 50 %) of the training part with the same validation and test parts (the learning
-curve; 100 % is the recipe run). A folder holding a finished run with the same settings is
+curve; 100 % is the recipe run), `isic2018-128-<name>` the recipe with one of the changes in
+CHANGES (part `changes`). A folder holding a finished run with the same settings is
 reused and a killed one resumes, so the benchmark can be stopped and started again; a folder
 holding another run is an error. The peer (MONAI DynUNet, `bench_quality.peer_on_run`) trains on
 the recipe run's split and batches for as long as that run trained. Every score is on the test
@@ -46,7 +47,7 @@ import pandas as pd  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ISIC2018 = HERE.parents[1] / "shared" / "data" / "isic2018-512"
-PARTS = ("recipe", "peer", "bf16", "curve", "bound")
+PARTS = ("recipe", "peer", "bf16", "curve", "changes", "bound")
 FRACTIONS = (0.1, 0.25, 0.5)  # the learning curve's other points; 1.0 is the recipe run
 QUICK_FRACTIONS = (0.5,)
 
@@ -55,6 +56,15 @@ QUICK_FRACTIONS = (0.5,)
 RECIPE = RunConfig(data=DataConfig(image_size=(128, 128), batch_size=8),
                    train=TrainConfig(epochs=20, learning_rate=1e-3, lr_schedule="cosine",
                                      loss="bce_dice"))
+# Recipe changes tried (part "changes"), each a run folder isic2018-128-<name>: first on 25 % of
+# the training part (cheap; chosen by validation dice against the recipe's isic2018-128-train25),
+# then the chosen one on all of it, with bf16 so that 30 epochs fit in the recipe's training time.
+CHANGES = {
+    "train25-flips": {"train_fraction": 0.25, "augment": "flips"},
+    "train25-standardize": {"train_fraction": 0.25, "standardize_input": True},
+    "flips-bf16": {"augment": "flips", "precision": "mixed", "epochs": 30},
+}
+QUICK_CHANGES = {"flips": {"augment": "flips"}}
 QUICK = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4),
                   model=segment.ModelConfig(base_filters=2, depth=3),
                   train=TrainConfig(epochs=1, learning_rate=1e-3, lr_schedule="cosine",
@@ -62,17 +72,27 @@ QUICK = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4),
 
 
 def variant(config, **changes):
-    """`config` with DataConfig / TrainConfig fields replaced (train_fraction, precision)."""
-    data = {key: value for key, value in changes.items() if hasattr(config.data, key)}
-    train = {key: value for key, value in changes.items() if hasattr(config.train, key)}
-    return dataclasses.replace(config, data=dataclasses.replace(config.data, **data),
-                               train=dataclasses.replace(config.train, **train))
+    """`config` with DataConfig / ModelConfig / TrainConfig fields replaced, by field name."""
+    parts = {}
+    for part in ("data", "model", "train"):
+        section = getattr(config, part)
+        fields = {key: value for key, value in changes.items() if hasattr(section, key)}
+        parts[part] = dataclasses.replace(section, **fields)
+    unknown = set(changes) - {key for section in parts.values() for key in vars(section)}
+    if unknown:
+        raise ValueError(f"not a data, model or train setting: {', '.join(sorted(unknown))}")
+    return dataclasses.replace(config, **parts)
+
+
+def pairs_of(data):
+    """The pairs of a data folder (the ISIC 2018 set) or, as they are, of a list (--quick)."""
+    return segment.find_pairs(data) if isinstance(data, (str, os.PathLike)) else data
 
 
 def trained(data, run_dir, config):
     """The run folder's model: reused when it holds a finished run of `config`, else trained."""
     run = RunFolder(run_dir)
-    if run.state == "finished" and run.holds_run(run_settings(config, segment.find_pairs(data))):
+    if run.state == "finished" and run.holds_run(run_settings(config, pairs_of(data))):
         print(f"  reusing the finished run in {run.path}", file=sys.stderr, flush=True)
         return segment.load_model(run.model), run
     print(f"  training {run.path} ...", file=sys.stderr, flush=True)
@@ -88,6 +108,7 @@ def run_scores(run, model=None):
     seconds = [float(row["epoch_seconds"]) for row in rows]
     scores = {"train_seconds": sum(seconds), "median_epoch_seconds": statistics.median(seconds),
               "epochs": len(rows), "best_epoch": json.loads(run.best.read_text())["epoch"],
+              "best_val_dice": json.loads(run.best.read_text())["val_dice"],
               "num_train": len(json.loads(run.split.read_text())["train"]),
               "plain": headline(summary)}
     if model is not None:
@@ -166,7 +187,7 @@ def learning_curve_figure(points, recipe, path):
     figure.savefig(path, dpi=110)
 
 
-def training_parts(data, recipe, runs, parts, fractions, figure):
+def training_parts(data, recipe, runs, parts, fractions, figure, changes):
     """The recipe run (always: the other parts build on it), then the peer, bf16 and the curve."""
     model, run = trained(data, runs / "isic2018-128", recipe)
     results = {"recipe": run_scores(run, model)}
@@ -188,6 +209,14 @@ def training_parts(data, recipe, runs, parts, fractions, figure):
         curve.append({"fraction": 1.0, **results["recipe"]})
         results["curve"] = curve
         learning_curve_figure(curve, recipe, figure)
+    if "changes" in parts:
+        results["changes"] = {}
+        for name, settings in changes.items():
+            config = variant(recipe, **settings)
+            change_model, change_run = trained(data, runs / f"isic2018-128-{name}", config)
+            whole = config.data.train_fraction == 1  # TTA + post-processing for full runs only
+            results["changes"][name] = {"settings": settings, **run_scores(
+                change_run, change_model if whole else None)}
     return results
 
 
@@ -205,21 +234,22 @@ def main():
         if args.quick:
             data = segment.make_synthetic_dataset(Path(scratch) / "synthetic", 30, seed=0)
             recipe, runs, figure = QUICK, Path(scratch), Path(scratch) / "curve.png"
-            fractions = QUICK_FRACTIONS
+            fractions, changes = QUICK_FRACTIONS, QUICK_CHANGES
         elif not ISIC2018.is_dir():
             print(json.dumps({"skipped": f"no ISIC 2018 data at {ISIC2018}"}))
             return
         else:
             data, recipe, runs = ISIC2018, RECIPE, args.runs
-            figure, fractions = HERE / "learning_curve.png", FRACTIONS
+            figure, fractions, changes = HERE / "learning_curve.png", FRACTIONS, CHANGES
         results = {"recipe_config": recipe.to_dict()}
         if "bound" in args.parts:
-            test = segment.train_val_test_split(segment.find_pairs(data), recipe.data.ratios,
+            test = segment.train_val_test_split(pairs_of(data), recipe.data.ratios,
                                                 recipe.data.seed).test
             results["bound"] = {f"{side}x{side}": resolution_bound(test, (side, side))
                                 for side in (128, 256)}
         if set(args.parts) - {"bound"}:
-            results.update(training_parts(data, recipe, runs, args.parts, fractions, figure))
+            results.update(training_parts(data, recipe, runs, args.parts, fractions, figure,
+                                          changes))
     print(json.dumps(results, indent=2))
 
 

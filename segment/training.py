@@ -189,12 +189,14 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
     strategy = _check_strategy(model, strategy)
     chief = is_chief(strategy)
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
-    if run.resuming is None and chief:
+    if run.resuming is None and chief:  # not yet decided by train_and_evaluate
         run.begin({"train": dataclasses.asdict(config), **(settings or {}),
                    "distribution": {"strategy": type(strategy).__name__,
                                     "replicas": strategy.num_replicas_in_sync},
                    "versions": library_versions()}, overwrite=overwrite)
-    resuming = run.resuming if chief else run.join()
+    elif run.resuming is None:
+        run.join()
+    resuming = run.resuming
     # Every worker makes the same saves (they may need all replicas); only the chief's land in
     # run_dir. Other workers start from a copy of the chief's backup, so all resume alike.
     write_to = run if chief else RunFolder(tempfile.mkdtemp(prefix=f"segment-{task_id(strategy)}-"))

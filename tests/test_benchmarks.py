@@ -35,6 +35,9 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     assert full["curve"][0]["num_train"] == 9 and full["recipe"]["num_train"] == 18
     assert full["bf16"]["epochs"] == 1 and 0 <= full["bf16"]["plain"]["mean_dice"] <= 1
     assert all(0.9 < full["bound"][size]["mean_dice"] <= 1 for size in ("128x128", "256x256"))
+    flips = full["changes"]["flips"]
+    assert flips["settings"] == {"augment": "flips"} and flips["epochs"] == 1
+    assert 0 <= flips["tta+postprocess"]["mean_dice"] <= 1
     page = (tmp_path / "RESULTS.md").read_text()
     assert "QUICK smoke run" in page
     for row in ["| 1 compute |", "| 2 pipeline |", "| 3 memory |", "| 4 mixed precision |",
