@@ -118,6 +118,20 @@ def run_scores(run, model=None):
     return scores
 
 
+def paired_difference(run, baseline):
+    """Test dice of `run` minus `baseline`'s, image by image: mean and its standard error.
+
+    Both runs score the same test images, so the per-image differences show whether a change
+    in the mean is larger than what the images' spread allows (about 2 standard errors).
+    """
+    ours, theirs = (pd.read_csv(folder.evaluation_table).set_index("id")["dice"]
+                    for folder in (run, baseline))
+    difference = ours - theirs.loc[ours.index]
+    return {"mean_dice_difference": float(difference.mean()),
+            "standard_error": float(difference.std(ddof=1) / np.sqrt(len(difference))),
+            "images": len(difference)}
+
+
 def headline(summary):
     """The README table's columns from an evaluation summary."""
     return {"mean_dice": summary["dice"]["mean"], "median_dice": summary["dice"]["median"],
@@ -214,9 +228,13 @@ def training_parts(data, recipe, runs, parts, fractions, figure, changes):
         for name, settings in changes.items():
             config = variant(recipe, **settings)
             change_model, change_run = trained(data, runs / f"isic2018-128-{name}", config)
-            whole = config.data.train_fraction == 1  # TTA + post-processing for full runs only
-            results["changes"][name] = {"settings": settings, **run_scores(
-                change_run, change_model if whole else None)}
+            scores = {"settings": settings}
+            if config.data.train_fraction == 1:  # full runs: TTA + pp, per image against the recipe
+                scores.update(run_scores(change_run, change_model),
+                              against_recipe=paired_difference(change_run, run))
+            else:
+                scores.update(run_scores(change_run))
+            results["changes"][name] = scores
     return results
 
 

@@ -97,16 +97,29 @@ def isic2018_targets(full, data):
         return rows + [(name, "test mean dice >= 0.89 and ISIC score >= 0.80 in <= 90 min", "-",
                         f"not run: {full.get('skipped') or full.get('error') or 'no results'}")]
     recipe = full["recipe"]
-    dice, isic = recipe["plain"]["mean_dice"], recipe["plain"]["isic_score"]
-    minutes = recipe["train_seconds"] / 60
+    # The run to judge: of the recipe and the full-data changes, the best on validation dice.
+    full_data_changes = {change: scores for change, scores in full.get("changes", {}).items()
+                         if "against_recipe" in scores}
+    candidates = {"recipe": recipe, **full_data_changes}
+    chosen = max(candidates, key=lambda run: candidates[run].get("best_val_dice", 0))
+    best = candidates[chosen]
+    dice, isic = best["plain"]["mean_dice"], best["plain"]["isic_score"]
+    minutes = best["train_seconds"] / 60
     rows.append((name, "test mean dice >= 0.89 and ISIC score >= 0.80 (plain) in <= 90 min "
-                       "of CPU training", f"{dice:.3f} / {isic:.3f} after {minutes:.0f} min",
+                       "of CPU training (the run best on validation)",
+                 f"{dice:.3f} / {isic:.3f} after {minutes:.0f} min ({chosen})",
                  dice >= 0.89 and isic >= 0.80 and minutes <= 90))
     peer = full.get("peer", {})
     if "plain" in peer:
         theirs = peer["plain"]["mean_dice"]
         rows.append((name, "test mean dice >= the peer's at equal training time (plain)",
-                     f"{dice:.3f} vs {theirs:.3f}", dice >= theirs))
+                     f"{dice:.3f} ({chosen}, {minutes:.1f} min) vs {theirs:.3f} "
+                     f"({recipe['train_seconds'] / 60:.1f} min)", dice >= theirs))
+    if "bound" in full:
+        rows.append((name, "bound: a perfect network's test mean dice at 128x128 / 256x256 "
+                           "(measured, no target)",
+                     f"{full['bound']['128x128']['mean_dice']:.3f} / "
+                     f"{full['bound']['256x256']['mean_dice']:.3f}", "measured (no target)"))
     if "curve" in full:
         points = ", ".join(f"{point['num_train']}: {point['plain']['mean_dice']:.3f}"
                            for point in full["curve"])
@@ -115,7 +128,7 @@ def isic2018_targets(full, data):
     bf16 = full.get("bf16", {})
     if "plain" in bf16:
         speedup = recipe["median_epoch_seconds"] / bf16["median_epoch_seconds"]
-        change = bf16["plain"]["mean_dice"] - dice
+        change = bf16["plain"]["mean_dice"] - recipe["plain"]["mean_dice"]
         rows.append((name, "mixed bf16 at equal epochs: test mean dice within 0.005 of float32",
                      f"{speedup:.2f}x faster, dice {change:+.3f}",
                      abs(change) <= 0.005 if bf16["policy"] == "mixed_bfloat16" else
