@@ -58,11 +58,13 @@ RECIPE = RunConfig(data=DataConfig(image_size=(128, 128), batch_size=8),
                                      loss="bce_dice"))
 # Recipe changes tried (part "changes"), each a run folder isic2018-128-<name>: first on 25 % of
 # the training part (cheap; chosen by validation dice against the recipe's isic2018-128-train25),
-# then the chosen one on all of it, with bf16 so that 30 epochs fit in the recipe's training time.
+# then the chosen one on all of it, with bf16 so that 30 epochs fit in the recipe's training time;
+# last, the full augmentation (crops, colour jitter) in the same 30 bf16 epochs.
 CHANGES = {
     "train25-flips": {"train_fraction": 0.25, "augment": "flips"},
     "train25-standardize": {"train_fraction": 0.25, "standardize_input": True},
     "flips-bf16": {"augment": "flips", "precision": "mixed", "epochs": 30},
+    "full-bf16": {"augment": "full", "precision": "mixed", "epochs": 30},
 }
 QUICK_CHANGES = {"flips": {"augment": "flips"}}
 QUICK = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4),
