@@ -88,6 +88,10 @@ CLEANUPS = {
         (p >= 0.5).astype(np.uint8)),
     "Otsu split of the pixels above 0.5 + largest region + holes": raised_threshold,
     "the same where over 30 % is marked, else --postprocess": raised_threshold_when_large,
+    # Another --threshold: lower for faint lesions found only at their dark core, higher for
+    # skin marked with middling probabilities.
+    **{f"threshold {threshold}": lambda p, threshold=threshold: (p >= threshold).astype(np.uint8)
+       for threshold in (0.3, 0.4, 0.6, 0.7)},
 }
 
 
