@@ -1,24 +1,25 @@
 """ISIC 2018 at full size: the README recipe, bf16, a learning curve and the peer on 1,878 pairs.
 
-    .venv/bin/python benchmarks/bench_isic2018.py                  # every part, ~3.5 h on 2 cores
+    .venv/bin/python benchmarks/bench_isic2018.py                  # every part, ~5 h on 2 cores
     .venv/bin/python benchmarks/bench_isic2018.py --parts recipe peer
     .venv/bin/python benchmarks/bench_isic2018.py --quick          # a smoke run on synthetic data
 
 Each training run is a run folder under --runs (default runs/), made by the same
 `segment.train_and_evaluate` call as the driver: `isic2018-128` is the README's command (RECIPE),
 `isic2018-128-bf16` the same with mixed bfloat16, `isic2018-128-train10` (25, 50) the recipe on
-10 % (25 %, 50 %) of the training part with the same validation and test parts (the learning
-curve; 100 % is the recipe run), `isic2018-128-<name>` the recipe with one of the changes in
-CHANGES (part `changes`). A folder holding a finished run with the same settings is
-reused and a killed one resumes, so the benchmark can be stopped and started again; a folder
-holding another run is an error. The peer (MONAI DynUNet, `bench_quality.peer_on_run`) trains on
-the recipe run's split and batches for as long as that run trained. Every score is on the test
-part (seed-0 6:2:2 split) at the images' own size; training time is the sum of log.csv's
-epoch_seconds (validation included), and speeds are compared by the median epoch, which a
-stalled epoch does not move. The learning curve is drawn into
-benchmarks/learning_curve.png. `bound` (no training) scores the best a network working at
-128x128 or 256x256 can do on the test part: the truth itself, taken down to that size and
-back. Without ../shared/data/isic2018-512 the benchmark says so and trains nothing.
+10 % (25 %, 50 %) of the training part with the same validation and test parts (the learning curve;
+100 % is the recipe run), `isic2018-<name>` the recipe with the change CHANGES[name] (part
+`changes`; the name starts with the network's input size). A folder holding a finished run with the
+same settings is reused and a killed one resumes, so the benchmark can be stopped and started
+again; a folder holding another run is an error. The peer (MONAI DynUNet,
+`bench_quality.peer_on_run`) trains on the recipe run's split and batches for as long as that run
+trained; each full-data run is compared with the recipe and with the peer image by image
+(`against_recipe`, `against_peer`). Every score is on the test part (seed-0 6:2:2 split) at the
+images' own size; training time is the sum of log.csv's epoch_seconds (validation included), and
+speeds are compared by the median epoch, which a stalled epoch does not move. The learning curve is
+drawn into benchmarks/learning_curve.png. `bound` (no training) scores the best a network working
+at 128x128 or 256x256 can do on the test part: the truth itself, taken down to that size and back.
+Without ../shared/data/isic2018-512 the benchmark says so and trains nothing.
 
 Prints one JSON object; benchmarks/RESULTS.md records the numbers.
 """
@@ -56,15 +57,18 @@ QUICK_FRACTIONS = (0.5,)
 RECIPE = RunConfig(data=DataConfig(image_size=(128, 128), batch_size=8),
                    train=TrainConfig(epochs=20, learning_rate=1e-3, lr_schedule="cosine",
                                      loss="bce_dice"))
-# Recipe changes tried (part "changes"), each a run folder isic2018-128-<name>: first on 25 % of
+# Recipe changes tried (part "changes"), each a run folder isic2018-<name>: first on 25 % of
 # the training part (cheap; chosen by validation dice against the recipe's isic2018-128-train25),
 # then the chosen one on all of it, with bf16 so that 30 epochs fit in the recipe's training time;
-# last, the full augmentation (crops, colour jitter) in the same 30 bf16 epochs.
+# then the full augmentation (crops, colour jitter) in the same 30 bf16 epochs; last, the chosen
+# change at 256x256, with as many epochs as fit in the 90 minutes a run may train.
 CHANGES = {
-    "train25-flips": {"train_fraction": 0.25, "augment": "flips"},
-    "train25-standardize": {"train_fraction": 0.25, "standardize_input": True},
-    "flips-bf16": {"augment": "flips", "precision": "mixed", "epochs": 30},
-    "full-bf16": {"augment": "full", "precision": "mixed", "epochs": 30},
+    "128-train25-flips": {"train_fraction": 0.25, "augment": "flips"},
+    "128-train25-standardize": {"train_fraction": 0.25, "standardize_input": True},
+    "128-flips-bf16": {"augment": "flips", "precision": "mixed", "epochs": 30},
+    "128-full-bf16": {"augment": "full", "precision": "mixed", "epochs": 30},
+    "256-flips-bf16": {"image_size": (256, 256), "augment": "flips", "precision": "mixed",
+                       "epochs": 25},
 }
 QUICK_CHANGES = {"flips": {"augment": "flips"}}
 QUICK = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4),
@@ -120,14 +124,17 @@ def run_scores(run, model=None):
     return scores
 
 
-def paired_difference(run, baseline):
-    """Test dice of `run` minus `baseline`'s, image by image: mean and its standard error.
+def test_dice(run):
+    """A finished run's dice on each test image: pandas Series indexed by image id."""
+    return pd.read_csv(run.evaluation_table).set_index("id")["dice"]
 
-    Both runs score the same test images, so the per-image differences show whether a change
-    in the mean is larger than what the images' spread allows (about 2 standard errors).
+
+def paired_difference(ours, theirs):
+    """Per-image test dice `ours` minus `theirs` (Series by id): mean and its standard error.
+
+    Both score the same test images, so the per-image differences show whether a change in
+    the mean is larger than what the images' spread allows (about 2 standard errors).
     """
-    ours, theirs = (pd.read_csv(folder.evaluation_table).set_index("id")["dice"]
-                    for folder in (run, baseline))
     difference = ours - theirs.loc[ours.index]
     return {"mean_dice_difference": float(difference.mean()),
             "standard_error": float(difference.std(ddof=1) / np.sqrt(len(difference))),
@@ -146,7 +153,8 @@ def peer(run, budget_seconds):
     """`bench_quality.peer_on_run`, kept beside the run folder in `<run>-peer.json`.
 
     The stored result is reused only when it was made for the same run settings, split and
-    budget with the same peer versions; otherwise the peer trains again and replaces it.
+    budget with the same peer versions, and holds the peer's dice on each test image (earlier
+    versions kept only the means); otherwise the peer trains again and replaces it.
     """
     import importlib.metadata
 
@@ -156,9 +164,10 @@ def peer(run, budget_seconds):
            "split": json.loads(run.split.read_text()), "budget_seconds": budget_seconds,
            "versions": {name: importlib.metadata.version(name) for name in ("torch", "monai")}}
     key = json.loads(json.dumps(key))
-    if stored.exists() and json.loads(stored.read_text()).get("key") == key:
+    kept = json.loads(stored.read_text()) if stored.exists() else {}
+    if kept.get("key") == key and "test_dice" in kept["result"]:
         print(f"  reusing the peer's result in {stored}", file=sys.stderr, flush=True)
-        return json.loads(stored.read_text())["result"]
+        return kept["result"]
     print(f"  training the peer for {budget_seconds:.0f} s ...", file=sys.stderr, flush=True)
     result = bench_quality.peer_on_run(run, budget_seconds)
     write_json_atomic(stored, {"key": key, "result": result})
@@ -207,10 +216,14 @@ def training_parts(data, recipe, runs, parts, fractions, figure, changes):
     """The recipe run (always: the other parts build on it), then the peer, bf16 and the curve."""
     model, run = trained(data, runs / "isic2018-128", recipe)
     results = {"recipe": run_scores(run, model)}
+    peer_dice = None  # the peer's dice on each test image, when it ran
     if "peer" in parts:
         missing = bench_quality.peer_available()
         results["peer"] = {"skipped": missing} if missing else peer(
             run, results["recipe"]["train_seconds"])
+        if "test_dice" in results["peer"]:
+            peer_dice = pd.Series(results["peer"].pop("test_dice"))
+            results["recipe"]["against_peer"] = paired_difference(test_dice(run), peer_dice)
     if "bf16" in parts:
         bf16_model, bf16_run = trained(data, runs / "isic2018-128-bf16",
                                        variant(recipe, precision="mixed"))
@@ -229,11 +242,14 @@ def training_parts(data, recipe, runs, parts, fractions, figure, changes):
         results["changes"] = {}
         for name, settings in changes.items():
             config = variant(recipe, **settings)
-            change_model, change_run = trained(data, runs / f"isic2018-128-{name}", config)
+            change_model, change_run = trained(data, runs / f"isic2018-{name}", config)
             scores = {"settings": settings}
             if config.data.train_fraction == 1:  # full runs: TTA + pp, per image against the recipe
                 scores.update(run_scores(change_run, change_model),
-                              against_recipe=paired_difference(change_run, run))
+                              against_recipe=paired_difference(test_dice(change_run),
+                                                               test_dice(run)))
+                if peer_dice is not None:
+                    scores["against_peer"] = paired_difference(test_dice(change_run), peer_dice)
             else:
                 scores.update(run_scores(change_run))
             results["changes"][name] = scores

@@ -58,12 +58,16 @@ def prepare(pairs, recipe):
     return split, train_ds, segment.create_generator(split.val, size, recipe["batch_size"])
 
 
-def test_scores(model, test_pairs):
-    """Test scores at original size: plain, with TTA, with TTA and post-processing."""
+def test_scores(model, test_pairs, dice_by_image=False):
+    """Test scores at original size: plain, with TTA, with TTA and post-processing; with
+    `dice_by_image`, also "test_dice": {image id: dice} of the plain prediction."""
     scores = {}
     for name, options in {"plain": {}, "tta": {"tta": True},
                           "tta+postprocess": {"tta": True, "postprocess": True}}.items():
-        summary = segment.evaluate(model, test_pairs, progress=False, **options).summary
+        evaluation = segment.evaluate(model, test_pairs, progress=False, **options)
+        if dice_by_image and name == "plain":
+            scores["test_dice"] = evaluation.table["dice"].to_dict()
+        summary = evaluation.summary
         scores[name] = {"mean_dice": summary["dice"]["mean"],
                         "median_dice": summary["dice"]["median"],
                         "mean_jaccard": summary["jaccard"]["mean"],
@@ -106,7 +110,8 @@ def peer_on_run(run, budget_seconds):
 
     `run` is a `segment.RunFolder` made by the driver or `train_and_evaluate` with the bce+dice
     loss; the peer sees the same training and validation batches (size, batch, augmentation,
-    shuffling seed from its config.json) and is scored on the same test part at original size.
+    shuffling seed from its config.json) and is scored on the same test part at original size
+    ("test_dice" holds its dice on each test image, for paired comparisons).
     """
     import peer
 
@@ -122,7 +127,7 @@ def peer_on_run(run, budget_seconds):
     predictor, result = peer.train_for(trainer, train_ds, val_ds, config.train.learning_rate,
                                        budget_seconds, data.image_size[0])
     return {"mode": "torch.compile" if PEER_COMPILED else "eager", **result,
-            **test_scores(predictor, split.test)}
+            **test_scores(predictor, split.test, dice_by_image=True)}
 
 
 def isic_runs(scratch, ablations):

@@ -111,10 +111,18 @@ def isic2018_targets(full, data):
                  dice >= 0.89 and isic >= 0.80 and minutes <= 90))
     peer = full.get("peer", {})
     if "plain" in peer:
-        theirs = peer["plain"]["mean_dice"]
+        # The peer trained for the recipe's time; at equal time means the best on validation of
+        # the runs that trained at most 5 % longer than the recipe (the recipe among them).
+        in_time = {run: scores for run, scores in candidates.items()
+                   if scores["train_seconds"] <= 1.05 * recipe["train_seconds"]}
+        mine = max(in_time, key=lambda run: in_time[run].get("best_val_dice", 0))
+        ours, theirs = in_time[mine]["plain"]["mean_dice"], peer["plain"]["mean_dice"]
+        paired = in_time[mine].get("against_peer")
         rows.append((name, "test mean dice >= the peer's at equal training time (plain)",
-                     f"{dice:.3f} ({chosen}, {minutes:.1f} min) vs {theirs:.3f} "
-                     f"({recipe['train_seconds'] / 60:.1f} min)", dice >= theirs))
+                     f"{ours:.3f} ({mine}, {in_time[mine]['train_seconds'] / 60:.1f} min) vs "
+                     f"{theirs:.3f} ({peer['train_seconds'] / 60:.1f} min)" + (
+                         f"; paired {paired['mean_dice_difference']:+.4f} +- "
+                         f"{paired['standard_error']:.4f}" if paired else ""), ours >= theirs))
     if "bound" in full:
         rows.append((name, "bound: a perfect network's test mean dice at 128x128 / 256x256 "
                            "(measured, no target)",
