@@ -35,8 +35,11 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     assert full["curve"][0]["num_train"] == 9 and full["recipe"]["num_train"] == 18
     assert full["bf16"]["epochs"] == 1 and 0 <= full["bf16"]["plain"]["mean_dice"] <= 1
     assert all(0.9 < full["bound"][size]["mean_dice"] <= 1 for size in ("128x128", "256x256"))
-    if "plain" in full["peer"]:  # with the [peer] extra: paired with the peer, image by image
+    if "skipped" in full["peer"]:  # no [peer] extra, as in CI
+        assert "pip install -e '.[peer]'" in full["peer"]["skipped"]
+    else:  # paired with the peer image by image; its per-image dice stay out of results.json
         assert full["recipe"]["against_peer"]["images"] == 6 and "test_dice" not in full["peer"]
+        assert full["changes"]["flips"]["against_peer"]["images"] == 6
     flips = full["changes"]["flips"]
     assert flips["settings"] == {"augment": "flips"} and flips["epochs"] == 1
     assert 0 <= flips["tta+postprocess"]["mean_dice"] <= 1
