@@ -215,7 +215,7 @@ def learning_curve_figure(points, recipe, path):
 def training_parts(data, recipe, runs, parts, fractions, figure, changes):
     """The recipe run (always: the other parts build on it), then the peer, bf16 and the curve."""
     model, run = trained(data, runs / "isic2018-128", recipe)
-    results = {"recipe": run_scores(run, model)}
+    results, recipe_dice = {"recipe": run_scores(run, model)}, test_dice(run)
     peer_dice = None  # the peer's dice on each test image, when it ran
     if "peer" in parts:
         missing = bench_quality.peer_available()
@@ -223,7 +223,7 @@ def training_parts(data, recipe, runs, parts, fractions, figure, changes):
             run, results["recipe"]["train_seconds"])
         if "test_dice" in results["peer"]:
             peer_dice = pd.Series(results["peer"].pop("test_dice"))
-            results["recipe"]["against_peer"] = paired_difference(test_dice(run), peer_dice)
+            results["recipe"]["against_peer"] = paired_difference(recipe_dice, peer_dice)
     if "bf16" in parts:
         bf16_model, bf16_run = trained(data, runs / "isic2018-128-bf16",
                                        variant(recipe, precision="mixed"))
@@ -245,11 +245,11 @@ def training_parts(data, recipe, runs, parts, fractions, figure, changes):
             change_model, change_run = trained(data, runs / f"isic2018-{name}", config)
             scores = {"settings": settings}
             if config.data.train_fraction == 1:  # full runs: TTA + pp, per image against the recipe
+                change_dice = test_dice(change_run)
                 scores.update(run_scores(change_run, change_model),
-                              against_recipe=paired_difference(test_dice(change_run),
-                                                               test_dice(run)))
+                              against_recipe=paired_difference(change_dice, recipe_dice))
                 if peer_dice is not None:
-                    scores["against_peer"] = paired_difference(test_dice(change_run), peer_dice)
+                    scores["against_peer"] = paired_difference(change_dice, peer_dice)
             else:
                 scores.update(run_scores(change_run))
             results["changes"][name] = scores
