@@ -243,15 +243,14 @@ def training_parts(data, recipe, runs, parts, fractions, figure, changes):
         for name, settings in changes.items():
             config = variant(recipe, **settings)
             change_model, change_run = trained(data, runs / f"isic2018-{name}", config)
-            scores = {"settings": settings}
-            if config.data.train_fraction == 1:  # full runs: TTA + pp, per image against the recipe
+            whole = config.data.train_fraction == 1  # full runs: TTA + pp, paired per image
+            scores = {"settings": settings,
+                      **run_scores(change_run, change_model if whole else None)}
+            if whole:
                 change_dice = test_dice(change_run)
-                scores.update(run_scores(change_run, change_model),
-                              against_recipe=paired_difference(change_dice, recipe_dice))
+                scores["against_recipe"] = paired_difference(change_dice, recipe_dice)
                 if peer_dice is not None:
                     scores["against_peer"] = paired_difference(change_dice, peer_dice)
-            else:
-                scores.update(run_scores(change_run))
             results["changes"][name] = scores
     return results
 
