@@ -1,6 +1,6 @@
 """ISIC 2018 at full size: the README recipe, bf16, a learning curve and the peer on 1,878 pairs.
 
-    .venv/bin/python benchmarks/bench_isic2018.py                  # every part, ~5 h on 2 cores
+    .venv/bin/python benchmarks/bench_isic2018.py                  # every part, ~6.5 h on 2 cores
     .venv/bin/python benchmarks/bench_isic2018.py --parts recipe peer
     .venv/bin/python benchmarks/bench_isic2018.py --quick          # a smoke run on synthetic data
 
@@ -60,8 +60,9 @@ RECIPE = RunConfig(data=DataConfig(image_size=(128, 128), batch_size=8),
 # Recipe changes tried (part "changes"), each a run folder isic2018-<name>: first on 25 % of
 # the training part (cheap; chosen by validation dice against the recipe's isic2018-128-train25),
 # then the chosen one on all of it, with bf16 so that 30 epochs fit in the recipe's training time;
-# then the full augmentation (crops, colour jitter) in the same 30 bf16 epochs; last, the chosen
-# change at 256x256, with as many epochs as fit in the 90 minutes a run may train.
+# then the full augmentation (crops, colour jitter) in the same 30 bf16 epochs; then the chosen
+# change at 256x256, and the full augmentation at 128x128, each with as many epochs as fit in the
+# 90 minutes a run may train.
 CHANGES = {
     "128-train25-flips": {"train_fraction": 0.25, "augment": "flips"},
     "128-train25-standardize": {"train_fraction": 0.25, "standardize_input": True},
@@ -69,6 +70,7 @@ CHANGES = {
     "128-full-bf16": {"augment": "full", "precision": "mixed", "epochs": 30},
     "256-flips-bf16": {"image_size": (256, 256), "augment": "flips", "precision": "mixed",
                        "epochs": 25},
+    "128-full-bf16-90": {"augment": "full", "precision": "mixed", "epochs": 90},
 }
 QUICK_CHANGES = {"flips": {"augment": "flips"}}
 QUICK = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4),
