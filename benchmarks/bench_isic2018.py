@@ -215,7 +215,8 @@ def learning_curve_figure(points, recipe, path):
 
 
 def training_parts(data, recipe, runs, parts, fractions, figure, changes):
-    """The recipe run (always: the other parts build on it), then the peer, bf16 and the curve."""
+    """The recipe run (always: the other parts build on it), then the peer, bf16, the curve and
+    the changes, each full-data run paired image by image with the recipe and the peer."""
     model, run = trained(data, runs / "isic2018-128", recipe)
     results, recipe_dice = {"recipe": run_scores(run, model)}, test_dice(run)
     peer_dice = None  # the peer's dice on each test image, when it ran
