@@ -1,8 +1,14 @@
 """The two command-line programs: argparse in, one library call out, a one-line error on failure.
 
-`driver_train_save_evaluate.py` -> `train_main` -> `train_and_evaluate`;
-`driver_load_evaluate.py` -> `evaluate_main` -> `load_and_evaluate` (or `load_and_predict`).
-Every default comes from `config.py`. Bad arguments (a size the depth cannot halve, a batch
+`driver_train_save_evaluate.py` and the console script `segment-train` -> `train_main` ->
+`train_and_evaluate`; `driver_load_evaluate.py` and `segment-evaluate` -> `evaluate_main` ->
+`load_and_evaluate` (or `load_and_predict`). Every default comes from `config.py`.
+
+Keras fixes its backend when it is first imported, which `import segment` does. So when
+`--backend` names another backend than the one loaded, the program runs again in a fresh
+Python (`python -m segment.cli train|evaluate ...`) with `KERAS_BACKEND` set, and returns
+that run's exit status: the drivers, the console scripts and `train_main([...])` in a notebook
+all honour the flag. Bad arguments (a size the depth cannot halve, a batch
 size of 0, a threshold outside (0, 1)) and errors the user can fix (a missing folder, no
 pairs, a file that is not a model, a finished run in the way) end the program with exit
 status 2 and one line on stderr, not a traceback, before anything is written.
@@ -10,6 +16,8 @@ status 2 and one line on stderr, not a traceback, before anything is written.
 
 import argparse
 import logging
+import os
+import subprocess
 import sys
 
 import keras
@@ -41,12 +49,15 @@ def train_main(argv=None):
     """Entry point of driver_train_save_evaluate.py; returns the exit status.
 
     Example:
+        Skipped under doctest: a whole training run (tests/test_drivers.py runs it).
+
         >>> train_main(["--run-dir", "runs/demo", "--epochs", "2"])  # doctest: +SKIP
         0
     """
     parser = _train_parser()
     args = parser.parse_args(argv)
-    _check_backend(parser, args)
+    if _other_backend(args):
+        return _run_on_backend("train", args.backend, argv)
     _check_size_against_depth(parser, args)
     return _run(_train, args)
 
@@ -55,12 +66,15 @@ def evaluate_main(argv=None):
     """Entry point of driver_load_evaluate.py; returns the exit status.
 
     Example:
+        Skipped under doctest: it needs a trained run (tests/test_drivers.py runs it).
+
         >>> evaluate_main(["--model", "runs/demo/model.keras", "--tta"])  # doctest: +SKIP
         0
     """
     parser = _evaluate_parser()
     args = parser.parse_args(argv)
-    _check_backend(parser, args)
+    if _other_backend(args):
+        return _run_on_backend("evaluate", args.backend, argv)
     return _run(_evaluate, args)
 
 
@@ -85,7 +99,7 @@ def _train(args):
         data = make_synthetic_dataset(args.synthetic_dir, args.num_synthetic, seed=args.seed)
     outcome = train_and_evaluate(data, args.run_dir, config, masks_dir=args.masks,
                                  inspect_sizes=args.inspect, strategy=strategy,
-                                 overwrite=args.overwrite, verbose=0 if args.quiet else 1,
+                                 overwrite=args.overwrite, verbose=0 if args.quiet else None,
                                  progress=not args.quiet)
     if outcome.results is not None:
         _print_summary(outcome.results, "test" if outcome.split.test else "validation")
@@ -193,11 +207,22 @@ def _check_size_against_depth(parser, args):
         parser.error(f"--size {args.size[0]}x{args.size[1]}: {error}")
 
 
-def _check_backend(parser, args):
-    """--backend must be the backend Keras loaded (the driver scripts set it before that)."""
-    if args.backend is not None and args.backend != keras.backend.backend():
-        parser.error(f"--backend {args.backend}: Keras already runs on {keras.backend.backend()}; "
-                     f"set KERAS_BACKEND={args.backend} before starting Python")
+def _other_backend(args):
+    """True when --backend names a backend other than the one Keras loaded."""
+    return args.backend is not None and args.backend != keras.backend.backend()
+
+
+def _run_on_backend(command, backend, argv):
+    """Run `command` ("train" or "evaluate") with `argv` in a fresh Python on `backend`."""
+    argv = sys.argv[1:] if argv is None else [str(argument) for argument in argv]
+    environment = {**os.environ, "KERAS_BACKEND": backend}
+    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return subprocess.run([sys.executable, "-m", "segment.cli", command, *argv],
+                              env=environment).returncode
+    except KeyboardInterrupt:
+        print("interrupted: nothing more was written", file=sys.stderr)
+        return 130
 
 
 def _evaluation_arguments(parser, *, recorded):
@@ -224,7 +249,8 @@ def _evaluation_arguments(parser, *, recorded):
                              "report, logs, cache, backup, split)")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="Keras backend to run on (default: KERAS_BACKEND, else tensorflow); "
-                             "jax and torch train on one device and need no TensorFlow")
+                             "jax and torch train on one device and need no TensorFlow; another "
+                             "backend than the loaded one runs the program in a fresh Python")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="only warnings and the final summary; no progress bars")
@@ -337,3 +363,10 @@ def _evaluate_parser():
                         default=None, help=f"images per forward pass [{EvalConfig.batch_size}]")
     _evaluation_arguments(parser, recorded=True)
     return parser
+
+
+if __name__ == "__main__":  # python -m segment.cli train|evaluate ... (see the module docstring)
+    _MAINS = {"train": train_main, "evaluate": evaluate_main}
+    if len(sys.argv) < 2 or sys.argv[1] not in _MAINS:
+        sys.exit("usage: python -m segment.cli {train,evaluate} [flags]")
+    sys.exit(_MAINS[sys.argv[1]](sys.argv[2:]))

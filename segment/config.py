@@ -2,24 +2,25 @@
 
 Four frozen dataclasses, one per stage, and `RunConfig` holding all four for a whole run:
 
-    config = RunConfig(data=DataConfig(image_size=(128, 128), augment=True),
+    config = RunConfig(data=DataConfig(image_size=(128, 128), augment="flips"),
                        model=ModelConfig(base_filters=8),
                        train=TrainConfig(epochs=20),
                        evaluation=EvalConfig(tta=True))
     segment.train_and_evaluate("ISIC2018", "runs/x", config)
 
-The library functions take these objects (`create_model(..., config=ModelConfig())`,
-`train_model(..., TrainConfig(...))`, `evaluate(..., config=EvalConfig())`); their keyword
-arguments (`evaluate(model, pairs, tta=True)`) are a convenience layer that replaces fields of
-the config (`with_overrides`). Each config checks its values when made and raises `ValueError`
-echoing the bad one. The command-line flags read their defaults from here, and every run writes
-`RunConfig.to_dict()` to `config.json` beside the model.
+The library functions take these objects (`create_generator(pairs, DataConfig(...))`,
+`create_model(..., config=ModelConfig())`, `train_model(..., TrainConfig(...))`,
+`evaluate(..., config=EvalConfig())`); their keyword arguments (`evaluate(model, pairs,
+tta=True)`) are shorthand that replaces fields of the config (`with_overrides`). Each config
+checks its values when made and raises `ValueError` echoing the bad one. The command-line
+flags read their defaults from here, and every run writes `RunConfig.to_dict()` to
+`config.json` beside the model.
 """
 
 import dataclasses
 from dataclasses import dataclass, field
 
-from .augment import augmentation_kind
+from .augment import AUGMENTATIONS
 
 __all__ = ["DataConfig", "EvalConfig", "ModelConfig", "RunConfig", "TrainConfig",
            "with_overrides"]
@@ -35,7 +36,7 @@ class DataConfig:
     """What the network sees and how the pairs are split, batched and cached.
 
     Example:
-        >>> DataConfig(image_size=(128, 128), augment=True).batch_size
+        >>> DataConfig(image_size=(128, 128), augment="flips").batch_size
         16
     """
 
@@ -43,13 +44,12 @@ class DataConfig:
     ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / val / test fractions
     batch_size: int = 16  # images per training step (the paper's seeds used 16)
     seed: int = 0  # split, shuffling, augmentation and weight initialisation
-    augment: str = "none"  # "flips" (flips, turns), "full" (+ crops, colour jitter); True: "full"
+    augment: str = "none"  # "none", "flips" (flips, turns) or "full" (+ crops, colour jitter)
     cache: str = "memory"  # decoded images kept in "memory", on "disk" (run folder) or "none"
     train_fraction: float = 1.0  # share of the training part used (learning curves), in (0, 1]
 
     def __post_init__(self):
         _set(self, "image_size", _size_pair(self.image_size, "image_size"))
-        _set(self, "augment", augmentation_kind(self.augment))
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"train_fraction must be in (0, 1]. "
                              f"Received: train_fraction={self.train_fraction}")
@@ -59,6 +59,7 @@ class DataConfig:
                              f"Received: ratios={self.ratios}")
         _check_positive(self, "batch_size")
         _check_choice(self, "cache", CACHE_MODES)
+        _check_choice(self, "augment", AUGMENTATIONS)
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,30 @@ class RunConfig:
                                 f"Received: {name}={getattr(self, name)!r}")
         self.model.check_size(*self.data.image_size)
 
+    def replace(self, **changes):
+        """A copy with data, model and train fields replaced by name (a recipe's variant).
+
+        Raises:
+            TypeError: a name is not a DataConfig, ModelConfig or TrainConfig field.
+            ValueError: a value is out of range.
+
+        Example:
+            >>> variant = RunConfig().replace(epochs=30, augment="flips", base_filters=8)
+            >>> variant.train.epochs, variant.data.augment, variant.model.base_filters
+            (30, 'flips', 8)
+        """
+        parts, known = {}, set()
+        for name in ("data", "model", "train"):
+            section = getattr(self, name)
+            fields = {item.name for item in dataclasses.fields(section)}
+            known |= fields
+            parts[name] = with_overrides(section, type(section), {
+                key: value for key, value in changes.items() if key in fields})
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise TypeError(f"not a data, model or train setting: {', '.join(unknown)}")
+        return dataclasses.replace(self, **parts)
+
     def to_dict(self):
         """The four configs as nested plain dicts (what `config.json` holds)."""
         return dataclasses.asdict(self)
@@ -201,6 +226,8 @@ class RunConfig:
             unknown = sorted(set(section) - {item.name for item in dataclasses.fields(kind)})
             if unknown:
                 raise ValueError(f"unknown {kind.__name__} settings: {', '.join(unknown)}")
+            if isinstance(section.get("augment"), bool):  # written by versions before 0.1.0
+                section["augment"] = "full" if section["augment"] else "none"
             parts[name] = kind(**section)
         return cls(**parts)
 

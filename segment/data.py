@@ -1,18 +1,16 @@
-"""Folder -> pairs -> split: find image/mask pairs by ISIC id, inspect sizes, split 6:2:2.
+"""Folder -> pairs: find image/mask pairs by ISIC id, and inspect their sizes from headers.
 
     pairs = find_pairs("ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth")
     report = inspect(pairs)                       # sizes from headers, a figure
-    split = train_val_test_split(pairs, seed=0)   # Split(train, val, test), disjoint by id
-    save_split(split, "runs/x/split.json")        # the manifest driver_load_evaluate.py reads
 
 Pairing is by id: `ISIC_0000000.jpg` pairs with `ISIC_0000000_segmentation.png` (or a mask with
 the image's own stem). Unpaired files are counted and named in a warning and in the returned
-list's `unpaired_images` / `unpaired_masks`, never dropped silently.
+list's `unpaired_images` / `unpaired_masks`, never dropped silently. The split of the pairs into
+train, validation and test parts is `split.py`'s.
 """
 
 import collections
 import hashlib
-import json
 import logging
 import os
 import re
@@ -24,27 +22,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
-from .config import DataConfig
 from .errors import ImageReadError, PairingError
-from .files import write_json_atomic
 from .images import IMAGE_SUFFIXES, read_image_size
 
-__all__ = [
-    "Pair",
-    "PairList",
-    "SizeReport",
-    "Split",
-    "as_pair",
-    "as_pairs",
-    "find_pairs",
-    "fingerprint_pairs",
-    "inspect",
-    "list_image_files",
-    "load_split",
-    "size_mismatch",
-    "save_split",
-    "train_val_test_split",
-]
+__all__ = ["Pair", "PairList", "SizeReport", "as_pair", "as_pairs", "find_pairs",
+           "fingerprint_pairs", "first_names", "inspect", "list_image_files", "size_mismatch"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +120,9 @@ class PairList(list):
         unreadable: (path, reason) for folder entries that could not even be listed.
 
     Example:
-        >>> pairs = find_pairs("ISIC2018")  # doctest: +SKIP
-        >>> len(pairs), pairs.unpaired_images[:3]  # doctest: +SKIP
+        >>> pairs = find_pairs(data_dir)
+        >>> len(pairs), pairs.unpaired_images
+        (12, [])
     """
 
     def __init__(self, pairs=(), *, unpaired_images=(), unpaired_masks=(), duplicates=(),
@@ -149,20 +132,6 @@ class PairList(list):
         self.unpaired_masks = list(unpaired_masks)
         self.duplicates = list(duplicates)
         self.unreadable = list(unreadable)
-
-
-class Split(NamedTuple):
-    """Three disjoint lists of pairs; unpacks as `train, val, test = split`.
-
-    Example:
-        >>> train, val, test = Split([1, 2, 3], [4], [5])
-        >>> len(train)
-        3
-    """
-
-    train: list
-    val: list
-    test: list
 
 
 def find_pairs(images_dir, masks_dir=None):
@@ -186,9 +155,9 @@ def find_pairs(images_dir, masks_dir=None):
         PairingError: a folder is missing or empty, or no image has a mask.
 
     Example:
-        >>> pairs = find_pairs("data/synthetic")  # doctest: +SKIP
-        >>> pairs[0].id, len(pairs.unpaired_images)  # doctest: +SKIP
-        ('ISIC_0000000', 0)
+        >>> pairs = find_pairs(data_dir)  # finds data_dir/images and data_dir/masks
+        >>> pairs[0].id, pairs[0].mask_path.name, len(pairs.unpaired_images)
+        ('ISIC_0000000', 'ISIC_0000000_segmentation.png', 0)
     """
     images_dir = Path(images_dir)
     if masks_dir is None:
@@ -225,8 +194,9 @@ class SizeReport:
         figure: matplotlib Figure (size scatter and aspect-ratio histogram), or None.
 
     Example:
-        >>> report = inspect("ISIC2018/ISIC2018_Task1-2_Training_Input")  # doctest: +SKIP
-        >>> report.counts.most_common(1), report.unreadable  # doctest: +SKIP
+        >>> report = inspect(pairs, plot=False)
+        >>> report.num_images, report.unreadable, report.mismatched
+        (12, [], [])
     """
 
     counts: collections.Counter
@@ -245,11 +215,11 @@ class SizeReport:
         if len(self.counts) > 10:
             lines.append(f"  ... and {len(self.counts) - 10} more sizes")
         if self.unreadable:
-            lines.append(f"{len(self.unreadable)} unreadable: " + _first_names(
+            lines.append(f"{len(self.unreadable)} unreadable: " + first_names(
                 [path for path, _ in self.unreadable]))
         if self.mismatched:
             lines.append(f"{len(self.mismatched)} masks differ in size from their image: "
-                         + _first_names(self.mismatched))
+                         + first_names(self.mismatched))
         return "\n".join(lines)
 
 
@@ -267,9 +237,13 @@ def inspect(paths, plot=True, *, progress=False):
         rather than raised.
 
     Example:
-        >>> report = inspect("data/synthetic/images")  # doctest: +SKIP
-        >>> report.counts.most_common(1)  # doctest: +SKIP
-        [((256, 192), 12)]
+        >>> report = inspect(data_dir / "images")  # a folder, a list of paths or of pairs
+        >>> report.num_images, len(report.counts), type(report.figure).__name__
+        (12, 12, 'Figure')
+        >>> print(report)  # doctest: +ELLIPSIS
+        12 images, 12 distinct sizes (width x height):
+          59x52: 1
+        ...
     """
     if isinstance(paths, (str, os.PathLike)):
         paths, _ = list_image_files(Path(paths))
@@ -286,7 +260,7 @@ def inspect(paths, plot=True, *, progress=False):
             report.unreadable.append((str(image_path), str(error)))
     if report.unreadable:
         logger.warning("inspect: %d unreadable files: %s", len(report.unreadable),
-                       _first_names([path for path, _ in report.unreadable]))
+                       first_names([path for path, _ in report.unreadable]))
     if plot:
         report.figure = _plot_sizes(report.counts)
     return report
@@ -307,101 +281,6 @@ def size_mismatch(pair):
         return None
     return (f"mask '{pair.mask_path.name}' is {mask_size[1]}x{mask_size[0]} but its image "
             f"'{pair.image_path.name}' is {image_size[1]}x{image_size[0]} (width x height)")
-
-
-def train_val_test_split(pairs, ratios=DataConfig.ratios, seed=DataConfig.seed):
-    """Split pairs into train, validation and test parts, deterministically.
-
-    The pairs are sorted by id and then shuffled with `seed`, so the split depends only on
-    the set of ids and the seed, not on the order they come in.
-
-    Args:
-        pairs: Sequence of `Pair` (or of image paths; the id is the file stem).
-        ratios: (train, val, test) fractions summing to 1. Defaults to (0.6, 0.2, 0.2).
-        seed: Integer seed. Defaults to 0.
-
-    Returns:
-        Split(train, val, test): three disjoint lists sorted by id; sizes are the rounded
-        fractions, test taking the remainder.
-
-    Raises:
-        ValueError: bad ratios. PairingError: two items share an id.
-
-    Example:
-        >>> train, val, test = train_val_test_split([f"ISIC_{i:07d}.jpg" for i in range(10)])
-        >>> len(train), len(val), len(test)
-        (6, 2, 2)
-    """
-    ratios = tuple(float(ratio) for ratio in ratios)
-    if len(ratios) != 3 or min(ratios) < 0 or abs(sum(ratios) - 1) > 1e-6:
-        raise ValueError(f"ratios must be 3 non-negative fractions summing to 1. "
-                         f"Received: ratios={ratios}")
-    by_id = {}
-    for item in pairs:
-        item = item if isinstance(item, (str, os.PathLike)) else as_pair(item)
-        key = _item_id(item)
-        if key in by_id:
-            raise PairingError(f"id '{key}' occurs twice ('{_item_path(by_id[key])}' and "
-                               f"'{_item_path(item)}'); ids must be unique to split")
-        by_id[key] = item
-    ids = sorted(by_id)
-    order = np.random.default_rng(seed).permutation(len(ids))
-    num_train = round(len(ids) * ratios[0])
-    num_val = min(round(len(ids) * ratios[1]), len(ids) - num_train)
-    parts = np.split(order, [num_train, num_train + num_val])
-    return Split(*[[by_id[ids[index]] for index in sorted(part)] for part in parts])
-
-
-def save_split(split, path, *, seed=None, ratios=None):
-    """Write the split manifest (ids and file paths of each part) as JSON, atomically.
-
-    Args:
-        split: `Split` of `Pair`.
-        path: Output file, normally `<run_dir>/split.json`.
-        seed, ratios: Recorded in the manifest for traceability.
-
-    Example:
-        >>> save_split(train_val_test_split(pairs), "runs/x/split.json", seed=0)  # doctest: +SKIP
-    """
-    manifest = {"seed": seed, "ratios": ratios}
-    for name, part in zip(Split._fields, split, strict=True):
-        manifest[name] = [{"id": pair.id, "image": str(Path(pair.image_path).resolve()),
-                           "mask": str(Path(pair.mask_path).resolve())} for pair in as_pairs(part)]
-    write_json_atomic(path, manifest)
-
-
-def load_split(path, pairs=None):
-    """Read a split manifest written by `save_split`.
-
-    Args:
-        path: The manifest (`split.json`).
-        pairs: Optional pairs to take the files from (e.g. the same data in another folder);
-            by default the paths stored in the manifest are used.
-
-    Returns:
-        Split of `Pair`.
-
-    Raises:
-        PairingError: the manifest is unreadable, or names ids missing from `pairs`.
-
-    Example:
-        >>> train, val, test = load_split("runs/x/split.json")  # doctest: +SKIP
-    """
-    path = Path(path)
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        parts = [manifest[name] for name in Split._fields]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise PairingError(f"split manifest '{path}' cannot be read: {error}") from None
-    if pairs is None:
-        return Split(*[[Pair(Path(entry["image"]), Path(entry["mask"])) for entry in part]
-                       for part in parts])
-    by_id = {pair.id: pair for pair in as_pairs(pairs)}
-    missing = [entry["id"] for part in parts for entry in part if entry["id"] not in by_id]
-    if missing:
-        raise PairingError(f"split manifest '{path}' names {len(missing)} ids not among the "
-                           f"given pairs: {_first_names(missing)}")
-    return Split(*[[by_id[entry["id"]] for entry in part] for part in parts])
 
 
 def _resolve_folders(folder):
@@ -481,21 +360,19 @@ def _report_pairing(pairs, images_dir, masks_dir, num_images, num_masks):
                         ("files skipped as duplicate ids", pairs.duplicates),
                         ("unreadable folder entries", [path for path, _ in pairs.unreadable])]:
         if paths:
-            logger.warning("%d %s: %s", len(paths), what, _first_names(paths))
+            logger.warning("%d %s: %s", len(paths), what, first_names(paths))
 
 
-def _first_names(paths):
+def first_names(paths):
+    """The file names of the first few paths, for a message: 'a.jpg, b.jpg, ... (3 more)'.
+
+    Example:
+        >>> first_names([f"x/ISIC_{i}.jpg" for i in range(7)])
+        'ISIC_0.jpg, ISIC_1.jpg, ISIC_2.jpg, ISIC_3.jpg, ISIC_4.jpg, ... (2 more)'
+    """
     names = [Path(path).name if isinstance(path, (str, Path)) else str(path) for path in paths]
     more = f", ... ({len(names) - _NUM_NAMED} more)" if len(names) > _NUM_NAMED else ""
     return ", ".join(names[:_NUM_NAMED]) + more
-
-
-def _item_id(item):
-    return item.id if isinstance(item, Pair) else Path(item).stem
-
-
-def _item_path(item):
-    return item.image_path if isinstance(item, Pair) else item
 
 
 def _plot_sizes(counts):

@@ -49,6 +49,9 @@ def create_strategy(kind="none", *, num_cpu_devices=None):
             for after TensorFlow started.
 
     Example:
+        Skipped under doctest: logical devices can only be made before TensorFlow starts,
+        which it has in a test run (tests/test_distribute.py runs this in a fresh process).
+
         >>> strategy = create_strategy("mirrored", num_cpu_devices=2)  # doctest: +SKIP
         >>> strategy.num_replicas_in_sync  # doctest: +SKIP
         2

@@ -22,8 +22,10 @@ def atomic_path(path):
     raises, the temporary file is removed and `path` is left exactly as it was.
 
     Example:
-        >>> with atomic_path("summary.txt") as tmp:  # doctest: +SKIP
-        ...     tmp.write_text("done")
+        >>> with atomic_path(tmp / "summary.txt") as partial:
+        ...     _ = partial.write_text("done")
+        >>> (tmp / "summary.txt").read_text()
+        'done'
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Segmentation metrics, per image first and averaged later (DESIGN §3).
+"""Segmentation metrics, per image first and averaged later (docs/REFERENCE.md, "Metrics").
 
 For one image with predicted mask P (probabilities >= threshold) and truth G:
     dice = 2|P and G| / (|P| + |G|)        jaccard = |P and G| / |P or G|
@@ -131,8 +131,11 @@ class DiceCoefficient(keras.metrics.MeanMetricWrapper):
         dtype: Metric dtype. Defaults to None (float32).
 
     Example:
-        >>> metric = DiceCoefficient()
-        >>> model.compile(optimizer="adam", loss=dice_loss, metrics=[metric])  # doctest: +SKIP
+        >>> from segment.losses import dice_loss
+        >>> model.compile(optimizer="adam", loss=dice_loss, metrics=[DiceCoefficient()])
+        >>> images = np.zeros((2, 32, 32, 3), np.float32)
+        >>> sorted(model.evaluate(images, np.zeros((2, 32, 32, 1)), verbose=0, return_dict=True))
+        ['dice', 'loss']
     """
 
     def __init__(self, name="dice", threshold=EvalConfig.threshold, dtype=None):

@@ -4,31 +4,32 @@ With TensorFlow installed the pipeline is tf.data (on any Keras backend: Keras 3
 a tf.data.Dataset); without it, a `keras.utils.PyDataset` with the same contract. Stages, in
 the order of the tf.data performance guide:
 
-    paths --map(decode + resize, parallel)--> uint8 (H, W, 3), (H, W, 1)
-          --filter(readable)--> cache (memory or a file on disk; uint8, so 4 bytes a pixel)
+    pairs --headers--> readable pairs --map(decode + resize, parallel)--> uint8 (H, W, 3),
+          (H, W, 1) --cache (memory or a file on disk; uint8, so 4 bytes a pixel)
           --shuffle--> batch --map(to float; augment.augment_batch: flips and 90-degree
           turns, with "full" also scale/shift crop and colour jitter, per image)--> prefetch
 
 Decoding uses the same loaders as the rest of the library (`images.py`), and both pipelines
 run the same augmentation (`augment.py`), so training, evaluation and export see identical
 pixels whatever the backend. A pair that cannot be read is logged with its file name once,
-skipped, and listed in `dataset.skipped`; the rest of the epoch goes on.
+skipped, and listed in `dataset.skipped`; the rest of the epoch goes on. Every header is read
+before the first epoch, so the number of batches is known from the start (Keras' progress
+bar and `len()` show it).
 """
 
 import hashlib
 import importlib.util
 import logging
 import math
-import os
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from ._version import __version__
-from .augment import augment_batch, augmentation_kind, to_float
-from .config import DataConfig
-from .data import Pair, as_pairs, fingerprint_pairs, size_mismatch
+from .augment import augment_batch, to_float
+from .config import DataConfig, with_overrides
+from .data import as_pairs, fingerprint_pairs, size_mismatch
 from .errors import ImageReadError
 from .images import load_input_image, load_segmented_image
 
@@ -40,29 +41,32 @@ ENGINES = ("tf.data", "keras")
 _MAX_SHUFFLE_BUFFER = 512  # decoded images held for shuffling: bounded, even with a disk cache
 
 
-def create_generator(pairs, image_size=DataConfig.image_size, batch_size=DataConfig.batch_size,
-                     *, augment=False, shuffle=False, cache="memory", seed=DataConfig.seed,
-                     engine=None):
+def create_generator(pairs, config=None, *, shuffle=False, cache_dir=None, engine=None,
+                     **overrides):
     """Build the input pipeline for training, validation or prediction.
 
     Args:
         pairs: Sequence of `Pair` (or (image_path, mask_path) tuples).
-        image_size: (height, width) the network sees. Defaults to (256, 256).
-        batch_size: Images per batch; the last batch may be smaller. Defaults to 16.
-        augment: "none" (or False), "flips" (random flips and 90-degree turns of square
-            sizes) or "full" (or True: the flips, scale/shift crops of 80-100 % of each side
-            and brightness/contrast/saturation jitter; `augment.augment_batch`). Geometric
-            changes are identical for an image and its mask; masks stay binary. Defaults to
-            False.
+        config: `DataConfig`; its fields used here, with their defaults:
+            image_size: (height, width) the network sees. (256, 256).
+            batch_size: Images per batch; the last batch may be smaller. 16.
+            augment: "none", "flips" (random flips and 90-degree turns of square sizes) or
+                "full" (the flips, scale/shift crops of 80-100 % of each side and
+                brightness/contrast/saturation jitter; `augment.augment_batch`). Geometric
+                changes are identical for an image and its mask; masks stay binary. "none".
+            cache: "memory" keeps the decoded, resized uint8 pairs in RAM after the first
+                epoch; "disk" keeps them in `cache_dir` instead (for sets too big for RAM;
+                tf.data only), in a file named by a fingerprint of the ordered pair ids,
+                their files' sizes and modification times, `image_size` and the library
+                version, so other pairs or another size never read it; "none" decodes every
+                epoch. "memory".
+            seed: Seed of the shuffle and the augmentation; same seed, same batches. 0.
         shuffle: Reshuffle the order every epoch. Defaults to False.
-        cache: "memory" (default) keeps the decoded, resized uint8 pairs in RAM after the
-            first epoch; a folder caches them on disk instead (for sets too big for RAM;
-            tf.data only), in a file named by a fingerprint of the ordered pair ids, their
-            files' sizes and modification times, `image_size` and the library version, so
-            other pairs or another size never read it; None decodes every epoch.
-        seed: Seed of the shuffle and the augmentation; same seed, same batches. Defaults to 0.
+        cache_dir: The folder of the disk cache; required with cache="disk", refused
+            otherwise.
         engine: "tf.data" (the default where TensorFlow is installed, on any Keras backend)
             or "keras" (a `keras.utils.PyDataset`; the default without TensorFlow).
+        **overrides: `DataConfig` fields to replace, e.g. `image_size=(128, 128)`.
 
     Returns:
         tf.data.Dataset or keras.utils.PyDataset of (images, masks): float32
@@ -72,75 +76,97 @@ def create_generator(pairs, image_size=DataConfig.image_size, batch_size=DataCon
         many epochs read it.
 
     Example:
-        >>> train_ds = create_generator(split.train, (256, 256), 16, augment=True,
-        ...                             shuffle=True)  # doctest: +SKIP
-        >>> images, masks = next(iter(train_ds))  # doctest: +SKIP
-        >>> images.shape, masks.shape  # doctest: +SKIP
-        (TensorShape([16, 256, 256, 3]), TensorShape([16, 256, 256, 1]))
+        >>> train_ds = create_generator(pairs, image_size=(32, 32), batch_size=4,
+        ...                             augment="flips", shuffle=True)
+        >>> images, masks = next(iter(train_ds))
+        >>> tuple(images.shape), tuple(masks.shape), str(images.dtype)
+        ((4, 32, 32, 3), (4, 32, 32, 1), "<dtype: 'float32'>")
     """
-    height, width = (int(side) for side in image_size)
-    if min(height, width) < 1 or int(batch_size) < 1:
-        raise ValueError(f"image_size and batch_size must be positive. Received: "
-                         f"image_size={image_size}, batch_size={batch_size}")
+    if config is not None and not isinstance(config, DataConfig):
+        raise TypeError(f"create_generator takes a DataConfig or its fields as keywords, e.g. "
+                        f"create_generator(pairs, image_size=(128, 128), batch_size=16). "
+                        f"Received: config={config!r}")
+    config = with_overrides(config, DataConfig, overrides)
     if engine is None:
         engine = "tf.data" if importlib.util.find_spec("tensorflow") else "keras"
     if engine not in ENGINES:
         raise ValueError(f"Unknown engine. Received: engine={engine!r}; available: {ENGINES}")
-    kind = augmentation_kind(augment)
+    if (config.cache == "disk") != (cache_dir is not None):
+        raise ValueError(f"cache='disk' needs cache_dir (the cache's folder), and only it "
+                         f"takes one. Received: cache={config.cache!r}, cache_dir={cache_dir!r}")
+    if engine == "keras" and config.cache == "disk":
+        raise ValueError("the keras engine caches in memory or not at all. "
+                         "Received: cache='disk'")
     pairs = as_pairs(pairs)
     if not pairs:
         raise ValueError("create_generator needs at least one pair. Received: pairs=[]")
-    cache_file = _cache_file(cache, pairs, (height, width))
-    if engine == "keras" and cache_file:
-        raise ValueError(f"the keras engine caches in memory or not at all. "
-                         f"Received: cache={cache!r}")
-    loader = _PairLoader((height, width))
+    loader = _PairLoader(pairs, config.image_size)
+    cache_file = {"memory": "", "none": None}.get(config.cache) if cache_dir is None else (
+        _disk_cache_file(Path(cache_dir), pairs, config.image_size))
     build = _tf_dataset if engine == "tf.data" else PairBatches
-    dataset = build(pairs, loader, int(batch_size), augment=kind, shuffle=shuffle,
-                    cache_file=cache_file, seed=seed)
+    dataset = build(loader, config.batch_size, augment=config.augment, shuffle=shuffle,
+                    cache_file=cache_file, seed=config.seed)
     dataset.skipped = loader.skipped
     return dataset
 
 
 class _PairLoader:
-    """Decode one pair at the network size; an unreadable one is logged and listed once."""
+    """Decode pairs at the network size, after reading every header once.
 
-    def __init__(self, size):
+    Pairs whose headers cannot be read (missing, empty or foreign files) are logged, listed in
+    `skipped` and left out of `readable` before the first epoch, so the number of batches is
+    known from the start. A file whose header reads but whose pixels do not (a truncated JPEG)
+    is logged and listed once too, and the next readable pair is decoded in its place: an epoch
+    always holds `len(readable)` pairs.
+    """
+
+    def __init__(self, pairs, size):
         self.size = size
         self.skipped, self._skipped_paths = [], set()
-
-    def __call__(self, image_path, mask_path):
-        """(uint8 (h, w, 3) image, uint8 (h, w, 1) mask, readable): zeros when unreadable."""
-        height, width = self.size
-        try:
-            mismatch = size_mismatch(Pair(Path(image_path), Path(mask_path)))
+        self.readable = []
+        for pair in pairs:
+            try:
+                mismatch = size_mismatch(pair)
+            except ImageReadError as error:
+                self._skip(error)
+                continue
             if mismatch:
-                logger.warning("%s; both are resized to %dx%d", mismatch, width, height)
-            image = load_input_image(image_path, self.size)
-            mask = load_segmented_image(mask_path, self.size)
-        except ImageReadError as error:
-            if str(error.path) not in self._skipped_paths:  # without a cache, every epoch
-                self._skipped_paths.add(str(error.path))
-                logger.warning("skipping unreadable pair: %s", error)
-                self.skipped.append((str(error.path), str(error)))
-            return (np.zeros((height, width, 3), np.uint8), np.zeros((height, width, 1), np.uint8),
-                    False)
-        return image, mask[..., None], True
+                logger.warning("%s; both are resized to %dx%d", mismatch, size[1], size[0])
+            self.readable.append(pair)
+        if not self.readable:
+            raise ValueError(f"none of the {len(pairs)} pairs can be read; first problem: "
+                             f"{self.skipped[0][1]}")
+
+    def __call__(self, index):
+        """(uint8 (h, w, 3) image, uint8 (h, w, 1) mask) of readable pair `index`."""
+        for offset in range(len(self.readable)):
+            pair = self.readable[(index + offset) % len(self.readable)]
+            try:
+                return (load_input_image(pair.image_path, self.size),
+                        load_segmented_image(pair.mask_path, self.size)[..., None])
+            except ImageReadError as error:
+                self._skip(error)
+        raise ValueError(f"none of the {len(self.readable)} pairs can be decoded; first "
+                         f"problem: {self.skipped[0][1]}")
+
+    def _skip(self, error):
+        if str(error.path) not in self._skipped_paths:  # without a cache, every epoch
+            self._skipped_paths.add(str(error.path))
+            logger.warning("skipping unreadable pair: %s", error)
+            self.skipped.append((str(error.path), str(error)))
 
 
-def _tf_dataset(pairs, loader, batch_size, *, augment, shuffle, cache_file, seed):
+def _tf_dataset(loader, batch_size, *, augment, shuffle, cache_file, seed):
     """The tf.data pipeline (see the module docstring); `augment` is an `AUGMENTATIONS` name."""
     import tensorflow as tf
 
     height, width = loader.size
 
-    def decode(image_path, mask_path):
-        image, mask, readable = tf.numpy_function(
-            lambda image, mask: loader(os.fsdecode(image), os.fsdecode(mask)),
-            [image_path, mask_path], [tf.uint8, tf.uint8, tf.bool], stateful=False)
+    def decode(index):
+        image, mask = tf.numpy_function(loader, [index], [tf.uint8, tf.uint8], stateful=False)
         image.set_shape((height, width, 3))
         mask.set_shape((height, width, 1))
-        return image, mask, readable
+        return image, mask
 
     def augment_in_numpy(batch, seeds):
         images, masks = tf.numpy_function(
@@ -154,17 +180,13 @@ def _tf_dataset(pairs, loader, batch_size, *, augment, shuffle, cache_file, seed
     def to_float_in_graph(images, masks):
         return tf.cast(images, tf.float32) / 255.0, tf.cast(masks, tf.float32)
 
-    # Paths travel as bytes (os.fsencode): TensorFlow strings cannot hold a non-UTF-8 file name.
-    image_paths = [os.fsencode(pair.image_path) for pair in pairs]
-    mask_paths = [os.fsencode(pair.mask_path) for pair in pairs]
-    dataset = tf.data.Dataset.from_tensor_slices((image_paths, mask_paths))
+    num_pairs = len(loader.readable)
+    dataset = tf.data.Dataset.range(num_pairs)
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.filter(lambda image, mask, readable: readable)
-    dataset = dataset.map(lambda image, mask, readable: (image, mask))
     if cache_file is not None:
         dataset = dataset.cache(cache_file)
     if shuffle:
-        dataset = dataset.shuffle(min(len(pairs), _MAX_SHUFFLE_BUFFER), seed=seed,
+        dataset = dataset.shuffle(min(num_pairs, _MAX_SHUFFLE_BUFFER), seed=seed,
                                   reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if augment != "none":
@@ -187,27 +209,28 @@ def _tf_dataset(pairs, loader, batch_size, *, augment, shuffle, cache_file, seed
 class PairBatches(keras.utils.PyDataset):
     """The pipeline as a `keras.utils.PyDataset`, for environments without TensorFlow.
 
-    Every pair is decoded once when the data set is first used, which finds the readable ones
-    (and so the number of batches); with the memory cache the decoded uint8 pairs are kept.
-    Epoch e shuffles with the seed (seed, e) and augments batch i with (seed, e, i).
+    With the memory cache each decoded uint8 pair is kept after its first use. Epoch e shuffles
+    with the seed (seed, e) and augments batch i with (seed, e, i).
 
     Example:
-        >>> batches = create_generator(pairs, (64, 64), 8, engine="keras")  # doctest: +SKIP
-        >>> images, masks = batches[0]  # doctest: +SKIP
+        >>> batches = create_generator(pairs, image_size=(32, 32), batch_size=8, engine="keras")
+        >>> images, masks = batches[0]
+        >>> images.shape, masks.dtype
+        ((8, 32, 32, 3), dtype('float32'))
     """
 
-    def __init__(self, pairs, loader, batch_size, *, augment, shuffle, cache_file, seed):
+    def __init__(self, loader, batch_size, *, augment, shuffle, cache_file, seed):
         super().__init__()
-        self.pairs, self.loader, self.batch_size = pairs, loader, batch_size
+        self.loader, self.batch_size = loader, batch_size
         self.augment, self.shuffle, self.seed = augment, shuffle, seed
         self.keep_decoded = cache_file == ""
-        self.epoch, self._readable, self._decoded = 0, None, {}
+        self.epoch, self._decoded = 0, {}
 
     def __len__(self):
-        return math.ceil(len(self._readable_indices()) / self.batch_size)
+        return math.ceil(len(self.loader.readable) / self.batch_size)
 
     def __getitem__(self, index):
-        order = self._readable_indices()
+        order = np.arange(len(self.loader.readable))
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(order)
         chosen = order[index * self.batch_size:(index + 1) * self.batch_size]
@@ -220,40 +243,22 @@ class PairBatches(keras.utils.PyDataset):
     def on_epoch_end(self):
         self.epoch += 1
 
-    def _readable_indices(self):
-        if self._readable is None:
-            self._readable = []
-            for index in range(len(self.pairs)):
-                decoded = self._decode(index)
-                if decoded is not None:
-                    self._readable.append(index)
-                    if self.keep_decoded:
-                        self._decoded[index] = decoded
-        return self._readable
-
     def _pair(self, index):
-        return self._decoded[index] if index in self._decoded else self._decode(index)
+        if index in self._decoded:
+            return self._decoded[index]
+        decoded = self.loader(index)
+        if self.keep_decoded:
+            self._decoded[index] = decoded
+        return decoded
 
-    def _decode(self, index):
-        image, mask, readable = self.loader(*self.pairs[index])
-        return (image, mask) if readable else None
 
-
-def _cache_file(cache, pairs, size):
-    """tf.data's cache file name: "" in memory, None for no cache, else a fingerprinted file.
+def _disk_cache_file(folder, pairs, size):
+    """tf.data's cache file in `folder`: named by a fingerprint of the pairs, size and version.
 
     A lock file left by a run killed while it was writing the cache would make tf.data refuse
     the cache ("a concurrent caching iterator"); it is removed with the half-written data, and
     the cache is written anew.
     """
-    if cache is None:
-        return None
-    if cache == "memory":
-        return ""
-    if cache in ("disk", "none") or not isinstance(cache, (str, os.PathLike)):
-        raise ValueError(f"cache must be 'memory', None, or the folder of a disk cache. "
-                         f"Received: cache={cache!r}")
-    folder = Path(cache)
     folder.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(f"{fingerprint_pairs(pairs)} {size} {__version__}".encode())
     path = folder / f"pairs-{key.hexdigest()[:16]}"

@@ -24,9 +24,9 @@ def predict_with_flips(model, images):
         numpy float32 (batch, height, width, classes) probabilities.
 
     Example:
-        >>> probabilities = predict_with_flips(model, images)  # doctest: +SKIP
-        >>> probabilities.shape  # (batch, height, width, 1)  # doctest: +SKIP
-        (4, 128, 128, 1)
+        >>> probabilities = predict_with_flips(model, np.zeros((4, 32, 32, 3), np.float32))
+        >>> probabilities.shape  # (batch, height, width, 1)
+        (4, 32, 32, 1)
     """
     images = np.asarray(images, dtype=np.float32)
     total = 0.0

@@ -42,8 +42,9 @@ class Results:
         files: dict of name -> Path of each file written (empty without a run folder).
 
     Example:
-        >>> report = results(model, split.test, run_dir="runs/x")  # doctest: +SKIP
-        >>> report.table.sort_values("dice").head(), report.files["report"]  # doctest: +SKIP
+        >>> report = results(model, split.test, run_dir=tmp, progress=False)
+        >>> sorted(report.figures), report.files["report"].name
+        (['best_predictions', 'dice_histogram', 'worst_predictions'], 'report.html')
     """
 
     evaluation: object
@@ -85,8 +86,10 @@ def results(model, pairs, *, history=None, run_dir=None, evaluation=None, config
         Results (evaluation, figures, files).
 
     Example:
-        >>> report = results(model, split.test, history="runs/first/log.csv")  # doctest: +SKIP
-        >>> report.summary["dice"]["mean"], report.figures["worst_predictions"]  # doctest: +SKIP
+        >>> report = results(model, split.test, history=finished_run / "log.csv", progress=False)
+        >>> "training_curves" in report.figures, report.files  # no run_dir: nothing written
+        (True, {})
+        >>> worst_first = report.table.sort_values("dice")  # one row per test image
     """
     if evaluation is None:
         evaluation = evaluate(model, pairs, config, image_size=image_size, progress=progress,
@@ -174,7 +177,10 @@ def plot_predictions(examples, *, title):
         matplotlib Figure with len(examples) rows and 4 columns.
 
     Example:
-        >>> figure = plot_predictions(evaluation.worst[:2], title="two worst")  # doctest: +SKIP
+        >>> evaluation = segment.evaluate(model, split.test, progress=False)
+        >>> figure = plot_predictions(evaluation.worst[:2], title="two worst")
+        >>> len(figure.axes)  # image, truth, prediction, overlay for each
+        8
     """
     figure = Figure(figsize=(12, 3.1 * max(len(examples), 1)), layout="constrained")
     figure.suptitle(title)
@@ -214,8 +220,9 @@ def show_prediction(model, pair, config=None, *, image_size=None, **overrides):
         matplotlib Figure (one row of 4 panels).
 
     Example:
-        >>> worst_id = report.table["dice"].idxmin()  # doctest: +SKIP
-        >>> show_prediction(model, by_id[worst_id], tta=True)  # doctest: +SKIP
+        >>> figure = show_prediction(model, split.test[0], tta=True)
+        >>> len(figure.axes)
+        4
     """
     config = with_overrides(config, EvalConfig, {**overrides, "num_examples": 1})
     pair = as_pair(pair)

@@ -28,8 +28,10 @@ import shutil
 from pathlib import Path
 
 from .config import RunConfig
+from .distribute import is_chief
 from .errors import RunFolderError
 from .files import write_json_atomic
+from .runtime import library_versions
 
 __all__ = ["RunFolder"]
 
@@ -163,6 +165,34 @@ class RunFolder:
         write_json_atomic(self.config, record)
         self.resuming = False
         return False
+
+    def open(self, settings, *, strategy, overwrite=False):
+        """Begin a training run here (the chief) or follow the chief's (the other workers).
+
+        The one place a run's record is made: `settings` plus the distribution strategy and
+        the library versions, written to `config.json` by `begin`.
+
+        Args:
+            settings: dict of the run's settings, e.g. `RunConfig.to_dict()` plus "pairs".
+            strategy: The tf.distribute strategy (or `distribute.OneDevice`) of the run.
+            overwrite: As for `begin`.
+
+        Returns:
+            `resuming`: True when a killed run with the same settings goes on.
+
+        Example:
+            >>> run = RunFolder(tmp / "opened")
+            >>> run.open({"train": {"epochs": 1}}, strategy=segment.distribute.OneDevice())
+            False
+            >>> sorted(run.recorded_settings())
+            ['distribution', 'train', 'versions']
+        """
+        if not is_chief(strategy):
+            return self.join()
+        return self.begin({**settings,
+                           "distribution": {"strategy": type(strategy).__name__,
+                                            "replicas": strategy.num_replicas_in_sync},
+                           "versions": library_versions()}, overwrite=overwrite)
 
     def join(self):
         """Follow the chief's run here, as a worker that is not the chief: write nothing.

@@ -1,4 +1,5 @@
-"""Start-up: which Keras backend loads, and TensorFlow's settings when it is that backend.
+"""What this process runs on: the Keras backend, TensorFlow's start-up settings, the precision
+this CPU or GPU trains well in, and the library versions a run records.
 
 Imported first by `segment/__init__.py`, before anything loads Keras or TensorFlow, because
 both read their settings once, when they load. Keras' backend is `KERAS_BACKEND`, else the
@@ -13,15 +14,28 @@ both read their settings once, when they load. Keras' backend is `KERAS_BACKEND`
   and tests set it), the import runs with stderr pointed at /dev/null, so a one-line error
   stays one line. Python exceptions raised by the import are not affected.
 
-Under JAX or PyTorch nothing here imports TensorFlow: the parts that need it (the tf.data
+`resolve_precision` picks the dtype policy (bfloat16 only where the CPU computes it natively)
+and `library_versions` lists what `config.json` records. Under JAX or PyTorch nothing here
+imports TensorFlow: the parts that need it (the tf.data
 pipeline, tf.distribute, TensorBoard logs, SavedModel loading) import it where they are used.
 """
 
 import contextlib
+import importlib.metadata
 import json
+import logging
 import os
+import platform
 import sys
 from pathlib import Path
+
+from ._version import __version__
+from .config import PRECISIONS
+
+__all__ = ["BACKENDS", "cpu_has_native_bf16", "keras_backend", "library_versions",
+           "resolve_precision"]
+
+logger = logging.getLogger(__name__)
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -70,3 +84,90 @@ if keras_backend() == "tensorflow" and "tensorflow" not in sys.modules:
     if _hides_info():
         with _stderr_to_devnull():
             import tensorflow  # noqa: F401
+
+
+# Distributions whose installed version config.json records, by the name it records.
+_VERSIONED = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",), "torch": ("torch",),
+              "numpy": ("numpy",), "pillow": ("pillow",)}
+
+
+def cpu_has_native_bf16():
+    """True if this CPU advertises bfloat16 arithmetic (avx512_bf16 or amx_bf16 in its flags)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision="float32", *, has_gpu=None):
+    """The dtype policy to build the model with, refusing the slow case.
+
+    Args:
+        precision: "float32", "mixed_bfloat16", "mixed_float16" or "mixed" (bf16 on CPU,
+            float16 on GPU). Defaults to "float32".
+        has_gpu: Whether a GPU is visible; detected when None.
+
+    Returns:
+        "float32", "mixed_bfloat16" or "mixed_float16". On a CPU without native bf16,
+        where bfloat16 runs several times slower than float32, a bf16 request falls back
+        to "float32" with a warning.
+
+    Example:
+        >>> resolve_precision("float32")
+        'float32'
+        >>> resolve_precision("mixed", has_gpu=True)
+        'mixed_float16'
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision. Received: precision={precision!r}; "
+                         f"available: {PRECISIONS}")
+    if has_gpu is None:
+        has_gpu = _backend_has_gpu()
+    if precision == "mixed":
+        precision = "mixed_float16" if has_gpu else "mixed_bfloat16"
+    if precision == "mixed_bfloat16" and not has_gpu and not cpu_has_native_bf16():
+        logger.warning("this CPU has no native bfloat16 (no avx512_bf16/amx_bf16 flag), where "
+                       "mixed_bfloat16 trains several times slower: using float32 instead")
+        return "float32"
+    return precision
+
+
+def library_versions():
+    """Versions of Python, the Keras backend and the main libraries, for config.json.
+
+    TensorFlow, JAX and PyTorch are listed when installed (read from their package records,
+    so none of them is imported here).
+
+    Example:
+        >>> {"python", "segment", "keras", "backend", "numpy"} <= set(library_versions())
+        True
+    """
+    import keras
+
+    versions = {"python": platform.python_version(), "segment": __version__,
+                "keras": keras.__version__, "backend": keras.backend.backend()}
+    for name, distributions in _VERSIONED.items():
+        for distribution in distributions:
+            try:
+                versions[name] = importlib.metadata.version(distribution)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return versions
+
+
+def _backend_has_gpu():
+    """Whether the Keras backend sees a GPU (CUDA) device."""
+    backend = keras_backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+        return any(device.platform == "gpu" for device in jax.devices())
+    if backend == "torch":
+        import torch
+        return torch.cuda.is_available()
+    return False
+

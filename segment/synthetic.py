@@ -46,9 +46,9 @@ def make_synthetic_dataset(out_dir, n, size=(192, 256), seed=0):
         used it, stay the same.
 
     Example:
-        >>> pairs = make_synthetic_dataset("data/synthetic", 20)  # doctest: +SKIP
-        >>> len(pairs)  # doctest: +SKIP
-        20
+        >>> pairs = make_synthetic_dataset(tmp / "synthetic", 3, size=(48, 64))
+        >>> len(pairs), pairs[0].id, pairs[0].image_path.parent.name
+        (3, 'ISIC_0000000', 'images')
     """
     if int(n) < 1:
         raise ValueError(f"n must be at least 1. Received: n={n}")

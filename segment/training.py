@@ -1,4 +1,5 @@
-"""Train, save and load: `train_model` runs `model.fit` with the paper's schedule and safe files.
+"""Train: `train_model` runs `model.fit` with the paper's schedule, a best-epoch checkpoint and a
+backup a killed run resumes from.
 
 A run folder after `train_model(model, train_ds, val_ds, TrainConfig(epochs=30), "runs/x")`
 (`RunFolder` owns the names; see run_folder.py):
@@ -11,57 +12,33 @@ A run folder after `train_model(model, train_ds, val_ds, TrainConfig(epochs=30),
     runs/x/config.json    the settings and library versions
     runs/x/backup/        only while training: a killed run resumes from here when restarted
 
-`load_model` reads `.keras` files, legacy tensorflow-addons `.h5` files and, for inference
-only, TensorFlow SavedModel folders.
+The model files themselves are written and read by `saving.py`.
 """
 
 import dataclasses
-import importlib.metadata
 import importlib.util
 import json
 import logging
 import math
-import platform
 import shutil
+import sys
 import tempfile
 import time
-import warnings
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import keras
 
-from ._version import __version__
-from .config import PRECISIONS, TrainConfig, with_overrides
+from .config import TrainConfig, with_overrides
 from .distribute import OneDevice, is_chief, task_id
-from .errors import ModelLoadError
-from .files import atomic_path, write_json_atomic
-from .layers import InstanceNormalization
+from .files import write_json_atomic
 from .losses import get_loss
 from .metrics import DiceCoefficient
 from .run_folder import RunFolder
+from .saving import save_model
 
-__all__ = [
-    "compile_model",
-    "cpu_has_native_bf16",
-    "library_versions",
-    "load_model",
-    "resolve_precision",
-    "save_model",
-    "set_seed",
-    "train_model",
-]
+__all__ = ["compile_model", "set_seed", "train_model"]
 
 logger = logging.getLogger(__name__)
-
-# Distributions whose installed version config.json records, by the name it records.
-_VERSIONED = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",), "torch": ("torch",),
-              "numpy": ("numpy",), "pillow": ("pillow",)}
-# Names under which other code saved instance normalization; all load as ours.
-_LEGACY_OBJECTS = {
-    "Addons>InstanceNormalization": InstanceNormalization,
-    "InstanceNormalization": InstanceNormalization,
-}
 
 
 def set_seed(seed):
@@ -73,56 +50,15 @@ def set_seed(seed):
     keras.utils.set_random_seed(int(seed))
 
 
-def cpu_has_native_bf16():
-    """True if this CPU advertises bfloat16 arithmetic (avx512_bf16 or amx_bf16 in its flags)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision=TrainConfig.precision, *, has_gpu=None):
-    """The dtype policy to build the model with, refusing the slow case.
-
-    Args:
-        precision: "float32", "mixed_bfloat16", "mixed_float16" or "mixed" (bf16 on CPU,
-            float16 on GPU). Defaults to "float32".
-        has_gpu: Whether a GPU is visible; detected when None.
-
-    Returns:
-        "float32", "mixed_bfloat16" or "mixed_float16". On a CPU without native bf16,
-        where bfloat16 runs several times slower than float32, a bf16 request falls back
-        to "float32" with a warning.
-
-    Example:
-        >>> resolve_precision("float32")
-        'float32'
-        >>> resolve_precision("mixed", has_gpu=True)
-        'mixed_float16'
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"Unknown precision. Received: precision={precision!r}; "
-                         f"available: {PRECISIONS}")
-    if has_gpu is None:
-        has_gpu = _backend_has_gpu()
-    if precision == "mixed":
-        precision = "mixed_float16" if has_gpu else "mixed_bfloat16"
-    if precision == "mixed_bfloat16" and not has_gpu and not cpu_has_native_bf16():
-        logger.warning("this CPU has no native bfloat16 (no avx512_bf16/amx_bf16 flag), where "
-                       "mixed_bfloat16 trains several times slower: using float32 instead")
-        return "float32"
-    return precision
-
-
 def compile_model(model, *, learning_rate=TrainConfig.learning_rate, loss=TrainConfig.loss):
     """Compile with Adam, a per-image loss and the per-image `DiceCoefficient` metric ("dice").
 
     A model whose layers compute in float16 gets Keras' dynamic loss scaling.
 
     Example:
-        >>> model = compile_model(create_model((32, 32, 3), base_filters=4, depth=3),
-        ...                       learning_rate=1e-3, loss="bce_dice")  # doctest: +SKIP
+        >>> model = compile_model(model, learning_rate=1e-3, loss="bce_dice")
+        >>> model.compiled, type(model.optimizer).__name__
+        (True, 'Adam')
     """
     optimizer = keras.optimizers.Adam(learning_rate)
     if any(layer.dtype_policy.name == "mixed_float16" for layer in model.layers):
@@ -132,7 +68,7 @@ def compile_model(model, *, learning_rate=TrainConfig.learning_rate, loss=TrainC
 
 
 def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strategy=None,
-                overwrite=False, settings=None, verbose=1, **overrides):
+                verbose=None, **overrides):
     """Train `model`, keep the best epoch, and make a killed run resumable.
 
     Compiles the model (Adam, the loss, per-image dice) unless it is already compiled.
@@ -142,7 +78,10 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
     with the same `run_dir` and settings after being killed, training resumes after the last
     completed epoch and runs to `config.epochs` in total. When training ends the model holds
     the best epoch's weights. The run folder (`RunFolder`) decides what an earlier run left
-    there may be kept.
+    there may be kept: given a folder no run has opened yet, `train_model` opens it with its
+    `TrainConfig` as the settings (`RunFolder.open`), so a folder holding another run's model
+    is refused; clear it first (`RunFolder(path).clear()`) or choose another. The whole
+    workflow (`train_and_evaluate`) opens it with every setting and the pairs instead.
 
     Args:
         model: Keras model, e.g. from `create_model`.
@@ -153,16 +92,14 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
             "cosine" learning_rate * (1 + cos(pi * e / epochs)) / 2; "plateau" halves the rate
             after 5 epochs without a lower validation loss. `precision` is not applied here:
             build the model with it (`create_model(dtype_policy=...)`).
-        run_dir: Folder (or `RunFolder`) for the model, logs and backup.
+        run_dir: Folder (or `RunFolder`, opened or not) for the model, logs and backup.
         callbacks: Further Keras callbacks, run after the built-in ones.
         strategy: The tf.distribute strategy the model was built under (see
             `segment.create_strategy`); None uses the model's own. Under several workers only
             the chief writes `run_dir`; the others write to temporary folders they remove.
-        overwrite: Clear a finished run, a model or a killed run with other settings found in
-            `run_dir` (everything the earlier run wrote). Defaults to False.
-        settings: Optional dict of further settings recorded in `config.json` (and compared
-            when resuming: "data", "model" and "pairs").
         verbose: Keras' progress output: 0 silent, 1 progress bar, 2 one line per epoch.
+            Defaults to the progress bar in a terminal and one line per epoch otherwise (a
+            log file then holds no progress-bar redraws).
         **overrides: `TrainConfig` fields to replace, e.g. `learning_rate=1e-3`.
 
     Returns:
@@ -175,10 +112,14 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
             SavedModel.
 
     Example:
-        >>> history = train_model(model, train_ds, val_ds, TrainConfig(epochs=30),
-        ...                       "runs/first")  # doctest: +SKIP
-        >>> history = train_model(model, train_ds, None, 2, "runs/quick",
-        ...                       learning_rate=1e-3)  # doctest: +SKIP
+        >>> train_ds = segment.create_generator(split.train, image_size=(32, 32), batch_size=4)
+        >>> val_ds = segment.create_generator(split.val, image_size=(32, 32), batch_size=4)
+        >>> history = train_model(model, train_ds, val_ds, TrainConfig(epochs=2), tmp / "run",
+        ...                       learning_rate=1e-3, verbose=0)
+        >>> sorted(history.history)
+        ['dice', 'epoch_seconds', 'learning_rate', 'loss', 'val_dice', 'val_loss']
+        >>> (tmp / "run" / "model.keras").exists(), len(history.history["loss"])
+        (True, 2)
     """
     if isinstance(config, int) and not isinstance(config, bool):
         config = TrainConfig(epochs=config)
@@ -189,13 +130,8 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
     strategy = _check_strategy(model, strategy)
     chief = is_chief(strategy)
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
-    if run.resuming is None and chief:  # not yet decided by train_and_evaluate
-        run.begin({"train": dataclasses.asdict(config), **(settings or {}),
-                   "distribution": {"strategy": type(strategy).__name__,
-                                    "replicas": strategy.num_replicas_in_sync},
-                   "versions": library_versions()}, overwrite=overwrite)
-    elif run.resuming is None:
-        run.join()
+    if run.resuming is None:  # not yet opened (by train_and_evaluate)
+        run.open({"train": dataclasses.asdict(config)}, strategy=strategy)
     resuming = run.resuming
     # Every worker makes the same saves (they may need all replicas); only the chief's land in
     # run_dir. Other workers start from a copy of the chief's backup, so all resume alike.
@@ -244,13 +180,11 @@ def _fit(model, train_ds, val_ds, config, run, resuming, callbacks, verbose):
             monitor, mode="max", patience=config.early_stopping_patience))
     if resuming:
         logger.info("resuming the interrupted run in '%s'", run.path)
-    with warnings.catch_warnings():
-        # The pipeline drops unreadable files, so its length is unknown until the first epoch
-        # ends; Keras warns about that once per data set, which is expected here.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                            shuffle=False, callbacks=all_callbacks,
-                            steps_per_epoch=config.steps_per_epoch, verbose=verbose)
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, shuffle=False,
+                        callbacks=all_callbacks, steps_per_epoch=config.steps_per_epoch,
+                        verbose=verbose)
     history.stopped_on_nan = any(not math.isfinite(value)
                                  for value in history.history.get("loss", []))
     if history.stopped_on_nan:
@@ -280,139 +214,6 @@ def _check_strategy(model, strategy):
         raise ValueError("the model was not built under this strategy: create it inside "
                          "`with strategy.scope():` and pass that same strategy")
     return strategy
-
-
-def save_model(model, path):
-    """Save `model` as a `.keras` file, atomically: a failed write leaves any old file intact.
-
-    Args:
-        model: Keras model.
-        path: Output path ending in `.keras`.
-
-    Example:
-        >>> save_model(model, "runs/first/model.keras")  # doctest: +SKIP
-    """
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"save_model writes the .keras format; the path must end in '.keras'. "
-                         f"Received: path='{path}'")
-    with atomic_path(path) as tmp:
-        model.save(tmp)
-    logger.info("saved the model to '%s'", path)
-
-
-def load_model(path, *, compile=False):
-    """Load a model saved by this library, by Keras 3, or by old tensorflow-addons code.
-
-    `.keras` files load with `safe_mode=True`: a file carrying Python code (a `Lambda`
-    layer) is refused, never executed. Legacy `.h5` files whose config names
-    `Addons>InstanceNormalization` load that layer as ours, with its weights. A TensorFlow
-    SavedModel folder (what `model.save("dir")` wrote with tf.keras 2.x and
-    tensorflow-addons) loads for inference only: its `serving_default` signature wrapped in a
-    `keras.layers.TFSMLayer` (TensorFlow backend); `train_model` refuses it.
-
-    Args:
-        path: A `.keras` or `.h5` file, or a SavedModel folder.
-        compile: Also restore the optimizer, loss and metrics. Defaults to False (enough to
-            predict and evaluate; `train_model` compiles what it trains).
-
-    Returns:
-        keras.Model.
-
-    Raises:
-        ModelLoadError: the path is missing, is not a model file or SavedModel folder, or is
-            refused by safe mode.
-
-    Example:
-        >>> model = load_model("runs/first/model.keras")  # doctest: +SKIP
-    """
-    path = Path(path)
-    if path.is_dir():
-        if (path / "saved_model.pb").exists():
-            return _load_saved_model(path)
-        raise ModelLoadError(f"'{path}' is a folder, not a model file (.keras or .h5) nor a "
-                             f"TensorFlow SavedModel (no saved_model.pb)")
-    if not path.exists():
-        raise ModelLoadError(f"model file '{path}' does not exist")
-    if path.suffix not in (".keras", ".h5", ".hdf5"):
-        raise ModelLoadError(f"'{path}' is not a model file: expected a .keras or .h5 file")
-    if path.suffix == ".keras":
-        _check_keras_archive(path)
-    try:
-        return keras.models.load_model(path, custom_objects=_LEGACY_OBJECTS, compile=compile,
-                                       safe_mode=True)
-    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
-        raise ModelLoadError(f"'{path}' could not be loaded as a Keras model: {error}") from None
-
-
-def library_versions():
-    """Versions of Python, the Keras backend and the main libraries, for config.json.
-
-    TensorFlow, JAX and PyTorch are listed when installed (read from their package records,
-    so none of them is imported here).
-
-    Example:
-        >>> {"python", "segment", "keras", "backend", "numpy"} <= set(library_versions())
-        True
-    """
-    versions = {"python": platform.python_version(), "segment": __version__,
-                "keras": keras.__version__, "backend": keras.backend.backend()}
-    for name, distributions in _VERSIONED.items():
-        for distribution in distributions:
-            try:
-                versions[name] = importlib.metadata.version(distribution)
-                break
-            except importlib.metadata.PackageNotFoundError:
-                continue
-    return versions
-
-
-def _backend_has_gpu():
-    """Whether the Keras backend sees a GPU (CUDA) device."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-        return bool(tf.config.list_physical_devices("GPU"))
-    if backend == "jax":
-        import jax
-        return any(device.platform == "gpu" for device in jax.devices())
-    if backend == "torch":
-        import torch
-        return torch.cuda.is_available()
-    return False
-
-
-def _load_saved_model(path):
-    """An inference-only keras.Model around a SavedModel folder's `serving_default` signature.
-
-    The model takes float32 (batch, height, width, 3) images as the signature declares them
-    and returns its one output (probabilities).
-    """
-    try:
-        layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default",
-                                       trainable=False, name="saved_model")
-    except (ValueError, OSError, NotImplementedError) as error:
-        raise ModelLoadError(f"'{path}' could not be loaded as a TensorFlow SavedModel: "
-                             f"{_first_line(error)}") from None
-    _, keyword_specs = layer.call_endpoint_fn.structured_input_signature
-    if len(keyword_specs) != 1:
-        raise ModelLoadError(f"'{path}': its serving_default signature takes "
-                             f"{len(keyword_specs)} inputs ({', '.join(keyword_specs)}); "
-                             f"an image model takes one")
-    (spec,) = keyword_specs.values()
-    inputs = keras.Input(shape=tuple(spec.shape[1:]), name="image")
-    outputs = layer(inputs)
-    if isinstance(outputs, dict):
-        if len(outputs) != 1:
-            raise ModelLoadError(f"'{path}': its serving_default signature has "
-                                 f"{len(outputs)} outputs ({', '.join(outputs)}); expected one")
-        (outputs,) = outputs.values()
-    logger.info("loaded the SavedModel '%s' for inference only", path)
-    return keras.Model(inputs, outputs, name=f"saved_model_{path.name}")
-
-
-def _first_line(error):
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 class _EpochTimer(keras.callbacks.Callback):
@@ -495,16 +296,3 @@ def _trim_log(path, num_epochs):
             log.truncate()
 
 
-def _check_keras_archive(path):
-    """Refuse a `.keras` file that is not a zip or names a member outside its own folder."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError) as error:
-        raise ModelLoadError(f"'{path}' could not be loaded as a Keras model: it is not a "
-                             f".keras (zip) archive ({error})") from None
-    for name in names:
-        parts = PurePosixPath(name.replace("\\", "/")).parts
-        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-            raise ModelLoadError(f"'{path}' refused: its member '{name}' points outside the "
-                                 f"archive (path traversal)")

@@ -12,31 +12,23 @@ test part -> report and `skipped_files.txt` in the run folder.
 
 import logging
 import os
-import random
 from pathlib import Path
 from typing import NamedTuple
 
 from .config import EvalConfig, RunConfig, with_overrides
-from .data import (
-    PairList,
-    Split,
-    as_pairs,
-    find_pairs,
-    fingerprint_pairs,
-    inspect,
-    load_split,
-    save_split,
-    train_val_test_split,
-)
+from .data import PairList, as_pairs, find_pairs, fingerprint_pairs, inspect
 from .distribute import create_strategy, is_chief, task_id
 from .errors import RunFolderError, SegmentError
-from .evaluation import export_predictions
 from .files import save_figure_atomic, write_text_atomic
 from .model import create_model
 from .pipeline import create_generator
+from .prediction import export_predictions, network_size
 from .report import results
 from .run_folder import RunFolder
-from .training import library_versions, load_model, resolve_precision, set_seed, train_model
+from .runtime import resolve_precision
+from .saving import load_model
+from .split import Split, load_split, save_split, train_val_test_split
+from .training import set_seed, train_model
 
 __all__ = ["EvaluationOutcome", "TrainingOutcome", "load_and_evaluate", "load_and_predict",
            "run_settings", "train_and_evaluate"]
@@ -48,8 +40,8 @@ class TrainingOutcome(NamedTuple):
     """What `train_and_evaluate` returns; unpacks as `model, history, report, split, run`.
 
     Example:
-        >>> model, history, report, split, run = train_and_evaluate(
-        ...     "ISIC2018", "runs/x")  # doctest: +SKIP
+        >>> TrainingOutcome._fields
+        ('model', 'history', 'results', 'split', 'run')
     """
 
     model: object  # keras.Model holding the best epoch's weights
@@ -63,7 +55,10 @@ class EvaluationOutcome(NamedTuple):
     """What `load_and_evaluate` returns; unpacks as `model, report, part`.
 
     Example:
-        >>> model, report, part = load_and_evaluate("runs/x/model.keras")  # doctest: +SKIP
+        >>> model, report, part = load_and_evaluate(finished_run / "model.keras",
+        ...                                         out_dir=tmp / "again", progress=False)
+        >>> part.startswith("test part of")
+        True
     """
 
     model: object  # the loaded keras.Model
@@ -72,7 +67,7 @@ class EvaluationOutcome(NamedTuple):
 
 
 def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_sizes=False,
-                       strategy=None, overwrite=False, verbose=1, progress=True):
+                       strategy=None, overwrite=False, verbose=None, progress=True):
     """Split, train, save and evaluate in one run folder: what the train driver does.
 
     Started again with the same run folder and settings after being killed, training goes on
@@ -87,7 +82,8 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
         inspect_sizes: Also write `image_sizes.png` (from file headers) and log the table.
         strategy: A tf.distribute strategy from `create_strategy`; None trains on one device.
         overwrite: Clear what an earlier run left in `run_dir`. Defaults to False.
-        verbose: Keras' progress output while training: 0, 1 or 2. Defaults to 1.
+        verbose: Keras' progress output while training: 0, 1 or 2. Defaults to the progress
+            bar in a terminal, one line per epoch otherwise.
         progress: Progress bars for inspecting and evaluating. Defaults to True.
 
     Returns:
@@ -100,11 +96,16 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
         SegmentError: training stopped because the loss became NaN.
 
     Example:
-        >>> config = RunConfig(data=DataConfig(image_size=(128, 128), augment=True),
-        ...                    train=TrainConfig(epochs=20))  # doctest: +SKIP
+        >>> config = segment.RunConfig(
+        ...     data=segment.DataConfig(image_size=(32, 32), batch_size=4, augment="flips"),
+        ...     model=segment.ModelConfig(base_filters=4, depth=3),
+        ...     train=segment.TrainConfig(epochs=1))
         >>> model, history, report, split, run = train_and_evaluate(
-        ...     "ISIC2018", "runs/isic-128", config)  # doctest: +SKIP
-        >>> report.summary["dice"]["mean"], run.model  # doctest: +SKIP
+        ...     data_dir, tmp / "run", config, verbose=0, progress=False)
+        >>> run.state, len(split.test) == report.summary["count"]
+        ('finished', True)
+        >>> 0 <= report.summary["dice"]["mean"] <= 1  # per-image mean dice on the test part
+        True
     """
     config = RunConfig() if config is None else config
     if not isinstance(config, RunConfig):
@@ -113,14 +114,8 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     chief = is_chief(strategy)
     pairs, source = _pairs_and_source(data, masks_dir)
     run = RunFolder(run_dir)
-    record = {**run_settings(config, pairs), "source": source,
-              "distribution": {"strategy": type(strategy).__name__,
-                               "replicas": strategy.num_replicas_in_sync},
-              "versions": library_versions()}
-    if chief:
-        run.begin(record, overwrite=overwrite)
-    else:
-        run.join()
+    run.open({**run_settings(config, pairs), "source": source}, strategy=strategy,
+             overwrite=overwrite)
     if inspect_sizes and chief:
         report = inspect(pairs, progress=progress)
         logger.info("image sizes:\n%s", report)
@@ -136,12 +131,10 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
                              dtype_policy=None if precision == "float32" else precision)
     model.summary(print_fn=logger.debug)
     logger.info("model: %s, %d parameters, %s", model.name, model.count_params(), precision)
-    train_ds = create_generator(split.train, config.data.image_size, config.data.batch_size,
-                                augment=config.data.augment, shuffle=True,
-                                cache=_cache(config.data.cache, run, "train"),
-                                seed=config.data.seed)
-    val_ds = create_generator(split.val, config.data.image_size, config.data.batch_size,
-                              cache=_cache(config.data.cache, run, "val")) if split.val else None
+    train_ds = create_generator(split.train, config.data, shuffle=True,
+                                cache_dir=_cache_dir(config.data, run, "train"))
+    val_ds = create_generator(split.val, config.data, augment="none",
+                              cache_dir=_cache_dir(config.data, run, "val")) if split.val else None
     history = train_model(model, train_ds, val_ds, config.train, run, strategy=strategy,
                           verbose=verbose)
     if history.stopped_on_nan:
@@ -191,7 +184,9 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
 
     Example:
         >>> model, report, part = load_and_evaluate(
-        ...     "runs/x/model.keras", tta=True, out_dir="runs/x/tta")  # doctest: +SKIP
+        ...     finished_run / "model.keras", tta=True, out_dir=tmp / "tta", progress=False)
+        >>> report.summary["settings"]["tta"], report.files["report"].name
+        (True, 'report.html')
     """
     model_path = Path(model_path)
     if part not in Split._fields:
@@ -225,8 +220,10 @@ def load_and_predict(model_path, images, out_dir=None, config=None, *, image_siz
         (written, skipped): the written mask paths, and (path, reason) of unreadable images.
 
     Example:
-        >>> written, skipped = load_and_predict("runs/x/model.keras",
-        ...                                     "ISIC2018_Task1-2_Test_Input")  # doctest: +SKIP
+        >>> written, skipped = load_and_predict(finished_run / "model.keras",
+        ...                                     data_dir / "images", tmp, progress=False)
+        >>> len(written), skipped
+        (12, [])
     """
     model_path = Path(model_path)
     beside = RunFolder(model_path.parent)
@@ -261,28 +258,15 @@ def _split(pairs, run, data_config, chief):
     if run.resuming and run.split.exists():
         logger.info("resuming: reusing the split in '%s'", run.split)
         return load_split(run.split, pairs)
-    split = train_val_test_split(pairs, data_config.ratios, data_config.seed)
-    split = split._replace(train=_training_subset(split.train, data_config))
+    split = train_val_test_split(pairs, data_config)
     if chief:
-        save_split(split, run.split, seed=data_config.seed, ratios=data_config.ratios)
+        save_split(split, run.split, data_config)
     return split
 
 
-def _training_subset(train, data_config):
-    """`train_fraction` of the training part, drawn with the seed; sorted by id like the parts.
-
-    The subsets of one seed are nested (the 10 % pairs are among the 25 % pairs), so a learning
-    curve adds data instead of swapping it.
-    """
-    if data_config.train_fraction == 1:
-        return train
-    count = max(1, round(data_config.train_fraction * len(train)))
-    drawn = random.Random(data_config.seed).sample(list(train), len(train))[:count]
-    return sorted(drawn, key=lambda pair: pair.id)
-
-
-def _cache(mode, run, part):
-    return {"memory": "memory", "none": None}.get(mode, run.cache_dir(part))
+def _cache_dir(data_config, run, part):
+    """The disk cache's folder of one part in the run folder, with cache="disk"; else None."""
+    return run.cache_dir(part) if data_config.cache == "disk" else None
 
 
 def _check_replica_batches(strategy, batch_size, split):
@@ -318,7 +302,8 @@ def _load_with_settings(model_path, beside, config, image_size, overrides):
     config = with_overrides(config or _recorded_evaluation(recorded, model_path), EvalConfig,
                             overrides)
     model = load_model(model_path)
-    return model, config, _network_size(model, image_size, recorded)
+    return model, config, network_size(model, image_size,
+                                       recorded.get("data", {}).get("image_size"))
 
 
 def _recorded_evaluation(recorded, model_path):
@@ -331,22 +316,6 @@ def _recorded_evaluation(recorded, model_path):
                          f"version cannot read: {error}") from None
     logger.info("evaluation settings from config.json: %s", config)
     return config
-
-
-def _network_size(model, image_size, recorded):
-    """(height, width) to feed the model: its own, else `image_size`, else the recorded one."""
-    fixed = model.input_shape[1:3]
-    if None not in fixed:
-        if image_size is not None and tuple(image_size) != tuple(fixed):
-            raise ValueError(f"the model takes {fixed[0]}x{fixed[1]} images. Received: "
-                             f"image_size={tuple(image_size)}")
-        return tuple(fixed)
-    if image_size is not None:
-        return tuple(image_size)
-    if recorded.get("data", {}).get("image_size"):
-        return tuple(recorded["data"]["image_size"])
-    raise ValueError("the model accepts any image size and no config.json records one: pass "
-                     "--size (image_size=(height, width))")
 
 
 def _evaluation_pairs(data, masks_dir, split_manifest, part, beside):

@@ -46,8 +46,9 @@ class CrashAtSecondEpoch(keras.callbacks.Callback):
 def train(data_dir, out_dir):
     """Train, save, report and score on this process's backend (see the module docstring)."""
     split = segment.train_val_test_split(segment.find_pairs(data_dir), seed=0)
-    train_ds = segment.create_generator(split.train, SIZE, 4, augment=True, shuffle=True)
-    val_ds = segment.create_generator(split.val, SIZE, 4)
+    train_ds = segment.create_generator(split.train, image_size=SIZE, batch_size=4, augment="full",
+                                        shuffle=True)
+    val_ds = segment.create_generator(split.val, image_size=SIZE, batch_size=4)
     run = os.path.join(out_dir, keras.backend.backend())
     segment.set_seed(0)
     try:  # killed while the second epoch starts: the first is backed up

@@ -25,8 +25,8 @@ PROBE = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3
 
 def data(data_dir, **options):
     split = segment.train_val_test_split(segment.find_pairs(data_dir), seed=0)
-    return (segment.create_generator(split.train, SIZE, 8, seed=0, **options),
-            segment.create_generator(split.val, SIZE, 8))
+    return (segment.create_generator(split.train, image_size=SIZE, batch_size=8, seed=0, **options),
+            segment.create_generator(split.val, image_size=SIZE, batch_size=8))
 
 
 def build(strategy):

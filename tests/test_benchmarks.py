@@ -22,8 +22,11 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     compute = results["compute"]["64x64"]
     assert compute["train_images_per_s"] > 0 and 0 < compute["train_fraction_of_peak"] < 2
     assert results["pipeline"]["memory"]["disk_cache_growth"] > -0.5
+    augmentation = results["pipeline"]["augmentation"]
+    assert set(augmentation["speed_relative_to_plain"]) == {"flips", "full"}
+    assert all(len(epochs) == 1 for epochs in augmentation["epoch_seconds"].values())
     synthetic = results["quality"]["synthetic"]
-    assert synthetic["recipe"]["epochs"] == 2 and 0 <= synthetic["plain"]["mean_dice"] <= 1
+    assert synthetic["recipe"]["train"]["epochs"] == 2 and 0 <= synthetic["plain"]["mean_dice"] <= 1
     peer = results["peer"]
     if "skipped" in peer:  # CI installs no torch: the benchmark says how to get the peer
         assert "pip install -e '.[peer]'" in peer["skipped"]
@@ -62,9 +65,12 @@ def test_target_verdicts():
     results["compute"]["128x128_xla"] = {"train_fraction_of_peak": 0.2}  # no row of its own
     results["compute"]["threads"] = {"intra_op": 0}
     rows = targets(results)
-    assert [target for name, target, _, _ in rows if name == "1 compute"] == [
+    assert [met for name, target, _, met, *_ in targets({"pipeline": {"augmentation": {
+        "speed_relative_to_plain": {"flips": 0.99, "full": 0.93}}}}) if "augmented" in target
+            ] == [False]
+    assert [target for name, target, _, _, *_ in rows if name == "1 compute"] == [
         "training at 128x128: >= 0.60 of matmul peak"]
-    verdicts = {name: met for name, _, _, met in rows}
+    verdicts = {name: met for name, _, _, met, *_ in rows}
     assert verdicts["1 compute"] is True and verdicts["2 pipeline"] is False
     assert verdicts["4 mixed precision"].startswith("n/a: no native bf16")
 
@@ -78,13 +84,13 @@ def test_peer_and_quality_verdicts():
     quality = {"budget_seconds": 600, "isic": {**scores, "train_seconds": 590},
                "peer": {"plain": {"mean_dice": 0.91}, "tta+postprocess": {"mean_dice": 0.92}}}
     rows = targets({"peer": peer, "quality": quality})
-    peer_rows = [(target, met) for name, target, _, met in rows if name.startswith("5")]
+    peer_rows = [(target, met) for name, target, _, met, *_ in rows if name.startswith("5")]
     assert peer_rows == [
         ("train GFLOP/s at 128^2 >= the peer's best mode (torch.compile)", False),
         ("predict GFLOP/s at 128^2 >= the peer's best mode (eager)", True),
         ("test mean dice, equal budget (plain) >= the peer's", False),
         ("test mean dice, equal budget (tta+postprocess) >= the peer's", True)]
-    assert [met for name, _, _, met in rows if name == "6 quality"] == [True]
+    assert [met for name, _, _, met, *_ in rows if name == "6 quality"] == [True]
     quality["isic"]["train_seconds"] = 700  # over the 10-minute budget
     assert [met for name, _, _, met in targets({"quality": quality})
             if name == "6 quality"] == [False]
@@ -102,7 +108,6 @@ def test_ablation_words_choose_runs():
         "batch 16 instead of 8", "192x192 instead of 128x128 (13 epochs: the same training time)"]
     with pytest.raises(SystemExit, match="no ablation matches"):
         chosen_ablations(["resnet"])
-
 
 
 def test_isic2018_verdicts():
@@ -129,7 +134,7 @@ def test_isic2018_verdicts():
                 "128-train25-flips": {**scores(0.5), "best_val_dice": 0.95}},
             "bound": {"128x128": {"mean_dice": 0.995}, "256x256": {"mean_dice": 0.998}}}
     data = {"isic2018_512": {"first_epoch_images_per_s": {"128x128": 149.0}}}
-    rows = {target: (value, met) for name, target, value, met in targets(
+    rows = {target: (value, met) for name, target, value, met, *_ in targets(
         {"isic2018": full, "data": data}) if name.startswith("8 ")}
     assert rows["first-epoch decode of every file at 128x128: >= 150 images/s"] == ("149", False)
     assert rows["test mean dice >= 0.89 and ISIC score >= 0.80 (plain) in <= 90 min of CPU "
@@ -139,13 +144,17 @@ def test_isic2018_verdicts():
         "0.889 (128-flips, 83.0 min) vs 0.895 (80.5 min); paired -0.0060 +- 0.0021", False)
     assert rows["bound: a perfect network's test mean dice at 128x128 / 256x256 (measured, no "
                 "target)"] == ("0.995 / 0.998", "measured (no target)")
-    assert rows["learning curve: 4 real runs (training images: test mean dice)"] == (
-        "113: 0.800, 282: 0.840, 564: 0.860, 1127: 0.880", True)
+    curve_target = ("learning curve: test mean dice rises with every larger training share "
+                    "(training images: dice)")
+    assert rows[curve_target] == ("113: 0.800, 282: 0.840, 564: 0.860, 1127: 0.880", True)
     assert rows["mixed bf16 at equal epochs: test mean dice within 0.005 of float32"] == (
         "1.45x faster, dice -0.004", True)
     full["changes"]["256-flips"]["train_seconds"] = 91 * 60  # the judged run: over the budget
     full["bf16"]["policy"] = "float32"  # a CPU without native bf16 fell back
-    rows = {target: met for name, target, _, met in targets({"isic2018": full}) if name[0] == "8"}
+    curve[2]["plain"]["mean_dice"] = 0.83  # more data, a lower score: the curve verdict fails
+    rows = {target: met for name, target, _, met, *_ in targets({"isic2018": full})
+            if name[0] == "8"}
+    assert rows[curve_target] is False
     assert rows["test mean dice >= 0.89 and ISIC score >= 0.80 (plain) in <= 90 min of CPU "
                 "training (the run best on validation)"] is False
     assert rows["mixed bf16 at equal epochs: test mean dice within 0.005 of float32"].startswith(

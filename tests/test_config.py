@@ -29,9 +29,12 @@ def test_bad_values_are_refused_with_the_value(make, message):
         make()
 
 
-def test_augment_true_and_false_are_read_as_full_and_none():
-    assert [DataConfig(augment=value).augment for value in (True, False, "flips")] == [
-        "full", "none", "flips"]
+def test_augment_is_a_name_and_old_config_json_booleans_still_read():
+    with pytest.raises(ValueError, match="Unknown augment. Received: augment=True"):
+        DataConfig(augment=True)
+    # config.json of versions before 0.1.0 recorded true / false
+    assert [RunConfig.from_dict({"data": {"augment": value}}).data.augment
+            for value in (True, False, "flips")] == ["full", "none", "flips"]
 
 
 def test_overrides_replace_fields_and_unknown_names_are_type_errors():
@@ -44,7 +47,7 @@ def test_overrides_replace_fields_and_unknown_names_are_type_errors():
 
 
 def test_config_json_round_trip_keeps_every_setting():
-    config = RunConfig(data=DataConfig(image_size=(64, 96), augment=True, cache="disk"),
+    config = RunConfig(data=DataConfig(image_size=(64, 96), augment="full", cache="disk"),
                        model=ModelConfig(base_filters=8, depth=4, dropout=0.1, l2=0.0,
                                          deep_supervision=False, standardize_input=True),
                        train=TrainConfig(epochs=3, lr_schedule="cosine", loss="bce_dice"),

@@ -1,9 +1,11 @@
 """Pairing by id, the header-only inspector, the deterministic 6:2:2 split and its manifest."""
 
+import json
 import logging
 import random
 
 from segment import (
+    DataConfig,
     Pair,
     PairingError,
     find_pairs,
@@ -149,7 +151,8 @@ def test_split_rejects_duplicate_ids(hundred_pairs):
 
 def test_manifest_round_trip(hundred_pairs, tmp_path):
     split = train_val_test_split(hundred_pairs, seed=2)
-    save_split(split, tmp_path / "split.json", seed=2, ratios=(0.6, 0.2, 0.2))
+    save_split(split, tmp_path / "split.json", DataConfig(seed=2))
+    assert json.loads((tmp_path / "split.json").read_text())["seed"] == 2
     assert load_split(tmp_path / "split.json", hundred_pairs) == split
     stored = load_split(tmp_path / "split.json")  # from the paths written in the manifest
     assert ids(stored.test) == ids(split.test)

@@ -154,7 +154,7 @@ def test_multiworker_needs_tf_config(monkeypatch):
 def test_model_must_be_built_under_the_strategy(synthetic_pairs, tmp_path):
     strategy = tf.distribute.MirroredStrategy(devices=["/cpu:0"])
     model = segment.create_model((32, 32, 3), base_filters=4, depth=3)  # outside its scope
-    data = segment.create_generator(synthetic_pairs[:4], (32, 32), 2)
+    data = segment.create_generator(synthetic_pairs[:4], image_size=(32, 32), batch_size=2)
     with pytest.raises(ValueError, match="not built under this strategy"):
         segment.train_model(model, data, None, 1, tmp_path, strategy=strategy, verbose=0)
 

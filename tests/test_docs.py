@@ -1,6 +1,8 @@
-"""The documents stay true to the code: every test they cite exists."""
+"""The documents stay true to the code: cited tests exist, links resolve, numbers match their
+source, the public API is small and every example in it runs."""
 
 import ast
+import json
 import re
 
 import pytest
@@ -33,3 +35,72 @@ def test_every_public_function_and_class_has_an_example():
                    and not issubclass(getattr(segment, name), Exception))
                and "Example:" not in (getattr(segment, name).__doc__ or "")]
     assert missing == []
+
+
+def test_top_level_examples_run_or_say_why_not():
+    import segment
+
+    skipped = [name for name in segment.__all__
+               if "+SKIP" in (getattr(getattr(segment, name), "__doc__", None) or "")
+               and "Skipped under doctest:" not in getattr(segment, name).__doc__]
+    assert skipped == []
+
+
+def test_public_api_is_small_and_former_names_still_work():
+    import segment
+
+    assert len(segment.__all__) <= 35
+    assert sorted(set(segment.__all__) & set(segment._FORMER_NAMES)) == []
+    for name, module in segment._FORMER_NAMES.items():
+        assert getattr(segment, name) is getattr(getattr(segment, module), name)
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        segment.no_such_name  # noqa: B018
+
+
+def test_modules_stay_under_400_lines_and_the_readme_under_200():
+    long = {path.name: count for path in (REPO / "segment").glob("*.py")
+            if (count := len(path.read_text().splitlines())) > 400}
+    assert long == {}
+    assert len((REPO / "README.md").read_text().splitlines()) <= 200
+
+
+DOCUMENTS = ["README.md", *sorted(str(path.relative_to(REPO)) for path in (REPO / "docs").glob(
+    "*.md"))]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_local_links_resolve(document):
+    path = REPO / document
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text())
+    local = [target for target in targets if "://" not in target]
+    assert [target for target in local if not (path.parent / target).exists()] == []
+
+
+def test_nothing_cites_a_document_outside_the_repository():
+    texts = [*(REPO / "segment").glob("*.py"), *(REPO / "benchmarks").glob("*.py"),
+             *(REPO / "tests").glob("*.py"), *(REPO / "docs").glob("*.md"), REPO / "README.md"]
+    citing = [path.name for path in texts
+              if re.search(r"DESIGN(\.md| §)|STYLE\.md|shared/(DESIGN|STYLE)", path.read_text())
+              and path.name != "test_docs.py"]
+    assert citing == []
+
+
+def test_readme_results_table_is_the_benchmark_record():
+    # One source for each number: the README's ISIC 2018 rows are benchmarks/results.json's.
+    results = json.loads((REPO / "benchmarks" / "results.json").read_text())["isic2018"]
+    rows = {
+        "the command above (20 epochs, float32)": (results["recipe"]["plain"],
+                                                   results["recipe"]["train_seconds"]),
+        "same model, `--tta --postprocess`": (results["recipe"]["tta+postprocess"], None),
+        "best on validation": (results["changes"]["128-flips-bf16"]["plain"],
+                               results["changes"]["128-flips-bf16"]["train_seconds"]),
+        "MONAI DynUNet (the peer)": (results["peer"]["plain"], results["peer"]["train_seconds"]),
+    }
+    lines = (REPO / "README.md").read_text().splitlines()
+    for label, (scores, seconds) in rows.items():
+        (line,) = [line for line in lines if line.startswith("|") and label in line]
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert cells[1:4] == [f"{scores[name]:.3f}" for name in
+                              ("mean_dice", "median_dice", "isic_score")], label
+        if seconds is not None:
+            assert cells[4] == f"{seconds / 60:.1f} min", label

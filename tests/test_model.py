@@ -18,7 +18,7 @@ def norm_params(channels):
 
 
 def hand_count(base=16, depth=5):
-    """Parameters of DESIGN §2's network, derived module by module."""
+    """Parameters of the paper's network (docs/REFERENCE.md), derived module by module."""
     f = [base * 2**level for level in range(depth)]  # filters of levels 1..depth
     total = conv_params(3, 3, f[0])  # level 1 input convolution
     total += sum(conv_params(3, f[level - 1], f[level]) for level in range(1, depth))  # stride 2

@@ -1,6 +1,6 @@
 """create_generator: shapes, dtypes, ranges, augmentation that keeps image and mask aligned."""
 
-from segment import Pair, create_generator
+from segment import DataConfig, Pair, create_generator
 from segment.pipeline import ENGINES, PairBatches
 
 import numpy as np
@@ -26,7 +26,8 @@ def engine(request):
 
 
 def test_batches_have_documented_shapes_and_ranges(synthetic_pairs, engine):
-    dataset = create_generator(synthetic_pairs[:10], (32, 48), 4, engine=engine)
+    dataset = create_generator(synthetic_pairs[:10], image_size=(32, 48), batch_size=4,
+                               engine=engine)
     images, masks = collect(dataset)
     assert images.shape == (10, 32, 48, 3) and masks.shape == (10, 32, 48, 1)
     assert images.dtype == np.float32 and masks.dtype == np.float32
@@ -50,8 +51,10 @@ def aligned_pairs(tmp_path):
 
 
 def test_augmentation_moves_image_and_mask_together(aligned_pairs, engine):
-    plain_images, _ = collect(create_generator(aligned_pairs, (32, 32), 8, engine=engine))
-    images, masks = collect(create_generator(aligned_pairs, (32, 32), 8, augment=True, seed=1,
+    plain_images, _ = collect(create_generator(aligned_pairs, image_size=(32, 32), batch_size=8,
+                                               engine=engine))
+    images, masks = collect(create_generator(aligned_pairs, image_size=(32, 32), batch_size=8,
+                                             augment="full", seed=1,
                                              engine=engine))
     assert set(np.unique(masks)) <= {0.0, 1.0}
     agreement = ((images.mean(axis=-1) > 0.5) == (masks[..., 0] > 0.5)).mean()
@@ -67,9 +70,11 @@ def dihedral(array):
 
 def test_flips_augmentation_turns_or_mirrors_each_pair_and_keeps_its_pixels(aligned_pairs,
                                                                             engine):
-    plain_images, plain_masks = collect(create_generator(aligned_pairs, (32, 32), 8,
+    plain_images, plain_masks = collect(create_generator(aligned_pairs, image_size=(32, 32),
+                                                         batch_size=8,
                                                          engine=engine))
-    images, masks = collect(create_generator(aligned_pairs, (32, 32), 8, augment="flips",
+    images, masks = collect(create_generator(aligned_pairs, image_size=(32, 32), batch_size=8,
+                                             augment="flips",
                                              seed=1, engine=engine))
     chosen = []
     for plain_image, plain_mask, image, mask in zip(plain_images, plain_masks, images, masks,
@@ -84,7 +89,8 @@ def test_flips_augmentation_turns_or_mirrors_each_pair_and_keeps_its_pixels(alig
 
 def test_same_seed_same_batches_different_seed_different(synthetic_pairs, engine):
     def first_batch(seed):
-        dataset = create_generator(synthetic_pairs, (32, 32), 6, augment=True, shuffle=True,
+        dataset = create_generator(synthetic_pairs, image_size=(32, 32), batch_size=6,
+                                   augment="full", shuffle=True,
                                    seed=seed, engine=engine)
         return collect(dataset)[0][:6]
 
@@ -96,15 +102,36 @@ def test_unreadable_pair_is_skipped_and_named(synthetic_pairs, tmp_path, engine)
     broken = tmp_path / "ISIC_9999999.jpg"
     broken.write_text("not a jpeg")
     pairs = list(synthetic_pairs[:5]) + [Pair(broken, synthetic_pairs[0].mask_path)]
-    dataset = create_generator(pairs, (32, 32), 4, engine=engine)
+    dataset = create_generator(pairs, image_size=(32, 32), batch_size=4, engine=engine)
     images, _ = collect(dataset)
     assert len(images) == 5
     assert [path for path, _ in dataset.skipped] == [str(broken)]
 
 
+def test_batches_are_counted_before_the_first_epoch_and_a_truncated_file_is_replaced(
+        synthetic_pairs, tmp_path, engine):
+    # Headers are read first: a foreign file is left out before training, so the number of
+    # batches is known (Keras shows "k/N" from epoch 1); a truncated JPEG, whose header reads,
+    # is replaced by the next readable pair, keeping that number.
+    foreign = tmp_path / "ISIC_9999998.jpg"
+    foreign.write_text("not a jpeg")
+    truncated = tmp_path / "ISIC_9999999.jpg"
+    data = synthetic_pairs[1].image_path.read_bytes()
+    truncated.write_bytes(data[: len(data) // 3])
+    pairs = [*synthetic_pairs[:5], Pair(foreign, synthetic_pairs[0].mask_path),
+             Pair(truncated, synthetic_pairs[1].mask_path)]
+    dataset = create_generator(pairs, image_size=(32, 32), batch_size=4, engine=engine)
+    assert (len(dataset) if engine == "keras" else int(dataset.cardinality())) == 2  # 6 of 7
+    images, _ = collect(dataset)
+    assert len(images) == 6
+    np.testing.assert_array_equal(images[5], images[0])  # the pair after the last: the first
+    assert [path for path, _ in dataset.skipped] == [str(foreign), str(truncated)]
+
+
 def test_disk_cache_writes_files_and_gives_the_same_data(synthetic_pairs, tmp_path):
-    in_memory, _ = collect(create_generator(synthetic_pairs[:6], (32, 32), 3))
-    dataset = create_generator(synthetic_pairs[:6], (32, 32), 3, cache=tmp_path / "cache")
+    in_memory, _ = collect(create_generator(synthetic_pairs[:6], image_size=(32, 32), batch_size=3))
+    dataset = create_generator(synthetic_pairs[:6], image_size=(32, 32), batch_size=3,
+                               cache="disk", cache_dir=tmp_path / "cache")
     on_disk, _ = collect(dataset)
     assert np.array_equal(in_memory, on_disk)
     assert any(path.name.endswith(".index") for path in (tmp_path / "cache").iterdir())
@@ -122,7 +149,8 @@ def test_disk_cache_is_never_read_for_other_data(synthetic_pairs, tmp_path, chan
         copy.image_path.write_bytes(original.image_path.read_bytes())
         copy.mask_path.write_bytes(original.mask_path.read_bytes())
     cache = tmp_path / "cache"
-    collect(create_generator(pairs[:4], (32, 32), 4, cache=cache))  # writes the first cache
+    collect(create_generator(pairs[:4], image_size=(32, 32), batch_size=4, cache="disk",
+                             cache_dir=cache))  # writes the first cache
     second, size = pairs[:4], (32, 32)
     if change == "other pairs":
         second = pairs[4:]
@@ -133,32 +161,35 @@ def test_disk_cache_is_never_read_for_other_data(synthetic_pairs, tmp_path, chan
     else:  # same names, new content
         pairs[0].image_path.write_bytes(synthetic_pairs[5].image_path.read_bytes())
         pairs[0].mask_path.write_bytes(synthetic_pairs[5].mask_path.read_bytes())
-    expected, _ = collect(create_generator(second, size, 4, cache=None))
-    cached, _ = collect(create_generator(second, size, 4, cache=cache))
+    expected, _ = collect(create_generator(second, image_size=size, batch_size=4, cache="none"))
+    cached, _ = collect(create_generator(second, image_size=size, batch_size=4, cache="disk",
+                                         cache_dir=cache))
     assert np.array_equal(cached, expected)
 
 
 def test_disk_cache_lock_left_by_a_killed_run_is_removed(synthetic_pairs, tmp_path):
     pairs = synthetic_pairs[:4]
-    expected, _ = collect(create_generator(pairs, (32, 32), 4, cache=tmp_path))
+    expected, _ = collect(create_generator(pairs, image_size=(32, 32), batch_size=4, cache="disk",
+                                           cache_dir=tmp_path))
     # What a kill while writing leaves: tf.data's lock file and no finished cache.
     (index,) = tmp_path.glob("*.index")
     name = index.name.removesuffix(".index")
     for finished in tmp_path.glob(f"{name}.*"):
         finished.unlink()
     (tmp_path / f"{name}_0.lockfile").write_text("")
-    again, _ = collect(create_generator(pairs, (32, 32), 4, cache=tmp_path))
+    again, _ = collect(create_generator(pairs, image_size=(32, 32), batch_size=4, cache="disk",
+                                        cache_dir=tmp_path))
     assert np.array_equal(again, expected)
     assert not list(tmp_path.glob("*.lockfile"))
 
 
-@pytest.mark.parametrize("cache", [None, "memory"])
+@pytest.mark.parametrize("cache", ["none", "memory"])
 def test_unreadable_pair_is_reported_once_however_many_epochs(synthetic_pairs, tmp_path, cache,
                                                               caplog, engine):
     broken = tmp_path / "ISIC_9999999.jpg"
     broken.write_text("not a jpeg")
     dataset = create_generator([*synthetic_pairs[:3], (broken, synthetic_pairs[0].mask_path)],
-                               (32, 32), 4, cache=cache, engine=engine)
+                               image_size=(32, 32), batch_size=4, cache=cache, engine=engine)
     for _ in range(3):  # three epochs
         assert len(collect(dataset)[0]) == 3
     assert [path for path, _ in dataset.skipped] == [str(broken)]
@@ -167,46 +198,68 @@ def test_unreadable_pair_is_reported_once_however_many_epochs(synthetic_pairs, t
 
 def test_bad_arguments(synthetic_pairs):
     with pytest.raises(ValueError, match="Received: pairs"):
-        create_generator([], (32, 32), 4)
+        create_generator([], image_size=(32, 32), batch_size=4)
     with pytest.raises(ValueError, match="batch_size=0"):
-        create_generator(synthetic_pairs, (32, 32), 0)
+        create_generator(synthetic_pairs, image_size=(32, 32), batch_size=0)
 
 
 def test_mask_of_another_size_is_resized_with_a_warning(tmp_path, caplog):
     image = write_image(tmp_path / "ISIC_0000001.png", np.zeros((40, 60, 3), np.uint8))
     mask = write_image(tmp_path / "ISIC_0000001_segmentation.png", np.zeros((20, 30), np.uint8))
     with caplog.at_level("WARNING"):
-        images, masks = collect(create_generator([Pair(image, mask)], (32, 32), 1))
+        images, masks = collect(create_generator([Pair(image, mask)], image_size=(32, 32),
+                                                 batch_size=1))
     assert images.shape == (1, 32, 32, 3) and masks.shape == (1, 32, 32, 1)
     assert ("mask 'ISIC_0000001_segmentation.png' is 30x20 but its image 'ISIC_0000001.png' "
             "is 60x40") in caplog.text
 
 
-@pytest.mark.parametrize("cache", ["disk", "none", 3])
-def test_cache_mode_words_are_not_taken_for_folders(synthetic_pairs, cache):
-    with pytest.raises(ValueError, match=f"the folder of a disk cache. Received: cache={cache!r}"):
-        create_generator(synthetic_pairs[:2], (32, 32), 2, cache=cache)
+@pytest.mark.parametrize("cache, cache_dir", [("disk", None), ("memory", "somewhere"),
+                                               ("none", "somewhere")])
+def test_only_the_disk_cache_takes_a_folder(synthetic_pairs, cache, cache_dir):
+    with pytest.raises(ValueError, match=f"Received: cache={cache!r}, cache_dir={cache_dir!r}"):
+        create_generator(synthetic_pairs[:2], image_size=(32, 32), batch_size=2, cache=cache,
+                         cache_dir=cache_dir)
+
+
+@pytest.mark.parametrize("cache", ["ram", None, 3])
+def test_unknown_cache_mode_is_refused(synthetic_pairs, cache):
+    with pytest.raises(ValueError, match=r"Unknown cache. Received: cache="):
+        create_generator(synthetic_pairs[:2], image_size=(32, 32), batch_size=2, cache=cache)
+
+
+def test_size_and_batch_are_keywords_of_the_data_config(synthetic_pairs):
+    with pytest.raises(TypeError, match="takes a DataConfig or its fields as keywords"):
+        create_generator(synthetic_pairs[:2], (32, 32))  # the old positional size
+    config = DataConfig(image_size=(32, 48), batch_size=2)
+    images, _ = collect(create_generator(synthetic_pairs[:3], config, batch_size=3))
+    assert images.shape == (3, 32, 48, 3)
 
 
 def test_both_engines_give_the_same_pixels_without_augmentation(synthetic_pairs):
-    tf_images, tf_masks = collect(create_generator(synthetic_pairs[:7], (32, 32), 3))
-    images, masks = collect(create_generator(synthetic_pairs[:7], (32, 32), 3, engine="keras"))
+    tf_images, tf_masks = collect(create_generator(synthetic_pairs[:7], image_size=(32, 32),
+                                                   batch_size=3))
+    images, masks = collect(create_generator(synthetic_pairs[:7], image_size=(32, 32),
+                                             batch_size=3, engine="keras"))
     np.testing.assert_allclose(images, tf_images, atol=1e-6)
     assert np.array_equal(masks, tf_masks)
 
 
 def test_keras_engine_reshuffles_each_epoch_and_refuses_a_disk_cache(synthetic_pairs, tmp_path):
-    dataset = create_generator(synthetic_pairs[:12], (32, 32), 12, shuffle=True, engine="keras")
+    dataset = create_generator(synthetic_pairs[:12], image_size=(32, 32), batch_size=12,
+                               shuffle=True, engine="keras")
     first, second = collect(dataset)[0], collect(dataset)[0]
     assert not np.array_equal(first, second)
     assert np.allclose(np.sort(first.ravel()), np.sort(second.ravel()))  # the same images
     with pytest.raises(ValueError, match="caches in memory or not at all"):
-        create_generator(synthetic_pairs[:2], (32, 32), 2, cache=tmp_path, engine="keras")
+        create_generator(synthetic_pairs[:2], image_size=(32, 32), batch_size=2, cache="disk",
+                         cache_dir=tmp_path, engine="keras")
 
 
 def test_tf_data_pipeline_runs_without_the_autotuning_thread(synthetic_pairs):
     # Its thread sleeps up to 60 s between rounds and Keras deletes each epoch's iterator,
     # which waits for it: a third of the epochs of a 20-epoch ISIC run stalled by 60 s.
-    dataset = create_generator(synthetic_pairs[:4], (32, 32), 2, shuffle=True, engine="tf.data")
+    dataset = create_generator(synthetic_pairs[:4], image_size=(32, 32), batch_size=2,
+                               shuffle=True, engine="tf.data")
     assert dataset.options().autotune.enabled is False
     assert len(list(dataset)) == 2  # and AUTOTUNE parallelism still works without it

@@ -90,7 +90,7 @@ def test_odd_file_names_work_end_to_end(tmp_path, tiny_model):
                     ((image[..., 0] > 0) * 255).astype(np.uint8))
     pairs = find_pairs(tmp_path)
     assert sorted(pair.id for pair in pairs) == sorted(names)
-    batches = list(create_generator(pairs, (32, 32), 2))
+    batches = list(create_generator(pairs, image_size=(32, 32), batch_size=2))
     assert batches[0][0].shape == (2, 32, 32, 3) and batches[0][0].numpy().max() > 0
     report = results(tiny_model, pairs, run_dir=tmp_path / "run", progress=False)
     assert len(pd.read_csv(tmp_path / "run" / "evaluation.csv",

@@ -7,6 +7,7 @@ from dataclasses import asdict
 import segment
 from segment import (
     ModelLoadError,
+    RunFolder,
     RunFolderError,
     TrainConfig,
     create_generator,
@@ -16,7 +17,8 @@ from segment import (
     set_seed,
     train_model,
 )
-from segment.training import resolve_precision
+from segment.distribute import OneDevice
+from segment.runtime import resolve_precision
 
 import h5py
 import keras
@@ -26,14 +28,14 @@ import pytest
 
 @pytest.fixture(scope="module")
 def small_data(synthetic_pairs):
-    return create_generator(synthetic_pairs[:8], (32, 32), 4)
+    return create_generator(synthetic_pairs[:8], image_size=(32, 32), batch_size=4)
 
 
 @pytest.mark.slow
 def test_small_model_learns_synthetic_lesions(synthetic_dir, tmp_path):
     set_seed(0)
     pairs = segment.make_synthetic_dataset(tmp_path / "sixteen", 16, size=(64, 80))
-    data = create_generator(pairs, (64, 64), 8, shuffle=True)
+    data = create_generator(pairs, image_size=(64, 64), batch_size=8, shuffle=True)
     model = create_model((64, 64, 3), base_filters=8, depth=4, dropout=0.0)
     history = train_model(model, data, None, 30, tmp_path / "run", learning_rate=2e-3,
                           verbose=0)
@@ -94,6 +96,15 @@ class StopAtEpoch(keras.callbacks.Callback):
             raise RuntimeError("simulated crash")
 
 
+def test_log_gets_one_line_per_epoch_when_stdout_is_not_a_terminal(small_data, tiny_model,
+                                                                   tmp_path, capsys):
+    train_model(tiny_model, small_data, None, 2, tmp_path)  # verbose: decided by the terminal
+    out = capsys.readouterr().out
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out
+    assert "\r" not in out and "━" not in out  # no progress-bar redraws in a log file
+    assert "2/2 - " in out  # the known number of steps, from the first epoch on
+
+
 def test_interrupted_run_resumes_from_last_epoch(small_data, tmp_path):
     set_seed(0)
     model = create_model((32, 32, 3), base_filters=4, depth=3)
@@ -112,7 +123,8 @@ def test_finished_run_is_not_overwritten_without_permission(small_data, tiny_mod
     train_model(tiny_model, small_data, None, 1, tmp_path, verbose=0)
     with pytest.raises(RunFolderError, match="already holds a model"):
         train_model(tiny_model, small_data, None, 1, tmp_path, verbose=0)
-    history = train_model(tiny_model, small_data, None, 1, tmp_path, overwrite=True, verbose=0)
+    RunFolder(tmp_path).clear()  # what overwrite means: everything the earlier run wrote goes
+    history = train_model(tiny_model, small_data, None, 1, tmp_path, verbose=0)
     assert len(history.history["loss"]) == 1
     assert len((tmp_path / "log.csv").read_text().splitlines()) == 2  # old rows removed
 
@@ -247,11 +259,11 @@ def test_lambda_layer_is_refused_by_safe_mode(tmp_path):
 
 
 def test_precision_falls_back_on_cpus_without_bf16(monkeypatch, caplog):
-    monkeypatch.setattr(segment.training, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(segment.runtime, "cpu_has_native_bf16", lambda: False)
     with caplog.at_level(logging.WARNING):
         assert resolve_precision("mixed_bfloat16", has_gpu=False) == "float32"
     assert "no native bfloat16" in caplog.text
-    monkeypatch.setattr(segment.training, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(segment.runtime, "cpu_has_native_bf16", lambda: True)
     assert resolve_precision("mixed", has_gpu=False) == "mixed_bfloat16"
     assert resolve_precision("mixed", has_gpu=True) == "mixed_float16"
     with pytest.raises(ValueError, match="Received: precision='half'"):
@@ -292,8 +304,7 @@ def test_bad_schedule_is_refused_before_anything_is_touched(tiny_model, small_da
     (tmp_path / "model.keras").write_bytes(b"a finished run")
     (tmp_path / "log.csv").write_text("epoch,loss\n0,0.5\n")
     with pytest.raises(ValueError, match="Received: lr_schedule='step'"):
-        train_model(tiny_model, small_data, None, 1, tmp_path, lr_schedule="step",
-                    overwrite=True, verbose=0)
+        train_model(tiny_model, small_data, None, 1, tmp_path, lr_schedule="step", verbose=0)
     assert (tmp_path / "log.csv").read_text() == "epoch,loss\n0,0.5\n"
 
 
@@ -308,6 +319,8 @@ def test_overwrite_clears_the_old_model_before_training(small_data, tmp_path):
         def on_train_begin(self, logs=None):
             seen["files"] = sorted(path.name for path in tmp_path.iterdir())
 
+    run = RunFolder(tmp_path)
+    run.open({"train": {"epochs": 1}}, strategy=OneDevice(), overwrite=True)
     train_model(create_model((32, 32, 3), base_filters=4, depth=3), small_data, None, 1,
-                tmp_path, overwrite=True, callbacks=[LookAtTheFolder()], verbose=0)
+                run, callbacks=[LookAtTheFolder()], verbose=0)
     assert "model.keras" not in seen["files"] and "best.json" not in seen["files"]

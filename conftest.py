@@ -1,0 +1,62 @@
+"""The names the docstring examples of `segment/` use, so every example runs under doctest.
+
+`pytest` collects the examples (`--doctest-modules`); this fixture gives each of them, besides
+the module's own names:
+
+    segment, np      the package and NumPy
+    tmp              an empty folder (pathlib.Path) of its own
+    data_dir         a folder of 12 synthetic pairs at 48x64 (images/ and masks/)
+    pairs            `find_pairs(data_dir)`; `split` their 6:2:2 split (seed 0)
+    model            a tiny Improved UNet: 32x32 input, base 4 filters, 3 levels
+    finished_run     a run folder `train_and_evaluate` finished (1 epoch at 32x32), made once
+                     and only for the examples that name it
+
+Everything is small enough for the examples to run in seconds on two CPU cores.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import segment  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+TINY = segment.RunConfig(
+    data=segment.DataConfig(image_size=(32, 32), batch_size=4),
+    model=segment.ModelConfig(base_filters=4, depth=3),
+    train=segment.TrainConfig(epochs=1))
+
+
+@pytest.fixture(scope="session")
+def _doctest_data(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("doctest-data")
+    segment.make_synthetic_dataset(data_dir, 12, size=(48, 64), seed=0)
+    pairs = segment.find_pairs(data_dir)
+    return {"data_dir": data_dir, "pairs": pairs, "split": segment.train_val_test_split(pairs)}
+
+
+@pytest.fixture(scope="session")
+def _doctest_finished_run(_doctest_data, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("doctest-run")
+    segment.train_and_evaluate(_doctest_data["pairs"], run_dir, TINY, verbose=0, progress=False)
+    return run_dir
+
+
+@pytest.fixture(autouse=True)
+def _doctest_names(request, doctest_namespace, tmp_path_factory):
+    """Fill the doctest namespace, for doctest items only (test functions pay nothing)."""
+    if not isinstance(request.node, pytest.DoctestItem):
+        return
+    examples = "".join(example.source for example in request.node.dtest.examples)
+    doctest_namespace.update(segment=segment, np=np)
+    if "tmp" in examples:
+        doctest_namespace["tmp"] = tmp_path_factory.mktemp("doctest")
+    if any(name in examples for name in ("data_dir", "pairs", "split")):
+        doctest_namespace.update(request.getfixturevalue("_doctest_data"))
+    if "model" in examples:
+        segment.training.set_seed(0)
+        doctest_namespace["model"] = segment.create_model((32, 32, 3), TINY.model)
+    if "finished_run" in examples:
+        doctest_namespace["finished_run"] = request.getfixturevalue("_doctest_finished_run")

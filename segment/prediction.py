@@ -1,0 +1,226 @@
+"""Predict: a binary mask for each image at its own size, and ISIC-named mask files.
+
+    masks = predict_masks(model, ["ISIC_0000000.jpg"], tta=True)   # uint8 (h, w) in {0, 1}
+    export_predictions(model, "new_images/", "predictions/")        # ISIC_x_segmentation.png
+
+Each image is resized to the network's size (`network_size` decides it), predicted in batches,
+optionally averaged over flips (test-time augmentation), and its probabilities are resized back
+bilinearly to the image's own size before the threshold, so a mask always matches its image.
+The settings come as an `EvalConfig` (or as its fields, as keywords).
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .config import EvalConfig, with_overrides
+from .data import Pair, as_pair, list_image_files
+from .errors import ImageReadError
+from .images import load_input_image, read_image_size, save_mask
+from .postprocess import postprocess_mask, predict_with_flips
+
+__all__ = ["export_predictions", "iter_predictions", "iter_probabilities", "network_size",
+           "predict_masks", "resize_probabilities", "to_mask"]
+
+logger = logging.getLogger(__name__)
+
+
+def iter_predictions(model, images, config=None, *, image_size=None, progress=False,
+                     skipped=None, **overrides):
+    """Predict binary masks one image at a time, without holding them all in memory.
+
+    Args:
+        model: Keras model, images -> probabilities (from `create_model` or `load_model`).
+        images: Image paths, `Pair`s, (image_path, mask_path) tuples, or uint8
+            (height, width, 3) arrays.
+        config: `EvalConfig`: threshold (0.5), tta (flips), postprocess (largest region,
+            holes filled), original_size (True: each mask resized to its image's size, the
+            probabilities bilinearly, then thresholded) and batch_size (8).
+        image_size: (height, width) fed to the model; defaults to the model's input size
+            (required when the model accepts any size).
+        progress: Show a progress bar on stderr. Defaults to False.
+        skipped: Optional list; (path, reason) of each unreadable image is appended to it.
+        **overrides: `EvalConfig` fields to replace, e.g. `tta=True`.
+
+    Yields:
+        (item, mask): the input item and a uint8 (height, width) mask in {0, 1}. Unreadable
+        images are logged with their name and skipped.
+
+    Example:
+        >>> for pair, mask in iter_predictions(model, split.test, tta=True):
+        ...     print(pair.id, mask.shape == read_image_size(pair.image_path), mask.dtype)
+        ISIC_0000001 True uint8
+        ISIC_0000008 True uint8
+        ISIC_0000010 True uint8
+    """
+    config = with_overrides(config, EvalConfig, overrides)
+    for item, probabilities in iter_probabilities(model, images, image_size, config, progress,
+                                                   skipped):
+        target = _original_size(item) if config.original_size else probabilities.shape
+        yield item, to_mask(probabilities, target, config)
+
+
+def predict_masks(model, images, config=None, *, image_size=None, progress=False,
+                  **overrides):
+    """Predict a binary mask for each image.
+
+    Arguments as for `iter_predictions`.
+
+    Returns:
+        list of uint8 (height, width) masks in {0, 1}, one per readable image, in order.
+
+    Example:
+        >>> masks = predict_masks(model, [data_dir / "images" / "ISIC_0000000.jpg"], tta=True)
+        >>> masks[0].shape  # the image's own (height, width), not the network's 32x32
+        (52, 59)
+    """
+    return [mask for _, mask in iter_predictions(model, images, config, image_size=image_size,
+                                                 progress=progress, **overrides)]
+
+
+def export_predictions(model, images, out_dir, config=None, *, image_size=None, progress=True,
+                       **overrides):
+    """Write one mask PNG per image, 0/255 at the image's original size, in ISIC's naming.
+
+    Args:
+        model: Keras model.
+        images: A folder of images, or a list of image paths.
+        out_dir: Output folder; masks are named `<id>_segmentation.png`.
+        config, image_size, progress, **overrides: as for `iter_predictions` (masks are
+            always written at the image's own size).
+
+    Returns:
+        (written, skipped): list of the written paths, and (path, reason) of unreadable images.
+
+    Example:
+        >>> written, skipped = export_predictions(model, data_dir / "images", tmp, tta=True)
+        >>> len(written), written[0].name, skipped
+        (12, 'ISIC_0000000_segmentation.png', [])
+    """
+    config = with_overrides(config, EvalConfig, {**overrides, "original_size": True})
+    if isinstance(images, (str, Path)):
+        images, _ = list_image_files(Path(images))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, skipped = [], []
+    for path, mask in iter_predictions(model, images, config, image_size=image_size,
+                                       progress=progress, skipped=skipped):
+        target = out_dir / f"{Path(path).stem}_segmentation.png"
+        save_mask(mask, target)
+        written.append(target)
+    logger.info("wrote %d masks to '%s' (%d images unreadable)", len(written), out_dir,
+                len(skipped))
+    return written, skipped
+
+
+def iter_probabilities(model, items, image_size, config, progress, skipped):
+    """Yield (item, float32 (h, w) lesion probabilities at the network's size)."""
+    size = network_size(model, image_size)
+    batch_items, batch_images = [], []
+    for item in tqdm(list(items), desc="predict", unit="image", disable=not progress):
+        if not isinstance(item, (np.ndarray, str, os.PathLike)):
+            item = as_pair(item)
+        try:
+            batch_images.append(_load_network_input(item, size))
+        except ImageReadError as error:
+            logger.warning("skipping image: %s", error)
+            if skipped is not None:
+                skipped.append((str(error.path), str(error)))
+            continue
+        batch_items.append(item)
+        if len(batch_items) == config.batch_size:
+            yield from zip(batch_items, _predict_batch(model, batch_images, config.tta),
+                           strict=True)
+            batch_items, batch_images = [], []
+    if batch_items:
+        yield from zip(batch_items, _predict_batch(model, batch_images, config.tta), strict=True)
+
+
+def _predict_batch(model, images, tta):
+    """float32 (batch, h, w) lesion probabilities of a list of uint8 (h, w, 3) images."""
+    batch = np.stack(images).astype(np.float32) / 255.0  # (batch, h, w, 3)
+    probabilities = predict_with_flips(model, batch) if tta else np.asarray(
+        model.predict_on_batch(batch), dtype=np.float32)
+    if probabilities.shape[-1] == 1:
+        return probabilities[..., 0]
+    return 1.0 - probabilities[..., 0]  # several classes: anything but class 0 is lesion
+
+
+def resize_probabilities(probabilities, size):
+    """Float (h, w) probabilities resized bilinearly to `size` (height, width), as `evaluate`
+    scores them at an image's own size; float32, unchanged when already that size.
+
+    Example:
+        >>> resize_probabilities(np.ones((2, 2)), (4, 6)).shape
+        (4, 6)
+    """
+    if probabilities.shape == tuple(size):
+        return probabilities.astype(np.float32)
+    image = Image.fromarray(probabilities.astype(np.float32))  # mode "F"
+    return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
+def to_mask(probabilities, size, config):
+    """Resize (bilinear) float (h, w) probabilities to `size`, threshold, optionally clean up."""
+    probabilities = resize_probabilities(probabilities, size)
+    mask = (probabilities >= config.threshold).astype(np.uint8)
+    return postprocess_mask(mask) if config.postprocess else mask
+
+
+def network_size(model, image_size=None, recorded=None):
+    """The (height, width) fed to `model`: its own input size, else `image_size`, else `recorded`.
+
+    The one rule for every prediction, evaluation and driver: a model built for a fixed size
+    is fed that size; a model built for any size (`None x None`) is fed the size asked for,
+    else the size its training run recorded in `config.json`.
+
+    Args:
+        model: Keras model.
+        image_size: (height, width) asked for, or None. For a fixed-size model it must be
+            that size.
+        recorded: (height, width) the training run recorded, or None.
+
+    Raises:
+        ValueError: `image_size` differs from the model's fixed size, or the model accepts
+            any size and no size is given.
+
+    Example:
+        >>> network_size(model)
+        (32, 32)
+        >>> network_size(segment.create_model((None, None, 3), base_filters=2, depth=3),
+        ...              recorded=(64, 48))
+        (64, 48)
+    """
+    fixed = tuple(model.input_shape[1:3])
+    if None not in fixed:
+        if image_size is not None and tuple(image_size) != fixed:
+            raise ValueError(f"the model takes {fixed[0]}x{fixed[1]} images. Received: "
+                             f"image_size={tuple(image_size)}")
+        return fixed
+    for size in (image_size, recorded):
+        if size is not None:
+            return tuple(int(side) for side in size)
+    raise ValueError("the model accepts any image size and none was given or recorded: pass "
+                     "image_size=(height, width) (--size)")
+
+
+def _load_network_input(item, size):
+    if isinstance(item, np.ndarray):
+        return np.asarray(Image.fromarray(item).resize((size[1], size[0]),
+                                                       Image.Resampling.BILINEAR))
+    return load_input_image(_image_path(item), size)
+
+
+def _image_path(item):
+    return item.image_path if isinstance(item, Pair) else item
+
+
+def _original_size(item):
+    if isinstance(item, np.ndarray):
+        return item.shape[:2]
+    return read_image_size(_image_path(item))
+

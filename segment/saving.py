@@ -1,0 +1,146 @@
+"""Model files: save a `.keras` file atomically; load `.keras`, legacy `.h5` and SavedModel folders.
+
+    save_model(model, "runs/x/model.keras")    # a failed write leaves any old file intact
+    model = load_model("runs/x/model.keras")   # safe_mode=True: a file never runs code
+
+`load_model` also reads `.h5` files written by tf.keras 2.x with tensorflow-addons (their
+`Addons>InstanceNormalization` loads as ours) and, for inference only, TensorFlow SavedModel
+folders.
+"""
+
+import logging
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import keras
+
+from .errors import ModelLoadError
+from .files import atomic_path
+from .layers import InstanceNormalization
+
+__all__ = ["load_model", "save_model"]
+
+logger = logging.getLogger(__name__)
+
+
+# Names under which other code saved instance normalization; all load as ours.
+_LEGACY_OBJECTS = {
+    "Addons>InstanceNormalization": InstanceNormalization,
+    "InstanceNormalization": InstanceNormalization,
+}
+
+
+def save_model(model, path):
+    """Save `model` as a `.keras` file, atomically: a failed write leaves any old file intact.
+
+    Args:
+        model: Keras model.
+        path: Output path ending in `.keras`.
+
+    Example:
+        >>> save_model(model, tmp / "model.keras")
+        >>> sorted(path.name for path in tmp.iterdir())  # no temporary file left behind
+        ['model.keras']
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"save_model writes the .keras format; the path must end in '.keras'. "
+                         f"Received: path='{path}'")
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    logger.info("saved the model to '%s'", path)
+
+
+def load_model(path, *, compile=False):
+    """Load a model saved by this library, by Keras 3, or by old tensorflow-addons code.
+
+    `.keras` files load with `safe_mode=True`: a file carrying Python code (a `Lambda`
+    layer) is refused, never executed. Legacy `.h5` files whose config names
+    `Addons>InstanceNormalization` load that layer as ours, with its weights. A TensorFlow
+    SavedModel folder (what `model.save("dir")` wrote with tf.keras 2.x and
+    tensorflow-addons) loads for inference only: its `serving_default` signature wrapped in a
+    `keras.layers.TFSMLayer` (TensorFlow backend); `train_model` refuses it.
+
+    Args:
+        path: A `.keras` or `.h5` file, or a SavedModel folder.
+        compile: Also restore the optimizer, loss and metrics. Defaults to False (enough to
+            predict and evaluate; `train_model` compiles what it trains).
+
+    Returns:
+        keras.Model.
+
+    Raises:
+        ModelLoadError: the path is missing, is not a model file or SavedModel folder, or is
+            refused by safe mode.
+
+    Example:
+        >>> model = load_model(finished_run / "model.keras")
+        >>> model.input_shape, model.output_shape
+        ((None, 32, 32, 3), (None, 32, 32, 1))
+    """
+    path = Path(path)
+    if path.is_dir():
+        if (path / "saved_model.pb").exists():
+            return _load_saved_model(path)
+        raise ModelLoadError(f"'{path}' is a folder, not a model file (.keras or .h5) nor a "
+                             f"TensorFlow SavedModel (no saved_model.pb)")
+    if not path.exists():
+        raise ModelLoadError(f"model file '{path}' does not exist")
+    if path.suffix not in (".keras", ".h5", ".hdf5"):
+        raise ModelLoadError(f"'{path}' is not a model file: expected a .keras or .h5 file")
+    if path.suffix == ".keras":
+        _check_keras_archive(path)
+    try:
+        return keras.models.load_model(path, custom_objects=_LEGACY_OBJECTS, compile=compile,
+                                       safe_mode=True)
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
+        raise ModelLoadError(f"'{path}' could not be loaded as a Keras model: {error}") from None
+
+
+def _load_saved_model(path):
+    """An inference-only keras.Model around a SavedModel folder's `serving_default` signature.
+
+    The model takes float32 (batch, height, width, 3) images as the signature declares them
+    and returns its one output (probabilities).
+    """
+    try:
+        layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default",
+                                       trainable=False, name="saved_model")
+    except (ValueError, OSError, NotImplementedError) as error:
+        raise ModelLoadError(f"'{path}' could not be loaded as a TensorFlow SavedModel: "
+                             f"{_first_line(error)}") from None
+    _, keyword_specs = layer.call_endpoint_fn.structured_input_signature
+    if len(keyword_specs) != 1:
+        raise ModelLoadError(f"'{path}': its serving_default signature takes "
+                             f"{len(keyword_specs)} inputs ({', '.join(keyword_specs)}); "
+                             f"an image model takes one")
+    (spec,) = keyword_specs.values()
+    inputs = keras.Input(shape=tuple(spec.shape[1:]), name="image")
+    outputs = layer(inputs)
+    if isinstance(outputs, dict):
+        if len(outputs) != 1:
+            raise ModelLoadError(f"'{path}': its serving_default signature has "
+                                 f"{len(outputs)} outputs ({', '.join(outputs)}); expected one")
+        (outputs,) = outputs.values()
+    logger.info("loaded the SavedModel '%s' for inference only", path)
+    return keras.Model(inputs, outputs, name=f"saved_model_{path.name}")
+
+
+def _first_line(error):
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _check_keras_archive(path):
+    """Refuse a `.keras` file that is not a zip or names a member outside its own folder."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ModelLoadError(f"'{path}' could not be loaded as a Keras model: it is not a "
+                             f".keras (zip) archive ({error})") from None
+    for name in names:
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            raise ModelLoadError(f"'{path}' refused: its member '{name}' points outside the "
+                                 f"archive (path traversal)")
+
