@@ -18,58 +18,51 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 BACKENDS = ["tensorflow", "jax", "torch"]
 
 
-def measure(size, batch, steps):
+def measure(size, batch, steps, depth):
     """In this process (its backend): training and prediction images/s."""
     import segment
 
     import keras
-    import numpy as np
 
-    segment.set_seed(0)
-    model = segment.compile_model(segment.create_model((size, size, 3), base_filters=16))
-    rng = np.random.default_rng(0)
-    images = rng.random((batch, size, size, 3), dtype=np.float32)
-    masks = (rng.random((batch, size, size, 1)) > 0.5).astype(np.float32)
-    for _ in range(2):  # tracing / compilation
-        model.train_on_batch(images, masks)
-        model.predict_on_batch(images)
-    rates = {}
-    for name, step in [("train", lambda: model.train_on_batch(images, masks)),
-                       ("predict", lambda: model.predict_on_batch(images))]:
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        rates[f"{name}_images_per_s"] = batch * steps / (time.perf_counter() - start)
+    segment.training.set_seed(0)
+    model = segment.training.compile_model(
+        segment.create_model((size, size, 3), base_filters=16, depth=depth))
+    from measure import images_per_second, random_batch
+
+    images, masks = random_batch(batch, size)
+    rates = {f"{name}_images_per_s": images_per_second(step, batch, steps)[0]
+             for name, step in [("train", lambda: model.train_on_batch(images, masks)),
+                                ("predict", lambda: model.predict_on_batch(images))]}
     return {"backend": keras.backend.backend(), **rates}
 
 
-def run_child(backend, size, batch, steps):
+def run_child(backend, size, batch, steps, depth):
     environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run([sys.executable, __file__, "--child", str(size), str(batch),
-                           str(steps)], capture_output=True, text=True, env=environment,
-                          check=True)
+                           str(steps), str(depth)], capture_output=True, text=True,
+                          env=environment, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one round")
-    parser.add_argument("--child", nargs=3, type=int, metavar=("SIZE", "BATCH", "STEPS"),
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes, 3 levels, one round")
+    parser.add_argument("--child", nargs=4, type=int, metavar=("SIZE", "BATCH", "STEPS", "DEPTH"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(*args.child)))
         return
-    size, batch, steps, rounds = (32, 4, 2, 1) if args.quick else (128, 16, 6, 2)
+    size, batch, steps, rounds, depth = (32, 4, 2, 1, 3) if args.quick else (128, 16, 6, 2, 5)
     runs = {backend: [] for backend in BACKENDS}
     for _ in range(rounds):
         for backend in BACKENDS:
-            runs[backend].append(run_child(backend, size, batch, steps))
+            runs[backend].append(run_child(backend, size, batch, steps, depth))
     best = {backend: {name: max(run[name] for run in measured)
                       for name in ["train_images_per_s", "predict_images_per_s"]}
             for backend, measured in runs.items()}

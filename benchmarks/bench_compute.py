@@ -18,15 +18,14 @@ Prints one JSON object; benchmarks/RESULTS.md records the numbers.
 import argparse
 import json
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import segment  # noqa: E402
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from measure import images_per_second, random_batch, seconds  # noqa: E402
 
 BATCH = 16
 
@@ -54,38 +53,15 @@ def matmul_peak(size=2048, repeats=10):
         return x
 
     chain(a).numpy()  # trace
-    best = 0.0
-    for _ in range(3):
-        start = time.perf_counter()
-        chain(a).numpy()
-        best = max(best, 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9)
-    return best
+    return max(2 * size**3 * repeats / seconds(lambda: chain(a).numpy()) / 1e9
+               for _ in range(3))
 
 
-def random_batch(size):
-    """Seeded float32 (BATCH, size, size, 3) images in [0, 1] and (BATCH, size, size, 1) masks."""
-    rng = np.random.default_rng(0)
-    images = rng.random((BATCH, size, size, 3), dtype=np.float32)
-    return images, (rng.random((BATCH, size, size, 1)) > 0.5).astype(np.float32)
-
-
-def timed_images_per_second(run, steps):
-    """(images/s over `steps` calls of `run`, one batch each; seconds of the two warm-up calls,
-    which trace or compile)."""
-    start = time.perf_counter()
-    run(), run()
-    warmup = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(steps):
-        run()
-    return steps * BATCH / (time.perf_counter() - start), warmup
-
-
-def images_per_second(model, size, steps, *, train):
-    images, masks = random_batch(size)
+def model_images_per_second(model, size, steps, *, train):
+    images, masks = random_batch(BATCH, size)
     run = (lambda: model.train_on_batch(images, masks)) if train else (
         lambda: model.predict_on_batch(images))
-    return timed_images_per_second(run, steps)[0]
+    return images_per_second(run, BATCH, steps)[0]
 
 
 def rates(train, predict, flops, peak):
@@ -109,8 +85,9 @@ def measure(size, steps, peak, jit_compile=False, convolutions_only=False):
             segment.model._Builder.norm_act = original
     segment.compile_model(model)
     model.jit_compile = jit_compile
-    return rates(images_per_second(model, size, steps, train=True),
-                 images_per_second(model, size, steps, train=False), forward_flops(model), peak)
+    return rates(model_images_per_second(model, size, steps, train=True),
+                 model_images_per_second(model, size, steps, train=False), forward_flops(model),
+                 peak)
 
 
 def main():

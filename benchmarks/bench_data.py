@@ -17,22 +17,16 @@ Prints one JSON object; benchmarks/RESULTS.md records the numbers.
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import segment
 
 import numpy as np
+from measure import seconds
 from PIL import Image
 
 ISIC_2018_PAIRS = 2594
 ISIC2018_512 = Path(__file__).resolve().parents[2] / "shared" / "data" / "isic2018-512"
-
-
-def seconds(function):
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
 
 
 def full_decode_then_resize(path, size):
@@ -42,7 +36,8 @@ def full_decode_then_resize(path, size):
 
 def first_epoch_images_per_s(pairs, size):
     """Images per second of one pass over a fresh memory-cached pipeline (decode + resize)."""
-    dataset = segment.create_generator(pairs, (size, size), batch_size=16, cache="memory")
+    dataset = segment.create_generator(pairs, image_size=(size, size), batch_size=16,
+                                       cache="memory")
     return len(pairs) / seconds(lambda: sum(1 for _ in dataset))
 
 

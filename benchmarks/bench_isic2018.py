@@ -26,7 +26,6 @@ Prints one JSON object; benchmarks/RESULTS.md records the numbers.
 
 import argparse
 import csv
-import dataclasses
 import json
 import os
 import statistics
@@ -38,8 +37,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import segment  # noqa: E402
 from segment import DataConfig, RunConfig, RunFolder, TrainConfig  # noqa: E402
-from segment.evaluation import resize_probabilities, score_masks, summarize  # noqa: E402
+from segment.evaluation import score_masks, summarize  # noqa: E402
 from segment.files import write_json_atomic  # noqa: E402
+from segment.prediction import resize_probabilities  # noqa: E402
 from segment.workflow import run_settings  # noqa: E402
 
 import bench_quality  # noqa: E402
@@ -77,19 +77,6 @@ QUICK = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4),
                   model=segment.ModelConfig(base_filters=2, depth=3),
                   train=TrainConfig(epochs=1, learning_rate=1e-3, lr_schedule="cosine",
                                     loss="bce_dice"))
-
-
-def variant(config, **changes):
-    """`config` with DataConfig / ModelConfig / TrainConfig fields replaced, by field name."""
-    parts = {}
-    for part in ("data", "model", "train"):
-        section = getattr(config, part)
-        fields = {key: value for key, value in changes.items() if hasattr(section, key)}
-        parts[part] = dataclasses.replace(section, **fields)
-    unknown = set(changes) - {key for section in parts.values() for key in vars(section)}
-    if unknown:
-        raise ValueError(f"not a data, model or train setting: {', '.join(sorted(unknown))}")
-    return dataclasses.replace(config, **parts)
 
 
 def pairs_of(data):
@@ -229,14 +216,14 @@ def training_parts(data, recipe, runs, parts, fractions, figure, changes):
             results["recipe"]["against_peer"] = paired_difference(recipe_dice, peer_dice)
     if "bf16" in parts:
         bf16_model, bf16_run = trained(data, runs / "isic2018-128-bf16",
-                                       variant(recipe, precision="mixed"))
+                                       recipe.replace(precision="mixed"))
         results["bf16"] = {"policy": segment.resolve_precision("mixed"),
                            **run_scores(bf16_run, bf16_model)}
     if "curve" in parts:
         curve = []
         for fraction in fractions:
             _, point_run = trained(data, runs / f"isic2018-128-train{round(fraction * 100)}",
-                                   variant(recipe, train_fraction=fraction))
+                                   recipe.replace(train_fraction=fraction))
             curve.append({"fraction": fraction, **run_scores(point_run)})
         curve.append({"fraction": 1.0, **results["recipe"]})
         results["curve"] = curve
@@ -244,7 +231,7 @@ def training_parts(data, recipe, runs, parts, fractions, figure, changes):
     if "changes" in parts:
         results["changes"] = {}
         for name, settings in changes.items():
-            config = variant(recipe, **settings)
+            config = recipe.replace(**settings)
             change_model, change_run = trained(data, runs / f"isic2018-{name}", config)
             whole = config.data.train_fraction == 1  # full runs: TTA + pp, paired per image
             scores = {"settings": settings,
@@ -281,8 +268,7 @@ def main():
             figure, fractions, changes = HERE / "learning_curve.png", FRACTIONS, CHANGES
         results = {"recipe_config": recipe.to_dict()}
         if "bound" in args.parts:
-            test = segment.train_val_test_split(pairs_of(data), recipe.data.ratios,
-                                                recipe.data.seed).test
+            test = segment.train_val_test_split(pairs_of(data), recipe.data).test
             results["bound"] = {f"{side}x{side}": resolution_bound(test, (side, side))
                                 for side in (128, 256)}
         if set(args.parts) - {"bound"}:

@@ -21,24 +21,18 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import peer  # noqa: E402
-from bench_compute import (  # noqa: E402
-    BATCH,
-    matmul_peak,
-    measure,
-    random_batch,
-    rates,
-    timed_images_per_second,
-)
+from bench_compute import BATCH, matmul_peak, measure, rates  # noqa: E402
+from measure import images_per_second, random_batch  # noqa: E402
 
 
 def measure_peer(size, steps, peak, compiled):
     model = peer.create_dynunet()
     trainer = peer.Trainer(model, 1e-3, compiled)
     predictor = peer.KerasLikePredictor(trainer.forward, model, size)
-    images, masks = random_batch(size)
-    train, train_warmup = timed_images_per_second(lambda: trainer.step(images, masks), steps)
-    predict, predict_warmup = timed_images_per_second(
-        lambda: predictor.predict_on_batch(images), steps)
+    images, masks = random_batch(BATCH, size)
+    train, train_warmup = images_per_second(lambda: trainer.step(images, masks), BATCH, steps)
+    predict, predict_warmup = images_per_second(
+        lambda: predictor.predict_on_batch(images), BATCH, steps)
     return {**rates(train, predict, peer.forward_flops(model, size), peak),
             "warmup_seconds": {"train": train_warmup, "predict": predict_warmup}}
 

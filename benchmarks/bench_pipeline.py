@@ -8,7 +8,11 @@
    2-4 read the cache. They alternate with epochs on the same images already decoded into
    tensors, so a noisy moment of the machine hits both; best against best is the ratio.
    Also epoch-1 decode speed with PIL's scaled JPEG decode and with full decoding.
-2. Memory: peak RSS of one training epoch (a small model, traced beforehand, so the pipeline
+2. Augmentation: the same model trains epochs over the same cached pairs with augment "none",
+   "flips" and "full", alternating (after one warm-up epoch each, which decodes and traces);
+   the best epoch of each kind gives the cost of each augmentation as a ratio to plain
+   epochs; also `augment.augment_batch` alone, in ms per batch.
+3. Memory: peak RSS of one training epoch (a small model, traced beforehand, so the pipeline
    dominates) over 500 and over 2,000 ISIC-size files, with the disk cache and with the memory
    cache, each in a fresh process; also the growth of the peak during the epoch. The files are
    copies of 50 synthetic pairs under new names: decoding cost and memory do not depend on the
@@ -24,7 +28,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -32,12 +35,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import segment  # noqa: E402
 
 import numpy as np  # noqa: E402
-from memory import current_rss_mb, peak_rss_mb  # noqa: E402
+from measure import current_rss_mb, peak_rss_mb, seconds  # noqa: E402
 from PIL import Image  # noqa: E402
 
 ISIC_SIZE = (767, 1022)  # (height, width) of most ISIC 2018 images
 NETWORK_SIZE = (128, 128)
 BATCH = 16
+QUICK_NETWORK = {"base_filters": 4, "depth": 3}  # --quick: the smallest network that runs
 
 
 def isic_like_set(folder, num_distinct, num_total, size=ISIC_SIZE):
@@ -53,24 +57,21 @@ def isic_like_set(folder, num_distinct, num_total, size=ISIC_SIZE):
 
 
 def epoch_seconds(model, dataset):
-    start = time.perf_counter()
-    model.fit(dataset, epochs=1, verbose=0, shuffle=False)
-    return time.perf_counter() - start
+    return seconds(lambda: model.fit(dataset, epochs=1, verbose=0, shuffle=False))
 
 
-def overhead(folder, num_images, size):
+def overhead(folder, num_images, size, network):
     pairs = isic_like_set(folder, num_images, num_images, size)
-    segment.set_seed(0)
-    model = segment.create_model((*NETWORK_SIZE, 3), base_filters=16)
-    segment.compile_model(model)
-    files = segment.create_generator(pairs, NETWORK_SIZE, BATCH)
+    segment.training.set_seed(0)
+    model = segment.training.compile_model(segment.create_model((*NETWORK_SIZE, 3), **network))
+    files = segment.create_generator(pairs, image_size=NETWORK_SIZE, batch_size=BATCH)
     images, masks = zip(*[(x.numpy(), y.numpy()) for x, y in files], strict=True)
     import tensorflow as tf
 
     in_memory = tf.data.Dataset.from_tensor_slices(
         (np.concatenate(images), np.concatenate(masks))).batch(BATCH)
     epoch_seconds(model, in_memory)  # trace the training step once
-    fresh = segment.create_generator(pairs, NETWORK_SIZE, BATCH)
+    fresh = segment.create_generator(pairs, image_size=NETWORK_SIZE, batch_size=BATCH)
     from_files, memory = [epoch_seconds(model, fresh)], []  # epoch 1 decodes
     for _ in range(3):  # then alternate, so a noisy moment of the machine hits both alike
         memory.append(epoch_seconds(model, in_memory))
@@ -85,15 +86,45 @@ def overhead(folder, num_images, size):
             "decode_images_per_s_scaled": scaled, "decode_images_per_s_full": full}
 
 
+def augmentation_cost(folder, num_images, rounds, network_size, model_options):
+    """Epoch seconds of each augmentation kind on one model and one set of cached pairs."""
+    from segment.augment import AUGMENTATIONS, augment_batch
+
+    pairs = segment.make_synthetic_dataset(folder, num_images, seed=0)
+    segment.training.set_seed(0)
+    model = segment.training.compile_model(
+        segment.create_model((*network_size, 3), **model_options))
+    datasets = {kind: segment.create_generator(pairs, image_size=network_size, batch_size=8,
+                                               augment=kind, shuffle=True)
+                for kind in AUGMENTATIONS}
+    for dataset in datasets.values():
+        epoch_seconds(model, dataset)  # decodes into the cache, traces the step
+    epochs = {kind: [] for kind in AUGMENTATIONS}
+    for _ in range(rounds):  # alternate, so a noisy moment of the machine hits all kinds
+        for kind, dataset in datasets.items():
+            epochs[kind].append(epoch_seconds(model, dataset))
+    images = np.zeros((8, *network_size, 3), np.uint8)
+    masks = np.zeros((8, *network_size, 1), np.uint8)
+    batch_ms = {kind: 1000 * seconds(lambda kind=kind: [
+        augment_batch(images, masks, np.random.default_rng(step), kind) for step in range(20)])
+        / 20 for kind in AUGMENTATIONS[1:]}
+    return {"num_images": num_images, "network_size": list(network_size), "batch": 8,
+            "epoch_seconds": epochs,
+            "speed_relative_to_plain": {kind: min(epochs["none"]) / min(times)
+                                        for kind, times in epochs.items() if kind != "none"},
+            "augment_batch_ms": batch_ms}
+
+
 def _decode_rate(pairs, *, scaled):
-    start = time.perf_counter()
-    for pair in pairs:
-        if scaled:
-            segment.load_input_image(pair.image_path, NETWORK_SIZE)
-        else:
-            with Image.open(pair.image_path) as image:
-                image.convert("RGB").resize(NETWORK_SIZE[::-1], Image.BILINEAR)
-    return len(pairs) / (time.perf_counter() - start)
+    def decode_all():
+        for pair in pairs:
+            if scaled:
+                segment.load_input_image(pair.image_path, NETWORK_SIZE)
+            else:
+                with Image.open(pair.image_path) as image:
+                    image.convert("RGB").resize(NETWORK_SIZE[::-1], Image.BILINEAR)
+
+    return len(pairs) / seconds(decode_all)
 
 
 def memory_child(folder, cache):
@@ -109,8 +140,8 @@ def memory_child(folder, cache):
     model.train_on_batch(np.zeros((BATCH, *NETWORK_SIZE, 3), np.float32),
                          np.zeros((BATCH, *NETWORK_SIZE, 1), np.float32))
     dataset = segment.create_generator(
-        pairs, NETWORK_SIZE, BATCH, shuffle=True,
-        cache="memory" if cache == "memory" else Path(folder) / "cache" / "train")
+        pairs, image_size=NETWORK_SIZE, batch_size=BATCH, shuffle=True, cache=cache,
+        cache_dir=Path(folder) / "cache" / "train" if cache == "disk" else None)
     before_mb = current_rss_mb()
     model.fit(dataset, epochs=1, verbose=0, shuffle=False)
     peak_mb = peak_rss_mb()
@@ -147,7 +178,14 @@ def main():
     size = (48, 64) if args.quick else ISIC_SIZE
     with tempfile.TemporaryDirectory() as folder:
         print("pipeline overhead ...", file=sys.stderr)
-        results = {"overhead": overhead(Path(folder), 8 if args.quick else 96, size)}
+        results = {"overhead": overhead(Path(folder), 8 if args.quick else 96, size,
+                                        QUICK_NETWORK if args.quick else {"base_filters": 16})}
+    with tempfile.TemporaryDirectory() as folder:
+        print("augmentation ...", file=sys.stderr)
+        results["augmentation"] = (
+            augmentation_cost(Path(folder), 16, 1, (32, 32), QUICK_NETWORK)
+            if args.quick else
+            augmentation_cost(Path(folder), 160, 3, NETWORK_SIZE, {"base_filters": 16}))
     print("memory ...", file=sys.stderr)
     results["memory"] = (memory((10, 20), size, ["disk"]) if args.quick else
                          memory((500, 2000), size, ["disk", "memory"]))

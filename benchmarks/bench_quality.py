@@ -36,26 +36,28 @@ BUDGET_SECONDS = 600
 PEER_COMPILED = False  # the peer's fastest working mode here (bench_peer.py measures both)
 
 # What the field knows works on small dermoscopy sets, and what each ablation run changes.
-RECIPE = {"size": 128, "batch_size": 8, "epochs": 28, "learning_rate": 1e-3,
-          "lr_schedule": "cosine", "loss": "bce_dice", "augment": True}
+RECIPE = segment.RunConfig(
+    data=segment.DataConfig(image_size=(128, 128), batch_size=8, augment="full"),
+    train=segment.TrainConfig(epochs=28, learning_rate=1e-3, lr_schedule="cosine",
+                              loss="bce_dice"))
 ABLATIONS = {
     "paper schedule (5e-4, x0.985 per epoch)": {"learning_rate": 5e-4,
                                                 "lr_schedule": "exponential"},
     "dice loss instead of bce+dice": {"loss": "dice"},
     "batch 16 instead of 8": {"batch_size": 16},
-    "no augmentation": {"augment": False},
-    "96x96 instead of 128x128": {"size": 96},
-    "192x192 instead of 128x128 (13 epochs: the same training time)": {"size": 192, "epochs": 13},
+    "no augmentation": {"augment": "none"},
+    "96x96 instead of 128x128": {"image_size": (96, 96)},
+    "192x192 instead of 128x128 (13 epochs: the same training time)": {"image_size": (192, 192),
+                                                                        "epochs": 13},
 }
+QUICK = {"image_size": (32, 32), "epochs": 2, "base_filters": 4, "depth": 3}
 
 
 def prepare(pairs, recipe):
-    """The 6:2:2 split (seed 0) and its training (augmented, shuffled) and validation sets."""
-    split = segment.train_val_test_split(pairs, seed=0)
-    size = (recipe["size"], recipe["size"])
-    train_ds = segment.create_generator(split.train, size, recipe["batch_size"],
-                                        augment=recipe["augment"], shuffle=True, seed=0)
-    return split, train_ds, segment.create_generator(split.val, size, recipe["batch_size"])
+    """The 6:2:2 split and its training (augmented, shuffled) and validation sets."""
+    split = segment.train_val_test_split(pairs, recipe.data)
+    train_ds = segment.create_generator(split.train, recipe.data, shuffle=True)
+    return split, train_ds, segment.create_generator(split.val, recipe.data, augment="none")
 
 
 def test_scores(model, test_pairs, dice_by_image=False):
@@ -77,16 +79,13 @@ def test_scores(model, test_pairs, dice_by_image=False):
 
 
 def train_and_score(pairs, recipe, run_dir):
-    """Train our network with `recipe`; its training time and test scores."""
-    segment.set_seed(0)
+    """Train our network with the RunConfig `recipe`; its training time and test scores."""
+    segment.training.set_seed(recipe.data.seed)
     split, train_ds, val_ds = prepare(pairs, recipe)
-    model = segment.create_model((recipe["size"], recipe["size"], 3))
+    model = segment.create_model((*recipe.data.image_size, 3), recipe.model)
     start = time.perf_counter()
-    history = segment.train_model(model, train_ds, val_ds, recipe["epochs"], run_dir,
-                                  learning_rate=recipe["learning_rate"],
-                                  lr_schedule=recipe["lr_schedule"], loss=recipe["loss"],
-                                  verbose=0)
-    return {"recipe": recipe, "train_seconds": time.perf_counter() - start,
+    history = segment.train_model(model, train_ds, val_ds, recipe.train, run_dir, verbose=0)
+    return {"recipe": recipe.to_dict(), "train_seconds": time.perf_counter() - start,
             "best_val_dice": max(history.history["val_dice"]),
             "num_train": len(split.train), "num_test": len(split.test),
             **test_scores(model, split.test)}
@@ -96,11 +95,11 @@ def peer_train_and_score(pairs, recipe, budget_seconds):
     """Train the peer (MONAI DynUNet) on the same batches for `budget_seconds`; its scores."""
     import peer
 
-    assert recipe["loss"] == "bce_dice", "the peer is written for the bce+dice loss"
+    assert recipe.train.loss == "bce_dice", "the peer is written for the bce+dice loss"
     split, train_ds, val_ds = prepare(pairs, recipe)
-    trainer = peer.Trainer(peer.create_dynunet(), recipe["learning_rate"], PEER_COMPILED)
-    predictor, run = peer.train_for(trainer, train_ds, val_ds, recipe["learning_rate"],
-                                    budget_seconds, recipe["size"])
+    trainer = peer.Trainer(peer.create_dynunet(), recipe.train.learning_rate, PEER_COMPILED)
+    predictor, run = peer.train_for(trainer, train_ds, val_ds, recipe.train.learning_rate,
+                                    budget_seconds, recipe.data.image_size[0])
     return {"mode": "torch.compile" if PEER_COMPILED else "eager", **run,
             **test_scores(predictor, split.test)}
 
@@ -118,11 +117,8 @@ def peer_on_run(run, budget_seconds):
     config = segment.RunConfig.from_dict(run.recorded_settings())
     assert config.train.loss == "bce_dice", "the peer is written for the bce+dice loss"
     split, data = segment.load_split(run.split), config.data
-    train_ds = segment.create_generator(split.train, data.image_size, data.batch_size,
-                                        augment=data.augment, shuffle=True, seed=data.seed,
-                                        cache="memory")
-    val_ds = segment.create_generator(split.val, data.image_size, data.batch_size,
-                                      cache="memory")
+    train_ds = segment.create_generator(split.train, data, shuffle=True, cache="memory")
+    val_ds = segment.create_generator(split.val, data, augment="none", cache="memory")
     trainer = peer.Trainer(peer.create_dynunet(), config.train.learning_rate, PEER_COMPILED)
     predictor, result = peer.train_for(trainer, train_ds, val_ds, config.train.learning_rate,
                                        budget_seconds, data.image_size[0])
@@ -141,7 +137,7 @@ def isic_runs(scratch, ablations):
     runs["peer"] = {"skipped": missing_peer} if missing_peer else peer_train_and_score(
         pairs, RECIPE, runs["isic"]["train_seconds"])
     if ablations:
-        runs["ablation"] = {change: train_and_score(pairs, {**RECIPE, **ABLATIONS[change]},
+        runs["ablation"] = {change: train_and_score(pairs, RECIPE.replace(**ABLATIONS[change]),
                                                     scratch / f"ablation_{i}")
                             for i, change in enumerate(ablations)}
     return runs
@@ -169,8 +165,8 @@ def main():
         scratch = Path(scratch)
         synthetic = segment.make_synthetic_dataset(scratch / "synthetic", 40 if args.quick else 100,
                                                    seed=0)
-        quick = {"size": 64, "epochs": 2} if args.quick else {}
-        results["synthetic"] = train_and_score(synthetic, {**RECIPE, **quick}, scratch / "syn")
+        recipe = RECIPE.replace(**QUICK) if args.quick else RECIPE
+        results["synthetic"] = train_and_score(synthetic, recipe, scratch / "syn")
         if not args.quick:
             results.update(isic_runs(scratch, chosen_ablations(args.ablation)))
     print(json.dumps(results, indent=2))

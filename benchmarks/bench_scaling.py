@@ -18,38 +18,33 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from memory import peak_rss_mb  # noqa: E402
+from measure import peak_rss_mb, random_batch, seconds  # noqa: E402
 
 BATCH = 16
 
 
-def build(strategy, size):
+def build(strategy, size, depth):
     """The base-16 model under `strategy`, traced, and a repeating in-memory data set."""
     import segment
 
-    import numpy as np
     import tensorflow as tf
 
     segment.set_seed(0)
     with strategy.scope():
-        model = segment.create_model((size, size, 3), base_filters=16)
+        model = segment.create_model((size, size, 3), base_filters=16, depth=depth)
         segment.compile_model(model)
-    rng = np.random.default_rng(0)
-    images = rng.random((BATCH * 4, size, size, 3), dtype=np.float32)
-    masks = (rng.random((BATCH * 4, size, size, 1)) > 0.5).astype(np.float32)
+    images, masks = random_batch(BATCH * 4, size)
     data = tf.data.Dataset.from_tensor_slices((images, masks)).batch(BATCH).repeat()
     model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # trace and warm up
     return model, data
 
 
 def throughput(model, data, steps):
-    start = time.perf_counter()
-    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-    return steps * BATCH / (time.perf_counter() - start)
+    return steps * BATCH / seconds(lambda: model.fit(data, steps_per_epoch=steps, epochs=1,
+                                                     verbose=0))
 
 
 def overhead(args):
@@ -57,7 +52,7 @@ def overhead(args):
 
     mirrored = segment.create_strategy("mirrored", num_cpu_devices=2)
     single = segment.create_strategy("none")
-    models = {name: build(strategy, args.size)
+    models = {name: build(strategy, args.size, args.depth)
               for name, strategy in [("single", single), ("mirrored_2_cpu", mirrored)]}
     rounds = {name: [] for name in models}
     for _ in range(args.rounds):  # alternate, so a noisy moment of the machine hits both
@@ -89,21 +84,24 @@ def child(*arguments):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 64^2, one step")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 32^2, 3 levels, one step")
     parser.add_argument("--part", choices=["overhead", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=10, help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=3, help=argparse.SUPPRESS)
+    parser.add_argument("--depth", type=int, default=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.part == "overhead":
         return overhead(args)
     if args.part == "memory":
         return memory(args)
-    steps, size, rounds = (1, 64, 1) if args.quick else (8, 128, 3)
+    steps, size, rounds, depth = (1, 32, 1, 3) if args.quick else (8, 128, 3, 5)
     print(f"mirrored overhead: {size}^2, batch 16, {rounds} rounds of {steps} steps ...",
           file=sys.stderr)
-    speeds = child("--part", "overhead", "--steps", steps, "--size", size, "--rounds", rounds)
+    speeds = child("--part", "overhead", "--steps", steps, "--size", size, "--rounds", rounds,
+                   "--depth", depth)
     best = speeds["best"]
     results = {"images_per_s": speeds,
                "mirrored_relative_speed": best["mirrored_2_cpu"] / best["single"],

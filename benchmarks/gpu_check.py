@@ -27,53 +27,46 @@ BACKENDS = ["jax", "torch"]
 PRECISIONS = ["float32", "mixed_bfloat16", "mixed_float16"]
 
 
-def speed(size, batch, precision, steps):
+def speed(size, batch, precision, steps, network):
     """Training and prediction images/s and peak device memory of one setting."""
     import segment
 
-    import numpy as np
 
     _reset_peak_memory()
     segment.set_seed(0)
-    model = segment.compile_model(segment.create_model(
-        (size, size, 3), base_filters=16,
-        dtype_policy=None if precision == "float32" else precision))
-    rng = np.random.default_rng(0)
-    images = rng.random((batch, size, size, 3), dtype=np.float32)
-    masks = (rng.random((batch, size, size, 1)) > 0.5).astype(np.float32)
-    for _ in range(2):  # compilation
-        model.train_on_batch(images, masks)
-        model.predict_on_batch(images)
+    model = segment.training.compile_model(segment.create_model(
+        (size, size, 3), dtype_policy=None if precision == "float32" else precision, **network))
+    from measure import images_per_second, random_batch
+
+    images, masks = random_batch(batch, size)
     result = {"size": size, "batch": batch, "precision": precision}
     for name, step in [("train", lambda: model.train_on_batch(images, masks)),
                        ("predict", lambda: model.predict_on_batch(images))]:
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        _synchronize()
-        result[f"{name}_images_per_s"] = batch * steps / (time.perf_counter() - start)
+        result[f"{name}_images_per_s"] = images_per_second(step, batch, steps,
+                                                           synchronize=_synchronize)[0]
     return {**result, "peak_memory_mb": _peak_memory_mb()}
 
 
-def real_data_run(data, size, epochs, batch):
+def real_data_run(data, size, epochs, batch, network):
     """Train on `data` for a few epochs; the validation dice per epoch and the time."""
     import segment
 
     split = segment.train_val_test_split(segment.find_pairs(data), seed=0)
-    train_ds = segment.create_generator(split.train, (size, size), batch, augment=True,
+    train_ds = segment.create_generator(split.train, image_size=(size, size), batch_size=batch,
+                                        augment="full",
                                         shuffle=True)
-    val_ds = segment.create_generator(split.val, (size, size), batch)
+    val_ds = segment.create_generator(split.val, image_size=(size, size), batch_size=batch)
     segment.set_seed(0)
-    model = segment.create_model((size, size, 3), base_filters=16)
+    model = segment.create_model((size, size, 3), **network)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
         history = segment.train_model(model, train_ds, val_ds, segment.TrainConfig(
             epochs=epochs, learning_rate=1e-3, lr_schedule="cosine", loss="bce_dice"),
             run_dir, verbose=0)
-    seconds = time.perf_counter() - start
+    train_seconds = time.perf_counter() - start
     test = segment.evaluate(model, split.test, progress=False).summary
     return {"pairs": [len(part) for part in split], "size": size, "epochs": epochs,
-            "train_seconds": seconds, "val_dice": history.history["val_dice"],
+            "train_seconds": train_seconds, "val_dice": history.history["val_dice"],
             "test_mean_dice": test["dice"]["mean"], "pipeline": type(train_ds).__name__}
 
 
@@ -84,17 +77,19 @@ def child(settings):
     import keras
 
     result = {"backend": keras.backend.backend(), "devices": _devices(),
-              "versions": segment.training.library_versions(), "speed": []}
+              "versions": segment.runtime.library_versions(), "speed": []}
     for precision in settings["precisions"]:
         for size in settings["sizes"]:
             for batch in settings["batches"]:
                 try:
-                    result["speed"].append(speed(size, batch, precision, settings["steps"]))
+                    result["speed"].append(speed(size, batch, precision, settings["steps"],
+                                                 settings["network"]))
                 except Exception as error:  # noqa: BLE001  (e.g. out of memory: record, go on)
                     result["speed"].append({"size": size, "batch": batch,
                                             "precision": precision, "error": str(error)[:300]})
     result["real_data"] = real_data_run(settings["data"], settings["real_size"],
-                                        settings["epochs"], settings["real_batch"])
+                                        settings["epochs"], settings["real_batch"],
+                                        settings["network"])
     return result
 
 
@@ -167,19 +162,21 @@ def main():
     parser.add_argument("--out", default="gpu_check.json", help="the JSON file to write")
     parser.add_argument("--epochs", type=int, default=4, help="epochs of the real-data run")
     parser.add_argument("--dry-run", action="store_true",
-                        help="tiny sizes, float32 and float16, one epoch: checks the script on "
-                             "a CPU")
+                        help="tiny sizes and network, float32 and float16, one epoch: checks the "
+                             "script on a CPU")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return 0
     settings = {"sizes": [128, 256], "batches": [16, 64], "precisions": PRECISIONS, "steps": 10,
-                "data": args.data, "real_size": 256, "real_batch": 16, "epochs": args.epochs}
+                "data": args.data, "real_size": 256, "real_batch": 16, "epochs": args.epochs,
+                "network": {"base_filters": 16, "depth": 5}}
     with tempfile.TemporaryDirectory() as scratch:
         if args.dry_run:
             settings.update(sizes=[32], batches=[2], precisions=["float32", "mixed_float16"],
-                            steps=1, real_size=32, real_batch=4, epochs=1)
+                            steps=1, real_size=32, real_batch=4, epochs=1,
+                            network={"base_filters": 4, "depth": 3})
             if settings["data"] is None:
                 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
                 settings["data"] = str(Path(scratch) / "synthetic")

@@ -1,11 +1,50 @@
-"""Resident memory of this process, for the benchmarks.
+"""How the benchmarks measure: time, throughput, seeded batches and resident memory, once for all.
 
-`resource.getrusage(...).ru_maxrss` is not used: Linux keeps it across fork and exec, so a child
-started by a big benchmark process reports its parent's peak. VmHWM (the peak) and VmRSS (now)
-in /proc/self/status belong to the current process image only.
+Every `bench_*.py` (and `gpu_check.py`) times with these helpers, so a number in RESULTS.md means
+the same thing whichever script made it:
+
+- `seconds(function)`: wall-clock seconds of one call.
+- `images_per_second(step, images_per_call, calls, warmup=2)`: `warmup` untimed calls (they
+  trace or compile), then `calls` timed ones; the rate and the warm-up seconds.
+- `random_batch(batch, size)`: seeded float32 images in [0, 1] and {0, 1} masks.
+- `peak_rss_mb()` / `current_rss_mb()`: this process's resident memory. `ru_maxrss` is not
+  used: Linux keeps it across fork and exec, so a child started by a big benchmark process
+  reports its parent's peak; VmHWM (the peak) and VmRSS (now) in /proc/self/status belong to
+  the current process image only.
 """
 
+import time
 from pathlib import Path
+
+import numpy as np
+
+
+def seconds(function):
+    """Wall-clock seconds one call of `function()` takes."""
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def images_per_second(step, images_per_call, calls, *, warmup=2, synchronize=None):
+    """(images/s over `calls` timed calls of `step()`, seconds of the `warmup` calls before).
+
+    `synchronize`, if given, is called before the clock stops (a GPU's queue must be empty).
+    """
+    warmup_seconds = seconds(lambda: [step() for _ in range(warmup)])
+    start = time.perf_counter()
+    for _ in range(calls):
+        step()
+    if synchronize is not None:
+        synchronize()
+    return images_per_call * calls / (time.perf_counter() - start), warmup_seconds
+
+
+def random_batch(batch, size, seed=0):
+    """Seeded float32 (batch, size, size, 3) images in [0, 1] and (batch, size, size, 1) masks."""
+    rng = np.random.default_rng(seed)
+    images = rng.random((batch, size, size, 3), dtype=np.float32)
+    return images, (rng.random((batch, size, size, 1)) > 0.5).astype(np.float32)
 
 
 def _status_mb(field):

@@ -6,8 +6,9 @@
     .venv/bin/python benchmarks/run.py --render  # rewrite RESULTS.md from results.json
 
 Each benchmark runs in a fresh process (bench_*.py, each runnable on its own) and prints JSON;
-this script collects them, checks each target and writes the table. Every ratio is measured
-within one run on one machine, so differences between machines cancel.
+this script collects them, records the machine each ran on, checks each target and writes
+RESULTS.md whole (its hand-written analysis is NOTES.md, linked from it). Every ratio is
+measured within one run on one machine, so differences between machines cancel.
 """
 
 import argparse
@@ -21,6 +22,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# Which benchmark's run measured each numbered row of the targets table.
+ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision", "5": "peer",
+             "6": "quality", "7": "backends", "8": "isic2018"}
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
               "backends", "isic2018"]
 
@@ -53,8 +57,17 @@ def machine():
             "date": datetime.date.today().isoformat()}
 
 
+def describe(machine):
+    """'AMD EPYC, AVX-512 + bf16, 2026-11-27': the CPU kind a row was measured on, and when."""
+    kind = ("AVX-512 + bf16" if machine.get("bf16") else "AVX-512" if machine.get("avx512")
+            else "AVX2")
+    gpus = f", {machine['gpus']} GPUs" if machine.get("gpus") else ""
+    return f"{machine.get('cpu', '?')}, {kind}{gpus}, {machine.get('date', '?')}"
+
+
 def targets(results):
-    """(benchmark, target, value, met) rows; met is True, False or a reason it does not apply."""
+    """(benchmark, target, value, met[, part]) rows; met is True, False or a reason it does not
+    apply; `part`, where given, names the benchmark that measured the row (else ROW_PARTS)."""
     rows = []
     compute = results.get("compute", {})
     for size, measured in compute.items():  # "128x128", ...; not the XLA or ablation runs
@@ -67,6 +80,11 @@ def targets(results):
         value = pipeline["overhead"]["epoch2_speed_relative_to_memory"]
         rows.append(("2 pipeline", "epoch >= 2 from files: >= 0.95 of in-memory speed",
                      f"{value:.2f}", value >= 0.95))
+    if "augmentation" in pipeline:
+        relative = pipeline["augmentation"]["speed_relative_to_plain"]
+        rows.append(("2 pipeline", "augmented epochs (full; flips) >= 0.95 of plain epochs' "
+                                   "speed", f"{relative['full']:.2f}; {relative['flips']:.2f}",
+                     min(relative.values()) >= 0.95))
     if "memory" in pipeline and "disk_cache_growth" in pipeline["memory"]:
         value = pipeline["memory"]["disk_cache_growth"]
         rows.append(("3 memory", "disk-cache peak RSS growth, 500 -> 2,000 files: <= 10 %",
@@ -136,8 +154,10 @@ def isic2018_targets(full, data):
     if "curve" in full:
         points = ", ".join(f"{point['num_train']}: {point['plain']['mean_dice']:.3f}"
                            for point in full["curve"])
-        rows.append((name, "learning curve: 4 real runs (training images: test mean dice)",
-                     points, len(full["curve"]) == 4))
+        dice = [point["plain"]["mean_dice"] for point in full["curve"]]
+        rows.append((name, "learning curve: test mean dice rises with every larger training "
+                           "share (training images: dice)", points,
+                     all(later > earlier for earlier, later in zip(dice, dice[1:], strict=False))))
     bf16 = full.get("bf16", {})
     if "plain" in bf16:
         speedup = recipe["median_epoch_seconds"] / bf16["median_epoch_seconds"]
@@ -182,7 +202,7 @@ def peer_targets(peer, quality):
         for variant in ["plain", "tta+postprocess"]:
             mine, peer_dice = ours[variant]["mean_dice"], theirs[variant]["mean_dice"]
             rows.append((name, f"test mean dice, equal budget ({variant}) >= the peer's",
-                         f"{mine:.3f} vs {peer_dice:.3f}", mine >= peer_dice))
+                         f"{mine:.3f} vs {peer_dice:.3f}", mine >= peer_dice, "quality"))
     else:
         rows.append((name, "test mean dice at equal budget >= the peer's", "-",
                      f"not run: {theirs.get('skipped') or ours.get('skipped') or 'no results'}"))
@@ -204,23 +224,24 @@ def markdown(results, info, quick):
     def verdict(met):
         return "**met**" if met is True else "**not met**" if met is False else met
 
+    def where(row):  # a row may name the benchmark that measured it as a 5th item
+        part = row[4] if len(row) > 4 else ROW_PARTS.get(row[0].split()[0])
+        return describe(results.get(part, {}).get("machine") or info)
+
     lines = ["# Benchmark results", "",
-             "Written by `benchmarks/run.py` (`make bench`); do not edit by hand. Machine: "
-             f"{info['cpu']}, {info['cores']} cores, native bf16: {info['bf16']}, GPUs: "
-             f"{info['gpus']}; TensorFlow {info['tensorflow']}, Keras {info['keras']}, Python "
-             f"{info['python']}; {info['date']}{' (QUICK smoke run)' if quick else ''}. Compare "
-             "speeds only as ratios from the same run.", "",
-             "## Targets", "", "| benchmark | target | measured | verdict |",
-             "| --- | --- | --- | --- |"]
-    lines += [f"| {name} | {target} | {value} | {verdict(met)} |"
-              for name, target, value, met in targets(results)]
+             "Written whole by `benchmarks/run.py` (`make bench`, or `--render` from "
+             "results.json); do not edit by hand. Each row names the machine (2 CPU cores "
+             "each) and the date it was measured on; compare speeds only as ratios from one "
+             f"row's run.{' QUICK smoke run.' if quick else ''} What bounds the targets not "
+             "met, and every measurement's analysis: [NOTES.md](NOTES.md).", "",
+             "## Targets", "", "| benchmark | target | measured | verdict | machine, date |",
+             "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {row[0]} | {row[1]} | {row[2]} | {verdict(row[3])} | {where(row)} |"
+              for row in targets(results)]
     for name in BENCHMARKS:
         lines += ["", f"## bench_{name}.py", ""]
         doc = (HERE / f"bench_{name}.py").read_text().split('"""')[1].strip().splitlines()
         lines += [doc[0], "", "```json", json.dumps(results.get(name, {}), indent=2), "```"]
-    notes = HERE / "NOTES.md"  # the hand-written analysis: what bounds each target
-    if notes.exists():
-        lines += ["", notes.read_text().rstrip()]
     return "\n".join(lines) + "\n"
 
 
@@ -243,9 +264,7 @@ def main():
         results = json.loads((args.out / "results.json").read_text())
         info = results.pop("machine")  # the header keeps describing the full run's machine
     for name in args.only or BENCHMARKS:
-        results[name] = run_benchmark(name, args.quick)
-        if args.only:  # a part re-run later, maybe elsewhere, says where it ran
-            results[name]["machine"] = machine()
+        results[name] = {**run_benchmark(name, args.quick), "machine": machine()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"machine": info, **results}, indent=2))
     (args.out / "RESULTS.md").write_text(markdown(results, info, args.quick))

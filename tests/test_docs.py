@@ -104,3 +104,32 @@ def test_readme_results_table_is_the_benchmark_record():
                               ("mean_dice", "median_dice", "isic_score")], label
         if seconds is not None:
             assert cells[4] == f"{seconds / 60:.1f} min", label
+
+
+def test_docs_isic2018_table_is_the_benchmark_record():
+    results = json.loads((REPO / "benchmarks" / "results.json").read_text())["isic2018"]
+    changes = results["changes"]
+    runs = {  # row label in docs/RESULTS.md -> (the run's record, which scores)
+        "recipe below (float32)": (results["recipe"], "plain"),
+        "same model, `--tta --postprocess`": (results["recipe"], "tta+postprocess"),
+        "`--augment flips --mixed-precision --epochs 30`": (changes["128-flips-bf16"], "plain"),
+        "`--augment full --mixed-precision --epochs 30`": (changes["128-full-bf16"], "plain"),
+        "`--augment full --mixed-precision --epochs 90`": (changes["128-full-bf16-90"], "plain"),
+        "`--size 256 --augment flips": (changes["256-flips-bf16"], "plain"),
+        "MONAI DynUNet": (results["peer"], "plain"),
+        "recipe with `--mixed-precision` (bf16)": (results["bf16"], "plain"),
+    }
+    page = (REPO / "docs" / "RESULTS.md").read_text()
+    lines = page.split("## ISIC 2018")[1].split("\n## ")[0].splitlines()  # that section only
+    for label, (run, variant) in runs.items():
+        (line,) = [line for line in lines if line.startswith("|") and label in line]
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        scores = run[variant]
+        assert cells[2:6] == [f"{scores[name]:.3f}" for name in (
+            "mean_dice", "median_dice", "mean_jaccard", "isic_score")], label
+        if "hd95_median" in scores:
+            assert cells[6] == f"{scores['hd95_median']:.1f}", label
+        if variant == "plain":
+            best = f" ({run['best_epoch']})" if "best_epoch" in run else ""
+            assert cells[1] == f"{run['epochs']}{best}", label
+            assert cells[7] == f"{run['train_seconds'] / 60:.1f} min", label

@@ -52,10 +52,10 @@ def test_train_driver_writes_a_complete_run(trained_run):
 
 
 @pytest.mark.slow
-def test_train_driver_refuses_to_overwrite_a_finished_run(trained_run):
+def test_train_driver_refuses_to_overwrite_a_finished_run(trained_run, capfd):
     root, _ = trained_run
-    again = run("driver_train_save_evaluate.py", "--run-dir", root / "run", "--synthetic-dir",
-                root / "synthetic", "--num-synthetic", 20, *TINY)
+    again = run_main(train_main, ["--run-dir", root / "run", "--synthetic-dir",
+                                  root / "synthetic", "--num-synthetic", 20, *TINY], capfd)
     assert again.returncode == 2
     assert again.stderr.strip().splitlines() == [
         f"error: '{root / 'run'}' already holds a finished run; pass --overwrite or choose "
@@ -71,11 +71,20 @@ def snapshot(folder):
 
 def run_in_process(main, arguments, capfd):
     """(exit status, stderr) of a driver's main function; argparse exits with SystemExit."""
+    done = run_main(main, arguments, capfd)
+    return done.returncode, done.stderr
+
+
+def run_main(main, arguments, capfd):
+    """A driver's main function run in this process (no start-up cost), with what it printed:
+    `returncode`, `stdout`, `stderr`, as `run` gives for the script."""
+    capfd.readouterr()  # drop what earlier steps printed
     try:
         status = main([str(argument) for argument in arguments])
     except SystemExit as exit:
         status = exit.code
-    return status, capfd.readouterr().err
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(arguments, status, out, err)
 
 
 TRAIN_BAD_ARGUMENTS = [
@@ -146,20 +155,20 @@ def test_savedmodel_folder_is_evaluated_by_the_driver(trained_run, tmp_path, cap
 
 
 @pytest.mark.slow
-def test_evaluate_driver_uses_the_manifest_beside_the_model(trained_run):
+def test_evaluate_driver_uses_the_manifest_beside_the_model(trained_run, capfd):
     root, _ = trained_run
-    done = run("driver_load_evaluate.py", "--model", root / "run" / "model.keras", "-q")
+    done = run_main(evaluate_main, ["--model", root / "run" / "model.keras", "-q"], capfd)
     assert done.returncode == 0, done.stderr
     summary = assert_consistent_report(root / "run" / "evaluation", 4)
     assert "test part of" in done.stdout and summary["settings"]["resolution"] == "original"
 
 
 @pytest.mark.slow
-def test_predict_only_writes_isic_masks_at_original_size(trained_run):
+def test_predict_only_writes_isic_masks_at_original_size(trained_run, capfd):
     root, _ = trained_run
     out = root / "predicted"
-    done = run("driver_load_evaluate.py", "--model", root / "run" / "model.keras",
-               "--predict-only", root / "synthetic" / "images", "--out", out, "-q")
+    done = run_main(evaluate_main, ["--model", root / "run" / "model.keras", "--predict-only",
+                                    root / "synthetic" / "images", "--out", out, "-q"], capfd)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"wrote 20 masks to {out}"
     mask_path = out / "ISIC_0000003_segmentation.png"
@@ -178,27 +187,26 @@ def test_one_line_errors(script, arguments, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
 
 
-def test_folder_without_pairs_and_file_that_is_not_a_model(tmp_path):
+def test_folder_without_pairs_and_file_that_is_not_a_model(tmp_path, capfd):
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "ISIC_0000001.jpg").write_bytes(b"x")
-    done = run("driver_train_save_evaluate.py", "--images", tmp_path / "images", "-q")
+    done = run_main(train_main, ["--images", tmp_path / "images", "-q"], capfd)
     assert done.returncode == 2 and "no image/mask pairs" in done.stderr
     (tmp_path / "model.keras").write_text("not a model")
-    done = run("driver_load_evaluate.py", "--model", tmp_path / "model.keras", "-q")
+    done = run_main(evaluate_main, ["--model", tmp_path / "model.keras", "-q"], capfd)
     assert done.returncode == 2 and "could not be loaded as a Keras model" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("script, flags", [
-    ("driver_train_save_evaluate.py", ["--images", "--masks", "--run-dir", "--size", "--epochs",
-                                       "--batch-size", "--base-filters", "--inspect",
-                                       "--augment", "--mixed-precision", "--seed",
-                                       "--overwrite", "--tta", "--postprocess"]),
-    ("driver_load_evaluate.py", ["--model", "--images", "--masks", "--split-manifest",
-                                 "--predict-only", "--out", "--tta", "--overwrite"]),
+@pytest.mark.parametrize("main, flags", [
+    (train_main, ["--images", "--masks", "--run-dir", "--size", "--epochs", "--batch-size",
+                  "--base-filters", "--inspect", "--augment", "--mixed-precision", "--seed",
+                  "--overwrite", "--tta", "--postprocess", "--backend"]),
+    (evaluate_main, ["--model", "--images", "--masks", "--split-manifest", "--predict-only",
+                     "--out", "--tta", "--overwrite", "--backend"]),
 ])
-def test_help_documents_every_flag_with_defaults(script, flags):
-    done = run(script, "--help")
+def test_help_documents_every_flag_with_defaults(main, flags, capfd):
+    done = run_main(main, ["--help"], capfd)
     assert done.returncode == 0
     for flag in flags:
         assert flag in done.stdout, flag

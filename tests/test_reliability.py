@@ -285,7 +285,7 @@ def test_same_seed_same_run_different_seed_different_split(tmp_path):
     def run(name, seed):
         arguments = ["--run-dir", str(tmp_path / name), "--synthetic-dir",
                      str(tmp_path / "synthetic"), "--num-synthetic", "20", "--size", "32",
-                     "--base-filters", "4", "--depth", "3", "--epochs", "2", "--batch-size", "4",
+                     "--base-filters", "4", "--depth", "3", "--epochs", "1", "--batch-size", "4",
                      "--augment", "--seed", str(seed), "-q"]
         assert train_main(arguments) == 0
         model = load_model(tmp_path / name / "model.keras")
