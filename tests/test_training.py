@@ -44,21 +44,6 @@ def test_small_model_learns_synthetic_lesions(synthetic_dir, tmp_path):
     assert evaluation.summary["dice"]["mean"] >= 0.9
 
 
-def weights_after_steps(seed, data):
-    set_seed(seed)
-    model = create_model((32, 32, 3), base_filters=4, depth=3)
-    segment.compile_model(model)
-    model.fit(data, epochs=1, steps_per_epoch=2, shuffle=False, verbose=0)
-    return [np.asarray(weight) for weight in model.weights]
-
-
-def test_same_seed_gives_identical_weights(small_data):
-    first, second = weights_after_steps(0, small_data), weights_after_steps(0, small_data)
-    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
-    other = weights_after_steps(1, small_data)
-    assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
-
-
 def test_run_folder_files_and_learning_rate_decay(small_data, tiny_model, tmp_path):
     history = train_model(tiny_model, small_data, small_data, 3, tmp_path, learning_rate=1e-3,
                           lr_decay=0.5, verbose=0)
