@@ -257,7 +257,8 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         if args.quick:
-            data = segment.make_synthetic_dataset(Path(scratch) / "synthetic", 30, seed=0)
+            data = segment.make_synthetic_dataset(Path(scratch) / "synthetic", 30, size=(48, 64),
+                                                  seed=0)
             recipe, runs, figure = QUICK, Path(scratch), Path(scratch) / "curve.png"
             fractions, changes = QUICK_FRACTIONS, QUICK_CHANGES
         elif not ISIC2018.is_dir():
