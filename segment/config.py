@@ -28,6 +28,7 @@ __all__ = ["DataConfig", "EvalConfig", "ModelConfig", "RunConfig", "TrainConfig"
 CACHE_MODES = ("memory", "disk", "none")
 LR_SCHEDULES = ("exponential", "cosine", "plateau")
 LOSSES = ("dice", "bce_dice")
+ENCODERS = ("improved_unet", "efficientnet_lite0")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "mixed")
 
 
@@ -79,8 +80,10 @@ class ModelConfig:
     l2: float = 1e-5  # L2 weight decay on every convolution kernel
     leaky_relu_slope: float = 0.01  # negative slope of every LeakyReLU
     standardize_input: bool = False  # each image's channels to mean 0, std 1 before level 1
+    encoder: str = "improved_unet"  # the paper's context pathway, or "efficientnet_lite0"
 
     def __post_init__(self):
+        _check_choice(self, "encoder", ENCODERS)
         _check_positive(self, "base_filters")
         _check_positive(self, "num_classes")
         if int(self.depth) < 2:
@@ -90,18 +93,30 @@ class ModelConfig:
         if self.l2 < 0:
             raise ValueError(f"l2 must be >= 0. Received: l2={self.l2}")
 
+    @property
+    def num_levels(self):
+        """Resolution levels: `depth` with the paper's encoder; 6 (strides 1 to 32) with
+        EfficientNet-Lite0, whose five feature maps are levels 2 to 6 (`depth` is not used).
+
+        Example:
+            >>> ModelConfig().num_levels, ModelConfig(encoder="efficientnet_lite0").num_levels
+            (5, 6)
+        """
+        return 6 if self.encoder == "efficientnet_lite0" else self.depth
+
     def check_size(self, height, width):
-        """Raise ValueError unless each given side is divisible by 2 ** (depth - 1).
+        """Raise ValueError unless each given side is divisible by 2 ** (levels - 1).
 
         Example:
             >>> ModelConfig(depth=3).check_size(32, 48)
         """
-        factor = 2 ** (self.depth - 1)
+        factor = 2 ** (self.num_levels - 1)
+        which = (f"depth={self.depth}" if self.encoder == "improved_unet"
+                 else f"encoder={self.encoder}")
         for side in (height, width):
             if side is not None and int(side) % factor:
                 raise ValueError(f"height and width must be divisible by 2 ** (depth - 1) = "
-                                 f"{factor} for depth={self.depth}. Received: size={height}x"
-                                 f"{width}")
+                                 f"{factor} for {which}. Received: size={height}x{width}")
 
 
 @dataclass(frozen=True)

