@@ -176,7 +176,7 @@ def main():
         if args.dry_run:
             settings.update(sizes=[32], batches=[2], precisions=["float32", "mixed_float16"],
                             steps=1, real_size=32, real_batch=4, epochs=1,
-                            network={"base_filters": 4, "depth": 3})
+                            network={"base_filters": 4, "depth": 2})
             if settings["data"] is None:
                 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
                 settings["data"] = str(Path(scratch) / "synthetic")
