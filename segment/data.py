@@ -230,7 +230,7 @@ def inspect(paths, plot=True, *, progress=False):
         paths: A folder of images, a list of image paths, or a list of `Pair` (then each mask's
             size is compared with its image's too).
         plot: Also draw a figure of the sizes (returned, never shown). Defaults to True.
-        progress: Show a progress bar on stderr. Defaults to False.
+        progress: Show a progress bar on stderr when it is a terminal. Defaults to False.
 
     Returns:
         SizeReport; `print(report)` gives a short table. Unreadable files are listed in it
@@ -248,7 +248,9 @@ def inspect(paths, plot=True, *, progress=False):
     if isinstance(paths, (str, os.PathLike)):
         paths, _ = list_image_files(Path(paths))
     report = SizeReport(collections.Counter())
-    for item in tqdm(list(paths), desc="inspect", unit="image", disable=not progress):
+    # disable=None: tqdm draws only on a terminal, so a log file gets no bar redraws.
+    for item in tqdm(list(paths), desc="inspect", unit="image",
+                     disable=None if progress else True):
         item = item if isinstance(item, (str, os.PathLike)) else as_pair(item)
         image_path = item.image_path if isinstance(item, Pair) else Path(item)
         try:

@@ -118,7 +118,7 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, **ove
         config: `EvalConfig`; see `iter_predictions`. `original_size` scores at each mask's
             own size (default) or at the network's size.
         image_size: (height, width) fed to the model; see `iter_predictions`.
-        progress: Show a progress bar on stderr. Defaults to True.
+        progress: Show a progress bar on stderr when it is a terminal. Defaults to True.
         **overrides: `EvalConfig` fields to replace, e.g. `tta=True, postprocess=True`.
 
     Returns:

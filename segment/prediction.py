@@ -42,7 +42,7 @@ def iter_predictions(model, images, config=None, *, image_size=None, progress=Fa
             probabilities bilinearly, then thresholded) and batch_size (8).
         image_size: (height, width) fed to the model; defaults to the model's input size
             (required when the model accepts any size).
-        progress: Show a progress bar on stderr. Defaults to False.
+        progress: Show a progress bar on stderr when it is a terminal. Defaults to False.
         skipped: Optional list; (path, reason) of each unreadable image is appended to it.
         **overrides: `EvalConfig` fields to replace, e.g. `tta=True`.
 
@@ -121,7 +121,9 @@ def iter_probabilities(model, items, image_size, config, progress, skipped):
     """Yield (item, float32 (h, w) lesion probabilities at the network's size)."""
     size = network_size(model, image_size)
     batch_items, batch_images = [], []
-    for item in tqdm(list(items), desc="predict", unit="image", disable=not progress):
+    # disable=None: tqdm draws only on a terminal, so a log file gets no bar redraws.
+    for item in tqdm(list(items), desc="predict", unit="image",
+                     disable=None if progress else True):
         if not isinstance(item, (np.ndarray, str, os.PathLike)):
             item = as_pair(item)
         try:

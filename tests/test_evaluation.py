@@ -229,3 +229,9 @@ def test_pairs_may_be_plain_tuples_and_anything_else_is_a_clear_type_error(grade
         evaluate(red_channel_model(), ["ISIC_0000000.png"], progress=False)
     with pytest.raises(TypeError, match="Received: \\(1, 2\\)"):
         segment.train_val_test_split([(1, 2)])
+
+
+def test_progress_bar_draws_only_on_a_terminal(tiny_model, synthetic_pairs, capfd):
+    # stderr here is a pipe, as in a log file: the bar would be a stream of redraws there.
+    evaluate(tiny_model, synthetic_pairs[:2], image_size=(32, 32), progress=True)
+    assert "predict" not in capfd.readouterr().err
