@@ -258,14 +258,15 @@ class _BestCheckpoint(keras.callbacks.Callback):
 class _ResumableBackup(keras.callbacks.BackupAndRestore):
     """BackupAndRestore that survives a backup cut short by a kill and keeps log.csv in step.
 
-    Keras keeps a previous copy of the backup only from the second epoch on, so a process killed
-    while writing the first backup leaves it unreadable: then training starts again from the
-    first epoch, with a warning, instead of failing at every restart. On resuming, rows of
+    With `double_checkpoint` Keras keeps the previous epoch's backup beside the latest and falls
+    back to it when the latest was cut short by a kill. The first backup has no previous copy,
+    so a process killed while writing it leaves it unreadable: then training starts again from
+    the first epoch, with a warning, instead of failing at every restart. On resuming, rows of
     log.csv for epochs that will run again are dropped, so each epoch has exactly one row.
     """
 
     def __init__(self, backup_dir, log_path):
-        super().__init__(str(backup_dir))
+        super().__init__(str(backup_dir), double_checkpoint=True)
         self.log_path = Path(log_path)
 
     def on_train_begin(self, logs=None):

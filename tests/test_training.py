@@ -23,6 +23,7 @@ from segment.runtime import resolve_precision
 import h5py
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 
@@ -266,6 +267,20 @@ def test_early_stopping_ends_a_run_that_stops_improving(small_data, tiny_model, 
     history = train_model(tiny_model, small_data, small_data, 6, tmp_path, learning_rate=1e-30,
                           early_stopping_patience=1, verbose=0)
     assert len(history.history["loss"]) == 2
+
+
+def test_backup_cut_short_by_a_kill_falls_back_to_the_previous_epoch(small_data, tmp_path):
+    set_seed(0)
+    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    with pytest.raises(RuntimeError, match="simulated crash"):  # epochs 1 and 2 backed up
+        train_model(model, small_data, None, 4, tmp_path, callbacks=[StopAtEpoch(2)],
+                    verbose=0)
+    latest = tmp_path / "backup" / "latest.weights.h5"
+    latest.write_bytes(latest.read_bytes()[:200])  # what a kill while writing epoch 2 leaves
+    resumed = create_model((32, 32, 3), base_filters=4, depth=3)
+    history = train_model(resumed, small_data, None, 4, tmp_path, verbose=0)
+    assert len(history.history["loss"]) == 3  # epochs 2-4: from epoch 1's copy, not from 0
+    assert pd.read_csv(tmp_path / "log.csv")["epoch"].tolist() == [0, 1, 2, 3]
 
 
 def test_unreadable_backup_restarts_from_the_first_epoch(small_data, tmp_path, caplog):
