@@ -70,7 +70,10 @@ class Evaluation:
             thresholded_jaccard, sensitivity, specificity, accuracy, hd95 (pixels),
             truth_area and predicted_area (pixels), height and width (evaluated size).
         summary: dict: for each metric its mean, median, std, min and max over images (NaN
-            values left out and counted), plus count, isic_score, empty_truth and settings.
+            values left out and counted), plus count, isic_score, empty_truth, settings and
+            pooled_dice: the dice of all evaluated pixels counted together, as papers that pool
+            report it (large lesions weigh more; it is not the per-image mean, never the
+            headline; 1.0 when every mask is empty).
         settings: how the predictions were made (threshold, tta, postprocess, resolution).
         skipped: (path, reason) for each pair that could not be read.
         best, worst: the `num_examples` best and worst images as `Example`s (best first,
@@ -238,6 +241,10 @@ def summarize(table, settings, *, num_skipped=0):
                          "std": _stat(np.std, finite), "min": _stat(np.min, finite),
                          "max": _stat(np.max, finite), "num_undefined": int(np.isnan(values).sum())}
     summary["isic_score"] = summary["thresholded_jaccard"]["mean"]
+    # Each image's 2|P∩G| is its dice times (|P| + |G|): sum both over the images.
+    areas = (table["truth_area"] + table["predicted_area"]).to_numpy(dtype=float)
+    summary["pooled_dice"] = (float((table["dice"].to_numpy(dtype=float) * areas).sum()
+                                    / areas.sum()) if areas.sum() else 1.0)
     empty = table[table["truth_area"] == 0]
     summary["empty_truth"] = {"count": len(empty),
                               "mean_dice": _stat(np.mean, empty["dice"].to_numpy())}

@@ -290,7 +290,9 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}<
 <body><h1>Segmentation report</h1>
 <p>{summary['count']} images ({summary['skipped']} unreadable, skipped);
 {summary['empty_truth']['count']} with an empty truth mask. Metrics are computed per image,
-then averaged (a pooled, all-pixel dice is not shown). Settings: {settings}.</p>
+then averaged. For comparison with papers that pool every pixel of the test set into one dice
+(where large lesions weigh more): pooled dice {summary['pooled_dice']:.4f}, not the per-image
+mean. Settings: {settings}.</p>
 <p><b>ISIC 2018 score</b> (mean thresholded jaccard, 0 below 0.65):
 {summary['isic_score']:.4f}</p>
 <table><tr><th>metric</th><th>mean</th><th>median</th><th>std</th><th>min</th><th>max</th>

@@ -235,3 +235,18 @@ def test_progress_bar_draws_only_on_a_terminal(tiny_model, synthetic_pairs, capf
     # stderr here is a pipe, as in a log file: the bar would be a stream of redraws there.
     evaluate(tiny_model, synthetic_pairs[:2], image_size=(32, 32), progress=True)
     assert "predict" not in capfd.readouterr().err
+
+
+def test_pooled_dice_counts_every_pixel_together_and_stays_beside_the_mean():
+    from segment.evaluation import METRICS, summarize
+
+    # (truth area, predicted area, dice) of: a large lesion found well; a small one found
+    # badly; an image with both masks empty (dice 1.0 per image, no pixels to pool).
+    rows = [(100, 100, 0.9), (10, 30, 0.5), (0, 0, 1.0)]
+    table = pd.DataFrame([{**dict.fromkeys(METRICS, 0.5), "dice": dice, "truth_area": truth,
+                           "predicted_area": predicted} for truth, predicted, dice in rows])
+    summary = summarize(table, {})
+    assert summary["dice"]["mean"] == pytest.approx((0.9 + 0.5 + 1.0) / 3)  # the headline
+    assert summary["pooled_dice"] == pytest.approx((2 * 90 + 2 * 10) / (200 + 40))  # 2ΣTP/Σ
+    empty = table.iloc[2:]
+    assert summarize(empty, {})["pooled_dice"] == 1.0
