@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from ._version import __version__
-from .config import PRECISIONS
+from .config import PRECISIONS, TrainConfig
 
 __all__ = ["BACKENDS", "cpu_has_native_bf16", "keras_backend", "library_versions",
            "resolve_precision"]
@@ -100,7 +100,7 @@ def cpu_has_native_bf16():
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(precision="float32", *, has_gpu=None):
+def resolve_precision(precision=TrainConfig.precision, *, has_gpu=None):
     """The dtype policy to build the model with, refusing the slow case.
 
     Args:
