@@ -107,7 +107,8 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
         `stopped_on_nan` is True when training stopped because the loss became NaN.
 
     Raises:
-        RunFolderError: `run_dir` holds another run's results and `overwrite` is False.
+        RunFolderError: `run_dir`, not yet opened, holds another run's results (clear it with
+            `RunFolder(run_dir).clear()`, or open it with `RunFolder.open(..., overwrite=True)`).
         ValueError: the model was not built under `strategy`, or is an inference-only
             SavedModel.
 
