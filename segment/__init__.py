@@ -28,7 +28,7 @@ package registers its Keras objects, so `keras.models.load_model` reads our `.ke
 import importlib
 
 from . import runtime  # noqa: F401  (first: sets up TensorFlow before anything loads it)
-from ._version import __version__
+from ._version import __version__ as __version__  # not in __all__ (which holds the API)
 from .config import DataConfig, EvalConfig, ModelConfig, RunConfig, TrainConfig
 from .data import Pair, find_pairs, inspect
 from .errors import ImageReadError, ModelLoadError, PairingError, RunFolderError, SegmentError
@@ -39,7 +39,7 @@ from .losses import dice_loss
 from .metrics import dice_coefficient
 from .model import create_model
 from .pipeline import create_generator
-from .prediction import export_predictions, predict_masks
+from .prediction import Ensemble, export_predictions, predict_masks
 from .report import results
 from .run_folder import RunFolder
 from .saving import load_model, save_model
@@ -49,7 +49,6 @@ from .training import train_model
 from .workflow import load_and_evaluate, load_and_predict, train_and_evaluate
 
 __all__ = [
-    "__version__",
     # data: files -> pairs -> split
     "load_input_image", "load_segmented_image", "find_pairs", "inspect", "Pair",
     "train_val_test_split", "Split", "make_synthetic_dataset",
@@ -59,7 +58,7 @@ __all__ = [
     # training and model files
     "train_model", "save_model", "load_model",
     # prediction, scoring, report
-    "predict_masks", "export_predictions", "evaluate", "results",
+    "predict_masks", "export_predictions", "Ensemble", "evaluate", "results",
     # the drivers' workflow, one call each
     "train_and_evaluate", "load_and_evaluate", "load_and_predict",
     # settings and the run folder

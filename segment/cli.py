@@ -110,14 +110,20 @@ def _evaluate(args):
     options = {"image_size": args.size, "progress": not args.quiet,
                **_evaluation_settings(args)}
     if args.predict_only:
-        written, skipped = load_and_predict(args.model, args.predict_only, args.out, **options)
+        written, skipped = load_and_predict(_one_or_all(args.model), args.predict_only,
+                                            args.out, **options)
         print(f"wrote {len(written)} masks" + (f" to {written[0].parent}" if written else "")
               + (f"; {len(skipped)} images unreadable (see the log)" if skipped else ""))
         return
-    outcome = load_and_evaluate(args.model, args.images, masks_dir=args.masks,
+    outcome = load_and_evaluate(_one_or_all(args.model), args.images, masks_dir=args.masks,
                                 split_manifest=args.split_manifest, part=args.part,
                                 out_dir=args.out, overwrite=args.overwrite, **options)
     _print_summary(outcome.results, outcome.part)
+
+
+def _one_or_all(model_paths):
+    """--model given once: that path; more often: the list (an ensemble)."""
+    return model_paths[0] if len(model_paths) == 1 else model_paths
 
 
 def _evaluation_settings(args):
@@ -348,9 +354,11 @@ def _evaluate_parser():
                     "or, with --predict-only, write one mask PNG per image in ISIC's naming. "
                     "The network size and evaluation settings come from the config.json beside "
                     "the model unless given here.")
-    parser.add_argument("--model", required=True,
+    parser.add_argument("--model", required=True, action="append",
                         help=f"the model file, e.g. runs/x/{OUTPUTS['model']}, or a SavedModel "
-                             f"folder")
+                             f"folder; given more than once, the models' probabilities are "
+                             f"averaged per image at its own size, each model at its own "
+                             f"network size and after --tta (an ensemble; needs --out)")
     parser.add_argument("--images", help="folder of images (or ISIC parent folder) to evaluate on")
     parser.add_argument("--masks", help="folder of masks (default: found beside --images)")
     parser.add_argument("--split-manifest",

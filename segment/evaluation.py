@@ -25,7 +25,7 @@ from .errors import ImageReadError, SegmentError
 from .files import atomic_path
 from .images import load_input_image, load_segmented_image, resize_mask
 from .metrics import confusion_counts, hausdorff_distance_95, scores_from_counts
-from .prediction import iter_probabilities, network_size, to_mask
+from .prediction import iter_probabilities, predicting_models, to_mask
 
 __all__ = ["METRICS", "Evaluation", "Example", "display_size", "evaluate", "score_masks",
            "summarize"]
@@ -116,7 +116,7 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, **ove
     `results` draw them without calling the model again.
 
     Args:
-        model: Keras model.
+        model: Keras model, or an `Ensemble` of them (probabilities averaged per image).
         pairs: Sequence of `Pair` (or (image_path, mask_path) tuples), e.g. `split.test`.
         config: `EvalConfig`; see `iter_predictions`. `original_size` scores at each mask's
             own size (default) or at the network's size.
@@ -135,12 +135,14 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, **ove
     """
     config = with_overrides(config, EvalConfig, overrides)
     pairs = as_pairs(pairs)
-    size = network_size(model, image_size)
+    sizes = [size for _, size in predicting_models(model, image_size)]
+    size = sizes[0]  # with original_size=False an ensemble averages at its first model's size
     settings = {"threshold": config.threshold, "tta": config.tta,
                 "postprocess": config.postprocess,
                 "resolution": ("original" if config.original_size
                                else f"network {size[0]}x{size[1]}"),
-                "image_size": list(size)}
+                "image_size": (list(size) if len(sizes) == 1
+                               else [list(each) for each in sizes])}
     rows, skipped = [], []
     gallery = _Gallery(config.num_examples)
     for pair, probabilities in iter_probabilities(model, pairs, size, config, progress,

@@ -6,7 +6,8 @@
 Each image is resized to the network's size (`network_size` decides it), predicted in batches,
 optionally averaged over flips (test-time augmentation), and its probabilities are resized back
 bilinearly to the image's own size before the threshold, so a mask always matches its image.
-The settings come as an `EvalConfig` (or as its fields, as keywords).
+An `Ensemble` of models predicts as one model: each at its own size, the probabilities averaged
+at the image's size. The settings come as an `EvalConfig` (or as its fields, as keywords).
 """
 
 import logging
@@ -23,8 +24,9 @@ from .errors import ImageReadError
 from .images import load_input_image, read_image_size, save_mask
 from .postprocess import postprocess_mask, predict_with_flips
 
-__all__ = ["export_predictions", "iter_predictions", "iter_probabilities", "network_size",
-           "predict_masks", "resize_probabilities", "to_mask"]
+__all__ = ["Ensemble", "export_predictions", "iter_predictions", "iter_probabilities",
+           "network_size", "predict_masks", "predicting_models", "resize_probabilities",
+           "to_mask"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +36,15 @@ def iter_predictions(model, images, config=None, *, image_size=None, progress=Fa
     """Predict binary masks one image at a time, without holding them all in memory.
 
     Args:
-        model: Keras model, images -> probabilities (from `create_model` or `load_model`).
+        model: Keras model, images -> probabilities (from `create_model` or `load_model`), or
+            an `Ensemble` of them.
         images: Image paths, `Pair`s, (image_path, mask_path) tuples, or uint8
             (height, width, 3) arrays.
         config: `EvalConfig`: threshold (0.5), tta (flips), postprocess (largest region,
             holes filled), original_size (True: each mask resized to its image's size, the
             probabilities bilinearly, then thresholded) and batch_size (8).
         image_size: (height, width) fed to the model; defaults to the model's input size
-            (required when the model accepts any size).
+            (required when the model accepts any size; an `Ensemble` carries its own sizes).
         progress: Show a progress bar on stderr when it is a terminal. Defaults to False.
         skipped: Optional list; (path, reason) of each unreadable image is appended to it.
         **overrides: `EvalConfig` fields to replace, e.g. `tta=True`.
@@ -87,7 +90,7 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
     """Write one mask PNG per image, 0/255 at the image's original size, in ISIC's naming.
 
     Args:
-        model: Keras model.
+        model: Keras model, or an `Ensemble`.
         images: A folder of images, or a list of image paths.
         out_dir: Output folder; masks are named `<id>_segmentation.png`.
         config, image_size, progress, **overrides: as for `iter_predictions` (masks are
@@ -117,17 +120,74 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
     return written, skipped
 
 
+class Ensemble:
+    """Several models predicting as one: the mean of their lesion probabilities.
+
+    Each model sees each image at its own network size (with test-time augmentation when
+    asked); each model's probabilities are resized bilinearly to the image's own size (to the
+    first model's network size when `original_size=False`) and averaged there, before the
+    threshold. Pass it wherever a model is taken for prediction: `evaluate`, `results`,
+    `predict_masks`, `export_predictions`.
+
+    Args:
+        models: Keras models, images -> probabilities (at least one).
+        image_sizes: (height, width) fed to each model, for models that accept any size;
+            None (or a None entry) uses the model's own input size.
+
+    Raises:
+        ValueError: no models, one size per model not given, or a size a model cannot take.
+
+    Example:
+        >>> wide = segment.create_model((32, 48, 3), base_filters=2, depth=3)
+        >>> ensemble = Ensemble([model, wide])
+        >>> ensemble.sizes
+        [(32, 32), (32, 48)]
+        >>> segment.evaluate(ensemble, split.test, tta=True, progress=False).settings["image_size"]
+        [[32, 32], [32, 48]]
+    """
+
+    def __init__(self, models, image_sizes=None):
+        self.models = list(models)
+        if not self.models:
+            raise ValueError("an Ensemble needs at least one model. Received: models=[]")
+        if image_sizes is None:
+            image_sizes = [None] * len(self.models)
+        if len(image_sizes) != len(self.models):
+            raise ValueError(f"one image size per model is needed: {len(self.models)} models, "
+                             f"{len(image_sizes)} sizes")
+        self.sizes = [network_size(model, size)
+                      for model, size in zip(self.models, image_sizes, strict=True)]
+
+    def __repr__(self):
+        return (f"Ensemble({len(self.models)} models at "
+                f"{', '.join(f'{h}x{w}' for h, w in self.sizes)})")
+
+
+def predicting_models(model, image_size=None):
+    """[(Keras model, (height, width) it is fed)]: an `Ensemble`'s models, or the one model.
+
+    Example:
+        >>> predicting_models(model)[0][1]
+        (32, 32)
+    """
+    if isinstance(model, Ensemble):
+        return list(zip(model.models, model.sizes, strict=True))
+    return [(model, network_size(model, image_size))]
+
+
 def iter_probabilities(model, items, image_size, config, progress, skipped):
-    """Yield (item, float32 (h, w) lesion probabilities at the network's size)."""
-    size = network_size(model, image_size)
-    batch_items, batch_images = [], []
+    """Yield (item, float32 (h, w) lesion probabilities): a single model's at its network
+    size; an `Ensemble`'s mean at the item's own size (the first model's network size when
+    `config.original_size` is False)."""
+    members = predicting_models(model, image_size)
+    batch_items, batch_inputs = [], []  # inputs: one uint8 image per member and item
     # disable=None: tqdm draws only on a terminal, so a log file gets no bar redraws.
     for item in tqdm(list(items), desc="predict", unit="image",
                      disable=None if progress else True):
         if not isinstance(item, (np.ndarray, str, os.PathLike)):
             item = as_pair(item)
         try:
-            batch_images.append(_load_network_input(item, size))
+            batch_inputs.append([_load_network_input(item, size) for _, size in members])
         except ImageReadError as error:
             logger.warning("skipping image: %s", error)
             if skipped is not None:
@@ -135,11 +195,23 @@ def iter_probabilities(model, items, image_size, config, progress, skipped):
             continue
         batch_items.append(item)
         if len(batch_items) == config.batch_size:
-            yield from zip(batch_items, _predict_batch(model, batch_images, config.tta),
-                           strict=True)
-            batch_items, batch_images = [], []
+            yield from _predict_items(members, batch_items, batch_inputs, config)
+            batch_items, batch_inputs = [], []
     if batch_items:
-        yield from zip(batch_items, _predict_batch(model, batch_images, config.tta), strict=True)
+        yield from _predict_items(members, batch_items, batch_inputs, config)
+
+
+def _predict_items(members, items, inputs, config):
+    """(item, probabilities) for a batch: one model's as they are, several models' averaged."""
+    per_member = [_predict_batch(model, [images[index] for images in inputs], config.tta)
+                  for index, (model, _) in enumerate(members)]
+    if len(members) == 1:
+        yield from zip(items, per_member[0], strict=True)
+        return
+    for position, item in enumerate(items):
+        target = _original_size(item) if config.original_size else members[0][1]
+        yield item, np.mean([resize_probabilities(probabilities[position], target)
+                             for probabilities in per_member], axis=0, dtype=np.float32)
 
 
 def _predict_batch(model, images, tta):

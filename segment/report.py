@@ -71,7 +71,7 @@ def results(model, pairs, *, history=None, run_dir=None, evaluation=None, config
     images that the evaluation kept, so they show exactly what was scored.
 
     Args:
-        model: Keras model (unused when `evaluation` is given).
+        model: Keras model or `Ensemble` (unused when `evaluation` is given).
         pairs: Sequence of `Pair` (or (image_path, mask_path) tuples), e.g. `split.test`.
         history: keras History, a dict of per-epoch lists, a DataFrame, or the path of a
             `log.csv`; draws the training curves when given.

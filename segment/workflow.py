@@ -3,6 +3,7 @@
     outcome = train_and_evaluate("ISIC2018", "runs/x", RunConfig(...))
     outcome.results.summary["dice"]["mean"]
     again = load_and_evaluate("runs/x/model.keras", tta=True)   # settings from config.json
+    both = load_and_evaluate(["runs/x/model.keras", "runs/y/model.keras"], out_dir="runs/xy")
     written, skipped = load_and_predict("runs/x/model.keras", "new_images/")
 
 `train_and_evaluate`: pairs -> run folder checked (resume, overwrite) -> optional size report
@@ -23,7 +24,7 @@ from .errors import RunFolderError, SegmentError
 from .files import save_figure_atomic, write_text_atomic
 from .model import create_model
 from .pipeline import create_generator
-from .prediction import export_predictions, network_size
+from .prediction import Ensemble, export_predictions, network_size
 from .report import results
 from .run_folder import RunFolder
 from .runtime import resolve_precision
@@ -62,7 +63,7 @@ class EvaluationOutcome(NamedTuple):
         True
     """
 
-    model: object  # the loaded keras.Model
+    model: object  # the loaded keras.Model (an Ensemble when several were given)
     results: object  # Results (evaluation, figures, files)
     part: str  # which pairs were evaluated, in words ("test part of runs/x/split.json")
 
@@ -158,22 +159,26 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
 def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
                       split_manifest=None, part="test", out_dir=None, image_size=None,
                       overwrite=False, progress=True, **overrides):
-    """Load a saved model and evaluate it: what driver_load_evaluate.py does.
+    """Load a saved model (or several, as an `Ensemble`) and evaluate it: what
+    driver_load_evaluate.py does.
 
     The pairs: those of `data` when given (all of them, unless `split_manifest` picks a part
-    of them); otherwise `part` of the split manifest (`split.json` beside the model). The
-    settings: `config`, else those the training run recorded in `config.json` beside the
-    model, else the defaults; `overrides` replace single fields of that. The network size
-    comes from the model, else from `image_size`, else from `config.json`.
+    of them); otherwise `part` of the split manifest (`split.json` beside the first model).
+    The settings: `config`, else those the (first) training run recorded in `config.json`
+    beside the model, else the defaults; `overrides` replace single fields of that. Each
+    model's network size comes from the model, else from `image_size`, else from its own
+    `config.json`. An ensemble is refused on pairs any of its models trained on (their
+    `split.json` says which) and its report needs its own `out_dir`.
 
     Args:
-        model_path: A `.keras` or legacy `.h5` file, or a SavedModel folder (inference only).
+        model_path: A `.keras` or legacy `.h5` file, or a SavedModel folder (inference only);
+            or a list of them, evaluated as one `Ensemble`.
         data: Folder (as for `find_pairs`) or sequence of pairs; None uses the manifest.
         config: `EvalConfig`; None takes the recorded one (or the defaults).
         masks_dir: Masks folder when `data` is an images folder.
-        split_manifest: A `split.json`; defaults to the one beside the model.
+        split_manifest: A `split.json`; defaults to the one beside the (first) model.
         part: "train", "val" or "test": which part of the manifest. Defaults to "test".
-        out_dir: Report folder; defaults to `evaluation/` beside the model.
+        out_dir: Report folder; defaults to `evaluation/` beside a single model.
         image_size: (height, width) for a model that accepts any size.
         overwrite: Replace a report already in `out_dir`. Defaults to False.
         progress: Show a progress bar. Defaults to True.
@@ -183,40 +188,50 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
         EvaluationOutcome(model, results, part).
 
     Raises:
-        ModelLoadError, PairingError, RunFolderError (a report in the way), ValueError.
+        ModelLoadError, PairingError, RunFolderError (a report in the way), ValueError
+        (e.g. an ensemble without `out_dir`), SegmentError (an ensemble member trained on
+        an evaluated pair).
 
     Example:
         >>> model, report, part = load_and_evaluate(
         ...     finished_run / "model.keras", tta=True, out_dir=tmp / "tta", progress=False)
         >>> report.summary["settings"]["tta"], report.files["report"].name
         (True, 'report.html')
+        >>> ensemble, report, part = load_and_evaluate(
+        ...     [finished_run / "model.keras"] * 2, out_dir=tmp / "two", progress=False)
+        >>> ensemble
+        Ensemble(2 models at 32x32, 32x32)
     """
-    model_path = Path(model_path)
+    model_paths = _model_paths(model_path, out_dir)
     if part not in Split._fields:
         raise ValueError(f"part must be one of {Split._fields}. Received: part={part!r}")
-    beside = RunFolder(model_path.parent)  # the training run's folder, if it was one
+    beside = RunFolder(model_paths[0].parent)  # the (first) training run's folder, if any
     out = RunFolder(out_dir if out_dir is not None else beside.evaluation_dir)
     if out.report.exists() and not overwrite:
         raise RunFolderError(f"'{out.path}' already holds a report; pass --overwrite or choose "
                              f"another --out")
-    model, config, size = _load_with_settings(model_path, beside, config, image_size, overrides)
+    model, config, size = _load_with_settings(model_paths, config, image_size, overrides)
     pairs, description = _evaluation_pairs(data, masks_dir, split_manifest, part, beside)
-    report = results(model, pairs, history=beside.log if beside.log.exists() else None,
-                     run_dir=out, config=config, image_size=size, progress=progress)
+    if len(model_paths) > 1:
+        _check_unseen(pairs, model_paths)
+    history = beside.log if len(model_paths) == 1 and beside.log.exists() else None
+    report = results(model, pairs, history=history, run_dir=out, config=config,
+                     image_size=size, progress=progress)
     _write_skipped(out, report.evaluation.skipped)
     return EvaluationOutcome(model, report, description)
 
 
 def load_and_predict(model_path, images, out_dir=None, config=None, *, image_size=None,
                      progress=True, **overrides):
-    """Load a saved model and write one `<id>_segmentation.png` (0/255) per image.
+    """Load a saved model (or several, as an `Ensemble`) and write one `<id>_segmentation.png`
+    (0/255) per image.
 
-    Settings and network size are found as in `load_and_evaluate`.
+    Settings and network sizes are found as in `load_and_evaluate`.
 
     Args:
-        model_path: A `.keras` or `.h5` file, or a SavedModel folder.
+        model_path: A `.keras` or `.h5` file, or a SavedModel folder; or a list of them.
         images: A folder of images, or a list of image paths.
-        out_dir: Output folder; defaults to `predictions/` beside the model.
+        out_dir: Output folder; defaults to `predictions/` beside a single model.
         config, image_size, progress, **overrides: As for `load_and_evaluate`.
 
     Returns:
@@ -228,10 +243,9 @@ def load_and_predict(model_path, images, out_dir=None, config=None, *, image_siz
         >>> len(written), skipped
         (12, [])
     """
-    model_path = Path(model_path)
-    beside = RunFolder(model_path.parent)
-    model, config, size = _load_with_settings(model_path, beside, config, image_size, overrides)
-    out = Path(out_dir) if out_dir is not None else beside.predictions_dir
+    model_paths = _model_paths(model_path, out_dir)
+    model, config, size = _load_with_settings(model_paths, config, image_size, overrides)
+    out = Path(out_dir) if out_dir is not None else RunFolder(model_paths[0].parent).predictions_dir
     return export_predictions(model, images, out, config, image_size=size, progress=progress)
 
 
@@ -298,15 +312,52 @@ def _write_skipped(run, skipped):
                        run.skipped_files)
 
 
-def _load_with_settings(model_path, beside, config, image_size, overrides):
-    """(model, EvalConfig, network size): explicit settings, else config.json's (in the
-    RunFolder `beside` the model), else defaults."""
-    recorded = beside.recorded_settings()
-    config = with_overrides(config or _recorded_evaluation(recorded, model_path), EvalConfig,
-                            overrides)
-    model = load_model(model_path)
-    return model, config, network_size(model, image_size,
-                                       recorded.get("data", {}).get("image_size"))
+def _model_paths(model_path, out_dir):
+    """[Path]: one model file, or each of a list of them; several need their own `out_dir`
+    (what an ensemble writes belongs to none of its models' folders)."""
+    if isinstance(model_path, (str, os.PathLike)):
+        return [Path(model_path)]
+    paths = [Path(path) for path in model_path]
+    if not paths:
+        raise ValueError("no model given. Received: model_path=[]")
+    if len(paths) > 1 and out_dir is None:
+        raise ValueError(f"an ensemble's output belongs to none of its {len(paths)} models' "
+                         f"folders: pass out_dir (--out)")
+    return paths
+
+
+def _load_with_settings(model_paths, config, image_size, overrides):
+    """(model or Ensemble, EvalConfig, network size or None for an ensemble): settings
+    explicit, else the first model's config.json, else defaults; each model's size from the
+    model, else `image_size`, else its own config.json."""
+    runs = [RunFolder(path.parent) for path in model_paths]
+    config = with_overrides(config or _recorded_evaluation(runs[0].recorded_settings(),
+                                                           model_paths[0]),
+                            EvalConfig, overrides)
+    models, sizes = [], []
+    for path, run in zip(model_paths, runs, strict=True):
+        models.append(load_model(path))
+        sizes.append(network_size(models[-1], image_size,
+                                  run.recorded_settings().get("data", {}).get("image_size")))
+    if len(models) == 1:
+        return models[0], config, sizes[0]
+    return Ensemble(models, sizes), config, None
+
+
+def _check_unseen(pairs, model_paths):
+    """Raise SegmentError when an ensemble member trained on any of `pairs` (by id, as its
+    run's split.json records), so that an ensemble's score is a test score."""
+    ids = {pair.id for pair in pairs}
+    for path in model_paths:
+        manifest = RunFolder(path.parent).split
+        if not manifest.exists():
+            continue
+        trained_on = ids & {pair.id for pair in load_split(manifest).train}
+        if trained_on:
+            raise SegmentError(f"'{path}' was trained on {len(trained_on)} of the {len(ids)} "
+                               f"pairs to evaluate (e.g. {min(trained_on)}, per {manifest}): "
+                               f"an ensemble is scored only on pairs none of its models "
+                               f"trained on")
 
 
 def _recorded_evaluation(recorded, model_path):

@@ -12,6 +12,7 @@ from segment import load_segmented_image, read_image_size
 from segment.cli import evaluate_main, train_main
 
 import keras
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, assert_consistent_report
@@ -174,6 +175,29 @@ def test_predict_only_writes_isic_masks_at_original_size(trained_run, capfd):
     mask_path = out / "ISIC_0000003_segmentation.png"
     image_size = read_image_size(root / "synthetic" / "images" / "ISIC_0000003.jpg")
     assert load_segmented_image(mask_path).shape == image_size
+
+
+@pytest.mark.slow
+def test_evaluate_driver_scores_an_ensemble_only_where_it_may(trained_run, tmp_path, capfd):
+    root, _ = trained_run
+    model = root / "run" / "model.keras"
+    done = run_main(evaluate_main, ["--model", model, "--model", model, "--out",
+                                    tmp_path / "ensemble", "-q"], capfd)
+    assert done.returncode == 0, done.stderr
+    summary = assert_consistent_report(tmp_path / "ensemble", 4)
+    assert summary["settings"]["image_size"] == [[32, 32], [32, 32]]
+    # A model averaged with itself is that model: the run's own test scores, image by image.
+    alone = pd.read_csv(root / "run" / "evaluation.csv").set_index("id")["dice"]
+    together = pd.read_csv(tmp_path / "ensemble" / "evaluation.csv").set_index("id")["dice"]
+    assert np.allclose(together.loc[alone.index], alone, atol=1e-6)
+
+    no_out = run_main(evaluate_main, ["--model", model, "--model", model, "-q"], capfd)
+    assert no_out.returncode == 2 and "pass out_dir (--out)" in no_out.stderr
+    trained_on = run_main(evaluate_main, ["--model", model, "--model", model, "--part",
+                                          "train", "--out", tmp_path / "leak", "-q"], capfd)
+    assert trained_on.returncode == 2
+    assert "was trained on 12 of the 12 pairs to evaluate" in trained_on.stderr
+    assert not (tmp_path / "leak" / "summary.json").exists()
 
 
 @pytest.mark.parametrize("script, arguments, message", [
