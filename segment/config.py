@@ -29,6 +29,7 @@ CACHE_MODES = ("memory", "disk", "none")
 LR_SCHEDULES = ("exponential", "cosine", "plateau")
 LOSSES = ("dice", "bce_dice")
 ENCODERS = ("improved_unet", "efficientnet_lite0")
+ENCODER_BATCHNORMS = ("frozen", "train")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "mixed")
 
 
@@ -81,9 +82,14 @@ class ModelConfig:
     leaky_relu_slope: float = 0.01  # negative slope of every LeakyReLU
     standardize_input: bool = False  # each image's channels to mean 0, std 1 before level 1
     encoder: str = "improved_unet"  # the paper's context pathway, or "efficientnet_lite0"
+    # How a pretrained encoder's batch norms train: "frozen" (ImageNet statistics, scale and
+    # shift kept: inference mode; the better of the two on ISIC 2018, docs/RESULTS.md) or
+    # "train" (batch statistics, learned scale and shift).
+    encoder_batchnorm: str = "frozen"
 
     def __post_init__(self):
         _check_choice(self, "encoder", ENCODERS)
+        _check_choice(self, "encoder_batchnorm", ENCODER_BATCHNORMS)
         _check_positive(self, "base_filters")
         _check_positive(self, "num_classes")
         if int(self.depth) < 2:
@@ -243,6 +249,8 @@ class RunConfig:
                 raise ValueError(f"unknown {kind.__name__} settings: {', '.join(unknown)}")
             if isinstance(section.get("augment"), bool):  # written by versions before 0.1.0
                 section["augment"] = "full" if section["augment"] else "none"
+            if section.get("encoder") == "efficientnet_lite0":  # written before the setting:
+                section.setdefault("encoder_batchnorm", "train")  # its batch norms trained
             parts[name] = kind(**section)
         return cls(**parts)
 

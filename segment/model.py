@@ -82,7 +82,7 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
         skips = build.context_pathway(x, base_filters, config.depth)
     else:  # level 1 at full resolution, then the pretrained encoder's maps (raw images in)
         skips = [*build.context_pathway(x, base_filters, 1),
-                 *_efficientnet_lite0_features(inputs, dtype_policy)]
+                 *_efficientnet_lite0_features(inputs, dtype_policy, config.encoder_batchnorm)]
     depth = len(skips)
 
     # Localization pathway, from the level above the bottom back up to level 1.
@@ -171,12 +171,18 @@ class _Builder:
         return self.conv_norm_act(x, filters, 1, name=f"{name}_2")
 
 
-def _efficientnet_lite0_features(images, dtype_policy):
+def _efficientnet_lite0_features(images, dtype_policy, batchnorm):
     """EfficientNet-Lite0's maps at strides 2, 4, 8, 16, 32 (16, 24, 40, 112, 320 channels),
-    with its ImageNet weights, as one nested model (`efficientnet_lite0_features`)."""
+    with its ImageNet weights, as one nested model (`efficientnet_lite0_features`).
+    `batchnorm="frozen"` makes its batch norms untrainable, which in Keras 3 also runs them
+    in inference mode (ImageNet statistics) while training."""
     backbone = create_efficientnet_lite0(tuple(images.shape[1:]), include_top=False,
                                          dtype=dtype_policy)
     load_efficientnet_lite0_weights(backbone)
+    if batchnorm == "frozen":
+        for layer in backbone.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.trainable = False
     features = keras.Model(backbone.input, [backbone.get_layer(name).output
                                             for name in FEATURE_BLOCKS],
                            name="efficientnet_lite0_features")

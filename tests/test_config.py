@@ -37,6 +37,15 @@ def test_augment_is_a_name_and_old_config_json_booleans_still_read():
             for value in (True, False, "flips")] == ["full", "none", "flips"]
 
 
+def test_pretrained_runs_written_before_encoder_batchnorm_read_as_trained_batch_norms():
+    def batchnorm(model_settings):
+        return RunConfig.from_dict({"model": model_settings}).model.encoder_batchnorm
+
+    assert batchnorm({"encoder": "efficientnet_lite0"}) == "train"  # what those runs did
+    assert batchnorm({"encoder": "efficientnet_lite0", "encoder_batchnorm": "frozen"}) == "frozen"
+    assert batchnorm({}) == ModelConfig.encoder_batchnorm == "frozen"
+
+
 def test_overrides_replace_fields_and_unknown_names_are_type_errors():
     config = with_overrides(EvalConfig(tta=True), EvalConfig, {"threshold": 0.3})
     assert (config.tta, config.threshold) == (True, 0.3)
@@ -55,7 +64,8 @@ def test_config_json_round_trip_keeps_every_setting():
     written = json.loads(json.dumps(config.to_dict()))  # what config.json holds
     assert written["model"] == {"base_filters": 8, "depth": 4, "num_classes": 1, "dropout": 0.1,
                                 "deep_supervision": False, "l2": 0.0, "leaky_relu_slope": 0.01,
-                                "standardize_input": True, "encoder": "improved_unet"}
+                                "standardize_input": True, "encoder": "improved_unet",
+                                "encoder_batchnorm": "frozen"}
     assert RunConfig.from_dict(written) == config
     with pytest.raises(ValueError, match="unknown TrainConfig settings: epoch"):
         RunConfig.from_dict({"train": {"epoch": 3}})

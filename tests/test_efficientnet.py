@@ -91,6 +91,29 @@ def test_segmentation_model_on_the_encoder_is_saved_whole_and_evaluates_without_
     assert segment.RunConfig.from_dict(recorded.to_dict()).model.encoder == "efficientnet_lite0"
 
 
+@pytest.mark.parametrize("batchnorm", ["train", "frozen"])
+def test_encoder_batchnorm_trains_on_batch_statistics_or_stays_at_imagenets(
+        batchnorm, weights_path, tmp_path):
+    import segment
+
+    model = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=2,
+                                 encoder_batchnorm=batchnorm)
+    features = model.get_layer("efficientnet_lite0_features")
+    stem_bn = features.get_layer("stem_bn")
+    imagenet_mean = stem_bn.moving_mean.numpy()
+    images = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    in_training = [np.asarray(map_) for map_ in features(images, training=True)]
+    inference = [np.asarray(map_) for map_ in features(images, training=False)]
+    same = all(np.allclose(a, b, atol=1e-5) for a, b in zip(in_training, inference, strict=True))
+    moved = not np.allclose(stem_bn.moving_mean.numpy(), imagenet_mean)
+    assert (same, moved, stem_bn.trainable) == ((True, False, False) if batchnorm == "frozen"
+                                                else (False, True, True))
+    segment.save_model(model, tmp_path / "model.keras")
+    loaded = segment.load_model(tmp_path / "model.keras")
+    assert loaded.get_layer("efficientnet_lite0_features").get_layer("stem_bn").trainable == (
+        batchnorm == "train")
+
+
 def test_without_the_wheel_the_driver_says_what_to_install_and_writes_nothing(
         synthetic_dir, tmp_path, monkeypatch, capfd):
     from segment.cli import train_main

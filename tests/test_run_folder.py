@@ -103,6 +103,16 @@ def test_settings_in_an_older_spelling_hold_the_same_run(tmp_path):
                               "pairs": {"count": 10, "fingerprint": "changed files"}})
 
 
+def test_a_batch_norm_mode_holds_the_same_run_only_where_no_pretrained_encoder_reads_it(tmp_path):
+    write_finished_run(tmp_path)
+    run = RunFolder(tmp_path)
+    for encoder, same in [("improved_unet", True), ("efficientnet_lite0", False)]:
+        (tmp_path / "config.json").write_text(json.dumps(
+            {**RECORD, "model": {"encoder": encoder, "encoder_batchnorm": "train"}}))
+        assert run.holds_run(
+            {**RECORD, "model": {"encoder": encoder, "encoder_batchnorm": "frozen"}}) is same
+
+
 def test_leftovers_of_a_start_without_a_model_are_cleared_without_overwrite(tmp_path):
     # A run killed in its first epoch: split, log and cache, but no backup and no model.
     for name in ["split.json", "log.csv", "best.json"]:
