@@ -135,7 +135,7 @@ def headline(summary):
     return {"mean_dice": summary["dice"]["mean"], "median_dice": summary["dice"]["median"],
             "mean_jaccard": summary["jaccard"]["mean"], "isic_score": summary["isic_score"],
             "hd95_median": summary["hd95"]["median"], "hd95_mean": summary["hd95"]["mean"],
-            "count": summary["count"]}
+            "pooled_dice": summary["pooled_dice"], "count": summary["count"]}
 
 
 def peer(run, budget_seconds):
@@ -229,19 +229,26 @@ def training_parts(data, recipe, runs, parts, fractions, figure, changes):
         results["curve"] = curve
         learning_curve_figure(curve, recipe, figure)
     if "changes" in parts:
-        results["changes"] = {}
-        for name, settings in changes.items():
-            config = recipe.replace(**settings)
-            change_model, change_run = trained(data, runs / f"isic2018-{name}", config)
-            whole = config.data.train_fraction == 1  # full runs: TTA + pp, paired per image
-            scores = {"settings": settings,
-                      **run_scores(change_run, change_model if whole else None)}
-            if whole:
-                change_dice = test_dice(change_run)
-                scores["against_recipe"] = paired_difference(change_dice, recipe_dice)
-                if peer_dice is not None:
-                    scores["against_peer"] = paired_difference(change_dice, peer_dice)
-            results["changes"][name] = scores
+        results["changes"] = changed_runs(data, recipe, runs, changes, recipe_dice, peer_dice)
+    return results
+
+
+def changed_runs(data, recipe, runs, changes, recipe_dice, peer_dice):
+    """Train (or reuse) the recipe with each change; full-data runs also get TTA + pp and are
+    paired image by image with the recipe (and the peer, when it ran)."""
+    results = {}
+    for name, settings in changes.items():
+        config = recipe.replace(**settings)
+        change_model, change_run = trained(data, runs / f"isic2018-{name}", config)
+        whole = config.data.train_fraction == 1
+        scores = {"settings": settings,
+                  **run_scores(change_run, change_model if whole else None)}
+        if whole:
+            change_dice = test_dice(change_run)
+            scores["against_recipe"] = paired_difference(change_dice, recipe_dice)
+            if peer_dice is not None:
+                scores["against_peer"] = paired_difference(change_dice, peer_dice)
+        results[name] = scores
     return results
 
 

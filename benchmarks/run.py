@@ -24,9 +24,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # Which benchmark's run measured each numbered row of the targets table.
 ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision", "5": "peer",
-             "6": "quality", "7": "backends", "8": "isic2018"}
+             "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained"}
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
-              "backends", "isic2018"]
+              "backends", "isic2018", "pretrained"]
 
 
 def run_benchmark(name, quick):
@@ -50,7 +50,7 @@ def machine():
     import tensorflow as tf
 
     return {"cpu": model, "cores": os.cpu_count(),
-            "bf16": "avx512_bf16" in flags or "amx_bf16" in flags,
+            "bf16": "avx512_bf16" in flags or "amx_bf16" in flags, "amx": "amx_bf16" in flags,
             "avx512": "avx512f" in flags, "gpus": len(tf.config.list_physical_devices("GPU")),
             "tensorflow": tf.__version__, "keras": keras.__version__,
             "python": platform.python_version(),
@@ -59,8 +59,8 @@ def machine():
 
 def describe(machine):
     """'AMD EPYC, AVX-512 + bf16, 2026-11-27': the CPU kind a row was measured on, and when."""
-    kind = ("AVX-512 + bf16" if machine.get("bf16") else "AVX-512" if machine.get("avx512")
-            else "AVX2")
+    kind = ("AVX-512 + bf16 + AMX" if machine.get("amx") else "AVX-512 + bf16"
+            if machine.get("bf16") else "AVX-512" if machine.get("avx512") else "AVX2")
     gpus = f", {machine['gpus']} GPUs" if machine.get("gpus") else ""
     return f"{machine.get('cpu', '?')}, {kind}{gpus}, {machine.get('date', '?')}"
 
@@ -101,6 +101,8 @@ def targets(results):
     rows += quality_targets(results.get("quality", {}))
     rows += backend_rows(results.get("backends", {}))
     rows += isic2018_targets(results.get("isic2018", {}), results.get("data", {}))
+    rows += pretrained_targets(results.get("pretrained", {}),
+                               results.get("isic2018", {}).get("peer", {}))
     return rows
 
 
@@ -166,6 +168,63 @@ def isic2018_targets(full, data):
                      f"{speedup:.2f}x faster, dice {change:+.3f}",
                      abs(change) <= 0.005 if bf16["policy"] == "mixed_bfloat16" else
                      "not measurable here: no native bf16 (the run fell back to float32)"))
+    return rows
+
+
+def pretrained_targets(pretrained, peer):
+    """Rows of benchmark 9: the EfficientNet-Lite0 encoder on ISIC 2018 against the recipe run
+    trained on the same machine (and the peer of benchmark 8, on the same test part)."""
+    name = "9 pretrained encoder (ISIC 2018)"
+    if "full" not in pretrained:
+        why = pretrained.get("skipped") or pretrained.get("error") or "no results"
+        return [(name, "test mean dice >= 0.89 and ISIC score >= 0.80 (plain, one model) in <= "
+                       "90 min", "-", f"not run: {why}")]
+    full, recipe = pretrained["full"], pretrained["recipe"]
+    dice, isic = full["plain"]["mean_dice"], full["plain"]["isic_score"]
+    minutes = full["train_seconds"] / 60
+    tuning = "; ".join(f"{run.split('train25-')[-1]} {scores['best_val_dice']:.3f}"
+                       for run, scores in pretrained["tuning"].items())
+    chosen = pretrained["chosen"].split("train25-")[-1]
+    rows = [(name, "fine-tuning chosen by validation dice on 25 % of the training part "
+                   "(measured, no target)", f"{tuning}: {chosen}", "measured (no target)"),
+            (name, "test mean dice >= 0.89 and ISIC score >= 0.80 (plain, one model) in <= 90 "
+                   "min of CPU training", f"{dice:.3f} / {isic:.3f} after {minutes:.0f} min "
+                                         f"({full['epochs']} epochs)",
+             dice >= 0.89 and isic >= 0.80 and minutes <= 90)]
+    combined = {"ensemble with the recipe": pretrained["ensemble"]["plain"]["mean_dice"],
+                "ensemble + TTA": pretrained["ensemble"]["tta"]["mean_dice"],
+                "TTA + post-processing": full["tta+postprocess"]["mean_dice"]}
+    best = max(combined, key=combined.get)
+    rows.append((name, "test mean dice >= 0.90 with an ensemble or TTA",
+                 f"{combined[best]:.3f} ({best})", combined[best] >= 0.90))
+    paired = full["against_recipe"]
+    rows.append((name, "test mean dice >= the recipe's + 0.01 at equal training time, by more "
+                       "than 2 paired standard errors",
+                 f"{paired['mean_dice_difference']:+.4f} +- {paired['standard_error']:.4f} "
+                 f"({minutes:.1f} vs {recipe['train_seconds'] / 60:.1f} min)",
+                 paired["mean_dice_difference"] >= 0.01
+                 and paired["mean_dice_difference"] > 2 * paired["standard_error"]))
+    if "large" in pretrained:
+        large = pretrained["large"]
+        rows.append((name, f"the same at {large['side']}x{large['side']} (measured, no target)",
+                     f"{large['plain']['mean_dice']:.3f} / {large['plain']['isic_score']:.3f} "
+                     f"after {large['train_seconds'] / 60:.0f} min ({large['epochs']} epochs), "
+                     f"{large['against_recipe']['mean_dice_difference']:+.4f} +- "
+                     f"{large['against_recipe']['standard_error']:.4f} against the recipe",
+                     "measured (no target)"))
+    if "plain" in peer:
+        rows.append((name, "test mean dice >= the peer's (benchmark 8, same test part)",
+                     f"{dice:.3f} vs {peer['plain']['mean_dice']:.3f}",
+                     dice >= peer["plain"]["mean_dice"]))
+    smallest = pretrained["curve"][0]
+    rows.append((name, f"test mean dice >= 0.86 at {100 * smallest['fraction']:.0f} % of the "
+                       f"training part", f"{smallest['plain']['mean_dice']:.3f} "
+                                         f"({smallest['num_train']} images)",
+                 smallest["plain"]["mean_dice"] >= 0.86))
+    speeds = pretrained["train_images_per_s"]
+    rows.append((name, "training images/s at 128x128 >= the Improved UNet's (same process)",
+                 f"{speeds['efficientnet_lite0']:.1f} vs {speeds['improved_unet']:.1f}",
+                 speeds["efficientnet_lite0"] >= speeds["improved_unet"]))
     return rows
 
 

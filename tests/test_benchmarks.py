@@ -14,12 +14,14 @@ from run import BENCHMARKS, targets  # noqa: E402
 
 @pytest.mark.slow
 def test_quick_run_writes_results_and_targets(tmp_path):
-    # Every benchmark but three whose code paths other tests run already, each costing fresh
-    # processes here: bench_backends.py (test_backends.py trains on every backend; its
+    # Every benchmark but four: three whose code paths other tests run already, each costing
+    # fresh processes here: bench_backends.py (test_backends.py trains on every backend; its
     # measure() is tested below), bench_scaling.py (test_distribute.py trains mirrored on two
-    # logical CPUs) and bench_precision.py (test_training.py covers the precision choice).
-    # `make bench` runs them all.
-    parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision")]
+    # logical CPUs) and bench_precision.py (test_training.py covers the precision choice); and
+    # bench_pretrained.py, whose smoke run has its own file (test_bench_pretrained.py) so that
+    # the other test worker runs it beside this one. `make bench` runs them all.
+    parts = [name for name in BENCHMARKS
+             if name not in ("backends", "scaling", "precision", "pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
                           text=True, cwd=REPO, timeout=900)
@@ -60,7 +62,7 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     assert "QUICK smoke run" in page
     for row in ["| 1 compute |", "| 2 pipeline |", "| 3 memory |",
                 "| 5 peer (MONAI DynUNet) |", "| 6 quality |", "| 7 backends |",
-                "| 8 ISIC 2018 (1,878 pairs) |"]:
+                "| 8 ISIC 2018 (1,878 pairs) |", "| 9 pretrained encoder (ISIC 2018) |"]:
         assert row in page
 
 
@@ -174,3 +176,44 @@ def test_isic2018_verdicts():
                 "training (the run best on validation)"] is False
     assert rows["mixed bf16 at equal epochs: test mean dice within 0.005 of float32"].startswith(
         "not measurable here")
+
+
+def test_pretrained_verdicts():
+    def scores(dice, isic=0.8, **more):
+        return {"plain": {"mean_dice": dice, "isic_score": isic}, **more}
+
+    paired = {"mean_dice_difference": 0.012, "standard_error": 0.005, "images": 375}
+    pretrained = {
+        "recipe": scores(0.872, train_seconds=25 * 60),
+        "tuning": {"128-lite0-train25-bn-train": scores(0.85, best_val_dice=0.87),
+                   "128-lite0-train25-bn-frozen": scores(0.86, best_val_dice=0.88)},
+        "chosen": "128-lite0-train25-bn-frozen",
+        "full": scores(0.891, 0.801, train_seconds=24 * 60, epochs=40, against_recipe=paired,
+                       **{"tta+postprocess": {"mean_dice": 0.897}}),
+        "ensemble": {"plain": {"mean_dice": 0.899}, "tta": {"mean_dice": 0.902}},
+        "curve": [{"fraction": 0.1, "num_train": 113, **scores(0.859)}],
+        "train_images_per_s": {"improved_unet": 14.0, "efficientnet_lite0": 28.0}}
+    peer = scores(0.875)
+    rows = {target: (value, met) for name, target, value, met, *_ in targets(
+        {"pretrained": pretrained, "isic2018": {"peer": peer}}) if name.startswith("9 ")}
+    assert rows["fine-tuning chosen by validation dice on 25 % of the training part (measured, "
+                "no target)"] == ("bn-train 0.870; bn-frozen 0.880: bn-frozen",
+                                  "measured (no target)")
+    assert rows["test mean dice >= 0.89 and ISIC score >= 0.80 (plain, one model) in <= 90 min "
+                "of CPU training"] == ("0.891 / 0.801 after 24 min (40 epochs)", True)
+    assert rows["test mean dice >= 0.90 with an ensemble or TTA"] == (
+        "0.902 (ensemble + TTA)", True)
+    assert rows["test mean dice >= the recipe's + 0.01 at equal training time, by more than 2 "
+                "paired standard errors"] == ("+0.0120 +- 0.0050 (24.0 vs 25.0 min)", True)
+    assert rows["test mean dice >= the peer's (benchmark 8, same test part)"] == (
+        "0.891 vs 0.875", True)
+    assert rows["test mean dice >= 0.86 at 10 % of the training part"] == (
+        "0.859 (113 images)", False)
+    assert rows["training images/s at 128x128 >= the Improved UNet's (same process)"] == (
+        "28.0 vs 14.0", True)
+    paired["standard_error"] = 0.007  # +0.012 is then within 2 standard errors
+    rows = {target: met for name, target, _, met, *_ in targets({"pretrained": pretrained})
+            if name.startswith("9 ")}
+    assert rows["test mean dice >= the recipe's + 0.01 at equal training time, by more than 2 "
+                "paired standard errors"] is False
+    assert not any("peer" in target for target in rows)  # no benchmark 8 peer: no row
