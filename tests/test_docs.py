@@ -85,25 +85,39 @@ def test_nothing_cites_a_document_outside_the_repository():
     assert citing == []
 
 
-def test_readme_results_table_is_the_benchmark_record():
+def assert_rows_match(lines, rows, columns):
+    """Each table row whose first cell holds a label shows its scores' `columns` next (HD95 to
+    1 decimal, the rest to 3) and, in its last cell, its training time where one is given."""
+    for label, (scores, seconds) in rows.items():
+        (line,) = [line for line in lines if line.startswith("|") and label in line]
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert cells[1:1 + len(columns)] == [
+            f"{scores[name]:.{1 if name.startswith('hd95') else 3}f}" for name in columns], label
+        if seconds is not None:
+            assert cells[-1] == f"{seconds / 60:.1f} min", label
+
+
+def test_readme_results_tables_are_the_benchmark_record():
     # One source for each number: the README's ISIC 2018 rows are benchmarks/results.json's.
-    results = json.loads((REPO / "benchmarks" / "results.json").read_text())["isic2018"]
-    rows = {
+    stored = json.loads((REPO / "benchmarks" / "results.json").read_text())
+    results, pretrained = stored["isic2018"], stored["pretrained"]
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert_rows_match(lines, {
         "the command above (20 epochs, float32)": (results["recipe"]["plain"],
                                                    results["recipe"]["train_seconds"]),
         "same model, `--tta --postprocess`": (results["recipe"]["tta+postprocess"], None),
         "best on validation": (results["changes"]["128-flips-bf16"]["plain"],
                                results["changes"]["128-flips-bf16"]["train_seconds"]),
         "MONAI DynUNet (the peer)": (results["peer"]["plain"], results["peer"]["train_seconds"]),
-    }
-    lines = (REPO / "README.md").read_text().splitlines()
-    for label, (scores, seconds) in rows.items():
-        (line,) = [line for line in lines if line.startswith("|") and label in line]
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
-        assert cells[1:4] == [f"{scores[name]:.3f}" for name in
-                              ("mean_dice", "median_dice", "isic_score")], label
-        if seconds is not None:
-            assert cells[4] == f"{seconds / 60:.1f} min", label
+    }, ("mean_dice", "median_dice", "isic_score"))
+    full, recipe, ensemble = pretrained["full"], pretrained["recipe"], pretrained["ensemble"]
+    assert_rows_match(lines, {
+        "from scratch, the command above, on this machine": (recipe["plain"],
+                                                            recipe["train_seconds"]),
+        "`--encoder efficientnet_lite0`": (full["plain"], full["train_seconds"]),
+        "that model, `--tta --postprocess`": (full["tta+postprocess"], None),
+        "ensemble of the two, `--tta`": (ensemble["tta"], None),
+    }, ("mean_dice", "median_dice", "isic_score", "pooled_dice"))
 
 
 def test_docs_isic2018_table_is_the_benchmark_record():
@@ -133,3 +147,18 @@ def test_docs_isic2018_table_is_the_benchmark_record():
             best = f" ({run['best_epoch']})" if "best_epoch" in run else ""
             assert cells[1] == f"{run['epochs']}{best}", label
             assert cells[7] == f"{run['train_seconds'] / 60:.1f} min", label
+
+
+def test_docs_pretrained_table_is_the_benchmark_record():
+    pretrained = json.loads((REPO / "benchmarks" / "results.json").read_text())["pretrained"]
+    full, recipe, ensemble = pretrained["full"], pretrained["recipe"], pretrained["ensemble"]
+    page = (REPO / "docs" / "RESULTS.md").read_text()
+    lines = page.split("## ISIC 2018 with the pretrained encoder")[1].split("\n## ")[0].splitlines()
+    assert_rows_match(lines, {
+        "from scratch, the recipe": (recipe["plain"], recipe["train_seconds"]),
+        "from scratch, `--tta --postprocess`": (recipe["tta+postprocess"], None),
+        "`--encoder efficientnet_lite0`": (full["plain"], full["train_seconds"]),
+        "Lite0, `--tta --postprocess`": (full["tta+postprocess"], None),
+        "ensemble of the two, plain": (ensemble["plain"], None),
+        "ensemble of the two, `--tta`": (ensemble["tta"], None),
+    }, ("mean_dice", "median_dice", "isic_score", "pooled_dice", "hd95_median"))
