@@ -45,6 +45,7 @@ from segment.workflow import run_settings  # noqa: E402
 import bench_quality  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from measure import run_eagerly  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ISIC2018 = HERE.parents[1] / "shared" / "data" / "isic2018-512"
@@ -260,10 +261,12 @@ def main():
     parser.add_argument("--runs", type=Path, default=Path("runs"),
                         help="folder of the run folders (reused across invocations)")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 30 synthetic pairs, 32x32, 1 epoch, in a temp folder")
+                        help="a smoke run: 30 synthetic pairs, 32x32, 1 epoch, in a temp folder, "
+                             "functions run eagerly")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         if args.quick:
+            run_eagerly()
             data = segment.make_synthetic_dataset(Path(scratch) / "synthetic", 30, size=(48, 64),
                                                   seed=0)
             recipe, runs, figure = QUICK, Path(scratch), Path(scratch) / "curve.png"

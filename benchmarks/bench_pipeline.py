@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import segment  # noqa: E402
 
 import numpy as np  # noqa: E402
-from measure import current_rss_mb, peak_rss_mb, seconds  # noqa: E402
+from measure import current_rss_mb, peak_rss_mb, run_eagerly, seconds  # noqa: E402
 from PIL import Image  # noqa: E402
 
 ISIC_SIZE = (767, 1022)  # (height, width) of most ISIC 2018 images
@@ -170,11 +170,13 @@ def memory(num_totals, size, caches):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: small images, few files")
+                        help="a smoke run: small images, few files, functions run eagerly")
     parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         return memory_child(*args.memory_child)
+    if args.quick:
+        run_eagerly()
     size = (48, 64) if args.quick else ISIC_SIZE
     with tempfile.TemporaryDirectory() as folder:
         print("pipeline overhead ...", file=sys.stderr)

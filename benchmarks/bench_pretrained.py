@@ -40,7 +40,7 @@ import segment  # noqa: E402
 from segment.training import compile_model  # noqa: E402
 
 import bench_isic2018 as isic  # noqa: E402
-from measure import images_per_second, random_batch  # noqa: E402
+from measure import images_per_second, random_batch, run_eagerly  # noqa: E402
 
 LITE0 = {"encoder": "efficientnet_lite0"}
 TUNING = {
@@ -87,12 +87,13 @@ def ensemble_scores(models, run, recipe_dice, names):
             "against_recipe": isic.paired_difference(plain.table["dice"], recipe_dice)}
 
 
-def measure(data, recipe, runs, tuning, curve_fractions, large_side):
+def measure(data, recipe, runs, tuning, curve_fractions, large_side, speed_steps=20):
     """Steps 1 to 6 of the module docstring; a dict of their results."""
     recipe_model, recipe_run = isic.trained(data, runs / "isic2018-128", recipe)
     results = {"recipe": isic.run_scores(recipe_run, recipe_model)}
     recipe_dice = isic.test_dice(recipe_run)
-    speeds = training_speeds(recipe, recipe.replace(**next(iter(tuning.values()))), large_side)
+    speeds = training_speeds(recipe, recipe.replace(**next(iter(tuning.values()))), large_side,
+                             speed_steps)
     results["train_images_per_s"] = speeds
 
     results["tuning"] = isic.changed_runs(
@@ -132,15 +133,18 @@ def main():
     parser.add_argument("--runs", type=Path, default=Path("runs"),
                         help="folder of the run folders (shared with bench_isic2018.py)")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 30 synthetic pairs, 32x32, 1 epoch, in a temp folder")
+                        help="a smoke run: 30 synthetic pairs, 32x32, 1 epoch, in a temp folder, "
+                             "functions run eagerly")
     parser.add_argument("--large-side", type=int, default=LARGE_SIDE,
                         help=f"side of step 6's run ({LARGE_SIDE}; 0 leaves step 6 out)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         if args.quick:
+            run_eagerly()
             data = segment.make_synthetic_dataset(Path(scratch) / "synthetic", 30, size=(48, 64),
                                                   seed=0)
-            results = measure(data, isic.QUICK, Path(scratch), QUICK_TUNING, (), 64)
+            results = measure(data, isic.QUICK, Path(scratch), QUICK_TUNING, (), 64,
+                              speed_steps=2)
         elif not isic.ISIC2018.is_dir():
             results = {"skipped": f"no ISIC 2018 data at {isic.ISIC2018}"}
         else:

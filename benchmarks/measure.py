@@ -7,6 +7,7 @@ the same thing whichever script made it:
 - `images_per_second(step, images_per_call, calls, warmup=2)`: `warmup` untimed calls (they
   trace or compile), then `calls` timed ones; the rate and the warm-up seconds.
 - `random_batch(batch, size)`: seeded float32 images in [0, 1] and {0, 1} masks.
+- `run_eagerly()`: for --quick smoke runs, which check code paths and not speed.
 - `peak_rss_mb()` / `current_rss_mb()`: this process's resident memory. `ru_maxrss` is not
   used: Linux keeps it across fork and exec, so a child started by a big benchmark process
   reports its parent's peak; VmHWM (the peak) and VmRSS (now) in /proc/self/status belong to
@@ -38,6 +39,15 @@ def images_per_second(step, images_per_call, calls, *, warmup=2, synchronize=Non
     if synchronize is not None:
         synchronize()
     return images_per_call * calls / (time.perf_counter() - start), warmup_seconds
+
+
+def run_eagerly():
+    """Make TensorFlow run every function eagerly from now on (tf.data's stay graphs), so that a
+    --quick smoke run, a few steps of each model, spends no time tracing graphs: a Lite0
+    network's training step takes about 25 s to trace on 2 cores. Its speeds mean nothing then."""
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
 
 
 def random_batch(batch, size, seed=0):
