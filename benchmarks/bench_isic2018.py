@@ -253,6 +253,13 @@ def changed_runs(data, recipe, runs, changes, recipe_dice, peer_dice):
     return results
 
 
+def quick_data(scratch):
+    """--quick's data (30 synthetic pairs at 48x64, in `scratch`); from now on functions run
+    eagerly, as a smoke run checks code paths, not speed."""
+    run_eagerly()
+    return segment.make_synthetic_dataset(scratch / "synthetic", 30, size=(48, 64), seed=0)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
@@ -266,9 +273,7 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         if args.quick:
-            run_eagerly()
-            data = segment.make_synthetic_dataset(Path(scratch) / "synthetic", 30, size=(48, 64),
-                                                  seed=0)
+            data = quick_data(Path(scratch))
             recipe, runs, figure = QUICK, Path(scratch), Path(scratch) / "curve.png"
             fractions, changes = QUICK_FRACTIONS, QUICK_CHANGES
         elif not ISIC2018.is_dir():

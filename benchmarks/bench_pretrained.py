@@ -40,7 +40,7 @@ import segment  # noqa: E402
 from segment.training import compile_model  # noqa: E402
 
 import bench_isic2018 as isic  # noqa: E402
-from measure import images_per_second, random_batch, run_eagerly  # noqa: E402
+from measure import images_per_second, random_batch  # noqa: E402
 
 LITE0 = {"encoder": "efficientnet_lite0"}
 TUNING = {
@@ -140,11 +140,8 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         if args.quick:
-            run_eagerly()
-            data = segment.make_synthetic_dataset(Path(scratch) / "synthetic", 30, size=(48, 64),
-                                                  seed=0)
-            results = measure(data, isic.QUICK, Path(scratch), QUICK_TUNING, (), 64,
-                              speed_steps=2)
+            results = measure(isic.quick_data(Path(scratch)), isic.QUICK, Path(scratch),
+                              QUICK_TUNING, (), 64, speed_steps=2)
         elif not isic.ISIC2018.is_dir():
             results = {"skipped": f"no ISIC 2018 data at {isic.ISIC2018}"}
         else:
