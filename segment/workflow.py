@@ -134,7 +134,8 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
         model = create_model((*config.data.image_size, 3), config.model,
                              dtype_policy=None if precision == "float32" else precision)
     model.summary(print_fn=logger.debug)
-    logger.info("model: %s, %d parameters, %s", model.name, model.count_params(), precision)
+    logger.info("model: %s, encoder %s, %d parameters, %s", model.name, config.model.encoder,
+                model.count_params(), precision)
     train_ds = create_generator(split.train, config.data, shuffle=True,
                                 cache_dir=_cache_dir(config.data, run, "train"))
     val_ds = create_generator(split.val, config.data, augment="none",

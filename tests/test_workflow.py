@@ -1,6 +1,7 @@
 """train_and_evaluate / load_and_evaluate: the drivers' workflow as library calls."""
 
 import json
+import logging
 
 import segment
 from segment import (
@@ -24,9 +25,12 @@ TINY = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4, cache="disk"
 
 @pytest.mark.slow
 def test_rerun_with_another_seed_never_reads_the_first_runs_cache_or_model(synthetic_pairs,
-                                                                           tmp_path):
+                                                                           tmp_path, caplog):
     # Problem 1 of the run-folder issue: --overwrite --seed 1 read the old split's cache.
-    first = train_and_evaluate(synthetic_pairs[:15], tmp_path, TINY, verbose=0, progress=False)
+    with caplog.at_level(logging.INFO, logger="segment.workflow"):
+        first = train_and_evaluate(synthetic_pairs[:15], tmp_path, TINY, verbose=0,
+                                   progress=False)
+    assert "model: improved_unet, encoder improved_unet, " in caplog.text  # the log names both
     first_caches = sorted(path.name for path in (tmp_path / "cache").rglob("*.index"))
     assert first.results.summary["settings"]["threshold"] == 0.3
     with pytest.raises(segment.RunFolderError, match="already holds a finished run"):
