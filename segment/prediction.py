@@ -187,7 +187,9 @@ def iter_probabilities(model, items, image_size, config, progress, skipped):
         if not isinstance(item, (np.ndarray, str, os.PathLike)):
             item = as_pair(item)
         try:
-            batch_inputs.append([_load_network_input(item, size) for _, size in members])
+            by_size = {size: _load_network_input(item, size)  # decoded once per distinct size
+                       for size in dict.fromkeys(size for _, size in members)}
+            batch_inputs.append([by_size[size] for _, size in members])
         except ImageReadError as error:
             logger.warning("skipping image: %s", error)
             if skipped is not None:

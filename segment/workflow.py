@@ -331,15 +331,14 @@ def _load_with_settings(model_paths, config, image_size, overrides):
     """(model or Ensemble, EvalConfig, network size or None for an ensemble): settings
     explicit, else the first model's config.json, else defaults; each model's size from the
     model, else `image_size`, else its own config.json."""
-    runs = [RunFolder(path.parent) for path in model_paths]
-    config = with_overrides(config or _recorded_evaluation(runs[0].recorded_settings(),
-                                                           model_paths[0]),
+    recorded = [RunFolder(path.parent).recorded_settings() for path in model_paths]
+    config = with_overrides(config or _recorded_evaluation(recorded[0], model_paths[0]),
                             EvalConfig, overrides)
     models, sizes = [], []
-    for path, run in zip(model_paths, runs, strict=True):
+    for path, settings in zip(model_paths, recorded, strict=True):
         models.append(load_model(path))
         sizes.append(network_size(models[-1], image_size,
-                                  run.recorded_settings().get("data", {}).get("image_size")))
+                                  settings.get("data", {}).get("image_size")))
     if len(models) == 1:
         return models[0], config, sizes[0]
     return Ensemble(models, sizes), config, None
