@@ -23,6 +23,7 @@ import sys
 import keras
 
 from .augment import AUGMENTATIONS
+from .cli_arguments import OneLineParser, float_in, image_size, int_from, positive_int
 from .config import (
     CACHE_MODES,
     ENCODER_BATCHNORMS,
@@ -60,7 +61,7 @@ def train_main(argv=None):
     args = parser.parse_args(argv)
     if _other_backend(args):
         return _run_on_backend("train", args.backend, argv)
-    _check_size_against_depth(parser, args)
+    _check_model_arguments(parser, args)
     return _run(_train, args)
 
 
@@ -93,7 +94,9 @@ def _train(args):
         train=TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate,
                           lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, loss=args.loss,
                           early_stopping_patience=args.early_stopping,
-                          precision="mixed" if args.mixed_precision else "float32"),
+                          precision="mixed" if args.mixed_precision else "float32",
+                          encoder_lr_scale=args.encoder_lr_scale,
+                          encoder_frozen_epochs=args.encoder_frozen_epochs),
         evaluation=EvalConfig(**_evaluation_settings(args)))
     data = args.images
     if data is None:
@@ -169,53 +172,17 @@ def _one_line(error):
     return " ".join(str(error).split()) or type(error).__name__
 
 
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line: `error: ...`, exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
-
-def _size(text):
-    """'256' -> (256, 256); '192x256' -> (192, 256) (height x width)."""
-    try:
-        sides = [int(side) for side in text.lower().split("x")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or HxW, got '{text}'") from None
-    if len(sides) not in (1, 2) or min(sides) < 1:
-        raise argparse.ArgumentTypeError(f"expected N or HxW with positive sides, got '{text}'")
-    return (sides[0], sides[-1])
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
-    return value
-
-
-def _float_in(low, high, *, high_included=False):
-    """An argparse type: a float in (low, high), or (low, high] with `high_included`."""
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            value = None
-        if value is None or not (low < value < high or (high_included and value == high)):
-            interval = f"({low}, {high}{']' if high_included else ')'}"
-            raise argparse.ArgumentTypeError(f"expected a number in {interval}, got '{text}'")
-        return value
-    return parse
-
-
-def _check_size_against_depth(parser, args):
+def _check_model_arguments(parser, args):
+    """Stop with a usage error for a size the model cannot take, or encoder settings without
+    a pretrained encoder."""
     try:
         ModelConfig(depth=args.depth, encoder=args.encoder).check_size(*args.size)
     except ValueError as error:
         parser.error(f"--size {args.size[0]}x{args.size[1]}: {error}")
+    if args.encoder == "improved_unet" and (args.encoder_lr_scale != 1
+                                            or args.encoder_frozen_epochs):
+        parser.error("--encoder-lr-scale and --encoder-frozen-epochs apply to a pretrained "
+                     "encoder: add --encoder efficientnet_lite0")
 
 
 def _other_backend(args):
@@ -242,7 +209,7 @@ def _evaluation_arguments(parser, *, recorded):
     evaluation = parser.add_argument_group(
         "evaluation" + (" (an absent flag keeps the setting in config.json beside the model, "
                         "else the default)" if recorded else ""))
-    evaluation.add_argument("--threshold", type=_float_in(0, 1),
+    evaluation.add_argument("--threshold", type=float_in(0, 1),
                             default=None if recorded else default.threshold,
                             help=f"probability at or above which a pixel is lesion, in (0, 1) "
                                  f"[{default.threshold}]")
@@ -268,7 +235,7 @@ def _evaluation_arguments(parser, *, recorded):
 
 
 def _train_parser():
-    parser = _Parser(
+    parser = OneLineParser(
         prog="driver_train_save_evaluate.py",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Load image/mask pairs, split them 6:2:2, train the Improved UNet, save it "
@@ -281,12 +248,12 @@ def _train_parser():
     data.add_argument("--masks", help="folder of masks (default: found beside --images)")
     data.add_argument("--synthetic-dir", default="data/synthetic",
                       help="where the synthetic data set is written when --images is not given")
-    data.add_argument("--num-synthetic", type=_positive_int, default=200,
+    data.add_argument("--num-synthetic", type=positive_int, default=200,
                       help="number of synthetic pairs")
     data.add_argument("--inspect", action="store_true",
                       help=f"report image sizes and save {OUTPUTS['image_sizes']} in the run "
                            f"folder")
-    data.add_argument("--size", type=_size, default=DataConfig.image_size,
+    data.add_argument("--size", type=image_size, default=DataConfig.image_size,
                       help="network input: N (square) or HxW, each divisible by 2^(depth-1)")
     data.add_argument("--augment", nargs="?", const="full", default=DataConfig.augment,
                       choices=AUGMENTATIONS,
@@ -295,16 +262,16 @@ def _train_parser():
     data.add_argument("--cache", choices=CACHE_MODES, default=DataConfig.cache,
                       help="keep decoded images in RAM, in <run-dir>/cache (one file per "
                            "fingerprint of the pairs, size and version), or decode every epoch")
-    data.add_argument("--train-fraction", type=_float_in(0, 1, high_included=True),
+    data.add_argument("--train-fraction", type=float_in(0, 1, high_included=True),
                       default=DataConfig.train_fraction,
                       help="train on this share of the training part (drawn with --seed; the "
                            "validation and test parts stay whole), for learning curves")
     data.add_argument("--seed", type=int, default=DataConfig.seed,
                       help="seed of the split, shuffling, augmentation and initial weights")
     model = parser.add_argument_group("model")
-    model.add_argument("--base-filters", type=_positive_int, default=ModelConfig.base_filters,
+    model.add_argument("--base-filters", type=positive_int, default=ModelConfig.base_filters,
                        help="filters at the first level, doubled at each deeper level")
-    model.add_argument("--depth", type=_positive_int, default=ModelConfig.depth,
+    model.add_argument("--depth", type=positive_int, default=ModelConfig.depth,
                        help="number of levels, at least 2")
     model.add_argument("--encoder", choices=ENCODERS, default=ModelConfig.encoder,
                        help="the paper's context pathway, or the ImageNet-pretrained "
@@ -321,7 +288,7 @@ def _train_parser():
                        help="tf.distribute strategy: mirrored = all local GPUs (or the "
                             "--cpu-devices), multiworker = the workers in TF_CONFIG; "
                             "--batch-size is the global batch")
-    model.add_argument("--cpu-devices", type=_positive_int, default=None, metavar="N",
+    model.add_argument("--cpu-devices", type=positive_int, default=None, metavar="N",
                        help="split the CPU into N logical devices (to try --distribute "
                             "mirrored without GPUs)")
     model.add_argument("--mixed-precision", action="store_true",
@@ -330,13 +297,13 @@ def _train_parser():
     training = parser.add_argument_group("training")
     training.add_argument("--run-dir", default="runs/default",
                           help="folder for the model, split, logs and report")
-    training.add_argument("--epochs", type=_positive_int, default=TrainConfig.epochs,
+    training.add_argument("--epochs", type=positive_int, default=TrainConfig.epochs,
                           help="passes over the training part")
-    training.add_argument("--batch-size", type=_positive_int, default=DataConfig.batch_size,
+    training.add_argument("--batch-size", type=positive_int, default=DataConfig.batch_size,
                           help="images per training step")
-    training.add_argument("--learning-rate", type=_float_in(0, float("inf")),
+    training.add_argument("--learning-rate", type=float_in(0, float("inf")),
                           default=TrainConfig.learning_rate, help="Adam's initial learning rate")
-    training.add_argument("--lr-decay", type=_float_in(0, 1, high_included=True),
+    training.add_argument("--lr-decay", type=float_in(0, 1, high_included=True),
                           default=TrainConfig.lr_decay,
                           help="learning rate factor per epoch (exponential schedule), in (0, 1]")
     training.add_argument("--lr-schedule", choices=LR_SCHEDULES,
@@ -344,14 +311,23 @@ def _train_parser():
                           help="exponential (the paper's), cosine to zero, or halve on a plateau")
     training.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss,
                           help="soft dice per image, or binary cross-entropy + dice")
-    training.add_argument("--early-stopping", type=_positive_int, default=None, metavar="EPOCHS",
+    training.add_argument("--early-stopping", type=positive_int, default=None, metavar="EPOCHS",
                           help="stop after this many epochs without a better validation dice")
+    training.add_argument("--encoder-lr-scale", type=float_in(0, 1, low_included=True,
+                                                               high_included=True),
+                          default=TrainConfig.encoder_lr_scale,
+                          help="the pretrained encoder's learning rate as a fraction of the "
+                               "rest's, in [0, 1] (with --encoder efficientnet_lite0)")
+    training.add_argument("--encoder-frozen-epochs", type=int_from(0),
+                          default=TrainConfig.encoder_frozen_epochs, metavar="EPOCHS",
+                          help="epochs at the start in which the pretrained encoder does not "
+                               "train (with --encoder efficientnet_lite0)")
     _evaluation_arguments(parser, recorded=False)
     return parser
 
 
 def _evaluate_parser():
-    parser = _Parser(
+    parser = OneLineParser(
         prog="driver_load_evaluate.py",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Load a saved model (.keras, a legacy tensorflow-addons .h5, or a "
@@ -377,10 +353,10 @@ def _evaluate_parser():
                              "for every image in this folder to --out")
     parser.add_argument("--out", help=f"output folder (default: {OUTPUTS['evaluation_dir']}/ or "
                                       f"{OUTPUTS['predictions_dir']}/ beside the model)")
-    parser.add_argument("--size", type=_size, default=None,
+    parser.add_argument("--size", type=image_size, default=None,
                         help="network input size, for a model built for any size (default: "
                              "from config.json)")
-    parser.add_argument("--batch-size", dest="eval_batch_size", type=_positive_int,
+    parser.add_argument("--batch-size", dest="eval_batch_size", type=positive_int,
                         default=None, help=f"images per forward pass [{EvalConfig.batch_size}]")
     _evaluation_arguments(parser, recorded=True)
     return parser

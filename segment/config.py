@@ -142,6 +142,10 @@ class TrainConfig:
     early_stopping_patience: int | None = None  # epochs without val dice gain; None: off
     precision: str = "float32"  # "float32", "mixed_bfloat16", "mixed_float16" or "mixed"
     steps_per_epoch: int | None = None  # batches per epoch; None: the whole training part
+    # A pretrained encoder's learning rate as a fraction of the rest's (1: the same), and the
+    # epochs at the start in which its weights do not train at all (0: none).
+    encoder_lr_scale: float = 1.0
+    encoder_frozen_epochs: int = 0
 
     def __post_init__(self):
         _check_positive(self, "epochs")
@@ -156,6 +160,23 @@ class TrainConfig:
         for name in ("early_stopping_patience", "steps_per_epoch"):
             if getattr(self, name) is not None:
                 _check_positive(self, name)
+        if not 0 <= self.encoder_lr_scale <= 1:
+            raise ValueError(f"encoder_lr_scale must be in [0, 1]. "
+                             f"Received: encoder_lr_scale={self.encoder_lr_scale}")
+        if isinstance(self.encoder_frozen_epochs, bool) or not isinstance(
+                self.encoder_frozen_epochs, int) or self.encoder_frozen_epochs < 0:
+            raise ValueError(f"encoder_frozen_epochs must be an integer >= 0. "
+                             f"Received: encoder_frozen_epochs={self.encoder_frozen_epochs!r}")
+
+    @property
+    def scales_encoder(self):
+        """Whether a pretrained encoder trains at another rate than the rest at any epoch.
+
+        Example:
+            >>> TrainConfig().scales_encoder, TrainConfig(encoder_frozen_epochs=2).scales_encoder
+            (False, True)
+        """
+        return self.encoder_lr_scale != 1 or self.encoder_frozen_epochs > 0
 
 
 @dataclass(frozen=True)
@@ -205,6 +226,11 @@ class RunConfig:
                 raise TypeError(f"RunConfig.{name} must be a {kind.__name__}. "
                                 f"Received: {name}={getattr(self, name)!r}")
         self.model.check_size(*self.data.image_size)
+        if self.train.scales_encoder and self.model.encoder == "improved_unet":
+            raise ValueError(f"encoder_lr_scale and encoder_frozen_epochs apply to a pretrained "
+                             f"encoder; the model has encoder='improved_unet'. Received: "
+                             f"encoder_lr_scale={self.train.encoder_lr_scale}, "
+                             f"encoder_frozen_epochs={self.train.encoder_frozen_epochs}")
 
     def replace(self, **changes):
         """A copy with data, model and train fields replaced by name (a recipe's variant).

