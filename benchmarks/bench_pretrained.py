@@ -2,10 +2,14 @@
 
     .venv/bin/python benchmarks/bench_pretrained.py --large-side 0  # steps 1-5: 1 h 40 min
     .venv/bin/python benchmarks/bench_pretrained.py                 # and step 6, at 224x224
+    .venv/bin/python benchmarks/bench_pretrained.py --only large    # steps 1 and 6
+    .venv/bin/python benchmarks/bench_pretrained.py --only tuning   # step 2 for the encoder's rate
     .venv/bin/python benchmarks/bench_pretrained.py --quick         # a smoke run, synthetic data
 
-(1 h 38 min on a 2-core Intel Xeon with AMX, 2026-12-02, from empty run folders; step 6, on 3
-times the pixels per image of step 3 for as many epochs, was not run there.)
+(Steps 1-5: 1 h 38 min on a 2-core Intel Xeon with AMX, 2026-12-02, from empty run folders.
+--only large: 58 min on a 2-core AMD EPYC with AVX-512 and bf16, 2026-12-02, the recipe run
+included, 32 of them the 224x224 training; again with both runs reused, to add the ensemble:
+5 min. --only tuning: 21 min there, the recipe run reused.)
 
 The same data, split (6:2:2, seed 0), test part and run folders as bench_isic2018.py: the recipe
 run `isic2018-128` is trained first (or reused), on this machine, so that times compare. Then:
@@ -22,7 +26,14 @@ run `isic2018-128` is trained first (or reused), on this machine, so that times 
 5. the learning curve of the chosen way: 10 % and 50 % of the training part (20 epochs, as
    the recipe's curve), with the 25 % tuning run and the full run;
 6. the chosen way at 224x224 (`isic2018-224-lite0`), as many epochs as the full run of 3. (so
-   about 3 times its time, within the issue's 90 minutes), scored and paired as 3.
+   about 3 times its time, within the issue's 90 minutes), scored and paired as 3., and in an
+   ensemble with the recipe run as 4. With
+   --only large, steps 2 to 5 are left out and the chosen way is the library's default for
+   `encoder="efficientnet_lite0"` (what step 2 chose), so step 6 can run on its own.
+
+With --only tuning, step 2 alone, for how fast the encoder learns (ENCODER_RATES): the library's
+default (the encoder at the rest's learning rate from the first epoch), a tenth of it, and
+frozen for the first 2 epochs, each with the default (frozen) batch norms.
 
 Prints one JSON object; benchmarks/RESULTS.md records the numbers.
 """
@@ -49,11 +60,18 @@ TUNING = {
     "128-lite0-train25-bn-train-lr3e-4": {**LITE0, "encoder_batchnorm": "train",
                                           "learning_rate": 3e-4},
 }
+ENCODER_RATES = {
+    "128-lite0-train25-bn-frozen": LITE0,  # the default; the run folder of TUNING's
+    "128-lite0-train25-encoder-lr0.1": {**LITE0, "encoder_lr_scale": 0.1},
+    "128-lite0-train25-encoder-frozen2": {**LITE0, "encoder_frozen_epochs": 2},
+}
 TUNING_FRACTION = 0.25
 CURVE_FRACTIONS = (0.1, 0.5)
 LARGE_SIDE = 224  # step 6; --quick: 64
 QUICK_TUNING = {"lite0-bn-train": {**LITE0, "encoder_batchnorm": "train"},
                 "lite0-bn-frozen": {**LITE0, "encoder_batchnorm": "frozen"}}
+QUICK_ENCODER_RATES = {"lite0-encoder-lr0.1": {**LITE0, "encoder_lr_scale": 0.1},
+                       "lite0-encoder-frozen1": {**LITE0, "encoder_frozen_epochs": 1}}
 
 
 def training_speeds(recipe, pretrained, large_side, steps=20):
@@ -87,21 +105,55 @@ def ensemble_scores(models, run, recipe_dice, names):
             "against_recipe": isic.paired_difference(plain.table["dice"], recipe_dice)}
 
 
-def measure(data, recipe, runs, tuning, curve_fractions, large_side, speed_steps=20):
-    """Steps 1 to 6 of the module docstring; a dict of their results."""
+def measure(data, recipe, runs, tuning, curve_fractions, large_side, speed_steps=20,
+            only=None, large_epochs=None):
+    """Steps 1 to 6 of the module docstring (`only="large"`: 1 and 6, with `large_epochs`
+    epochs if given; `only="tuning"`: 2); a dict of their results."""
     recipe_model, recipe_run = isic.trained(data, runs / "isic2018-128", recipe)
     results = {"recipe": isic.run_scores(recipe_run, recipe_model)}
     recipe_dice = isic.test_dice(recipe_run)
+    if only == "tuning":
+        results.update(tuning_runs(data, recipe, runs, tuning, recipe_dice))
+        return results
     speeds = training_speeds(recipe, recipe.replace(**next(iter(tuning.values()))), large_side,
                              speed_steps)
     results["train_images_per_s"] = speeds
+    epochs = max(1, round(recipe.train.epochs * speeds["efficientnet_lite0"]
+                          / speeds["improved_unet"]))
+    if only == "large":
+        settings = {**LITE0, "epochs": large_epochs or epochs}
+    else:
+        settings = tuned_runs(data, recipe, runs, tuning, curve_fractions, epochs,
+                              recipe_model, recipe_run, recipe_dice, results)
+    if not large_side:
+        return results
+    large = f"{large_side}-lite0"
+    results["large"] = {"side": large_side, **isic.changed_runs(
+        data, recipe, runs, {large: {**settings, "image_size": (large_side, large_side)}},
+        recipe_dice, None)[large]}
+    large_model = segment.load_model(runs / f"isic2018-{large}" / "model.keras")
+    results["large"]["ensemble"] = ensemble_scores([large_model, recipe_model], recipe_run,
+                                                   recipe_dice, names=[large, "recipe"])
+    return results
 
-    results["tuning"] = isic.changed_runs(
+
+def tuning_runs(data, recipe, runs, tuning, recipe_dice):
+    """Step 2: each of `tuning`'s settings on TUNING_FRACTION of the training part;
+    {"tuning": their scores, "chosen": the name of the best on validation dice}."""
+    scores = isic.changed_runs(
         data, recipe, runs, {name: {**settings, "train_fraction": TUNING_FRACTION}
                              for name, settings in tuning.items()}, recipe_dice, None)
-    chosen = max(results["tuning"], key=lambda name: results["tuning"][name]["best_val_dice"])
-    ratio = speeds["efficientnet_lite0"] / speeds["improved_unet"]
-    settings = {**tuning[chosen], "epochs": max(1, round(recipe.train.epochs * ratio))}
+    return {"tuning": scores,
+            "chosen": max(scores, key=lambda name: scores[name]["best_val_dice"])}
+
+
+def tuned_runs(data, recipe, runs, tuning, curve_fractions, epochs, recipe_model, recipe_run,
+               recipe_dice, results):
+    """Steps 2 to 5 of the module docstring, their results added to `results`; the chosen
+    settings with `epochs`."""
+    results.update(tuning_runs(data, recipe, runs, tuning, recipe_dice))
+    chosen = results["chosen"]
+    settings = {**tuning[chosen], "epochs": epochs}
     full = isic.changed_runs(data, recipe, runs, {"128-lite0": settings}, recipe_dice, None)
     results.update(chosen=chosen, full=full["128-lite0"])
 
@@ -118,14 +170,7 @@ def measure(data, recipe, runs, tuning, curve_fractions, large_side, speed_steps
                 for fraction, point in zip(curve_fractions, curve.values(), strict=True)),
               {"fraction": 1.0, **results["full"]}]
     results["curve"] = sorted(points, key=lambda point: point["fraction"])
-
-    if not large_side:
-        return results
-    large = f"{large_side}-lite0"
-    results["large"] = {"side": large_side, **isic.changed_runs(
-        data, recipe, runs, {large: {**settings, "image_size": (large_side, large_side)}},
-        recipe_dice, None)[large]}
-    return results
+    return settings
 
 
 def main():
@@ -137,16 +182,26 @@ def main():
                              "functions run eagerly")
     parser.add_argument("--large-side", type=int, default=LARGE_SIDE,
                         help=f"side of step 6's run ({LARGE_SIDE}; 0 leaves step 6 out)")
+    parser.add_argument("--only", choices=["large", "tuning"],
+                        help="large: steps 1 and 6 (the run at --large-side, with the "
+                             "library's default fine-tuning); tuning: step 2 for ENCODER_RATES")
+    parser.add_argument("--large-epochs", type=int, default=None,
+                        help="with --only large: the run's epochs (default: the recipe's times "
+                             "the speed ratio of step 1, which varies by a few percent between "
+                             "processes; give the epochs of a finished run to reuse it)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         if args.quick:
+            tuning = QUICK_ENCODER_RATES if args.only == "tuning" else QUICK_TUNING
             results = measure(isic.quick_data(Path(scratch)), isic.QUICK, Path(scratch),
-                              QUICK_TUNING, (), 64, speed_steps=2)
+                              tuning, (), 64 if args.large_side else 0, speed_steps=2,
+                              only=args.only, large_epochs=args.large_epochs)
         elif not isic.ISIC2018.is_dir():
             results = {"skipped": f"no ISIC 2018 data at {isic.ISIC2018}"}
         else:
-            results = measure(isic.ISIC2018, isic.RECIPE, args.runs, TUNING, CURVE_FRACTIONS,
-                              args.large_side)
+            tuning = ENCODER_RATES if args.only == "tuning" else TUNING
+            results = measure(isic.ISIC2018, isic.RECIPE, args.runs, tuning, CURVE_FRACTIONS,
+                              args.large_side, only=args.only, large_epochs=args.large_epochs)
     print(json.dumps(results, indent=2))
 
 

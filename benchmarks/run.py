@@ -16,6 +16,7 @@ import datetime
 import json
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -26,18 +27,34 @@ HERE = Path(__file__).resolve().parent
 ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision", "5": "peer",
              "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained"}
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
-              "backends", "isic2018", "pretrained"]
+              "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large"]
+# A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
+# step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
+# their own, so that each can be rerun alone.
+COMMANDS = {"pretrained": ["bench_pretrained.py", "--large-side", "0"],
+            "pretrained_tuning": ["bench_pretrained.py", "--only", "tuning"],
+            "pretrained_large": ["bench_pretrained.py", "--only", "large"]}
 
 
-def run_benchmark(name, quick):
-    command = [sys.executable, str(HERE / f"bench_{name}.py")] + (["--quick"] if quick else [])
-    print(f"[{time.strftime('%H:%M:%S')}] bench_{name}.py ...", file=sys.stderr, flush=True)
+def invocation(name):
+    """The bench_*.py file that measures part `name`, and its arguments."""
+    script, *arguments = COMMANDS.get(name, [f"bench_{name}.py"])
+    return HERE / script, arguments
+
+
+def run_benchmark(name, quick, more_arguments=()):
+    script, arguments = invocation(name)
+    arguments += [*more_arguments, *(["--quick"] if quick else [])]
+    print(f"[{time.strftime('%H:%M:%S')}] {' '.join([script.name, *arguments])} ...",
+          file=sys.stderr, flush=True)
+    command = [sys.executable, str(script), *arguments]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
     output = done.stdout[done.stdout.index("{"):]
-    return {**json.loads(output), "seconds": time.perf_counter() - start}
+    given = {"arguments": list(more_arguments)} if more_arguments else {}
+    return {**json.loads(output), **given, "seconds": time.perf_counter() - start}
 
 
 def machine():
@@ -103,7 +120,20 @@ def targets(results):
     rows += isic2018_targets(results.get("isic2018", {}), results.get("data", {}))
     rows += pretrained_targets(results.get("pretrained", {}),
                                results.get("isic2018", {}).get("peer", {}))
+    if "pretrained_tuning" in results:
+        rows.append(pretrained_tuning_row(results["pretrained_tuning"]))
+    if "pretrained_large" in results:
+        rows += pretrained_large_rows(results["pretrained_large"])
     return rows
+
+
+def headline(run):
+    """'0.876 / 0.753 after 22 min' of a run's scores, and whether they meet the ISIC 2018
+    target: test mean dice >= 0.89 and ISIC score >= 0.80 (plain) in <= 90 min of training."""
+    dice, isic, minutes = run["plain"]["mean_dice"], run["plain"]["isic_score"], \
+        run["train_seconds"] / 60
+    return (f"{dice:.3f} / {isic:.3f} after {minutes:.0f} min",
+            dice >= 0.89 and isic >= 0.80 and minutes <= 90)
 
 
 def best_on_validation(runs):
@@ -128,12 +158,10 @@ def isic2018_targets(full, data):
     candidates = {"recipe": recipe, **full_data_changes}
     chosen = best_on_validation(candidates)
     best = candidates[chosen]
-    dice, isic = best["plain"]["mean_dice"], best["plain"]["isic_score"]
-    minutes = best["train_seconds"] / 60
+    scores, met = headline(best)
     rows.append((name, "test mean dice >= 0.89 and ISIC score >= 0.80 (plain) in <= 90 min "
-                       "of CPU training (the run best on validation)",
-                 f"{dice:.3f} / {isic:.3f} after {minutes:.0f} min ({chosen})",
-                 dice >= 0.89 and isic >= 0.80 and minutes <= 90))
+                       "of CPU training (the run best on validation)", f"{scores} ({chosen})",
+                 met))
     peer = full.get("peer", {})
     if "plain" in peer:
         # The peer trained for the recipe's time; at equal time means the best on validation of
@@ -180,23 +208,14 @@ def pretrained_targets(pretrained, peer):
         return [(name, "test mean dice >= 0.89 and ISIC score >= 0.80 (plain, one model) in <= "
                        "90 min", "-", f"not run: {why}")]
     full, recipe = pretrained["full"], pretrained["recipe"]
-    dice, isic = full["plain"]["mean_dice"], full["plain"]["isic_score"]
-    minutes = full["train_seconds"] / 60
-    tuning = "; ".join(f"{run.split('train25-')[-1]} {scores['best_val_dice']:.3f}"
-                       for run, scores in pretrained["tuning"].items())
-    chosen = pretrained["chosen"].split("train25-")[-1]
+    dice, minutes = full["plain"]["mean_dice"], full["train_seconds"] / 60
+    scores, met = headline(full)
     rows = [(name, "fine-tuning chosen by validation dice on 25 % of the training part "
-                   "(measured, no target)", f"{tuning}: {chosen}", "measured (no target)"),
+                   "(measured, no target)", tuning_choice(pretrained), "measured (no target)"),
             (name, "test mean dice >= 0.89 and ISIC score >= 0.80 (plain, one model) in <= 90 "
-                   "min of CPU training", f"{dice:.3f} / {isic:.3f} after {minutes:.0f} min "
-                                         f"({full['epochs']} epochs)",
-             dice >= 0.89 and isic >= 0.80 and minutes <= 90)]
-    combined = {"ensemble with the recipe": pretrained["ensemble"]["plain"]["mean_dice"],
-                "ensemble + TTA": pretrained["ensemble"]["tta"]["mean_dice"],
-                "TTA + post-processing": full["tta+postprocess"]["mean_dice"]}
-    best = max(combined, key=combined.get)
+                   "min of CPU training", f"{scores} ({full['epochs']} epochs)", met)]
     rows.append((name, "test mean dice >= 0.90 with an ensemble or TTA",
-                 f"{combined[best]:.3f} ({best})", combined[best] >= 0.90))
+                 *combined(full, pretrained["ensemble"])))
     paired = full["against_recipe"]
     rows.append((name, "test mean dice >= the recipe's + 0.01 at equal training time, by more "
                        "than 2 paired standard errors",
@@ -204,14 +223,6 @@ def pretrained_targets(pretrained, peer):
                  f"({minutes:.1f} vs {recipe['train_seconds'] / 60:.1f} min)",
                  paired["mean_dice_difference"] >= 0.01
                  and paired["mean_dice_difference"] > 2 * paired["standard_error"]))
-    if "large" in pretrained:
-        large = pretrained["large"]
-        rows.append((name, f"the same at {large['side']}x{large['side']} (measured, no target)",
-                     f"{large['plain']['mean_dice']:.3f} / {large['plain']['isic_score']:.3f} "
-                     f"after {large['train_seconds'] / 60:.0f} min ({large['epochs']} epochs), "
-                     f"{large['against_recipe']['mean_dice_difference']:+.4f} +- "
-                     f"{large['against_recipe']['standard_error']:.4f} against the recipe",
-                     "measured (no target)"))
     if "plain" in peer:
         rows.append((name, "test mean dice >= the peer's (benchmark 8, same test part)",
                      f"{dice:.3f} vs {peer['plain']['mean_dice']:.3f}",
@@ -226,6 +237,56 @@ def pretrained_targets(pretrained, peer):
                  f"{speeds['efficientnet_lite0']:.1f} vs {speeds['improved_unet']:.1f}",
                  speeds["efficientnet_lite0"] >= speeds["improved_unet"]))
     return rows
+
+
+def tuning_choice(part):
+    """'bn-train 0.880; bn-frozen 0.883: bn-frozen': each tuning run's best validation dice
+    and the one chosen, of a bench_pretrained.py result."""
+    scores = "; ".join(f"{run.split('train25-')[-1]} {run_scores['best_val_dice']:.3f}"
+                       for run, run_scores in part["tuning"].items())
+    return f"{scores}: {part['chosen'].split('train25-')[-1]}"
+
+
+def pretrained_tuning_row(part):
+    """Benchmark 9's row for how fast the pretrained encoder learns (part pretrained_tuning)."""
+    name = "9 pretrained encoder (ISIC 2018)"
+    target = ("the encoder's learning rate (the rest's, a tenth, frozen for 2 epochs) on 25 % of "
+              "the training part: the best on validation dice (measured, no target)")
+    if "tuning" not in part:
+        why = part.get("skipped") or part.get("error") or "no results"
+        return name, target, "-", f"not run: {why}", "pretrained_tuning"
+    return name, target, tuning_choice(part), "measured (no target)", "pretrained_tuning"
+
+
+def combined(run, ensemble):
+    """('0.889 (TTA + post-processing)', met): the best test mean dice of a pretrained run
+    with TTA and post-processing or in its ensemble with the recipe, against 0.90."""
+    scores = {"ensemble with the recipe": ensemble["plain"]["mean_dice"],
+              "ensemble + TTA": ensemble["tta"]["mean_dice"],
+              "TTA + post-processing": run["tta+postprocess"]["mean_dice"]}
+    best = max(scores, key=scores.get)
+    return f"{scores[best]:.3f} ({best})", scores[best] >= 0.90
+
+
+def pretrained_large_rows(part):
+    """Benchmark 9's targets for the pretrained model at a larger size (part pretrained_large,
+    step 6 of bench_pretrained.py), paired and in an ensemble with the recipe run trained on
+    the same machine."""
+    name = "9 pretrained encoder (ISIC 2018)"
+    target = ("test mean dice >= 0.89 and ISIC score >= 0.80 (plain, one model) in <= 90 min of "
+              "CPU training, at")
+    if "large" not in part:
+        why = part.get("skipped") or part.get("error") or "no results"
+        return [(name, f"{target} a larger size", "-", f"not run: {why}", "pretrained_large")]
+    large = part["large"]
+    side = f"{large['side']}x{large['side']}"
+    scores, met = headline(large)
+    against = large["against_recipe"]
+    return [(name, f"{target} {side}",
+             f"{scores} ({large['epochs']} epochs); {against['mean_dice_difference']:+.4f} +- "
+             f"{against['standard_error']:.4f} against the recipe", met, "pretrained_large"),
+            (name, f"test mean dice >= 0.90 with an ensemble or TTA, at {side}",
+             *combined(large, large["ensemble"]), "pretrained_large")]
 
 
 def backend_rows(backends):
@@ -298,8 +359,9 @@ def markdown(results, info, quick):
     lines += [f"| {row[0]} | {row[1]} | {row[2]} | {verdict(row[3])} | {where(row)} |"
               for row in targets(results)]
     for name in BENCHMARKS:
-        lines += ["", f"## bench_{name}.py", ""]
-        doc = (HERE / f"bench_{name}.py").read_text().split('"""')[1].strip().splitlines()
+        script, arguments = invocation(name)
+        lines += ["", f"## {' '.join([script.name, *arguments])}", ""]
+        doc = script.read_text().split('"""')[1].strip().splitlines()
         lines += [doc[0], "", "```json", json.dumps(results.get(name, {}), indent=2), "```"]
     return "\n".join(lines) + "\n"
 
@@ -310,6 +372,9 @@ def main():
     parser.add_argument("--out", type=Path, default=HERE,
                         help="folder for RESULTS.md and results.json")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
+    parser.add_argument("--args", default="", metavar="ARGUMENTS",
+                        help="more arguments for each benchmark run, e.g. --only "
+                             "pretrained_large --args='--large-epochs 15'")
     parser.add_argument("--render", action="store_true",
                         help="run nothing: rewrite RESULTS.md from results.json (and NOTES.md)")
     args = parser.parse_args()
@@ -323,7 +388,8 @@ def main():
         results = json.loads((args.out / "results.json").read_text())
         info = results.pop("machine")  # the header keeps describing the full run's machine
     for name in args.only or BENCHMARKS:
-        results[name] = {**run_benchmark(name, args.quick), "machine": machine()}
+        results[name] = {**run_benchmark(name, args.quick, shlex.split(args.args)),
+                         "machine": machine()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"machine": info, **results}, indent=2))
     (args.out / "RESULTS.md").write_text(markdown(results, info, args.quick))

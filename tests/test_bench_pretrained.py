@@ -1,5 +1,6 @@
-"""bench_pretrained.py's --quick smoke run: the fine-tuning choice, the full, ensemble and
-larger-size runs, and the rows of benchmark 9 that run.py writes from them.
+"""bench_pretrained.py's --quick smoke runs, as run.py's two parts run it: the fine-tuning
+choice, the full and ensemble runs (part pretrained), the larger-size run on its own (part
+pretrained_large), and the rows of benchmark 9 that run.py writes from them.
 
 Its own file (not test_benchmarks.py) so that the second test worker runs it beside the rest
 of the benchmarks' smoke run: its Lite0 models cost most of their time in graph tracing.
@@ -30,14 +31,59 @@ def test_quick_pretrained_benchmark_chooses_trains_pairs_and_renders():
     # --quick trains no extra curve point: the 25 % tuning run and the full run make the curve.
     assert [point["fraction"] for point in pretrained["curve"]] == [0.25, 1.0]
     assert min(pretrained["train_images_per_s"].values()) > 0
-    assert set(pretrained["train_images_per_s"]) == {"improved_unet", "efficientnet_lite0",
-                                                      "efficientnet_lite0_64"}
-    large = pretrained["large"]  # the chosen way at a larger size, paired with the recipe
-    assert large["side"] == 64 and large["settings"]["image_size"] == [64, 64]
-    assert large["epochs"] == full["epochs"] and large["against_recipe"]["images"] == 6
+    # run.py's part "pretrained" leaves step 6 out: it is part "pretrained_large".
+    assert set(pretrained["train_images_per_s"]) == {"improved_unet", "efficientnet_lite0"}
+    assert "large" not in pretrained
 
     rows = [row for row in targets({"pretrained": pretrained}) if row[0].startswith("9 ")]
-    assert len(rows) == 7 and not any(str(row[3]).startswith("not run") for row in rows)
+    assert len(rows) == 6 and not any(str(row[3]).startswith("not run") for row in rows)
     assert rows[1][2].startswith(f"{full['plain']['mean_dice']:.3f} / ")
-    assert rows[4][1] == "the same at 64x64 (measured, no target)"
-    assert rows[4][2].startswith(f"{large['plain']['mean_dice']:.3f} / ")
+
+
+@pytest.mark.slow
+def test_quick_larger_size_run_alone_trains_the_default_way_and_pairs_with_the_recipe():
+    # --large-epochs, as when a finished run is rescored (run.py --args passes it on).
+    part = run_benchmark("pretrained_large", quick=True, more_arguments=["--large-epochs", "2"])
+    assert "error" not in part, part.get("error")
+    assert part["arguments"] == ["--large-epochs", "2"]
+    assert "tuning" not in part and "full" not in part  # steps 2 to 5 left out
+    assert set(part["train_images_per_s"]) == {"improved_unet", "efficientnet_lite0",
+                                               "efficientnet_lite0_64"}
+    large = part["large"]
+    # The library's default fine-tuning (what step 2 chose): no encoder_batchnorm override.
+    assert large["side"] == 64 and large["settings"] == {
+        "encoder": "efficientnet_lite0", "epochs": 2, "image_size": [64, 64]}
+    assert large["against_recipe"]["images"] == 6
+    assert abs(large["against_recipe"]["mean_dice_difference"] - (
+        large["plain"]["mean_dice"] - part["recipe"]["plain"]["mean_dice"])) < 1e-6
+    # In an ensemble with the recipe, each model at its own size.
+    assert large["ensemble"]["sizes"] == [[64, 64], [32, 32]]
+    assert large["ensemble"]["models"] == ["64-lite0", "recipe"]
+
+    rows = [row for row in targets({"pretrained_large": part}) if row[0].startswith("9 ")]
+    assert [row[1] for row in rows] == [
+        "test mean dice >= 0.89 and ISIC score >= 0.80 (plain, one model) in <= 90 min",
+        "test mean dice >= 0.89 and ISIC score >= 0.80 (plain, one model) in <= 90 min of CPU "
+        "training, at 64x64",
+        "test mean dice >= 0.90 with an ensemble or TTA, at 64x64"]  # first: pretrained not run
+    assert rows[1][2].startswith(f"{large['plain']['mean_dice']:.3f} / ")
+    best = max(large["ensemble"]["plain"]["mean_dice"], large["ensemble"]["tta"]["mean_dice"],
+               large["tta+postprocess"]["mean_dice"])
+    assert rows[2][2].startswith(f"{best:.3f} (") and rows[2][3] is (best >= 0.90)
+    assert all(row[4] == "pretrained_large" for row in rows[1:])
+
+
+@pytest.mark.slow
+def test_quick_tuning_of_the_encoders_learning_rate_alone():
+    part = run_benchmark("pretrained_tuning", quick=True)
+    assert "error" not in part, part.get("error")
+    assert set(part) >= {"recipe", "tuning", "chosen"} and "full" not in part
+    tuning = part["tuning"]
+    assert {name: (run["settings"].get("encoder_lr_scale"), run["settings"].get(
+        "encoder_frozen_epochs")) for name, run in tuning.items()} == {
+        "lite0-encoder-lr0.1": (0.1, None), "lite0-encoder-frozen1": (None, 1)}
+    assert part["chosen"] == max(tuning, key=lambda run: tuning[run]["best_val_dice"])
+    row = [row for row in targets({"pretrained_tuning": part})
+           if row[4:] == ("pretrained_tuning",)]
+    assert len(row) == 1 and row[0][2].endswith(f": {part['chosen'].split('train25-')[-1]}")
+    assert f"encoder-lr0.1 {tuning['lite0-encoder-lr0.1']['best_val_dice']:.3f}" in row[0][2]

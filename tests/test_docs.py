@@ -115,8 +115,14 @@ def test_readme_results_tables_are_the_benchmark_record():
         "from scratch, the command above, on this machine": (recipe["plain"],
                                                             recipe["train_seconds"]),
         "`--encoder efficientnet_lite0`": (full["plain"], full["train_seconds"]),
-        "that model, `--tta --postprocess`": (full["tta+postprocess"], None),
+        "that model, `--tta --postprocess` |": (full["tta+postprocess"], None),
         "ensemble of the two, `--tta`": (ensemble["tta"], None),
+    }, ("mean_dice", "median_dice", "isic_score", "pooled_dice"))
+    large = stored["pretrained_large"]["large"]
+    assert_rows_match(lines, {
+        "`--encoder efficientnet_lite0 --size 224 --epochs 15`": (large["plain"],
+                                                                  large["train_seconds"]),
+        "that model, `--tta --postprocess` (the best here)": (large["tta+postprocess"], None),
     }, ("mean_dice", "median_dice", "isic_score", "pooled_dice"))
 
 
@@ -155,10 +161,43 @@ def test_docs_pretrained_table_is_the_benchmark_record():
     page = (REPO / "docs" / "RESULTS.md").read_text()
     lines = page.split("## ISIC 2018 with the pretrained encoder")[1].split("\n## ")[0].splitlines()
     assert_rows_match(lines, {
-        "from scratch, the recipe": (recipe["plain"], recipe["train_seconds"]),
+        "from scratch, the recipe (README's command)": (recipe["plain"], recipe["train_seconds"]),
         "from scratch, `--tta --postprocess`": (recipe["tta+postprocess"], None),
-        "`--encoder efficientnet_lite0`": (full["plain"], full["train_seconds"]),
+        "`--encoder efficientnet_lite0`, batch norms frozen": (full["plain"],
+                                                               full["train_seconds"]),
         "Lite0, `--tta --postprocess`": (full["tta+postprocess"], None),
         "ensemble of the two, plain": (ensemble["plain"], None),
         "ensemble of the two, `--tta`": (ensemble["tta"], None),
     }, ("mean_dice", "median_dice", "isic_score", "pooled_dice", "hd95_median"))
+
+
+def test_docs_encoder_learning_rate_table_is_the_benchmark_record():
+    tuning = json.loads((REPO / "benchmarks" / "results.json").read_text())[
+        "pretrained_tuning"]["tuning"]
+    page = (REPO / "docs" / "RESULTS.md").read_text()
+    lines = page.split("## ISIC 2018 with the pretrained encoder")[1].split("\n## ")[0].splitlines()
+    for label, run in {"**the rest's**": "128-lite0-train25-bn-frozen",
+                       "`--encoder-lr-scale 0.1`": "128-lite0-train25-encoder-lr0.1",
+                       "`--encoder-frozen-epochs 2`": "128-lite0-train25-encoder-frozen2"}.items():
+        (line,) = [line for line in lines if line.startswith("|") and label in line]
+        scores = tuning[run]
+        assert [cell.strip() for cell in line.strip("|").split("|")][1:] == [
+            f"{scores['best_val_dice']:.3f} ({scores['best_epoch']})",
+            f"{scores['plain']['mean_dice']:.3f}", f"{scores['median_epoch_seconds']:.1f} s"], label
+
+
+def test_docs_224_table_is_the_benchmark_record():
+    part = json.loads((REPO / "benchmarks" / "results.json").read_text())["pretrained_large"]
+    large, recipe = part["large"], part["recipe"]
+    page = (REPO / "docs" / "RESULTS.md").read_text()
+    lines = page.split("**At 224×224**")[1].split("**Targets**")[0].splitlines()
+    assert_rows_match(lines, {
+        "from scratch, the recipe at 128²": (recipe["plain"], recipe["train_seconds"]),
+        "`--encoder efficientnet_lite0 --size 224 --epochs 15`": (large["plain"],
+                                                                  large["train_seconds"]),
+        "Lite0 at 224², `--tta --postprocess`": (large["tta+postprocess"], None),
+        "ensemble of it and the recipe, plain": (large["ensemble"]["plain"], None),
+        "ensemble of it and the recipe, `--tta`": (large["ensemble"]["tta"], None),
+    }, ("mean_dice", "median_dice", "isic_score", "pooled_dice", "hd95_median"))
+    assert large["epochs"] == 15 and f"{large['against_recipe']['mean_dice_difference']:+.4f} ± " \
+        f"{large['against_recipe']['standard_error']:.4f}" in page
