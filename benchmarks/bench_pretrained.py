@@ -187,7 +187,7 @@ def main():
                              "library's default fine-tuning); tuning: step 2 for ENCODER_RATES")
     parser.add_argument("--large-epochs", type=int, default=None,
                         help="with --only large: the run's epochs (default: the recipe's times "
-                             "the speed ratio of step 1, which varies by a few percent between "
+                             "the speed ratio of step 1, which varies by up to 10 % between "
                              "processes; give the epochs of a finished run to reuse it)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
