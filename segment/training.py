@@ -58,7 +58,8 @@ class EncoderScaledAdam(keras.optimizers.Adam):
     `encoder_scale` is an optimizer variable (1 until changed), so a callback can change it
     between epochs without retracing: 0 freezes the encoder. (Scaling the encoder's gradients
     instead would change nothing: Adam's step does not depend on the gradient's scale.) Saved
-    with a model, it loads as Adam with a scale that applies to no weight.
+    with a model, it loads as itself with a scale that applies to no weight: the encoder's
+    variables are not part of its config.
 
     Args:
         learning_rate: Adam's learning rate (a float or a schedule).
@@ -70,7 +71,7 @@ class EncoderScaledAdam(keras.optimizers.Adam):
         >>> lite0_unet = segment.create_model((32, 32, 3), encoder="efficientnet_lite0")
         >>> encoder = pretrained_encoder(lite0_unet)
         >>> optimizer = EncoderScaledAdam(1e-3, encoder.trainable_variables)
-        >>> float(keras.ops.convert_to_numpy(optimizer.encoder_scale))  # 0.1: the encoder at 1e-4
+        >>> float(keras.ops.convert_to_numpy(optimizer.encoder_scale))  # 1 until a callback sets it
         1.0
     """
 
