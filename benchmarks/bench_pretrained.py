@@ -155,7 +155,7 @@ def tuned_runs(data, recipe, runs, tuning, curve_fractions, epochs, recipe_model
     chosen = results["chosen"]
     settings = {**tuning[chosen], "epochs": epochs}
     full = isic.changed_runs(data, recipe, runs, {"128-lite0": settings}, recipe_dice, None)
-    results.update(chosen=chosen, full=full["128-lite0"])
+    results["full"] = full["128-lite0"]
 
     full_model = segment.load_model(runs / "isic2018-128-lite0" / "model.keras")
     results["ensemble"] = ensemble_scores([full_model, recipe_model], recipe_run, recipe_dice,

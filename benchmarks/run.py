@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 # Which benchmark's run measured each numbered row of the targets table.
 ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision", "5": "peer",
              "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained"}
+PRETRAINED = "9 pretrained encoder (ISIC 2018)"  # the rows of bench_pretrained.py's parts
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
@@ -127,6 +128,11 @@ def targets(results):
     return rows
 
 
+def not_run(part):
+    """'not run: <why>': a verdict for a benchmark part that skipped, failed or has no results."""
+    return f"not run: {part.get('skipped') or part.get('error') or 'no results'}"
+
+
 def headline(run):
     """'0.876 / 0.753 after 22 min' of a run's scores, and whether they meet the ISIC 2018
     target: test mean dice >= 0.89 and ISIC score >= 0.80 (plain) in <= 90 min of training."""
@@ -150,7 +156,7 @@ def isic2018_targets(full, data):
              decode >= 150 if decode else "not run: no ISIC 2018 data")]
     if "recipe" not in full:
         return rows + [(name, "test mean dice >= 0.89 and ISIC score >= 0.80 in <= 90 min", "-",
-                        f"not run: {full.get('skipped') or full.get('error') or 'no results'}")]
+                        not_run(full))]
     recipe = full["recipe"]
     # The run to judge: of the recipe and the full-data changes, the best on validation dice.
     full_data_changes = {change: scores for change, scores in full.get("changes", {}).items()
@@ -202,11 +208,10 @@ def isic2018_targets(full, data):
 def pretrained_targets(pretrained, peer):
     """Rows of benchmark 9: the EfficientNet-Lite0 encoder on ISIC 2018 against the recipe run
     trained on the same machine (and the peer of benchmark 8, on the same test part)."""
-    name = "9 pretrained encoder (ISIC 2018)"
+    name = PRETRAINED
     if "full" not in pretrained:
-        why = pretrained.get("skipped") or pretrained.get("error") or "no results"
         return [(name, "test mean dice >= 0.89 and ISIC score >= 0.80 (plain, one model) in <= "
-                       "90 min", "-", f"not run: {why}")]
+                       "90 min", "-", not_run(pretrained))]
     full, recipe = pretrained["full"], pretrained["recipe"]
     dice, minutes = full["plain"]["mean_dice"], full["train_seconds"] / 60
     scores, met = headline(full)
@@ -249,13 +254,11 @@ def tuning_choice(part):
 
 def pretrained_tuning_row(part):
     """Benchmark 9's row for how fast the pretrained encoder learns (part pretrained_tuning)."""
-    name = "9 pretrained encoder (ISIC 2018)"
     target = ("the encoder's learning rate (the rest's, a tenth, frozen for 2 epochs) on 25 % of "
               "the training part: the best on validation dice (measured, no target)")
     if "tuning" not in part:
-        why = part.get("skipped") or part.get("error") or "no results"
-        return name, target, "-", f"not run: {why}", "pretrained_tuning"
-    return name, target, tuning_choice(part), "measured (no target)", "pretrained_tuning"
+        return PRETRAINED, target, "-", not_run(part), "pretrained_tuning"
+    return PRETRAINED, target, tuning_choice(part), "measured (no target)", "pretrained_tuning"
 
 
 def combined(run, ensemble):
@@ -272,12 +275,11 @@ def pretrained_large_rows(part):
     """Benchmark 9's targets for the pretrained model at a larger size (part pretrained_large,
     step 6 of bench_pretrained.py), paired and in an ensemble with the recipe run trained on
     the same machine."""
-    name = "9 pretrained encoder (ISIC 2018)"
+    name = PRETRAINED
     target = ("test mean dice >= 0.89 and ISIC score >= 0.80 (plain, one model) in <= 90 min of "
               "CPU training, at")
     if "large" not in part:
-        why = part.get("skipped") or part.get("error") or "no results"
-        return [(name, f"{target} a larger size", "-", f"not run: {why}", "pretrained_large")]
+        return [(name, f"{target} a larger size", "-", not_run(part), "pretrained_large")]
     large = part["large"]
     side = f"{large['side']}x{large['side']}"
     scores, met = headline(large)
@@ -306,8 +308,7 @@ def backend_rows(backends):
 def peer_targets(peer, quality):
     name = "5 peer (MONAI DynUNet)"
     if "ours" not in peer:
-        return [(name, "our GFLOP/s and test dice >= the peer's", "-",
-                 f"not run: {peer.get('skipped') or peer.get('error') or 'no results'}")]
+        return [(name, "our GFLOP/s and test dice >= the peer's", "-", not_run(peer))]
     rows = []
     modes = {mode: peer[key] for mode, key in [("eager", "peer_eager"),
                                                ("torch.compile", "peer_compiled")] if key in peer}

@@ -179,8 +179,9 @@ def _check_model_arguments(parser, args):
         ModelConfig(depth=args.depth, encoder=args.encoder).check_size(*args.size)
     except ValueError as error:
         parser.error(f"--size {args.size[0]}x{args.size[1]}: {error}")
-    if args.encoder == "improved_unet" and (args.encoder_lr_scale != 1
-                                            or args.encoder_frozen_epochs):
+    encoder_settings = TrainConfig(encoder_lr_scale=args.encoder_lr_scale,
+                                   encoder_frozen_epochs=args.encoder_frozen_epochs)
+    if args.encoder == "improved_unet" and encoder_settings.scales_encoder:
         parser.error("--encoder-lr-scale and --encoder-frozen-epochs apply to a pretrained "
                      "encoder: add --encoder efficientnet_lite0")
 

@@ -59,7 +59,7 @@ class DataConfig:
         if len(self.ratios) != 3 or min(self.ratios) < 0 or abs(sum(self.ratios) - 1) > 1e-6:
             raise ValueError(f"ratios must be 3 non-negative fractions summing to 1. "
                              f"Received: ratios={self.ratios}")
-        _check_positive(self, "batch_size")
+        _check_integer(self, "batch_size")
         _check_choice(self, "cache", CACHE_MODES)
         _check_choice(self, "augment", AUGMENTATIONS)
 
@@ -90,8 +90,8 @@ class ModelConfig:
     def __post_init__(self):
         _check_choice(self, "encoder", ENCODERS)
         _check_choice(self, "encoder_batchnorm", ENCODER_BATCHNORMS)
-        _check_positive(self, "base_filters")
-        _check_positive(self, "num_classes")
+        _check_integer(self, "base_filters")
+        _check_integer(self, "num_classes")
         if int(self.depth) < 2:
             raise ValueError(f"depth must be at least 2. Received: depth={self.depth}")
         if not 0 <= self.dropout < 1:
@@ -148,7 +148,7 @@ class TrainConfig:
     encoder_frozen_epochs: int = 0
 
     def __post_init__(self):
-        _check_positive(self, "epochs")
+        _check_integer(self, "epochs")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive. "
                              f"Received: learning_rate={self.learning_rate}")
@@ -159,14 +159,11 @@ class TrainConfig:
         _check_choice(self, "precision", PRECISIONS)
         for name in ("early_stopping_patience", "steps_per_epoch"):
             if getattr(self, name) is not None:
-                _check_positive(self, name)
+                _check_integer(self, name)
         if not 0 <= self.encoder_lr_scale <= 1:
             raise ValueError(f"encoder_lr_scale must be in [0, 1]. "
                              f"Received: encoder_lr_scale={self.encoder_lr_scale}")
-        if isinstance(self.encoder_frozen_epochs, bool) or not isinstance(
-                self.encoder_frozen_epochs, int) or self.encoder_frozen_epochs < 0:
-            raise ValueError(f"encoder_frozen_epochs must be an integer >= 0. "
-                             f"Received: encoder_frozen_epochs={self.encoder_frozen_epochs!r}")
+        _check_integer(self, "encoder_frozen_epochs", low=0)
 
     @property
     def scales_encoder(self):
@@ -198,7 +195,7 @@ class EvalConfig:
     def __post_init__(self):
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1). Received: threshold={self.threshold}")
-        _check_positive(self, "batch_size")
+        _check_integer(self, "batch_size")
         if int(self.num_examples) < 0:
             raise ValueError(f"num_examples must be >= 0. "
                              f"Received: num_examples={self.num_examples}")
@@ -325,10 +322,12 @@ def _size_pair(size, name):
     return sides
 
 
-def _check_positive(config, name):
+def _check_integer(config, name, *, low=1):
+    """Raise ValueError unless the field is an integer >= `low` (positive by default)."""
     value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        what = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ValueError(f"{name} must be {what}. Received: {name}={value!r}")
 
 
 def _check_choice(config, name, choices):
