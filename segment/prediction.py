@@ -133,9 +133,17 @@ class Ensemble:
         models: Keras models, images -> probabilities (at least one).
         image_sizes: (height, width) fed to each model, for models that accept any size;
             None (or a None entry) uses the model's own input size.
+        sources: For the record, what each model is (e.g. {"path": ..., "sha256": ...}),
+            added to its entry of `members`. None records names and sizes only.
+
+    Attributes:
+        members: One dict per model: "name", "size" and its `sources` entry; an evaluation
+            lists them in its settings (summary.json, the report), so that a score can be
+            traced to its models.
 
     Raises:
-        ValueError: no models, one size per model not given, or a size a model cannot take.
+        ValueError: no models, one size (or source) per model not given, or a size a model
+            cannot take.
 
     Example:
         >>> wide = segment.create_model((32, 48, 3), base_filters=2, depth=3)
@@ -146,17 +154,21 @@ class Ensemble:
         [[32, 32], [32, 48]]
     """
 
-    def __init__(self, models, image_sizes=None):
+    def __init__(self, models, image_sizes=None, sources=None):
         self.models = list(models)
         if not self.models:
             raise ValueError("an Ensemble needs at least one model. Received: models=[]")
-        if image_sizes is None:
-            image_sizes = [None] * len(self.models)
-        if len(image_sizes) != len(self.models):
-            raise ValueError(f"one image size per model is needed: {len(self.models)} models, "
-                             f"{len(image_sizes)} sizes")
+        image_sizes = [None] * len(self.models) if image_sizes is None else image_sizes
+        sources = [{}] * len(self.models) if sources is None else sources
+        for name, given in [("image size", image_sizes), ("source", sources)]:
+            if len(given) != len(self.models):
+                raise ValueError(f"one {name} per model is needed: {len(self.models)} models, "
+                                 f"{len(given)} {name}s")
         self.sizes = [network_size(model, size)
                       for model, size in zip(self.models, image_sizes, strict=True)]
+        self.members = [{"name": model.name, "size": list(size), **source}
+                        for model, size, source in zip(self.models, self.sizes, sources,
+                                                       strict=True)]
 
     def __repr__(self):
         return (f"Ensemble({len(self.models)} models at "

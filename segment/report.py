@@ -282,7 +282,8 @@ def _html(report, names):
                       f'style="max-width:100%">' for key, name in names.items()
                       if name.endswith(".png"))
     settings = html.escape(", ".join(f"{key}={value}" for key, value in
-                                     summary["settings"].items()))
+                                     summary["settings"].items() if key != "members"))
+    members = _members_html(summary["settings"].get("members"))
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>segment report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}
@@ -292,7 +293,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}<
 {summary['empty_truth']['count']} with an empty truth mask. Metrics are computed per image,
 then averaged. For comparison with papers that pool every pixel of the test set into one dice
 (where large lesions weigh more): pooled dice {summary['pooled_dice']:.4f}, not the per-image
-mean. Settings: {settings}.</p>
+mean. Settings: {settings}.</p>{members}
 <p><b>ISIC 2018 score</b> (mean thresholded jaccard, 0 below 0.65):
 {summary['isic_score']:.4f}</p>
 <table><tr><th>metric</th><th>mean</th><th>median</th><th>std</th><th>min</th><th>max</th>
@@ -303,3 +304,15 @@ empty, as is sensitivity where the truth is empty.</p>
 <p>Per-image values: <a href="evaluation.csv">evaluation.csv</a>; summary:
 <a href="summary.json">summary.json</a>.</p></body></html>
 """
+
+
+def _members_html(members):
+    """An ensemble's models as a table (every field of each member), or "" for one model."""
+    if not members:
+        return ""
+    fields = list(dict.fromkeys(field for member in members for field in member))
+    head = "".join(f"<th>{html.escape(field)}</th>" for field in fields)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(member.get(field)))}</td>"
+                                    for field in fields) + "</tr>" for member in members)
+    return (f"<h2>ensemble of {len(members)} models</h2><p>Their probabilities are averaged "
+            f"per image.</p><table><tr>{head}</tr>{rows}</table>")

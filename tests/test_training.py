@@ -285,9 +285,22 @@ def test_the_pretrained_encoder_stays_frozen_for_its_epochs_then_trains_scaled(s
     with caplog.at_level(logging.INFO, logger="segment"):
         train_model(model, small_data, small_data, 2, tmp_path, encoder_frozen_epochs=1,
                     encoder_lr_scale=0.5, callbacks=[watch], verbose=0)
-    assert watch.moved == [False, True]
+    assert watch.moved == [False, True]  # every weight and moving statistic, then moved
     assert "encoder learns at 0.5 times the learning rate, after 1 epoch frozen" in caplog.text
     assert float(keras.ops.convert_to_numpy(model.optimizer.encoder_scale)) == 0.5
+    # Loaded with its optimizer, which is bound to no weight: train_model binds it again.
+    loaded = segment.load_model(tmp_path / "model.keras", compile=True)
+    assert isinstance(loaded.optimizer, segment.training.EncoderScaledAdam)
+    watch = EncoderWatch()
+    train_model(loaded, small_data, small_data, 2, tmp_path / "again", encoder_frozen_epochs=1,
+                callbacks=[watch], verbose=0)
+    assert watch.moved == [False, True]
+    trains_its_batch_norms = create_model((32, 32, 3), encoder="efficientnet_lite0",
+                                          base_filters=4, encoder_batchnorm="train")
+    with pytest.raises(ValueError, match="needs the encoder's batch norms frozen"):
+        train_model(trains_its_batch_norms, small_data, small_data, 2, tmp_path / "bn",
+                    encoder_frozen_epochs=1, verbose=0)
+    assert not (tmp_path / "bn" / "model.keras").exists()
     with pytest.raises(ValueError, match="has no pretrained encoder whose learning rate"):
         segment.compile_model(create_model((32, 32, 3), base_filters=4, depth=3),
                               scale_encoder=True)
