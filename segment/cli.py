@@ -151,7 +151,8 @@ def _print_summary(report, part):
         print(f"  {name:<12} mean {summary[name]['mean']:.4f}  median "
               f"{summary[name]['median']:.4f}")
     print(f"  ISIC 2018 score (thresholded jaccard): {summary['isic_score']:.4f}")
-    print(f"  pooled dice (all pixels as one, for papers that pool; not the per-image mean): "
+    print(f"  pooled dice (all pixels as one, at the scored resolution, so larger images "
+          f"weigh more; for papers that pool; not the per-image mean): "
           f"{summary['pooled_dice']:.4f}")
     print(f"Report: {report.files['report']}")
 

@@ -72,8 +72,10 @@ class Evaluation:
         summary: dict: for each metric its mean, median, std, min and max over images (NaN
             values left out and counted), plus count, isic_score, empty_truth, settings and
             pooled_dice: the dice of all evaluated pixels counted together, as papers that pool
-            report it (large lesions weigh more; it is not the per-image mean, never the
-            headline; 1.0 when every mask is empty).
+            report it. Pixels are counted at the resolution scored: each image's own with
+            `original_size` (the default), so larger images weigh more, as do larger lesions;
+            the network's otherwise. It is not the per-image mean, never the headline; 1.0
+            when every mask is empty.
         settings: how the predictions were made (threshold, tta, postprocess, resolution).
         skipped: (path, reason) for each pair that could not be read.
         best, worst: the `num_examples` best and worst images as `Example`s (best first,

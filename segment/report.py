@@ -291,9 +291,10 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}<
 <body><h1>Segmentation report</h1>
 <p>{summary['count']} images ({summary['skipped']} unreadable, skipped);
 {summary['empty_truth']['count']} with an empty truth mask. Metrics are computed per image,
-then averaged. For comparison with papers that pool every pixel of the test set into one dice
-(where large lesions weigh more): pooled dice {summary['pooled_dice']:.4f}, not the per-image
-mean. Settings: {settings}.</p>{members}
+then averaged. For comparison with papers that pool every pixel of the test set into one dice:
+pooled dice {summary['pooled_dice']:.4f}, not the per-image mean. It counts pixels at the
+{summary['settings']['resolution']} resolution, so larger lesions, and at each image's own
+resolution larger images, weigh more. Settings: {settings}.</p>{members}
 <p><b>ISIC 2018 score</b> (mean thresholded jaccard, 0 below 0.65):
 {summary['isic_score']:.4f}</p>
 <table><tr><th>metric</th><th>mean</th><th>median</th><th>std</th><th>min</th><th>max</th>

@@ -134,9 +134,10 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
     completed epoch and runs to `config.epochs` in total. When training ends the model holds
     the best epoch's weights. The run folder (`RunFolder`) decides what an earlier run left
     there may be kept: given a folder no run has opened yet, `train_model` opens it with its
-    `TrainConfig` as the settings (`RunFolder.open`), so a folder holding another run's model
-    is refused; clear it first (`RunFolder(path).clear()`) or choose another. The whole
-    workflow (`train_and_evaluate`) opens it with every setting and the pairs instead.
+    `TrainConfig` and the model's encoder as the settings (`RunFolder.open`), so a folder
+    holding another run's model is refused; clear it first (`RunFolder(path).clear()`) or
+    choose another. The whole workflow (`train_and_evaluate`) opens it with every setting
+    and the pairs instead.
 
     Args:
         model: Keras model, e.g. from `create_model`.
@@ -188,7 +189,8 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
     chief = is_chief(strategy)
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
     if run.resuming is None:  # not yet opened (by train_and_evaluate)
-        run.open({"train": dataclasses.asdict(config)}, strategy=strategy)
+        run.open({"model": _encoder_record(model), "train": dataclasses.asdict(config)},
+                 strategy=strategy)
     resuming = run.resuming
     # Every worker makes the same saves (they may need all replicas); only the chief's land in
     # run_dir. Other workers start from a copy of the chief's backup, so all resume alike.
@@ -274,12 +276,26 @@ def _check_encoder_settings(model, config):
         raise ValueError(f"encoder_lr_scale and encoder_frozen_epochs need the model "
                          f"compiled with compile_model(..., scale_encoder=True) on a pretrained "
                          f"encoder; '{model.name}' has {type(optimizer).__name__}")
-    if config.encoder_frozen_epochs and any(
-            isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
-            for layer in encoder.layers):
+    if config.encoder_frozen_epochs and _batch_norms_train(encoder):
         raise ValueError("encoder_frozen_epochs needs the encoder's batch norms frozen "
                          "(encoder_batchnorm='frozen'): theirs would still update their "
                          "statistics while the encoder is frozen")
+
+
+def _batch_norms_train(encoder):
+    """Whether any batch norm of the pretrained `encoder` updates its statistics in training."""
+    return any(isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+               for layer in encoder.layers)
+
+
+def _encoder_record(model):
+    """The `ModelConfig` fields `train_model` can tell from the model itself (its encoder), so
+    that the config.json it writes reads back with `RunConfig.from_dict`."""
+    encoder = pretrained_encoder(model)
+    if encoder is None:
+        return {"encoder": "improved_unet"}
+    return {"encoder": "efficientnet_lite0",
+            "encoder_batchnorm": "train" if _batch_norms_train(encoder) else "frozen"}
 
 
 def _check_strategy(model, strategy):

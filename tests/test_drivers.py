@@ -13,6 +13,7 @@ from segment import (
     DataConfig,
     EvalConfig,
     ModelConfig,
+    RunConfig,
     TrainConfig,
     load_segmented_image,
     read_image_size,
@@ -53,7 +54,10 @@ def test_train_driver_writes_a_complete_run(trained_run):
         assert (run_dir / name).exists(), name
     split = json.loads((run_dir / "split.json").read_text())
     assert [len(split[part]) for part in ["train", "val", "test"]] == [12, 4, 4]
-    assert json.loads((run_dir / "config.json").read_text())["data"]["augment"] == "full"
+    # config.json reads back as the settings the flags asked for (TINY, --augment).
+    assert RunConfig.from_dict(json.loads((run_dir / "config.json").read_text())) == RunConfig(
+        data=DataConfig(image_size=(32, 32), batch_size=4, augment="full"),
+        model=ModelConfig(base_filters=4, depth=3), train=TrainConfig(epochs=2))
     summary = assert_consistent_report(run_dir, 4)
     assert f"dice         mean {summary['dice']['mean']:.4f}" in done.stdout
     assert f"Report: {run_dir / 'report.html'}" in done.stdout

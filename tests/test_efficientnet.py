@@ -1,5 +1,7 @@
 """EfficientNet-Lite0 in Keras: the reference PyTorch model's logits, offline weights, errors."""
 
+from pathlib import Path
+
 import segment
 from segment.efficientnet import (
     FEATURE_BLOCKS,
@@ -45,16 +47,47 @@ def test_logits_equal_the_reference_pytorch_model(weights_path):
         parameter.numel() for parameter in reference_model(weights_path).parameters())
 
 
-def test_backbone_gives_five_feature_maps_at_strides_2_to_32(weights_path):
+def test_skip_features_are_the_reference_blocks_outputs(weights_path):
+    # The decoder's skips are the outputs of blocks 0, 2, 4, 10 and 15 (strides 2 to 32); the
+    # reference's own blocks, hooked, give the same maps on the same image.
     import keras
 
     backbone = load_efficientnet_lite0_weights(
         create_efficientnet_lite0((64, 96, 3), include_top=False))
     features = keras.Model(backbone.input,
                            [backbone.get_layer(name).output for name in FEATURE_BLOCKS])
-    maps = features.predict_on_batch(np.zeros((1, 64, 96, 3), np.float32))
-    assert [tuple(map.shape[1:]) for map in maps] == [
+    images = np.random.default_rng(1).random((1, 64, 96, 3), dtype=np.float32)
+    ours = features.predict_on_batch(images)
+    reference, captured = reference_model(weights_path), {}
+    blocks = [int(name.split("_")[0].removeprefix("block")) for name in FEATURE_BLOCKS]
+    for index in blocks:
+        reference._blocks[index].register_forward_hook(
+            lambda module, inputs, output, index=index: captured.update(
+                {index: output.permute(0, 2, 3, 1).numpy()}))
+    with torch.no_grad():
+        reference(torch.from_numpy((images * 255 - 127) / 128).permute(0, 3, 1, 2))
+    assert blocks == [0, 2, 4, 10, 15]
+    assert [tuple(map.shape[1:]) for map in ours] == [
         (32, 48, 16), (16, 24, 24), (8, 12, 40), (4, 6, 112), (2, 3, 320)]
+    for name, index, map in zip(FEATURE_BLOCKS, blocks, ours, strict=True):
+        np.testing.assert_allclose(map, captured[index], atol=1e-4, rtol=0, err_msg=name)
+
+
+def test_a_known_photograph_gets_its_imagenet_class(weights_path):
+    # matplotlib ships this photograph of Grace Hopper in uniform: ImageNet class 652,
+    # "military uniform", the classic check of an ImageNet classifier. It goes in as [0, 1]
+    # pixels, so the input scaling checked is the model's own layer.
+    import matplotlib
+    from PIL import Image
+
+    photo = Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
+    width, height = photo.size
+    side = min(width, height)
+    square = photo.convert("RGB").crop(((width - side) // 2, (height - side) // 2,
+                                        (width + side) // 2, (height + side) // 2))
+    pixels = np.asarray(square.resize((224, 224), Image.BILINEAR), np.float32) / 255
+    classifier = load_efficientnet_lite0_weights(create_efficientnet_lite0())
+    assert int(np.argmax(classifier.predict_on_batch(pixels[None]))) == 652
 
 
 def test_without_the_wheel_the_error_names_the_extra(monkeypatch):

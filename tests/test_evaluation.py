@@ -237,6 +237,31 @@ def test_progress_bar_draws_only_on_a_terminal(tiny_model, synthetic_pairs, capf
     assert "predict" not in capfd.readouterr().err
 
 
+def everywhere_lesion_model():
+    """A 32x32 model whose probability is 0.9 at every pixel, whatever the image."""
+    inputs = keras.Input((32, 32, 3))
+    logits = keras.layers.Conv2D(1, 1, kernel_initializer="zeros",
+                                 bias_initializer=keras.initializers.Constant(2.2))(inputs)
+    return keras.Model(inputs, keras.layers.Activation("sigmoid")(logits))
+
+
+def test_pooled_dice_counts_pixels_at_each_images_own_size_through_evaluate(tmp_path):
+    # Every pixel is predicted lesion. Image A, 64x64: a 16x16 lesion (dice 512/4352).
+    # Image B, 32x48: all lesion (dice 1). Pooled at their own sizes, 2 x overlap / areas:
+    # 2 (256 + 1536) / (4096 + 256 + 1536 + 1536); at the network's 32x32 A's lesion is 8x8.
+    truth_a = np.zeros((64, 64), np.uint8)
+    truth_a[24:40, 24:40] = 255
+    pairs = [Pair(write_image(tmp_path / f"{name}.png", np.zeros((*truth.shape, 3), np.uint8)),
+                  write_image(tmp_path / f"{name}_segmentation.png", truth))
+             for name, truth in [("a", truth_a), ("b", np.full((32, 48), 255, np.uint8))]]
+    model = everywhere_lesion_model()
+    own = evaluate(model, pairs, progress=False).summary
+    assert own["dice"]["mean"] == pytest.approx((512 / 4352 + 1) / 2)
+    assert own["pooled_dice"] == pytest.approx(2 * (256 + 1536) / (4096 + 256 + 1536 + 1536))
+    network = evaluate(model, pairs, original_size=False, progress=False).summary
+    assert network["pooled_dice"] == pytest.approx(2 * (64 + 1024) / (1024 + 64 + 1024 + 1024))
+
+
 def test_pooled_dice_counts_every_pixel_together_and_stays_beside_the_mean():
     from segment.evaluation import METRICS, summarize
 

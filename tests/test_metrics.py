@@ -3,9 +3,11 @@
 import math
 
 from segment import DiceCoefficient, dice_coefficient, hausdorff_distance_95, jaccard
+from segment.evaluation import score_masks, summarize
 from segment.metrics import confusion_counts, scores_from_counts
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.spatial.distance import cdist
 
@@ -36,8 +38,11 @@ def test_per_image_mean_differs_from_pooled():
     truth[1, 0, :12], prediction[1, 0, 12:24] = 1, 1
     per_image = np.asarray(dice_coefficient(truth, prediction))
     assert per_image.tolist() == [1.0, 0.0] and per_image.mean() == 0.5
-    pooled = 2 * 4 / (16 + 16)
-    assert pooled == 0.25 and per_image.mean() != pooled
+    table = pd.DataFrame([score_masks(truth[index, ..., 0], prediction[index, ..., 0])
+                          for index in range(2)])
+    summary = summarize(table, {})
+    assert summary["dice"]["mean"] == 0.5
+    assert summary["pooled_dice"] == pytest.approx(2 * 4 / (16 + 16))  # 0.25: 2 x 4 / (16 + 16)
 
 
 def test_stateful_metric_averages_images_over_batches():

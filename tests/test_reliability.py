@@ -1,5 +1,6 @@
 """Faults, bad input and hostile files (docs/RELIABILITY.md lists each case and its test)."""
 
+import json
 import os
 import resource
 import shutil
@@ -17,6 +18,7 @@ from segment import (
     ModelLoadError,
     Pair,
     PairingError,
+    RunConfig,
     create_generator,
     evaluate,
     export_predictions,
@@ -237,6 +239,9 @@ def test_training_killed_mid_epoch_resumes_and_finishes_the_same_epochs(tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     assert pd.read_csv(log)["epoch"].tolist() == [0, 1, 2]  # each epoch once, 3 in all
     assert lines(log)[1] == first_epoch_row  # epoch 1 was resumed from, not run again
+    resumed = RunConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text()))
+    assert (resumed.data.image_size, resumed.data.batch_size, resumed.model.depth,
+            resumed.train.epochs) == ((64, 64), 2, 3, 3)
     assert (tmp_path / "run" / "report.html").exists()
     assert not (tmp_path / "run" / "backup").exists()
 

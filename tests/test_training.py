@@ -7,6 +7,7 @@ from dataclasses import asdict
 import segment
 from segment import (
     ModelLoadError,
+    RunConfig,
     RunFolder,
     RunFolderError,
     TrainConfig,
@@ -91,6 +92,11 @@ def test_log_gets_one_line_per_epoch_when_stdout_is_not_a_terminal(small_data, t
     assert "2/2 - " in out  # the known number of steps, from the first epoch on
 
 
+def recorded(run_dir):
+    """The run's config.json, read back as `RunConfig.from_dict` reads it."""
+    return RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+
+
 def test_interrupted_run_resumes_from_last_epoch(small_data, tmp_path):
     set_seed(0)
     model = create_model((32, 32, 3), base_filters=4, depth=3)
@@ -103,6 +109,7 @@ def test_interrupted_run_resumes_from_last_epoch(small_data, tmp_path):
     assert len(history.history["loss"]) == 2  # epochs 3 and 4 only
     assert len((tmp_path / "log.csv").read_text().splitlines()) == 1 + 4
     assert not (tmp_path / "backup").exists()
+    assert recorded(tmp_path).train == TrainConfig(epochs=4)  # train_model's own record
 
 
 def test_finished_run_is_not_overwritten_without_permission(small_data, tiny_model, tmp_path):
@@ -286,6 +293,11 @@ def test_the_pretrained_encoder_stays_frozen_for_its_epochs_then_trains_scaled(s
         train_model(model, small_data, small_data, 2, tmp_path, encoder_frozen_epochs=1,
                     encoder_lr_scale=0.5, callbacks=[watch], verbose=0)
     assert watch.moved == [False, True]  # every weight and moving statistic, then moved
+    settings = recorded(tmp_path)
+    assert (settings.model.encoder, settings.model.encoder_batchnorm) == ("efficientnet_lite0",
+                                                                          "frozen")
+    assert settings.train == TrainConfig(epochs=2, encoder_frozen_epochs=1,
+                                         encoder_lr_scale=0.5)
     assert "encoder learns at 0.5 times the learning rate, after 1 epoch frozen" in caplog.text
     assert float(keras.ops.convert_to_numpy(model.optimizer.encoder_scale)) == 0.5
     # Loaded with its optimizer, which is bound to no weight: train_model binds it again.
