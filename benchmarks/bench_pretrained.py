@@ -71,7 +71,8 @@ LARGE_SIDE = 224  # step 6; --quick: 64
 QUICK_TUNING = {"lite0-bn-train": {**LITE0, "encoder_batchnorm": "train"},
                 "lite0-bn-frozen": {**LITE0, "encoder_batchnorm": "frozen"}}
 QUICK_ENCODER_RATES = {"lite0-encoder-lr0.1": {**LITE0, "encoder_lr_scale": 0.1},
-                       "lite0-encoder-frozen1": {**LITE0, "encoder_frozen_epochs": 1}}
+                       "lite0-encoder-frozen1": {**LITE0, "encoder_frozen_epochs": 1,
+                                                 "epochs": 2}}  # frozen epochs < epochs
 
 
 def training_speeds(recipe, pretrained, large_side, steps=20):

@@ -23,7 +23,14 @@ import sys
 import keras
 
 from .augment import AUGMENTATIONS
-from .cli_arguments import OneLineParser, float_in, image_size, int_from, positive_int
+from .cli_arguments import (
+    OneLineParser,
+    check_train_arguments,
+    float_in,
+    image_size,
+    int_from,
+    positive_int,
+)
 from .config import (
     CACHE_MODES,
     ENCODER_BATCHNORMS,
@@ -61,7 +68,7 @@ def train_main(argv=None):
     args = parser.parse_args(argv)
     if _other_backend(args):
         return _run_on_backend("train", args.backend, argv)
-    _check_model_arguments(parser, args)
+    check_train_arguments(parser, args)
     return _run(_train, args)
 
 
@@ -174,36 +181,6 @@ def _run(command, args):
 
 def _one_line(error):
     return " ".join(str(error).split()) or type(error).__name__
-
-
-def _check_model_arguments(parser, args):
-    """Stop with a usage error for a size the model cannot take, or settings the chosen
-    encoder would not use (nothing is written)."""
-    pretrained = args.encoder != "improved_unet"
-    try:
-        ModelConfig(depth=args.depth or ModelConfig.depth, encoder=args.encoder).check_size(
-            *args.size)
-    except ValueError as error:
-        parser.error(f"--size {args.size[0]}x{args.size[1]}: {error}")
-    unused = [flag for flag, given in [
-        ("--encoder-lr-scale", args.encoder_lr_scale != TrainConfig.encoder_lr_scale),
-        ("--encoder-frozen-epochs", args.encoder_frozen_epochs != 0),
-        ("--encoder-batchnorm", args.encoder_batchnorm is not None),
-        ("--encoder-weights", args.encoder_weights is not None)] if given]
-    if not pretrained and unused:
-        verb = "apply" if len(unused) > 1 else "applies"
-        parser.error(f"{' and '.join(unused)} {verb} to a pretrained encoder: add --encoder "
-                     f"efficientnet_lite0")
-    if pretrained and args.depth is not None:
-        parser.error(f"--depth is unused with --encoder {args.encoder} (its levels are fixed "
-                     f"at {ModelConfig(encoder=args.encoder).num_levels}): leave it out")
-    if args.encoder_frozen_epochs and args.encoder_frozen_epochs >= args.epochs:
-        parser.error(f"--encoder-frozen-epochs {args.encoder_frozen_epochs} must be below "
-                     f"--epochs {args.epochs}, or the encoder never trains")
-    if args.encoder_frozen_epochs and args.encoder_batchnorm == "train":
-        parser.error("--encoder-frozen-epochs with --encoder-batchnorm train: the batch norms' "
-                     "statistics would still change while the encoder is 'frozen'; use "
-                     "--encoder-batchnorm frozen")
 
 
 def _other_backend(args):

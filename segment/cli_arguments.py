@@ -1,4 +1,4 @@
-"""The command-line programs' argument types: argparse in, a one-line usage error out.
+"""The command-line programs' argument types and checks: argparse in, a one-line usage error out.
 
     parser = OneLineParser(prog="driver_train_save_evaluate.py")
     parser.add_argument("--size", type=image_size)                 # '256' or '192x256'
@@ -8,7 +8,10 @@
 
 import argparse
 
-__all__ = ["OneLineParser", "float_in", "image_size", "int_from", "positive_int"]
+from .config import ModelConfig, TrainConfig
+
+__all__ = ["OneLineParser", "check_train_arguments", "float_in", "image_size", "int_from",
+           "positive_int"]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -65,3 +68,33 @@ def float_in(low, high, *, low_included=False, high_included=False):
             raise argparse.ArgumentTypeError(f"expected a number in {interval}, got '{text}'")
         return value
     return parse
+
+
+def check_train_arguments(parser, args):
+    """Stop with a usage error for a size the model cannot take, or settings the chosen
+    encoder would not use (nothing is written)."""
+    pretrained = args.encoder != "improved_unet"
+    try:
+        ModelConfig(depth=args.depth or ModelConfig.depth, encoder=args.encoder).check_size(
+            *args.size)
+    except ValueError as error:
+        parser.error(f"--size {args.size[0]}x{args.size[1]}: {error}")
+    unused = [flag for flag, given in [
+        ("--encoder-lr-scale", args.encoder_lr_scale != TrainConfig.encoder_lr_scale),
+        ("--encoder-frozen-epochs", args.encoder_frozen_epochs != 0),
+        ("--encoder-batchnorm", args.encoder_batchnorm is not None),
+        ("--encoder-weights", args.encoder_weights is not None)] if given]
+    if not pretrained and unused:
+        verb = "apply" if len(unused) > 1 else "applies"
+        parser.error(f"{' and '.join(unused)} {verb} to a pretrained encoder: add --encoder "
+                     f"efficientnet_lite0")
+    if pretrained and args.depth is not None:
+        parser.error(f"--depth is unused with --encoder {args.encoder} (its levels are fixed "
+                     f"at {ModelConfig(encoder=args.encoder).num_levels}): leave it out")
+    if args.encoder_frozen_epochs and args.encoder_frozen_epochs >= args.epochs:
+        parser.error(f"--encoder-frozen-epochs {args.encoder_frozen_epochs} must be below "
+                     f"--epochs {args.epochs}, or the encoder never trains")
+    if args.encoder_frozen_epochs and args.encoder_batchnorm == "train":
+        parser.error("--encoder-frozen-epochs with --encoder-batchnorm train: the batch norms' "
+                     "statistics would still change while the encoder is 'frozen'; use "
+                     "--encoder-batchnorm frozen")

@@ -223,14 +223,15 @@ def _same_run(recorded, record):
 
 def _as_read(settings):
     """`settings` as plain JSON, its config sections read back through `RunConfig`, so older
-    spellings become today's and absent fields their defaults; unchanged where they do not read.
+    spellings become today's and absent sections and fields their defaults; unchanged where
+    they do not read.
     The encoder's batch-norm mode is dropped where the encoder is the paper's own (which has no
     pretrained batch norms, so the setting cannot change the run)."""
     settings = _plain(settings)
-    sections = [name for name in ("data", "model", "train") if isinstance(settings.get(name), dict)]
-    try:
-        read = RunConfig.from_dict({name: settings[name] for name in sections}).to_dict()
-    except (TypeError, ValueError):
+    sections = ("data", "model", "train")
+    try:  # a section absent (train_model alone once wrote "train" only) reads as its defaults
+        read = RunConfig.from_dict({name: settings.get(name) for name in sections}).to_dict()
+    except (TypeError, ValueError, AttributeError):
         return settings
     if read["model"]["encoder"] == "improved_unet":
         del read["model"]["encoder_batchnorm"]

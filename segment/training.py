@@ -31,13 +31,20 @@ import keras
 from .config import TrainConfig, with_overrides
 from .distribute import OneDevice, is_chief, task_id
 from .files import write_json_atomic
+from .fine_tuning import (
+    EncoderLearningRate,
+    EncoderScaledAdam,
+    check_encoder_settings,
+    encoder_record,
+    inner_optimizer,
+)
 from .losses import get_loss
 from .metrics import DiceCoefficient
 from .model import pretrained_encoder
 from .run_folder import RunFolder
 from .saving import save_model
 
-__all__ = ["EncoderScaledAdam", "compile_model", "set_seed", "train_model"]
+__all__ = ["compile_model", "set_seed", "train_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,46 +56,6 @@ def set_seed(seed):
         >>> set_seed(0)
     """
     keras.utils.set_random_seed(int(seed))
-
-
-@keras.saving.register_keras_serializable(package="segment")
-class EncoderScaledAdam(keras.optimizers.Adam):
-    """Adam whose steps on a pretrained encoder's weights are `encoder_scale` times the rest's.
-
-    `encoder_scale` is an optimizer variable (1 until changed), so a callback can change it
-    between epochs without retracing: 0 freezes the encoder. (Scaling the encoder's gradients
-    instead would change nothing: Adam's step does not depend on the gradient's scale.) Saved
-    with a model, it loads as itself bound to no weight (the encoder's variables are not part
-    of its config); `train_model` binds it to the model's encoder (`bind_encoder`) and sets
-    its scale from the `TrainConfig` before every fit.
-
-    Args:
-        learning_rate: Adam's learning rate (a float or a schedule).
-        encoder_variables: The encoder's trainable variables, e.g.
-            `pretrained_encoder(model).trainable_variables`.
-        **kwargs: Adam's other arguments.
-
-    Example:
-        >>> lite0_unet = segment.create_model((32, 32, 3), encoder="efficientnet_lite0")
-        >>> encoder = pretrained_encoder(lite0_unet)
-        >>> optimizer = EncoderScaledAdam(1e-3, encoder.trainable_variables)
-        >>> float(keras.ops.convert_to_numpy(optimizer.encoder_scale))  # 1 until a callback sets it
-        1.0
-    """
-
-    def __init__(self, learning_rate=0.001, encoder_variables=(), **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        self.bind_encoder(encoder_variables)
-        self.encoder_scale = self.add_variable((), initializer="ones", name="encoder_scale")
-
-    def bind_encoder(self, encoder_variables):
-        """Scale the steps of these variables (the encoder's trainable ones) from now on."""
-        self._encoder_keys = {self._var_key(variable) for variable in encoder_variables}
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self._var_key(variable) in self._encoder_keys:
-            learning_rate = learning_rate * self.encoder_scale
-        super().update_step(gradient, variable, learning_rate)
 
 
 def compile_model(model, *, learning_rate=TrainConfig.learning_rate, loss=TrainConfig.loss,
@@ -189,7 +156,7 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
     chief = is_chief(strategy)
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
     if run.resuming is None:  # not yet opened (by train_and_evaluate)
-        run.open({"model": _encoder_record(model), "train": dataclasses.asdict(config)},
+        run.open({"model": encoder_record(model), "train": dataclasses.asdict(config)},
                  strategy=strategy)
     resuming = run.resuming
     # Every worker makes the same saves (they may need all replicas); only the chief's land in
@@ -204,7 +171,7 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
             if not model.compiled:
                 compile_model(model, learning_rate=config.learning_rate, loss=config.loss,
                               scale_encoder=config.scales_encoder)
-            _check_encoder_settings(model, config)
+            check_encoder_settings(model, config)
         history = _fit(model, train_ds, val_ds, config, write_to, resuming, callbacks, verbose)
         if write_to.model.exists():
             model.load_weights(write_to.model)
@@ -236,8 +203,8 @@ def _fit(model, train_ds, val_ds, config, run, resuming, callbacks, verbose):
         _ResumableBackup(run.backup, run.log),  # last: saves an epoch
         *callbacks,
     ]
-    if isinstance(_inner(model.optimizer), EncoderScaledAdam):  # its scale set, 1 by default
-        all_callbacks.insert(2, _EncoderLearningRate(config.encoder_lr_scale,
+    if isinstance(inner_optimizer(model.optimizer), EncoderScaledAdam):  # scale from config
+        all_callbacks.insert(2, EncoderLearningRate(config.encoder_lr_scale,
                                                      config.encoder_frozen_epochs))
     if config.early_stopping_patience is not None:
         all_callbacks.append(keras.callbacks.EarlyStopping(
@@ -266,38 +233,6 @@ def _tensorboard(run):
                                         profile_batch=0)]
 
 
-def _check_encoder_settings(model, config):
-    """Bind an `EncoderScaledAdam` (a loaded one is bound to no weight) to the model's encoder,
-    or refuse encoder settings that would not be applied: never silently the full rate."""
-    optimizer, encoder = _inner(model.optimizer), pretrained_encoder(model)
-    if isinstance(optimizer, EncoderScaledAdam) and encoder is not None:
-        optimizer.bind_encoder(encoder.trainable_variables)
-    elif config.scales_encoder:
-        raise ValueError(f"encoder_lr_scale and encoder_frozen_epochs need the model "
-                         f"compiled with compile_model(..., scale_encoder=True) on a pretrained "
-                         f"encoder; '{model.name}' has {type(optimizer).__name__}")
-    if config.encoder_frozen_epochs and _batch_norms_train(encoder):
-        raise ValueError("encoder_frozen_epochs needs the encoder's batch norms frozen "
-                         "(encoder_batchnorm='frozen'): theirs would still update their "
-                         "statistics while the encoder is frozen")
-
-
-def _batch_norms_train(encoder):
-    """Whether any batch norm of the pretrained `encoder` updates its statistics in training."""
-    return any(isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
-               for layer in encoder.layers)
-
-
-def _encoder_record(model):
-    """The `ModelConfig` fields `train_model` can tell from the model itself (its encoder), so
-    that the config.json it writes reads back with `RunConfig.from_dict`."""
-    encoder = pretrained_encoder(model)
-    if encoder is None:
-        return {"encoder": "improved_unet"}
-    return {"encoder": "efficientnet_lite0",
-            "encoder_batchnorm": "train" if _batch_norms_train(encoder) else "frozen"}
-
-
 def _check_strategy(model, strategy):
     if keras.backend.backend() != "tensorflow":  # JAX, PyTorch: one device
         if strategy is not None and strategy.num_replicas_in_sync > 1:
@@ -321,31 +256,6 @@ class _EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self.started
-
-
-class _EncoderLearningRate(keras.callbacks.Callback):
-    """Set `EncoderScaledAdam.encoder_scale` at each epoch's start: 0 in the first
-    `frozen_epochs`, `scale` after them."""
-
-    def __init__(self, scale, frozen_epochs):
-        super().__init__()
-        self.scale, self.frozen_epochs = float(scale), int(frozen_epochs)
-
-    def on_train_begin(self, logs=None):
-        frozen = self.frozen_epochs
-        if self.scale == 1 and not frozen:
-            return
-        logger.info("the pretrained encoder learns at %g times the learning rate%s", self.scale,
-                    f", after {frozen} epoch{'s' * (frozen != 1)} frozen" if frozen else "")
-
-    def on_epoch_begin(self, epoch, logs=None):
-        scale = 0.0 if epoch < self.frozen_epochs else self.scale
-        _inner(self.model.optimizer).encoder_scale.assign(scale)
-
-
-def _inner(optimizer):
-    """The optimizer a LossScaleOptimizer wraps, or `optimizer` itself."""
-    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 class _BestCheckpoint(keras.callbacks.Callback):

@@ -11,7 +11,6 @@
 test part -> report and `skipped_files.txt` in the run folder.
 """
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -23,11 +22,12 @@ from .distribute import create_strategy, is_chief, task_id
 from .efficientnet import efficientnet_lite0_weights
 from .errors import RunFolderError, SegmentError
 from .files import save_figure_atomic, write_text_atomic
-from .model import create_model, pretrained_encoder
+from .model import create_model
 from .pipeline import create_generator
 from .prediction import Ensemble, export_predictions, network_size
+from .provenance import check_unseen, member_record
 from .report import results
-from .run_folder import OUTPUTS, RunFolder
+from .run_folder import RunFolder
 from .runtime import resolve_precision
 from .saving import load_model
 from .split import Split, load_split, save_split, train_val_test_split
@@ -219,14 +219,12 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
     if out.report.exists() and not overwrite:
         raise RunFolderError(f"'{out.path}' already holds a report; pass --overwrite or choose "
                              f"another --out")
+    model, config, size = _load_with_settings(model_paths, config, image_size, overrides)
     pairs, description = _evaluation_pairs(data, masks_dir, split_manifest, part, beside)
-    manifests = None
     if len(model_paths) > 1:
-        manifests = _check_unseen(pairs, model_paths, accept_leakage_risk)
+        check_unseen(pairs, model_paths, accept_leakage_risk)
     elif accept_leakage_risk:
         logger.warning("accept_leakage_risk applies to ensembles only; ignored for one model")
-    model, config, size = _load_with_settings(model_paths, config, image_size, overrides,
-                                              manifests)
     history = beside.log if len(model_paths) == 1 and beside.log.exists() else None
     report = results(model, pairs, history=history, run_dir=out, config=config,
                      image_size=size, progress=progress)
@@ -339,11 +337,11 @@ def _model_paths(model_path, out_dir):
     return paths
 
 
-def _load_with_settings(model_paths, config, image_size, overrides, manifests=None):
+def _load_with_settings(model_paths, config, image_size, overrides):
     """(model or Ensemble, EvalConfig, network size or None for an ensemble): settings
     explicit, else the first model's config.json, else defaults; each model's size from the
-    model, else `image_size`, else its own config.json. An ensemble records each model's
-    path, SHA-256, encoder, size and split manifest (`manifests`, None where it has none)."""
+    model, else `image_size`, else its own config.json. An ensemble records where each model
+    comes from (`provenance.member_record`)."""
     recorded = [RunFolder(path.parent).recorded_settings() for path in model_paths]
     config = with_overrides(config or _recorded_evaluation(recorded[0], model_paths[0]),
                             EvalConfig, overrides)
@@ -354,58 +352,8 @@ def _load_with_settings(model_paths, config, image_size, overrides, manifests=No
                                   settings.get("data", {}).get("image_size")))
     if len(models) == 1:
         return models[0], config, sizes[0]
-    manifests = manifests or [None] * len(models)
-    sources = [{"path": str(path), "sha256": _sha256(path),
-                "encoder": "improved_unet" if pretrained_encoder(model) is None
-                else "efficientnet_lite0",
-                "split": None if manifest is None else str(manifest)}
-               for path, model, manifest in zip(model_paths, models, manifests, strict=True)]
+    sources = [member_record(path, model) for path, model in zip(model_paths, models, strict=True)]
     return Ensemble(models, sizes, sources), config, None
-
-
-def _sha256(path):
-    """Hex SHA-256 of a model file (of a SavedModel folder: of its files' names and bytes)."""
-    path, digest = Path(path), hashlib.sha256()
-    for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
-        if file.is_file():
-            digest.update(str(file.relative_to(path) if path.is_dir() else "").encode())
-            with open(file, "rb") as stream:
-                for block in iter(lambda: stream.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
-
-
-def _check_unseen(pairs, model_paths, accept_leakage_risk):
-    """Each model's split manifest (None where it has none), once none of `pairs` is among
-    the pairs it trained on or chose its best epoch on (train and validation parts, by id):
-    an ensemble's score must be a test score. A model without a manifest is refused unless
-    `accept_leakage_risk`."""
-    ids, manifests = {pair.id for pair in pairs}, []
-    for path in model_paths:
-        manifest = RunFolder(path.parent).split
-        if not manifest.exists():
-            manifests.append(None)
-            continue
-        split = load_split(manifest)
-        seen = ids & {pair.id for pair in [*split.train, *split.val]}
-        if seen:
-            raise SegmentError(f"'{path}' trained or chose its best epoch on {len(seen)} of "
-                               f"the {len(ids)} pairs to evaluate (e.g. {min(seen)}, in the "
-                               f"train and validation parts of {manifest}): an ensemble is "
-                               f"scored only on pairs none of its models saw")
-        manifests.append(manifest)
-    unverified = [path for path, manifest in zip(model_paths, manifests, strict=True)
-                  if manifest is None]
-    if unverified and not accept_leakage_risk:
-        raise SegmentError(f"no {OUTPUTS['split']} beside '{unverified[0]}' ({len(unverified)} "
-                           f"of the {len(model_paths)} models): nothing shows it did not train "
-                           f"or choose its best epoch on these pairs; if you know it did not, "
-                           f"pass --accept-leakage-risk (accept_leakage_risk=True)")
-    if unverified:
-        logger.warning("scoring an ensemble with %d models of unknown training data (%s): "
-                       "the score may not be a test score", len(unverified),
-                       ", ".join(map(str, unverified)))
-    return manifests
 
 
 def _recorded_evaluation(recorded, model_path):

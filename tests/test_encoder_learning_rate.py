@@ -5,7 +5,7 @@ variables), so that test_backends.py can run this file under JAX and PyTorch too
 model on the real encoder is in test_training.py."""
 
 import segment
-from segment.training import EncoderScaledAdam
+from segment.fine_tuning import EncoderScaledAdam
 
 import keras
 import numpy as np

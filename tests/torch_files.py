@@ -217,7 +217,7 @@ def crafted_files():
             _one_tensor(Stored(ones, (8,), (1,))).replace(
                 struct.pack("<q", 8) + ones.tobytes(), struct.pack("<q", 9) + ones.tobytes()),
             "holds 9 elements; its header declares 8"),
-        "2^40-byte payload declared in 200 bytes": (
+        "2^40-byte payload declared in a 411-byte file": (
             _one_tensor(Stored(ones[:1], (1,), (1,), num_elements=2**38)), "over the cap"),
         "zip bomb (a member declaring 3 GiB)": (
             with_declared_size(pth_bytes(genuine), "archive/data.pkl", 3 << 30),

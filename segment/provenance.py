@@ -1,0 +1,84 @@
+"""Where an ensemble's models come from, and the check that none of them saw what it is scored on.
+
+    check_unseen(split.test, ["a/model.keras", "b/model.keras"])   # SegmentError if one did
+    member_record("a/model.keras", model)   # {"path", "sha256", "encoder", "split"}
+
+A model's validation part chose its best epoch, so scoring an ensemble on pairs any member
+trained on or validated on is leakage: its score would not be a test score. Each member's
+`split.json` (beside its model) says which pairs it saw; a member without one is refused unless
+the caller accepts the risk. The records go into the evaluation's settings (`summary.json`, the
+report), so that a number can be traced to the exact files that made it.
+"""
+
+import hashlib
+import logging
+from pathlib import Path
+
+from .errors import SegmentError
+from .model import pretrained_encoder
+from .run_folder import OUTPUTS, RunFolder
+from .split import load_split
+
+__all__ = ["check_unseen", "file_sha256", "member_record"]
+
+logger = logging.getLogger(__name__)
+
+
+def check_unseen(pairs, model_paths, accept_leakage_risk=False):
+    """Raise unless no model of `model_paths` trained or chose its best epoch on any of `pairs`.
+
+    Args:
+        pairs: The pairs to be scored (`Pair`s; compared by id).
+        model_paths: The ensemble's model files; each one's `split.json` is the one beside it.
+        accept_leakage_risk: Let models without a `split.json` through, with a warning.
+
+    Raises:
+        SegmentError: a model's train or validation part holds one of `pairs` (the message
+            names the model, the count and one id), or a model has no `split.json` and
+            `accept_leakage_risk` is False.
+    """
+    ids, unverified = {pair.id for pair in pairs}, []
+    for path in map(Path, model_paths):
+        manifest = RunFolder(path.parent).split
+        if not manifest.exists():
+            unverified.append(path)
+            continue
+        split = load_split(manifest)
+        seen = ids & {pair.id for pair in [*split.train, *split.val]}
+        if seen:
+            raise SegmentError(f"'{path}' trained or chose its best epoch on {len(seen)} of "
+                               f"the {len(ids)} pairs to evaluate (e.g. {min(seen)}, in the "
+                               f"train and validation parts of {manifest}): an ensemble is "
+                               f"scored only on pairs none of its models saw")
+    if unverified and not accept_leakage_risk:
+        raise SegmentError(f"no {OUTPUTS['split']} beside '{unverified[0]}' ({len(unverified)} "
+                           f"of the {len(model_paths)} models): nothing shows it did not train "
+                           f"or choose its best epoch on these pairs; if you know it did not, "
+                           f"pass --accept-leakage-risk (accept_leakage_risk=True)")
+    if unverified:
+        logger.warning("scoring an ensemble with %d models of unknown training data (%s): "
+                       "the score may not be a test score", len(unverified),
+                       ", ".join(map(str, unverified)))
+
+
+def member_record(path, model):
+    """What identifies one ensemble member: its file's path and SHA-256, its encoder (read
+    from the model itself) and its split manifest (None where there is none)."""
+    manifest = RunFolder(Path(path).parent).split
+    return {"path": str(path), "sha256": file_sha256(path),
+            "encoder": "improved_unet" if pretrained_encoder(model) is None
+            else "efficientnet_lite0",
+            "split": str(manifest) if manifest.exists() else None}
+
+
+def file_sha256(path):
+    """Hex SHA-256 of a model file (of a SavedModel folder: of its files' names and bytes)."""
+    path, digest = Path(path), hashlib.sha256()
+    files = sorted(item for item in path.rglob("*") if item.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
