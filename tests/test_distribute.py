@@ -96,6 +96,9 @@ def test_two_local_workers_train_one_model_and_only_the_chief_writes(cluster_dat
                                reports[0]["prediction"], rtol=1e-5, atol=1e-6)
     assert len(pd.read_csv(tmp_path / "run" / "log.csv")) == 2
     assert list((tmp_path / "tmp").iterdir()) == []  # the worker's folder is gone
+    # The chief's record (train_model under a cluster) reads back as the settings it ran.
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert segment.RunConfig.from_dict(recorded).train == segment.TrainConfig(epochs=2)
 
 
 @pytest.mark.slow
@@ -130,6 +133,8 @@ def test_train_driver_with_mirrored_strategy(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["distribution"] == {"strategy": "MirroredStrategy", "replicas": 2}
+    read = segment.RunConfig.from_dict(config)
+    assert (read.data.image_size, read.model.depth, read.train.epochs) == ((32, 32), 3, 1)
     assert (tmp_path / "run" / "report.html").exists()
 
 
