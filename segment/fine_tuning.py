@@ -4,18 +4,18 @@
     model.fit(..., callbacks=[EncoderLearningRate(scale=0.1, frozen_epochs=2)])
 
 `train_model` does this from `TrainConfig.encoder_lr_scale` and `encoder_frozen_epochs`: it
-binds the optimizer to the model's encoder (a loaded optimizer is bound to no weight), refuses
-settings it could not apply, and records the encoder in the run's `config.json`.
+binds the optimizer to the model's encoder (a loaded optimizer is bound to no weight) and
+refuses settings it could not apply.
 """
 
 import logging
 
 import keras
 
-from .model import pretrained_encoder
+from .model import batch_norms_train, pretrained_encoder
 
 __all__ = ["EncoderLearningRate", "EncoderScaledAdam", "check_encoder_settings",
-           "encoder_record", "inner_optimizer"]
+           "inner_optimizer"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,26 +90,10 @@ def check_encoder_settings(model, config):
         raise ValueError(f"encoder_lr_scale and encoder_frozen_epochs need the model "
                          f"compiled with compile_model(..., scale_encoder=True) on a pretrained "
                          f"encoder; '{model.name}' has {type(optimizer).__name__}")
-    if config.encoder_frozen_epochs and _batch_norms_train(encoder):
+    if config.encoder_frozen_epochs and batch_norms_train(encoder):
         raise ValueError("encoder_frozen_epochs needs the encoder's batch norms frozen "
                          "(encoder_batchnorm='frozen'): theirs would still update their "
                          "statistics while the encoder is frozen")
-
-
-def _batch_norms_train(encoder):
-    """Whether any batch norm of the pretrained `encoder` updates its statistics in training."""
-    return any(isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
-               for layer in encoder.layers)
-
-
-def encoder_record(model):
-    """The `ModelConfig` fields `train_model` can tell from the model itself (its encoder), so
-    that the config.json it writes reads back with `RunConfig.from_dict`."""
-    encoder = pretrained_encoder(model)
-    if encoder is None:
-        return {"encoder": "improved_unet"}
-    return {"encoder": "efficientnet_lite0",
-            "encoder_batchnorm": "train" if _batch_norms_train(encoder) else "frozen"}
 
 
 def inner_optimizer(optimizer):

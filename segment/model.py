@@ -27,7 +27,8 @@ from .efficientnet import (
 )
 from .layers import InstanceNormalization
 
-__all__ = ["PRETRAINED_ENCODER", "create_model", "pretrained_encoder"]
+__all__ = ["PRETRAINED_ENCODER", "batch_norms_train", "create_model", "encoder_settings",
+           "pretrained_encoder"]
 
 PRETRAINED_ENCODER = "efficientnet_lite0_features"  # the nested encoder model's name
 _STANDARDIZE_EPSILON = 1e-5  # added to each channel's variance; [0, 1] pixels vary by ~1e-2
@@ -204,3 +205,25 @@ def pretrained_encoder(model):
     """
     names = {layer.name for layer in model.layers}
     return model.get_layer(PRETRAINED_ENCODER) if PRETRAINED_ENCODER in names else None
+
+
+def batch_norms_train(encoder):
+    """Whether any batch norm of the pretrained `encoder` updates its statistics in training
+    (`encoder_batchnorm="train"`; "frozen" makes them untrainable)."""
+    return any(isinstance(layer, layers.BatchNormalization) and layer.trainable
+               for layer in encoder.layers)
+
+
+def encoder_settings(model):
+    """The `ModelConfig` encoder fields a built model shows: {"encoder": ...}, plus
+    "encoder_batchnorm" where it has a pretrained encoder.
+
+    Example:
+        >>> encoder_settings(create_model((32, 32, 3), base_filters=4, depth=3))
+        {'encoder': 'improved_unet'}
+    """
+    encoder = pretrained_encoder(model)
+    if encoder is None:
+        return {"encoder": "improved_unet"}
+    return {"encoder": "efficientnet_lite0",
+            "encoder_batchnorm": "train" if batch_norms_train(encoder) else "frozen"}

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from .errors import SegmentError
-from .model import pretrained_encoder
+from .model import encoder_settings
 from .run_folder import OUTPUTS, RunFolder
 from .split import load_split
 
@@ -66,8 +66,7 @@ def member_record(path, model):
     from the model itself) and its split manifest (None where there is none)."""
     manifest = RunFolder(Path(path).parent).split
     return {"path": str(path), "sha256": file_sha256(path),
-            "encoder": "improved_unet" if pretrained_encoder(model) is None
-            else "efficientnet_lite0",
+            "encoder": encoder_settings(model)["encoder"],
             "split": str(manifest) if manifest.exists() else None}
 
 

@@ -35,12 +35,11 @@ from .fine_tuning import (
     EncoderLearningRate,
     EncoderScaledAdam,
     check_encoder_settings,
-    encoder_record,
     inner_optimizer,
 )
 from .losses import get_loss
 from .metrics import DiceCoefficient
-from .model import pretrained_encoder
+from .model import encoder_settings, pretrained_encoder
 from .run_folder import RunFolder
 from .saving import save_model
 
@@ -156,7 +155,7 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
     chief = is_chief(strategy)
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
     if run.resuming is None:  # not yet opened (by train_and_evaluate)
-        run.open({"model": encoder_record(model), "train": dataclasses.asdict(config)},
+        run.open({"model": encoder_settings(model), "train": dataclasses.asdict(config)},
                  strategy=strategy)
     resuming = run.resuming
     # Every worker makes the same saves (they may need all replicas); only the chief's land in

@@ -1,4 +1,5 @@
-"""Shared fixtures: synthetic pairs, odd image files, a tiny model, the real ISIC sample."""
+"""Shared fixtures: synthetic pairs, odd image files, a tiny model, a constant model, the real
+ISIC sample."""
 
 import os
 
@@ -9,6 +10,7 @@ from pathlib import Path  # noqa: E402
 
 import segment  # noqa: E402
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -36,6 +38,15 @@ def tiny_model():
     """Base 4 filters, 3 levels, 32x32 input: builds and runs in well under a second."""
     segment.set_seed(0)
     return segment.create_model((32, 32, 3), base_filters=4, depth=3)
+
+
+def constant_model(value, size=(32, 32)):
+    """A model predicting `value` at every pixel, whatever the image (0: all background):
+    predictions whose scores can be worked out by hand."""
+    inputs = keras.Input((*size, 3))
+    outputs = keras.layers.Conv2D(1, 1, kernel_initializer="zeros",
+                                  bias_initializer=keras.initializers.Constant(value))(inputs)
+    return keras.Model(inputs, outputs)
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,14 @@
 """Ensembles: several models' probabilities averaged per image at its own size."""
 
-import math
-
 import segment
 from segment import Ensemble, evaluate, load_input_image, load_segmented_image, predict_masks
 from segment.evaluation import score_masks
 from segment.postprocess import predict_with_flips
 from segment.prediction import resize_probabilities
 
-import keras
 import numpy as np
 import pytest
+from conftest import constant_model
 
 
 @pytest.fixture
@@ -57,21 +55,12 @@ def test_evaluating_an_ensemble_scores_its_averaged_masks(two_models, synthetic_
     assert evaluation.settings["image_size"] == [[32, 32], [32, 48]]
 
 
-def constant_model(probability, size):
-    """A model that gives `probability` at every pixel of a (height, width) image."""
-    inputs = keras.Input((*size, 3))
-    logit = math.log(probability / (1 - probability))
-    logits = keras.layers.Conv2D(1, 1, kernel_initializer="zeros",
-                                 bias_initializer=keras.initializers.Constant(logit))(inputs)
-    return keras.Model(inputs, keras.layers.Activation("sigmoid")(logits))
-
-
 @pytest.mark.parametrize("threshold, lesion", [(0.44, True), (0.46, False)])
 def test_an_ensemble_takes_the_arithmetic_mean_of_its_models(synthetic_pairs, threshold,
                                                              lesion):
     # 0.2 and 0.7 average to 0.45: their maximum (0.7) would mark lesion at 0.46; their
     # minimum (0.2) and geometric mean (0.37) would mark none at 0.44.
-    ensemble = Ensemble([constant_model(0.2, (32, 32)), constant_model(0.7, (32, 48))])
+    ensemble = Ensemble([constant_model(0.2), constant_model(0.7, (32, 48))])
     masks = predict_masks(ensemble, synthetic_pairs[:2], threshold=threshold)
     for pair, mask in zip(synthetic_pairs[:2], masks, strict=True):
         assert mask.shape == load_segmented_image(pair.mask_path).shape

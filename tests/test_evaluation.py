@@ -21,15 +21,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_image
-
-
-def constant_model(value, size=(32, 32)):
-    """A model predicting `value` everywhere (0: all background)."""
-    inputs = keras.Input((*size, 3))
-    outputs = keras.layers.Conv2D(1, 1, kernel_initializer="zeros",
-                                  bias_initializer=keras.initializers.Constant(value))(inputs)
-    return keras.Model(inputs, outputs)
+from conftest import constant_model, write_image
 
 
 def red_channel_model(size=(32, 32)):
@@ -237,14 +229,6 @@ def test_progress_bar_draws_only_on_a_terminal(tiny_model, synthetic_pairs, capf
     assert "predict" not in capfd.readouterr().err
 
 
-def everywhere_lesion_model():
-    """A 32x32 model whose probability is 0.9 at every pixel, whatever the image."""
-    inputs = keras.Input((32, 32, 3))
-    logits = keras.layers.Conv2D(1, 1, kernel_initializer="zeros",
-                                 bias_initializer=keras.initializers.Constant(2.2))(inputs)
-    return keras.Model(inputs, keras.layers.Activation("sigmoid")(logits))
-
-
 def test_pooled_dice_counts_pixels_at_each_images_own_size_through_evaluate(tmp_path):
     # Every pixel is predicted lesion. Image A, 64x64: a 16x16 lesion (dice 512/4352).
     # Image B, 32x48: all lesion (dice 1). Pooled at their own sizes, 2 x overlap / areas:
@@ -254,7 +238,7 @@ def test_pooled_dice_counts_pixels_at_each_images_own_size_through_evaluate(tmp_
     pairs = [Pair(write_image(tmp_path / f"{name}.png", np.zeros((*truth.shape, 3), np.uint8)),
                   write_image(tmp_path / f"{name}_segmentation.png", truth))
              for name, truth in [("a", truth_a), ("b", np.full((32, 48), 255, np.uint8))]]
-    model = everywhere_lesion_model()
+    model = constant_model(0.9)
     own = evaluate(model, pairs, progress=False).summary
     assert own["dice"]["mean"] == pytest.approx((512 / 4352 + 1) / 2)
     assert own["pooled_dice"] == pytest.approx(2 * (256 + 1536) / (4096 + 256 + 1536 + 1536))

@@ -89,7 +89,7 @@ class _Pickler(pickle._Pickler):
         return (*pid, None) if self.legacy else pid
 
 
-def state_pickle(tensors, *, legacy, metadata=True):
+def state_pickle(tensors, *, legacy):
     """The pickle of the state dict {name: Stored}, and its storages in order."""
     storages = [_Storage(item, index) for index, item in enumerate(tensors.values())]
     state = collections.OrderedDict(
@@ -97,8 +97,8 @@ def state_pickle(tensors, *, legacy, metadata=True):
                     tuple(item.size), tuple(item.stride), False,
                     Call(Name("collections", "OrderedDict"))))
         for (name, item), storage in zip(tensors.items(), storages, strict=True))
-    if metadata:  # what Module.state_dict() attaches; pickled with BUILD
-        state._metadata = collections.OrderedDict([("", {"version": 1})])
+    # What Module.state_dict() attaches, pickled with BUILD (the one BUILD the reader allows).
+    state._metadata = collections.OrderedDict([("", {"version": 1})])
     stream = io.BytesIO()
     _Pickler(stream, legacy).dump(state)
     return stream.getvalue(), storages
