@@ -1,5 +1,6 @@
 """Shared fixtures: synthetic pairs, odd image files, a tiny model, a constant model, the real
-ISIC sample."""
+ISIC sample; Keras run eagerly for the tests that ask; one JAX compilation cache for the JAX
+processes a test worker starts."""
 
 import os
 
@@ -18,6 +19,46 @@ from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ISIC_SAMPLE = REPO.parent / "shared" / "data" / "isic-sample"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_jax_compilation_cache(tmp_path_factory):
+    """The JAX processes this test worker starts share one compilation cache, in the session's
+    temporary folder: a graph one of them compiled (a model resumed, the same model loaded
+    elsewhere) is read back, not compiled again. JAX keys each entry by the program, its compile
+    options and the JAX version, so a hit is the executable a compile would give."""
+    cache = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax-compilation-cache")),
+             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    saved = {name: os.environ.get(name) for name in cache}
+    os.environ.update(cache)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def keras_eagerly(request):
+    """Run Keras' training and prediction functions eagerly in this test (tf.data's stay graphs).
+
+    For tests of the training loop's bookkeeping (files, resuming, callbacks, refusals): its
+    Python logic is the same eagerly, and a run skips tracing its graphs (about 6 s for a tiny
+    network, 25 s for Lite0 on 2 cores). A test marked `traced` runs as users do, in graphs, as
+    do the doctests and the drivers', reliability, distribution and backends' tests.
+    """
+    if request.node.get_closest_marker("traced") or keras.backend.backend() != "tensorflow":
+        yield
+        return
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the reference model needs PyTorch ([test] extra)")
+# The port's values and files, without tracing Lite0's graphs (conftest.keras_eagerly).
+pytestmark = pytest.mark.usefixtures("keras_eagerly")
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# The training loop's bookkeeping, tested without tracing graphs (conftest.keras_eagerly);
+# learning itself is tested traced, as users train.
+pytestmark = pytest.mark.usefixtures("keras_eagerly")
+
 
 @pytest.fixture(scope="module")
 def small_data(synthetic_pairs):
@@ -34,6 +38,7 @@ def small_data(synthetic_pairs):
 
 
 @pytest.mark.slow
+@pytest.mark.traced
 def test_small_model_learns_synthetic_lesions(synthetic_dir, tmp_path):
     set_seed(0)
     pairs = segment.make_synthetic_dataset(tmp_path / "sixteen", 16, size=(64, 80))

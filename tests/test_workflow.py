@@ -17,6 +17,9 @@ from segment import (
 
 import pytest
 
+# Which files a run reads and writes, tested without tracing graphs (conftest.keras_eagerly).
+pytestmark = pytest.mark.usefixtures("keras_eagerly")
+
 TINY = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4, cache="disk"),
                  model=ModelConfig(base_filters=2, depth=3),
                  train=TrainConfig(epochs=1),
