@@ -136,7 +136,8 @@ def headline(summary):
     return {"mean_dice": summary["dice"]["mean"], "median_dice": summary["dice"]["median"],
             "mean_jaccard": summary["jaccard"]["mean"], "isic_score": summary["isic_score"],
             "hd95_median": summary["hd95"]["median"], "hd95_mean": summary["hd95"]["mean"],
-            "pooled_dice": summary["pooled_dice"], "count": summary["count"]}
+            "pooled_dice": summary["pooled_dice"], "count": summary["count"],
+            "by_lesion_size": summary["by_lesion_size"], "low_dice": summary["low_dice"]}
 
 
 def peer(run, budget_seconds):

@@ -341,6 +341,38 @@ def quality_targets(quality):
              dice >= 0.92 and isic["train_seconds"] <= quality["budget_seconds"])]
 
 
+def scored_runs(tree, path=()):
+    """(path, scores) for every evaluation in a results tree that has per-size scores."""
+    if not isinstance(tree, dict):
+        return
+    if "by_lesion_size" in tree:
+        yield path, tree
+        return
+    for key, value in tree.items():
+        yield from scored_runs(value, (*path, key))
+
+
+def lesion_size_table(results):
+    """Markdown lines: each evaluation's mean dice, its mean dice (count) per lesion-size bin
+    and its count below 0.6 dice; no lines when no run has them."""
+    rows = [(path, scores) for name in BENCHMARKS
+            for path, scores in scored_runs(results.get(name, {}), (name,))]
+    if not rows:
+        return []
+    labels = list(rows[0][1]["by_lesion_size"])
+    lines = ["", "## Test dice by the lesion's share of the image", "",
+             "Mean dice (images) per bin of the truth's area over the image's; the count "
+             "below 0.6 dice last.", "",
+             "| run | images | mean dice | " + " | ".join(labels) + " | below 0.6 |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in labels) + " | --- |"]
+    for path, scores in rows:
+        bins = " | ".join(f"{each['mean_dice']:.3f} ({each['count']})" if each["count"]
+                          else "- (0)" for each in scores["by_lesion_size"].values())
+        lines.append(f"| {' / '.join(path)} | {scores['count']} | {scores['mean_dice']:.3f} | "
+                     f"{bins} | {scores['low_dice']['count']} |")
+    return lines
+
+
 def markdown(results, info, quick):
     def verdict(met):
         return "**met**" if met is True else "**not met**" if met is False else met
@@ -359,6 +391,7 @@ def markdown(results, info, quick):
              "| --- | --- | --- | --- | --- |"]
     lines += [f"| {row[0]} | {row[1]} | {row[2]} | {verdict(row[3])} | {where(row)} |"
               for row in targets(results)]
+    lines += lesion_size_table(results)
     for name in BENCHMARKS:
         script, arguments = invocation(name)
         lines += ["", f"## {' '.join([script.name, *arguments])}", ""]

@@ -161,6 +161,10 @@ def _print_summary(report, part):
     print(f"  pooled dice (all pixels as one, at the scored resolution, so larger images "
           f"weigh more; for papers that pool; not the per-image mean): "
           f"{summary['pooled_dice']:.4f}")
+    by_size = ", ".join(f"{label} {each['mean_dice']:.4f} ({each['count']})"
+                        for label, each in summary["by_lesion_size"].items() if each["count"])
+    print(f"  mean dice by the lesion's share of the image (images): {by_size or 'no lesions'}")
+    print(f"  images below {summary['low_dice']['below']} dice: {summary['low_dice']['count']}")
     print(f"Report: {report.files['report']}")
 
 

@@ -27,14 +27,20 @@ from .images import load_input_image, load_segmented_image, resize_mask
 from .metrics import confusion_counts, hausdorff_distance_95, scores_from_counts
 from .prediction import Ensemble, iter_probabilities, predicting_models, to_mask
 
-__all__ = ["METRICS", "Evaluation", "Example", "display_size", "evaluate", "score_masks",
-           "summarize"]
+__all__ = ["LESION_SIZE_BINS", "LOW_DICE", "METRICS", "Evaluation", "Example", "display_size",
+           "evaluate", "score_masks", "summarize"]
 
 logger = logging.getLogger(__name__)
 
 _DISPLAY_SIDE = 256  # long side, in pixels, of each image kept for the galleries
 METRICS = ["dice", "jaccard", "thresholded_jaccard", "sensitivity", "specificity", "accuracy",
            "hd95"]
+# The lesion's share of the image (truth area / image area), binned as the small-lesion analysis
+# of ISIC 2018 bins it: (label, low, high), low <= share < high. Images whose truth is empty
+# fall in none (they are summary["empty_truth"]).
+LESION_SIZE_BINS = [("under 2 %", 0.0, 0.02), ("2-5 %", 0.02, 0.05), ("5-15 %", 0.05, 0.15),
+                    ("15-40 %", 0.15, 0.40), ("over 40 %", 0.40, math.inf)]
+LOW_DICE = 0.6  # an image below this dice counts as a failure worth a look
 
 
 @dataclass
@@ -75,7 +81,9 @@ class Evaluation:
             report it. Pixels are counted at the resolution scored: each image's own with
             `original_size` (the default), so larger images weigh more, as do larger lesions;
             the network's otherwise. It is not the per-image mean, never the headline; 1.0
-            when every mask is empty.
+            when every mask is empty. by_lesion_size: for each of `LESION_SIZE_BINS` (the
+            truth's share of the image) its count and mean dice (NaN when empty); low_dice:
+            the count of images whose dice is below `LOW_DICE` (0.6).
         settings: how the predictions were made (threshold, tta, postprocess, resolution).
         skipped: (path, reason) for each pair that could not be read.
         best, worst: the `num_examples` best and worst images as `Example`s (best first,
@@ -254,7 +262,21 @@ def summarize(table, settings, *, num_skipped=0):
     empty = table[table["truth_area"] == 0]
     summary["empty_truth"] = {"count": len(empty),
                               "mean_dice": _stat(np.mean, empty["dice"].to_numpy())}
+    summary["by_lesion_size"] = _by_lesion_size(table)
+    summary["low_dice"] = {"below": LOW_DICE,
+                           "count": int((table["dice"].to_numpy(dtype=float) < LOW_DICE).sum())}
     return summary
+
+
+def _by_lesion_size(table):
+    """{bin label: {"count", "mean_dice"}} over the images with a lesion, by its share."""
+    share = (table["truth_area"] / (table["height"] * table["width"])).to_numpy(dtype=float)
+    dice = table["dice"].to_numpy(dtype=float)
+    bins = {}
+    for label, low, high in LESION_SIZE_BINS:
+        inside = (table["truth_area"].to_numpy() > 0) & (share >= low) & (share < high)
+        bins[label] = {"count": int(inside.sum()), "mean_dice": _stat(np.mean, dice[inside])}
+    return bins
 
 
 def _stat(function, values):

@@ -296,7 +296,7 @@ pooled dice {summary['pooled_dice']:.4f}, not the per-image mean. It counts pixe
 {summary['settings']['resolution']} resolution, so larger lesions, and at each image's own
 resolution larger images, weigh more. Settings: {settings}.</p>{members}
 <p><b>ISIC 2018 score</b> (mean thresholded jaccard, 0 below 0.65):
-{summary['isic_score']:.4f}</p>
+{summary['isic_score']:.4f}</p>{_lesion_size_html(summary)}
 <table><tr><th>metric</th><th>mean</th><th>median</th><th>std</th><th>min</th><th>max</th>
 <th>undefined</th></tr>{rows}</table>
 <p>HD95 is in pixels at the evaluated resolution; undefined (NaN) where exactly one mask is
@@ -305,6 +305,20 @@ empty, as is sensitivity where the truth is empty.</p>
 <p>Per-image values: <a href="evaluation.csv">evaluation.csv</a>; summary:
 <a href="summary.json">summary.json</a>.</p></body></html>
 """
+
+
+def _lesion_size_html(summary):
+    """Mean dice and count per lesion-size bin, and the count of images below 0.6 dice."""
+    bins = summary["by_lesion_size"]
+    head = "".join(f"<th>{html.escape(label)}</th>" for label in bins)
+    counts = "".join(f"<td>{each['count']}</td>" for each in bins.values())
+    dice = "".join(f"<td>{each['mean_dice']:.4f}</td>" if each["count"] else "<td>-</td>"
+                   for each in bins.values())
+    low = summary["low_dice"]
+    return (f"<p><b>{low['count']}</b> of {summary['count']} images score below "
+            f"{low['below']} dice. By the lesion's share of the image (images with an empty "
+            f"truth left out):</p><table><tr><th>lesion's share</th>{head}</tr>"
+            f"<tr><td>images</td>{counts}</tr><tr><td>mean dice</td>{dice}</tr></table>")
 
 
 def _members_html(members):

@@ -116,5 +116,10 @@ def assert_consistent_report(folder, num_images):
         assert ((values >= 0) & (values <= 1)).all(), name
         assert summary[name]["mean"] == pytest.approx(values.mean(), abs=1e-5), name
     assert (table["hd95"].dropna() >= 0).all()
-    assert (folder / "report.html").exists() and (folder / "worst_predictions.png").exists()
+    with_lesion = table[table["truth_area"] > 0]
+    assert sum(each["count"] for each in summary["by_lesion_size"].values()) == len(with_lesion)
+    assert summary["low_dice"]["count"] == int((table["dice"] < 0.6).sum())
+    page = (folder / "report.html").read_text()
+    assert f"<b>{summary['low_dice']['count']}</b> of {num_images} images score below" in page
+    assert (folder / "worst_predictions.png").exists()
     return summary

@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from run import BENCHMARKS, targets  # noqa: E402
+from run import BENCHMARKS, lesion_size_table, targets  # noqa: E402
 
 
 @pytest.mark.slow
@@ -61,6 +61,9 @@ def test_quick_run_writes_results_and_targets(tmp_path):
         flips["plain"]["mean_dice"] - full["recipe"]["plain"]["mean_dice"])) < 1e-6
     page = (tmp_path / "RESULTS.md").read_text()
     assert "QUICK smoke run" in page
+    recipe = full["recipe"]["plain"]  # every evaluation's per-size scores, in one table
+    assert sum(each["count"] for each in recipe["by_lesion_size"].values()) == recipe["count"]
+    assert f"| isic2018 / recipe / plain | {recipe['count']} | {recipe['mean_dice']:.3f} |" in page
     for row in ["| 1 compute |", "| 2 pipeline |", "| 3 memory |",
                 "| 5 peer (MONAI DynUNet) |", "| 6 quality |", "| 7 backends |",
                 "| 8 ISIC 2018 (1,878 pairs) |", "| 9 pretrained encoder (ISIC 2018) |"]:
@@ -218,3 +221,26 @@ def test_pretrained_verdicts():
     assert rows["test mean dice >= the recipe's + 0.01 at equal training time, by more than 2 "
                 "paired standard errors"] is False
     assert not any("peer" in target for target in rows)  # no benchmark 8 peer: no row
+
+
+def test_lesion_size_table_has_a_row_per_evaluation_with_per_size_scores():
+    def scores(dice, counts, low):
+        bins = {label: {"count": count, "mean_dice": dice if count else float("nan")}
+                for label, count in zip(["under 2 %", "2-5 %", "5-15 %", "15-40 %", "over 40 %"],
+                                        counts, strict=True)}
+        return {"mean_dice": dice, "count": sum(counts), "by_lesion_size": bins,
+                "low_dice": {"below": 0.6, "count": low}}
+
+    results = {"isic2018": {"recipe": {"plain": scores(0.88, [3, 0, 5, 1, 1], 2),
+                                       "train_seconds": 60}},
+               "pretrained": {"full": {"plain": scores(0.9, [1, 1, 1, 1, 1], 0)}},
+               "compute": {"64x64": {"train_images_per_s": 3.0}}}
+    lines = lesion_size_table(results)
+    assert lines[5] == ("| run | images | mean dice | under 2 % | 2-5 % | 5-15 % | 15-40 % | "
+                        "over 40 % | below 0.6 |")
+    assert lines[7:] == [
+        "| isic2018 / recipe / plain | 10 | 0.880 | 0.880 (3) | - (0) | 0.880 (5) | 0.880 (1) "
+        "| 0.880 (1) | 2 |",
+        "| pretrained / full / plain | 5 | 0.900 | 0.900 (1) | 0.900 (1) | 0.900 (1) | 0.900 (1) "
+        "| 0.900 (1) | 0 |"]
+    assert lesion_size_table({"compute": {}}) == []

@@ -60,6 +60,8 @@ def test_train_driver_writes_a_complete_run(trained_run):
         model=ModelConfig(base_filters=4, depth=3), train=TrainConfig(epochs=2))
     summary = assert_consistent_report(run_dir, 4)
     assert f"dice         mean {summary['dice']['mean']:.4f}" in done.stdout
+    assert f"images below 0.6 dice: {summary['low_dice']['count']}\n" in done.stdout
+    assert "mean dice by the lesion's share of the image (images): " in done.stdout
     assert f"Report: {run_dir / 'report.html'}" in done.stdout
     assert len(pd.read_csv(run_dir / "log.csv")) == 2
 

@@ -242,6 +242,10 @@ def test_pooled_dice_counts_pixels_at_each_images_own_size_through_evaluate(tmp_
     own = evaluate(model, pairs, progress=False).summary
     assert own["dice"]["mean"] == pytest.approx((512 / 4352 + 1) / 2)
     assert own["pooled_dice"] == pytest.approx(2 * (256 + 1536) / (4096 + 256 + 1536 + 1536))
+    # A's lesion is 6.25 % of its image, B's all of it; A's dice is below 0.6.
+    assert [each["count"] for each in own["by_lesion_size"].values()] == [0, 0, 1, 0, 1]
+    assert own["by_lesion_size"]["5-15 %"]["mean_dice"] == pytest.approx(512 / 4352)
+    assert own["low_dice"]["count"] == 1
     network = evaluate(model, pairs, original_size=False, progress=False).summary
     assert network["pooled_dice"] == pytest.approx(2 * (64 + 1024) / (1024 + 64 + 1024 + 1024))
 
@@ -253,9 +257,30 @@ def test_pooled_dice_counts_every_pixel_together_and_stays_beside_the_mean():
     # badly; an image with both masks empty (dice 1.0 per image, no pixels to pool).
     rows = [(100, 100, 0.9), (10, 30, 0.5), (0, 0, 1.0)]
     table = pd.DataFrame([{**dict.fromkeys(METRICS, 0.5), "dice": dice, "truth_area": truth,
-                           "predicted_area": predicted} for truth, predicted, dice in rows])
+                           "predicted_area": predicted, "height": 20, "width": 20}
+                          for truth, predicted, dice in rows])
     summary = summarize(table, {})
     assert summary["dice"]["mean"] == pytest.approx((0.9 + 0.5 + 1.0) / 3)  # the headline
     assert summary["pooled_dice"] == pytest.approx((2 * 90 + 2 * 10) / (200 + 40))  # 2ΣTP/Σ
     empty = table.iloc[2:]
     assert summarize(empty, {})["pooled_dice"] == 1.0
+
+
+def test_dice_by_lesion_size_bins_the_truths_share_of_the_image_and_counts_low_dice():
+    from segment.evaluation import METRICS, summarize
+
+    # (truth area in a 10x20 image of 200 pixels, dice): shares 0.01, 0.02 (a bin's lower
+    # edge belongs to it), 0.045, 0.4 (the last bin's edge), 0.9, and an empty truth.
+    rows = [(2, 0.3), (4, 0.7), (9, 0.9), (80, 0.59), (180, 0.95), (0, 1.0)]
+    table = pd.DataFrame([{**dict.fromkeys(METRICS, 0.5), "dice": dice, "truth_area": area,
+                           "predicted_area": area, "height": 10, "width": 20}
+                          for area, dice in rows])
+    summary = summarize(table, {})
+    bins = summary["by_lesion_size"]
+    assert list(bins) == ["under 2 %", "2-5 %", "5-15 %", "15-40 %", "over 40 %"]
+    assert [each["count"] for each in bins.values()] == [1, 2, 0, 0, 2]  # the empty truth: none
+    assert bins["under 2 %"]["mean_dice"] == pytest.approx(0.3)
+    assert bins["2-5 %"]["mean_dice"] == pytest.approx(0.8)
+    assert bins["over 40 %"]["mean_dice"] == pytest.approx((0.59 + 0.95) / 2)
+    assert np.isnan(bins["5-15 %"]["mean_dice"])
+    assert summary["low_dice"] == {"below": 0.6, "count": 2}  # 0.3 and 0.59
