@@ -1,6 +1,6 @@
 """Shared fixtures: synthetic pairs, odd image files, a tiny model, a constant model, the real
-ISIC sample; Keras run eagerly for the tests that ask; one JAX compilation cache for the JAX
-processes a test worker starts."""
+ISIC sample; Keras run eagerly for the tests that ask; quick compilation for the JAX processes
+a test worker starts."""
 
 import os
 
@@ -22,16 +22,18 @@ ISIC_SAMPLE = REPO.parent / "shared" / "data" / "isic-sample"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _shared_jax_compilation_cache(tmp_path_factory):
-    """The JAX processes this test worker starts share one compilation cache, in the session's
-    temporary folder: a graph one of them compiled (a model resumed, the same model loaded
-    elsewhere) is read back, not compiled again. JAX keys each entry by the program, its compile
-    options and the JAX version, so a hit is the executable a compile would give."""
-    cache = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax-compilation-cache")),
+def _quick_jax_compilation(tmp_path_factory):
+    """The JAX processes this test worker starts compile quickly: they skip most of XLA's
+    optimisations (tests check results, not speed; compiling takes a third less time), and they
+    share one compilation cache in the session's temporary folder, so that a graph one of them
+    compiled (a model resumed, the same model loaded elsewhere) is read back, not compiled
+    again. JAX keys each entry by the program, its compile options and the JAX version."""
+    settings = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax-compilation-cache")),
              "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
-    saved = {name: os.environ.get(name) for name in cache}
-    os.environ.update(cache)
+             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+             "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     yield
     for name, value in saved.items():
         if value is None:
