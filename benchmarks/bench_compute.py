@@ -25,7 +25,7 @@ import segment  # noqa: E402
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from measure import images_per_second, random_batch, seconds  # noqa: E402
+from measure import images_per_second, random_batch, run_eagerly, seconds  # noqa: E402
 
 BATCH = 16
 
@@ -92,8 +92,11 @@ def measure(size, steps, peak, jit_compile=False, convolutions_only=False):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 64^2, one step")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 64^2, one step, functions run eagerly")
     args = parser.parse_args()
+    if args.quick:
+        run_eagerly()
     peak = matmul_peak(512 if args.quick else 2048)
     results = {"matmul_peak_gflop_per_s": peak,
                "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),

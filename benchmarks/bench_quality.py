@@ -29,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import segment  # noqa: E402
 
+from measure import run_eagerly  # noqa: E402
 from peer import available as peer_available  # noqa: E402
 
 ISIC_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "isic-sample"
@@ -155,11 +156,14 @@ def chosen_ablations(words):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: synthetic, 2 epochs")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: synthetic, 2 epochs, functions run eagerly")
     parser.add_argument("--ablation", nargs="*", metavar="WORD",
                         help="also retrain once per changed ingredient (about 10 min each); "
                              "with words, only the ablations whose names contain one")
     args = parser.parse_args()
+    if args.quick:
+        run_eagerly()
     results = {"budget_seconds": BUDGET_SECONDS}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
