@@ -25,7 +25,7 @@ from .errors import ImageReadError, SegmentError
 from .files import atomic_path
 from .images import load_input_image, load_segmented_image, resize_mask
 from .metrics import confusion_counts, hausdorff_distance_95, scores_from_counts
-from .prediction import Ensemble, iter_probabilities, predicting_models, to_mask
+from .prediction import Ensemble, iter_probabilities, mask_confidence, predicting_models, to_mask
 
 __all__ = ["LESION_SIZE_BINS", "LOW_DICE", "METRICS", "Evaluation", "Example", "display_size",
            "evaluate", "score_masks", "summarize"]
@@ -74,7 +74,9 @@ class Evaluation:
     Attributes:
         table: pandas DataFrame indexed by id, one row per image: dice, jaccard,
             thresholded_jaccard, sensitivity, specificity, accuracy, hd95 (pixels),
-            truth_area and predicted_area (pixels), height and width (evaluated size).
+            truth_area and predicted_area (pixels), height and width (evaluated size), and
+            confidence: `prediction.mask_confidence` of the image's probabilities, found
+            without its truth (low: worth a look).
         summary: dict: for each metric its mean, median, std, min and max over images (NaN
             values left out and counted), plus count, isic_score, empty_truth, settings and
             pooled_dice: the dice of all evaluated pixels counted together, as papers that pool
@@ -169,7 +171,8 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, **ove
             skipped.append((str(error.path), str(error)))
             continue
         predicted = to_mask(probabilities, truth.shape, config)
-        rows.append({"id": pair.id, **score_masks(truth, predicted)})
+        rows.append({"id": pair.id, **score_masks(truth, predicted),
+                     "confidence": mask_confidence(probabilities, config.threshold)})
         gallery.offer(pair, truth, predicted, rows[-1])
     if not rows:
         raise SegmentError(f"none of the {len(pairs)} pairs could be read; first problem: "

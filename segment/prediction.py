@@ -25,8 +25,8 @@ from .images import load_input_image, read_image_size, save_mask
 from .postprocess import postprocess_mask, predict_with_flips
 
 __all__ = ["Ensemble", "export_predictions", "iter_predictions", "iter_probabilities",
-           "network_size", "predict_masks", "predicting_models", "resize_probabilities",
-           "to_mask"]
+           "mask_confidence", "network_size", "predict_masks", "predicting_models",
+           "resize_probabilities", "to_mask"]
 
 logger = logging.getLogger(__name__)
 
@@ -257,6 +257,28 @@ def to_mask(probabilities, size, config):
     probabilities = resize_probabilities(probabilities, size)
     mask = (probabilities >= config.threshold).astype(np.uint8)
     return postprocess_mask(mask) if config.postprocess else mask
+
+
+def mask_confidence(probabilities, threshold=0.5):
+    """How sure the model is of one mask, from its own probabilities alone (no truth needed).
+
+    The soft dice between float (h, w) probabilities p and their thresholded mask m, over the
+    class the mask predicts: the lesion, 2 sum(p m) / (sum(p) + sum(m)), when m marks any pixel;
+    else the background, the same with 1 - p and 1 - m. In [0, 1]: near 1 when every
+    probability is near 0 or 1, lower the more of them hover near the threshold. A low value
+    marks a mask worth a look.
+
+    Example:
+        >>> round(mask_confidence(np.full((4, 4), 0.9)), 4)  # 2 * 0.9 / (0.9 + 1)
+        0.9474
+        >>> round(mask_confidence(np.full((4, 4), 0.1)), 4)  # no lesion, nearly sure of it
+        0.9474
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    mask = probabilities >= threshold
+    if not mask.any():
+        probabilities, mask = 1.0 - probabilities, ~mask
+    return float(2 * probabilities[mask].sum() / (probabilities.sum() + mask.sum()))
 
 
 def network_size(model, image_size=None, recorded=None):

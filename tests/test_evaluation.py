@@ -284,3 +284,26 @@ def test_dice_by_lesion_size_bins_the_truths_share_of_the_image_and_counts_low_d
     assert bins["over 40 %"]["mean_dice"] == pytest.approx((0.59 + 0.95) / 2)
     assert np.isnan(bins["5-15 %"]["mean_dice"])
     assert summary["low_dice"] == {"below": 0.6, "count": 2}  # 0.3 and 0.59
+
+
+@pytest.mark.parametrize("value, expected", [
+    (0.0, 1.0),  # sure there is no lesion
+    (0.9, 2 * 0.9 / 1.9),  # a lesion everywhere, fairly sure
+    (0.55, 2 * 0.55 / 1.55),  # a lesion everywhere, barely over the threshold
+    (0.45, 2 * 0.55 / 1.55)])  # no lesion, barely: as unsure, on the background's side
+def test_confidence_is_the_soft_dice_of_the_probabilities_and_their_own_mask(odd_sized_pairs,
+                                                                              value, expected):
+    table = evaluate(constant_model(value), odd_sized_pairs, progress=False).table
+    np.testing.assert_allclose(table["confidence"], expected, rtol=1e-5)
+
+
+def test_confidence_falls_as_probabilities_near_the_threshold_over_the_lesion():
+    from segment.prediction import mask_confidence
+
+    sure = np.full((8, 8), 0.02)
+    sure[2:6, 2:6] = 0.98
+    unsure = sure.copy()
+    unsure[2:6, 2:4] = 0.52  # half the lesion barely over the threshold
+    assert mask_confidence(sure) == pytest.approx(2 * 16 * 0.98 / (16 * 0.98 + 48 * 0.02 + 16))
+    assert mask_confidence(unsure) < mask_confidence(sure) - 0.1
+    assert mask_confidence(unsure, threshold=0.6) != mask_confidence(unsure)  # its own mask
