@@ -21,6 +21,7 @@ import subprocess
 import sys
 
 import keras
+import pandas as pd
 
 from .augment import AUGMENTATIONS
 from .cli_arguments import (
@@ -45,6 +46,7 @@ from .config import (
 )
 from .distribute import STRATEGIES, create_strategy
 from .errors import SegmentError
+from .prediction import PREDICTIONS_TABLE
 from .run_folder import OUTPUTS
 from .runtime import BACKENDS
 from .synthetic import make_synthetic_dataset
@@ -121,19 +123,29 @@ def _train(args):
 
 
 def _evaluate(args):
-    options = {"image_size": args.size, "progress": not args.quiet,
-               **_evaluation_settings(args)}
+    options = {"image_size": args.size, "progress": not args.quiet, **_evaluation_settings(args)}
     if args.predict_only:
         written, skipped = load_and_predict(_one_or_all(args.model), args.predict_only,
                                             args.out, **options)
         print(f"wrote {len(written)} masks" + (f" to {written[0].parent}" if written else "")
               + (f"; {len(skipped)} images unreadable (see the log)" if skipped else ""))
+        if written:
+            _print_flagged(written[0].parent / PREDICTIONS_TABLE)
         return
     outcome = load_and_evaluate(_one_or_all(args.model), args.images, masks_dir=args.masks,
                                 split_manifest=args.split_manifest, part=args.part,
                                 out_dir=args.out, overwrite=args.overwrite,
                                 accept_leakage_risk=args.accept_leakage_risk, **options)
     _print_summary(outcome.results, outcome.part)
+
+
+def _print_flagged(table_path):
+    """One line: the masks predictions.csv flags for a look, the least confident first."""
+    table = pd.read_csv(table_path, index_col="id", dtype={"id": str})
+    flagged = table[table["flagged"]].sort_values("confidence").index.tolist()
+    more = f" and {len(flagged) - 10} more" if len(flagged) > 10 else ""
+    print(f"flagged {len(flagged)} of {len(table)} masks for a look, the least confident: "
+          f"{', '.join(flagged[:10]) or 'none'}{more} (column flagged of {table_path})")
 
 
 def _one_or_all(model_paths):
@@ -146,7 +158,8 @@ def _evaluation_settings(args):
     settings = {"threshold": args.threshold, "tta": args.tta, "postprocess": args.postprocess,
                 "original_size": (None if args.eval_resolution is None
                                   else args.eval_resolution == "original"),
-                "batch_size": getattr(args, "eval_batch_size", None)}
+                "batch_size": getattr(args, "eval_batch_size", None),
+                "flag_share": getattr(args, "flag_share", None)}
     return {name: value for name, value in settings.items() if value is not None}
 
 
@@ -161,9 +174,9 @@ def _print_summary(report, part):
     print(f"  pooled dice (all pixels as one, at the scored resolution, so larger images "
           f"weigh more; for papers that pool; not the per-image mean): "
           f"{summary['pooled_dice']:.4f}")
-    by_size = ", ".join(f"{label} {each['mean_dice']:.4f} ({each['count']})"
-                        for label, each in summary["by_lesion_size"].items() if each["count"])
-    print(f"  mean dice by the lesion's share of the image (images): {by_size or 'no lesions'}")
+    print("  mean dice by the lesion's share of the image (images): " + (", ".join(
+        f"{label} {each['mean_dice']:.4f} ({each['count']})" for label, each in
+        summary["by_lesion_size"].items() if each["count"]) or "no lesions"))
     print(f"  images below {summary['low_dice']['below']} dice: {summary['low_dice']['count']}")
     print(f"Report: {report.files['report']}")
 
@@ -373,6 +386,9 @@ def _evaluate_parser():
                              "from config.json)")
     parser.add_argument("--batch-size", dest="eval_batch_size", type=positive_int,
                         default=None, help=f"images per forward pass [{EvalConfig.batch_size}]")
+    parser.add_argument("--flag-share", type=float_in(0, 1, low_included=True, high_included=True),
+                        help=f"with --predict-only: the share of masks, the least confident, "
+                             f"flagged in {PREDICTIONS_TABLE} [{EvalConfig.flag_share}]")
     _evaluation_arguments(parser, recorded=True)
     return parser
 

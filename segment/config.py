@@ -204,10 +204,14 @@ class EvalConfig:
     original_size: bool = True  # score at each image's own size (True) or the network's
     batch_size: int = 8  # images per forward pass
     num_examples: int = 4  # images in each of the best and worst galleries
+    flag_share: float = 0.1  # share of predict-only masks flagged for a look: the least confident
 
     def __post_init__(self):
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1). Received: threshold={self.threshold}")
+        if not 0 <= self.flag_share <= 1:
+            raise ValueError(f"flag_share must be in [0, 1]. "
+                             f"Received: flag_share={self.flag_share}")
         _check_integer(self, "batch_size")
         if int(self.num_examples) < 0:
             raise ValueError(f"num_examples must be >= 0. "

@@ -2,6 +2,7 @@
 
     masks = predict_masks(model, ["ISIC_0000000.jpg"], tta=True)   # uint8 (h, w) in {0, 1}
     export_predictions(model, "new_images/", "predictions/")        # ISIC_x_segmentation.png
+                                                                    # and predictions.csv
 
 Each image is resized to the network's size (`network_size` decides it), predicted in batches,
 optionally averaged over flips (test-time augmentation), and its probabilities are resized back
@@ -11,24 +12,29 @@ at the image's size. The settings come as an `EvalConfig` (or as its fields, as 
 """
 
 import logging
+import math
 import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
 from .config import EvalConfig, with_overrides
 from .data import Pair, as_pair, list_image_files
 from .errors import ImageReadError
+from .files import atomic_path
 from .images import load_input_image, read_image_size, save_mask
 from .postprocess import postprocess_mask, predict_with_flips
 
-__all__ = ["Ensemble", "export_predictions", "iter_predictions", "iter_probabilities",
-           "mask_confidence", "network_size", "predict_masks", "predicting_models",
-           "resize_probabilities", "to_mask"]
+__all__ = ["PREDICTIONS_TABLE", "Ensemble", "export_predictions", "iter_predictions",
+           "iter_probabilities", "mask_confidence", "network_size", "predict_masks",
+           "predicting_models", "resize_probabilities", "to_mask"]
 
 logger = logging.getLogger(__name__)
+
+PREDICTIONS_TABLE = "predictions.csv"  # export_predictions' table, beside the masks it wrote
 
 
 def iter_predictions(model, images, config=None, *, image_size=None, progress=False,
@@ -87,14 +93,19 @@ def predict_masks(model, images, config=None, *, image_size=None, progress=False
 
 def export_predictions(model, images, out_dir, config=None, *, image_size=None, progress=True,
                        **overrides):
-    """Write one mask PNG per image, 0/255 at the image's original size, in ISIC's naming.
+    """Write one mask PNG per image, 0/255 at the image's original size, in ISIC's naming, and
+    `predictions.csv`: one row per mask, the least confident flagged for a look.
+
+    The table, indexed by id: mask (its file name), height and width, predicted_share (the
+    mask's share of the image), confidence (`mask_confidence`) and flagged: True for the
+    `config.flag_share` least confident masks (rounded up; ties in their order).
 
     Args:
         model: Keras model, or an `Ensemble`.
         images: A folder of images, or a list of image paths.
         out_dir: Output folder; masks are named `<id>_segmentation.png`.
         config, image_size, progress, **overrides: as for `iter_predictions` (masks are
-            always written at the image's own size).
+            always written at the image's own size); `flag_share=0.1` by default.
 
     Returns:
         (written, skipped): list of the written paths, and (path, reason) of unreadable images.
@@ -103,18 +114,31 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
         >>> written, skipped = export_predictions(model, data_dir / "images", tmp, tta=True)
         >>> len(written), written[0].name, skipped
         (12, 'ISIC_0000000_segmentation.png', [])
+        >>> import pandas as pd
+        >>> int(pd.read_csv(tmp / "predictions.csv")["flagged"].sum())  # 10 % of 12, rounded up
+        2
     """
     config = with_overrides(config, EvalConfig, {**overrides, "original_size": True})
     if isinstance(images, (str, Path)):
         images, _ = list_image_files(Path(images))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written, skipped = [], []
-    for path, mask in iter_predictions(model, images, config, image_size=image_size,
-                                       progress=progress, skipped=skipped):
+    written, skipped, rows = [], [], []
+    for path, probabilities in iter_probabilities(model, images, image_size, config, progress,
+                                                  skipped):
+        mask = to_mask(probabilities, _original_size(path), config)
         target = out_dir / f"{Path(path).stem}_segmentation.png"
         save_mask(mask, target)
         written.append(target)
+        rows.append({"id": Path(path).stem, "mask": target.name, "height": mask.shape[0],
+                     "width": mask.shape[1], "predicted_share": float(mask.mean()),
+                     "confidence": mask_confidence(probabilities, config.threshold)})
+    if rows:
+        table = pd.DataFrame(rows).set_index("id")
+        num_flagged = math.ceil(config.flag_share * len(table) - 1e-9)
+        table["flagged"] = table["confidence"].rank(method="first") <= num_flagged
+        with atomic_path(out_dir / PREDICTIONS_TABLE) as tmp:
+            table.to_csv(tmp, float_format="%.6g", errors="surrogateescape")
     logger.info("wrote %d masks to '%s' (%d images unreadable)", len(written), out_dir,
                 len(skipped))
     return written, skipped
