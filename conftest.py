@@ -12,13 +12,17 @@ the module's own names:
                      and only for the examples that name it
 
 Everything is small enough for the examples to run in seconds on two CPU cores.
+
+It also holds `keras_eagerly`, a fixture of the tests under tests/ as well.
 """
 
+import contextlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import segment  # noqa: E402
+from segment.runtime import keras_backend  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -27,6 +31,38 @@ TINY = segment.RunConfig(
     data=segment.DataConfig(image_size=(32, 32), batch_size=4),
     model=segment.ModelConfig(base_filters=4, depth=3),
     train=segment.TrainConfig(epochs=1))
+
+
+@contextlib.contextmanager
+def eager_keras():
+    """Within the block, Keras' training and prediction functions run eagerly on TensorFlow
+    (tf.data's stay graphs); elsewhere, and on other backends, nothing changes."""
+    if keras_backend() != "tensorflow":
+        yield
+        return
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)
+
+
+@pytest.fixture
+def keras_eagerly(request):
+    """Run Keras' functions eagerly in this test, unless it is marked `traced`.
+
+    For tests of the training loop's bookkeeping (files, resuming, callbacks, refusals): its
+    Python logic is the same eagerly, and a run skips tracing its graphs (about 6 s for a tiny
+    network, 25 s for Lite0 on 2 cores). A test marked `traced` runs as users do, in graphs, as
+    do the doctests' examples and the drivers', reliability, distribution and backends' tests.
+    """
+    if request.node.get_closest_marker("traced"):
+        yield
+        return
+    with eager_keras():
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +76,9 @@ def _doctest_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def _doctest_finished_run(_doctest_data, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("doctest-run")
-    segment.train_and_evaluate(_doctest_data["pairs"], run_dir, TINY, verbose=0, progress=False)
+    with eager_keras():  # the examples read the run's files; they run traced themselves
+        segment.train_and_evaluate(_doctest_data["pairs"], run_dir, TINY, verbose=0,
+                                   progress=False)
     return run_dir
 
 

@@ -1,6 +1,6 @@
 """Shared fixtures: synthetic pairs, odd image files, a tiny model, a constant model, the real
-ISIC sample; Keras run eagerly for the tests that ask; quick compilation for the JAX processes
-a test worker starts."""
+ISIC sample; quick compilation for the JAX processes a test worker starts. (`keras_eagerly` is
+in the repository's conftest.py, shared with the doctests.)"""
 
 import os
 
@@ -40,27 +40,6 @@ def _quick_jax_compilation(tmp_path_factory):
             os.environ.pop(name)
         else:
             os.environ[name] = value
-
-
-@pytest.fixture
-def keras_eagerly(request):
-    """Run Keras' training and prediction functions eagerly in this test (tf.data's stay graphs).
-
-    For tests of the training loop's bookkeeping (files, resuming, callbacks, refusals): its
-    Python logic is the same eagerly, and a run skips tracing its graphs (about 6 s for a tiny
-    network, 25 s for Lite0 on 2 cores). A test marked `traced` runs as users do, in graphs, as
-    do the doctests and the drivers', reliability, distribution and backends' tests.
-    """
-    if request.node.get_closest_marker("traced") or keras.backend.backend() != "tensorflow":
-        yield
-        return
-    import tensorflow as tf
-
-    tf.config.run_functions_eagerly(True)
-    try:
-        yield
-    finally:
-        tf.config.run_functions_eagerly(False)
 
 
 @pytest.fixture(scope="session")
