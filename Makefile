@@ -13,10 +13,13 @@ venv: $(INSTALLED)
 # pip compiles each installed file to bytecode one at a time; compileall does it on every core,
 # which makes the install a fifth quicker on 2 cores (docs/RESULTS.md). A file that is not
 # Python 3.11 source (torch ships one for 3.12) stays uncompiled, as pip leaves it: "|| true".
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -c requirements/constraints.txt -e
+COMPILE := $(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+
 $(INSTALLED): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -c requirements/constraints.txt -e '.[cpu,test]'
-	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+	$(PIP_INSTALL) '.[cpu,test]'
+	$(COMPILE)
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)
@@ -25,8 +28,8 @@ demo: $(INSTALLED)
 
 # The benchmarks also need the peer of benchmark 5 (torch CPU build + monai, about 1 GB).
 $(PEER_INSTALLED): $(INSTALLED)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -c requirements/constraints.txt -e '.[cpu,test,peer]'
-	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+	$(PIP_INSTALL) '.[cpu,test,peer]'
+	$(COMPILE)
 	touch $(PEER_INSTALLED)
 
 bench: $(PEER_INSTALLED)

@@ -274,10 +274,11 @@ def summarize(table, settings, *, num_skipped=0):
 def _by_lesion_size(table):
     """{bin label: {"count", "mean_dice"}} over the images with a lesion, by its share."""
     share = (table["truth_area"] / (table["height"] * table["width"])).to_numpy(dtype=float)
+    has_lesion = table["truth_area"].to_numpy() > 0
     dice = table["dice"].to_numpy(dtype=float)
     bins = {}
     for label, low, high in LESION_SIZE_BINS:
-        inside = (table["truth_area"].to_numpy() > 0) & (share >= low) & (share < high)
+        inside = has_lesion & (share >= low) & (share < high)
         bins[label] = {"count": int(inside.sum()), "mean_dice": _stat(np.mean, dice[inside])}
     return bins
 

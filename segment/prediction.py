@@ -67,10 +67,17 @@ def iter_predictions(model, images, config=None, *, image_size=None, progress=Fa
         ISIC_0000010 True uint8
     """
     config = with_overrides(config, EvalConfig, overrides)
+    for item, _, mask in _iter_masks(model, images, image_size, config, progress, skipped):
+        yield item, mask
+
+
+def _iter_masks(model, images, image_size, config, progress, skipped):
+    """(item, probabilities, mask) per readable image: the network's float (h, w) probabilities
+    and the uint8 mask made from them, at the image's own size with `config.original_size`."""
     for item, probabilities in iter_probabilities(model, images, image_size, config, progress,
                                                    skipped):
         target = _original_size(item) if config.original_size else probabilities.shape
-        yield item, to_mask(probabilities, target, config)
+        yield item, probabilities, to_mask(probabilities, target, config)
 
 
 def predict_masks(model, images, config=None, *, image_size=None, progress=False,
@@ -124,9 +131,8 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, skipped, rows = [], [], []
-    for path, probabilities in iter_probabilities(model, images, image_size, config, progress,
-                                                  skipped):
-        mask = to_mask(probabilities, _original_size(path), config)
+    for path, probabilities, mask in _iter_masks(model, images, image_size, config, progress,
+                                                 skipped):
         target = out_dir / f"{Path(path).stem}_segmentation.png"
         save_mask(mask, target)
         written.append(target)
@@ -135,6 +141,7 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
                      "confidence": mask_confidence(probabilities, config.threshold)})
     if rows:
         table = pd.DataFrame(rows).set_index("id")
+        # Rounded up, less a hair: 0.1 * 30 is 3.0000000000000004 in floating point, not 4.
         num_flagged = math.ceil(config.flag_share * len(table) - 1e-9)
         table["flagged"] = table["confidence"].rank(method="first") <= num_flagged
         with atomic_path(out_dir / PREDICTIONS_TABLE) as tmp:

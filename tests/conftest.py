@@ -28,18 +28,14 @@ def _quick_jax_compilation(tmp_path_factory):
     share one compilation cache in the session's temporary folder, so that a graph one of them
     compiled (a model resumed, the same model loaded elsewhere) is read back, not compiled
     again. JAX keys each entry by the program, its compile options and the JAX version."""
-    settings = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax-compilation-cache")),
-             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-             "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    yield
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name)
-        else:
-            os.environ[name] = value
+    settings = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax-cache")),
+                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+                "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
+    with pytest.MonkeyPatch.context() as patch:  # the environment is restored afterwards
+        for name, value in settings.items():
+            patch.setenv(name, value)
+        yield
 
 
 @pytest.fixture(scope="session")
