@@ -5,8 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PEER_INSTALLED := $(VENV)/.peer-installed
+BROWSER_INSTALLED := $(VENV)/.browser-installed
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test test-browser lint bench clean
 
 venv: $(INSTALLED)
 
@@ -42,6 +44,19 @@ lint: $(INSTALLED)
 # install, depending on the machine (docs/RESULTS.md, "The two commands on a fresh clone").
 test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# The review page in a real browser: Debian's chromium (apt-get, as root or through sudo) and
+# Playwright for Python, then tests/test_review_browser.py. About 30 s with the installs.
+$(BROWSER_INSTALLED): $(INSTALLED)
+	test -x $(CHROMIUM) || { command -v apt-get > /dev/null && \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) sh -c 'apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium' \
+		> /dev/null; }
+	$(PIP_INSTALL) '.[cpu,test,browser]'
+	touch $(BROWSER_INSTALLED)
+
+test-browser: $(BROWSER_INSTALLED)
+	$(BIN)/python -m pytest -p no:cacheprovider -m browser tests/test_review_browser.py
 
 clean:
 	rm -rf $(VENV) runs data/synthetic .pytest_cache .ruff_cache

@@ -39,7 +39,7 @@ import segment  # noqa: E402
 from segment import DataConfig, RunConfig, RunFolder, TrainConfig  # noqa: E402
 from segment.evaluation import score_masks, summarize  # noqa: E402
 from segment.files import write_json_atomic  # noqa: E402
-from segment.prediction import resize_probabilities  # noqa: E402
+from segment.images import resize_probabilities  # noqa: E402
 from segment.workflow import run_settings  # noqa: E402
 
 import bench_quality  # noqa: E402

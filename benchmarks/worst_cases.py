@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import segment  # noqa: E402
 from segment.evaluation import score_masks  # noqa: E402
-from segment.prediction import resize_probabilities  # noqa: E402
+from segment.images import resize_probabilities  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

@@ -8,10 +8,10 @@ Keras fixes its backend when it is first imported, which `import segment` does. 
 `--backend` names another backend than the one loaded, the program runs again in a fresh
 Python (`python -m segment.cli train|evaluate ...`) with `KERAS_BACKEND` set, and returns
 that run's exit status: the drivers, the console scripts and `train_main([...])` in a notebook
-all honour the flag. Bad arguments (a size the depth cannot halve, a batch
-size of 0, a threshold outside (0, 1)) and errors the user can fix (a missing folder, no
-pairs, a file that is not a model, a finished run in the way) end the program with exit
-status 2 and one line on stderr, not a traceback, before anything is written.
+all honour the flag. Bad arguments (a size the depth cannot halve, a batch size of 0, a
+threshold outside (0, 1)) and errors the user can fix (a missing folder, no pairs, a file that
+is not a model, a finished run in the way) end the program with exit status 2 and one line on
+stderr, not a traceback, before anything is written.
 """
 
 import argparse
@@ -145,7 +145,8 @@ def _print_flagged(table_path):
     flagged = table[table["flagged"]].sort_values("confidence").index.tolist()
     more = f" and {len(flagged) - 10} more" if len(flagged) > 10 else ""
     print(f"flagged {len(flagged)} of {len(table)} masks for a look, the least confident: "
-          f"{', '.join(flagged[:10]) or 'none'}{more} (column flagged of {table_path})")
+          f"{', '.join(flagged[:10]) or 'none'}{more} (column flagged of {table_path}; "
+          f"to look: {table_path.parent / 'review.html'})")
 
 
 def _one_or_all(model_paths):
@@ -178,7 +179,7 @@ def _print_summary(report, part):
         f"{label} {each['mean_dice']:.4f} ({each['count']})" for label, each in
         summary["by_lesion_size"].items() if each["count"]) or "no lesions"))
     print(f"  images below {summary['low_dice']['below']} dice: {summary['low_dice']['count']}")
-    print(f"Report: {report.files['report']}")
+    print(f"Report: {report.files['report']} (every image: {report.files['review']})")
 
 
 def _run(command, args):

@@ -204,7 +204,7 @@ class EvalConfig:
     original_size: bool = True  # score at each image's own size (True) or the network's
     batch_size: int = 8  # images per forward pass
     num_examples: int = 4  # images in each of the best and worst galleries
-    flag_share: float = 0.1  # share of predict-only masks flagged for a look: the least confident
+    flag_share: float = 0.1  # share of masks flagged for a look: the least confident
 
     def __post_init__(self):
         if not 0 < self.threshold < 1:

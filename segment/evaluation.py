@@ -24,8 +24,22 @@ from .data import as_pairs, size_mismatch
 from .errors import ImageReadError, SegmentError
 from .files import atomic_path
 from .images import load_input_image, load_segmented_image, resize_mask
-from .metrics import confusion_counts, hausdorff_distance_95, scores_from_counts
-from .prediction import Ensemble, iter_probabilities, mask_confidence, predicting_models, to_mask
+from .metrics import (
+    LESION_SIZE_BINS,
+    LOW_DICE,
+    confusion_counts,
+    hausdorff_distance_95,
+    scores_from_counts,
+)
+from .prediction import (
+    Ensemble,
+    iter_probabilities,
+    least_confident,
+    mask_confidence,
+    predicting_models,
+    to_mask,
+)
+from .review import review_pictures
 
 __all__ = ["LESION_SIZE_BINS", "LOW_DICE", "METRICS", "Evaluation", "Example", "display_size",
            "evaluate", "score_masks", "summarize"]
@@ -35,12 +49,6 @@ logger = logging.getLogger(__name__)
 _DISPLAY_SIDE = 256  # long side, in pixels, of each image kept for the galleries
 METRICS = ["dice", "jaccard", "thresholded_jaccard", "sensitivity", "specificity", "accuracy",
            "hd95"]
-# The lesion's share of the image (truth area / image area), binned as the small-lesion analysis
-# of ISIC 2018 bins it: (label, low, high), low <= share < high. Images whose truth is empty
-# fall in none (they are summary["empty_truth"]).
-LESION_SIZE_BINS = [("under 2 %", 0.0, 0.02), ("2-5 %", 0.02, 0.05), ("5-15 %", 0.05, 0.15),
-                    ("15-40 %", 0.15, 0.40), ("over 40 %", 0.40, math.inf)]
-LOW_DICE = 0.6  # an image below this dice counts as a failure worth a look
 
 
 @dataclass
@@ -76,7 +84,8 @@ class Evaluation:
             thresholded_jaccard, sensitivity, specificity, accuracy, hd95 (pixels),
             truth_area and predicted_area (pixels), height and width (evaluated size), and
             confidence: `prediction.mask_confidence` of the image's probabilities, found
-            without its truth (low: worth a look).
+            without its truth (low: worth a look); flagged: True for the `flag_share` least
+            confident (`prediction.least_confident`).
         summary: dict: for each metric its mean, median, std, min and max over images (NaN
             values left out and counted), plus count, isic_score, empty_truth, settings and
             pooled_dice: the dice of all evaluated pixels counted together, as papers that pool
@@ -90,6 +99,7 @@ class Evaluation:
         skipped: (path, reason) for each pair that could not be read.
         best, worst: the `num_examples` best and worst images as `Example`s (best first,
             worst first; ties in dice ranked by order), for the galleries.
+        review: one `review.ReviewPictures` per table row with `evaluate(review=True)`, else [].
 
     Example:
         >>> evaluation = evaluate(model, split.test, progress=False)
@@ -103,6 +113,7 @@ class Evaluation:
     skipped: list = field(default_factory=list)
     best: list = field(default_factory=list)
     worst: list = field(default_factory=list)
+    review: list = field(default_factory=list)
 
     def to_csv(self, path):
         """Write the table as CSV, atomically."""
@@ -117,7 +128,8 @@ class Evaluation:
                 + self.table.sort_values("dice").head(10).to_html(float_format="%.4f"))
 
 
-def evaluate(model, pairs, config=None, *, image_size=None, progress=True, **overrides):
+def evaluate(model, pairs, config=None, *, image_size=None, progress=True, review=False,
+             **overrides):
     """Score the model on labelled pairs: one row of metrics per image, and a summary.
 
     Metrics are per image, then averaged: both masks empty gives dice and jaccard 1.0; an empty
@@ -134,10 +146,12 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, **ove
             own size (default) or at the network's size.
         image_size: (height, width) fed to the model; see `iter_predictions`.
         progress: Show a progress bar on stderr when it is a terminal. Defaults to True.
+        review: Also encode each image's pictures for the review page (`review.py`) in the
+            same pass, about 60 KB of memory per image. Defaults to False.
         **overrides: `EvalConfig` fields to replace, e.g. `tta=True, postprocess=True`.
 
     Returns:
-        Evaluation (table, summary, settings, skipped, best, worst).
+        Evaluation (table, summary, settings, skipped, best, worst, review).
 
     Example:
         >>> evaluation = evaluate(model, split.test, tta=True, progress=False)
@@ -157,7 +171,7 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, **ove
                                else [list(each) for each in sizes])}
     if isinstance(model, Ensemble):
         settings["members"] = model.members
-    rows, skipped = [], []
+    rows, skipped, pictures = [], [], []
     gallery = _Gallery(config.num_examples)
     for pair, probabilities in iter_probabilities(model, pairs, size, config, progress,
                                                    skipped):
@@ -174,12 +188,15 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, **ove
         rows.append({"id": pair.id, **score_masks(truth, predicted),
                      "confidence": mask_confidence(probabilities, config.threshold)})
         gallery.offer(pair, truth, predicted, rows[-1])
+        if review:
+            pictures.append(review_pictures(pair.image_path, probabilities, predicted, truth))
     if not rows:
         raise SegmentError(f"none of the {len(pairs)} pairs could be read; first problem: "
                            f"{skipped[0][1] if skipped else 'no pairs given'}")
     table = pd.DataFrame(rows).set_index("id")
+    table["flagged"] = least_confident(table["confidence"], config.flag_share)
     return Evaluation(table, summarize(table, settings, num_skipped=len(skipped)), settings,
-                      skipped, best=gallery.best(), worst=gallery.worst())
+                      skipped, best=gallery.best(), worst=gallery.worst(), review=pictures)
 
 
 class _Gallery:

@@ -8,10 +8,12 @@ which on POSIX and Windows replaces it in one step.
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "save_figure_atomic", "write_json_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "json_text", "printable", "replace_path", "save_figure_atomic",
+           "write_json_atomic", "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -42,6 +44,34 @@ def atomic_path(path):
             tmp.unlink()
 
 
+def printable(text):
+    """`text` with any undecodable file-name bytes shown as U+FFFD, for pages and figures.
+
+    Example:
+        >>> name = b"ISIC_\\xff".decode("utf-8", "surrogateescape")  # as Python reads it
+        >>> printable(name) == "ISIC_\\ufffd"
+        True
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def replace_path(source, target):
+    """Move the file or folder `source` to `target`, replacing what is there.
+
+    A file replaces a file in one step. A folder replacing a folder takes two renames (the
+    old one aside, the new one in), then the old one is removed: an interruption between them
+    leaves the old folder under a temporary name beside `target`, never a mix of the two.
+    """
+    source, target = Path(source), Path(target)
+    if not (source.is_dir() and target.is_dir()):
+        os.replace(source, target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.replace(target, aside / target.name)
+    os.replace(source, target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def write_text_atomic(path, text):
     """Write `text` as UTF-8 to `path` atomically.
 
@@ -54,7 +84,13 @@ def write_text_atomic(path, text):
 
 def write_json_atomic(path, data):
     """Write `data` as indented JSON to `path` atomically; NaN is written as null."""
-    write_text_atomic(path, json.dumps(_nan_to_none(data), indent=2, default=str) + "\n")
+    write_text_atomic(path, json_text(data, indent=2) + "\n")
+
+
+def json_text(data, indent=None):
+    """`data` as JSON text with NaN written as null (valid JSON) and other objects as str."""
+    return json.dumps(_nan_to_none(data), indent=indent, default=str, allow_nan=False,
+                      ensure_ascii=False)
 
 
 def save_figure_atomic(figure, path, dpi=100):

@@ -25,6 +25,7 @@ __all__ = [
     "load_segmented_image",
     "read_image_size",
     "resize_mask",
+    "resize_probabilities",
     "save_mask",
 ]
 
@@ -227,6 +228,20 @@ def _mask_values(image):
     if image.mode in ("1", "L", "LA"):
         return np.asarray(image.convert("L"))
     return np.asarray(image.convert("RGB")).max(axis=-1)
+
+
+def resize_probabilities(probabilities, size):
+    """Float (h, w) probabilities resized bilinearly to `size` (height, width), as `evaluate`
+    scores them at an image's own size; float32, unchanged when already that size.
+
+    Example:
+        >>> resize_probabilities(np.ones((2, 2)), (4, 6)).shape
+        (4, 6)
+    """
+    if probabilities.shape == tuple(size):
+        return probabilities.astype(np.float32)
+    image = Image.fromarray(probabilities.astype(np.float32))  # mode "F"
+    return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
 
 
 def resize_mask(mask, size):

@@ -11,6 +11,8 @@ The tensor functions use keras.ops and serve both as training metrics and in eva
 `hausdorff_distance_95` works on one numpy mask pair.
 """
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -21,12 +23,21 @@ from .config import EvalConfig
 __all__ = [
     "DiceCoefficient",
     "ISIC_JACCARD_THRESHOLD",
+    "LESION_SIZE_BINS",
+    "LOW_DICE",
     "confusion_counts",
     "dice_coefficient",
     "hausdorff_distance_95",
     "jaccard",
     "scores_from_counts",
 ]
+
+# The lesion's share of the image (truth area / image area), binned as the small-lesion analysis
+# of ISIC 2018 bins it: (label, low, high), low <= share < high. Images whose truth is empty
+# fall in none (they are summary["empty_truth"]).
+LESION_SIZE_BINS = [("under 2 %", 0.0, 0.02), ("2-5 %", 0.02, 0.05), ("5-15 %", 0.05, 0.15),
+                    ("15-40 %", 0.15, 0.40), ("over 40 %", 0.40, math.inf)]
+LOW_DICE = 0.6  # an image below this dice counts as a failure worth a look
 
 ISIC_JACCARD_THRESHOLD = 0.65  # the ISIC 2018 challenge scores a jaccard below this as 0
 

@@ -25,12 +25,13 @@ from .config import EvalConfig, with_overrides
 from .data import Pair, as_pair, list_image_files
 from .errors import ImageReadError
 from .files import atomic_path
-from .images import load_input_image, read_image_size, save_mask
+from .images import load_input_image, read_image_size, resize_probabilities, save_mask
 from .postprocess import postprocess_mask, predict_with_flips
+from .review import review_pictures, write_review
 
 __all__ = ["PREDICTIONS_TABLE", "Ensemble", "export_predictions", "iter_predictions",
-           "iter_probabilities", "mask_confidence", "network_size", "predict_masks",
-           "predicting_models", "resize_probabilities", "to_mask"]
+           "iter_probabilities", "least_confident", "mask_confidence", "network_size",
+           "predict_masks", "predicting_models", "to_mask"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +101,9 @@ def predict_masks(model, images, config=None, *, image_size=None, progress=False
 
 def export_predictions(model, images, out_dir, config=None, *, image_size=None, progress=True,
                        **overrides):
-    """Write one mask PNG per image, 0/255 at the image's original size, in ISIC's naming, and
-    `predictions.csv`: one row per mask, the least confident flagged for a look.
+    """Write one mask PNG per image, 0/255 at the image's original size, in ISIC's naming,
+    `predictions.csv`: one row per mask, the least confident flagged for a look, and the
+    review page (`review.html` and `review/`, see `review.py`) to look at them.
 
     The table, indexed by id: mask (its file name), height and width, predicted_share (the
     mask's share of the image), confidence (`mask_confidence`) and flagged: True for the
@@ -130,7 +132,7 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
         images, _ = list_image_files(Path(images))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written, skipped, rows = [], [], []
+    written, skipped, rows, pictures = [], [], [], []
     for path, probabilities, mask in _iter_masks(model, images, image_size, config, progress,
                                                  skipped):
         target = out_dir / f"{Path(path).stem}_segmentation.png"
@@ -139,13 +141,13 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
         rows.append({"id": Path(path).stem, "mask": target.name, "height": mask.shape[0],
                      "width": mask.shape[1], "predicted_share": float(mask.mean()),
                      "confidence": mask_confidence(probabilities, config.threshold)})
+        pictures.append(review_pictures(path, probabilities, mask))
     if rows:
         table = pd.DataFrame(rows).set_index("id")
-        # Rounded up, less a hair: 0.1 * 30 is 3.0000000000000004 in floating point, not 4.
-        num_flagged = math.ceil(config.flag_share * len(table) - 1e-9)
-        table["flagged"] = table["confidence"].rank(method="first") <= num_flagged
+        table["flagged"] = least_confident(table["confidence"], config.flag_share)
         with atomic_path(out_dir / PREDICTIONS_TABLE) as tmp:
             table.to_csv(tmp, float_format="%.6g", errors="surrogateescape")
+        write_review(out_dir, table, pictures)
     logger.info("wrote %d masks to '%s' (%d images unreadable)", len(written), out_dir,
                 len(skipped))
     return written, skipped
@@ -269,20 +271,6 @@ def _predict_batch(model, images, tta):
     return 1.0 - probabilities[..., 0]  # several classes: anything but class 0 is lesion
 
 
-def resize_probabilities(probabilities, size):
-    """Float (h, w) probabilities resized bilinearly to `size` (height, width), as `evaluate`
-    scores them at an image's own size; float32, unchanged when already that size.
-
-    Example:
-        >>> resize_probabilities(np.ones((2, 2)), (4, 6)).shape
-        (4, 6)
-    """
-    if probabilities.shape == tuple(size):
-        return probabilities.astype(np.float32)
-    image = Image.fromarray(probabilities.astype(np.float32))  # mode "F"
-    return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
-
-
 def to_mask(probabilities, size, config):
     """Resize (bilinear) float (h, w) probabilities to `size`, threshold, optionally clean up."""
     probabilities = resize_probabilities(probabilities, size)
@@ -310,6 +298,20 @@ def mask_confidence(probabilities, threshold=0.5):
     if not mask.any():
         probabilities, mask = 1.0 - probabilities, ~mask
     return float(2 * probabilities[mask].sum() / (probabilities.sum() + mask.sum()))
+
+
+def least_confident(confidence, share):
+    """Flags for the `share` least confident of a Series of confidences: a bool Series.
+
+    The count is rounded up (10 % of 12 is 2); ties are broken by order, first flagged first.
+
+    Example:
+        >>> least_confident(pd.Series([0.9, 0.2, 0.7, 0.2]), 0.5).tolist()
+        [False, True, False, True]
+    """
+    # Rounded up, less a hair: 0.1 * 30 is 3.0000000000000004 in floating point, not 4.
+    count = math.ceil(share * len(confidence) - 1e-9)
+    return confidence.rank(method="first") <= count
 
 
 def network_size(model, image_size=None, recorded=None):

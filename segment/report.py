@@ -9,7 +9,6 @@ open behind the caller's back, and they display inline in Jupyter.
 
 import html
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -22,7 +21,8 @@ from matplotlib.figure import Figure
 from .config import EvalConfig, with_overrides
 from .data import as_pair
 from .evaluation import METRICS, evaluate
-from .files import save_figure_atomic, write_json_atomic, write_text_atomic
+from .files import printable, replace_path, save_figure_atomic, write_json_atomic, write_text_atomic
+from .review import write_review
 from .run_folder import RunFolder
 
 __all__ = ["Results", "plot_dice_histogram", "plot_predictions", "plot_training_curves",
@@ -76,8 +76,10 @@ def results(model, pairs, *, history=None, run_dir=None, evaluation=None, config
         history: keras History, a dict of per-epoch lists, a DataFrame, or the path of a
             `log.csv`; draws the training curves when given.
         run_dir: Folder (or `RunFolder`) to write `evaluation.csv`, `summary.json`, the
-            figures as PNG and `report.html` into, all at once. None writes nothing.
-        evaluation: A ready `Evaluation` of the same pairs, to skip evaluating again.
+            figures as PNG, `report.html` and the review page (`review.html` and `review/`)
+            into, all at once. None writes nothing.
+        evaluation: A ready `Evaluation` of the same pairs, to skip evaluating again (made
+            with `review=True` for the review page to show pictures).
         config, image_size, progress, **overrides: passed to `evaluate` (an `EvalConfig`
             and its fields: threshold, tta, postprocess, original_size, batch_size,
             num_examples).
@@ -93,7 +95,7 @@ def results(model, pairs, *, history=None, run_dir=None, evaluation=None, config
     """
     if evaluation is None:
         evaluation = evaluate(model, pairs, config, image_size=image_size, progress=progress,
-                              **overrides)
+                              review=run_dir is not None, **overrides)
     elif config is not None or overrides:
         logger.warning("results: the evaluation was given, so its own settings are shown; "
                        "ignored: %s", ", ".join([*(["config"] if config else []), *overrides]))
@@ -189,7 +191,7 @@ def plot_predictions(examples, *, title):
     rows = figure.subplots(len(examples), 4, squeeze=False)
     for axes, example in zip(rows, examples, strict=True):
         axes[0].imshow(example.image)
-        axes[0].set_title(f"{_printable(example.id)}\ndice {example.dice:.3f}  "
+        axes[0].set_title(f"{printable(example.id)}\ndice {example.dice:.3f}  "
                           f"jaccard {example.jaccard:.3f}", fontsize=9)
         axes[1].imshow(example.truth, cmap="gray", vmin=0, vmax=1)
         axes[1].set_title("truth", fontsize=9)
@@ -230,12 +232,7 @@ def show_prediction(model, pair, config=None, *, image_size=None, **overrides):
     options = ", ".join(name for name, used in [("TTA", config.tta),
                                                 ("post-processing", config.postprocess)]
                         if used) or "plain"
-    return plot_predictions(evaluation.worst, title=f"{_printable(pair.id)} ({options})")
-
-
-def _printable(text):
-    """`text` with any undecodable file-name bytes shown as U+FFFD (fonts cannot draw them)."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return plot_predictions(evaluation.worst, title=f"{printable(pair.id)} ({options})")
 
 
 def _history_frame(history):
@@ -254,7 +251,8 @@ def _write_report(report, run):
     previous report complete and untouched.
     """
     run.path.mkdir(parents=True, exist_ok=True)
-    keys = ["evaluation_table", "summary", *report.figures, "report"]
+    keys = ["evaluation_table", "summary", *report.figures, "report", "review",
+            "review_pictures"]
     names = {key: getattr(run, key).name for key in keys}
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run.path))
     try:
@@ -263,8 +261,10 @@ def _write_report(report, run):
         for name, figure in report.figures.items():
             save_figure_atomic(figure, staging / names[name])
         write_text_atomic(staging / names["report"], _html(report, names))
+        evaluation = report.evaluation
+        write_review(staging, evaluation.table, evaluation.review, report.summary)
         for key in keys:
-            os.replace(staging / names[key], getattr(run, key))
+            replace_path(staging / names[key], getattr(run, key))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("wrote the report to '%s'", run.report)

@@ -50,6 +50,8 @@ OUTPUTS = {
     "evaluation_table": "evaluation.csv",  # one row of metrics per test image
     "summary": "summary.json",  # means, medians, counts, settings
     "report": "report.html",  # the page that shows all of it
+    "review": "review.html",  # every image's row and pictures, to look at (review.py)
+    "review_pictures": "review",  # the review page's pictures and rows.json
     "training_curves": "training_curves.png",
     "dice_histogram": "dice_histogram.png",
     "best_predictions": "best_predictions.png",
@@ -61,8 +63,9 @@ OUTPUTS = {
 }
 # Settings that must match for a killed run to be resumed (config.json sections).
 RESUME_KEYS = ("data", "model", "train", "pairs")
-# Temporary names of interrupted atomic writes (files.atomic_path, report staging).
-_TEMPORARY = (".*.tmp*", ".report-*")
+# Temporary names of interrupted atomic writes (files.atomic_path, files.replace_path, the
+# staging folders of the report and the review page).
+_TEMPORARY = (".*.tmp*", ".*.old", ".report-*", ".review-*")
 
 
 class RunFolder:

@@ -62,7 +62,8 @@ def test_train_driver_writes_a_complete_run(trained_run):
     assert f"dice         mean {summary['dice']['mean']:.4f}" in done.stdout
     assert f"images below 0.6 dice: {summary['low_dice']['count']}\n" in done.stdout
     assert "mean dice by the lesion's share of the image (images): " in done.stdout
-    assert f"Report: {run_dir / 'report.html'}" in done.stdout
+    assert f"Report: {run_dir / 'report.html'} (every image: {run_dir / 'review.html'})" in (
+        done.stdout)
     assert len(pd.read_csv(run_dir / "log.csv")) == 2
 
 
@@ -200,7 +201,8 @@ def test_predict_only_writes_isic_masks_at_original_size(trained_run, capfd):
     assert done.stdout.strip().splitlines() == [
         f"wrote 20 masks to {out}",
         f"flagged 5 of 20 masks for a look, the least confident: {', '.join(flagged.index)} "
-        f"(column flagged of {out / 'predictions.csv'})"]
+        f"(column flagged of {out / 'predictions.csv'}; to look: {out / 'review.html'})"]
+    assert (out / "review.html").is_file() and len(list((out / "review").glob("*_thumb.jpg"))) == 20
 
 
 @pytest.mark.slow

@@ -3,8 +3,8 @@
 import segment
 from segment import Ensemble, evaluate, load_input_image, load_segmented_image, predict_masks
 from segment.evaluation import score_masks
+from segment.images import resize_probabilities
 from segment.postprocess import predict_with_flips
-from segment.prediction import resize_probabilities
 
 import numpy as np
 import pytest

@@ -246,20 +246,23 @@ def test_training_killed_mid_epoch_resumes_and_finishes_the_same_epochs(tmp_path
     assert not (tmp_path / "run" / "backup").exists()
 
 
+@pytest.mark.parametrize("failing", ["report.save_figure_atomic", "review._page"])
 def test_failed_report_write_keeps_the_previous_report(tmp_path, tiny_model, synthetic_pairs,
-                                                       monkeypatch):
+                                                       monkeypatch, failing):
     pairs = synthetic_pairs[:3]
     results(tiny_model, pairs, run_dir=tmp_path, progress=False)
-    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    assert tmp_path / "review.html" in before and tmp_path / "review" / "rows.json" in before
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(segment.report, "save_figure_atomic", full_disk)
+    module, name = failing.split(".")
+    monkeypatch.setattr(getattr(segment, module), name, full_disk)
     with pytest.raises(OSError, match="No space left"):
         results(segment.create_model((32, 32, 3), base_filters=4, depth=3), pairs,
                 run_dir=tmp_path, progress=False)
-    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
 
 
 def test_ctrl_c_during_evaluation_writes_no_partial_report(tmp_path, tiny_model, synthetic_pairs,
