@@ -25,10 +25,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # Which benchmark's run measured each numbered row of the targets table.
 ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision", "5": "peer",
-             "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained"}
+             "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained", "10": "review"}
 PRETRAINED = "9 pretrained encoder (ISIC 2018)"  # the rows of bench_pretrained.py's parts
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
-              "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large"]
+              "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
+              "review"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -125,7 +126,20 @@ def targets(results):
         rows.append(pretrained_tuning_row(results["pretrained_tuning"]))
     if "pretrained_large" in results:
         rows += pretrained_large_rows(results["pretrained_large"])
+    if "review" in results:
+        rows.append(review_row(results["review"]))
     return rows
+
+
+def review_row(review):
+    """The review page's target: its folder and how soon a browser shows its table."""
+    target = "530 images at 512x512: review.html and review/ <= 30 MB, table shown <= 2 s"
+    if "review_mb" not in review:
+        return "10 review page", target, "-", not_run(review)
+    seconds = review["table_shown_ms"] / 1000 if review["table_shown_ms"] is not None else None
+    shown = f"{seconds:.2f} s" if seconds is not None else review["browser"]
+    return ("10 review page", target, f"{review['images']} images: {review['review_mb']:.1f} MB, "
+            f"{shown}", review["review_mb"] <= 30 and seconds is not None and seconds <= 2)
 
 
 def not_run(part):

@@ -45,6 +45,7 @@ REVIEW_FOLDER = "review"  # beside the page: its pictures and rows.json
 DETAIL_SIDE = 512  # long side of the detail view's pictures (smaller images keep their size)
 THUMBNAIL_SIDE = 96
 _TRUTH, _PREDICTION, _BOTH = (0, 170, 60), (220, 30, 30), (240, 200, 0)
+_VIRIDIS = (colormaps["viridis"](np.arange(256))[:, :3] * 255).astype(np.uint8)  # (256, 3)
 # The page's columns: (key, label, how shown). "4" and "1" are decimals, "%" a share.
 _EVALUATION_COLUMNS = [("dice", "dice", "4"), ("jaccard", "Jaccard", "4"),
                        ("thresholded_jaccard", "ISIC Jaccard", "4"), ("hd95", "HD95 px", "1"),
@@ -59,15 +60,16 @@ class ReviewPictures:
     """One image's pictures for the page, encoded: file suffix -> bytes.
 
     Suffixes: "thumb.jpg" (long side 96, outlines drawn), "image.jpg", "prediction.png",
-    "overlay.png" (the masks in colour on a transparent ground), "probability.jpg" and, with a
-    truth, "truth.png"; all but the thumbnail at up to 512 pixels on the long side.
+    "overlay.png" (the masks in colour on a transparent ground) and, with a truth, "truth.png",
+    at up to 512 pixels on the long side; "probability.jpg" (viridis: dark 0, yellow 1) at up to
+    256, as probabilities vary smoothly (the page shows it as large as the others).
     """
 
     files: dict
 
 
 def review_pictures(image, probabilities, predicted, truth=None):
-    """Encode one image's review pictures (about 60 KB for a 512x512 dermoscopy image).
+    """Encode one image's review pictures (30 to 50 KB for a 512x512 dermoscopy image).
 
     Args:
         image: the image's path (decoded here once, at the detail size) or a uint8
@@ -93,10 +95,11 @@ def review_pictures(image, probabilities, predicted, truth=None):
     masks = {"prediction": resize_mask(predicted, size)}
     if truth is not None:
         masks["truth"] = resize_mask(truth, size)
-    colours = np.asarray(colormaps["viridis"](resize_probabilities(probabilities, size)))
+    smooth = resize_probabilities(probabilities, _scaled(own_size, DETAIL_SIDE // 2))
     files = {"image.jpg": _encode(picture, "JPEG"),
              "overlay.png": _encode(_overlay(masks), "PNG"),
-             "probability.jpg": _encode((colours[..., :3] * 255).astype(np.uint8), "JPEG"),
+             "probability.jpg": _encode(_VIRIDIS[np.clip(smooth * 255 + 0.5, 0, 255).astype(
+                 np.uint8)], "JPEG"),
              "thumb.jpg": _encode(_thumbnail(picture, masks), "JPEG")}
     for name, mask in masks.items():
         files[f"{name}.png"] = _encode(Image.fromarray(mask.astype(bool)), "PNG")
@@ -275,5 +278,5 @@ def _thumbnail(picture, masks):
 def _encode(picture, kind):
     image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
     buffer = io.BytesIO()
-    image.save(buffer, kind, **({"quality": 85} if kind == "JPEG" else {"optimize": True}))
+    image.save(buffer, kind, **({"quality": 80} if kind == "JPEG" else {"optimize": True}))
     return buffer.getvalue()

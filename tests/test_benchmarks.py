@@ -20,8 +20,10 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # logical CPUs) and bench_precision.py (test_training.py covers the precision choice); and
     # bench_pretrained.py (parts pretrained, pretrained_tuning and pretrained_large), whose
     # smoke runs have their own file (test_bench_pretrained.py) so that the other test worker
-    # runs them beside this one. `make bench` runs them all.
-    parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision")
+    # runs them beside this one; bench_review.py, whose smoke run needs the browser that
+    # `make test-browser` installs (tests/test_review_browser.py). `make bench` runs them all.
+    parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
+                                                         "review")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,

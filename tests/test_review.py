@@ -94,14 +94,14 @@ def test_a_new_page_replaces_the_old_one_whole(tmp_path):
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
 
 
-def test_pictures_are_at_most_512_pixels_and_thumbnails_96():
+def test_pictures_are_at_most_512_pixels_probabilities_256_and_thumbnails_96():
     image = np.random.default_rng(0).integers(0, 255, (600, 1000, 3), dtype=np.uint8)
     truth = np.zeros((600, 1000), np.uint8)
     truth[200:400, 300:700] = 1
     pictures = review_pictures(image, np.full((64, 64), 0.2), np.zeros_like(truth), truth)
     sizes = {name: Image.open(io.BytesIO(content)).size
              for name, content in pictures.files.items()}
-    assert sizes.pop("thumb.jpg") == (96, 58)
+    assert sizes.pop("thumb.jpg") == (96, 58) and sizes.pop("probability.jpg") == (256, 154)
     assert set(sizes.values()) == {(512, 307)}
 
 

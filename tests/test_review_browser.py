@@ -7,11 +7,13 @@ folder hold spaces, quotes, `<` and `&`; one thumbnail is deleted, to be shown a
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import segment
 
 import pytest
+from conftest import REPO
 
 CHROMIUM = Path(os.environ.get("SEGMENT_CHROMIUM", "/usr/bin/chromium"))
 HOSTILE_ID = "ISIC <b>&amp; \"x\" 'y'<i> 1"  # a file name: no "/"
@@ -128,3 +130,15 @@ def test_names_are_text_and_a_missing_picture_is_a_placeholder(page, review):
     thumbnails.last.wait_for()
     assert page.eval_on_selector_all(
         "#rows tbody img", "images => images.every(i => i.complete && i.naturalWidth > 0)")
+
+
+def test_benchmark_of_the_page_measures_its_size_and_load_time(review):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from run import run_benchmark, targets
+
+    part = run_benchmark("review", quick=True)
+    assert "error" not in part, part.get("error")
+    assert part["images"] == 16 and 0 < part["review_kb_per_image"] < 200
+    assert 0 < part["table_shown_ms"] < 60_000
+    [row] = [row for row in targets({"review": part}) if row[0] == "10 review page"]
+    assert row[2] == f"16 images: {part['review_mb']:.1f} MB, {part['table_shown_ms'] / 1000:.2f} s"
