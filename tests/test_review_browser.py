@@ -37,7 +37,7 @@ def review(synthetic_dir, tmp_path_factory):
     segment.training.set_seed(0)
     model = segment.create_model((32, 32, 3), base_filters=4, depth=3)
     report = segment.results(model, segment.find_pairs(data)[:8], run_dir=run, progress=False)
-    table = segment.review_table(run)
+    table = segment.review.review_table(run)
     table["thumbnail"].iloc[-1].unlink()  # the best row's thumbnail: a missing file
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=[

@@ -1,0 +1,161 @@
+"""Which label-free confidence finds the failures: candidates compared on the validation part,
+the one chosen there reported on the test part.
+
+    .venv/bin/python benchmarks/bench_confidence.py RUN_FOLDER   # a finished run's model and split
+    .venv/bin/python benchmarks/bench_confidence.py              # trains a small model first
+    .venv/bin/python benchmarks/bench_confidence.py --quick      # a smoke run, synthetic data
+
+Without RUN_FOLDER, a small network (base 8 filters, 128x128, 4 epochs) is trained on the
+training part of ../shared/data/isic2018-512 (6:2:2, seed 0): it fails often enough for the
+measures to be told apart, but it is not the README's model, whose figures the issue asks for.
+
+Each candidate is computed from the model's own output on each image, with no truth; higher
+means surer. From the probabilities p at the network's size and their mask m = p >= 0.5:
+
+- soft_dice: `prediction.mask_confidence`, the soft dice between p and m (the library's);
+- border_entropy: 1 - the mean binary entropy (bits) of p within 2 pixels of m's border (over
+  the whole view when m is empty);
+- one_component: the share of m's area in its largest component (1 for an empty mask);
+- flip_agreement: the mean dice between the mask of each of the four flip views and the mask
+  of their mean (test-time augmentation's views agreeing);
+- soft_dice_x_component: soft_dice times one_component.
+
+For each, on the validation part: the Spearman rank correlation with dice, and the share of
+the images below 0.6 dice that are among the least confident 5, 10 and 20 %. The candidate
+with the largest share within 10 % (then the larger Spearman) is chosen and scored on the test
+part. Prints one JSON object; benchmarks/RESULTS.md records the numbers.
+"""
+
+import argparse
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import segment
+from segment.evaluation import LOW_DICE
+from segment.prediction import mask_confidence, network_size
+from segment.training import compile_model
+
+import numpy as np
+from measure import run_eagerly
+from scipy import ndimage, stats
+
+ISIC2018_512 = Path(__file__).resolve().parents[2] / "shared" / "data" / "isic2018-512"
+SHARES = (0.05, 0.10, 0.20)
+
+
+def candidates(views):
+    """{name: confidence} of one image from its (4, h, w) flip views' probabilities, unflipped."""
+    probabilities = views[0]
+    mask = probabilities >= 0.5
+    mean_mask = views.mean(axis=0) >= 0.5
+    labels, count = ndimage.label(mask)
+    one_component = (np.bincount(labels.ravel())[1:].max() / mask.sum()) if count else 1.0
+    border = mask ^ ndimage.binary_erosion(mask, iterations=2, border_value=0)
+    border |= ndimage.binary_dilation(mask, iterations=2) & ~mask
+    band = probabilities[border] if border.any() else probabilities.ravel()
+    band = np.clip(band, 1e-6, 1 - 1e-6)
+    entropy = float(np.mean(-band * np.log2(band) - (1 - band) * np.log2(1 - band)))
+    soft_dice = mask_confidence(probabilities)
+    return {"soft_dice": soft_dice, "border_entropy": 1.0 - entropy,
+            "one_component": float(one_component),
+            "flip_agreement": float(np.mean([_dice(view >= 0.5, mean_mask) for view in views])),
+            "soft_dice_x_component": soft_dice * float(one_component)}
+
+
+def _dice(a, b):
+    total = a.sum() + b.sum()
+    return 2 * float((a & b).sum()) / total if total else 1.0
+
+
+def flip_views(model, images):
+    """(batch, 4, h, w) lesion probabilities of float32 (batch, h, w, 3) images under the
+    identity and the three flips, each flipped back."""
+    views = []
+    for axes in [(), (2,), (1,), (1, 2)]:
+        flipped = np.flip(images, axis=axes) if axes else images
+        probabilities = np.asarray(model.predict_on_batch(flipped))[..., 0]
+        views.append(np.flip(probabilities, axis=axes) if axes else probabilities)
+    return np.stack(views, axis=1)
+
+
+def scored(model, pairs, size):
+    """(dice per image as `evaluate` scores it, {candidate: confidences}) over `pairs`."""
+    dice = segment.evaluate(model, pairs, progress=False).table["dice"].to_numpy()
+    confidences = {}
+    for start in range(0, len(pairs), 8):
+        batch = pairs[start:start + 8]
+        images = np.stack([segment.load_input_image(pair.image_path, size)
+                           for pair in batch]).astype(np.float32) / 255.0
+        for views in flip_views(model, images):
+            for name, value in candidates(views).items():
+                confidences.setdefault(name, []).append(value)
+    return dice, {name: np.asarray(values) for name, values in confidences.items()}
+
+
+def ranking(dice, confidence):
+    """Spearman with dice, and the share of sub-0.6 images among the least confident."""
+    low = dice < LOW_DICE
+    order = np.argsort(confidence, kind="stable")
+    within = {f"{round(100 * share)} %": (float(low[order[:math.ceil(share * len(dice))]].sum()
+                                                / low.sum()) if low.any() else None)
+              for share in SHARES}
+    return {"spearman": float(stats.spearmanr(confidence, dice).statistic),
+            "low_dice_within": within}
+
+
+def measure(model, split, size):
+    val_dice, val_confidence = scored(model, split.val, size)
+    validation = {name: ranking(val_dice, values) for name, values in val_confidence.items()}
+    chosen = max(validation, key=lambda name: (validation[name]["low_dice_within"]["10 %"] or 0,
+                                               validation[name]["spearman"]))
+    test_dice, test_confidence = scored(model, split.test, size)
+    return {"validation": {"images": len(val_dice), "below_0.6": int((val_dice < LOW_DICE).sum()),
+                           "candidates": validation},
+            "chosen": chosen,
+            "test": {"images": len(test_dice), "below_0.6": int((test_dice < LOW_DICE).sum()),
+                     "candidates": {name: ranking(test_dice, values)
+                                    for name, values in test_confidence.items()}}}
+
+
+def small_model(train_pairs, size, epochs):
+    segment.training.set_seed(0)
+    model = segment.create_model((size, size, 3), base_filters=8)
+    compile_model(model)
+    model.fit(segment.create_generator(train_pairs, image_size=(size, size), batch_size=8,
+                                       shuffle=True, augment="flips"),
+              epochs=epochs, verbose=0, shuffle=False)  # the pipeline shuffles
+    return model
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", nargs="?", type=Path,
+                        help="a finished run folder (model.keras and split.json)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 40 synthetic pairs, functions run eagerly")
+    args = parser.parse_args()
+    if args.run is not None:
+        model = segment.load_model(args.run / "model.keras")
+        split = segment.load_split(args.run / "split.json")
+        recorded = json.loads((args.run / "config.json").read_text())["data"]["image_size"]
+        size = network_size(model, recorded=recorded)
+        print(json.dumps({"run": str(args.run), **measure(model, split, size)}, indent=2))
+        return
+    if args.quick:
+        run_eagerly()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) if args.quick else ISIC2018_512
+        if args.quick:
+            segment.make_synthetic_dataset(folder, 40, size=(64, 64), seed=0)
+        split = segment.train_val_test_split(segment.find_pairs(folder))
+        size, epochs = ((32, 32), 1) if args.quick else ((128, 128), 4)
+        model = small_model(split.train, size[0], epochs)
+        results = measure(model, split, size)
+    print(json.dumps({"trained": f"base 8, {size[0]}x{size[1]}, {epochs} epochs, flips",
+                      "train_images": len(split.train), **results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
