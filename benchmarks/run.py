@@ -25,11 +25,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # Which benchmark's run measured each numbered row of the targets table.
 ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision", "5": "peer",
-             "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained", "10": "review"}
+             "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained", "10": "review",
+             "11": "confidence"}
 PRETRAINED = "9 pretrained encoder (ISIC 2018)"  # the rows of bench_pretrained.py's parts
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
-              "review"]
+              "review", "confidence"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -128,7 +129,23 @@ def targets(results):
         rows += pretrained_large_rows(results["pretrained_large"])
     if "review" in results:
         rows.append(review_row(results["review"]))
+    if "confidence" in results:
+        rows.append(confidence_row(results["confidence"]))
     return rows
+
+
+def confidence_row(confidence):
+    """The confidence chosen on the validation part, scored on the test part."""
+    target = ("test part: Spearman with dice >= 0.80 and >= 85 % of the images below 0.6 dice "
+              "among the least confident 10 %")
+    if "chosen" not in confidence:
+        return "11 confidence", target, "-", not_run(confidence)
+    chosen = confidence["test"]["candidates"][confidence["chosen"]]
+    within = chosen["low_dice_within"]["10 %"]
+    model = confidence.get("run") or f"small model ({confidence['trained']})"
+    return ("11 confidence", target, f"{confidence['chosen']}: {chosen['spearman']:.2f}, "
+            f"{100 * within:.0f} % of {confidence['test']['below_0.6']}; {model}",
+            chosen["spearman"] >= 0.80 and within >= 0.85)
 
 
 def review_row(review):

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 from conftest import REPO
 
@@ -22,8 +23,9 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # smoke runs have their own file (test_bench_pretrained.py) so that the other test worker
     # runs them beside this one; bench_review.py, whose smoke run needs the browser that
     # `make test-browser` installs (tests/test_review_browser.py). `make bench` runs them all.
+    # bench_confidence.py's measures are tested below, in this process.
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
-                                                         "review")
+                                                         "review", "confidence")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -246,3 +248,26 @@ def test_lesion_size_table_has_a_row_per_evaluation_with_per_size_scores():
         "| pretrained / full / plain | 5 | 0.900 | 0.900 (1) | 0.900 (1) | 0.900 (1) | 0.900 (1) "
         "| 0.900 (1) | 0 |"]
     assert lesion_size_table({"compute": {}}) == []
+
+
+def test_confidence_candidates_and_their_ranking_of_failures():
+    from bench_confidence import candidates, ranking
+
+    sure = np.zeros((4, 16, 16), np.float32)
+    sure[:, 4:12, 4:12] = 1.0  # four views agreeing on one square, every pixel certain
+    assert candidates(sure) == pytest.approx({"soft_dice": 1.0, "border_entropy": 1.0,
+                                              "one_component": 1.0, "flip_agreement": 1.0,
+                                              "soft_dice_x_component": 1.0}, abs=1e-4)
+    split = sure.copy()
+    split[:, 0:2, 0:2] = 0.6  # a second, unsure component of 4 pixels beside the 64
+    split[1:, 4:12, 4:12] = 0.0  # three of the four views see no lesion
+    measures = candidates(split)
+    assert measures["one_component"] == pytest.approx(64 / 68)
+    # The views' mean marks the corner alone: view 0 (68 pixels) agrees with it at 8 / 72.
+    assert measures["flip_agreement"] == pytest.approx((8 / 72 + 3) / 4)
+    assert measures["soft_dice"] < 1.0 and measures["border_entropy"] < 1.0
+    dice = np.array([0.1, 0.9, 0.5, 0.95, 0.3, 0.8, 0.85, 0.9, 0.92, 0.97])
+    by_dice = ranking(dice, dice)  # a confidence that is the dice itself: the ideal
+    assert by_dice["spearman"] == pytest.approx(1.0)
+    assert by_dice["low_dice_within"] == {"5 %": 1 / 3, "10 %": 1 / 3, "20 %": 2 / 3}
+    assert ranking(dice, -dice)["low_dice_within"]["20 %"] == 0.0
