@@ -29,12 +29,14 @@ def test_notebook_runs_and_shows_figures_and_tables(tmp_path, monkeypatch):
 
     figure_cells = [cell for cell in notebook.cells if cell.cell_type == "code"
                     and (cell.source.startswith("report.figures[")
-                         or "show_prediction" in cell.source or "sizes.figure" in cell.source)]
-    assert len(figure_cells) == 7
+                         or "show_prediction" in cell.source or "sizes.figure" in cell.source
+                         or cell.source.startswith("show_worst("))]
+    assert len(figure_cells) == 8
     for cell in figure_cells:
         assert len(images(cell)) == 1, cell.source  # shown inline, and only once
     html = [output["data"]["text/html"] for cell in notebook.cells if cell.cell_type == "code"
             for output in cell.outputs if "text/html" in output.get("data", {})]
     assert any("ISIC score" in page and "<table" in page for page in html)  # the report
     assert any("tta + postprocess" in page for page in html)  # the comparison table
+    assert any(page.count("data:image/jpeg;base64,") == 4 for page in html)  # 4 test images
     assert (tmp_path / "run" / "report.html").exists()
