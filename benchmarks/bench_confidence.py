@@ -16,9 +16,11 @@ means surer. From the probabilities p at the network's size and their mask m = p
 - border_entropy: 1 - the mean binary entropy (bits) of p within 2 pixels of m's border (over
   the whole view when m is empty);
 - one_component: the share of m's area in its largest component (1 for an empty mask);
-- flip_agreement: the mean dice between the mask of each of the four flip views and the mask
-  of their mean (test-time augmentation's views agreeing);
-- soft_dice_x_component: soft_dice times one_component.
+- flip_agreement: `prediction.flip_agreement`, the mean dice between the mask of each of the
+  four flip views and the mask of their mean (test-time augmentation's views agreeing);
+- soft_dice_x_component: soft_dice times one_component;
+- soft_dice_x_flips: soft_dice (of the flip views' mean) times flip_agreement, what the
+  library reports with `--tta` (chosen from the first run of this benchmark, docs/RESULTS.md).
 
 For each, on the validation part: the Spearman rank correlation with dice, and the share of
 the images below 0.6 dice that are among the least confident 5, 10 and 20 %. The candidate
@@ -34,7 +36,8 @@ from pathlib import Path
 
 import segment
 from segment.evaluation import LOW_DICE
-from segment.prediction import mask_confidence, network_size
+from segment.postprocess import flip_views
+from segment.prediction import flip_agreement, mask_confidence, network_size
 from segment.training import compile_model
 
 import numpy as np
@@ -49,7 +52,6 @@ def candidates(views):
     """{name: confidence} of one image from its (4, h, w) flip views' probabilities, unflipped."""
     probabilities = views[0]
     mask = probabilities >= 0.5
-    mean_mask = views.mean(axis=0) >= 0.5
     labels, count = ndimage.label(mask)
     one_component = (np.bincount(labels.ravel())[1:].max() / mask.sum()) if count else 1.0
     border = mask ^ ndimage.binary_erosion(mask, iterations=2, border_value=0)
@@ -58,26 +60,11 @@ def candidates(views):
     band = np.clip(band, 1e-6, 1 - 1e-6)
     entropy = float(np.mean(-band * np.log2(band) - (1 - band) * np.log2(1 - band)))
     soft_dice = mask_confidence(probabilities)
+    agreement = flip_agreement(views)
     return {"soft_dice": soft_dice, "border_entropy": 1.0 - entropy,
-            "one_component": float(one_component),
-            "flip_agreement": float(np.mean([_dice(view >= 0.5, mean_mask) for view in views])),
-            "soft_dice_x_component": soft_dice * float(one_component)}
-
-
-def _dice(a, b):
-    total = a.sum() + b.sum()
-    return 2 * float((a & b).sum()) / total if total else 1.0
-
-
-def flip_views(model, images):
-    """(batch, 4, h, w) lesion probabilities of float32 (batch, h, w, 3) images under the
-    identity and the three flips, each flipped back."""
-    views = []
-    for axes in [(), (2,), (1,), (1, 2)]:
-        flipped = np.flip(images, axis=axes) if axes else images
-        probabilities = np.asarray(model.predict_on_batch(flipped))[..., 0]
-        views.append(np.flip(probabilities, axis=axes) if axes else probabilities)
-    return np.stack(views, axis=1)
+            "one_component": float(one_component), "flip_agreement": agreement,
+            "soft_dice_x_component": soft_dice * float(one_component),
+            "soft_dice_x_flips": mask_confidence(views.mean(axis=0)) * agreement}
 
 
 def scored(model, pairs, size):
@@ -88,7 +75,7 @@ def scored(model, pairs, size):
         batch = pairs[start:start + 8]
         images = np.stack([segment.load_input_image(pair.image_path, size)
                            for pair in batch]).astype(np.float32) / 255.0
-        for views in flip_views(model, images):
+        for views in np.moveaxis(flip_views(model, images)[..., 0], 0, 1):  # (4, h, w) each
             for name, value in candidates(views).items():
                 confidences.setdefault(name, []).append(value)
     return dice, {name: np.asarray(values) for name, values in confidences.items()}

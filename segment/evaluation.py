@@ -35,7 +35,6 @@ from .prediction import (
     Ensemble,
     iter_probabilities,
     least_confident,
-    mask_confidence,
     predicting_models,
     to_mask,
 )
@@ -83,9 +82,9 @@ class Evaluation:
         table: pandas DataFrame indexed by id, one row per image: dice, jaccard,
             thresholded_jaccard, sensitivity, specificity, accuracy, hd95 (pixels),
             truth_area and predicted_area (pixels), height and width (evaluated size), and
-            confidence: `prediction.mask_confidence` of the image's probabilities, found
-            without its truth (low: worth a look); flagged: True for the `flag_share` least
-            confident (`prediction.least_confident`).
+            confidence: found without the truth (low: worth a look), the probabilities'
+            `prediction.mask_confidence`, times their flip views' `flip_agreement` with tta;
+            flagged: True for the `flag_share` least confident (`prediction.least_confident`).
         summary: dict: for each metric its mean, median, std, min and max over images (NaN
             values left out and counted), plus count, isic_score, empty_truth, settings and
             pooled_dice: the dice of all evaluated pixels counted together, as papers that pool
@@ -173,8 +172,8 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, revie
         settings["members"] = model.members
     rows, skipped, pictures = [], [], []
     gallery = _Gallery(config.num_examples)
-    for pair, probabilities in iter_probabilities(model, pairs, size, config, progress,
-                                                   skipped):
+    for pair, probabilities, confidence in iter_probabilities(model, pairs, size, config,
+                                                               progress, skipped):
         try:
             mismatch = size_mismatch(pair)
             if mismatch:
@@ -185,8 +184,7 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, revie
             skipped.append((str(error.path), str(error)))
             continue
         predicted = to_mask(probabilities, truth.shape, config)
-        rows.append({"id": pair.id, **score_masks(truth, predicted),
-                     "confidence": mask_confidence(probabilities, config.threshold)})
+        rows.append({"id": pair.id, **score_masks(truth, predicted), "confidence": confidence})
         gallery.offer(pair, truth, predicted, rows[-1])
         if review:
             pictures.append(review_pictures(pair.image_path, probabilities, predicted, truth))

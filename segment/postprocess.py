@@ -7,7 +7,8 @@ filling its holes removes speckles and pin-holes from a prediction.
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["fill_holes", "keep_largest_component", "postprocess_mask", "predict_with_flips"]
+__all__ = ["fill_holes", "flip_views", "keep_largest_component", "postprocess_mask",
+           "predict_with_flips"]
 
 
 def predict_with_flips(model, images):
@@ -28,13 +29,30 @@ def predict_with_flips(model, images):
         >>> probabilities.shape  # (batch, height, width, 1)
         (4, 32, 32, 1)
     """
+    return flip_views(model, images).mean(axis=0)
+
+
+def flip_views(model, images):
+    """The model's probabilities under the identity and the three flips, each flipped back.
+
+    Args:
+        model: Keras model, images -> probabilities.
+        images: float32 (batch, height, width, 3) in [0, 1].
+
+    Returns:
+        numpy float32 (4, batch, height, width, classes): identity, left-right, up-down, both.
+
+    Example:
+        >>> flip_views(model, np.zeros((2, 32, 32, 3), np.float32)).shape
+        (4, 2, 32, 32, 1)
+    """
     images = np.asarray(images, dtype=np.float32)
-    total = 0.0
+    views = []
     for axes in [(), (2,), (1,), (1, 2)]:
         flipped = np.flip(images, axis=axes) if axes else images
-        probabilities = np.asarray(model.predict_on_batch(flipped))
-        total = total + (np.flip(probabilities, axis=axes) if axes else probabilities)
-    return (total / 4).astype(np.float32)
+        probabilities = np.asarray(model.predict_on_batch(flipped), dtype=np.float32)
+        views.append(np.flip(probabilities, axis=axes) if axes else probabilities)
+    return np.stack(views)
 
 
 def keep_largest_component(mask):

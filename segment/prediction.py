@@ -26,12 +26,12 @@ from .data import Pair, as_pair, list_image_files
 from .errors import ImageReadError
 from .files import atomic_path
 from .images import load_input_image, read_image_size, resize_probabilities, save_mask
-from .postprocess import postprocess_mask, predict_with_flips
+from .postprocess import flip_views, postprocess_mask
 from .review import review_pictures, write_review
 
-__all__ = ["PREDICTIONS_TABLE", "Ensemble", "export_predictions", "iter_predictions",
-           "iter_probabilities", "least_confident", "mask_confidence", "network_size",
-           "predict_masks", "predicting_models", "to_mask"]
+__all__ = ["PREDICTIONS_TABLE", "Ensemble", "export_predictions", "flip_agreement",
+           "iter_predictions", "iter_probabilities", "least_confident", "mask_confidence",
+           "network_size", "predict_masks", "predicting_models", "to_mask"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,17 +68,17 @@ def iter_predictions(model, images, config=None, *, image_size=None, progress=Fa
         ISIC_0000010 True uint8
     """
     config = with_overrides(config, EvalConfig, overrides)
-    for item, _, mask in _iter_masks(model, images, image_size, config, progress, skipped):
+    for item, _, _, mask in _iter_masks(model, images, image_size, config, progress, skipped):
         yield item, mask
 
 
 def _iter_masks(model, images, image_size, config, progress, skipped):
-    """(item, probabilities, mask) per readable image: the network's float (h, w) probabilities
-    and the uint8 mask made from them, at the image's own size with `config.original_size`."""
-    for item, probabilities in iter_probabilities(model, images, image_size, config, progress,
-                                                   skipped):
+    """(item, probabilities, confidence, mask) per readable image: as `iter_probabilities`, and
+    the uint8 mask made from them, at the image's own size with `config.original_size`."""
+    for item, probabilities, confidence in iter_probabilities(model, images, image_size, config,
+                                                               progress, skipped):
         target = _original_size(item) if config.original_size else probabilities.shape
-        yield item, probabilities, to_mask(probabilities, target, config)
+        yield item, probabilities, confidence, to_mask(probabilities, target, config)
 
 
 def predict_masks(model, images, config=None, *, image_size=None, progress=False,
@@ -106,7 +106,7 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
     review page (`review.html` and `review/`, see `review.py`) to look at them.
 
     The table, indexed by id: mask (its file name), height and width, predicted_share (the
-    mask's share of the image), confidence (`mask_confidence`) and flagged: True for the
+    mask's share of the image), confidence (as `iter_probabilities`) and flagged: True for the
     `config.flag_share` least confident masks (rounded up; ties in their order).
 
     Args:
@@ -133,14 +133,14 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, skipped, rows, pictures = [], [], [], []
-    for path, probabilities, mask in _iter_masks(model, images, image_size, config, progress,
-                                                 skipped):
+    for path, probabilities, confidence, mask in _iter_masks(model, images, image_size, config,
+                                                             progress, skipped):
         target = out_dir / f"{Path(path).stem}_segmentation.png"
         save_mask(mask, target)
         written.append(target)
         rows.append({"id": Path(path).stem, "mask": target.name, "height": mask.shape[0],
                      "width": mask.shape[1], "predicted_share": float(mask.mean()),
-                     "confidence": mask_confidence(probabilities, config.threshold)})
+                     "confidence": confidence})
         pictures.append(review_pictures(path, probabilities, mask))
     if rows:
         table = pd.DataFrame(rows).set_index("id")
@@ -221,9 +221,11 @@ def predicting_models(model, image_size=None):
 
 
 def iter_probabilities(model, items, image_size, config, progress, skipped):
-    """Yield (item, float32 (h, w) lesion probabilities): a single model's at its network
-    size; an `Ensemble`'s mean at the item's own size (the first model's network size when
-    `config.original_size` is False)."""
+    """Yield (item, float32 (h, w) lesion probabilities, confidence): a single model's
+    probabilities at its network size; an `Ensemble`'s mean at the item's own size (the first
+    model's network size when `config.original_size` is False). The confidence is the
+    probabilities' `mask_confidence`, times, with `config.tta`, the flip views' agreement
+    (`flip_agreement`; an ensemble's models' agreements averaged)."""
     members = predicting_models(model, image_size)
     batch_items, batch_inputs = [], []  # inputs: one uint8 image per member and item
     # disable=None: tqdm draws only on a terminal, so a log file gets no bar redraws.
@@ -249,26 +251,32 @@ def iter_probabilities(model, items, image_size, config, progress, skipped):
 
 
 def _predict_items(members, items, inputs, config):
-    """(item, probabilities) for a batch: one model's as they are, several models' averaged."""
-    per_member = [_predict_batch(model, [images[index] for images in inputs], config.tta)
+    """(item, probabilities, confidence) for a batch: one model's probabilities as they are,
+    several models' averaged."""
+    per_member = [_predict_batch(model, [images[index] for images in inputs], config)
                   for index, (model, _) in enumerate(members)]
-    if len(members) == 1:
-        yield from zip(items, per_member[0], strict=True)
-        return
     for position, item in enumerate(items):
-        target = _original_size(item) if config.original_size else members[0][1]
-        yield item, np.mean([resize_probabilities(probabilities[position], target)
-                             for probabilities in per_member], axis=0, dtype=np.float32)
+        if len(members) == 1:
+            probabilities = per_member[0][0][position]
+        else:
+            target = _original_size(item) if config.original_size else members[0][1]
+            probabilities = np.mean([resize_probabilities(each[position], target)
+                                     for each, _ in per_member], axis=0, dtype=np.float32)
+        agreement = np.mean([agreements[position] for _, agreements in per_member])
+        yield item, probabilities, mask_confidence(probabilities, config.threshold) * agreement
 
 
-def _predict_batch(model, images, tta):
-    """float32 (batch, h, w) lesion probabilities of a list of uint8 (h, w, 3) images."""
+def _predict_batch(model, images, config):
+    """(float32 (batch, h, w) lesion probabilities, (batch,) flip agreements: 1.0 without TTA)
+    of a list of uint8 (h, w, 3) images."""
     batch = np.stack(images).astype(np.float32) / 255.0  # (batch, h, w, 3)
-    probabilities = predict_with_flips(model, batch) if tta else np.asarray(
-        model.predict_on_batch(batch), dtype=np.float32)
-    if probabilities.shape[-1] == 1:
-        return probabilities[..., 0]
-    return 1.0 - probabilities[..., 0]  # several classes: anything but class 0 is lesion
+    views = flip_views(model, batch) if config.tta else np.asarray(
+        model.predict_on_batch(batch), dtype=np.float32)[None]  # (views, batch, h, w, classes)
+    # One class: its probability; several: anything but class 0 is lesion.
+    views = views[..., 0] if views.shape[-1] == 1 else 1.0 - views[..., 0]
+    agreements = ([flip_agreement(views[:, index], config.threshold)
+                   for index in range(len(batch))] if config.tta else [1.0] * len(batch))
+    return views.mean(axis=0), agreements
 
 
 def to_mask(probabilities, size, config):
@@ -312,6 +320,28 @@ def least_confident(confidence, share):
     # Rounded up, less a hair: 0.1 * 30 is 3.0000000000000004 in floating point, not 4.
     count = math.ceil(share * len(confidence) - 1e-9)
     return confidence.rank(method="first") <= count
+
+
+def flip_agreement(views, threshold=0.5):
+    """How much the test-time flip views of one image agree: the mean dice between each view's
+    mask and the mask of their mean, in [0, 1] (two empty masks agree: 1).
+
+    Args:
+        views: float (views, h, w) lesion probabilities, each flipped back (`flip_views`).
+
+    Example:
+        >>> views = np.zeros((4, 8, 8))
+        >>> views[0, 2:6, 2:6] = 0.9  # one view of four sees a lesion; their mean does not
+        >>> flip_agreement(views)  # (0 + 1 + 1 + 1) / 4
+        0.75
+    """
+    masks = np.asarray(views) >= threshold
+    consensus = np.mean(views, axis=0) >= threshold
+    scores = []
+    for mask in masks:
+        total = int(mask.sum() + consensus.sum())
+        scores.append(2 * int((mask & consensus).sum()) / total if total else 1.0)
+    return float(np.mean(scores))
 
 
 def network_size(model, image_size=None, recorded=None):

@@ -257,7 +257,8 @@ def test_confidence_candidates_and_their_ranking_of_failures():
     sure[:, 4:12, 4:12] = 1.0  # four views agreeing on one square, every pixel certain
     assert candidates(sure) == pytest.approx({"soft_dice": 1.0, "border_entropy": 1.0,
                                               "one_component": 1.0, "flip_agreement": 1.0,
-                                              "soft_dice_x_component": 1.0}, abs=1e-4)
+                                              "soft_dice_x_component": 1.0,
+                                              "soft_dice_x_flips": 1.0}, abs=1e-4)
     split = sure.copy()
     split[:, 0:2, 0:2] = 0.6  # a second, unsure component of 4 pixels beside the 64
     split[1:, 4:12, 4:12] = 0.0  # three of the four views see no lesion

@@ -297,6 +297,21 @@ def test_confidence_is_the_soft_dice_of_the_probabilities_and_their_own_mask(odd
     np.testing.assert_allclose(table["confidence"], expected, rtol=1e-5)
 
 
+def test_with_tta_the_confidence_also_weighs_how_much_the_flip_views_agree(odd_sized_pairs,
+                                                                          tmp_path):
+    model = left_half_model((32, 32))  # its flip views mark the left or the right half
+    plain = evaluate(model, odd_sized_pairs, progress=False).table["confidence"]
+    np.testing.assert_allclose(plain, 1.0)  # every probability 0 or 1: sure of itself
+    # With flips: the views' mean is 0.5 everywhere, so its mask is the whole image; each
+    # view's half agrees with it at dice 2/3, and the mean's soft dice is 2 * 0.5 / 1.5.
+    with_tta = evaluate(model, odd_sized_pairs, progress=False, tta=True).table["confidence"]
+    np.testing.assert_allclose(with_tta, 2 / 3 * 2 / 3, rtol=1e-6)
+    export_predictions(model, [pair.image_path for pair in odd_sized_pairs], tmp_path,
+                       progress=False, tta=True)
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "predictions.csv")["confidence"], 4 / 9,
+                               rtol=1e-5)
+
+
 def test_confidence_falls_as_probabilities_near_the_threshold_over_the_lesion():
     from segment.prediction import mask_confidence
 
