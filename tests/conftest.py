@@ -99,4 +99,11 @@ def assert_consistent_report(folder, num_images):
     page = (folder / "report.html").read_text()
     assert f"<b>{summary['low_dice']['count']}</b> of {num_images} images score below" in page
     assert (folder / "worst_predictions.png").exists()
+    # The review page beside it lists the same images, each with its pictures.
+    rows = pd.DataFrame(json.loads((folder / "review" / "rows.json").read_text())).set_index("id")
+    assert list(rows.index) == [str(name) for name in table.index]
+    np.testing.assert_allclose(rows["dice"], table["dice"], atol=1e-6)
+    assert rows["flagged"].tolist() == table["flagged"].tolist()
+    assert all((folder / "review" / f"{file}_thumb.jpg").is_file() for file in rows["file"])
+    assert (folder / "review.html").stat().st_size > 0
     return summary
