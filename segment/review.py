@@ -19,6 +19,7 @@ other files. From a notebook:
 import base64
 import io
 import json
+import logging
 import math
 import shutil
 import tempfile
@@ -33,12 +34,15 @@ from matplotlib.figure import Figure
 from PIL import Image
 from scipy import ndimage
 
+from .errors import ImageReadError
 from .files import json_text, printable, replace_path, write_json_atomic
 from .images import load_input_image, read_image_size, resize_mask, resize_probabilities
 from .metrics import LESION_SIZE_BINS
 
 __all__ = ["REVIEW_FOLDER", "REVIEW_PAGE", "ReviewPictures", "review_pictures", "review_table",
            "show_worst", "with_thumbnails", "write_review"]
+
+logger = logging.getLogger(__name__)
 
 REVIEW_PAGE = "review.html"
 REVIEW_FOLDER = "review"  # beside the page: its pictures and rows.json
@@ -78,7 +82,8 @@ def review_pictures(image, probabilities, predicted, truth=None):
         predicted, truth: uint8 (h, w) masks in {0, 1}, at any size; truth may be None.
 
     Returns:
-        ReviewPictures.
+        ReviewPictures; None when the image cannot be decoded again (logged with its name and
+        the reason: the page shows a placeholder, the evaluation goes on).
 
     Example:
         >>> pictures = review_pictures(np.zeros((40, 60, 3), np.uint8), np.full((8, 8), 0.7),
@@ -86,12 +91,14 @@ def review_pictures(image, probabilities, predicted, truth=None):
         >>> sorted(pictures.files)
         ['image.jpg', 'overlay.png', 'prediction.png', 'probability.jpg', 'thumb.jpg']
     """
-    own_size = image.shape[:2] if isinstance(image, np.ndarray) else read_image_size(image)
-    size = _scaled(own_size, DETAIL_SIDE)
-    if isinstance(image, np.ndarray):
-        picture = np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BILINEAR))
-    else:
-        picture = load_input_image(image, size)
+    try:
+        own_size = image.shape[:2] if isinstance(image, np.ndarray) else read_image_size(image)
+        size = _scaled(own_size, DETAIL_SIDE)
+        picture = (np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BILINEAR))
+                   if isinstance(image, np.ndarray) else load_input_image(image, size))
+    except ImageReadError as error:
+        logger.warning("no review pictures: %s", error)
+        return None
     masks = {"prediction": resize_mask(predicted, size)}
     if truth is not None:
         masks["truth"] = resize_mask(truth, size)
@@ -172,7 +179,8 @@ def with_thumbnails(table):
     """A `review_table` (or some of its rows) styled to show each thumbnail inline in Jupyter.
 
     Returns:
-        pandas Styler: the thumbnails embedded as data URIs, the numbers to 4 decimals.
+        pandas Styler: the thumbnails embedded as data URIs, the numbers to 4 decimals, the
+        ids and other text escaped.
 
     Example:
         >>> shown = with_thumbnails(review_table(finished_run).head(2)).to_html()
@@ -185,8 +193,8 @@ def with_thumbnails(table):
         encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")
         return f'<img src="data:image/jpeg;base64,{encoded}">'
 
-    return table.style.format({"thumbnail": image_tag}).format(
-        precision=4, subset=[name for name in table if table[name].dtype.kind == "f"])
+    return (table.style.format(precision=4, escape="html")  # an id is text, never markup
+            .format({"thumbnail": image_tag}).format_index(escape="html"))
 
 
 def show_worst(folder, num_images=8):

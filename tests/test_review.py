@@ -66,6 +66,8 @@ def test_names_with_markup_stay_data(tmp_path):
     assert "<img src=x" not in text and "<b>" not in text
     rows = page_data(page)["rows"]
     assert [row["id"] for row in rows] == hostile and not any(row["pictures"] for row in rows)
+    shown = with_thumbnails(review_table(tmp_path)).to_html()  # in a notebook, too
+    assert "<img src=x" not in shown and "&lt;img src=x onerror=alert(1)&gt;" in shown
 
 
 def test_predict_only_writes_the_page_of_its_masks(tmp_path, synthetic_dir):
@@ -115,3 +117,10 @@ def test_notebook_table_with_thumbnails_and_the_worst_overlays(tmp_path, synthet
     assert shown.count("data:image/jpeg;base64,") == 3 and "no image" in shown
     figure = show_worst(tmp_path, 2)
     assert [axes.get_title().split("\n")[0] for axes in figure.axes] == list(table.index[:2])
+
+
+def test_an_image_that_cannot_be_decoded_again_gets_a_placeholder(tmp_path, caplog):
+    broken = tmp_path / "ISIC_0000009.jpg"
+    broken.write_bytes(b"not a jpeg")
+    assert review_pictures(broken, np.zeros((4, 4)), np.zeros((4, 4))) is None
+    assert "ISIC_0000009.jpg" in caplog.text
