@@ -38,14 +38,15 @@ from .errors import ImageReadError
 from .files import json_text, printable, replace_path, write_json_atomic
 from .images import load_input_image, read_image_size, resize_mask, resize_probabilities
 from .metrics import LESION_SIZE_BINS
+from .run_folder import OUTPUTS
 
 __all__ = ["REVIEW_FOLDER", "REVIEW_PAGE", "ReviewPictures", "review_pictures", "review_table",
            "show_worst", "with_thumbnails", "write_review"]
 
 logger = logging.getLogger(__name__)
 
-REVIEW_PAGE = "review.html"
-REVIEW_FOLDER = "review"  # beside the page: its pictures and rows.json
+REVIEW_PAGE = OUTPUTS["review"]  # the names a run folder gives them
+REVIEW_FOLDER = OUTPUTS["review_pictures"]  # beside the page: its pictures and rows.json
 DETAIL_SIDE = 512  # long side of the detail view's pictures (smaller images keep their size)
 THUMBNAIL_SIDE = 96
 _TRUTH, _PREDICTION, _BOTH = (0, 170, 60), (220, 30, 30), (240, 200, 0)
@@ -225,8 +226,8 @@ def _rows(table, pictures):
     for position, (image_id, values) in enumerate(table.iterrows()):
         row = {"id": printable(str(image_id)), "file": f"{position:04d}",
                "pictures": position < len(pictures) and pictures[position] is not None}
-        area = values["height"] * values["width"]
         if "truth_area" in values:
+            area = values["height"] * values["width"]
             row.update({name: _number(values[name]) for name in
                         ("dice", "jaccard", "thresholded_jaccard", "hd95")})
             row["truth_share"] = float(values["truth_area"] / area)
