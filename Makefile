@@ -42,7 +42,10 @@ lint: $(INSTALLED)
 
 # Two workers (one per core), each taking whole test files: 8-14 minutes on 2 cores with the
 # install, depending on the machine (docs/RESULTS.md, "The two commands on a fresh clone").
+# The project's own modules are compiled first as well: where PYTHONDONTWRITEBYTECODE is set
+# (as on our CI machines), each of the suite's 60-odd Python processes would compile them again.
 test: lint
+	$(BIN)/python -m compileall -q -j 0 segment tests benchmarks conftest.py > /dev/null
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The review page in a real browser: Debian's chromium (apt-get, as root or through sudo) and

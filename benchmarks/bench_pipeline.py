@@ -148,14 +148,16 @@ def memory_child(folder, cache):
     print(json.dumps({"peak_rss_mb": peak_mb, "growth_mb": peak_mb - before_mb}))
 
 
-def memory(num_totals, size, caches):
+def memory(num_totals, size, caches, quick=False):
+    """Peak RSS of each child (`memory_child`); --quick's children run eagerly, as its parent."""
     results = {}
     for num_total in num_totals:
         with tempfile.TemporaryDirectory() as folder:
             isic_like_set(Path(folder), min(num_total, 50), num_total, size)
             for cache in caches:
                 done = subprocess.run([sys.executable, __file__, "--memory-child", folder,
-                                       cache], capture_output=True, text=True, check=True)
+                                       cache, *(["--quick"] if quick else [])],
+                                      capture_output=True, text=True, check=True)
                 shutil.rmtree(Path(folder) / "cache", ignore_errors=True)
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 results[f"{cache}_{num_total}"] = result
@@ -173,10 +175,10 @@ def main():
                         help="a smoke run: small images, few files, functions run eagerly")
     parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.memory_child:
-        return memory_child(*args.memory_child)
     if args.quick:
         run_eagerly()
+    if args.memory_child:
+        return memory_child(*args.memory_child)
     size = (48, 64) if args.quick else ISIC_SIZE
     with tempfile.TemporaryDirectory() as folder:
         print("pipeline overhead ...", file=sys.stderr)
@@ -189,7 +191,7 @@ def main():
             if args.quick else
             augmentation_cost(Path(folder), 160, 3, NETWORK_SIZE, {"base_filters": 16}))
     print("memory ...", file=sys.stderr)
-    results["memory"] = (memory((10, 20), size, ["disk"]) if args.quick else
+    results["memory"] = (memory((10, 20), size, ["disk"], quick=True) if args.quick else
                          memory((500, 2000), size, ["disk", "memory"]))
     print(json.dumps(results, indent=2))
 

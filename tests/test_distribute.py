@@ -83,27 +83,11 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(cluster_data):
 
 
 @pytest.mark.slow
-def test_two_local_workers_train_one_model_and_only_the_chief_writes(cluster_data, tmp_path):
-    (tmp_path / "tmp").mkdir()
-    reports = finish(start_workers(cluster_data, tmp_path / "run", 2, tmp_path / "tmp"))
-    assert sorted((report["task"], report["chief"]) for report in reports) == [
-        ("worker-0", True), ("worker-1", False)]
-    assert all(report["epochs"] == 2 for report in reports)
-    np.testing.assert_allclose(reports[0]["prediction"], reports[1]["prediction"], rtol=1e-5)
-    saved = segment.load_model(tmp_path / "run" / "model.keras")
-    probe = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3)
-    np.testing.assert_allclose(saved.predict(probe, verbose=0).ravel()[::97],
-                               reports[0]["prediction"], rtol=1e-5, atol=1e-6)
-    assert len(pd.read_csv(tmp_path / "run" / "log.csv")) == 2
-    assert list((tmp_path / "tmp").iterdir()) == []  # the worker's folder is gone
-    # The chief's record (train_model under a cluster) reads back as the settings it ran.
-    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert segment.RunConfig.from_dict(recorded).train == segment.TrainConfig(epochs=2)
-
-
-@pytest.mark.slow
-def test_killed_worker_then_cluster_restart_resumes(cluster_data, tmp_path):
-    (tmp_path / "tmp").mkdir()
+def test_two_local_workers_resume_after_a_kill_and_only_the_chief_writes(cluster_data, tmp_path):
+    # One cluster run, killed after its first backed-up epoch, then restarted whole (as a
+    # cluster manager does); the restarted workers finish one model, written by the chief only.
+    for name in ["tmp", "tmp-restarted"]:  # each run's temporary folders
+        (tmp_path / name).mkdir()
     run_dir = tmp_path / "run"
     processes = start_workers(cluster_data, run_dir, 4, tmp_path / "tmp")
     try:
@@ -116,10 +100,21 @@ def test_killed_worker_then_cluster_restart_resumes(cluster_data, tmp_path):
     finally:
         stop(processes)  # as a cluster manager does: the whole job is restarted
     assert not (run_dir / "report.html").exists()
-    reports = finish(start_workers(cluster_data, run_dir, 4, tmp_path / "tmp"))
+    reports = finish(start_workers(cluster_data, run_dir, 4, tmp_path / "tmp-restarted"))
     assert all(report["epochs"] < 4 for report in reports)  # resumed, not started over
     assert pd.read_csv(run_dir / "log.csv")["epoch"].tolist() == [0, 1, 2, 3]
     assert not (run_dir / "backup").exists()
+    assert sorted((report["task"], report["chief"]) for report in reports) == [
+        ("worker-0", True), ("worker-1", False)]
+    np.testing.assert_allclose(reports[0]["prediction"], reports[1]["prediction"], rtol=1e-5)
+    saved = segment.load_model(run_dir / "model.keras")
+    probe = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3)
+    np.testing.assert_allclose(saved.predict(probe, verbose=0).ravel()[::97],
+                               reports[0]["prediction"], rtol=1e-5, atol=1e-6)
+    assert list((tmp_path / "tmp-restarted").iterdir()) == []  # the worker's folder is gone
+    # The chief's record (train_model under a cluster) reads back as the settings it ran.
+    recorded = json.loads((run_dir / "config.json").read_text())
+    assert segment.RunConfig.from_dict(recorded).train == segment.TrainConfig(epochs=4)
 
 
 @pytest.mark.slow

@@ -39,11 +39,11 @@ def small_data(synthetic_pairs):
 
 @pytest.mark.slow
 @pytest.mark.traced
-def test_small_model_learns_synthetic_lesions(synthetic_dir, tmp_path):
+def test_small_model_learns_synthetic_lesions(tmp_path):
     set_seed(0)
     pairs = segment.make_synthetic_dataset(tmp_path / "sixteen", 16, size=(64, 80))
-    data = create_generator(pairs, image_size=(64, 64), batch_size=8, shuffle=True)
-    model = create_model((64, 64, 3), base_filters=8, depth=4, dropout=0.0)
+    data = create_generator(pairs, image_size=(48, 48), batch_size=8, shuffle=True)
+    model = create_model((48, 48, 3), base_filters=8, depth=4, dropout=0.0)
     history = train_model(model, data, None, 30, tmp_path / "run", learning_rate=2e-3,
                           verbose=0)
     assert len(history.history["loss"]) == 30  # 60 steps in all
