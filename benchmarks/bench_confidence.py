@@ -12,11 +12,11 @@ measures to be told apart, but it is not the README's model, whose figures the i
 Each candidate is computed from the model's own output on each image, with no truth; higher
 means surer. From the probabilities p at the network's size and their mask m = p >= 0.5:
 
-- soft_dice: `prediction.mask_confidence`, the soft dice between p and m (the library's);
+- soft_dice: `confidence.mask_confidence`, the soft dice between p and m (the library's);
 - border_entropy: 1 - the mean binary entropy (bits) of p within 2 pixels of m's border (over
   the whole view when m is empty);
 - one_component: the share of m's area in its largest component (1 for an empty mask);
-- flip_agreement: `prediction.flip_agreement`, the mean dice between the mask of each of the
+- flip_agreement: `confidence.flip_agreement`, the mean dice between the mask of each of the
   four flip views and the mask of their mean (test-time augmentation's views agreeing);
 - soft_dice_x_component: soft_dice times one_component;
 - soft_dice_x_flips: soft_dice (of the flip views' mean) times flip_agreement, what the
@@ -35,9 +35,10 @@ import tempfile
 from pathlib import Path
 
 import segment
+from segment.confidence import flip_agreement, mask_confidence
 from segment.evaluation import LOW_DICE
 from segment.postprocess import flip_views
-from segment.prediction import flip_agreement, mask_confidence, network_size
+from segment.prediction import network_size
 from segment.training import compile_model
 
 import numpy as np

@@ -26,17 +26,18 @@ HERE = Path(__file__).resolve().parent
 # Which benchmark's run measured each numbered row of the targets table.
 ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision", "5": "peer",
              "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained", "10": "review",
-             "11": "confidence"}
+             "11": "confidence", "12": "second_look"}
 PRETRAINED = "9 pretrained encoder (ISIC 2018)"  # the rows of bench_pretrained.py's parts
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
-              "review", "confidence"]
+              "review", "confidence", "second_look"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
 COMMANDS = {"pretrained": ["bench_pretrained.py", "--large-side", "0"],
             "pretrained_tuning": ["bench_pretrained.py", "--only", "tuning"],
-            "pretrained_large": ["bench_pretrained.py", "--only", "large"]}
+            "pretrained_large": ["bench_pretrained.py", "--only", "large"],
+            "second_look": ["bench_second_look.py", "runs/isic2018-128"]}  # part isic2018's run
 
 
 def invocation(name):
@@ -131,7 +132,25 @@ def targets(results):
         rows.append(review_row(results["review"]))
     if "confidence" in results:
         rows.append(confidence_row(results["confidence"]))
+    if "second_look" in results:
+        rows.append(second_look_row(results["second_look"]))
     return rows
+
+
+def second_look_row(second_look):
+    """The second look chosen on the validation part, on the test part against one pass."""
+    target = ("test part, the same model: lesions under 5 % of the view mean dice >= 0.87, and "
+              "at most half of one pass's images below 0.6 dice")
+    if "chosen" not in second_look:
+        return "12 second look", target, "-", not_run(second_look)
+    looked, plain = second_look["test"]["second look"], second_look["test"]["one pass"]
+    bins = [looked["by_lesion_size"][label] for label in ("under 2 %", "2-5 %")]
+    count = sum(each["count"] for each in bins)
+    small = (sum(each["count"] * each["mean_dice"] for each in bins if each["count"]) / count
+             if count else float("nan"))
+    below, before = looked["low_dice"]["count"], plain["low_dice"]["count"]
+    return ("12 second look", target, f"{small:.3f} over {count}; {below} below 0.6 (one pass "
+            f"{before}); {second_look['run']}", small >= 0.87 and below <= before / 2)
 
 
 def confidence_row(confidence):

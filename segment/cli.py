@@ -25,7 +25,9 @@ import pandas as pd
 from .augment import AUGMENTATIONS
 from .cli_arguments import (
     OneLineParser,
+    add_evaluation_arguments,
     check_train_arguments,
+    evaluation_settings,
     float_in,
     image_size,
     int_from,
@@ -107,7 +109,7 @@ def _train(args):
                           precision="mixed" if args.mixed_precision else "float32",
                           encoder_lr_scale=args.encoder_lr_scale,
                           encoder_frozen_epochs=args.encoder_frozen_epochs),
-        evaluation=EvalConfig(**_evaluation_settings(args)))
+        evaluation=EvalConfig(**evaluation_settings(args)))
     data = args.images
     if data is None:
         logger.info("no --images given: using %d synthetic pairs in '%s'", args.num_synthetic,
@@ -122,7 +124,7 @@ def _train(args):
 
 
 def _evaluate(args):
-    options = {"image_size": args.size, "progress": not args.quiet, **_evaluation_settings(args)}
+    options = {"image_size": args.size, "progress": not args.quiet, **evaluation_settings(args)}
     if args.predict_only:
         written, skipped = load_and_predict(_one_or_all(args.model), args.predict_only,
                                             args.out, **options)
@@ -151,16 +153,6 @@ def _print_flagged(table_path):
 def _one_or_all(model_paths):
     """--model given once: that path; more often: the list (an ensemble)."""
     return model_paths[0] if len(model_paths) == 1 else model_paths
-
-
-def _evaluation_settings(args):
-    """The evaluation flags given on the command line, as EvalConfig fields."""
-    settings = {"threshold": args.threshold, "tta": args.tta, "postprocess": args.postprocess,
-                "original_size": (None if args.eval_resolution is None
-                                  else args.eval_resolution == "original"),
-                "batch_size": getattr(args, "eval_batch_size", None),
-                "flag_share": getattr(args, "flag_share", None)}
-    return {name: value for name, value in settings.items() if value is not None}
 
 
 def _print_summary(report, part):
@@ -218,25 +210,8 @@ def _run_on_backend(command, backend, argv):
         return 130
 
 
-def _evaluation_arguments(parser, *, recorded):
-    """Evaluation flags; with `recorded`, an absent flag keeps the trained run's setting."""
-    default = EvalConfig()
-    evaluation = parser.add_argument_group(
-        "evaluation" + (" (an absent flag keeps the setting in config.json beside the model, "
-                        "else the default)" if recorded else ""))
-    evaluation.add_argument("--threshold", type=float_in(0, 1),
-                            default=None if recorded else default.threshold,
-                            help=f"probability at or above which a pixel is lesion, in (0, 1) "
-                                 f"[{default.threshold}]")
-    evaluation.add_argument("--tta", action="store_true", default=None if recorded else False,
-                            help="average predictions over flips (test-time augmentation)")
-    evaluation.add_argument("--postprocess", action="store_true",
-                            default=None if recorded else False,
-                            help="keep the largest lesion region and fill its holes")
-    evaluation.add_argument("--eval-resolution", choices=["original", "network"],
-                            default=None if recorded else "original",
-                            help="score at each image's own size or at the network's "
-                                 "[original]")
+def _common_arguments(parser):
+    """--overwrite, --backend, -v and -q, which both programs take."""
     parser.add_argument("--overwrite", action="store_true",
                         help="clear what an earlier run left in the output folder (model, "
                              "report, logs, cache, backup, split)")
@@ -343,7 +318,8 @@ def _train_parser():
                           help="epochs at the start in which the pretrained encoder does not "
                                "train, below --epochs (with --encoder efficientnet_lite0 and "
                                "its batch norms frozen)")
-    _evaluation_arguments(parser, recorded=False)
+    add_evaluation_arguments(parser, recorded=False)
+    _common_arguments(parser)
     return parser
 
 
@@ -389,7 +365,8 @@ def _evaluate_parser():
     parser.add_argument("--flag-share", type=float_in(0, 1, low_included=True, high_included=True),
                         help=f"with --predict-only: the share of masks, the least confident, "
                              f"flagged in {PREDICTIONS_TABLE} [{EvalConfig.flag_share}]")
-    _evaluation_arguments(parser, recorded=True)
+    add_evaluation_arguments(parser, recorded=True)
+    _common_arguments(parser)
     return parser
 
 

@@ -8,10 +8,10 @@
 
 import argparse
 
-from .config import ModelConfig, TrainConfig
+from .config import EvalConfig, ModelConfig, TrainConfig
 
-__all__ = ["OneLineParser", "check_train_arguments", "float_in", "image_size", "int_from",
-           "positive_int"]
+__all__ = ["OneLineParser", "add_evaluation_arguments", "check_train_arguments",
+           "evaluation_settings", "float_in", "image_size", "int_from", "positive_int"]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -98,3 +98,44 @@ def check_train_arguments(parser, args):
         parser.error("--encoder-frozen-epochs with --encoder-batchnorm train: the batch norms' "
                      "statistics would still change while the encoder is 'frozen'; use "
                      "--encoder-batchnorm frozen")
+
+
+def add_evaluation_arguments(parser, *, recorded):
+    """Evaluation flags; with `recorded`, an absent flag keeps the trained run's setting."""
+    default = EvalConfig()
+    evaluation = parser.add_argument_group(
+        "evaluation" + (" (an absent flag keeps the setting in config.json beside the model, "
+                        "else the default)" if recorded else ""))
+    evaluation.add_argument("--threshold", type=float_in(0, 1),
+                            default=None if recorded else default.threshold,
+                            help=f"probability at or above which a pixel is lesion, in (0, 1) "
+                                 f"[{default.threshold}]")
+    evaluation.add_argument("--tta", action="store_true", default=None if recorded else False,
+                            help="average predictions over flips (test-time augmentation)")
+    evaluation.add_argument("--postprocess", action="store_true",
+                            default=None if recorded else False,
+                            help="keep the largest lesion region and fill its holes")
+    evaluation.add_argument("--second-look", action="store_true",
+                            default=None if recorded else False,
+                            help="predict each image again in a crop around the lesion the "
+                                 "first pass found, pasted back at the image's own size")
+    evaluation.add_argument("--crop-margin", type=float_in(0, 10, low_included=True,
+                                                           high_included=True),
+                            default=None if recorded else default.crop_margin,
+                            help=f"with --second-look: the crop's margin around the lesion, a "
+                                 f"share of its size on each side [{default.crop_margin}]")
+    evaluation.add_argument("--eval-resolution", choices=["original", "network"],
+                            default=None if recorded else "original",
+                            help="score at each image's own size or at the network's "
+                                 "[original]")
+
+
+def evaluation_settings(args):
+    """The evaluation flags given on the command line, as EvalConfig fields."""
+    settings = {"threshold": args.threshold, "tta": args.tta, "postprocess": args.postprocess,
+                "second_look": args.second_look, "crop_margin": args.crop_margin,
+                "original_size": (None if args.eval_resolution is None
+                                  else args.eval_resolution == "original"),
+                "batch_size": getattr(args, "eval_batch_size", None),
+                "flag_share": getattr(args, "flag_share", None)}
+    return {name: value for name, value in settings.items() if value is not None}

@@ -205,6 +205,8 @@ class EvalConfig:
     batch_size: int = 8  # images per forward pass
     num_examples: int = 4  # images in each of the best and worst galleries
     flag_share: float = 0.1  # share of masks flagged for a look: the least confident
+    second_look: bool = False  # predict again in a crop around the lesion found (second_look.py)
+    crop_margin: float = 0.5  # the crop's margin: a share of the lesion's size on each side
 
     def __post_init__(self):
         if not 0 < self.threshold < 1:
@@ -213,6 +215,9 @@ class EvalConfig:
             raise ValueError(f"flag_share must be in [0, 1]. "
                              f"Received: flag_share={self.flag_share}")
         _check_integer(self, "batch_size")
+        if not 0 <= self.crop_margin <= 10:
+            raise ValueError(f"crop_margin must be in [0, 10]. "
+                             f"Received: crop_margin={self.crop_margin}")
         if int(self.num_examples) < 0:
             raise ValueError(f"num_examples must be >= 0. "
                              f"Received: num_examples={self.num_examples}")

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
+from .confidence import least_confident
 from .config import EvalConfig, with_overrides
 from .data import as_pairs, size_mismatch
 from .errors import ImageReadError, SegmentError
@@ -31,13 +32,7 @@ from .metrics import (
     hausdorff_distance_95,
     scores_from_counts,
 )
-from .prediction import (
-    Ensemble,
-    iter_probabilities,
-    least_confident,
-    predicting_models,
-    to_mask,
-)
+from .prediction import Ensemble, iter_probabilities, predicting_models, to_mask
 from .review import review_pictures
 
 __all__ = ["LESION_SIZE_BINS", "LOW_DICE", "METRICS", "Evaluation", "Example", "display_size",
@@ -83,8 +78,8 @@ class Evaluation:
             thresholded_jaccard, sensitivity, specificity, accuracy, hd95 (pixels),
             truth_area and predicted_area (pixels), height and width (evaluated size), and
             confidence: found without the truth (low: worth a look), the probabilities'
-            `prediction.mask_confidence`, times their flip views' `flip_agreement` with tta;
-            flagged: True for the `flag_share` least confident (`prediction.least_confident`).
+            `confidence.mask_confidence`, times their flip views' `flip_agreement` with tta;
+            flagged: True for the `flag_share` least confident (`confidence.least_confident`).
         summary: dict: for each metric its mean, median, std, min and max over images (NaN
             values left out and counted), plus count, isic_score, empty_truth, settings and
             pooled_dice: the dice of all evaluated pixels counted together, as papers that pool
@@ -94,7 +89,8 @@ class Evaluation:
             when every mask is empty. by_lesion_size: for each of `LESION_SIZE_BINS` (the
             truth's share of the image) its count and mean dice (NaN when empty); low_dice:
             the count of images whose dice is below `LOW_DICE` (0.6).
-        settings: how the predictions were made (threshold, tta, postprocess, resolution).
+        settings: how the predictions were made (threshold, tta, postprocess, resolution,
+            image_size, second_look and its crop_margin).
         skipped: (path, reason) for each pair that could not be read.
         best, worst: the `num_examples` best and worst images as `Example`s (best first,
             worst first; ties in dice ranked by order), for the galleries.
@@ -167,7 +163,10 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, revie
                 "resolution": ("original" if config.original_size
                                else f"network {size[0]}x{size[1]}"),
                 "image_size": (list(size) if len(sizes) == 1
-                               else [list(each) for each in sizes])}
+                               else [list(each) for each in sizes]),
+                "second_look": config.second_look}
+    if config.second_look:
+        settings["crop_margin"] = config.crop_margin
     if isinstance(model, Ensemble):
         settings["members"] = model.members
     rows, skipped, pictures = [], [], []

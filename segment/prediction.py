@@ -12,7 +12,6 @@ at the image's size. The settings come as an `EvalConfig` (or as its fields, as 
 """
 
 import logging
-import math
 import os
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .confidence import flip_agreement, least_confident, mask_confidence
 from .config import EvalConfig, with_overrides
 from .data import Pair, as_pair, list_image_files
 from .errors import ImageReadError
@@ -28,10 +28,10 @@ from .files import atomic_path
 from .images import load_input_image, read_image_size, resize_probabilities, save_mask
 from .postprocess import flip_views, postprocess_mask
 from .review import review_pictures, write_review
+from .second_look import look_again
 
-__all__ = ["PREDICTIONS_TABLE", "Ensemble", "export_predictions", "flip_agreement",
-           "iter_predictions", "iter_probabilities", "least_confident", "mask_confidence",
-           "network_size", "predict_masks", "predicting_models", "to_mask"]
+__all__ = ["PREDICTIONS_TABLE", "Ensemble", "export_predictions", "iter_predictions",
+           "iter_probabilities", "network_size", "predict_masks", "predicting_models", "to_mask"]
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +225,9 @@ def iter_probabilities(model, items, image_size, config, progress, skipped):
     probabilities at its network size; an `Ensemble`'s mean at the item's own size (the first
     model's network size when `config.original_size` is False). The confidence is the
     probabilities' `mask_confidence`, times, with `config.tta`, the flip views' agreement
-    (`flip_agreement`; an ensemble's models' agreements averaged)."""
+    (`flip_agreement`; an ensemble's models' agreements averaged). With `config.second_look`,
+    an image whose lesion the first pass found gets the second look's probabilities instead, at
+    the item's own size (the first model's network size when `original_size` is False)."""
     members = predicting_models(model, image_size)
     batch_items, batch_inputs = [], []  # inputs: one uint8 image per member and item
     # disable=None: tqdm draws only on a terminal, so a log file gets no bar redraws.
@@ -251,8 +253,18 @@ def iter_probabilities(model, items, image_size, config, progress, skipped):
 
 
 def _predict_items(members, items, inputs, config):
-    """(item, probabilities, confidence) for a batch: one model's probabilities as they are,
-    several models' averaged."""
+    """(item, probabilities, confidence) for a batch: the first pass, then, with
+    `config.second_look`, the second (`second_look.look_again`)."""
+    first_pass = _first_pass(members, items, inputs, config)
+    if not config.second_look:
+        return first_pass
+    return look_again(members, first_pass, config, _predict_batch, lambda item: (
+        _original_size(item) if config.original_size else members[0][1]))
+
+
+def _first_pass(members, items, inputs, config):
+    """(item, probabilities, confidence) for a batch of whole views: one model's probabilities
+    as they are, several models' averaged."""
     per_member = [_predict_batch(model, [images[index] for images in inputs], config)
                   for index, (model, _) in enumerate(members)]
     for position, item in enumerate(items):
@@ -284,64 +296,6 @@ def to_mask(probabilities, size, config):
     probabilities = resize_probabilities(probabilities, size)
     mask = (probabilities >= config.threshold).astype(np.uint8)
     return postprocess_mask(mask) if config.postprocess else mask
-
-
-def mask_confidence(probabilities, threshold=0.5):
-    """How sure the model is of one mask, from its own probabilities alone (no truth needed).
-
-    The soft dice between float (h, w) probabilities p and their thresholded mask m, over the
-    class the mask predicts: the lesion, 2 sum(p m) / (sum(p) + sum(m)), when m marks any pixel;
-    else the background, the same with 1 - p and 1 - m. In [0, 1]: near 1 when every
-    probability is near 0 or 1, lower the more of them hover near the threshold. A low value
-    marks a mask worth a look.
-
-    Example:
-        >>> round(mask_confidence(np.full((4, 4), 0.9)), 4)  # 2 * 0.9 / (0.9 + 1)
-        0.9474
-        >>> round(mask_confidence(np.full((4, 4), 0.1)), 4)  # no lesion, nearly sure of it
-        0.9474
-    """
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    mask = probabilities >= threshold
-    if not mask.any():
-        probabilities, mask = 1.0 - probabilities, ~mask
-    return float(2 * probabilities[mask].sum() / (probabilities.sum() + mask.sum()))
-
-
-def least_confident(confidence, share):
-    """Flags for the `share` least confident of a Series of confidences: a bool Series.
-
-    The count is rounded up (10 % of 12 is 2); ties are broken by order, first flagged first.
-
-    Example:
-        >>> least_confident(pd.Series([0.9, 0.2, 0.7, 0.2]), 0.5).tolist()
-        [False, True, False, True]
-    """
-    # Rounded up, less a hair: 0.1 * 30 is 3.0000000000000004 in floating point, not 4.
-    count = math.ceil(share * len(confidence) - 1e-9)
-    return confidence.rank(method="first") <= count
-
-
-def flip_agreement(views, threshold=0.5):
-    """How much the test-time flip views of one image agree: the mean dice between each view's
-    mask and the mask of their mean, in [0, 1] (two empty masks agree: 1).
-
-    Args:
-        views: float (views, h, w) lesion probabilities, each flipped back (`flip_views`).
-
-    Example:
-        >>> views = np.zeros((4, 8, 8))
-        >>> views[0, 2:6, 2:6] = 0.9  # one view of four sees a lesion; their mean does not
-        >>> flip_agreement(views)  # (0 + 1 + 1 + 1) / 4
-        0.75
-    """
-    masks = np.asarray(views) >= threshold
-    consensus = np.mean(views, axis=0) >= threshold
-    scores = []
-    for mask in masks:
-        total = int(mask.sum() + consensus.sum())
-        scores.append(2 * int((mask & consensus).sum()) / total if total else 1.0)
-    return float(np.mean(scores))
 
 
 def network_size(model, image_size=None, recorded=None):

@@ -63,6 +63,11 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     paired = flips["against_recipe"]
     assert paired["images"] == 6 and abs(paired["mean_dice_difference"] - (
         flips["plain"]["mean_dice"] - full["recipe"]["plain"]["mean_dice"])) < 1e-6
+    second_look = results["second_look"]  # one margin and share in --quick: chosen as they are
+    assert second_look["chosen"] == {"crop_margin": 0.5, "whole_view_share": 0.5}
+    assert set(second_look["test"]) == {"one pass", "second look", "one pass with TTA",
+                                        "second look with TTA"}
+    assert second_look["test"]["second look"]["against_one_pass"]["images"] == 6
     page = (tmp_path / "RESULTS.md").read_text()
     assert "QUICK smoke run" in page
     recipe = full["recipe"]["plain"]  # every evaluation's per-size scores, in one table
@@ -70,7 +75,8 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     assert f"| isic2018 / recipe / plain | {recipe['count']} | {recipe['mean_dice']:.3f} |" in page
     for row in ["| 1 compute |", "| 2 pipeline |", "| 3 memory |",
                 "| 5 peer (MONAI DynUNet) |", "| 6 quality |", "| 7 backends |",
-                "| 8 ISIC 2018 (1,878 pairs) |", "| 9 pretrained encoder (ISIC 2018) |"]:
+                "| 8 ISIC 2018 (1,878 pairs) |", "| 9 pretrained encoder (ISIC 2018) |",
+                "| 12 second look |"]:
         assert row in page
 
 

@@ -313,7 +313,7 @@ def test_with_tta_the_confidence_also_weighs_how_much_the_flip_views_agree(odd_s
 
 
 def test_confidence_falls_as_probabilities_near_the_threshold_over_the_lesion():
-    from segment.prediction import mask_confidence
+    from segment.confidence import mask_confidence
 
     sure = np.full((8, 8), 0.02)
     sure[2:6, 2:6] = 0.98
