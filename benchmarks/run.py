@@ -26,11 +26,11 @@ HERE = Path(__file__).resolve().parent
 # Which benchmark's run measured each numbered row of the targets table.
 ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision", "5": "peer",
              "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained", "10": "review",
-             "11": "confidence", "12": "second_look"}
+             "11": "confidence", "12": "second_look", "13": "torch_twin"}
 PRETRAINED = "9 pretrained encoder (ISIC 2018)"  # the rows of bench_pretrained.py's parts
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
-              "review", "confidence", "second_look"]
+              "review", "confidence", "second_look", "torch_twin"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -134,6 +134,27 @@ def targets(results):
         rows.append(confidence_row(results["confidence"]))
     if "second_look" in results:
         rows.append(second_look_row(results["second_look"]))
+    if "torch_twin" in results:
+        rows += torch_twin_rows(results["torch_twin"])
+    return rows
+
+
+def torch_twin_rows(twin):
+    """The Lite0 U-Net in the library against its PyTorch twin, and bf16 against float32."""
+    target = ("the project's fastest mode >= 1.3x PyTorch's fastest on the same network, "
+              "training and prediction, at 128 and 224")
+    sizes = [size for size in ("128x128", "224x224") if size in twin]
+    if not sizes:
+        return [("13 Lite0 U-Net vs PyTorch", target, "-", not_run(twin))]
+    measured = {(size, kind): twin[size]["ratios"][f"{kind}: project fastest / PyTorch fastest"]
+                for size in sizes for kind in ("train", "predict")}
+    rows = [("13 Lite0 U-Net vs PyTorch", target, "; ".join(
+        f"{kind} {size.split('x')[0]}: {ratio:.2f}x" for (size, kind), ratio in measured.items()),
+        min(measured.values()) >= 1.3)]
+    bf16 = twin.get("224x224", {}).get("ratios", {}).get("train: keras bf16 / float32")
+    rows.append(("13 Lite0 U-Net vs PyTorch", "mixed_bfloat16 >= 1.6x float32 training at 224",
+                 "-" if bf16 is None else f"{bf16:.2f}x",
+                 "n/a: no native bf16 on this CPU" if bf16 is None else bf16 >= 1.6))
     return rows
 
 

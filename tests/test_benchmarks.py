@@ -24,8 +24,10 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # runs them beside this one; bench_review.py, whose smoke run needs the browser that
     # `make test-browser` installs (tests/test_review_browser.py). `make bench` runs them all.
     # bench_confidence.py's measures are tested below, in this process.
+    # bench_torch_twin.py traces the Lite0 network in two precisions (a minute at any size);
+    # test_torch_twin.py checks its PyTorch twin gives the library's output.
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
-                                                         "review", "confidence")
+                                                         "review", "confidence", "torch_twin")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,

@@ -111,7 +111,10 @@ def test_two_local_workers_resume_after_a_kill_and_only_the_chief_writes(cluster
     probe = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3)
     np.testing.assert_allclose(saved.predict(probe, verbose=0).ravel()[::97],
                                reports[0]["prediction"], rtol=1e-5, atol=1e-6)
-    assert list((tmp_path / "tmp-restarted").iterdir()) == []  # the worker's folder is gone
+    # The worker's folder is gone (TensorFlow's autograph leaves the bytecode cache of the
+    # modules it generated there, not ours).
+    assert [path.name for path in (tmp_path / "tmp-restarted").iterdir()
+            if path.name != "__pycache__"] == []
     # The chief's record (train_model under a cluster) reads back as the settings it ran.
     recorded = json.loads((run_dir / "config.json").read_text())
     assert segment.RunConfig.from_dict(recorded).train == segment.TrainConfig(epochs=4)
