@@ -40,7 +40,7 @@ bench: $(PEER_INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
-# Two workers (one per core), each taking whole test files: 8-14 minutes on 2 cores with the
+# Two workers (one per core), each taking whole test files: 9-13 minutes on 2 cores with the
 # install, depending on the machine (docs/RESULTS.md, "The two commands on a fresh clone").
 test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile

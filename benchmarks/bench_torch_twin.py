@@ -1,8 +1,11 @@
 """The Lite0 U-Net's speed in the library (Keras on TensorFlow) against its PyTorch twin.
 
-    .venv/bin/python benchmarks/bench_torch_twin.py            # about 10 minutes on 2 cores
-    .venv/bin/python benchmarks/bench_torch_twin.py --compile  # and torch.compile's mode
+    .venv/bin/python benchmarks/bench_torch_twin.py --compile  # 14 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_torch_twin.py            # without torch.compile's mode
     .venv/bin/python benchmarks/bench_torch_twin.py --quick    # a smoke run
+
+(14 minutes: a 2-core AMD EPYC with AVX-512 and bf16, 2026-12-03, torch.compile taking 2.5 and
+3.5 of them.)
 
 The same network (`create_model(encoder="efficientnet_lite0")`, base 16 filters) and its
 PyTorch twin (`torch_twin.py`, same weights, same outputs: tests/test_torch_twin.py), at 128x128
@@ -132,7 +135,8 @@ def ratios(rates):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 32x32, 1 round")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 32x32, 1 round, no torch.compile")
     parser.add_argument("--compile", action="store_true", help="also torch.compile (slow)")
     args = parser.parse_args()
     sizes, rounds, steps = ((32,), 1, 1) if args.quick else (SIZES, ROUNDS, STEPS)
@@ -140,7 +144,7 @@ def main():
     results = {"batch": BATCH, "rounds": rounds, "steps": steps, "native_bf16": bf16,
                "torch": torch.__version__, "threads": torch.get_num_threads()}
     for size in sizes:
-        modes, compile_seconds = torch_modes(size, args.compile)
+        modes, compile_seconds = torch_modes(size, args.compile and not args.quick)
         modes = {**keras_modes(size, bf16), **modes}
         rates = best_rates(modes, rounds, steps)
         results[f"{size}x{size}"] = {"images_per_s": rates, "ratios": ratios(rates),

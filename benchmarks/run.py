@@ -37,7 +37,8 @@ BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "qu
 COMMANDS = {"pretrained": ["bench_pretrained.py", "--large-side", "0"],
             "pretrained_tuning": ["bench_pretrained.py", "--only", "tuning"],
             "pretrained_large": ["bench_pretrained.py", "--only", "large"],
-            "second_look": ["bench_second_look.py", "runs/isic2018-128"]}  # part isic2018's run
+            "second_look": ["bench_second_look.py", "runs/isic2018-128"],  # part isic2018's run
+            "torch_twin": ["bench_torch_twin.py", "--compile"]}
 
 
 def invocation(name):

@@ -119,10 +119,11 @@ def test_gpu_check_dry_run_on_the_cpu(tmp_path, synthetic_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_model_loss_metric_and_optimizer_tests_pass_on_the_other_backends(backend):
+def test_model_loss_metric_optimizer_and_second_look_tests_pass_on_the_other_backends(backend):
     # The same test files as on TensorFlow, in a pytest run under KERAS_BACKEND=backend.
     files = ["tests/test_model.py", "tests/test_layers.py", "tests/test_losses.py",
-             "tests/test_metrics.py", "tests/test_encoder_learning_rate.py"]
+             "tests/test_metrics.py", "tests/test_encoder_learning_rate.py",
+             "tests/test_second_look.py"]
     # Properties of the layer graph alone (marked `graph`) are checked once, on TensorFlow.
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-p", "no:xdist", "-m", "not graph", *files],
