@@ -167,14 +167,14 @@ def look_again(members, first_pass, config, predict_batch, target_size):
             logger.warning("no second look: %s", error)
             continue
         boxes[index] = box
-    looked = list(boxes)
-    per_member = [predict_batch(model, [crops[index][number] for index in looked], config)
-                  for number, (model, _) in enumerate(members)] if looked else []
+    position_of = {index: position for position, index in enumerate(boxes)}  # in the crops
+    per_member = [predict_batch(model, [crops[index][number] for index in boxes], config)
+                  for number, (model, _) in enumerate(members)] if boxes else []
     for index, first in enumerate(first_pass):
         if index not in boxes:
             yield first
             continue
-        position, box, size = looked.index(index), boxes[index], target_size(first[0])
+        position, box, size = position_of[index], boxes[index], target_size(first[0])
         probabilities = np.mean([paste(each[position], box, size) for each, _ in per_member],
                                 axis=0, dtype=np.float32)
         top, left, bottom, right = box.pixels(size)
