@@ -132,16 +132,14 @@ class TorchTwin(nn.Module):
                  "context_conv_2": "context_1_2_conv"}
         for level in range(5, 0, -1):
             pairs[f"upsampling.{level}"] = f"upsampling_{level}"
-            pairs[f"segmentation.{level}"] = f"segmentation_{level}"
             if level > 1:
                 pairs[f"localization.{level}.0"] = f"localization_{level}_1"
                 pairs[f"localization.{level}.1"] = f"localization_{level}_2"
+            if level <= 3:  # deep supervision from levels 3 and 2, and level 1's output
+                pairs[f"segmentation.{level}"] = f"segmentation_{level}"
         pairs["localization.1"] = "localization_1"
-        names = {layer.name for layer in model.layers}
         with torch.no_grad():
             for ours, theirs in pairs.items():
-                if theirs not in names and f"{theirs}_conv" not in names:
-                    continue  # segmentation 4 and 5 do not exist
                 module = twin.get_submodule(ours)
                 if isinstance(module, ConvNormAct):
                     _copy(module.conv, model.get_layer(f"{theirs}_conv"))

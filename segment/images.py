@@ -24,6 +24,7 @@ __all__ = [
     "load_input_image",
     "load_segmented_image",
     "read_image_size",
+    "resize_image",
     "resize_mask",
     "resize_probabilities",
     "save_mask",
@@ -228,6 +229,18 @@ def _mask_values(image):
     if image.mode in ("1", "L", "LA"):
         return np.asarray(image.convert("L"))
     return np.asarray(image.convert("RGB")).max(axis=-1)
+
+
+def resize_image(image, size):
+    """A uint8 (h, w, 3) image resized bilinearly to `size` (height, width), as a network sees
+    an image given as an array.
+
+    Example:
+        >>> resize_image(np.zeros((40, 60, 3), np.uint8), (16, 24)).shape
+        (16, 24, 3)
+    """
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]),
+                                                    Image.Resampling.BILINEAR))
 
 
 def resize_probabilities(probabilities, size):

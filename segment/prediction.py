@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from tqdm.auto import tqdm
 
 from .confidence import flip_agreement, least_confident, mask_confidence
@@ -25,7 +24,13 @@ from .config import EvalConfig, with_overrides
 from .data import Pair, as_pair, list_image_files
 from .errors import ImageReadError
 from .files import atomic_path
-from .images import load_input_image, read_image_size, resize_probabilities, save_mask
+from .images import (
+    load_input_image,
+    read_image_size,
+    resize_image,
+    resize_probabilities,
+    save_mask,
+)
 from .postprocess import flip_views, postprocess_mask
 from .review import review_pictures, write_review
 from .second_look import look_again
@@ -258,8 +263,8 @@ def _predict_items(members, items, inputs, config):
     first_pass = _first_pass(members, items, inputs, config)
     if not config.second_look:
         return first_pass
-    return look_again(members, first_pass, config, _predict_batch, lambda item: (
-        _original_size(item) if config.original_size else members[0][1]))
+    return look_again(members, first_pass, config, _predict_batch,
+                      lambda item: _map_size(item, members, config))
 
 
 def _first_pass(members, items, inputs, config):
@@ -271,11 +276,17 @@ def _first_pass(members, items, inputs, config):
         if len(members) == 1:
             probabilities = per_member[0][0][position]
         else:
-            target = _original_size(item) if config.original_size else members[0][1]
+            target = _map_size(item, members, config)
             probabilities = np.mean([resize_probabilities(each[position], target)
                                      for each, _ in per_member], axis=0, dtype=np.float32)
         agreement = np.mean([agreements[position] for _, agreements in per_member])
         yield item, probabilities, mask_confidence(probabilities, config.threshold) * agreement
+
+
+def _map_size(item, members, config):
+    """(height, width) of the probabilities that several models or a second look make: the
+    item's own size, or the first model's network size when `original_size` is False."""
+    return _original_size(item) if config.original_size else members[0][1]
 
 
 def _predict_batch(model, images, config):
@@ -337,8 +348,7 @@ def network_size(model, image_size=None, recorded=None):
 
 def _load_network_input(item, size):
     if isinstance(item, np.ndarray):
-        return np.asarray(Image.fromarray(item).resize((size[1], size[0]),
-                                                       Image.Resampling.BILINEAR))
+        return resize_image(item, size)
     return load_input_image(_image_path(item), size)
 
 

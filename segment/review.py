@@ -36,7 +36,13 @@ from scipy import ndimage
 
 from .errors import ImageReadError
 from .files import json_text, printable, replace_path, write_json_atomic
-from .images import load_input_image, read_image_size, resize_mask, resize_probabilities
+from .images import (
+    load_input_image,
+    read_image_size,
+    resize_image,
+    resize_mask,
+    resize_probabilities,
+)
 from .metrics import LESION_SIZE_BINS
 from .run_folder import OUTPUTS
 
@@ -95,8 +101,8 @@ def review_pictures(image, probabilities, predicted, truth=None):
     try:
         own_size = image.shape[:2] if isinstance(image, np.ndarray) else read_image_size(image)
         size = _scaled(own_size, DETAIL_SIDE)
-        picture = (np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BILINEAR))
-                   if isinstance(image, np.ndarray) else load_input_image(image, size))
+        picture = (resize_image(image, size) if isinstance(image, np.ndarray)
+                   else load_input_image(image, size))
     except ImageReadError as error:
         logger.warning("no review pictures: %s", error)
         return None
@@ -276,7 +282,7 @@ def _overlay(masks):
 def _thumbnail(picture, masks):
     """uint8 (h, w, 3): the picture at long side 96 with each mask's outline drawn."""
     size = _scaled(picture.shape[:2], THUMBNAIL_SIDE)
-    thumbnail = np.array(Image.fromarray(picture).resize(size[::-1], Image.Resampling.BILINEAR))
+    thumbnail = np.array(resize_image(picture, size))  # a copy: the outlines are drawn on it
     for name, colour in (("truth", _TRUTH), ("prediction", _PREDICTION)):
         if name in masks:
             mask = resize_mask(masks[name], size).astype(bool)

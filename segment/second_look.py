@@ -22,11 +22,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from .confidence import mask_confidence
 from .errors import ImageReadError
-from .images import load_input_image, read_image_size, resize_probabilities
+from .images import load_input_image, read_image_size, resize_image, resize_probabilities
 from .postprocess import keep_largest_component
 
 __all__ = ["WHOLE_VIEW_SHARE", "Box", "crop", "lesion_box", "look_again", "paste"]
@@ -117,8 +116,7 @@ def crop(image, box, size):
         image = load_input_image(image, (max(1, round(own[0] * scale)),
                                          max(1, round(own[1] * scale))))
     top, left, bottom, right = box.pixels(image.shape[:2])
-    return np.asarray(Image.fromarray(image[top:bottom, left:right]).resize(
-        (size[1], size[0]), Image.Resampling.BILINEAR))
+    return resize_image(image[top:bottom, left:right], size)
 
 
 def paste(probabilities, box, size):
@@ -145,7 +143,7 @@ def look_again(members, first_pass, config, predict_batch, target_size):
     Args:
         members: [(Keras model, (height, width) it is fed)], as `predicting_models` gives.
         first_pass: (item, probabilities, confidence) of each image of the batch.
-        config: `EvalConfig` (threshold, crop_margin, tta, batch_size).
+        config: `EvalConfig` (threshold, crop_margin, tta).
         predict_batch: (model, list of uint8 images, config) -> (float32 (batch, h, w)
             probabilities, flip agreements), as the first pass predicts.
         target_size: item -> (height, width) of the map to paste into.
