@@ -20,7 +20,13 @@ means surer. From the probabilities p at the network's size and their mask m = p
   four flip views and the mask of their mean (test-time augmentation's views agreeing);
 - soft_dice_x_component: soft_dice times one_component;
 - soft_dice_x_flips: soft_dice (of the flip views' mean) times flip_agreement, what the
-  library reports with `--tta` (chosen from the first run of this benchmark, docs/RESULTS.md).
+  library reports with `--tta` (chosen from the first run of this benchmark, docs/RESULTS.md);
+- second_look_agreement: the dice between m and the mask of a second look
+  (`second_look.lesion_box` with margin 0.5 around m's largest region, cut from the image at
+  its own resolution, predicted and pasted back at the network's size; 1 where no box is cut):
+  over-segmentation spread around a small lesion is what a closer look undoes;
+- soft_dice_x_second_look, flips_x_second_look: that agreement times soft_dice, or times
+  flip_agreement.
 
 For each, on the validation part: the Spearman rank correlation with dice, and the share of
 the images below 0.6 dice that are among the least confident 5, 10 and 20 %. The candidate
@@ -39,6 +45,7 @@ from segment.confidence import flip_agreement, mask_confidence
 from segment.evaluation import LOW_DICE
 from segment.postprocess import flip_views
 from segment.prediction import network_size
+from segment.second_look import crop, lesion_box, paste
 from segment.training import compile_model
 
 import numpy as np
@@ -68,6 +75,21 @@ def candidates(views):
             "soft_dice_x_flips": mask_confidence(views.mean(axis=0)) * agreement}
 
 
+def second_look_agreements(model, pairs, first_pass, size):
+    """Dice between each first-pass mask and its second look's, at the network's size."""
+    boxes = [lesion_box(probabilities) for probabilities in first_pass]
+    looked = [index for index, box in enumerate(boxes) if box is not None]
+    agreements = np.ones(len(pairs))
+    if looked:
+        crops = np.stack([crop(pairs[index].image_path, boxes[index], size) for index in looked])
+        again = np.asarray(model.predict_on_batch(crops.astype(np.float32) / 255.0))[..., 0]
+        for index, probabilities in zip(looked, again, strict=True):
+            first = first_pass[index] >= 0.5
+            second = paste(probabilities, boxes[index], size) >= 0.5
+            agreements[index] = 2 * np.sum(first & second) / (first.sum() + second.sum())
+    return agreements
+
+
 def scored(model, pairs, size):
     """(dice per image as `evaluate` scores it, {candidate: confidences}) over `pairs`."""
     dice = segment.evaluate(model, pairs, progress=False).table["dice"].to_numpy()
@@ -76,8 +98,14 @@ def scored(model, pairs, size):
         batch = pairs[start:start + 8]
         images = np.stack([segment.load_input_image(pair.image_path, size)
                            for pair in batch]).astype(np.float32) / 255.0
-        for views in np.moveaxis(flip_views(model, images)[..., 0], 0, 1):  # (4, h, w) each
-            for name, value in candidates(views).items():
+        views = np.moveaxis(flip_views(model, images)[..., 0], 0, 1)  # (batch, 4, h, w)
+        looks = second_look_agreements(model, batch, views[:, 0], size)
+        for image_views, look in zip(views, looks, strict=True):
+            values = candidates(image_views)
+            values.update(second_look_agreement=float(look),
+                          soft_dice_x_second_look=values["soft_dice"] * float(look),
+                          flips_x_second_look=values["flip_agreement"] * float(look))
+            for name, value in values.items():
                 confidences.setdefault(name, []).append(value)
     return dice, {name: np.asarray(values) for name, values in confidences.items()}
 

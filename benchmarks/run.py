@@ -26,11 +26,11 @@ HERE = Path(__file__).resolve().parent
 # Which benchmark's run measured each numbered row of the targets table.
 ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision", "5": "peer",
              "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained", "10": "review",
-             "11": "confidence", "12": "second_look", "13": "torch_twin"}
+             "11": "confidence", "12": "second_look", "13": "torch_twin", "14": "encoders"}
 PRETRAINED = "9 pretrained encoder (ISIC 2018)"  # the rows of bench_pretrained.py's parts
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
-              "review", "confidence", "second_look", "torch_twin"]
+              "review", "confidence", "second_look", "torch_twin", "encoders"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -137,6 +137,39 @@ def targets(results):
         rows.append(second_look_row(results["second_look"]))
     if "torch_twin" in results:
         rows += torch_twin_rows(results["torch_twin"])
+    if "encoders" in results:
+        rows += encoder_rows(results["encoders"])
+    return rows
+
+
+def small_lesion_dice(scores):
+    """(mean dice, count) over the test images whose lesion covers under 5 % of the view."""
+    bins = [scores["by_lesion_size"][label] for label in ("under 2 %", "2-5 %")]
+    count = sum(each["count"] for each in bins)
+    return (sum(each["count"] * each["mean_dice"] for each in bins if each["count"]) / count
+            if count else float("nan")), count
+
+
+def encoder_rows(encoders):
+    """Lite1 and Lite2 against the Lite0 224x224 baseline, each within the training budget."""
+    target = ("test part, training <= 60 min: lesions under 5 % of the view mean dice >= 0.87, "
+              "and at most half of the Lite0 224x224 run's images below 0.6 dice")
+    if "baseline" not in encoders:
+        return [("14 stronger encoders", target, "-", not_run(encoders))]
+    before = encoders["baseline"]["plain"]["low_dice"]["count"]
+    rows = []
+    for name, scores in encoders.items():
+        if not isinstance(scores, dict) or "against_baseline" not in scores:
+            continue
+        small, count = small_lesion_dice(scores["plain"])
+        below, minutes = scores["plain"]["low_dice"]["count"], scores["train_seconds"] / 60
+        paired = scores["against_baseline"]
+        rows.append(("14 stronger encoders", target,
+                     f"{name}, {scores['epochs']} epochs, {minutes:.0f} min: mean "
+                     f"{scores['plain']['mean_dice']:.3f} ({paired['mean_dice_difference']:+.3f}"
+                     f" ± {paired['standard_error']:.3f}); {small:.3f} over {count}; {below} "
+                     f"below 0.6 (Lite0 {before})",
+                     small >= 0.87 and below <= before / 2 and minutes <= 60))
     return rows
 
 
@@ -166,10 +199,7 @@ def second_look_row(second_look):
     if "chosen" not in second_look:
         return "12 second look", target, "-", not_run(second_look)
     looked, plain = second_look["test"]["second look"], second_look["test"]["one pass"]
-    bins = [looked["by_lesion_size"][label] for label in ("under 2 %", "2-5 %")]
-    count = sum(each["count"] for each in bins)
-    small = (sum(each["count"] * each["mean_dice"] for each in bins if each["count"]) / count
-             if count else float("nan"))
+    small, count = small_lesion_dice(looked)
     below, before = looked["low_dice"]["count"], plain["low_dice"]["count"]
     return ("12 second look", target, f"{small:.3f} over {count}; {below} below 0.6 (one pass "
             f"{before}); {second_look['run']}", small >= 0.87 and below <= before / 2)

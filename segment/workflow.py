@@ -19,7 +19,7 @@ from typing import NamedTuple
 from .config import EvalConfig, RunConfig, with_overrides
 from .data import PairList, as_pairs, find_pairs, fingerprint_pairs, inspect
 from .distribute import create_strategy, is_chief, task_id
-from .efficientnet import efficientnet_lite0_weights
+from .efficientnet import efficientnet_lite_weights
 from .errors import RunFolderError, SegmentError
 from .files import save_figure_atomic, write_text_atomic
 from .model import create_model
@@ -117,9 +117,10 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     strategy = strategy or create_strategy("none")
     chief = is_chief(strategy)
     pairs, source = _pairs_and_source(data, masks_dir)
-    if config.model.encoder == "efficientnet_lite0":
+    if config.model.encoder != "improved_unet":
         # The weights file is there and sound, or one line says why, before anything is written.
-        read_torch_weights(config.model.encoder_weights or efficientnet_lite0_weights())
+        read_torch_weights(config.model.encoder_weights
+                           or efficientnet_lite_weights(config.model.encoder))
     run = RunFolder(run_dir)
     run.open({**run_settings(config, pairs), "source": source}, strategy=strategy,
              overwrite=overwrite)

@@ -25,9 +25,11 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # `make test-browser` installs (tests/test_review_browser.py). `make bench` runs them all.
     # bench_confidence.py's measures are tested below, in this process.
     # bench_torch_twin.py traces the Lite0 network in two precisions (a minute at any size);
-    # test_torch_twin.py checks its PyTorch twin gives the library's output.
+    # test_torch_twin.py checks its PyTorch twin gives the library's output. bench_encoders.py
+    # trains three EfficientNet-Lite networks: its rows are tested below, from its output.
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
-                                                         "review", "confidence", "torch_twin")
+                                                         "review", "confidence", "torch_twin",
+                                                         "encoders")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -280,3 +282,24 @@ def test_confidence_candidates_and_their_ranking_of_failures():
     assert by_dice["spearman"] == pytest.approx(1.0)
     assert by_dice["low_dice_within"] == {"5 %": 1 / 3, "10 %": 1 / 3, "20 %": 2 / 3}
     assert ranking(dice, -dice)["low_dice_within"]["20 %"] == 0.0
+
+
+def test_encoder_rows_judge_each_variant_against_the_lite0_baseline():
+    from run import encoder_rows
+
+    def scores(mean, small, below):
+        bins = {"under 2 %": {"count": 2, "mean_dice": small}, "2-5 %": {"count": 2,
+                                                                         "mean_dice": small}}
+        return {"mean_dice": mean, "by_lesion_size": bins, "low_dice": {"count": below}}
+
+    lite2 = {"plain": scores(0.9, 0.88, 10), "epochs": 12, "train_seconds": 3540,
+             "against_baseline": {"mean_dice_difference": 0.014, "standard_error": 0.003}}
+    rows = encoder_rows({"baseline": {"plain": scores(0.886, 0.82, 24)}, "256-lite2": lite2,
+                         "budget_minutes": 60,
+                         "256-lite1": {**lite2, "plain": scores(0.9, 0.88, 13)}})
+    assert [(row[2], row[3]) for row in rows] == [
+        ("256-lite2, 12 epochs, 59 min: mean 0.900 (+0.014 ± 0.003); 0.880 over 4; 10 below "
+         "0.6 (Lite0 24)", True),
+        ("256-lite1, 12 epochs, 59 min: mean 0.900 (+0.014 ± 0.003); 0.880 over 4; 13 below "
+         "0.6 (Lite0 24)", False)]
+    assert encoder_rows({"error": "failed"})[0][3] == "not run: failed"

