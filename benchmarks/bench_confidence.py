@@ -152,7 +152,7 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 40 synthetic pairs, functions run eagerly")
     args = parser.parse_args()
-    if args.run is not None:
+    if args.run is not None and not args.quick:
         model = segment.load_model(args.run / "model.keras")
         split = segment.load_split(args.run / "split.json")
         recorded = json.loads((args.run / "config.json").read_text())["data"]["image_size"]

@@ -30,14 +30,16 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
 PRETRAINED = "9 pretrained encoder (ISIC 2018)"  # the rows of bench_pretrained.py's parts
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
-              "review", "confidence", "second_look", "torch_twin", "encoders"]
+              "review", "confidence", "second_look", "torch_twin", "encoders", "step_trace"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
 COMMANDS = {"pretrained": ["bench_pretrained.py", "--large-side", "0"],
             "pretrained_tuning": ["bench_pretrained.py", "--only", "tuning"],
             "pretrained_large": ["bench_pretrained.py", "--only", "large"],
-            "second_look": ["bench_second_look.py", "runs/isic2018-128"],  # part isic2018's run
+            # the README's pretrained run (part pretrained_large's isic2018-224-lite0)
+            "confidence": ["bench_confidence.py", "runs/isic2018-224-lite0"],
+            "second_look": ["bench_second_look.py", "runs/isic2018-224-lite0"],
             "torch_twin": ["bench_torch_twin.py", "--compile"]}
 
 

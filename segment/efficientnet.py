@@ -116,7 +116,7 @@ def feature_blocks(variant="efficientnet_lite0"):
 
 
 def create_efficientnet_lite(input_shape=None, *, variant="efficientnet_lite0", include_top=True,
-                             num_classes=1000, dtype=None, name=None):
+                             num_classes=1000, dtype=None, depthwise_dtype=None, name=None):
     """An EfficientNet-Lite (0, 1 or 2) as a functional Keras model, randomly initialised.
 
     Args:
@@ -128,6 +128,9 @@ def create_efficientnet_lite(input_shape=None, *, variant="efficientnet_lite0", 
             `num_classes` logits; otherwise with the head's (h/32, w/32, 1280) ReLU6 features.
         num_classes: Classifier outputs. Defaults to 1000 (ImageNet).
         dtype: Keras dtype policy of every layer (None: float32; "mixed_bfloat16", ...).
+        depthwise_dtype: Policy of the depthwise convolutions alone. Defaults to `dtype`;
+            "float32" keeps them out of bfloat16 where a CPU's bf16 depthwise kernels are
+            slower than its float32 ones.
         name: Model name. Defaults to `variant`.
 
     Input shape:
@@ -152,7 +155,7 @@ def create_efficientnet_lite(input_shape=None, *, variant="efficientnet_lite0", 
     for blocks, kernel, stride, expansion, filters in stages(variant):
         for repeat in range(blocks):  # the first block of a stage changes stride and filters
             x = _mbconv(layers, x, filters_in, filters, kernel, stride if repeat == 0 else 1,
-                        expansion, f"block{index}")
+                        expansion, f"block{index}", depthwise_dtype or dtype)
             filters_in, index = filters, index + 1
     x = _conv_bn_relu6(layers, x, 1280, 1, 1, "head")
     if include_top:
@@ -247,14 +250,15 @@ def _variant(variant):
 
 
 class _Layers:
-    """`keras.layers`, each made with one dtype policy: `_Layers(dtype).Conv2D(...)`."""
+    """`keras.layers`, each made with one dtype policy unless given its own:
+    `_Layers(dtype).Conv2D(...)`."""
 
     def __init__(self, dtype):
         self.dtype = dtype
 
     def __getattr__(self, name):
         kind = getattr(keras.layers, name)
-        return lambda *args, **kwargs: kind(*args, dtype=self.dtype, **kwargs)
+        return lambda *args, **kwargs: kind(*args, **{"dtype": self.dtype, **kwargs})
 
 
 def _conv_bn_relu6(layers, x, filters, kernel, stride, name):
@@ -264,13 +268,14 @@ def _conv_bn_relu6(layers, x, filters, kernel, stride, name):
     return layers.ReLU(6.0, name=f"{name}_relu6")(x)
 
 
-def _mbconv(layers, inputs, filters_in, filters, kernel, stride, expansion, name):
+def _mbconv(layers, inputs, filters_in, filters, kernel, stride, expansion, name,
+            depthwise_dtype):
     """Expansion (if any), depthwise, projection; a residual add when the shape is unchanged."""
     x = inputs
     if expansion != 1:
         x = _conv_bn_relu6(layers, x, filters_in * expansion, 1, 1, f"{name}_expand")
     x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False,
-                               name=f"{name}_depthwise_conv")(x)
+                               name=f"{name}_depthwise_conv", dtype=depthwise_dtype)(x)
     x = layers.BatchNormalization(**_BATCH_NORM, name=f"{name}_depthwise_bn")(x)
     x = layers.ReLU(6.0, name=f"{name}_depthwise_relu6")(x)
     x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_project_conv")(x)

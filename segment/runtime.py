@@ -32,8 +32,8 @@ from pathlib import Path
 from ._version import __version__
 from .config import PRECISIONS, TrainConfig
 
-__all__ = ["BACKENDS", "cpu_has_native_bf16", "keras_backend", "library_versions",
-           "resolve_precision"]
+__all__ = ["BACKENDS", "backend_has_gpu", "cpu_has_native_bf16", "keras_backend",
+           "library_versions", "resolve_precision"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def resolve_precision(precision=TrainConfig.precision, *, has_gpu=None):
         raise ValueError(f"Unknown precision. Received: precision={precision!r}; "
                          f"available: {PRECISIONS}")
     if has_gpu is None:
-        has_gpu = _backend_has_gpu()
+        has_gpu = backend_has_gpu()
     if precision == "mixed":
         precision = "mixed_float16" if has_gpu else "mixed_bfloat16"
     if precision == "mixed_bfloat16" and not has_gpu and not cpu_has_native_bf16():
@@ -157,8 +157,13 @@ def library_versions():
     return versions
 
 
-def _backend_has_gpu():
-    """Whether the Keras backend sees a GPU (CUDA) device."""
+def backend_has_gpu():
+    """Whether the Keras backend sees a GPU (CUDA) device.
+
+    Example:
+        >>> isinstance(backend_has_gpu(), bool)
+        True
+    """
     backend = keras_backend()
     if backend == "tensorflow":
         import tensorflow as tf

@@ -27,9 +27,10 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # bench_torch_twin.py traces the Lite0 network in two precisions (a minute at any size);
     # test_torch_twin.py checks its PyTorch twin gives the library's output. bench_encoders.py
     # trains three EfficientNet-Lite networks: its rows are tested below, from its output.
+    # bench_step_trace.py traces Lite0 in three precisions; its grouping is tested below.
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
                                                          "review", "confidence", "torch_twin",
-                                                         "encoders")
+                                                         "encoders", "step_trace")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -303,3 +304,32 @@ def test_encoder_rows_judge_each_variant_against_the_lite0_baseline():
         ("256-lite1, 12 epochs, 59 min: mean 0.900 (+0.014 ± 0.003); 0.880 over 4; 13 below "
          "0.6 (Lite0 24)", False)]
     assert encoder_rows({"error": "failed"})[0][3] == "not run: failed"
+
+
+def test_step_trace_sums_each_ops_time_by_type_and_part():
+    from bench_step_trace import grouped, op_times
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    space = xplane_pb2.XSpace()
+    plane = space.planes.add(name="/host:CPU")
+    labels = {1: "unet/efficientnet_lite0_features/block1_depthwise_conv/depthwise:"
+                 "DepthwiseConv2dNative",
+              2: "gradient_tape/unet/localization_1_conv/Conv2D:Conv2DBackpropInput",
+              3: "unet/localization_2_1_conv/Cast:Cast", 4: "ExecutorState::Process"}
+    for key, label in labels.items():
+        plane.event_metadata[key].name = label
+    for line_name, events in [("tf_Compute/1", [(1, 3), (2, 5), (4, 100)]),
+                              ("tf_Compute/2", [(1, 1), (3, 1)]),
+                              ("tf_numa_-1_Eigen/3", [(2, 50)])]:  # not the executor's line
+        line = plane.lines.add(name=line_name)
+        for key, milliseconds in events:
+            line.events.add(metadata_id=key, duration_ps=milliseconds * 10 ** 9)
+    times = op_times(space)
+    assert sum(times.values()) == pytest.approx(0.010)  # 3 + 5 + 1 + 1 ms; no "A::B" events
+    shares = grouped(times, steps=2)
+    assert shares["op_seconds_per_step"] == pytest.approx(0.005)
+    assert shares["by_type"] == pytest.approx({"Conv2DBackpropInput": 0.5,
+                                               "DepthwiseConv2dNative": 0.4, "Cast": 0.1})
+    assert shares["by_part"] == pytest.approx({"level 1 (full resolution)": 0.5,
+                                               "encoder depthwise convolutions": 0.4,
+                                               "casts": 0.1})
