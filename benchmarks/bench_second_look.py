@@ -1,10 +1,11 @@
 """The second look (segment/second_look.py) on a finished run: chosen on validation, scored on test.
 
-    .venv/bin/python benchmarks/bench_second_look.py runs/isic2018-128   # about 10 minutes
-    .venv/bin/python benchmarks/bench_second_look.py --quick             # a smoke run
+    .venv/bin/python benchmarks/bench_second_look.py runs/isic2018-224-lite0   # about 10 minutes
+    .venv/bin/python benchmarks/bench_second_look.py --quick                   # a smoke run
 
-The run's own model and split (the README's 128x128 recipe run of bench_isic2018.py, trained on
-whole views: the same model takes the second look; no crop-trained model is measured here).
+The run's own model and split (run.py gives it the README's pretrained 224x224 run of
+bench_pretrained.py; the 128x128 recipe run of bench_isic2018.py was measured too), trained on
+whole views: the same model takes the second look; no crop-trained model is measured here.
 
 1. Validation part: one pass, and the second look with each margin of MARGINS and each
    largest share of the view a box may cover (WHOLE_VIEW_SHARES; larger boxes keep the first
