@@ -21,6 +21,9 @@ means surer. From the probabilities p at the network's size and their mask m = p
 - soft_dice_x_component: soft_dice times one_component;
 - soft_dice_x_flips: soft_dice (of the flip views' mean) times flip_agreement, what the
   library reports with `--tta` (chosen from the first run of this benchmark, docs/RESULTS.md);
+- halo: of the views' mean q, the area q >= 0.5 over the area q >= HALO (1 where both are
+  empty): low where much of the image sits just below the threshold, as around a lesion the
+  mask covers only in part;
 - second_look_agreement: the dice between m and the mask of a second look
   (`second_look.lesion_box` with margin 0.5 around m's largest region, cut from the image at
   its own resolution, predicted and pasted back at the network's size; 1 where no box is cut):
@@ -54,6 +57,7 @@ from scipy import ndimage, stats
 
 ISIC2018_512 = Path(__file__).resolve().parents[2] / "shared" / "data" / "isic2018-512"
 SHARES = (0.05, 0.10, 0.20)
+HALO = 0.2  # the lowest probability counted as "just below the threshold"
 
 
 def candidates(views):
@@ -69,10 +73,13 @@ def candidates(views):
     entropy = float(np.mean(-band * np.log2(band) - (1 - band) * np.log2(1 - band)))
     soft_dice = mask_confidence(probabilities)
     agreement = flip_agreement(views)
+    mean = views.mean(axis=0)
+    supported = np.sum(mean >= HALO)
+    halo = float(np.sum(mean >= 0.5) / supported) if supported else 1.0
     return {"soft_dice": soft_dice, "border_entropy": 1.0 - entropy,
             "one_component": float(one_component), "flip_agreement": agreement,
             "soft_dice_x_component": soft_dice * float(one_component),
-            "soft_dice_x_flips": mask_confidence(views.mean(axis=0)) * agreement}
+            "soft_dice_x_flips": mask_confidence(mean) * agreement, "halo": halo}
 
 
 def second_look_agreements(model, pairs, first_pass, size):

@@ -269,7 +269,8 @@ def test_confidence_candidates_and_their_ranking_of_failures():
     assert candidates(sure) == pytest.approx({"soft_dice": 1.0, "border_entropy": 1.0,
                                               "one_component": 1.0, "flip_agreement": 1.0,
                                               "soft_dice_x_component": 1.0,
-                                              "soft_dice_x_flips": 1.0}, abs=1e-4)
+                                              "soft_dice_x_flips": 1.0, "halo": 1.0},
+                                             abs=1e-4)
     split = sure.copy()
     split[:, 0:2, 0:2] = 0.6  # a second, unsure component of 4 pixels beside the 64
     split[1:, 4:12, 4:12] = 0.0  # three of the four views see no lesion
@@ -278,6 +279,8 @@ def test_confidence_candidates_and_their_ranking_of_failures():
     # The views' mean marks the corner alone: view 0 (68 pixels) agrees with it at 8 / 72.
     assert measures["flip_agreement"] == pytest.approx((8 / 72 + 3) / 4)
     assert measures["soft_dice"] < 1.0 and measures["border_entropy"] < 1.0
+    # The views' mean: 0.6 on the corner (its mask), 0.25 on the square, just below 0.5.
+    assert measures["halo"] == pytest.approx(4 / 68)
     dice = np.array([0.1, 0.9, 0.5, 0.95, 0.3, 0.8, 0.85, 0.9, 0.92, 0.97])
     by_dice = ranking(dice, dice)  # a confidence that is the dice itself: the ideal
     assert by_dice["spearman"] == pytest.approx(1.0)
