@@ -24,10 +24,10 @@ means surer. From the probabilities p at the network's size and their mask m = p
 - halo: of the views' mean q, the area q >= 0.5 over the area q >= HALO (1 where both are
   empty): low where much of the image sits just below the threshold, as around a lesion the
   mask covers only in part;
-- second_look_agreement: the dice between m and the mask of a second look
-  (`second_look.lesion_box` with margin 0.5 around m's largest region, cut from the image at
-  its own resolution, predicted and pasted back at the network's size; 1 where no box is cut):
-  over-segmentation spread around a small lesion is what a closer look undoes;
+- second_look_agreement: the dice between m and the mask of the library's second look
+  (`evaluate(second_look=True)`'s, margin 0.5: a box around m's largest region, cut from the
+  image at its own resolution, predicted and pasted back at the network's size; 1 where no box
+  is cut): over-segmentation spread around a small lesion is what a closer look undoes;
 - soft_dice_x_second_look, flips_x_second_look: that agreement times soft_dice, or times
   flip_agreement.
 
@@ -44,11 +44,11 @@ import tempfile
 from pathlib import Path
 
 import segment
+from segment import EvalConfig
 from segment.confidence import flip_agreement, mask_confidence
 from segment.evaluation import LOW_DICE
 from segment.postprocess import flip_views
-from segment.prediction import network_size
-from segment.second_look import crop, lesion_box, paste
+from segment.prediction import iter_probabilities, network_size
 from segment.training import compile_model
 
 import numpy as np
@@ -83,18 +83,18 @@ def candidates(views):
 
 
 def second_look_agreements(model, pairs, first_pass, size):
-    """Dice between each first-pass mask and its second look's, at the network's size."""
-    boxes = [lesion_box(probabilities) for probabilities in first_pass]
-    looked = [index for index, box in enumerate(boxes) if box is not None]
-    agreements = np.ones(len(pairs))
-    if looked:
-        crops = np.stack([crop(pairs[index].image_path, boxes[index], size) for index in looked])
-        again = np.asarray(model.predict_on_batch(crops.astype(np.float32) / 255.0))[..., 0]
-        for index, probabilities in zip(looked, again, strict=True):
-            first = first_pass[index] >= 0.5
-            second = paste(probabilities, boxes[index], size) >= 0.5
-            agreements[index] = 2 * np.sum(first & second) / (first.sum() + second.sum())
-    return agreements
+    """Dice between each first-pass mask and its second look's, at the network's size; 1 where
+    both are empty. The second look is the library's (`iter_probabilities` with
+    `second_look=True`, which predicts the whole view again before it looks closer)."""
+    looks = iter_probabilities(model, pairs, size, EvalConfig(second_look=True,
+                                                                original_size=False),
+                               progress=False, skipped=None)
+    agreements = []
+    for probabilities, (_, again, _) in zip(first_pass, looks, strict=True):
+        first, second = probabilities >= 0.5, again >= 0.5
+        total = first.sum() + second.sum()
+        agreements.append(2 * np.sum(first & second) / total if total else 1.0)
+    return np.asarray(agreements)
 
 
 def scored(model, pairs, size):
