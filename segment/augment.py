@@ -11,19 +11,107 @@ Two kinds (`AUGMENTATIONS`, besides "none"); per image, independently:
               scale/shift: a random crop of 80-100 % of each side (the same share of both),
               resized back (image bilinear, mask nearest, so it stays binary);
               colour jitter: saturation and contrast x U(0.8, 1.2), brightness + U(-0.1, 0.1).
+
+Before either, `DataConfig.lesion_crops` shows a share of the images as the second look
+(`second_look.py`) sees them: `lesion_views` cuts a square box around the lesion of the truth
+mask from the image decoded at `CROP_SOURCE_SCALE` times the network's size, with a random
+margin and a random shift (a first pass's box is not exact), and resizes it to the network's
+size; the other images are whole views. `training_batch` chains the steps, in both pipelines.
 """
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["AUGMENTATIONS", "augment_batch", "to_float"]
+from .images import resize_image, resize_mask
+from .second_look import Box, lesion_box
+
+__all__ = ["AUGMENTATIONS", "CROP_SOURCE_SCALE", "augment_batch", "lesion_views", "to_float",
+           "training_batch"]
 
 AUGMENTATIONS = ("none", "flips", "full")
+CROP_SOURCE_SCALE = 2  # lesion crops are cut from images decoded at this times the network size
 
 _SCALE_RANGE = (0.8, 1.0)  # side of the random crop, as a fraction of the image's side
 _BRIGHTNESS = 0.1  # added to [0, 1] pixels, +- this
 _CONTRAST = 0.2  # contrast factor 1 +- this
 _SATURATION = 0.2  # saturation factor 1 +- this
+_CROP_MARGIN = (0.25, 1.5)  # a lesion crop's margin: a share of the lesion's size on each side
+_CROP_SHIFT = 0.15  # a lesion crop's box moves by up to this share of its side, each way
+
+
+def training_batch(images, masks, rng, *, kind="none", size=None, lesion_crops=0.0):
+    """A decoded batch as the network trains on it: lesion views, then the augmentation `kind`.
+
+    Args:
+        images: uint8 (batch, H, W, 3); at `CROP_SOURCE_SCALE` times `size` with lesion crops.
+        masks: uint8 (batch, H, W, 1) in {0, 1}.
+        rng: numpy Generator; the same state gives the same batch.
+        kind: An `AUGMENTATIONS` name. "none".
+        size: (height, width) of the network's input; needed with `lesion_crops`.
+        lesion_crops: Share of the images shown as a crop around their lesion (`lesion_views`).
+
+    Returns:
+        float32 (batch, h, w, 3) images in [0, 1] and float32 (batch, h, w, 1) masks in {0, 1}.
+
+    Example:
+        >>> images = np.zeros((2, 16, 16, 3), np.uint8); masks = np.ones((2, 16, 16, 1), np.uint8)
+        >>> out = training_batch(images, masks, np.random.default_rng(0), size=(8, 8),
+        ...                      lesion_crops=0.5)
+        >>> out[0].shape, out[1].dtype
+        ((2, 8, 8, 3), dtype('float32'))
+    """
+    if lesion_crops:
+        images, masks = lesion_views(images, masks, rng, size, lesion_crops)
+    return to_float(images, masks) if kind == "none" else augment_batch(images, masks, rng, kind)
+
+
+def lesion_views(images, masks, rng, size, share):
+    """Each image, with probability `share`, cut to a square box around its lesion; resized.
+
+    The box is the second look's (`second_look.lesion_box` of the truth mask: its largest
+    region, made square in shares of the view) with a margin drawn from U(0.25, 1.5) of the
+    lesion's size, moved by up to 15 % of its side each way. An image not drawn, without a
+    lesion, or whose box would cover over half the view (where the second look keeps the first
+    pass) stays a whole view.
+
+    Args:
+        images: uint8 (batch, H, W, 3).
+        masks: uint8 (batch, H, W, 1) in {0, 1}.
+        rng: numpy Generator.
+        size: (height, width) of the output.
+        share: Probability in [0, 1] that an image is cut.
+
+    Returns:
+        uint8 (batch, height, width, 3) images and uint8 (batch, height, width, 1) masks.
+
+    Example:
+        >>> masks = np.zeros((1, 40, 40, 1), np.uint8); masks[0, 18:22, 18:22] = 1
+        >>> _, views = lesion_views(np.zeros((1, 40, 40, 3), np.uint8), masks,
+        ...                         np.random.default_rng(0), (20, 20), share=1.0)
+        >>> float(views.mean()) > float(masks.mean())  # the lesion fills more of the crop
+        True
+    """
+    out_images = np.empty((len(images), *size, 3), np.uint8)
+    out_masks = np.empty((len(images), *size, 1), np.uint8)
+    for index, (image, mask) in enumerate(zip(images, masks[..., 0], strict=True)):
+        box = lesion_box(mask, margin=rng.uniform(*_CROP_MARGIN)) if rng.random() < share else None
+        if box is not None:
+            top, left, bottom, right = _shifted(box, rng.uniform(-_CROP_SHIFT, _CROP_SHIFT, 2)
+                                                ).pixels(mask.shape)
+            image, mask = image[top:bottom, left:right], mask[top:bottom, left:right]
+        out_images[index] = resize_image(np.ascontiguousarray(image), size)
+        out_masks[index, ..., 0] = resize_mask(mask, size)
+    return out_images, out_masks
+
+
+def _shifted(box, shifts):
+    """`box` moved down and right by `shifts` shares of its own sides, kept inside the image."""
+    bounds = []
+    for low, high, shift in ((box.top, box.bottom, shifts[0]), (box.left, box.right, shifts[1])):
+        start = min(max(low + shift * (high - low), 0.0), 1.0 - (high - low))
+        bounds.append((start, start + high - low))
+    (top, bottom), (left, right) = bounds
+    return Box(top, left, bottom, right)
 
 
 def to_float(images, masks):

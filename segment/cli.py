@@ -97,7 +97,7 @@ def _train(args):
     config = RunConfig(
         data=DataConfig(image_size=args.size, batch_size=args.batch_size, seed=args.seed,
                         augment=args.augment, cache=args.cache,
-                        train_fraction=args.train_fraction),
+                        train_fraction=args.train_fraction, lesion_crops=args.lesion_crops),
         model=ModelConfig(base_filters=args.base_filters,
                           depth=args.depth or ModelConfig.depth,
                           standardize_input=args.standardize_input, encoder=args.encoder,
@@ -256,6 +256,11 @@ def _train_parser():
                       default=DataConfig.train_fraction,
                       help="train on this share of the training part (drawn with --seed; the "
                            "validation and test parts stay whole), for learning curves")
+    data.add_argument("--lesion-crops", type=float_in(0, 1, low_included=True, high_included=True),
+                      default=DataConfig.lesion_crops, metavar="SHARE",
+                      help="show this share of the training images as a crop around their "
+                           "lesion (random margin and shift), as --second-look predicts; "
+                           "evaluate such a model with --second-look")
     data.add_argument("--seed", type=int, default=DataConfig.seed,
                       help="seed of the split, shuffling, augmentation and initial weights")
     model = parser.add_argument_group("model")

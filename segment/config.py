@@ -49,9 +49,13 @@ class DataConfig:
     augment: str = "none"  # "none", "flips" (flips, turns) or "full" (+ crops, colour jitter)
     cache: str = "memory"  # decoded images kept in "memory", on "disk" (run folder) or "none"
     train_fraction: float = 1.0  # share of the training part used (learning curves), in (0, 1]
+    lesion_crops: float = 0.0  # share of training images shown as a crop around their lesion
 
     def __post_init__(self):
         _set(self, "image_size", _size_pair(self.image_size, "image_size"))
+        if not 0 <= self.lesion_crops <= 1:
+            raise ValueError(f"lesion_crops must be in [0, 1]. "
+                             f"Received: lesion_crops={self.lesion_crops}")
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"train_fraction must be in (0, 1]. "
                              f"Received: train_fraction={self.train_fraction}")

@@ -6,8 +6,13 @@ the order of the tf.data performance guide:
 
     pairs --headers--> readable pairs --map(decode + resize, parallel)--> uint8 (H, W, 3),
           (H, W, 1) --cache (memory or a file on disk; uint8, so 4 bytes a pixel)
-          --shuffle--> batch --map(to float; augment.augment_batch: flips and 90-degree
-          turns, with "full" also scale/shift crop and colour jitter, per image)--> prefetch
+          --shuffle--> batch --map(augment.training_batch: lesion crops, then to float and
+          flips and 90-degree turns, with "full" also scale/shift crop and colour jitter,
+          per image)--> prefetch
+
+With `lesion_crops` the pairs are decoded at `augment.CROP_SOURCE_SCALE` times the network's
+size, so that a crop around a small lesion keeps its detail; every view is resized to the
+network's size in the batch step.
 
 Decoding uses the same loaders as the rest of the library (`images.py`), and both pipelines
 run the same augmentation (`augment.py`), so training, evaluation and export see identical
@@ -17,6 +22,7 @@ before the first epoch, so the number of batches is known from the start (Keras'
 bar and `len()` show it).
 """
 
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -27,7 +33,7 @@ import keras
 import numpy as np
 
 from ._version import __version__
-from .augment import augment_batch, to_float
+from .augment import CROP_SOURCE_SCALE, to_float, training_batch
 from .config import DataConfig, with_overrides
 from .data import as_pairs, fingerprint_pairs, size_mismatch
 from .errors import ImageReadError
@@ -61,6 +67,9 @@ def create_generator(pairs, config=None, *, shuffle=False, cache_dir=None, engin
                 version, so other pairs or another size never read it; "none" decodes every
                 epoch. "memory".
             seed: Seed of the shuffle and the augmentation; same seed, same batches. 0.
+            lesion_crops: Share of the images shown, each epoch, as a square crop around the
+                lesion of their mask with a random margin and shift (as the second look
+                predicts; `augment.lesion_views`), the others as whole views. 0.0.
         shuffle: Reshuffle the order every epoch. Defaults to False.
         cache_dir: The folder of the disk cache; required with cache="disk", refused
             otherwise.
@@ -100,12 +109,22 @@ def create_generator(pairs, config=None, *, shuffle=False, cache_dir=None, engin
     pairs = as_pairs(pairs)
     if not pairs:
         raise ValueError("create_generator needs at least one pair. Received: pairs=[]")
-    loader = _PairLoader(pairs, config.image_size)
+    size = config.image_size
+    decoded_size = tuple(side * CROP_SOURCE_SCALE for side in size) if config.lesion_crops else (
+        size)
+    loader = _PairLoader(pairs, decoded_size)
     cache_file = {"memory": "", "none": None}.get(config.cache) if cache_dir is None else (
-        _disk_cache_file(Path(cache_dir), pairs, config.image_size))
-    build = _tf_dataset if engine == "tf.data" else PairBatches
-    dataset = build(loader, config.batch_size, augment=config.augment, shuffle=shuffle,
-                    cache_file=cache_file, seed=config.seed)
+        _disk_cache_file(Path(cache_dir), pairs, decoded_size))
+    prepare = None  # uint8 batches only become float32
+    if config.augment != "none" or config.lesion_crops:
+        prepare = functools.partial(training_batch, kind=config.augment, size=size,
+                                    lesion_crops=config.lesion_crops)
+    settings = {"prepare": prepare, "shuffle": shuffle, "cache_file": cache_file,
+                "seed": config.seed}
+    if engine == "tf.data":
+        dataset = _tf_dataset(loader, config.batch_size, size=size, **settings)
+    else:
+        dataset = PairBatches(loader, config.batch_size, **settings)
     dataset.skipped = loader.skipped
     return dataset
 
@@ -156,22 +175,23 @@ class _PairLoader:
             self.skipped.append((str(error.path), str(error)))
 
 
-def _tf_dataset(loader, batch_size, *, augment, shuffle, cache_file, seed):
-    """The tf.data pipeline (see the module docstring); `augment` is an `AUGMENTATIONS` name."""
+def _tf_dataset(loader, batch_size, *, size, prepare, shuffle, cache_file, seed):
+    """The tf.data pipeline (see the module docstring). `prepare`: (uint8 images, masks, numpy
+    Generator) -> float32 batch at `size` (`augment.training_batch`); None: a cast only."""
     import tensorflow as tf
 
-    height, width = loader.size
+    height, width = size
 
     def decode(index):
         image, mask = tf.numpy_function(loader, [index], [tf.uint8, tf.uint8], stateful=False)
-        image.set_shape((height, width, 3))
-        mask.set_shape((height, width, 1))
+        image.set_shape((*loader.size, 3))
+        mask.set_shape((*loader.size, 1))
         return image, mask
 
     def augment_in_numpy(batch, seeds):
         images, masks = tf.numpy_function(
-            lambda images, masks, seeds: augment_batch(
-                images, masks, np.random.default_rng(seeds.astype(np.uint64)), augment),
+            lambda images, masks, seeds: prepare(
+                images, masks, np.random.default_rng(seeds.astype(np.uint64))),
             [*batch, seeds], [tf.float32, tf.float32], stateful=False)
         images.set_shape((None, height, width, 3))
         masks.set_shape((None, height, width, 1))
@@ -189,7 +209,7 @@ def _tf_dataset(loader, batch_size, *, augment, shuffle, cache_file, seed):
         dataset = dataset.shuffle(min(num_pairs, _MAX_SHUFFLE_BUFFER), seed=seed,
                                   reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
-    if augment != "none":
+    if prepare is not None:
         random_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         dataset = tf.data.Dataset.zip(dataset, random_seeds.batch(2))
         dataset = dataset.map(augment_in_numpy, num_parallel_calls=tf.data.AUTOTUNE)
@@ -219,10 +239,10 @@ class PairBatches(keras.utils.PyDataset):
         ((8, 32, 32, 3), dtype('float32'))
     """
 
-    def __init__(self, loader, batch_size, *, augment, shuffle, cache_file, seed):
+    def __init__(self, loader, batch_size, *, prepare, shuffle, cache_file, seed):
         super().__init__()
         self.loader, self.batch_size = loader, batch_size
-        self.augment, self.shuffle, self.seed = augment, shuffle, seed
+        self.prepare, self.shuffle, self.seed = prepare, shuffle, seed
         self.keep_decoded = cache_file == ""
         self.epoch, self._decoded = 0, {}
 
@@ -235,10 +255,9 @@ class PairBatches(keras.utils.PyDataset):
             order = np.random.default_rng([self.seed, self.epoch]).permutation(order)
         chosen = order[index * self.batch_size:(index + 1) * self.batch_size]
         images, masks = (np.stack(part) for part in zip(*map(self._pair, chosen), strict=True))
-        if self.augment != "none":
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            return augment_batch(images, masks, rng, self.augment)
-        return to_float(images, masks)
+        if self.prepare is None:
+            return to_float(images, masks)
+        return self.prepare(images, masks, np.random.default_rng([self.seed, self.epoch, index]))
 
     def on_epoch_end(self):
         self.epoch += 1

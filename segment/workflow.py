@@ -142,7 +142,7 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
                 model.count_params(), precision)
     train_ds = create_generator(split.train, config.data, shuffle=True,
                                 cache_dir=_cache_dir(config.data, run, "train"))
-    val_ds = create_generator(split.val, config.data, augment="none",
+    val_ds = create_generator(split.val, config.data, augment="none", lesion_crops=0.0,
                               cache_dir=_cache_dir(config.data, run, "val")) if split.val else None
     history = train_model(model, train_ds, val_ds, config.train, run, strategy=strategy,
                           verbose=verbose)

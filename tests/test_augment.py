@@ -1,6 +1,7 @@
 """The training augmentation: what each kind may change, alignment of image and mask, seeds."""
 
-from segment.augment import augment_batch, to_float
+from segment.augment import augment_batch, lesion_views, to_float, training_batch
+from segment.images import resize_image
 
 import numpy as np
 import pytest
@@ -79,3 +80,32 @@ def test_unknown_kind_is_refused():
     images, masks = aligned_batch(1)
     with pytest.raises(ValueError, match="Received: kind='rotate'"):
         augment_batch(images, masks, np.random.default_rng(0), "rotate")
+
+
+def test_lesion_views_zoom_on_the_lesion_keep_it_aligned_and_leave_large_ones_whole():
+    images, masks = aligned_batch(num_images=6, size=128)  # 12x9 lesions: under 1 % of the view
+    masks[5] = 1  # a lesion covering the whole view: its box would exceed half of it
+    images[5, ..., 0] = 255
+    views, view_masks = lesion_views(images, masks, np.random.default_rng(0), (32, 32), 1.0)
+    whole, whole_masks = lesion_views(images, masks, np.random.default_rng(0), (32, 32), 0.0)
+    assert views.shape == (6, 32, 32, 3) and view_masks.shape == (6, 32, 32, 1)
+    assert set(np.unique(view_masks)) <= {0, 1}
+    lesion_share = view_masks[:5].mean(axis=(1, 2, 3))
+    assert (lesion_share > 3 * whole_masks[:5].mean(axis=(1, 2, 3))).all()  # zoomed in
+    assert (lesion_share < 0.9).all()  # with a margin of background around it
+    agreement = ((views[..., 0] > 147) == (view_masks[..., 0] == 1)).mean()
+    assert agreement > 0.97  # the crop cut image and mask at the same place
+    np.testing.assert_array_equal(view_masks[5], whole_masks[5])  # kept whole
+    np.testing.assert_array_equal(whole, np.stack([resize_image(image, (32, 32))
+                                                   for image in images]))
+
+
+def test_training_batch_crops_then_augments_and_repeats_with_the_seed():
+    images, masks = aligned_batch(num_images=4, size=64)
+    first = training_batch(images, masks, np.random.default_rng(2), kind="flips",
+                           size=(32, 32), lesion_crops=0.5)
+    again = training_batch(images, masks, np.random.default_rng(2), kind="flips",
+                           size=(32, 32), lesion_crops=0.5)
+    for ours, repeated in zip(first, again, strict=True):
+        np.testing.assert_array_equal(ours, repeated)
+    assert first[0].shape == (4, 32, 32, 3) and first[1].dtype == np.float32

@@ -14,6 +14,7 @@ import pytest
     (lambda: DataConfig(ratios=(0.5, 0.5, 0.5)), "summing to 1"),
     (lambda: DataConfig(cache="floppy"), "Received: cache='floppy'"),
     (lambda: DataConfig(augment="rotate"), "Received: augment='rotate'"),
+    (lambda: DataConfig(lesion_crops=1.5), "Received: lesion_crops=1.5"),
     (lambda: ModelConfig(depth=1), "Received: depth=1"),
     (lambda: ModelConfig(dropout=1.0), "Received: dropout=1.0"),
     (lambda: TrainConfig(epochs=0), "Received: epochs=0"),

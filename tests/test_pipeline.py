@@ -62,6 +62,23 @@ def test_augmentation_moves_image_and_mask_together(aligned_pairs, engine):
     assert not np.allclose(images, plain_images)  # something did change
 
 
+
+def test_lesion_crops_zoom_on_each_lesion_and_keep_the_mask_aligned(tmp_path, engine):
+    pairs = []
+    for index, (top, left) in enumerate([(4, 8), (30, 50), (50, 20), (27, 27)]):
+        mask = np.zeros((64, 64), np.uint8)
+        mask[top:top + 6, left:left + 5] = 1  # under 1 % of the view
+        image = np.repeat(mask[..., None] * 255, 3, axis=-1).astype(np.uint8)
+        pairs.append(Pair(write_image(tmp_path / f"ISIC_{index:07d}.png", image),
+                          write_image(tmp_path / f"ISIC_{index:07d}_segmentation.png",
+                                      mask * 255)))
+    settings = {"image_size": (16, 16), "batch_size": 4, "engine": engine}
+    _, whole_masks = collect(create_generator(pairs, **settings))
+    images, masks = collect(create_generator(pairs, lesion_crops=1.0, seed=3, **settings))
+    assert images.shape == (4, 16, 16, 3) and set(np.unique(masks)) <= {0.0, 1.0}
+    assert ((images.mean(axis=-1) > 0.5) == (masks[..., 0] > 0.5)).mean() > 0.95  # aligned
+    assert masks.mean() > 4 * whole_masks.mean()  # each crop zoomed in on its lesion
+
 def dihedral(array):
     """The 8 turns and mirrorings of an (h, w, c) array, the identity first."""
     return [np.rot90(flipped, turn, axes=(0, 1))
