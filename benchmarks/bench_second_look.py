@@ -57,8 +57,9 @@ def changes(looked, plain):
             "broken": sorted(difference.index[difference <= -CHANGE])}
 
 
-def measure(model, split, margins, shares):
-    """Steps 1 and 2 of the module docstring: a dict of their results."""
+def measure(model, split, margins, shares, baseline=None):
+    """Steps 1 and 2 of the module docstring: a dict of their results. With `baseline` (another
+    model's test dice, a Series by id) each test evaluation is also paired with it."""
     validation = {"one pass": scored(model, split.val)[0]}
     for margin in margins:
         for share in shares:
@@ -78,6 +79,10 @@ def measure(model, split, margins, shares):
         test[f"one pass{name}"] = plain
         test[f"second look{name}"] = {**looked, "against_one_pass": isic.paired_difference(
             looked_dice, plain_dice), **changes(looked_dice, plain_dice)}
+        if baseline is not None:
+            for kind, dice in (("one pass", plain_dice), ("second look", looked_dice)):
+                test[kind + name]["against_baseline"] = {
+                    **isic.paired_difference(dice, baseline), **changes(dice, baseline)}
     return {"validation": validation, "chosen": {"crop_margin": margin,
                                                  "whole_view_share": share},
             "test": test}

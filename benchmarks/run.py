@@ -26,11 +26,13 @@ HERE = Path(__file__).resolve().parent
 # Which benchmark's run measured each numbered row of the targets table.
 ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision", "5": "peer",
              "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained", "10": "review",
-             "11": "confidence", "12": "second_look", "13": "torch_twin", "14": "encoders"}
+             "11": "confidence", "12": "second_look", "13": "torch_twin", "14": "encoders",
+             "15": "lesion_crops"}
 PRETRAINED = "9 pretrained encoder (ISIC 2018)"  # the rows of bench_pretrained.py's parts
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
-              "review", "confidence", "second_look", "torch_twin", "encoders", "step_trace"]
+              "review", "confidence", "second_look", "torch_twin", "encoders", "step_trace",
+              "lesion_crops"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -141,6 +143,8 @@ def targets(results):
         rows += torch_twin_rows(results["torch_twin"])
     if "encoders" in results:
         rows += encoder_rows(results["encoders"])
+    if "lesion_crops" in results:
+        rows.append(lesion_crops_row(results["lesion_crops"]))
     return rows
 
 
@@ -173,6 +177,23 @@ def encoder_rows(encoders):
                      f"below 0.6 (Lite0 {before})",
                      small >= 0.87 and below <= before / 2 and minutes <= 60))
     return rows
+
+
+def lesion_crops_row(crops):
+    """The model trained with lesion crops, predicting with the second look, against Lite0."""
+    target = ("test part, training <= 60 min: lesions under 5 % of the view mean dice >= 0.87, "
+              "and at most half of the Lite0 224x224 run's images below 0.6 dice")
+    if "baseline" not in crops:
+        return "15 crop-trained model", target, "-", not_run(crops)
+    looked, minutes = crops["crops"]["test"]["second look"], crops["crops"]["train_seconds"] / 60
+    small, count = small_lesion_dice(looked)
+    below, before = looked["low_dice"]["count"], crops["baseline"]["plain"]["low_dice"]["count"]
+    paired = looked["against_baseline"]
+    return ("15 crop-trained model", target,
+            f"{crops['crops']['run']}, second look, {minutes:.0f} min: mean "
+            f"{looked['mean_dice']:.3f} ({paired['mean_dice_difference']:+.3f} ± "
+            f"{paired['standard_error']:.3f}); {small:.3f} over {count}; {below} below 0.6 "
+            f"(Lite0 {before})", small >= 0.87 and below <= before / 2 and minutes <= 60)
 
 
 def torch_twin_rows(twin):

@@ -26,11 +26,13 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # bench_confidence.py's measures are tested below, in this process.
     # bench_torch_twin.py traces the Lite0 network in two precisions (a minute at any size);
     # test_torch_twin.py checks its PyTorch twin gives the library's output. bench_encoders.py
-    # trains three EfficientNet-Lite networks: its rows are tested below, from its output.
+    # trains three EfficientNet-Lite networks, bench_lesion_crops.py two Lite0 networks: their
+    # rows are tested below, from their output.
     # bench_step_trace.py traces Lite0 in three precisions; its grouping is tested below.
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
                                                          "review", "confidence", "torch_twin",
-                                                         "encoders", "step_trace")
+                                                         "encoders", "step_trace",
+                                                         "lesion_crops")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -307,6 +309,23 @@ def test_encoder_rows_judge_each_variant_against_the_lite0_baseline():
         ("256-lite1, 12 epochs, 59 min: mean 0.900 (+0.014 ± 0.003); 0.880 over 4; 13 below "
          "0.6 (Lite0 24)", False)]
     assert encoder_rows({"error": "failed"})[0][3] == "not run: failed"
+
+
+def test_lesion_crops_row_judges_the_second_look_of_the_crop_model_against_lite0():
+    from run import lesion_crops_row
+
+    bins = {"under 2 %": {"count": 3, "mean_dice": 0.85}, "2-5 %": {"count": 1, "mean_dice": 0.95}}
+    looked = {"mean_dice": 0.89, "by_lesion_size": bins, "low_dice": {"count": 9},
+              "against_baseline": {"mean_dice_difference": 0.004, "standard_error": 0.002}}
+    crops = {"baseline": {"plain": {"low_dice": {"count": 19}}},
+             "crops": {"run": "isic2018-224-lite0-crops50", "train_seconds": 1920,
+                       "test": {"second look": looked}}}
+    row = lesion_crops_row(crops)
+    assert row[2:] == ("isic2018-224-lite0-crops50, second look, 32 min: mean 0.890 (+0.004 ± "
+                       "0.002); 0.875 over 4; 9 below 0.6 (Lite0 19)", True)
+    looked["low_dice"]["count"] = 10  # more than half of the baseline's 19
+    assert lesion_crops_row(crops)[3] is False
+    assert lesion_crops_row({"error": "failed"})[3] == "not run: failed"
 
 
 def test_step_trace_sums_each_ops_time_by_type_and_part():
