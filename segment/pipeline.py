@@ -110,8 +110,8 @@ def create_generator(pairs, config=None, *, shuffle=False, cache_dir=None, engin
     if not pairs:
         raise ValueError("create_generator needs at least one pair. Received: pairs=[]")
     size = config.image_size
-    decoded_size = tuple(side * CROP_SOURCE_SCALE for side in size) if config.lesion_crops else (
-        size)
+    scale = CROP_SOURCE_SCALE if config.lesion_crops else 1  # crops keep the lesion's detail
+    decoded_size = (size[0] * scale, size[1] * scale)
     loader = _PairLoader(pairs, decoded_size)
     cache_file = {"memory": "", "none": None}.get(config.cache) if cache_dir is None else (
         _disk_cache_file(Path(cache_dir), pairs, decoded_size))
