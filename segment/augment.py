@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .images import resize_image, resize_mask
-from .second_look import Box, lesion_box
+from .second_look import lesion_box
 
 __all__ = ["AUGMENTATIONS", "CROP_SOURCE_SCALE", "augment_batch", "lesion_views", "to_float",
            "training_batch"]
@@ -96,22 +96,13 @@ def lesion_views(images, masks, rng, size, share):
     for index, (image, mask) in enumerate(zip(images, masks[..., 0], strict=True)):
         box = lesion_box(mask, margin=rng.uniform(*_CROP_MARGIN)) if rng.random() < share else None
         if box is not None:
-            top, left, bottom, right = _shifted(box, rng.uniform(-_CROP_SHIFT, _CROP_SHIFT, 2)
-                                                ).pixels(mask.shape)
+            top, left, bottom, right = box.moved(
+                *rng.uniform(-_CROP_SHIFT, _CROP_SHIFT, 2)).pixels(mask.shape)
             image, mask = image[top:bottom, left:right], mask[top:bottom, left:right]
-        out_images[index] = resize_image(np.ascontiguousarray(image), size)
+        out_images[index] = resize_image(image, size)
         out_masks[index, ..., 0] = resize_mask(mask, size)
     return out_images, out_masks
 
-
-def _shifted(box, shifts):
-    """`box` moved down and right by `shifts` shares of its own sides, kept inside the image."""
-    bounds = []
-    for low, high, shift in ((box.top, box.bottom, shifts[0]), (box.left, box.right, shifts[1])):
-        start = min(max(low + shift * (high - low), 0.0), 1.0 - (high - low))
-        bounds.append((start, start + high - low))
-    (top, bottom), (left, right) = bounds
-    return Box(top, left, bottom, right)
 
 
 def to_float(images, masks):

@@ -53,6 +53,20 @@ class Box:
         return (top, left, max(top + 1, math.ceil(self.bottom * height)),
                 max(left + 1, math.ceil(self.right * width)))
 
+    def moved(self, down, right):
+        """The box moved by `down` and `right` shares of its own height and width, kept inside
+        the image.
+
+        Example:
+            >>> Box(0.0, 0.5, 0.5, 1.0).moved(0.5, 0.5)  # down a quarter; right is the edge
+            Box(top=0.25, left=0.5, bottom=0.75, right=1.0)
+        """
+        (top, bottom), (left, right) = (
+            _centred(low + shift * (high - low), high + shift * (high - low), high - low)
+            for low, high, shift in ((self.top, self.bottom, down),
+                                     (self.left, self.right, right)))
+        return Box(top, left, bottom, right)
+
 
 def lesion_box(probabilities, threshold=0.5, margin=0.5):
     """The box of the second look, or None where the first pass stands.
