@@ -21,6 +21,10 @@ means surer. From the probabilities p at the network's size and their mask m = p
 - soft_dice_x_component: soft_dice times one_component;
 - soft_dice_x_flips: soft_dice (of the flip views' mean) times flip_agreement, what the
   library reports with `--tta` (chosen from the first run of this benchmark, docs/RESULTS.md);
+- edge_contrast: the distance between the mean colour (RGB in [0, 1]) of the band of
+  EDGE_BAND pixels just inside m's border and of the band just outside it: low where the
+  mask's edge runs through skin or through the lesion rather than along its edge, as where a
+  confident mask covers only the core of a large lesion (1 for an empty or a full mask);
 - halo: of the views' mean q, the area q >= 0.5 over the area q >= HALO (1 where both are
   empty): low where much of the image sits just below the threshold, as around a lesion the
   mask covers only in part;
@@ -58,10 +62,22 @@ from scipy import ndimage, stats
 ISIC2018_512 = Path(__file__).resolve().parents[2] / "shared" / "data" / "isic2018-512"
 SHARES = (0.05, 0.10, 0.20)
 HALO = 0.2  # the lowest probability counted as "just below the threshold"
+EDGE_BAND = 6  # pixels each side of the mask's border, at the network's size
 
 
-def candidates(views):
-    """{name: confidence} of one image from its (4, h, w) flip views' probabilities, unflipped."""
+def edge_contrast(image, mask):
+    """Distance between the mean colours of the bands just inside and just outside the border
+    of a bool (h, w) mask in a float (h, w, 3) image; 1.0 where the mask is empty or full."""
+    inside = mask & ~ndimage.binary_erosion(mask, iterations=EDGE_BAND, border_value=0)
+    outside = ndimage.binary_dilation(mask, iterations=EDGE_BAND) & ~mask
+    if not inside.any() or not outside.any():
+        return 1.0
+    return float(np.linalg.norm(image[inside].mean(axis=0) - image[outside].mean(axis=0)))
+
+
+def candidates(views, image):
+    """{name: confidence} of one image from its (4, h, w) flip views' probabilities, unflipped,
+    and the float (h, w, 3) image in [0, 1] they were predicted from."""
     probabilities = views[0]
     mask = probabilities >= 0.5
     labels, count = ndimage.label(mask)
@@ -79,7 +95,8 @@ def candidates(views):
     return {"soft_dice": soft_dice, "border_entropy": 1.0 - entropy,
             "one_component": float(one_component), "flip_agreement": agreement,
             "soft_dice_x_component": soft_dice * float(one_component),
-            "soft_dice_x_flips": mask_confidence(mean) * agreement, "halo": halo}
+            "soft_dice_x_flips": mask_confidence(mean) * agreement, "halo": halo,
+            "edge_contrast": edge_contrast(image, mask)}
 
 
 def second_look_agreements(model, pairs, first_pass, size):
@@ -107,8 +124,8 @@ def scored(model, pairs, size):
                            for pair in batch]).astype(np.float32) / 255.0
         views = np.moveaxis(flip_views(model, images)[..., 0], 0, 1)  # (batch, 4, h, w)
         looks = second_look_agreements(model, batch, views[:, 0], size)
-        for image_views, look in zip(views, looks, strict=True):
-            values = candidates(image_views)
+        for image, image_views, look in zip(images, views, looks, strict=True):
+            values = candidates(image_views, image)
             values.update(second_look_agreement=float(look),
                           soft_dice_x_second_look=values["soft_dice"] * float(look),
                           flips_x_second_look=values["flip_agreement"] * float(look))

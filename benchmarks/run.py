@@ -27,12 +27,12 @@ HERE = Path(__file__).resolve().parent
 ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision", "5": "peer",
              "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained", "10": "review",
              "11": "confidence", "12": "second_look", "13": "torch_twin", "14": "encoders",
-             "15": "lesion_crops"}
+             "15": "lesion_crops", "16": "bf16_retrain"}
 PRETRAINED = "9 pretrained encoder (ISIC 2018)"  # the rows of bench_pretrained.py's parts
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
               "review", "confidence", "second_look", "torch_twin", "encoders", "step_trace",
-              "lesion_crops"]
+              "lesion_crops", "bf16_retrain"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -145,6 +145,8 @@ def targets(results):
         rows += encoder_rows(results["encoders"])
     if "lesion_crops" in results:
         rows.append(lesion_crops_row(results["lesion_crops"]))
+    if "bf16_retrain" in results:
+        rows.append(bf16_retrain_row(results["bf16_retrain"]))
     return rows
 
 
@@ -194,6 +196,21 @@ def lesion_crops_row(crops):
             f"{looked['mean_dice']:.3f} ({paired['mean_dice_difference']:+.3f} ± "
             f"{paired['standard_error']:.3f}); {small:.3f} over {count}; {below} below 0.6 "
             f"(Lite0 {before})", small >= 0.87 and below <= before / 2 and minutes <= 60)
+
+
+def bf16_retrain_row(retrain):
+    """The README's pretrained command retrained in mixed bfloat16, against its float32 run."""
+    target = ("the README's Lite0 224x224 run retrained in bf16: test mean dice within noise "
+              "of float32 (paired, |difference| < 2 standard errors)")
+    if "bf16" not in retrain:
+        return "16 bf16 retrain", target, "-", not_run(retrain)
+    bf16, float32 = retrain["bf16"]["plain"], retrain["float32"]["plain"]
+    paired = retrain["bf16"]["against_float32"]
+    difference, error = paired["mean_dice_difference"], paired["standard_error"]
+    return ("16 bf16 retrain", target,
+            f"{bf16['mean_dice']:.4f} against {float32['mean_dice']:.4f} ({difference:+.4f} ± "
+            f"{error:.4f}); train step {retrain['bf16_speedup']:.2f}x",
+            abs(difference) < 2 * error)
 
 
 def torch_twin_rows(twin):

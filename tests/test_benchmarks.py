@@ -29,10 +29,11 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # trains three EfficientNet-Lite networks, bench_lesion_crops.py two Lite0 networks: their
     # rows are tested below, from their output.
     # bench_step_trace.py traces Lite0 in three precisions; its grouping is tested below.
+    # bench_bf16_retrain.py trains two Lite0 networks; its row is tested below.
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
                                                          "review", "confidence", "torch_twin",
                                                          "encoders", "step_trace",
-                                                         "lesion_crops")
+                                                         "lesion_crops", "bf16_retrain")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -268,15 +269,18 @@ def test_confidence_candidates_and_their_ranking_of_failures():
 
     sure = np.zeros((4, 16, 16), np.float32)
     sure[:, 4:12, 4:12] = 1.0  # four views agreeing on one square, every pixel certain
-    assert candidates(sure) == pytest.approx({"soft_dice": 1.0, "border_entropy": 1.0,
-                                              "one_component": 1.0, "flip_agreement": 1.0,
-                                              "soft_dice_x_component": 1.0,
-                                              "soft_dice_x_flips": 1.0, "halo": 1.0},
-                                             abs=1e-4)
+    skin = np.full((16, 16, 3), 0.8, np.float32)
+    lesion = skin.copy()
+    lesion[4:12, 4:12] = (0.5, 0.4, 0.4)  # the image's dark square is where the mask is
+    assert candidates(sure, lesion) == pytest.approx(
+        {"soft_dice": 1.0, "border_entropy": 1.0, "one_component": 1.0, "flip_agreement": 1.0,
+         "soft_dice_x_component": 1.0, "soft_dice_x_flips": 1.0, "halo": 1.0,
+         "edge_contrast": float(np.linalg.norm([0.3, 0.4, 0.4]))}, abs=1e-4)
+    assert candidates(sure, skin)["edge_contrast"] == pytest.approx(0.0, abs=1e-5)  # no edge
     split = sure.copy()
     split[:, 0:2, 0:2] = 0.6  # a second, unsure component of 4 pixels beside the 64
     split[1:, 4:12, 4:12] = 0.0  # three of the four views see no lesion
-    measures = candidates(split)
+    measures = candidates(split, lesion)
     assert measures["one_component"] == pytest.approx(64 / 68)
     # The views' mean marks the corner alone: view 0 (68 pixels) agrees with it at 8 / 72.
     assert measures["flip_agreement"] == pytest.approx((8 / 72 + 3) / 4)
@@ -326,6 +330,21 @@ def test_lesion_crops_row_judges_the_second_look_of_the_crop_model_against_lite0
     looked["low_dice"]["count"] = 10  # more than half of the baseline's 19
     assert lesion_crops_row(crops)[3] is False
     assert lesion_crops_row({"error": "failed"})[3] == "not run: failed"
+
+
+def test_bf16_retrain_row_pairs_bf16_with_float32_within_two_standard_errors():
+    from run import bf16_retrain_row
+
+    retrain = {"float32": {"plain": {"mean_dice": 0.8855}}, "bf16_speedup": 1.33,
+               "bf16": {"plain": {"mean_dice": 0.8841},
+                        "against_float32": {"mean_dice_difference": -0.0014,
+                                            "standard_error": 0.0020}}}
+    assert bf16_retrain_row(retrain)[2:] == (
+        "0.8841 against 0.8855 (-0.0014 ± 0.0020); train step 1.33x", True)
+    retrain["bf16"]["against_float32"]["mean_dice_difference"] = -0.0041  # beyond 2 errors
+    assert bf16_retrain_row(retrain)[3] is False
+    skipped = bf16_retrain_row({"skipped": "no native bf16 on this CPU"})
+    assert skipped[3] == "not run: no native bf16 on this CPU"
 
 
 def test_step_trace_sums_each_ops_time_by_type_and_part():
