@@ -3,7 +3,6 @@
 import json
 import os
 import resource
-import shutil
 import signal
 import struct
 import subprocess
@@ -289,22 +288,20 @@ def test_ctrl_c_during_evaluation_writes_no_partial_report(tmp_path, tiny_model,
 
 
 @pytest.mark.slow
-def test_same_seed_same_run_different_seed_different_split(tmp_path):
-    def run(name, seed):
+def test_same_seed_same_run(tmp_path):
+    # Another seed's other split, through the same train_and_evaluate, is checked in
+    # test_workflow.py (a rerun with --seed 1).
+    def run(name):
         arguments = ["--run-dir", str(tmp_path / name), "--synthetic-dir",
                      str(tmp_path / "synthetic"), "--num-synthetic", "20", "--size", "32",
                      "--base-filters", "4", "--depth", "3", "--epochs", "1", "--batch-size", "4",
-                     "--augment", "--seed", str(seed), "-q"]
+                     "--augment", "--seed", "0", "-q"]
         assert train_main(arguments) == 0
         model = load_model(tmp_path / name / "model.keras")
         return ((tmp_path / name / "split.json").read_text(),
                 [np.asarray(weight) for weight in model.weights],
                 (tmp_path / name / "evaluation.csv").read_text())
 
-    first, second = run("a", 0), run("b", 0)
+    first, second = run("a"), run("b")
     assert first[0] == second[0] and first[2] == second[2]
     assert all(np.array_equal(x, y) for x, y in zip(first[1], second[1], strict=True))
-    shutil.rmtree(tmp_path / "synthetic")  # seed 1 makes its own synthetic images
-    other = run("c", 1)
-    assert other[0] != first[0]  # another split
-    assert not all(np.array_equal(x, y) for x, y in zip(first[1], other[1], strict=True))
