@@ -19,7 +19,6 @@ Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the num
 """
 
 import argparse
-import functools
 import json
 import tempfile
 from pathlib import Path
@@ -30,22 +29,20 @@ from segment.training import compile_model
 import bench_isic2018 as isic
 from bench_encoders import BASELINE, QUICK
 from bench_second_look import changes
-from measure import images_per_second, random_batch
+from measure import train_images_per_second
 
 POLICY = "mixed_bfloat16"
 
 
 def training_speeds(config, steps):
     """Train-step images/s of `config`'s network in float32 and in mixed bfloat16."""
-    size, batch = config.data.image_size[0], config.data.batch_size
-    images, masks = random_batch(batch, size)
+    size = config.data.image_size[0]
     speeds = {}
     for policy in ("float32", POLICY):
         model = segment.create_model((size, size, 3), config.model,
                                      dtype_policy=None if policy == "float32" else policy)
         compile_model(model, learning_rate=config.train.learning_rate, loss=config.train.loss)
-        speeds[policy] = images_per_second(
-            functools.partial(model.train_on_batch, images, masks), batch, steps)[0]
+        speeds[policy] = train_images_per_second(model, config.data.batch_size, steps)
     return speeds
 
 
@@ -53,17 +50,17 @@ def measure(data, runs, baseline, steps):
     """The module docstring's runs: a dict of their results."""
     if segment.resolve_precision("mixed") != POLICY:
         return {"skipped": "no native bf16 on this CPU: the library trains `mixed` in float32"}
-    name = f"{baseline.data.image_size[0]}-lite0"
-    base_model, base_run = isic.trained(data, runs / f"isic2018-{name}", baseline)
+    base_name = f"{baseline.data.image_size[0]}-lite0"
+    bf16_name = f"{base_name}-bf16"
+    base_model, base_run = isic.trained(data, runs / f"isic2018-{base_name}", baseline)
     base_dice = isic.test_dice(base_run)
-    bf16 = isic.changed_runs(data, baseline, runs, {f"{name}-bf16": {"precision": "mixed"}},
-                             base_dice, None)[f"{name}-bf16"]
-    bf16["against_float32"] = bf16.pop("against_recipe")
-    bf16.update(changes(isic.test_dice(segment.RunFolder(runs / f"isic2018-{name}-bf16")),
+    bf16 = isic.changed_runs(data, baseline, runs, {bf16_name: {"precision": "mixed"}},
+                             base_dice, None, against="float32")[bf16_name]
+    bf16.update(changes(isic.test_dice(segment.RunFolder(runs / f"isic2018-{bf16_name}")),
                         base_dice))
     speeds = training_speeds(baseline, steps)
-    return {"float32": {"run": f"isic2018-{name}", **isic.run_scores(base_run, base_model)},
-            "bf16": {"run": f"isic2018-{name}-bf16", **bf16},
+    return {"float32": {"run": f"isic2018-{base_name}", **isic.run_scores(base_run, base_model)},
+            "bf16": {"run": f"isic2018-{bf16_name}", **bf16},
             "train_images_per_s": speeds, "bf16_speedup": speeds[POLICY] / speeds["float32"]}
 
 

@@ -20,7 +20,6 @@ Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the num
 """
 
 import argparse
-import functools
 import json
 import math
 import os
@@ -35,7 +34,7 @@ from segment.training import compile_model  # noqa: E402
 
 import bench_isic2018 as isic  # noqa: E402
 from bench_second_look import changes  # noqa: E402
-from measure import images_per_second, random_batch  # noqa: E402
+from measure import train_images_per_second  # noqa: E402
 
 BASELINE = isic.RECIPE.replace(image_size=(224, 224), epochs=15, encoder="efficientnet_lite0")
 VARIANTS = ("efficientnet_lite1", "efficientnet_lite2")
@@ -52,12 +51,10 @@ def training_speeds(baseline, variants, side, steps):
                 *((variant, side) for variant in variants)]
     speeds = {}
     for encoder, size in networks:
-        images, masks = random_batch(batch, size)
         model = compile_model(
             segment.create_model((size, size, 3), baseline.model, encoder=encoder),
             learning_rate=baseline.train.learning_rate, loss=baseline.train.loss)
-        step = functools.partial(model.train_on_batch, images, masks)
-        speeds[encoder] = images_per_second(step, batch, steps)[0]
+        speeds[encoder] = train_images_per_second(model, batch, steps)
     return speeds
 
 
@@ -77,8 +74,7 @@ def measure(data, runs, baseline, variants, side, budget_seconds, steps):
         settings = {"encoder": variant, "image_size": (side, side),
                     "epochs": max(1, math.floor(budget_seconds / epoch_seconds))}
         scores = isic.changed_runs(data, baseline, runs, {name: settings}, base_dice,
-                                   None)[name]
-        scores["against_baseline"] = scores.pop("against_recipe")
+                                   None, against="baseline")[name]
         run = segment.RunFolder(runs / f"isic2018-{name}")
         model, test = segment.load_model(run.model), segment.load_split(base_run.split).test
         start = time.perf_counter()

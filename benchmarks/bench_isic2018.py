@@ -235,9 +235,9 @@ def training_parts(data, recipe, runs, parts, fractions, figure, changes):
     return results
 
 
-def changed_runs(data, recipe, runs, changes, recipe_dice, peer_dice):
+def changed_runs(data, recipe, runs, changes, recipe_dice, peer_dice, against="recipe"):
     """Train (or reuse) the recipe with each change; full-data runs also get TTA + pp and are
-    paired image by image with the recipe (and the peer, when it ran)."""
+    paired image by image with the recipe (key `against_<against>`) and the peer, when it ran."""
     results = {}
     for name, settings in changes.items():
         config = recipe.replace(**settings)
@@ -247,7 +247,7 @@ def changed_runs(data, recipe, runs, changes, recipe_dice, peer_dice):
                   **run_scores(change_run, change_model if whole else None)}
         if whole:
             change_dice = test_dice(change_run)
-            scores["against_recipe"] = paired_difference(change_dice, recipe_dice)
+            scores[f"against_{against}"] = paired_difference(change_dice, recipe_dice)
             if peer_dice is not None:
                 scores["against_peer"] = paired_difference(change_dice, peer_dice)
         results[name] = scores

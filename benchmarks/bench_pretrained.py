@@ -39,7 +39,6 @@ Prints one JSON object; benchmarks/RESULTS.md records the numbers.
 """
 
 import argparse
-import functools
 import json
 import os
 import tempfile
@@ -51,7 +50,7 @@ import segment  # noqa: E402
 from segment.training import compile_model  # noqa: E402
 
 import bench_isic2018 as isic  # noqa: E402
-from measure import images_per_second, random_batch  # noqa: E402
+from measure import train_images_per_second  # noqa: E402
 
 LITE0 = {"encoder": "efficientnet_lite0"}
 TUNING = {
@@ -85,11 +84,9 @@ def training_speeds(recipe, pretrained, large_side, steps=20):
         networks.append((f"efficientnet_lite0_{large_side}", pretrained, large_side))
     speeds = {}
     for name, config, size in networks:
-        images, masks = random_batch(batch, size)
         model = compile_model(segment.create_model((size, size, 3), config.model),
                               learning_rate=config.train.learning_rate, loss=config.train.loss)
-        step = functools.partial(model.train_on_batch, images, masks)
-        speeds[name] = images_per_second(step, batch, steps)[0]
+        speeds[name] = train_images_per_second(model, batch, steps)
     return speeds
 
 

@@ -7,6 +7,8 @@ the same thing whichever script made it:
 - `images_per_second(step, images_per_call, calls, warmup=2)`: `warmup` untimed calls (they
   trace or compile), then `calls` timed ones; the rate and the warm-up seconds.
 - `random_batch(batch, size)`: seeded float32 images in [0, 1] and {0, 1} masks.
+- `train_images_per_second(model, batch, steps)`: a compiled Keras model's train step on
+  `random_batch` data at its input size.
 - `run_eagerly()`: for --quick smoke runs, which check code paths and not speed.
 - `peak_rss_mb()` / `current_rss_mb()`: this process's resident memory. `ru_maxrss` is not
   used: Linux keeps it across fork and exec, so a child started by a big benchmark process
@@ -14,6 +16,7 @@ the same thing whichever script made it:
   the current process image only.
 """
 
+import functools
 import time
 from pathlib import Path
 
@@ -55,6 +58,14 @@ def random_batch(batch, size, seed=0):
     rng = np.random.default_rng(seed)
     images = rng.random((batch, size, size, 3), dtype=np.float32)
     return images, (rng.random((batch, size, size, 1)) > 0.5).astype(np.float32)
+
+
+def train_images_per_second(model, batch, steps):
+    """Images/s of `steps` timed train steps of a compiled Keras model (after 2 of warm-up), on
+    `random_batch(batch, size)` at the model's own square input size."""
+    images, masks = random_batch(batch, model.input_shape[1])
+    return images_per_second(functools.partial(model.train_on_batch, images, masks), batch,
+                             steps)[0]
 
 
 def _status_mb(field):

@@ -104,7 +104,6 @@ def lesion_views(images, masks, rng, size, share):
     return out_images, out_masks
 
 
-
 def to_float(images, masks):
     """uint8 batches -> float32 images in [0, 1] and float32 masks in {0, 1}.
 
