@@ -106,6 +106,7 @@ def _train(args):
         train=TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate,
                           lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, loss=args.loss,
                           early_stopping_patience=args.early_stopping,
+                          validate_every=args.validate_every,
                           precision="mixed" if args.mixed_precision else "float32",
                           encoder_lr_scale=args.encoder_lr_scale,
                           encoder_frozen_epochs=args.encoder_frozen_epochs),
@@ -314,6 +315,10 @@ def _train_parser():
                           help="soft dice per image, or binary cross-entropy + dice")
     training.add_argument("--early-stopping", type=positive_int, default=None, metavar="EPOCHS",
                           help="stop after this many epochs without a better validation dice")
+    training.add_argument("--validate-every", type=positive_int, default=TrainConfig.validate_every,
+                          metavar="EPOCHS",
+                          help="validate after every this many epochs and after the last; the "
+                               "best-epoch checkpoint and early stopping judge those epochs only")
     training.add_argument("--encoder-lr-scale", type=float_in(0, 1, low_included=True,
                                                                high_included=True),
                           default=TrainConfig.encoder_lr_scale,

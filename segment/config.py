@@ -154,6 +154,9 @@ class TrainConfig:
     lr_schedule: str = "exponential"  # "exponential" (paper), "cosine" or "plateau"
     loss: str = "dice"  # "dice" (soft, per image) or "bce_dice"
     early_stopping_patience: int | None = None  # epochs without val dice gain; None: off
+    # Validate after every n-th epoch and after the last; the checkpoint, early stopping and the
+    # plateau schedule judge those epochs only (their patience rounded up to whole validations).
+    validate_every: int = 1
     precision: str = "float32"  # "float32", "mixed_bfloat16", "mixed_float16" or "mixed"
     steps_per_epoch: int | None = None  # batches per epoch; None: the whole training part
     # A pretrained encoder's learning rate as a fraction of the rest's (1: the same), and the
@@ -171,6 +174,7 @@ class TrainConfig:
         _check_choice(self, "lr_schedule", LR_SCHEDULES)
         _check_choice(self, "loss", LOSSES)
         _check_choice(self, "precision", PRECISIONS)
+        _check_integer(self, "validate_every")
         for name in ("early_stopping_patience", "steps_per_epoch"):
             if getattr(self, name) is not None:
                 _check_integer(self, name)

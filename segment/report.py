@@ -132,8 +132,9 @@ def plot_training_curves(history):
     epochs = np.arange(1, len(log) + 1)
     for axes, name in zip(panels[:2], ["loss", "dice"], strict=True):
         for column, label in [(name, "training"), (f"val_{name}", "validation")]:
-            if column in log:
-                axes.plot(epochs, log[column], marker=".", label=label)
+            if column in log:  # NaN on epochs that did not validate (validate_every)
+                measured = log[column].notna().to_numpy()
+                axes.plot(epochs[measured], log[column][measured], marker=".", label=label)
         axes.set(xlabel="epoch", title=name if name == "loss" else "per-image mean dice")
         axes.legend()
     if "learning_rate" in log:

@@ -112,8 +112,11 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
         config: `TrainConfig`, or an int as shorthand for `TrainConfig(epochs=n)`. Its
             schedule: "exponential" gives epoch e the rate learning_rate * lr_decay ** e;
             "cosine" learning_rate * (1 + cos(pi * e / epochs)) / 2; "plateau" halves the rate
-            after 5 epochs without a lower validation loss. `precision` is not applied here:
-            build the model with it (`create_model(dtype_policy=...)`).
+            after 5 epochs without a lower validation loss (training loss without `val_ds`).
+            With `validate_every` n > 1, validation runs after every n-th epoch and the last;
+            the other epochs log NaN validation values (log.csv, History, callbacks).
+            `precision` is not applied here: build the model with it
+            (`create_model(dtype_policy=...)`).
         run_dir: Folder (or `RunFolder`, opened or not) for the model, logs and backup.
         callbacks: Further Keras callbacks, run after the built-in ones.
         strategy: The tf.distribute strategy the model was built under (see
@@ -182,7 +185,7 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
 
 def _fit(model, train_ds, val_ds, config, run, resuming, callbacks, verbose):
     """model.fit with the built-in callbacks writing into the RunFolder `run`."""
-    monitor = "val_dice" if val_ds is not None else "dice"
+    monitor, monitor_loss = ("val_dice", "val_loss") if val_ds is not None else ("dice", "loss")
     if config.lr_schedule == "exponential":
         schedule = keras.callbacks.LearningRateScheduler(
             lambda epoch: float(config.learning_rate * config.lr_decay**epoch))
@@ -191,14 +194,16 @@ def _fit(model, train_ds, val_ds, config, run, resuming, callbacks, verbose):
             lambda epoch: float(config.learning_rate
                                 * (1 + math.cos(math.pi * epoch / config.epochs)) / 2))
     else:
-        schedule = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=5)
+        schedule = _ReduceLROnPlateau(monitor_loss, factor=0.5,
+                                      patience=math.ceil(5 / config.validate_every))
     all_callbacks = [
         _EpochTimer(),  # first: the later ones (log.csv, TensorBoard) see its epoch_seconds
         schedule,
         keras.callbacks.TerminateOnNaN(),
         _BestCheckpoint(run.model, run.best, monitor, resuming=resuming),
-        keras.callbacks.CSVLogger(str(run.log), append=True),
         *_tensorboard(run),
+        *([_UnvalidatedAsNaN()] if val_ds is not None else []),  # then log.csv and History
+        keras.callbacks.CSVLogger(str(run.log), append=True),
         _ResumableBackup(run.backup, run.log),  # last: saves an epoch
         *callbacks,
     ]
@@ -206,15 +211,18 @@ def _fit(model, train_ds, val_ds, config, run, resuming, callbacks, verbose):
         all_callbacks.insert(2, EncoderLearningRate(config.encoder_lr_scale,
                                                      config.encoder_frozen_epochs))
     if config.early_stopping_patience is not None:
-        all_callbacks.append(keras.callbacks.EarlyStopping(
-            monitor, mode="max", patience=config.early_stopping_patience))
+        all_callbacks.insert(all_callbacks.index(schedule) + 1, _EarlyStopping(
+            monitor, mode="max",
+            patience=math.ceil(config.early_stopping_patience / config.validate_every)))
     if resuming:
         logger.info("resuming the interrupted run in '%s'", run.path)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
+    validated_epochs = [epoch for epoch in range(1, config.epochs + 1)  # counted from 1
+                        if epoch % config.validate_every == 0 or epoch == config.epochs]
     history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, shuffle=False,
                         callbacks=all_callbacks, steps_per_epoch=config.steps_per_epoch,
-                        verbose=verbose)
+                        validation_freq=validated_epochs, verbose=verbose)
     history.stopped_on_nan = any(not math.isfinite(value)
                                  for value in history.history.get("loss", []))
     if history.stopped_on_nan:
@@ -255,6 +263,35 @@ class _EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self.started
+
+
+class _UnvalidatedAsNaN(keras.callbacks.Callback):
+    """Give an epoch that did not validate (`TrainConfig.validate_every`) NaN validation values,
+    so log.csv keeps its columns and History one value per epoch for every name."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for name in [name for name in logs if not name.startswith("val_")]:
+            if name not in ("learning_rate", "epoch_seconds"):
+                logs.setdefault(f"val_{name}", math.nan)
+
+
+class _ValidatedEpochsOnly:
+    """Mixin for a callback that monitors a validation value: it skips the epochs that did not
+    validate, instead of warning about the missing value or counting them in its patience."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor in (logs or {}):
+            super().on_epoch_end(epoch, logs)
+
+
+class _EarlyStopping(_ValidatedEpochsOnly, keras.callbacks.EarlyStopping):
+    pass
+
+
+class _ReduceLROnPlateau(_ValidatedEpochsOnly, keras.callbacks.ReduceLROnPlateau):
+    pass
 
 
 class _BestCheckpoint(keras.callbacks.Callback):

@@ -23,6 +23,7 @@ import pytest
     (lambda: TrainConfig(lr_schedule="step"), "Received: lr_schedule='step'"),
     (lambda: TrainConfig(encoder_lr_scale=1.5), "Received: encoder_lr_scale=1.5"),
     (lambda: TrainConfig(encoder_frozen_epochs=-1), "Received: encoder_frozen_epochs=-1"),
+    (lambda: TrainConfig(validate_every=0), "Received: validate_every=0"),
     (lambda: RunConfig(train=TrainConfig(encoder_lr_scale=0.1)),
      "apply to a pretrained encoder; the model has encoder='improved_unet'"),
     (lambda: TrainConfig(epochs=3, encoder_frozen_epochs=3),

