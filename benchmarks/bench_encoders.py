@@ -4,6 +4,9 @@
     .venv/bin/python benchmarks/bench_encoders.py --only efficientnet_lite2  # one: about 1 h 10 min
     .venv/bin/python benchmarks/bench_encoders.py --quick                   # a smoke run
 
+An interrupted variant resumes when the same command runs again, as long as it plans the same
+number of epochs; `--epochs N` fixes that number when the machine's speed has changed since.
+
 The baseline is the README's pretrained command (Lite0 at 224x224, 15 epochs, batch 8, cosine
 from 1e-3, bce_dice; run folder isic2018-224-lite0, reused when it holds that finished run, else
 trained first). Each larger variant trains at SIDE (256: the multiple of 32 nearest its own 240
@@ -58,8 +61,9 @@ def training_speeds(baseline, variants, side, steps):
     return speeds
 
 
-def measure(data, runs, baseline, variants, side, budget_seconds, steps):
-    """The module docstring's runs: a dict of their results."""
+def measure(data, runs, baseline, variants, side, budget_seconds, steps, epochs=None):
+    """The module docstring's runs: a dict of their results. `epochs`, when given, replaces
+    the number of epochs that fit in the budget."""
     base_name = f"{baseline.data.image_size[0]}-lite0"
     _, base_run = isic.trained(data, runs / f"isic2018-{base_name}", baseline)
     base_scores = isic.run_scores(base_run)
@@ -72,7 +76,7 @@ def measure(data, runs, baseline, variants, side, budget_seconds, steps):
                          / speeds[variant])
         name = f"{side}-{variant.removeprefix('efficientnet_')}"
         settings = {"encoder": variant, "image_size": (side, side),
-                    "epochs": max(1, math.floor(budget_seconds / epoch_seconds))}
+                    "epochs": epochs or max(1, math.floor(budget_seconds / epoch_seconds))}
         scores = isic.changed_runs(data, baseline, runs, {name: settings}, base_dice,
                                    None, against="baseline")[name]
         run = segment.RunFolder(runs / f"isic2018-{name}")
@@ -81,6 +85,9 @@ def measure(data, runs, baseline, variants, side, budget_seconds, steps):
         segment.evaluate(model, test, progress=False)
         scores["evaluate_seconds"] = time.perf_counter() - start
         scores["predicted_epoch_seconds"] = epoch_seconds
+        scores["train_images_per_s"] = {encoder: speeds[encoder]
+                                        for encoder in (baseline.model.encoder, variant)}
+        scores["date"] = time.strftime("%Y-%m-%d")
         scores.update(changes(isic.test_dice(run), base_dice))
         results[name] = scores
     return results
@@ -91,6 +98,10 @@ def main():
     parser.add_argument("--only", choices=VARIANTS, help="train and score one variant")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: synthetic data, tiny networks, functions eagerly")
+    parser.add_argument("--epochs", type=int,
+                        help="train for this many epochs instead of those that fit in the budget "
+                             "at this run's measured speed: resumes a run whose machine measured "
+                             "another speed when it started")
     args = parser.parse_args()
     variants = (args.only,) if args.only else VARIANTS
     if args.quick:
@@ -99,7 +110,7 @@ def main():
             results = measure(data, Path(scratch) / "runs", QUICK, variants, 32, 1, 2)
     else:
         results = measure(isic.ISIC2018, isic.HERE.parent / "runs", BASELINE, variants, SIDE,
-                          BUDGET_MINUTES * 60, 20)
+                          BUDGET_MINUTES * 60, 20, args.epochs)
     print(json.dumps(results, indent=2))
 
 

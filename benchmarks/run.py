@@ -27,12 +27,15 @@ HERE = Path(__file__).resolve().parent
 ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision", "5": "peer",
              "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained", "10": "review",
              "11": "confidence", "12": "second_look", "13": "torch_twin", "14": "encoders",
-             "15": "lesion_crops", "16": "bf16_retrain"}
+             "15": "lesion_crops", "16": "bf16_retrain", "17": "epoch"}
+# Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
+# variant, and the other's results stay.
+ADDITIVE_PARTS = {"encoders"}
 PRETRAINED = "9 pretrained encoder (ISIC 2018)"  # the rows of bench_pretrained.py's parts
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
               "review", "confidence", "second_look", "torch_twin", "encoders", "step_trace",
-              "lesion_crops", "bf16_retrain"]
+              "lesion_crops", "bf16_retrain", "epoch"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -147,7 +150,22 @@ def targets(results):
         rows.append(lesion_crops_row(results["lesion_crops"]))
     if "bf16_retrain" in results:
         rows.append(bf16_retrain_row(results["bf16_retrain"]))
+    if "epoch" in results:
+        rows.append(epoch_row(results["epoch"]))
     return rows
+
+
+def epoch_row(epoch):
+    """A whole epoch (pipeline, checkpoints, validation) against the bare train step."""
+    target = ("a whole epoch at 224x224 from the second on (input pipeline, checkpoints, "
+              "validation) >= 0.95 of the bare train step's images/s")
+    if "fraction_of_bare_step" not in epoch:
+        return "17 epoch", target, "-", not_run(epoch)
+    fractions = epoch["fraction_of_bare_step"]
+    value = "; ".join(f"{name}: {fraction:.2f}" for name, fraction in fractions.items())
+    return ("17 epoch", target, f"{epoch['precision']}, {value}",
+            max(fraction for name, fraction in fractions.items()
+                if name.startswith("validate_every")) >= 0.95)
 
 
 def small_lesion_dice(scores):
@@ -172,8 +190,9 @@ def encoder_rows(encoders):
         small, count = small_lesion_dice(scores["plain"])
         below, minutes = scores["plain"]["low_dice"]["count"], scores["train_seconds"] / 60
         paired = scores["against_baseline"]
+        trained = f" ({scores['date']})" if "date" in scores else ""
         rows.append(("14 stronger encoders", target,
-                     f"{name}, {scores['epochs']} epochs, {minutes:.0f} min: mean "
+                     f"{name}{trained}, {scores['epochs']} epochs, {minutes:.0f} min: mean "
                      f"{scores['plain']['mean_dice']:.3f} ({paired['mean_dice_difference']:+.3f}"
                      f" ± {paired['standard_error']:.3f}); {small:.3f} over {count}; {below} "
                      f"below 0.6 (Lite0 {before})",
@@ -564,8 +583,10 @@ def main():
         results = json.loads((args.out / "results.json").read_text())
         info = results.pop("machine")  # the header keeps describing the full run's machine
     for name in args.only or BENCHMARKS:
-        results[name] = {**run_benchmark(name, args.quick, shlex.split(args.args)),
-                         "machine": machine()}
+        result = {**run_benchmark(name, args.quick, shlex.split(args.args)), "machine": machine()}
+        if name in ADDITIVE_PARTS and "error" not in result:
+            result = {**results.get(name, {}), **result}
+        results[name] = result
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"machine": info, **results}, indent=2))
     (args.out / "RESULTS.md").write_text(markdown(results, info, args.quick))

@@ -29,11 +29,13 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # trains three EfficientNet-Lite networks, bench_lesion_crops.py two Lite0 networks: their
     # rows are tested below, from their output.
     # bench_step_trace.py traces Lite0 in three precisions; its grouping is tested below.
-    # bench_bf16_retrain.py trains two Lite0 networks; its row is tested below.
+    # bench_bf16_retrain.py trains two Lite0 networks, bench_epoch.py one for 7 epochs; their
+    # rows are tested below (validate_every itself in test_training.py).
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
                                                          "review", "confidence", "torch_twin",
                                                          "encoders", "step_trace",
-                                                         "lesion_crops", "bf16_retrain")
+                                                         "lesion_crops", "bf16_retrain",
+                                                         "epoch")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -345,6 +347,19 @@ def test_bf16_retrain_row_pairs_bf16_with_float32_within_two_standard_errors():
     assert bf16_retrain_row(retrain)[3] is False
     skipped = bf16_retrain_row({"skipped": "no native bf16 on this CPU"})
     assert skipped[3] == "not run: no native bf16 on this CPU"
+
+
+def test_epoch_row_is_met_by_the_best_validation_frequency():
+    from run import epoch_row
+
+    epoch = {"precision": "mixed_bfloat16",
+             "fraction_of_bare_step": {"epoch without validation": 0.99,
+                                       "validate_every 1": 0.88, "validate_every 3": 0.95}}
+    assert epoch_row(epoch)[2:] == ("mixed_bfloat16, epoch without validation: 0.99; "
+                                    "validate_every 1: 0.88; validate_every 3: 0.95", True)
+    epoch["fraction_of_bare_step"]["validate_every 3"] = 0.94  # the epoch alone does not count
+    assert epoch_row(epoch)[3] is False
+    assert epoch_row({"error": "failed"})[3] == "not run: failed"
 
 
 def test_step_trace_sums_each_ops_time_by_type_and_part():

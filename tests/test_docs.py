@@ -124,6 +124,12 @@ def test_readme_results_tables_are_the_benchmark_record():
                                                                   large["train_seconds"]),
         "that model, `--tta --postprocess` (the best here)": (large["tta+postprocess"], None),
     }, ("mean_dice", "median_dice", "isic_score", "pooled_dice"))
+    encoders = stored["encoders"]
+    assert_rows_match(lines, {
+        "that command + `--mixed-precision`": (stored["bf16_retrain"]["bf16"]["plain"], None),
+        "`--encoder efficientnet_lite1 --size 256": (encoders["256-lite1"]["plain"], None),
+        "`--encoder efficientnet_lite2 --size 256": (encoders["256-lite2"]["plain"], None),
+    }, ("mean_dice", "median_dice", "isic_score", "pooled_dice"))
 
 
 def test_docs_isic2018_table_is_the_benchmark_record():
