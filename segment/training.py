@@ -277,21 +277,25 @@ class _UnvalidatedAsNaN(keras.callbacks.Callback):
                 logs.setdefault(f"val_{name}", math.nan)
 
 
-class _ValidatedEpochsOnly:
-    """Mixin for a callback that monitors a validation value: it skips the epochs that did not
-    validate, instead of warning about the missing value or counting them in its patience."""
+class _EarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping that skips the epochs that did not validate (`validate_every`) instead of
+    warning that its value is missing: its patience counts validations."""
 
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor in (logs or {}):
             super().on_epoch_end(epoch, logs)
 
 
-class _EarlyStopping(_ValidatedEpochsOnly, keras.callbacks.EarlyStopping):
-    pass
+class _ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau that judges only the epochs that validated (`validate_every`), its
+    patience counting validations; it logs the learning rate on every epoch, as Keras' does."""
 
-
-class _ReduceLROnPlateau(_ValidatedEpochsOnly, keras.callbacks.ReduceLROnPlateau):
-    pass
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or self.monitor in logs:
+            super().on_epoch_end(epoch, logs)
+        else:
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
 class _BestCheckpoint(keras.callbacks.Callback):

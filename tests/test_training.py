@@ -123,14 +123,15 @@ def test_validating_every_second_epoch_keeps_the_log_whole_across_a_resume(small
     model = create_model((32, 32, 3), base_filters=4, depth=3)
     with pytest.raises(RuntimeError, match="simulated crash"):  # epochs 1 and 2 done
         train_model(model, small_data, small_data, 5, tmp_path, validate_every=2,
-                    callbacks=[StopAtEpoch(2)], verbose=0)
+                    lr_schedule="plateau", callbacks=[StopAtEpoch(2)], verbose=0)
     resumed = create_model((32, 32, 3), base_filters=4, depth=3)
     history = train_model(resumed, small_data, small_data, 5, tmp_path, validate_every=2,
-                          verbose=0)  # epochs 3-5: validates after 4 and 5 (the last)
+                          lr_schedule="plateau", verbose=0)  # epochs 3-5: validates after 4, 5
     assert np.isnan(history.history["val_dice"]).tolist() == [True, False, False]
     log = pd.read_csv(tmp_path / "log.csv")
     assert log["epoch"].tolist() == [0, 1, 2, 3, 4]
     assert log["val_dice"].isna().tolist() == [True, False, True, False, False]
+    assert log["learning_rate"].notna().all()  # the plateau schedule logs it on every epoch
     assert not log.columns.str.startswith("val_epoch").any()
     best = json.loads((tmp_path / "best.json").read_text())
     assert best["epoch"] in (2, 4, 5)
