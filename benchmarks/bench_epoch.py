@@ -1,20 +1,20 @@
 """A whole training epoch (input pipeline, saves, validation) against the bare train step.
 
-    .venv/bin/python benchmarks/bench_epoch.py          # about 6 min
+    .venv/bin/python benchmarks/bench_epoch.py          # about 20 min
     .venv/bin/python benchmarks/bench_epoch.py --quick  # a smoke run
 
 The settings are the README's pretrained command (bench_encoders.BASELINE: the Lite0 U-Net at
 224x224, batch 8, the in-memory cache) in the library's fastest mode on this CPU (`--mixed-
-precision`: bf16 where native, else float32), on the first TRAIN + VALIDATION pairs of ISIC 2018
-(the 3:1 proportion of the 6:2:2 split's training and validation parts). In one process: the bare
-train step (random data, `train_images_per_second`), then `train_model` for EPOCHS epochs with
-`validate_every=3` (validation after epochs 3, 6 and 7), then the bare step again: the machine's
-speed drifts by 10-20 % within minutes, so the bare step's images/s is the mean of the two. Each
-epoch is timed from its start to the end of its last callback, so with its checkpoint and backup
-saves (log.csv's epoch_seconds stops before them). Epoch 1 decodes and caches the files and is
-reported apart. Of the later epochs, the median seconds of those without validation and of those
-with it give an epoch's images/s as a fraction of the bare step's: with validation after every
-epoch, and over a cycle of three epochs (two without, one with).
+precision`: bf16 where native, else float32), on the training and validation parts of its ISIC 2018
+split (6:2:2, seed 0: 1,127 and 376 pairs). In one process: the bare train step (random data,
+`train_images_per_second`), then `train_model` for EPOCHS epochs with `validate_every=3`
+(validation after epochs 3, 6 and 7), then the bare step again: the machine's speed drifts by 10-20
+% within minutes, so the bare step's images/s is the mean of the two. Each epoch is timed from its
+start to the end of its last callback, so with its checkpoint and backup saves (log.csv's
+epoch_seconds stops before them). Epoch 1 decodes and caches the files and is reported apart. Of
+the later epochs, the median seconds of those without validation and of those with it give an
+epoch's images/s as a fraction of the bare step's: with validation after every epoch, and over a
+cycle of three epochs (two without, one with).
 
 Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
 """
@@ -35,7 +35,6 @@ import pandas as pd
 from bench_encoders import BASELINE, QUICK
 from measure import train_images_per_second
 
-TRAIN, VALIDATION = 240, 80
 EPOCHS, VALIDATE_EVERY = 7, 3
 
 
@@ -54,12 +53,12 @@ class WallClock(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self.started)
 
 
-def measure(pairs, config, steps, scratch, counts=(TRAIN, VALIDATION)):
-    """The module docstring's measurement on the first `counts` pairs (training, validation):
-    a dict."""
+def measure(pairs, config, steps, scratch):
+    """The module docstring's measurement on the training and validation parts of `pairs`'
+    split by `config`: a dict."""
     config = config.replace(epochs=EPOCHS, validate_every=VALIDATE_EVERY, precision="mixed")
     precision = segment.resolve_precision(config.train.precision)
-    train, val = pairs[:counts[0]], pairs[counts[0]:sum(counts)]
+    train, val, _ = segment.train_val_test_split(pairs, config.data)
     size = config.data.image_size[0]
     model = segment.create_model((size, size, 3), config.model,
                                  dtype_policy=None if precision == "float32" else precision)
@@ -100,7 +99,7 @@ def main():
     with tempfile.TemporaryDirectory() as scratch:
         if args.quick:
             pairs = isic.quick_data(Path(scratch))
-            results = measure(pairs, QUICK, 2, Path(scratch), counts=(12, 4))
+            results = measure(pairs, QUICK, 2, Path(scratch))
         else:
             pairs = segment.find_pairs(isic.ISIC2018)
             results = measure(pairs, BASELINE, 20, Path(scratch))
