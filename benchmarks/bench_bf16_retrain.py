@@ -18,10 +18,6 @@ split (6:2:2, seed 0) and test part as bench_isic2018.py.
 Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
 """
 
-import argparse
-import json
-import tempfile
-from pathlib import Path
 
 import segment
 from segment.training import compile_model
@@ -64,19 +60,6 @@ def measure(data, runs, baseline, steps):
             "train_images_per_s": speeds, "bf16_speedup": speeds[POLICY] / speeds["float32"]}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: synthetic data, tiny networks, functions eagerly")
-    args = parser.parse_args()
-    if args.quick:
-        with tempfile.TemporaryDirectory() as scratch:
-            data = isic.quick_data(Path(scratch))
-            results = measure(data, Path(scratch) / "runs", QUICK, 2)
-    else:
-        results = measure(isic.ISIC2018, isic.HERE.parent / "runs", BASELINE, 20)
-    print(json.dumps(results, indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    isic.quick_or_full_main(__doc__, lambda data, runs, quick: measure(
+        data, runs, *((QUICK, 2) if quick else (BASELINE, 20))))

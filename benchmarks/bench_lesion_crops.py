@@ -17,10 +17,6 @@ worst test images it fixes and which images it breaks), with per-size bins and t
 Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
 """
 
-import argparse
-import json
-import tempfile
-from pathlib import Path
 
 import segment
 
@@ -44,20 +40,7 @@ def measure(data, runs, baseline, share, margins, shares):
             "crops": {"run": name, "lesion_crops": share, **scores, **looked}}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: synthetic data, tiny networks, functions eagerly")
-    args = parser.parse_args()
-    if args.quick:
-        with tempfile.TemporaryDirectory() as scratch:
-            data = isic.quick_data(Path(scratch))
-            results = measure(data, Path(scratch) / "runs", QUICK, SHARE, (0.5,), (0.5,))
-    else:
-        results = measure(isic.ISIC2018, isic.HERE.parent / "runs", BASELINE, SHARE,
-                          bench_second_look.MARGINS, bench_second_look.WHOLE_VIEW_SHARES)
-    print(json.dumps(results, indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    isic.quick_or_full_main(__doc__, lambda data, runs, quick: measure(
+        data, runs, *((QUICK, SHARE, (0.5,), (0.5,)) if quick else (
+            BASELINE, SHARE, bench_second_look.MARGINS, bench_second_look.WHOLE_VIEW_SHARES))))

@@ -27,7 +27,8 @@ HERE = Path(__file__).resolve().parent
 ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision", "5": "peer",
              "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained", "10": "review",
              "11": "confidence", "12": "second_look", "13": "torch_twin", "14": "encoders",
-             "15": "lesion_crops", "16": "bf16_retrain", "17": "epoch"}
+             "15": "lesion_crops", "16": "bf16_retrain", "17": "epoch",
+             "18": "small_lesion_loss"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
 # variant, and the other's results stay.
 ADDITIVE_PARTS = {"encoders"}
@@ -35,7 +36,7 @@ PRETRAINED = "9 pretrained encoder (ISIC 2018)"  # the rows of bench_pretrained.
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
               "review", "confidence", "second_look", "torch_twin", "encoders", "step_trace",
-              "lesion_crops", "bf16_retrain", "epoch"]
+              "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -152,6 +153,8 @@ def targets(results):
         rows.append(bf16_retrain_row(results["bf16_retrain"]))
     if "epoch" in results:
         rows.append(epoch_row(results["epoch"]))
+    if "small_lesion_loss" in results:
+        rows.append(small_lesion_loss_row(results["small_lesion_loss"]))
     return rows
 
 
@@ -176,45 +179,57 @@ def small_lesion_dice(scores):
             if count else float("nan")), count
 
 
+SMALL_LESION_TARGET = ("test part, training <= 60 min: lesions under 5 % of the view mean dice "
+                       ">= 0.87, and at most half of the Lite0 224x224 run's images below 0.6 "
+                       "dice")
+
+
+def small_lesion_verdict(name, scores, minutes, paired, before):
+    """(value, met) of SMALL_LESION_TARGET for one candidate: `scores` its test evaluation,
+    `paired` its difference from the Lite0 baseline, `before` that baseline's count below 0.6."""
+    small, count = small_lesion_dice(scores)
+    below = scores["low_dice"]["count"]
+    value = (f"{name}, {minutes:.0f} min: mean {scores['mean_dice']:.3f} "
+             f"({paired['mean_dice_difference']:+.3f} ± {paired['standard_error']:.3f}); "
+             f"{small:.3f} over {count}; {below} below 0.6 (Lite0 {before})")
+    return value, small >= 0.87 and below <= before / 2 and minutes <= 60
+
+
 def encoder_rows(encoders):
     """Lite1 and Lite2 against the Lite0 224x224 baseline, each within the training budget."""
-    target = ("test part, training <= 60 min: lesions under 5 % of the view mean dice >= 0.87, "
-              "and at most half of the Lite0 224x224 run's images below 0.6 dice")
     if "baseline" not in encoders:
-        return [("14 stronger encoders", target, "-", not_run(encoders))]
+        return [("14 stronger encoders", SMALL_LESION_TARGET, "-", not_run(encoders))]
     before = encoders["baseline"]["plain"]["low_dice"]["count"]
     rows = []
     for name, scores in encoders.items():
         if not isinstance(scores, dict) or "against_baseline" not in scores:
             continue
-        small, count = small_lesion_dice(scores["plain"])
-        below, minutes = scores["plain"]["low_dice"]["count"], scores["train_seconds"] / 60
-        paired = scores["against_baseline"]
         trained = f" ({scores['date']})" if "date" in scores else ""
-        rows.append(("14 stronger encoders", target,
-                     f"{name}{trained}, {scores['epochs']} epochs, {minutes:.0f} min: mean "
-                     f"{scores['plain']['mean_dice']:.3f} ({paired['mean_dice_difference']:+.3f}"
-                     f" ± {paired['standard_error']:.3f}); {small:.3f} over {count}; {below} "
-                     f"below 0.6 (Lite0 {before})",
-                     small >= 0.87 and below <= before / 2 and minutes <= 60))
+        rows.append(("14 stronger encoders", SMALL_LESION_TARGET, *small_lesion_verdict(
+            f"{name}{trained}, {scores['epochs']} epochs", scores["plain"],
+            scores["train_seconds"] / 60, scores["against_baseline"], before)))
     return rows
 
 
 def lesion_crops_row(crops):
     """The model trained with lesion crops, predicting with the second look, against Lite0."""
-    target = ("test part, training <= 60 min: lesions under 5 % of the view mean dice >= 0.87, "
-              "and at most half of the Lite0 224x224 run's images below 0.6 dice")
     if "baseline" not in crops:
-        return "15 crop-trained model", target, "-", not_run(crops)
-    looked, minutes = crops["crops"]["test"]["second look"], crops["crops"]["train_seconds"] / 60
-    small, count = small_lesion_dice(looked)
-    below, before = looked["low_dice"]["count"], crops["baseline"]["plain"]["low_dice"]["count"]
-    paired = looked["against_baseline"]
-    return ("15 crop-trained model", target,
-            f"{crops['crops']['run']}, second look, {minutes:.0f} min: mean "
-            f"{looked['mean_dice']:.3f} ({paired['mean_dice_difference']:+.3f} ± "
-            f"{paired['standard_error']:.3f}); {small:.3f} over {count}; {below} below 0.6 "
-            f"(Lite0 {before})", small >= 0.87 and below <= before / 2 and minutes <= 60)
+        return "15 crop-trained model", SMALL_LESION_TARGET, "-", not_run(crops)
+    looked = crops["crops"]["test"]["second look"]
+    return ("15 crop-trained model", SMALL_LESION_TARGET, *small_lesion_verdict(
+        f"{crops['crops']['run']}, second look", looked, crops["crops"]["train_seconds"] / 60,
+        looked["against_baseline"], crops["baseline"]["plain"]["low_dice"]["count"]))
+
+
+def small_lesion_loss_row(part):
+    """The bf16 Lite0 run trained with small lesions weighted 3x in the loss, against itself
+    trained with the plain loss."""
+    if "baseline" not in part:
+        return "18 small-lesion loss", SMALL_LESION_TARGET, "-", not_run(part)
+    candidate = part["small_lesion_loss"]
+    return ("18 small-lesion loss", SMALL_LESION_TARGET, *small_lesion_verdict(
+        candidate["run"], candidate["plain"], candidate["train_seconds"] / 60,
+        candidate["against_baseline"], part["baseline"]["plain"]["low_dice"]["count"]))
 
 
 def bf16_retrain_row(retrain):

@@ -312,7 +312,8 @@ def _train_parser():
                           default=TrainConfig.lr_schedule,
                           help="exponential (the paper's), cosine to zero, or halve on a plateau")
     training.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss,
-                          help="soft dice per image, or binary cross-entropy + dice")
+                          help="soft dice per image, binary cross-entropy + dice, or that "
+                               "with images whose lesion covers under 5 %% of the view weighted 3x")
     training.add_argument("--early-stopping", type=positive_int, default=None, metavar="EPOCHS",
                           help="stop after this many epochs without a better validation dice")
     training.add_argument("--validate-every", type=positive_int, default=TrainConfig.validate_every,

@@ -27,7 +27,7 @@ __all__ = ["DataConfig", "EvalConfig", "ModelConfig", "RunConfig", "TrainConfig"
 
 CACHE_MODES = ("memory", "disk", "none")
 LR_SCHEDULES = ("exponential", "cosine", "plateau")
-LOSSES = ("dice", "bce_dice")
+LOSSES = ("dice", "bce_dice", "bce_dice_small")
 ENCODERS = ("improved_unet", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 ENCODER_BATCHNORMS = ("frozen", "train")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "mixed")
@@ -152,7 +152,9 @@ class TrainConfig:
     learning_rate: float = 5e-4  # Adam's initial learning rate
     lr_decay: float = 0.985  # learning rate multiplied by this after every epoch
     lr_schedule: str = "exponential"  # "exponential" (paper), "cosine" or "plateau"
-    loss: str = "dice"  # "dice" (soft, per image) or "bce_dice"
+    # "dice" (soft, per image), "bce_dice" or "bce_dice_small" (bce_dice, lesions under 5 % of
+    # the view weighted 3x)
+    loss: str = "dice"
     early_stopping_patience: int | None = None  # epochs without val dice gain; None: off
     # Validate after every n-th epoch and after the last; the checkpoint, early stopping and the
     # plateau schedule judge those epochs only (their patience rounded up to whole validations).

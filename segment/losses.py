@@ -3,9 +3,13 @@
 import keras
 from keras import ops
 
-__all__ = ["bce_dice_loss", "dice_loss", "get_loss"]
+__all__ = ["bce_dice_loss", "dice_loss", "get_loss", "small_lesion_bce_dice_loss"]
 
 SMOOTH = 1.0  # added to numerator and denominator: an empty truth with an empty prediction -> 0
+# small_lesion_bce_dice_loss: an image whose lesion covers less than this share of the view
+# weighs SMALL_LESION_WEIGHT times as much as the others (as if shown that many times an epoch).
+SMALL_LESION_SHARE = 0.05
+SMALL_LESION_WEIGHT = 3.0
 
 
 @keras.saving.register_keras_serializable(package="segment")
@@ -59,11 +63,40 @@ def bce_dice_loss(y_true, y_pred):
     return per_image + dice_loss(y_true, y_pred)
 
 
-_LOSSES = {"dice": dice_loss, "bce_dice": bce_dice_loss}
+@keras.saving.register_keras_serializable(package="segment")
+def small_lesion_bce_dice_loss(y_true, y_pred):
+    """`bce_dice_loss` with each image whose lesion covers more than 0 and less than 5 % of the
+    view (`SMALL_LESION_SHARE`) weighted 3 times (`SMALL_LESION_WEIGHT`); the others weigh 1.
+
+    Args:
+        y_true, y_pred: As for `dice_loss`.
+
+    Returns:
+        float32 tensor of shape (batch,).
+
+    Example:
+        >>> import numpy as np
+        >>> truth = np.zeros((2, 10, 10, 1), np.float32)
+        >>> truth[0, :1, :1] = 1  # a lesion of 1 % of the view
+        >>> truth[1, :5, :5] = 1  # 25 %
+        >>> prediction = np.full_like(truth, 0.5)
+        >>> ratio = small_lesion_bce_dice_loss(truth, prediction) / bce_dice_loss(truth, prediction)
+        >>> np.round(np.asarray(ratio), 3).tolist()
+        [3.0, 1.0]
+    """
+    y_true = ops.cast(y_true, "float32")
+    share = ops.mean(y_true, axis=tuple(range(1, len(y_true.shape))))  # (batch,)
+    small = ops.logical_and(share > 0, share < SMALL_LESION_SHARE)
+    weights = ops.where(small, SMALL_LESION_WEIGHT, 1.0)
+    return weights * bce_dice_loss(y_true, y_pred)
+
+
+_LOSSES = {"dice": dice_loss, "bce_dice": bce_dice_loss,
+           "bce_dice_small": small_lesion_bce_dice_loss}
 
 
 def get_loss(name):
-    """The loss function called `name`: "dice" or "bce_dice"."""
+    """The loss function called `name`: "dice", "bce_dice" or "bce_dice_small"."""
     if name not in _LOSSES:
         raise ValueError(f"Unknown loss. Received: loss={name!r}; available: {sorted(_LOSSES)}")
     return _LOSSES[name]

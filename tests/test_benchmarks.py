@@ -29,13 +29,14 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # trains three EfficientNet-Lite networks, bench_lesion_crops.py two Lite0 networks: their
     # rows are tested below, from their output.
     # bench_step_trace.py traces Lite0 in three precisions; its grouping is tested below.
-    # bench_bf16_retrain.py trains two Lite0 networks, bench_epoch.py one for 7 epochs; their
-    # rows are tested below (validate_every itself in test_training.py).
+    # bench_bf16_retrain.py and bench_small_lesion_loss.py train two Lite0 networks each,
+    # bench_epoch.py one for 7 epochs; their rows are tested below (validate_every itself in
+    # test_training.py, the small-lesion loss in test_losses.py).
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
                                                          "review", "confidence", "torch_twin",
                                                          "encoders", "step_trace",
                                                          "lesion_crops", "bf16_retrain",
-                                                         "epoch")
+                                                         "epoch", "small_lesion_loss")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -332,6 +333,23 @@ def test_lesion_crops_row_judges_the_second_look_of_the_crop_model_against_lite0
     looked["low_dice"]["count"] = 10  # more than half of the baseline's 19
     assert lesion_crops_row(crops)[3] is False
     assert lesion_crops_row({"error": "failed"})[3] == "not run: failed"
+
+
+def test_small_lesion_loss_row_judges_the_weighted_run_against_its_plain_twin():
+    from run import small_lesion_loss_row
+
+    bins = {"under 2 %": {"count": 1, "mean_dice": 0.8}, "2-5 %": {"count": 3, "mean_dice": 0.9}}
+    part = {"baseline": {"plain": {"low_dice": {"count": 18}}},
+            "small_lesion_loss": {
+                "run": "isic2018-224-lite0-bf16-small", "train_seconds": 2580,
+                "plain": {"mean_dice": 0.887, "by_lesion_size": bins, "low_dice": {"count": 9}},
+                "against_baseline": {"mean_dice_difference": 0.003, "standard_error": 0.002}}}
+    assert small_lesion_loss_row(part)[2:] == (
+        "isic2018-224-lite0-bf16-small, 43 min: mean 0.887 (+0.003 ± 0.002); 0.875 over 4; "
+        "9 below 0.6 (Lite0 18)", True)
+    part["small_lesion_loss"]["train_seconds"] = 3660  # over the 60 minutes
+    assert small_lesion_loss_row(part)[3] is False
+    assert small_lesion_loss_row({"skipped": "no native bf16"})[3] == "not run: no native bf16"
 
 
 def test_bf16_retrain_row_pairs_bf16_with_float32_within_two_standard_errors():

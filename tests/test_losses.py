@@ -1,4 +1,4 @@
-"""Per-image soft dice and BCE + dice losses, against hand-computed values."""
+"""Per-image losses (soft dice, BCE + dice, small lesions weighted) against hand-computed values."""
 
 from segment import bce_dice_loss, dice_loss
 from segment.losses import get_loss
@@ -35,6 +35,17 @@ def test_bce_dice_is_bce_plus_dice():
     dice = 1 - (2 * 0.8 + 1) / (1 + 1.2 + 1)
     np.testing.assert_allclose(np.asarray(bce_dice_loss(truth, prediction)), [bce + dice],
                                rtol=1e-4)
+
+
+def test_small_lesion_loss_weighs_only_lesions_under_five_percent_three_times():
+    # 100-pixel views: a lesion of 1 pixel (1 %), of 5 pixels (5 %: not under) and none
+    truth = np.zeros((3, 1, 100, 1), np.float32)
+    truth[0, 0, :1] = 1
+    truth[1, 0, :5] = 1
+    prediction = np.full_like(truth, 0.3)
+    weighted = np.asarray(get_loss("bce_dice_small")(truth, prediction))
+    np.testing.assert_allclose(weighted / np.asarray(bce_dice_loss(truth, prediction)),
+                               [3.0, 1.0, 1.0], rtol=1e-5)
 
 
 def test_unknown_loss_name():
