@@ -17,7 +17,6 @@ worst test images it fixes and which images it breaks), with per-size bins and t
 Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
 """
 
-
 import segment
 
 import bench_isic2018 as isic

@@ -19,10 +19,10 @@ bench_isic2018.py.
 Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
 """
 
-
 import segment
 
 import bench_isic2018 as isic
+from bench_bf16_retrain import without_native_bf16
 from bench_encoders import BASELINE, QUICK
 from bench_second_look import changes
 
@@ -31,19 +31,19 @@ CANDIDATE = {"loss": "bce_dice_small"}
 
 def measure(data, runs, baseline):
     """The module docstring's runs: a dict of their results."""
-    if segment.resolve_precision("mixed") != "mixed_bfloat16":
-        return {"skipped": "no native bf16 on this CPU: the library trains `mixed` in float32"}
+    if skipped := without_native_bf16():
+        return skipped
     baseline = baseline.replace(precision="mixed")
-    base_name = f"isic2018-{baseline.data.image_size[0]}-lite0-bf16"
+    base_name = f"{baseline.data.image_size[0]}-lite0-bf16"
     name = f"{base_name}-small"
-    base_model, base_run = isic.trained(data, runs / base_name, baseline)
+    base_model, base_run = isic.trained(data, runs / f"isic2018-{base_name}", baseline)
     base_dice = isic.test_dice(base_run)
-    candidate = isic.changed_runs(data, baseline, runs, {name.removeprefix("isic2018-"): CANDIDATE},
-                                  base_dice, None, against="baseline")
-    scores = next(iter(candidate.values()))
-    scores.update(changes(isic.test_dice(segment.RunFolder(runs / name)), base_dice))
-    return {"baseline": {"run": base_name, **isic.run_scores(base_run, base_model)},
-            "small_lesion_loss": {"run": name, **scores}}
+    scores = isic.changed_runs(data, baseline, runs, {name: CANDIDATE}, base_dice, None,
+                               against="baseline")[name]
+    scores.update(changes(isic.test_dice(segment.RunFolder(runs / f"isic2018-{name}")),
+                          base_dice))
+    return {"baseline": {"run": f"isic2018-{base_name}", **isic.run_scores(base_run, base_model)},
+            "small_lesion_loss": {"run": f"isic2018-{name}", **scores}}
 
 
 if __name__ == "__main__":
