@@ -68,5 +68,5 @@ def measure(data, runs, baseline, steps):
 
 
 if __name__ == "__main__":
-    isic.quick_or_full_main(__doc__, lambda data, runs, quick: measure(
-        data, runs, *((QUICK, 2) if quick else (BASELINE, 20))))
+    isic.quick_or_full_main(__doc__, lambda data, runs, args: measure(
+        data, runs, *((QUICK, 2) if args.quick else (BASELINE, 20))))

@@ -261,18 +261,21 @@ def quick_data(scratch):
     return segment.make_synthetic_dataset(scratch / "synthetic", 30, size=(48, 64), seed=0)
 
 
-def quick_or_full_main(doc, measure):
-    """The command line of a benchmark whose one option is --quick: prints the JSON of
-    `measure(data, runs, quick)`, on ISIC 2018 with the repository's runs/ folder or, with
-    --quick, on `quick_data` with a scratch folder for the runs."""
+def quick_or_full_main(doc, measure, add_arguments=None):
+    """The command line of a benchmark whose options are --quick (and what `add_arguments(parser)`
+    adds): prints the JSON of `measure(data, runs, args)`, on ISIC 2018 with the repository's
+    runs/ folder or, with --quick, on `quick_data` with a scratch folder for the runs."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: synthetic data, tiny networks, functions eagerly")
-    if parser.parse_args().quick:
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args()
+    if args.quick:
         with tempfile.TemporaryDirectory() as scratch:
-            results = measure(quick_data(Path(scratch)), Path(scratch) / "runs", quick=True)
+            results = measure(quick_data(Path(scratch)), Path(scratch) / "runs", args)
     else:
-        results = measure(ISIC2018, HERE.parent / "runs", quick=False)
+        results = measure(ISIC2018, HERE.parent / "runs", args)
     print(json.dumps(results, indent=2))
 
 

@@ -40,6 +40,6 @@ def measure(data, runs, baseline, share, margins, shares):
 
 
 if __name__ == "__main__":
-    isic.quick_or_full_main(__doc__, lambda data, runs, quick: measure(
-        data, runs, *((QUICK, SHARE, (0.5,), (0.5,)) if quick else (
+    isic.quick_or_full_main(__doc__, lambda data, runs, args: measure(
+        data, runs, *((QUICK, SHARE, (0.5,), (0.5,)) if args.quick else (
             BASELINE, SHARE, bench_second_look.MARGINS, bench_second_look.WHOLE_VIEW_SHARES))))

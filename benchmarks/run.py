@@ -30,8 +30,8 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "15": "lesion_crops", "16": "bf16_retrain", "17": "epoch",
              "18": "small_lesion_loss"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
-# variant, and the other's results stay.
-ADDITIVE_PARTS = {"encoders"}
+# variant, and `bench_small_lesion_loss.py --seed N` one seed; the others' results stay.
+ADDITIVE_PARTS = {"encoders", "small_lesion_loss"}
 PRETRAINED = "9 pretrained encoder (ISIC 2018)"  # the rows of bench_pretrained.py's parts
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
@@ -154,7 +154,7 @@ def targets(results):
     if "epoch" in results:
         rows.append(epoch_row(results["epoch"]))
     if "small_lesion_loss" in results:
-        rows.append(small_lesion_loss_row(results["small_lesion_loss"]))
+        rows.extend(small_lesion_loss_rows(results["small_lesion_loss"]))
     return rows
 
 
@@ -221,15 +221,24 @@ def lesion_crops_row(crops):
         looked["against_baseline"], crops["baseline"]["plain"]["low_dice"]["count"]))
 
 
-def small_lesion_loss_row(part):
-    """The bf16 Lite0 run trained with small lesions weighted 3x in the loss, against itself
-    trained with the plain loss."""
-    if "baseline" not in part:
-        return "18 small-lesion loss", SMALL_LESION_TARGET, "-", not_run(part)
-    candidate = part["small_lesion_loss"]
-    return ("18 small-lesion loss", SMALL_LESION_TARGET, *small_lesion_verdict(
-        candidate["run"], candidate["plain"], candidate["train_seconds"] / 60,
-        candidate["against_baseline"], part["baseline"]["plain"]["low_dice"]["count"]))
+def small_lesion_loss_rows(part):
+    """For each training seed, the bf16 Lite0 run trained with small lesions weighted 3x in the
+    loss against itself trained with the plain loss (with the gain on the small lesions alone
+    where the seed's run measured it)."""
+    seeds = sorted((key for key in part if key.startswith("seed ")), key=lambda key: int(key[5:]))
+    if not seeds:
+        return [("18 small-lesion loss", SMALL_LESION_TARGET, "-", not_run(part))]
+    rows = []
+    for seed in seeds:
+        candidate = part[seed]["small_lesion_loss"]
+        small = candidate.get("against_baseline_by_size", {}).get("under 5 %")
+        gain = (f"; under 5 % {small['mean_dice_difference']:+.3f} ± "
+                f"{small['standard_error']:.3f}" if small else "")
+        rows.append(("18 small-lesion loss", SMALL_LESION_TARGET, *small_lesion_verdict(
+            f"{seed} ({part[seed]['date']}{gain}), {candidate['run']}", candidate["plain"],
+            candidate["train_seconds"] / 60, candidate["against_baseline"],
+            part[seed]["baseline"]["plain"]["low_dice"]["count"])))
+    return rows
 
 
 def bf16_retrain_row(retrain):

@@ -96,6 +96,7 @@ def _train(args):
     strategy = create_strategy(args.distribute, num_cpu_devices=args.cpu_devices)
     config = RunConfig(
         data=DataConfig(image_size=args.size, batch_size=args.batch_size, seed=args.seed,
+                        split_seed=args.split_seed,
                         augment=args.augment, cache=args.cache,
                         train_fraction=args.train_fraction, lesion_crops=args.lesion_crops),
         model=ModelConfig(base_filters=args.base_filters,
@@ -115,7 +116,8 @@ def _train(args):
     if data is None:
         logger.info("no --images given: using %d synthetic pairs in '%s'", args.num_synthetic,
                     args.synthetic_dir)
-        data = make_synthetic_dataset(args.synthetic_dir, args.num_synthetic, seed=args.seed)
+        data = make_synthetic_dataset(args.synthetic_dir, args.num_synthetic,
+                                      seed=config.data.seed_of_split)
     outcome = train_and_evaluate(data, args.run_dir, config, masks_dir=args.masks,
                                  inspect_sizes=args.inspect, strategy=strategy,
                                  overwrite=args.overwrite, verbose=0 if args.quiet else None,
@@ -255,15 +257,19 @@ def _train_parser():
                            "fingerprint of the pairs, size and version), or decode every epoch")
     data.add_argument("--train-fraction", type=float_in(0, 1, high_included=True),
                       default=DataConfig.train_fraction,
-                      help="train on this share of the training part (drawn with --seed; the "
-                           "validation and test parts stay whole), for learning curves")
+                      help="train on this share of the training part (drawn with the split's "
+                           "seed; the validation and test parts stay whole), for learning curves")
     data.add_argument("--lesion-crops", type=float_in(0, 1, low_included=True, high_included=True),
                       default=DataConfig.lesion_crops, metavar="SHARE",
                       help="show this share of the training images as a crop around their "
                            "lesion (random margin and shift), as --second-look predicts; "
                            "evaluate such a model with --second-look")
     data.add_argument("--seed", type=int, default=DataConfig.seed,
-                      help="seed of the split, shuffling, augmentation and initial weights")
+                      help="seed of the shuffling, augmentation, initial weights and the split")
+    data.add_argument("--split-seed", type=int, default=None,
+                      help="seed of the split and the synthetic pairs alone (default: --seed): "
+                           "vary --seed with it fixed to see how much training runs of the "
+                           "same data differ")
     model = parser.add_argument_group("model")
     model.add_argument("--base-filters", type=positive_int, default=ModelConfig.base_filters,
                        help="filters at the first level, doubled at each deeper level")

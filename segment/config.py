@@ -45,7 +45,8 @@ class DataConfig:
     image_size: tuple[int, int] = (256, 256)  # (height, width) fed to the network
     ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / val / test fractions
     batch_size: int = 16  # images per training step (the paper's seeds used 16)
-    seed: int = 0  # split, shuffling, augmentation and weight initialisation
+    seed: int = 0  # shuffling, augmentation, weight initialisation and (by default) the split
+    split_seed: int | None = None  # seed of the split alone; None: `seed`
     augment: str = "none"  # "none", "flips" (flips, turns) or "full" (+ crops, colour jitter)
     cache: str = "memory"  # decoded images kept in "memory", on "disk" (run folder) or "none"
     train_fraction: float = 1.0  # share of the training part used (learning curves), in (0, 1]
@@ -66,6 +67,16 @@ class DataConfig:
         _check_integer(self, "batch_size")
         _check_choice(self, "cache", CACHE_MODES)
         _check_choice(self, "augment", AUGMENTATIONS)
+
+    @property
+    def seed_of_split(self):
+        """The seed the split is drawn with: `split_seed`, or `seed` when that is None.
+
+        Example:
+            >>> DataConfig(seed=3).seed_of_split, DataConfig(seed=3, split_seed=0).seed_of_split
+            (3, 0)
+        """
+        return self.seed if self.split_seed is None else self.split_seed
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@
     save_split(split, "runs/x/split.json")                  # what driver_load_evaluate.py reads
     train, val, test = load_split("runs/x/split.json")
 
-The split depends only on the set of ids and the `DataConfig` (ratios, seed, train_fraction),
-never on the order the pairs come in, and no id is in two parts.
+The split depends only on the set of ids and the `DataConfig` (ratios, seed_of_split,
+train_fraction), never on the order the pairs come in, and no id is in two parts.
 """
 
 import json
@@ -41,9 +41,9 @@ class Split(NamedTuple):
 def train_val_test_split(pairs, config=None, **overrides):
     """Split pairs into train, validation and test parts, deterministically.
 
-    The pairs are sorted by id and then shuffled with the seed, so the split depends only on
-    the set of ids and the settings, not on the order they come in. With `train_fraction` < 1
-    the training part keeps that share of its pairs, drawn with the seed; the subsets of one
+    The pairs are sorted by id and then shuffled with the split seed, so the split depends only
+    on the set of ids and the settings, not on the order they come in. With `train_fraction` < 1
+    the training part keeps that share of its pairs, drawn with the split seed; the subsets of one
     seed are nested (the 10 % pairs are among the 25 % pairs), so a learning curve adds data
     instead of swapping it, and the validation and test parts stay whole.
 
@@ -51,7 +51,8 @@ def train_val_test_split(pairs, config=None, **overrides):
         pairs: Sequence of `Pair` (or (image_path, mask_path) tuples, or image paths; the id
             is the file stem).
         config: `DataConfig`; its `ratios` (train, val, test fractions summing to 1; default
-            (0.6, 0.2, 0.2)), `seed` (0) and `train_fraction` (1.0) are used.
+            (0.6, 0.2, 0.2)), `seed_of_split` (`split_seed`, else `seed`; 0) and
+            `train_fraction` (1.0) are used.
         **overrides: `DataConfig` fields to replace, e.g. `seed=3`.
 
     Returns:
@@ -82,7 +83,7 @@ def train_val_test_split(pairs, config=None, **overrides):
                                f"'{_item_path(item)}'); ids must be unique to split")
         by_id[key] = item
     ids = sorted(by_id)
-    order = np.random.default_rng(config.seed).permutation(len(ids))
+    order = np.random.default_rng(config.seed_of_split).permutation(len(ids))
     num_train = round(len(ids) * config.ratios[0])
     num_val = min(round(len(ids) * config.ratios[1]), len(ids) - num_train)
     parts = np.split(order, [num_train, num_train + num_val])
@@ -96,8 +97,8 @@ def save_split(split, path, config=None):
     Args:
         split: `Split` of `Pair`.
         path: Output file, normally `<run_dir>/split.json`.
-        config: The `DataConfig` the split was drawn with; its ratios, seed and
-            train_fraction are recorded for traceability.
+        config: The `DataConfig` the split was drawn with; its ratios, split seed (as
+            `seed`) and train_fraction are recorded for traceability.
 
     Example:
         >>> save_split(split, tmp / "split.json", DataConfig(seed=0))
@@ -105,7 +106,7 @@ def save_split(split, path, config=None):
         True
     """
     manifest = ({} if config is None else
-                {"seed": config.seed, "ratios": list(config.ratios),
+                {"seed": config.seed_of_split, "ratios": list(config.ratios),
                  "train_fraction": config.train_fraction})
     for name, part in zip(Split._fields, split, strict=True):
         manifest[name] = [{"id": pair.id, "image": str(Path(pair.image_path).resolve()),
@@ -150,11 +151,11 @@ def load_split(path, pairs=None):
 
 
 def _training_subset(train, config):
-    """`train_fraction` of the training part, drawn with the seed, sorted by id (nested)."""
+    """`train_fraction` of the training part, drawn with the split seed, sorted by id (nested)."""
     if config.train_fraction == 1:
         return train
     count = max(1, round(config.train_fraction * len(train)))
-    drawn = random.Random(config.seed).sample(list(train), len(train))[:count]
+    drawn = random.Random(config.seed_of_split).sample(list(train), len(train))[:count]
     return sorted(drawn, key=_item_id)
 
 

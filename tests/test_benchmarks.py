@@ -335,21 +335,27 @@ def test_lesion_crops_row_judges_the_second_look_of_the_crop_model_against_lite0
     assert lesion_crops_row({"error": "failed"})[3] == "not run: failed"
 
 
-def test_small_lesion_loss_row_judges_the_weighted_run_against_its_plain_twin():
-    from run import small_lesion_loss_row
+def test_small_lesion_loss_rows_judge_each_seeds_weighted_run_against_its_plain_twin():
+    from run import small_lesion_loss_rows
 
     bins = {"under 2 %": {"count": 1, "mean_dice": 0.8}, "2-5 %": {"count": 3, "mean_dice": 0.9}}
-    part = {"baseline": {"plain": {"low_dice": {"count": 18}}},
-            "small_lesion_loss": {
-                "run": "isic2018-224-lite0-bf16-small", "train_seconds": 2580,
-                "plain": {"mean_dice": 0.887, "by_lesion_size": bins, "low_dice": {"count": 9}},
-                "against_baseline": {"mean_dice_difference": 0.003, "standard_error": 0.002}}}
-    assert small_lesion_loss_row(part)[2:] == (
-        "isic2018-224-lite0-bf16-small, 43 min: mean 0.887 (+0.003 ± 0.002); 0.875 over 4; "
-        "9 below 0.6 (Lite0 18)", True)
-    part["small_lesion_loss"]["train_seconds"] = 3660  # over the 60 minutes
-    assert small_lesion_loss_row(part)[3] is False
-    assert small_lesion_loss_row({"skipped": "no native bf16"})[3] == "not run: no native bf16"
+
+    def seed(run, minutes, **by_size):
+        return {"date": "2026-12-04", "baseline": {"plain": {"low_dice": {"count": 18}}},
+                "small_lesion_loss": {
+                    "run": run, "train_seconds": minutes * 60, **by_size,
+                    "plain": {"mean_dice": 0.887, "by_lesion_size": bins, "low_dice": {"count": 9}},
+                    "against_baseline": {"mean_dice_difference": 0.003, "standard_error": 0.002}}}
+    small = {"under 5 %": {"mean_dice_difference": 0.0274, "standard_error": 0.0112}}
+    part = {"seed 10": seed("small-seed10", 61), "seed 2": seed(
+        "small-seed2", 43, against_baseline_by_size=small)}
+    rows = small_lesion_loss_rows(part)
+    assert [row[2:] for row in rows] == [
+        ("seed 2 (2026-12-04; under 5 % +0.027 ± 0.011), small-seed2, 43 min: mean 0.887 (+0.003 "
+         "± 0.002); 0.875 over 4; 9 below 0.6 (Lite0 18)", True),
+        ("seed 10 (2026-12-04), small-seed10, 61 min: mean 0.887 (+0.003 ± 0.002); 0.875 over 4; "
+         "9 below 0.6 (Lite0 18)", False)]  # over the 60 minutes
+    assert small_lesion_loss_rows({"skipped": "no native bf16"})[0][3] == "not run: no native bf16"
 
 
 def test_bf16_retrain_row_pairs_bf16_with_float32_within_two_standard_errors():

@@ -138,6 +138,16 @@ def test_split_ignores_input_order_and_follows_seed(hundred_pairs):
         train_val_test_split(hundred_pairs, seed=3).test)
 
 
+def test_split_seed_fixes_the_split_and_training_subset_while_the_seed_varies(hundred_pairs,
+                                                                              tmp_path):
+    fixed = {"split_seed": 3, "train_fraction": 0.5}
+    assert train_val_test_split(hundred_pairs, seed=7, **fixed) == train_val_test_split(
+        hundred_pairs, seed=3, train_fraction=0.5)
+    save_split(train_val_test_split(hundred_pairs, seed=7, **fixed), tmp_path / "split.json",
+               DataConfig(seed=7, **fixed))
+    assert json.loads((tmp_path / "split.json").read_text())["seed"] == 3
+
+
 @pytest.mark.parametrize("ratios", [(0.5, 0.5), (0.7, 0.2, 0.2), (-0.1, 0.6, 0.5)])
 def test_split_rejects_bad_ratios(hundred_pairs, ratios):
     with pytest.raises(ValueError, match="Received: ratios"):

