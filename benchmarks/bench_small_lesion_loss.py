@@ -29,6 +29,7 @@ Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the num
 import time
 
 import segment
+from segment.evaluation import lesion_share
 from segment.losses import SMALL_LESION_SHARE
 
 import bench_isic2018 as isic
@@ -66,8 +67,7 @@ def measure(data, runs, baseline, seed):
 
 def small_lesions(run):
     """Boolean Series by test image id: its lesion covers more than 0 and under 5 % of the view."""
-    table = pd.read_csv(run.evaluation_table).set_index("id")
-    share = table["truth_area"] / (table["height"] * table["width"])
+    share = lesion_share(pd.read_csv(run.evaluation_table).set_index("id"))
     return (share > 0) & (share < SMALL_LESION_SHARE)
 
 

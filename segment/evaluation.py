@@ -36,7 +36,7 @@ from .prediction import Ensemble, iter_probabilities, predicting_models, to_mask
 from .review import review_pictures
 
 __all__ = ["LESION_SIZE_BINS", "LOW_DICE", "METRICS", "Evaluation", "Example", "display_size",
-           "evaluate", "score_masks", "summarize"]
+           "evaluate", "lesion_share", "score_masks", "summarize"]
 
 logger = logging.getLogger(__name__)
 
@@ -285,9 +285,26 @@ def summarize(table, settings, *, num_skipped=0):
     return summary
 
 
+def lesion_share(table):
+    """Each image's lesion (truth) area as a share of its view, in [0, 1].
+
+    Args:
+        table: Evaluation table (`evaluation.csv`) with truth_area, height and width columns.
+
+    Returns:
+        pandas Series of float, one per row, indexed as `table`.
+
+    Example:
+        >>> lesion_share(pd.DataFrame({"truth_area": [0, 25], "height": [10, 10],
+        ...                            "width": [10, 10]})).tolist()
+        [0.0, 0.25]
+    """
+    return table["truth_area"] / (table["height"] * table["width"])
+
+
 def _by_lesion_size(table):
     """{bin label: {"count", "mean_dice"}} over the images with a lesion, by its share."""
-    share = (table["truth_area"] / (table["height"] * table["width"])).to_numpy(dtype=float)
+    share = lesion_share(table).to_numpy(dtype=float)
     has_lesion = table["truth_area"].to_numpy() > 0
     dice = table["dice"].to_numpy(dtype=float)
     bins = {}

@@ -56,11 +56,11 @@ def test_train_driver_writes_a_complete_run(trained_run):
         assert (run_dir / name).exists(), name
     split = json.loads((run_dir / "split.json").read_text())
     assert [len(split[part]) for part in ["train", "val", "test"]] == [12, 4, 4]
+    # --split-seed 0 keeps the split of seed 0 while --seed 5 seeds the training.
     seed_0 = train_val_test_split(segment.find_pairs(root / "synthetic"), seed=0)
     assert split["seed"] == 0
     assert [entry["id"] for entry in split["test"]] == [pair.id for pair in seed_0.test]
-    # config.json reads back as the settings the flags asked for (TINY, --augment, crops, seeds)
-    # and the split is the one of seed 0.
+    # config.json reads back as the settings the flags asked for (TINY, --augment, crops, seeds).
     assert RunConfig.from_dict(json.loads((run_dir / "config.json").read_text())) == RunConfig(
         data=DataConfig(image_size=(32, 32), batch_size=4, augment="full", lesion_crops=0.5,
                         seed=5, split_seed=0),
