@@ -85,15 +85,33 @@ def pairs_of(data):
     return segment.find_pairs(data) if isinstance(data, (str, os.PathLike)) else data
 
 
-def trained(data, run_dir, config):
-    """The run folder's model: reused when it holds a finished run of `config`, else trained."""
+def trained(data, run_dir, config, *, copied_data=False):
+    """The run folder's model: reused when it holds a finished run of `config`, else trained.
+
+    With `copied_data`, a finished run of `config` on the same pair ids, whose recorded
+    fingerprint differs only because the files were copied again since (new modification
+    times), is reused too; `same_files(run, data)` then says False.
+    """
     run = RunFolder(run_dir)
-    if run.state == "finished" and run.holds_run(run_settings(config, pairs_of(data))):
+    record = run_settings(config, pairs_of(data))
+    if copied_data and run.state == "finished":
+        recorded = run.recorded_settings().get("pairs", {})
+        split = segment.load_split(run.split) if run.split.exists() else ()
+        if (sorted(pair.id for part in split for pair in part)
+                == sorted(pair.id for pair in pairs_of(data))):
+            record["pairs"] = {**record["pairs"], "fingerprint": recorded.get("fingerprint")}
+    if run.state == "finished" and run.holds_run(record):
         print(f"  reusing the finished run in {run.path}", file=sys.stderr, flush=True)
         return segment.load_model(run.model), run
     print(f"  training {run.path} ...", file=sys.stderr, flush=True)
     outcome = segment.train_and_evaluate(data, run.path, config, verbose=0, progress=False)
     return outcome.model, outcome.run
+
+
+def same_files(run, data):
+    """Whether the run folder recorded the fingerprint the pairs of `data` have now."""
+    recorded = run.recorded_settings().get("pairs", {}).get("fingerprint")
+    return recorded == segment.fingerprint_pairs(pairs_of(data))
 
 
 def run_scores(run, model=None):

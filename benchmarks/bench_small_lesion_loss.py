@@ -7,7 +7,8 @@
 
 The baseline is the README's pretrained command with `--mixed-precision` (bench_encoders.BASELINE
 in mixed bfloat16: Lite0 at 224x224, 15 epochs, bce_dice; run folder isic2018-224-lite0-bf16,
-the one bench_bf16_retrain.py trains, reused when it holds that finished run). The candidate is
+the one bench_bf16_retrain.py trains, reused when it holds that finished run, also when the data
+were copied again since: "same_files" false then says so). The candidate is
 the same command with `--loss bce_dice_small`: an image whose lesion covers under 5 % of the
 view weighs 3 times the others in the loss, as if it were shown 3 times an epoch, at no cost in
 time (run folder isic2018-224-lite0-bf16-small). Both are scored on the test part (plain and
@@ -41,28 +42,35 @@ from bench_second_look import changes
 CANDIDATE = {"loss": "bce_dice_small"}
 
 
-def measure(data, runs, baseline, seed):
-    """The module docstring's runs at training seed `seed`: {"seed <seed>": their results}."""
+def measure(data, runs, baseline, seed, candidate=CANDIDATE, suffix="small",
+            key="small_lesion_loss"):
+    """The module docstring's runs at training seed `seed`: {"seed <seed>": their results}.
+
+    Another benchmark pairs its own `candidate` (settings replaced in the baseline; run folder
+    ...-bf16-<suffix>[-seedN], results under `key`) with the same baseline runs.
+    """
     if skipped := without_native_bf16():
         return skipped
     baseline = baseline.replace(precision="mixed", **({"seed": seed, "split_seed": 0}
                                                       if seed else {}))
     base_name = f"{baseline.data.image_size[0]}-lite0-bf16{f'-seed{seed}' if seed else ''}"
-    name = base_name.replace("-bf16", "-bf16-small")
-    base_model, base_run = isic.trained(data, runs / f"isic2018-{base_name}", baseline)
+    name = base_name.replace("-bf16", f"-bf16-{suffix}")
+    base_model, base_run = isic.trained(data, runs / f"isic2018-{base_name}", baseline,
+                                        copied_data=True)
     base_dice = isic.test_dice(base_run)
-    scores = isic.changed_runs(data, baseline, runs, {name: CANDIDATE}, base_dice, None,
+    scores = isic.changed_runs(data, baseline, runs, {name: candidate}, base_dice, None,
                                against="baseline")[name]
-    weighted_dice = isic.test_dice(segment.RunFolder(runs / f"isic2018-{name}"))
-    scores.update(changes(weighted_dice, base_dice))
+    candidate_dice = isic.test_dice(segment.RunFolder(runs / f"isic2018-{name}"))
+    scores.update(changes(candidate_dice, base_dice))
     small = small_lesions(base_run)
     scores["against_baseline_by_size"] = {
-        "under 5 %": isic.paired_difference(weighted_dice[small], base_dice),
-        "5 % or more": isic.paired_difference(weighted_dice[~small], base_dice)}
+        "under 5 %": isic.paired_difference(candidate_dice[small], base_dice),
+        "5 % or more": isic.paired_difference(candidate_dice[~small], base_dice)}
     return {f"seed {seed}": {
         "date": time.strftime("%Y-%m-%d"),
-        "baseline": {"run": f"isic2018-{base_name}", **isic.run_scores(base_run, base_model)},
-        "small_lesion_loss": {"run": f"isic2018-{name}", **scores}}}
+        "baseline": {"run": f"isic2018-{base_name}", "same_files": isic.same_files(base_run, data),
+                     **isic.run_scores(base_run, base_model)},
+        key: {"run": f"isic2018-{name}", **scores}}}
 
 
 def small_lesions(run):

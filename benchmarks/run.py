@@ -28,15 +28,16 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained", "10": "review",
              "11": "confidence", "12": "second_look", "13": "torch_twin", "14": "encoders",
              "15": "lesion_crops", "16": "bf16_retrain", "17": "epoch",
-             "18": "small_lesion_loss"}
+             "18": "small_lesion_loss", "19": "first_size"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
-# variant, and `bench_small_lesion_loss.py --seed N` one seed; the others' results stay.
-ADDITIVE_PARTS = {"encoders", "small_lesion_loss"}
+# variant, and `bench_small_lesion_loss.py --seed N` (bench_first_size.py) one seed; the others'
+# results stay.
+ADDITIVE_PARTS = {"encoders", "small_lesion_loss", "first_size"}
 PRETRAINED = "9 pretrained encoder (ISIC 2018)"  # the rows of bench_pretrained.py's parts
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
               "review", "confidence", "second_look", "torch_twin", "encoders", "step_trace",
-              "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss"]
+              "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss", "first_size"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -154,7 +155,11 @@ def targets(results):
     if "epoch" in results:
         rows.append(epoch_row(results["epoch"]))
     if "small_lesion_loss" in results:
-        rows.extend(small_lesion_loss_rows(results["small_lesion_loss"]))
+        rows.extend(seeded_rows(results["small_lesion_loss"], "18 small-lesion loss",
+                                "small_lesion_loss"))
+    if "first_size" in results:
+        rows.extend(seeded_rows(results["first_size"], "19 small first, then large",
+                                "first_size"))
     return rows
 
 
@@ -221,20 +226,21 @@ def lesion_crops_row(crops):
         looked["against_baseline"], crops["baseline"]["plain"]["low_dice"]["count"]))
 
 
-def small_lesion_loss_rows(part):
-    """For each training seed, the bf16 Lite0 run trained with small lesions weighted 3x in the
-    loss against itself trained with the plain loss (with the gain on the small lesions alone
-    where the seed's run measured it)."""
-    seeds = sorted((key for key in part if key.startswith("seed ")), key=lambda key: int(key[5:]))
+def seeded_rows(part, label, key):
+    """For each training seed of a part measured per seed (bench_small_lesion_loss.py,
+    bench_first_size.py), its candidate `part[seed][key]` against the bf16 Lite0 run of the same
+    seed (with the gain on the small lesions alone where the seed's run measured it)."""
+    seeds = sorted((name for name in part if name.startswith("seed ")),
+                   key=lambda name: int(name[5:]))
     if not seeds:
-        return [("18 small-lesion loss", SMALL_LESION_TARGET, "-", not_run(part))]
+        return [(label, SMALL_LESION_TARGET, "-", not_run(part))]
     rows = []
     for seed in seeds:
-        candidate = part[seed]["small_lesion_loss"]
+        candidate = part[seed][key]
         small = candidate.get("against_baseline_by_size", {}).get("under 5 %")
         gain = (f"; under 5 % {small['mean_dice_difference']:+.3f} ± "
                 f"{small['standard_error']:.3f}" if small else "")
-        rows.append(("18 small-lesion loss", SMALL_LESION_TARGET, *small_lesion_verdict(
+        rows.append((label, SMALL_LESION_TARGET, *small_lesion_verdict(
             f"{seed} ({part[seed]['date']}{gain}), {candidate['run']}", candidate["plain"],
             candidate["train_seconds"] / 60, candidate["against_baseline"],
             part[seed]["baseline"]["plain"]["low_dice"]["count"])))

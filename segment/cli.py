@@ -26,11 +26,11 @@ from .augment import AUGMENTATIONS
 from .cli_arguments import (
     OneLineParser,
     add_evaluation_arguments,
+    add_schedule_arguments,
     check_train_arguments,
     evaluation_settings,
     float_in,
     image_size,
-    int_from,
     positive_int,
 )
 from .config import (
@@ -110,7 +110,8 @@ def _train(args):
                           validate_every=args.validate_every,
                           precision="mixed" if args.mixed_precision else "float32",
                           encoder_lr_scale=args.encoder_lr_scale,
-                          encoder_frozen_epochs=args.encoder_frozen_epochs),
+                          encoder_frozen_epochs=args.encoder_frozen_epochs,
+                          first_epochs=args.first_epochs, first_size=args.first_size),
         evaluation=EvalConfig(**evaluation_settings(args)))
     data = args.images
     if data is None:
@@ -326,16 +327,7 @@ def _train_parser():
                           metavar="EPOCHS",
                           help="validate after every this many epochs and after the last; the "
                                "best-epoch checkpoint and early stopping judge those epochs only")
-    training.add_argument("--encoder-lr-scale", type=float_in(0, 1, low_included=True,
-                                                               high_included=True),
-                          default=TrainConfig.encoder_lr_scale,
-                          help="the pretrained encoder's learning rate as a fraction of the "
-                               "rest's, in [0, 1] (with a pretrained --encoder)")
-    training.add_argument("--encoder-frozen-epochs", type=int_from(0),
-                          default=TrainConfig.encoder_frozen_epochs, metavar="EPOCHS",
-                          help="epochs at the start in which the pretrained encoder does not "
-                               "train, below --epochs (with a pretrained --encoder and its "
-                               "batch norms frozen)")
+    add_schedule_arguments(training)
     add_evaluation_arguments(parser, recorded=False)
     _common_arguments(parser)
     return parser

@@ -10,7 +10,8 @@ import argparse
 
 from .config import EvalConfig, ModelConfig, TrainConfig
 
-__all__ = ["OneLineParser", "add_evaluation_arguments", "check_train_arguments",
+__all__ = ["OneLineParser", "add_evaluation_arguments", "add_schedule_arguments",
+           "check_train_arguments",
            "evaluation_settings", "float_in", "image_size", "int_from", "positive_int"]
 
 
@@ -74,11 +75,17 @@ def check_train_arguments(parser, args):
     """Stop with a usage error for a size the model cannot take, or settings the chosen
     encoder would not use (nothing is written)."""
     pretrained = args.encoder != "improved_unet"
-    try:
-        ModelConfig(depth=args.depth or ModelConfig.depth, encoder=args.encoder).check_size(
-            *args.size)
-    except ValueError as error:
-        parser.error(f"--size {args.size[0]}x{args.size[1]}: {error}")
+    for flag, size in [("--size", args.size), ("--first-size", args.first_size or args.size)]:
+        try:
+            ModelConfig(depth=args.depth or ModelConfig.depth, encoder=args.encoder).check_size(
+                *size)
+        except ValueError as error:
+            parser.error(f"{flag} {size[0]}x{size[1]}: {error}")
+    if (args.first_size is None) != (args.first_epochs == 0):
+        parser.error("--first-size and --first-epochs go together")
+    if args.first_epochs >= args.epochs:
+        parser.error(f"--first-epochs {args.first_epochs} must be below --epochs {args.epochs}: "
+                     f"the last epochs train at --size")
     unused = [flag for flag, given in [
         ("--encoder-lr-scale", args.encoder_lr_scale != TrainConfig.encoder_lr_scale),
         ("--encoder-frozen-epochs", args.encoder_frozen_epochs != 0),
@@ -98,6 +105,26 @@ def check_train_arguments(parser, args):
         parser.error("--encoder-frozen-epochs with --encoder-batchnorm train: the batch norms' "
                      "statistics would still change while the encoder is 'frozen'; use "
                      "--encoder-batchnorm frozen")
+
+
+def add_schedule_arguments(training):
+    """The training flags that change settings as the epochs go (the argument group `training`)."""
+    training.add_argument("--encoder-lr-scale", type=float_in(0, 1, low_included=True,
+                                                               high_included=True),
+                          default=TrainConfig.encoder_lr_scale,
+                          help="the pretrained encoder's learning rate as a fraction of the "
+                               "rest's, in [0, 1] (with a pretrained --encoder)")
+    training.add_argument("--encoder-frozen-epochs", type=int_from(0),
+                          default=TrainConfig.encoder_frozen_epochs, metavar="EPOCHS",
+                          help="epochs at the start in which the pretrained encoder does not "
+                               "train, below --epochs (with a pretrained --encoder and its "
+                               "batch norms frozen)")
+    training.add_argument("--first-size", type=image_size, default=None,
+                          help="train the first --first-epochs epochs at this smaller network "
+                               "input (N or HxW), the rest at --size; validation, the saved "
+                               "model and evaluation stay at --size")
+    training.add_argument("--first-epochs", type=int_from(0), default=TrainConfig.first_epochs,
+                          metavar="EPOCHS", help="epochs at --first-size, below --epochs")
 
 
 def add_evaluation_arguments(parser, *, recorded):

@@ -176,9 +176,21 @@ class TrainConfig:
     # epochs at the start in which its weights do not train at all (0: none).
     encoder_lr_scale: float = 1.0
     encoder_frozen_epochs: int = 0
+    # Small first, large last: the first `first_epochs` epochs train on (height, width)
+    # `first_size` inputs (the same network; validation stays at the run's size).
+    first_epochs: int = 0
+    first_size: tuple[int, int] | None = None
 
     def __post_init__(self):
         _check_integer(self, "epochs")
+        _check_integer(self, "first_epochs", low=0)
+        if (self.first_size is None) != (self.first_epochs == 0) or (
+                self.first_epochs >= self.epochs):
+            raise ValueError(f"first_size and first_epochs go together, with first_epochs below "
+                             f"epochs. Received: first_size={self.first_size}, first_epochs="
+                             f"{self.first_epochs}, epochs={self.epochs}")
+        if self.first_size is not None:
+            _set(self, "first_size", _size_pair(self.first_size, "first_size"))
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive. "
                              f"Received: learning_rate={self.learning_rate}")
@@ -267,6 +279,8 @@ class RunConfig:
                 raise TypeError(f"RunConfig.{name} must be a {kind.__name__}. "
                                 f"Received: {name}={getattr(self, name)!r}")
         self.model.check_size(*self.data.image_size)
+        if self.train.first_size is not None:
+            self.model.check_size(*self.train.first_size)
         if self.train.scales_encoder and self.model.encoder == "improved_unet":
             raise ValueError(f"encoder_lr_scale and encoder_frozen_epochs apply to a pretrained "
                              f"encoder; the model has encoder='improved_unet'. Received: "

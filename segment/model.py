@@ -16,6 +16,8 @@ level 1 stays the paper's full-resolution context level, and the localization pa
 supervision are unchanged.
 """
 
+import contextlib
+
 import keras
 from keras import layers
 
@@ -29,8 +31,8 @@ from .efficientnet import (
 from .layers import InstanceNormalization
 from .runtime import backend_has_gpu
 
-__all__ = ["batch_norms_train", "create_model", "depthwise_dtype", "encoder_settings",
-           "pretrained_encoder"]
+__all__ = ["any_input_size", "batch_norms_train", "create_model", "depthwise_dtype",
+           "encoder_settings", "pretrained_encoder"]
 
 _FEATURES = "{encoder}_features"  # the nested encoder model's name: efficientnet_lite0_features
 _STANDARDIZE_EPSILON = 1e-5  # added to each channel's variance; [0, 1] pixels vary by ~1e-2
@@ -197,6 +199,38 @@ def _pretrained_features(images, config, dtype_policy):
                                             for name in feature_blocks(variant)],
                            name=_FEATURES.format(encoder=variant))
     return features(images)
+
+
+@contextlib.contextmanager
+def any_input_size(model):
+    """A context in which `model` (and the models nested in it, such as a pretrained encoder)
+    takes (batch, height, width, channels) inputs of any height and width that
+    `ModelConfig.check_size` accepts; its input checks are restored on leaving.
+
+    Training on smaller images first (`TrainConfig.first_size`) uses it: the weights do not
+    depend on the input size, and the model keeps the size it was built and is saved with.
+
+    Example:
+        >>> model = create_model((64, 64, 3), base_filters=4, depth=3)
+        >>> with any_input_size(model):
+        ...     tuple(model(np.zeros((1, 32, 32, 3))).shape)
+        (1, 32, 32, 1)
+    """
+    checks = [(nested, nested.input_spec) for nested in _nested_models(model)]
+    try:
+        for nested, specs in checks:
+            nested.input_spec = [keras.InputSpec(shape=(None, None, None, spec.shape[-1]))
+                                 for spec in specs]
+        yield model
+    finally:
+        for nested, specs in checks:
+            nested.input_spec = specs
+
+
+def _nested_models(model):
+    """`model` and every keras.Model among its layers, depth first."""
+    return [model, *(nested for layer in model.layers if isinstance(layer, keras.Model)
+                     for nested in _nested_models(layer))]
 
 
 def depthwise_dtype(dtype_policy):

@@ -15,6 +15,7 @@ A run folder after `train_model(model, train_ds, val_ds, TrainConfig(epochs=30),
 The model files themselves are written and read by `saving.py`.
 """
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -39,7 +40,7 @@ from .fine_tuning import (
 )
 from .losses import get_loss
 from .metrics import DiceCoefficient
-from .model import encoder_settings, pretrained_encoder
+from .model import any_input_size, encoder_settings, pretrained_encoder
 from .run_folder import RunFolder
 from .saving import save_model
 
@@ -88,8 +89,8 @@ def compile_model(model, *, learning_rate=TrainConfig.learning_rate, loss=TrainC
     return model
 
 
-def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strategy=None,
-                verbose=None, **overrides):
+def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None, callbacks=(),
+                strategy=None, verbose=None, **overrides):
     """Train `model`, keep the best epoch, and make a killed run resumable.
 
     Compiles the model (Adam, the loss, per-image dice) unless it is already compiled.
@@ -116,8 +117,11 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
             With `validate_every` n > 1, validation runs after every n-th epoch and the last;
             the other epochs log NaN validation values (log.csv, History, callbacks).
             `precision` is not applied here: build the model with it
-            (`create_model(dtype_policy=...)`).
+            (`create_model(dtype_policy=...)`). With `first_epochs`, those epochs train on
+            `first_train_ds` (the model takes its other size meanwhile: `any_input_size`).
         run_dir: Folder (or `RunFolder`, opened or not) for the model, logs and backup.
+        first_train_ds: Training data set of the first `config.first_epochs` epochs, e.g.
+            from `create_generator` at `config.first_size`; needed exactly when those are set.
         callbacks: Further Keras callbacks, run after the built-in ones.
         strategy: The tf.distribute strategy the model was built under (see
             `segment.create_strategy`); None uses the model's own. Under several workers only
@@ -135,7 +139,8 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
         RunFolderError: `run_dir`, not yet opened, holds another run's results (clear it with
             `RunFolder(run_dir).clear()`, or open it with `RunFolder.open(..., overwrite=True)`).
         ValueError: the model was not built under `strategy`, or is an inference-only
-            SavedModel; or encoder settings it would not apply (a model compiled without
+            SavedModel; `first_train_ds` without `first_epochs` or the other way round; or
+            encoder settings it would not apply (a model compiled without
             `EncoderScaledAdam`, frozen epochs while the encoder's batch norms train).
 
     Example:
@@ -154,6 +159,11 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
     if any(isinstance(layer, keras.layers.TFSMLayer) for layer in model.layers):
         raise ValueError(f"'{model.name}' is a TensorFlow SavedModel loaded for inference only; "
                          f"it cannot be trained. Train a model from create_model instead")
+    if (first_train_ds is None) != (config.first_epochs == 0):
+        raise ValueError(f"first_train_ds and TrainConfig.first_epochs go together. Received: "
+                         f"first_epochs={config.first_epochs}, first_train_ds={first_train_ds}")
+    phases = [(first_train_ds, config.first_epochs)] if first_train_ds is not None else []
+    phases.append((train_ds, config.epochs))
     strategy = _check_strategy(model, strategy)
     chief = is_chief(strategy)
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
@@ -174,7 +184,7 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
                 compile_model(model, learning_rate=config.learning_rate, loss=config.loss,
                               scale_encoder=config.scales_encoder)
             check_encoder_settings(model, config)
-        history = _fit(model, train_ds, val_ds, config, write_to, resuming, callbacks, verbose)
+        history = _fit(model, phases, val_ds, config, write_to, resuming, callbacks, verbose)
         if write_to.model.exists():
             model.load_weights(write_to.model)
     finally:
@@ -183,8 +193,9 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, callbacks=(), strat
     return history
 
 
-def _fit(model, train_ds, val_ds, config, run, resuming, callbacks, verbose):
-    """model.fit with the built-in callbacks writing into the RunFolder `run`."""
+def _fit(model, phases, val_ds, config, run, resuming, callbacks, verbose):
+    """model.fit with the built-in callbacks writing into the RunFolder `run`, once for each
+    (training data set, last epoch) of `phases`; the first of two trains at another size."""
     monitor, monitor_loss = ("val_dice", "val_loss") if val_ds is not None else ("dice", "loss")
     if config.lr_schedule == "exponential":
         schedule = keras.callbacks.LearningRateScheduler(
@@ -220,9 +231,21 @@ def _fit(model, train_ds, val_ds, config, run, resuming, callbacks, verbose):
         verbose = 1 if sys.stdout.isatty() else 2
     validated_epochs = [epoch for epoch in range(1, config.epochs + 1)  # counted from 1
                         if epoch % config.validate_every == 0 or epoch == config.epochs]
-    history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, shuffle=False,
-                        callbacks=all_callbacks, steps_per_epoch=config.steps_per_epoch,
-                        validation_freq=validated_epochs, verbose=verbose)
+    history, first_epoch = None, 0
+    for number, (train_ds, last_epoch) in enumerate(phases, 1):
+        with any_input_size(model) if number < len(phases) else contextlib.nullcontext():
+            phase = model.fit(train_ds, validation_data=val_ds, initial_epoch=first_epoch,
+                              epochs=last_epoch, shuffle=False, callbacks=all_callbacks,
+                              steps_per_epoch=config.steps_per_epoch,
+                              validation_freq=validated_epochs, verbose=verbose)
+        if history is not None:  # the phases' epochs in one History
+            phase.epoch = history.epoch + phase.epoch
+            phase.history = {name: history.history.get(name, []) + phase.history.get(name, [])
+                             for name in {**history.history, **phase.history}}
+        history, first_epoch = phase, last_epoch
+        if model.stop_training:  # early stopping or a NaN loss ends every phase
+            break
+    shutil.rmtree(run.backup, ignore_errors=True)  # kept between phases (see _ResumableBackup)
     history.stopped_on_nan = any(not math.isfinite(value)
                                  for value in history.history.get("loss", []))
     if history.stopped_on_nan:
@@ -329,6 +352,9 @@ class _BestCheckpoint(keras.callbacks.Callback):
 class _ResumableBackup(keras.callbacks.BackupAndRestore):
     """BackupAndRestore that survives a backup cut short by a kill and keeps log.csv in step.
 
+    It outlives each `model.fit` (`_fit` removes it): a run killed in its second phase restores
+    in both phases' `fit`, the first then having no epoch left to run.
+
     With `double_checkpoint` Keras keeps the previous epoch's backup beside the latest and falls
     back to it when the latest was cut short by a kill. The first backup has no previous copy,
     so a process killed while writing it leaves it unreadable: then training starts again from
@@ -337,7 +363,7 @@ class _ResumableBackup(keras.callbacks.BackupAndRestore):
     """
 
     def __init__(self, backup_dir, log_path):
-        super().__init__(str(backup_dir), double_checkpoint=True)
+        super().__init__(str(backup_dir), double_checkpoint=True, delete_checkpoint=False)
         self.log_path = Path(log_path)
 
     def on_train_begin(self, logs=None):

@@ -142,10 +142,13 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
                 model.count_params(), precision)
     train_ds = create_generator(split.train, config.data, shuffle=True,
                                 cache_dir=_cache_dir(config.data, run, "train"))
+    first_train_ds = create_generator(  # the disk cache's file names hold the size
+        split.train, config.data, shuffle=True, cache_dir=_cache_dir(config.data, run, "train"),
+        image_size=config.train.first_size) if config.train.first_epochs else None
     val_ds = create_generator(split.val, config.data, augment="none", lesion_crops=0.0,
                               cache_dir=_cache_dir(config.data, run, "val")) if split.val else None
     history = train_model(model, train_ds, val_ds, config.train, run, strategy=strategy,
-                          verbose=verbose)
+                          first_train_ds=first_train_ds, verbose=verbose)
     if history.stopped_on_nan:
         raise SegmentError("training stopped because the loss became NaN; lower "
                            "--learning-rate (the best epoch before it is kept)")

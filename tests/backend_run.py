@@ -1,8 +1,9 @@
 """Helper of tests/test_backends.py, run in fresh processes under KERAS_BACKEND (not collected).
 
     python tests/backend_run.py train DATA_DIR OUT_DIR
-        Trains a tiny model for 2 epochs on the backend Keras runs on, killed (simulated) as
-        the second epoch starts and resumed, saves it to OUT_DIR/<backend>/model.keras,
+        Trains a tiny model for 2 epochs on the backend Keras runs on, the first at 16x16
+        (`TrainConfig.first_size`), killed (simulated) as the second, at 32x32, starts and
+        resumed, saves it to OUT_DIR/<backend>/model.keras,
         evaluates it, and prints JSON: the backend, the data set's class, whether TensorFlow
         was imported, the losses of the resumed run, the epochs in log.csv, the mean metrics
         and the probabilities on a fixed batch.
@@ -50,17 +51,20 @@ def train(data_dir, out_dir):
     split = segment.train_val_test_split(segment.find_pairs(data_dir), seed=0)
     train_ds = segment.create_generator(split.train, image_size=SIZE, batch_size=4, augment="full",
                                         shuffle=True)
+    first_ds = segment.create_generator(split.train, image_size=(16, 16), batch_size=4)
     val_ds = segment.create_generator(split.val, image_size=SIZE, batch_size=4)
     run = os.path.join(out_dir, keras.backend.backend())
+    config = segment.TrainConfig(epochs=2, first_epochs=1, first_size=(16, 16))
     segment.set_seed(0)
     try:  # killed while the second epoch starts: the first is backed up
         segment.train_model(segment.create_model((*SIZE, 3), base_filters=2, depth=3),
-                            train_ds, val_ds, 2, run, callbacks=[CrashAtSecondEpoch()],
-                            verbose=0)
+                            train_ds, val_ds, config, run, first_train_ds=first_ds,
+                            callbacks=[CrashAtSecondEpoch()], verbose=0)
     except RuntimeError as error:
         assert "simulated crash" in str(error), error
     model = segment.create_model((*SIZE, 3), base_filters=2, depth=3)
-    history = segment.train_model(model, train_ds, val_ds, 2, run, verbose=0)  # resumes
+    history = segment.train_model(model, train_ds, val_ds, config, run, first_train_ds=first_ds,
+                                  verbose=0)  # resumes in the second phase
     segment.results(model, split.test, run_dir=os.path.join(run, "report"), progress=False)
     return {"backend": keras.backend.backend(), "pipeline": type(train_ds).__name__,
             "tensorflow_imported": "tensorflow" in sys.modules,

@@ -65,6 +65,7 @@ def trained(synthetic_dir, tmp_path_factory, site_without_tensorflow):
 
 @pytest.mark.slow
 def test_a_killed_run_resumes_on_every_backend(trained):
+    # The first epoch trained at 16x16, the killed and resumed second at the model's 32x32.
     _, runs = trained
     for backend, run in runs.items():
         assert len(run["losses"]) == 1 and run["log_epochs"] == 2, backend  # only epoch 2 ran

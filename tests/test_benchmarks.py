@@ -335,8 +335,8 @@ def test_lesion_crops_row_judges_the_second_look_of_the_crop_model_against_lite0
     assert lesion_crops_row({"error": "failed"})[3] == "not run: failed"
 
 
-def test_small_lesion_loss_rows_judge_each_seeds_weighted_run_against_its_plain_twin():
-    from run import small_lesion_loss_rows
+def test_seeded_rows_judge_each_seeds_candidate_against_its_plain_twin():
+    from run import seeded_rows
 
     bins = {"under 2 %": {"count": 1, "mean_dice": 0.8}, "2-5 %": {"count": 3, "mean_dice": 0.9}}
 
@@ -349,13 +349,15 @@ def test_small_lesion_loss_rows_judge_each_seeds_weighted_run_against_its_plain_
     small = {"under 5 %": {"mean_dice_difference": 0.0274, "standard_error": 0.0112}}
     part = {"seed 10": seed("small-seed10", 61), "seed 2": seed(
         "small-seed2", 43, against_baseline_by_size=small)}
-    rows = small_lesion_loss_rows(part)
+    rows = seeded_rows(part, "18 small-lesion loss", "small_lesion_loss")
+    assert {row[0] for row in rows} == {"18 small-lesion loss"}
     assert [row[2:] for row in rows] == [
         ("seed 2 (2026-12-04; under 5 % +0.027 ± 0.011), small-seed2, 43 min: mean 0.887 (+0.003 "
          "± 0.002); 0.875 over 4; 9 below 0.6 (Lite0 18)", True),
         ("seed 10 (2026-12-04), small-seed10, 61 min: mean 0.887 (+0.003 ± 0.002); 0.875 over 4; "
          "9 below 0.6 (Lite0 18)", False)]  # over the 60 minutes
-    assert small_lesion_loss_rows({"skipped": "no native bf16"})[0][3] == "not run: no native bf16"
+    assert seeded_rows({"skipped": "no native bf16"}, "19 small first, then large", "first_size")[
+        0][2:] == ("-", "not run: no native bf16")
 
 
 def test_bf16_retrain_row_pairs_bf16_with_float32_within_two_standard_errors():

@@ -42,7 +42,8 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("driver")
     done = run("driver_train_save_evaluate.py", "--run-dir", root / "run", "--synthetic-dir",
                root / "synthetic", "--num-synthetic", 20, "--augment", "--lesion-crops", 0.5,
-               "--seed", 5, "--split-seed", 0, "--inspect", *TINY)
+               "--seed", 5, "--split-seed", 0, "--first-size", 16, "--first-epochs", 1,
+               "--inspect", *TINY)
     assert done.returncode == 0, done.stderr
     return root, done
 
@@ -60,11 +61,13 @@ def test_train_driver_writes_a_complete_run(trained_run):
     seed_0 = train_val_test_split(segment.find_pairs(root / "synthetic"), seed=0)
     assert split["seed"] == 0
     assert [entry["id"] for entry in split["test"]] == [pair.id for pair in seed_0.test]
-    # config.json reads back as the settings the flags asked for (TINY, --augment, crops, seeds).
+    # config.json reads back as the settings the flags asked for (TINY, --augment, crops, seeds,
+    # the first epoch at 16x16).
     assert RunConfig.from_dict(json.loads((run_dir / "config.json").read_text())) == RunConfig(
         data=DataConfig(image_size=(32, 32), batch_size=4, augment="full", lesion_crops=0.5,
                         seed=5, split_seed=0),
-        model=ModelConfig(base_filters=4, depth=3), train=TrainConfig(epochs=2))
+        model=ModelConfig(base_filters=4, depth=3),
+        train=TrainConfig(epochs=2, first_epochs=1, first_size=(16, 16)))
     summary = assert_consistent_report(run_dir, 4)
     assert f"dice         mean {summary['dice']['mean']:.4f}" in done.stdout
     assert f"images below 0.6 dice: {summary['low_dice']['count']}\n" in done.stdout
@@ -126,6 +129,11 @@ TRAIN_BAD_ARGUMENTS = [
     (["--augment", "rotate"], "argument --augment: invalid choice: 'rotate'"),
     (["--lesion-crops", "2"], "argument --lesion-crops: expected a number in [0, 1], got '2'"),
     (["--images", "/nonexistent/folder"], "'/nonexistent/folder' does not exist"),
+    (["--first-size", "40", "--first-epochs", "2"], "--first-size 40x40: height and width must "
+                                                    "be divisible by 2 ** (depth - 1) = 16"),
+    (["--first-size", "128"], "--first-size and --first-epochs go together"),
+    (["--first-size", "128", "--first-epochs", "3", "--epochs", "3"],
+     "--first-epochs 3 must be below --epochs 3: the last epochs train at --size"),
 ]
 EVALUATE_BAD_ARGUMENTS = [
     (["--threshold", "0"], "argument --threshold: expected a number in (0, 1), got '0'"),

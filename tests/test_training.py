@@ -387,6 +387,52 @@ def test_unreadable_backup_restarts_from_the_first_epoch(small_data, tmp_path, c
         "epoch", "0", "1"]
 
 
+class BatchesPerEpoch(keras.callbacks.Callback):
+    """Records how many training batches each epoch ran: `counts[epoch]`."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts = {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.counts[self.epoch] = batch + 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+
+def test_first_epochs_train_on_the_small_images_and_a_kill_in_the_last_ones_resumes(
+        synthetic_pairs, small_data, tmp_path):
+    # 1 batch of 16x16 images in each first epoch, 2 batches of 32x32 in each later one.
+    small = create_generator(synthetic_pairs[:4], image_size=(16, 16), batch_size=4)
+    config = TrainConfig(epochs=4, first_epochs=2, first_size=(16, 16))
+    set_seed(0)
+    killed = BatchesPerEpoch()
+    with pytest.raises(RuntimeError, match="simulated crash"):  # as epoch 4 begins
+        train_model(create_model((32, 32, 3), base_filters=4, depth=3), small_data, small_data,
+                    config, tmp_path, first_train_ds=small, callbacks=[killed, StopAtEpoch(3)],
+                    verbose=0)
+    assert killed.counts == {0: 1, 1: 1, 2: 2}
+    resumed, batches = create_model((32, 32, 3), base_filters=4, depth=3), BatchesPerEpoch()
+    history = train_model(resumed, small_data, small_data, config, tmp_path,
+                          first_train_ds=small, callbacks=[batches], verbose=0)
+    assert batches.counts == {3: 2} and history.epoch == [3]  # only the last epoch ran again
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert log["epoch"].tolist() == [0, 1, 2, 3] and log["val_dice"].notna().all()
+    assert not (tmp_path / "backup").exists()
+    # Validated, checkpointed and saved at the run's size; the model's input check is back.
+    assert load_model(tmp_path / "model.keras").input_shape == (None, 32, 32, 3)
+    with pytest.raises(ValueError, match="expected shape=\\(None, 32, 32, 3\\)"):
+        resumed(np.zeros((1, 16, 16, 3), "float32"))
+    assert recorded(tmp_path).train == config
+
+
+def test_the_first_phase_needs_both_its_data_and_its_epochs(small_data, tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="first_train_ds and TrainConfig.first_epochs go "
+                                         "together. Received: first_epochs=0"):
+        train_model(tiny_model, small_data, None, 2, tmp_path, first_train_ds=small_data)
+
+
 def test_bad_schedule_is_refused_before_anything_is_touched(tiny_model, small_data, tmp_path):
     (tmp_path / "model.keras").write_bytes(b"a finished run")
     (tmp_path / "log.csv").write_text("epoch,loss\n0,0.5\n")
