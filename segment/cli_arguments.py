@@ -11,8 +11,8 @@ import argparse
 from .config import EvalConfig, ModelConfig, TrainConfig
 
 __all__ = ["OneLineParser", "add_evaluation_arguments", "add_schedule_arguments",
-           "check_train_arguments",
-           "evaluation_settings", "float_in", "image_size", "int_from", "positive_int"]
+           "check_train_arguments", "evaluation_settings", "float_in", "image_size", "int_from",
+           "positive_int"]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -246,6 +246,7 @@ def _fit(model, phases, val_ds, config, run, resuming, callbacks, verbose):
         if model.stop_training:  # early stopping or a NaN loss ends every phase
             break
     shutil.rmtree(run.backup, ignore_errors=True)  # kept between phases (see _ResumableBackup)
+    model._initial_epoch = None  # the epoch Keras restored: else a later model.fit starts there
     history.stopped_on_nan = any(not math.isfinite(value)
                                  for value in history.history.get("loss", []))
     if history.stopped_on_nan:
