@@ -92,13 +92,12 @@ def trained(data, run_dir, config, *, copied_data=False):
     fingerprint differs only because the files were copied again since (new modification
     times), is reused too; `same_files(run, data)` then says False.
     """
-    run = RunFolder(run_dir)
-    record = run_settings(config, pairs_of(data))
+    run, pairs = RunFolder(run_dir), pairs_of(data)
+    record = run_settings(config, pairs)
     if copied_data and run.state == "finished":
         recorded = run.recorded_settings().get("pairs", {})
         split = segment.load_split(run.split) if run.split.exists() else ()
-        if (sorted(pair.id for part in split for pair in part)
-                == sorted(pair.id for pair in pairs_of(data))):
+        if sorted(pair.id for part in split for pair in part) == sorted(pair.id for pair in pairs):
             record["pairs"] = {**record["pairs"], "fingerprint": recorded.get("fingerprint")}
     if run.state == "finished" and run.holds_run(record):
         print(f"  reusing the finished run in {run.path}", file=sys.stderr, flush=True)

@@ -246,7 +246,6 @@ def _fit(model, phases, val_ds, config, run, resuming, callbacks, verbose):
         if model.stop_training:  # early stopping or a NaN loss ends every phase
             break
     shutil.rmtree(run.backup, ignore_errors=True)  # kept between phases (see _ResumableBackup)
-    model._initial_epoch = None  # the epoch Keras restored: else a later model.fit starts there
     history.stopped_on_nan = any(not math.isfinite(value)
                                  for value in history.history.get("loss", []))
     if history.stopped_on_nan:
@@ -377,6 +376,10 @@ class _ResumableBackup(keras.callbacks.BackupAndRestore):
             shutil.rmtree(self.backup_dir, ignore_errors=True)
         # Keras stores the restored epoch here; it is unset when nothing was restored.
         _trim_log(self.log_path, getattr(self.model, "_initial_epoch", None) or 0)
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        self.model._initial_epoch = None  # else a later model.fit starts at the restored epoch
 
 
 def _trim_log(path, num_epochs):
