@@ -1,17 +1,19 @@
 """One command that measures the library on a GPU machine with JAX and PyTorch but no TensorFlow.
 
-    python benchmarks/gpu_check.py --data data/isic-400 --out gpu_check.json   # < 8 minutes
+    python benchmarks/gpu_check.py --data data/gpu-check --out gpu_check.json  # < 9 minutes
     python benchmarks/gpu_check.py --dry-run --out /tmp/check.json             # CPU, tiny sizes
 
 For the JAX and the PyTorch backend (each in its own process, as Keras picks its backend once):
-training and prediction images/s of the base-16 model at 128^2 and 256^2, batch 16 and 64, in
-float32, mixed bfloat16 and mixed float16, with the peak GPU memory of each; then a short
-real-data run on `--data` (image/mask pairs as `find_pairs` reads them, e.g. a few hundred of
-`../shared/data/isic2018-512`): 256^2, batch 16, a few epochs, the validation dice of each
-epoch, so a GPU run is checked for correctness and not just speed. Nothing is downloaded;
-without TensorFlow the input pipeline is the library's `keras.utils.PyDataset`. Writes one
-JSON file and prints a table. README.md ("Run on a GPU without TensorFlow") says how to carry
-the code, the data and a `keras` wheel to such a machine.
+first a short real-data run on `--data` (image/mask pairs as `find_pairs` reads them, e.g. 400
+of the ISIC 2018 set): 256^2, batch 16, a few epochs, the validation dice of each epoch, so a GPU
+run is checked for correctness and not just speed; then training and prediction images/s of the
+base-16 model at 128^2 and 256^2, batch 16 and 64, in float32, mixed bfloat16 and mixed
+float16, with the peak GPU memory of each. Nothing is downloaded; without TensorFlow the input
+pipeline is the library's `keras.utils.PyDataset`. Each backend stops at
+`--seconds-per-backend` and keeps what it measured by then. Writes one JSON file (again after
+each backend) and prints a table; the exit status is 1 if a backend stopped early.
+docs/BACKENDS.md ("Run on a GPU without TensorFlow") says how to carry the code, the data and a
+`keras` wheel to such a machine, and what one H200 measured.
 """
 
 import argparse
@@ -70,26 +72,52 @@ def real_data_run(data, size, epochs, batch, network):
             "test_mean_dice": test["dice"]["mean"], "pipeline": type(train_ds).__name__}
 
 
-def child(settings):
-    """Everything for one backend, in this process."""
+def child(settings, lines):
+    """Everything for one backend, in this process: one JSON line per result, appended to
+    `lines` as soon as it is measured, so a backend stopped at its time limit keeps the rest."""
     import segment
 
     import keras
 
-    result = {"backend": keras.backend.backend(), "devices": _devices(),
-              "versions": segment.runtime.library_versions(), "speed": []}
+    def record(**result):
+        with open(lines, "a") as file:
+            file.write(json.dumps(result) + "\n")
+        print(f"{keras.backend.backend()}: {json.dumps(result)[:200]}", file=sys.stderr,
+              flush=True)
+
+    record(backend=keras.backend.backend(), devices=_devices(),
+           versions=segment.runtime.library_versions())
+    record(real_data=real_data_run(settings["data"], settings["real_size"], settings["epochs"],
+                                   settings["real_batch"], settings["network"]))
     for precision in settings["precisions"]:
         for size in settings["sizes"]:
             for batch in settings["batches"]:
                 try:
-                    result["speed"].append(speed(size, batch, precision, settings["steps"],
-                                                 settings["network"]))
+                    row = speed(size, batch, precision, settings["steps"], settings["network"])
                 except Exception as error:  # noqa: BLE001  (e.g. out of memory: record, go on)
-                    result["speed"].append({"size": size, "batch": batch,
-                                            "precision": precision, "error": str(error)[:300]})
-    result["real_data"] = real_data_run(settings["data"], settings["real_size"],
-                                        settings["epochs"], settings["real_batch"],
-                                        settings["network"])
+                    row = {"size": size, "batch": batch, "precision": precision,
+                           "error": str(error)[:300]}
+                record(speed=row)
+
+
+def run_backend(backend, settings, seconds, scratch):
+    """The results of one backend's child process, stopped after `seconds`: {"backend",
+    "devices", "versions", "real_data", "speed": [rows]}, with "stopped" if it did not finish."""
+    lines = Path(scratch) / f"{backend}.jsonl"
+    command = [sys.executable, __file__, "--child", json.dumps(settings), "--lines", str(lines)]
+    result = {"backend": backend, "speed": []}
+    try:
+        done = subprocess.run(command, env=_environment(backend), timeout=seconds)
+        if done.returncode != 0:
+            result["stopped"] = f"exit status {done.returncode}"
+    except subprocess.TimeoutExpired:
+        result["stopped"] = f"time limit of {seconds} s"
+    for line in lines.read_text().splitlines() if lines.exists() else []:
+        row = json.loads(line)
+        if "speed" in row:
+            result["speed"].append(row["speed"])
+        else:
+            result.update(row)
     return result
 
 
@@ -147,6 +175,10 @@ def table(results):
             lines.append(f"{backend['backend']:<7} {row['precision']:<15} {row['size']:>5} "
                          f"{row['batch']:>5} {row['train_images_per_s']:>9.1f} "
                          f"{row['predict_images_per_s']:>9.1f} {memory:>8}")
+        if "stopped" in backend:
+            lines.append(f"{backend['backend']:<7} stopped: {backend['stopped']}")
+        if "real_data" not in backend:
+            continue
         real = backend["real_data"]
         lines.append(f"{backend['backend']:<7} real data {real['size']}^2, {real['epochs']} "
                      f"epochs in {real['train_seconds']:.0f} s: val dice "
@@ -164,10 +196,14 @@ def main():
     parser.add_argument("--dry-run", action="store_true",
                         help="tiny sizes and network, float32 and float16, one epoch: checks the "
                              "script on a CPU")
+    parser.add_argument("--seconds-per-backend", type=int, default=240,
+                        help="each backend's time limit; what it measured by then is kept "
+                             "(default 240)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--lines", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(json.loads(args.child))))
+        child(json.loads(args.child), args.lines)
         return 0
     settings = {"sizes": [128, 256], "batches": [16, 64], "precisions": PRECISIONS, "steps": 10,
                 "data": args.data, "real_size": 256, "real_batch": 16, "epochs": args.epochs,
@@ -187,16 +223,12 @@ def main():
             parser.error("--data is required (a folder of image/mask pairs)")
         results = {"settings": settings, "backends": []}
         for backend in BACKENDS:
-            done = subprocess.run([sys.executable, __file__, "--child", json.dumps(settings)],
-                                  capture_output=True, text=True, env=_environment(backend))
-            if done.returncode != 0:
-                print(done.stderr[-3000:], file=sys.stderr)
-                return 1
-            results["backends"].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    Path(args.out).write_text(json.dumps(results, indent=2))
+            results["backends"].append(run_backend(backend, settings, args.seconds_per_backend,
+                                                   scratch))
+            Path(args.out).write_text(json.dumps(results, indent=2))
     print(table(results))
     print(f"wrote {args.out}")
-    return 0
+    return 1 if any("stopped" in backend for backend in results["backends"]) else 0
 
 
 def _environment(backend):

@@ -118,6 +118,20 @@ def test_gpu_check_dry_run_on_the_cpu(tmp_path, synthetic_dir):
     assert "real data 32^2, 1 epochs" in done.stdout and f"wrote {out}" in done.stdout
 
 
+def test_gpu_check_keeps_what_a_backend_stopped_at_its_time_limit_had(tmp_path, synthetic_dir):
+    out = tmp_path / "check.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"),
+                           "--dry-run", "--data", str(synthetic_dir), "--out", str(out),
+                           "--seconds-per-backend", "1"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 1
+    results = json.loads(out.read_text())
+    assert [(backend["backend"], backend["stopped"], backend["speed"])
+            for backend in results["backends"]] == [("jax", "time limit of 1 s", []),
+                                                    ("torch", "time limit of 1 s", [])]
+    assert "jax     stopped: time limit of 1 s" in done.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_model_loss_metric_optimizer_and_second_look_tests_pass_on_the_other_backends(backend):
