@@ -27,6 +27,8 @@ import hashlib
 import importlib.util
 import logging
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import keras
@@ -226,11 +228,20 @@ def _tf_dataset(loader, batch_size, *, size, prepare, shuffle, cache_file, seed)
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
+# Batches PairBatches makes ahead, each in its own thread (decoding and NumPy release the GIL).
+# Keras asks a PyDataset for one batch at a time between two steps: made there, the batches
+# halved the training speed on a GPU (docs/BACKENDS.md). Keras' own worker threads
+# (`PyDataset(workers=n)`) are not used: under `fit` they shift each epoch's batches by one.
+BATCHES_AHEAD = min(4, os.cpu_count() or 1)
+
+
 class PairBatches(keras.utils.PyDataset):
     """The pipeline as a `keras.utils.PyDataset`, for environments without TensorFlow.
 
     With the memory cache each decoded uint8 pair is kept after its first use. Epoch e shuffles
-    with the seed (seed, e) and augments batch i with (seed, e, i).
+    with the seed (seed, e) and augments batch i with (seed, e, i). Asked for batch i, it starts
+    making the next `batches_ahead` ones of the epoch in threads (the first ones of the next
+    epoch at its end); they are the batches indexing would give.
 
     Example:
         >>> batches = create_generator(pairs, image_size=(32, 32), batch_size=8, engine="keras")
@@ -245,22 +256,40 @@ class PairBatches(keras.utils.PyDataset):
         self.prepare, self.shuffle, self.seed = prepare, shuffle, seed
         self.keep_decoded = cache_file == ""
         self.epoch, self._decoded = 0, {}
+        self.batches_ahead, self._ahead, self._threads = BATCHES_AHEAD, {}, None
 
     def __len__(self):
         return math.ceil(len(self.loader.readable) / self.batch_size)
 
     def __getitem__(self, index):
+        made = self._ahead.pop((self.epoch, index), None)
+        self._make_ahead(range(index + 1, index + 1 + self.batches_ahead))
+        return made.result() if made is not None else self._batch(self.epoch, index)
+
+    def on_epoch_end(self):
+        for made in self._ahead.values():
+            made.cancel()
+        self._ahead.clear()
+        self.epoch += 1
+        self._make_ahead(range(self.batches_ahead))
+
+    def _make_ahead(self, indices):
+        for index in indices:
+            if index < len(self) and (self.epoch, index) not in self._ahead:
+                if self._threads is None:
+                    self._threads = ThreadPoolExecutor(self.batches_ahead, "pair-batches")
+                self._ahead[self.epoch, index] = self._threads.submit(self._batch, self.epoch,
+                                                                      index)
+
+    def _batch(self, epoch, index):
         order = np.arange(len(self.loader.readable))
         if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch]).permutation(order)
+            order = np.random.default_rng([self.seed, epoch]).permutation(order)
         chosen = order[index * self.batch_size:(index + 1) * self.batch_size]
         images, masks = (np.stack(part) for part in zip(*map(self._pair, chosen), strict=True))
         if self.prepare is None:
             return to_float(images, masks)
-        return self.prepare(images, masks, np.random.default_rng([self.seed, self.epoch, index]))
-
-    def on_epoch_end(self):
-        self.epoch += 1
+        return self.prepare(images, masks, np.random.default_rng([self.seed, epoch, index]))
 
     def _pair(self, index):
         if index in self._decoded:

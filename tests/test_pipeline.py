@@ -1,7 +1,10 @@
 """create_generator: shapes, dtypes, ranges, augmentation that keeps image and mask aligned."""
 
+import os
+import threading
+
 from segment import DataConfig, Pair, create_generator
-from segment.pipeline import ENGINES, PairBatches
+from segment.pipeline import BATCHES_AHEAD, ENGINES, PairBatches
 
 import numpy as np
 import pytest
@@ -271,6 +274,28 @@ def test_keras_engine_reshuffles_each_epoch_and_refuses_a_disk_cache(synthetic_p
     with pytest.raises(ValueError, match="caches in memory or not at all"):
         create_generator(synthetic_pairs[:2], image_size=(32, 32), batch_size=2, cache="disk",
                          cache_dir=tmp_path, engine="keras")
+
+
+def test_keras_engine_makes_the_next_batches_in_threads_and_they_are_the_direct_ones(
+        synthetic_pairs):
+    def batches(ahead):
+        dataset = create_generator(synthetic_pairs[:12], image_size=(32, 32), batch_size=2,
+                                   shuffle=True, augment="full", engine="keras")
+        assert dataset.batches_ahead == BATCHES_AHEAD == min(4, os.cpu_count())
+        dataset.batches_ahead = ahead
+        decode, dataset.decoded_in = dataset.loader, []  # the thread of each pair's decoding
+        dataset.loader = lambda index: dataset.decoded_in.append(
+            threading.current_thread().name.split("_")[0]) or decode(index)
+        dataset.loader.readable = decode.readable
+        return dataset
+
+    direct, ahead = batches(0), batches(3)
+    for _ in range(2):  # epochs: the next one's first batches are made at the end of this one
+        for want, got in zip(collect(direct), collect(ahead), strict=True):
+            np.testing.assert_array_equal(got, want)
+    # the memory cache decodes each pair once; all but the very first batch's ahead of time
+    assert direct.decoded_in == ["MainThread"] * 12
+    assert sorted(ahead.decoded_in) == ["MainThread"] * 2 + ["pair-batches"] * 10
 
 
 def test_tf_data_pipeline_runs_without_the_autotuning_thread(synthetic_pairs):
