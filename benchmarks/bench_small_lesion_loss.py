@@ -70,7 +70,7 @@ def measure(data, runs, baseline, seed, candidate=CANDIDATE, suffix="small",
         "date": time.strftime("%Y-%m-%d"),
         "baseline": {"run": f"isic2018-{base_name}", "same_files": isic.same_files(base_run, data),
                      **isic.run_scores(base_run, base_model)},
-        key: {"run": f"isic2018-{name}", **scores}}}
+        key: {"run": f"isic2018-{name}", "date": time.strftime("%Y-%m-%d"), **scores}}}
 
 
 def small_lesions(run):

@@ -160,6 +160,8 @@ def targets(results):
     if "first_size" in results:
         rows.extend(seeded_rows(results["first_size"], "19 small first, then large",
                                 "first_size"))
+        rows.extend(seeded_rows(results["first_size"], "19 small first (10 of 22), then large",
+                                "first_size_10of22"))
     return rows
 
 
@@ -226,11 +228,18 @@ def lesion_crops_row(crops):
         looked["against_baseline"], crops["baseline"]["plain"]["low_dice"]["count"]))
 
 
+def added(part, result):
+    """An additive part's `result` over what the part held: a seed's entry keeps the candidates
+    (bench_first_size.py's schedules) that this run did not measure."""
+    return {**part, **{name: {**part[name], **value} if name.startswith("seed ") and name in part
+                       else value for name, value in result.items()}}
+
+
 def seeded_rows(part, label, key):
     """For each training seed of a part measured per seed (bench_small_lesion_loss.py,
     bench_first_size.py), its candidate `part[seed][key]` against the bf16 Lite0 run of the same
     seed (with the gain on the small lesions alone where the seed's run measured it)."""
-    seeds = sorted((name for name in part if name.startswith("seed ")),
+    seeds = sorted((name for name in part if name.startswith("seed ") and key in part[name]),
                    key=lambda name: int(name[5:]))
     if not seeds:
         return [(label, SMALL_LESION_TARGET, "-", not_run(part))]
@@ -241,7 +250,8 @@ def seeded_rows(part, label, key):
         gain = (f"; under 5 % {small['mean_dice_difference']:+.3f} ± "
                 f"{small['standard_error']:.3f}" if small else "")
         rows.append((label, SMALL_LESION_TARGET, *small_lesion_verdict(
-            f"{seed} ({part[seed]['date']}{gain}), {candidate['run']}", candidate["plain"],
+            f"{seed} ({candidate.get('date', part[seed]['date'])}{gain}), {candidate['run']}",
+            candidate["plain"],
             candidate["train_seconds"] / 60, candidate["against_baseline"],
             part[seed]["baseline"]["plain"]["low_dice"]["count"])))
     return rows
@@ -615,7 +625,7 @@ def main():
     for name in args.only or BENCHMARKS:
         result = {**run_benchmark(name, args.quick, shlex.split(args.args)), "machine": machine()}
         if name in ADDITIVE_PARTS and "error" not in result:
-            result = {**results.get(name, {}), **result}
+            result = added(results.get(name, {}), result)
         results[name] = result
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"machine": info, **results}, indent=2))

@@ -360,6 +360,22 @@ def test_seeded_rows_judge_each_seeds_candidate_against_its_plain_twin():
         0][2:] == ("-", "not run: no native bf16")
 
 
+def test_a_seeds_new_results_keep_the_schedules_an_earlier_run_measured():
+    from run import added, seeded_rows
+
+    part = {"seed 0": {"date": "2026-12-03", "baseline": "old", "first_size": "16 of 22"},
+            "seed 1": {"first_size": "16 of 22, seed 1"}, "machine": "one"}
+    result = {"seed 0": {"date": "2026-12-04", "baseline": "new", "first_size_10of22": "10 of 22"},
+              "machine": "two"}
+    assert added(part, result) == {
+        "seed 0": {"date": "2026-12-04", "baseline": "new", "first_size": "16 of 22",
+                   "first_size_10of22": "10 of 22"},
+        "seed 1": {"first_size": "16 of 22, seed 1"}, "machine": "two"}
+    # rows only for the seeds that measured the schedule
+    assert seeded_rows(part, "19 small first (10 of 22), then large",
+                       "first_size_10of22")[0][2] == "-"
+
+
 def test_bf16_retrain_row_pairs_bf16_with_float32_within_two_standard_errors():
     from run import bf16_retrain_row
 
