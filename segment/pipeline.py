@@ -230,7 +230,7 @@ def _tf_dataset(loader, batch_size, *, size, prepare, shuffle, cache_file, seed)
 
 # Batches PairBatches makes ahead, each in its own thread (decoding and NumPy release the GIL).
 # Keras asks a PyDataset for one batch at a time between two steps: made there, the batches
-# halved the training speed on a GPU (docs/BACKENDS.md). Keras' own worker threads
+# made training on a GPU 1.4-2x slower (docs/BACKENDS.md). Keras' own worker threads
 # (`PyDataset(workers=n)`) are not used: under `fit` they shift each epoch's batches by one.
 BATCHES_AHEAD = min(4, os.cpu_count() or 1)
 
