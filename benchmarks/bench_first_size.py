@@ -48,10 +48,9 @@ def add_arguments(parser):
 
 
 def main(data, runs, args):
-    candidate, suffix, key = schedule(args.first_epochs)
-    if args.quick:
-        return measure(data, runs, QUICK, args.seed, QUICK_CANDIDATE, suffix, key)
-    return measure(data, runs, BASELINE, args.seed, candidate, suffix, key)
+    if args.quick:  # one epoch small, one large, whatever --first-epochs says
+        return measure(data, runs, QUICK, args.seed, QUICK_CANDIDATE, "first128", "first_size")
+    return measure(data, runs, BASELINE, args.seed, *schedule(args.first_epochs))
 
 
 if __name__ == "__main__":
