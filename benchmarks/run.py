@@ -158,10 +158,7 @@ def targets(results):
         rows.extend(seeded_rows(results["small_lesion_loss"], "18 small-lesion loss",
                                 "small_lesion_loss"))
     if "first_size" in results:
-        rows.extend(seeded_rows(results["first_size"], "19 small first, then large",
-                                "first_size"))
-        rows.extend(seeded_rows(results["first_size"], "19 small first (10 of 22), then large",
-                                "first_size_10of22"))
+        rows.extend(first_size_rows(results["first_size"]))
     return rows
 
 
@@ -233,6 +230,19 @@ def added(part, result):
     (bench_first_size.py's schedules) that this run did not measure."""
     return {**part, **{name: {**part[name], **value} if name.startswith("seed ") and name in part
                        else value for name, value in result.items()}}
+
+
+def first_size_rows(part):
+    """Row 19: `seeded_rows` of each schedule bench_first_size.py measured (results key
+    first_size for 16 small epochs of 22, first_size_<N>of<E> for the others)."""
+    keys = sorted({key for name, seed in part.items() if name.startswith("seed ")
+                   for key in seed if key.startswith("first_size")}) or ["first_size"]
+    rows = []
+    for key in keys:
+        schedule = key.removeprefix("first_size").lstrip("_").replace("of", " of ")  # "10 of 22"
+        rows.extend(seeded_rows(part, f"19 small first{f' ({schedule})' if schedule else ''}, "
+                                      "then large", key))
+    return rows
 
 
 def seeded_rows(part, label, key):

@@ -376,6 +376,28 @@ def test_a_seeds_new_results_keep_the_schedules_an_earlier_run_measured():
                        "first_size_10of22")[0][2] == "-"
 
 
+def test_row_19_has_the_rows_of_every_schedule_measured():
+    from run import SMALL_LESION_TARGET, first_size_rows
+
+    def candidate(run):
+        return {"run": run, "train_seconds": 2880, "plain": {
+                    "mean_dice": 0.882, "low_dice": {"count": 22},
+                    "by_lesion_size": {"under 2 %": {"count": 1, "mean_dice": 0.8},
+                                       "2-5 %": {"count": 3, "mean_dice": 0.9}}},
+                "against_baseline": {"mean_dice_difference": -0.002, "standard_error": 0.002}}
+    baseline = {"plain": {"low_dice": {"count": 18}}}
+    part = {"seed 0": {"date": "2026-12-04", "baseline": baseline, "first_size": candidate(
+        "first128"), "first_size_10of22": candidate("first128-10of22")},
+            "seed 1": {"date": "2026-12-04", "baseline": baseline,
+                       "first_size_8of22": candidate("first128-8of22-seed1")}}
+    assert [(row[0], row[2].split(", ")[1]) for row in first_size_rows(part)] == [
+        ("19 small first, then large", "first128"),
+        ("19 small first (10 of 22), then large", "first128-10of22"),
+        ("19 small first (8 of 22), then large", "first128-8of22-seed1")]
+    assert first_size_rows({"skipped": "no native bf16"}) == [
+        ("19 small first, then large", SMALL_LESION_TARGET, "-", "not run: no native bf16")]
+
+
 def test_bf16_retrain_row_pairs_bf16_with_float32_within_two_standard_errors():
     from run import bf16_retrain_row
 
