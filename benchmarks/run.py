@@ -28,7 +28,7 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained", "10": "review",
              "11": "confidence", "12": "second_look", "13": "torch_twin", "14": "encoders",
              "15": "lesion_crops", "16": "bf16_retrain", "17": "epoch",
-             "18": "small_lesion_loss", "19": "first_size"}
+             "18": "small_lesion_loss", "19": "first_size", "20": "fused_norm"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
 # variant, and `bench_small_lesion_loss.py --seed N` (bench_first_size.py) one seed; the others'
 # results stay.
@@ -37,7 +37,8 @@ PRETRAINED = "9 pretrained encoder (ISIC 2018)"  # the rows of bench_pretrained.
 BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "quality",
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
               "review", "confidence", "second_look", "torch_twin", "encoders", "step_trace",
-              "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss", "first_size"]
+              "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss", "first_size",
+              "fused_norm"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.

@@ -53,3 +53,45 @@ def test_tensorflow_addons_config_with_groups_loads():
 def test_unknown_channel_count_is_refused():
     with pytest.raises(ValueError, match="defined dimension"):
         InstanceNormalization().build((None, 4, 4, None))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the fused kernel is the TensorFlow backend's")
+def test_mixed_precision_runs_one_fused_kernel_with_float32_values_and_gradients():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 6, 5, 4)).astype(np.float32) * np.array([1, 10, 0.1, 3], np.float32)
+    x[1] += 50  # a large offset in one sample only
+    weights = rng.normal(size=x.shape).astype(np.float32)  # a loss that moves every pixel
+    layers = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        layers[policy] = InstanceNormalization(dtype=policy)
+        layers[policy].build(x.shape)
+        layers[policy].set_weights([np.array([0.5, 1, 1.5, 2], np.float32),
+                                    np.array([-1, 0, 1, 2], np.float32)])
+
+    def values_and_gradients(layer):
+        @tf.function(input_signature=[tf.TensorSpec((None, 6, 5, 4), tf.float32)])
+        def step(images):  # the batch size unknown while tracing, as under `fit`
+            with tf.GradientTape() as tape:
+                tape.watch(images)
+                outputs = tf.cast(layer(images), tf.float32)
+                loss = tf.reduce_sum(outputs * weights)
+            return outputs, tape.gradient(loss, [images, *layer.trainable_weights])
+        graph = step.get_concrete_function().graph
+        kinds = {op.type for op in graph.get_operations()}
+        return step(tf.constant(x)), kinds
+
+    (reference, reference_grads), float32_kinds = values_and_gradients(layers["float32"])
+    (outputs, grads), bf16_kinds = values_and_gradients(layers["mixed_bfloat16"])
+    assert "FusedBatchNormV3" in bf16_kinds and "FusedBatchNormV3" not in float32_kinds
+    scale = np.array([0.5, 1, 1.5, 2], np.float32)
+    np.testing.assert_allclose(reference.numpy(), numpy_instance_norm(x) * scale
+                               + np.array([-1, 0, 1, 2], np.float32), atol=1e-4)
+    # bfloat16 keeps 8 bits: the outputs (|y| up to ~5) agree to 2 of their last bits
+    np.testing.assert_allclose(outputs.numpy(), reference.numpy(), atol=0.04)
+    for grad, reference_grad in zip(grads, reference_grads, strict=True):
+        tolerance = 0.02 * np.abs(reference_grad.numpy()).max()
+        np.testing.assert_allclose(tf.cast(grad, tf.float32).numpy(), reference_grad.numpy(),
+                                   atol=tolerance)

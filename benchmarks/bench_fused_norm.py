@@ -1,0 +1,82 @@
+"""The README's bf16 command with the instance norms fused into one kernel and validation every
+third epoch, against the README's bf16 run trained before that kernel.
+
+    .venv/bin/python benchmarks/bench_fused_norm.py          # about 45 min (the bf16 run reused)
+    .venv/bin/python benchmarks/bench_fused_norm.py --quick  # a smoke run
+
+Under mixed precision on TensorFlow each InstanceNormalization runs as one FusedBatchNorm kernel
+(segment/layers.py; float32 keeps Keras' GroupNormalization ops). The baseline is the README's
+pretrained command in mixed bfloat16 (Lite0 at 224x224, 15 epochs; run folder
+isic2018-224-lite0-bf16, trained with Keras' ops before the kernel came, and reused as
+bench_small_lesion_loss.py reuses it). The candidate is that command with `--validate-every 3`,
+trained with the kernel (run folder isic2018-224-lite0-bf16-fused). Both are scored and paired
+image by image as bench_small_lesion_loss.py pairs its candidate. Then, in one window, the train
+step (random data, the command's batch) in float32, in bf16 with Keras' ops for the norms and in
+bf16 with the kernel, in ROUNDS alternating rounds (each variant's best counts), and the
+candidate's mean epoch (its validations and the first epoch's decoding included) against
+the bare bf16 step. On a CPU without native bf16 the benchmark says
+so and trains nothing.
+
+Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
+"""
+
+import contextlib
+import functools
+from unittest import mock
+
+import segment
+from segment.layers import InstanceNormalization
+from segment.training import compile_model
+
+import bench_isic2018 as isic
+from bench_encoders import BASELINE, QUICK
+from bench_small_lesion_loss import measure
+from measure import images_per_second, random_batch
+
+CANDIDATE = {"validate_every": 3}
+ROUNDS, STEPS = 3, 8
+# (name, dtype policy, whether the norms may use the fused kernel)
+VARIANTS = [("float32", None, False), ("bf16, Keras' norm ops", "mixed_bfloat16", False),
+            ("bf16, fused norm kernel", "mixed_bfloat16", True)]
+
+
+def step_speeds(config, steps):
+    """Train-step images/s of `config`'s network in each of VARIANTS: the best of ROUNDS."""
+    size, batch = config.data.image_size[0], config.data.batch_size
+    images, masks = random_batch(batch, size)
+    train_steps = {}
+    for name, policy, fused in VARIANTS:
+        keras_ops = mock.patch.object(InstanceNormalization, "_fits_fused_batch_norm",
+                                      lambda layer, inputs: False)
+        with contextlib.nullcontext() if fused else keras_ops:  # the choice is made on tracing
+            model = compile_model(segment.create_model((size, size, 3), config.model,
+                                                       dtype_policy=policy),
+                                  learning_rate=config.train.learning_rate, loss=config.train.loss)
+            model.train_on_batch(images, masks)
+        train_steps[name] = functools.partial(model.train_on_batch, images, masks)
+    best = dict.fromkeys(train_steps, 0.0)
+    for _ in range(ROUNDS):
+        for name, step in train_steps.items():
+            best[name] = max(best[name], images_per_second(step, batch, steps)[0])
+    return best
+
+
+def main(data, runs, args):
+    baseline = QUICK if args.quick else BASELINE
+    results = measure(data, runs, baseline, 0, CANDIDATE, "fused", "fused_norm")
+    if "skipped" in results:
+        return results
+    speeds = step_speeds(baseline, 1 if args.quick else STEPS)
+    candidate = results["seed 0"]["fused_norm"]
+    bf16 = speeds["bf16, fused norm kernel"]
+    results["train_step_images_per_s"] = speeds
+    results["ratios"] = {
+        "bf16 fused / float32": bf16 / speeds["float32"],
+        "bf16 fused / bf16 Keras' ops": bf16 / speeds["bf16, Keras' norm ops"],
+        "candidate's mean epoch / bare bf16 step":  # validation every third epoch included
+            candidate["num_train"] * candidate["epochs"] / candidate["train_seconds"] / bf16}
+    return results
+
+
+if __name__ == "__main__":
+    isic.quick_or_full_main(__doc__, main)
