@@ -2,6 +2,7 @@
 
     python benchmarks/gpu_check.py --data data/gpu-check --out gpu_check.json  # < 9 minutes
     python benchmarks/gpu_check.py --dry-run --out /tmp/check.json             # CPU, tiny sizes
+    python benchmarks/gpu_check.py --data data/gpu-check --backends jax --precisions mixed_float16
 
 For the JAX and the PyTorch backend (each in its own process, as Keras picks its backend once):
 first a short real-data run on `--data` (image/mask pairs as `find_pairs` reads them, e.g. 400
@@ -199,19 +200,27 @@ def main():
     parser.add_argument("--seconds-per-backend", type=int, default=240,
                         help="each backend's time limit; what it measured by then is kept "
                              "(default 240)")
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=BACKENDS,
+                        help="the backends to measure, in this order (default: both)")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=PRECISIONS,
+                        help="the precisions of the speed rows (default: all three; --dry-run "
+                             "leaves out mixed_bfloat16)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--lines", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(json.loads(args.child), args.lines)
         return 0
-    settings = {"sizes": [128, 256], "batches": [16, 64], "precisions": PRECISIONS, "steps": 10,
+    settings = {"sizes": [128, 256], "batches": [16, 64], "precisions": args.precisions,
+                "steps": 10,
                 "data": args.data, "real_size": 256, "real_batch": 16, "epochs": args.epochs,
                 "network": {"base_filters": 16, "depth": 5}}
     with tempfile.TemporaryDirectory() as scratch:
         if args.dry_run:
-            settings.update(sizes=[32], batches=[2], precisions=["float32", "mixed_float16"],
-                            steps=1, real_size=32, real_batch=4, epochs=1,
+            settings.update(sizes=[32], batches=[2], steps=1,
+                            precisions=[name for name in args.precisions
+                                        if name != "mixed_bfloat16"],
+                            real_size=32, real_batch=4, epochs=1,
                             network={"base_filters": 4, "depth": 2})
             if settings["data"] is None:
                 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -222,7 +231,7 @@ def main():
         if settings["data"] is None:
             parser.error("--data is required (a folder of image/mask pairs)")
         results = {"settings": settings, "backends": []}
-        for backend in BACKENDS:
+        for backend in args.backends:
             results["backends"].append(run_backend(backend, settings, args.seconds_per_backend,
                                                    scratch))
             Path(args.out).write_text(json.dumps(results, indent=2))

@@ -122,13 +122,15 @@ def test_gpu_check_keeps_what_a_backend_stopped_at_its_time_limit_had(tmp_path, 
     out = tmp_path / "check.json"
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"),
                            "--dry-run", "--data", str(synthetic_dir), "--out", str(out),
-                           "--seconds-per-backend", "1"],
+                           "--seconds-per-backend", "1", "--backends", "torch", "jax",
+                           "--precisions", "float32"],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 1
     results = json.loads(out.read_text())
+    assert results["settings"]["precisions"] == ["float32"]
     assert [(backend["backend"], backend["stopped"], backend["speed"])
-            for backend in results["backends"]] == [("jax", "time limit of 1 s", []),
-                                                    ("torch", "time limit of 1 s", [])]
+            for backend in results["backends"]] == [("torch", "time limit of 1 s", []),
+                                                    ("jax", "time limit of 1 s", [])]
     assert "jax     stopped: time limit of 1 s" in done.stdout
 
 
