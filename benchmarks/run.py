@@ -160,6 +160,8 @@ def targets(results):
                                 "small_lesion_loss"))
     if "first_size" in results:
         rows.extend(first_size_rows(results["first_size"]))
+    if "fused_norm" in results:
+        rows.extend(fused_norm_rows(results["fused_norm"]))
     return rows
 
 
@@ -271,7 +273,7 @@ def seeded_rows(part, label, key):
 def bf16_retrain_row(retrain):
     """The README's pretrained command retrained in mixed bfloat16, against its float32 run."""
     target = ("the README's Lite0 224x224 run retrained in bf16: test mean dice within noise "
-              "of float32 (paired, |difference| < 2 standard errors)")
+              "of float32 (paired: the difference within 2 standard errors)")
     if "bf16" not in retrain:
         return "16 bf16 retrain", target, "-", not_run(retrain)
     bf16, float32 = retrain["bf16"]["plain"], retrain["float32"]["plain"]
@@ -281,6 +283,30 @@ def bf16_retrain_row(retrain):
             f"{bf16['mean_dice']:.4f} against {float32['mean_dice']:.4f} ({difference:+.4f} ± "
             f"{error:.4f}); train step {retrain['bf16_speedup']:.2f}x",
             abs(difference) < 2 * error)
+
+
+def fused_norm_rows(part):
+    """Row 20: the README's bf16 command retrained with the fused instance-norm kernel and
+    `--validate-every 3`, against the bf16 run before it; and bf16 against float32 after it."""
+    label = "20 fused norm kernel"
+    dice_target = ("the README's bf16 Lite0 224x224 command retrained with the fused norm kernel "
+                   "and --validate-every 3: test mean dice within noise of the bf16 run before "
+                   "(paired: the difference within 2 standard errors)")
+    speed_target = "mixed_bfloat16 >= 1.6x float32 training at 224 (train step, one window)"
+    if "ratios" not in part:
+        return [(label, dice_target, "-", not_run(part)), (label, speed_target, "-", not_run(part))]
+    seed = part["seed 0"]
+    fused, before = seed["fused_norm"], seed["baseline"]
+    paired = fused["against_baseline"]
+    difference, error = paired["mean_dice_difference"], paired["standard_error"]
+    bf16 = part["ratios"]["bf16 fused / float32"]
+    stock_bf16 = bf16 / part["ratios"]["bf16 fused / bf16 Keras' ops"]
+    return [(label, dice_target,
+             f"{fused['plain']['mean_dice']:.4f} against {before['plain']['mean_dice']:.4f} "
+             f"({difference:+.4f} ± {error:.4f}); {fused['train_seconds'] / 60:.1f} min against "
+             f"{before['train_seconds'] / 60:.1f}", abs(difference) < 2 * error),
+            (label, speed_target,
+             f"{bf16:.2f}x (bf16 with Keras' norm ops: {stock_bf16:.2f}x)", bf16 >= 1.6)]
 
 
 def torch_twin_rows(twin):

@@ -30,13 +30,15 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # rows are tested below, from their output.
     # bench_step_trace.py traces Lite0 in three precisions; its grouping is tested below.
     # bench_bf16_retrain.py and bench_small_lesion_loss.py train two Lite0 networks each,
-    # bench_epoch.py one for 7 epochs; their rows are tested below (validate_every itself in
-    # test_training.py, the small-lesion loss in test_losses.py).
+    # bench_epoch.py one for 7 epochs, bench_fused_norm.py one; their rows are tested below
+    # (validate_every itself in test_training.py, the small-lesion loss in test_losses.py, the
+    # fused norm kernel in test_layers.py).
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
                                                          "review", "confidence", "torch_twin",
                                                          "encoders", "step_trace",
                                                          "lesion_crops", "bf16_retrain",
-                                                         "epoch", "small_lesion_loss")
+                                                         "epoch", "small_lesion_loss",
+                                                         "fused_norm")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -411,6 +413,24 @@ def test_bf16_retrain_row_pairs_bf16_with_float32_within_two_standard_errors():
     assert bf16_retrain_row(retrain)[3] is False
     skipped = bf16_retrain_row({"skipped": "no native bf16 on this CPU"})
     assert skipped[3] == "not run: no native bf16 on this CPU"
+
+
+def test_fused_norm_rows_pair_the_retrained_bf16_run_and_judge_the_bf16_speed_up():
+    from run import fused_norm_rows
+
+    part = {"seed 0": {"baseline": {"plain": {"mean_dice": 0.8844}, "train_seconds": 2664},
+                       "fused_norm": {"plain": {"mean_dice": 0.8850}, "train_seconds": 1920,
+                                      "against_baseline": {"mean_dice_difference": 0.0006,
+                                                           "standard_error": 0.0020}}},
+            "ratios": {"bf16 fused / float32": 1.62, "bf16 fused / bf16 Keras' ops": 1.25}}
+    dice, speed = fused_norm_rows(part)
+    assert dice[2:] == ("0.8850 against 0.8844 (+0.0006 ± 0.0020); 32.0 min against 44.4", True)
+    assert speed[2:] == ("1.62x (bf16 with Keras' norm ops: 1.30x)", True)
+    part["ratios"]["bf16 fused / float32"] = 1.55
+    part["seed 0"]["fused_norm"]["against_baseline"]["mean_dice_difference"] = -0.0045
+    assert [row[3] for row in fused_norm_rows(part)] == [False, False]
+    assert [row[3] for row in fused_norm_rows({"skipped": "no native bf16"})] == [
+        "not run: no native bf16"] * 2
 
 
 def test_epoch_row_is_met_by_the_best_validation_frequency():
