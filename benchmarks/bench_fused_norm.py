@@ -13,9 +13,8 @@ trained with the kernel (run folder isic2018-224-lite0-bf16-fused). Both are sco
 image by image as bench_small_lesion_loss.py pairs its candidate. Then, in one window, the train
 step (random data, the command's batch) in float32, in bf16 with Keras' ops for the norms and in
 bf16 with the kernel, in ROUNDS alternating rounds (each variant's best counts), and the
-candidate's mean epoch (its validations and the first epoch's decoding included) against
-the bare bf16 step. On a CPU without native bf16 the benchmark says
-so and trains nothing.
+candidate's mean epoch (its validations and the first epoch's decoding included) against the
+bare bf16 step. On a CPU without native bf16 the benchmark says so and trains nothing.
 
 Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
 """
