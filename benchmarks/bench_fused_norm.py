@@ -30,7 +30,7 @@ from segment.training import compile_model
 import bench_isic2018 as isic
 from bench_encoders import BASELINE, QUICK
 from bench_small_lesion_loss import measure
-from measure import images_per_second, random_batch
+from measure import best_rates, random_batch
 
 CANDIDATE = {"validate_every": 3}
 ROUNDS, STEPS = 3, 8
@@ -53,11 +53,7 @@ def step_speeds(config, steps):
                                   learning_rate=config.train.learning_rate, loss=config.train.loss)
             model.train_on_batch(images, masks)
         train_steps[name] = functools.partial(model.train_on_batch, images, masks)
-    best = dict.fromkeys(train_steps, 0.0)
-    for _ in range(ROUNDS):
-        for name, step in train_steps.items():
-            best[name] = max(best[name], images_per_second(step, batch, steps)[0])
-    return best
+    return best_rates(train_steps, batch, ROUNDS, steps, warmup=2)
 
 
 def main(data, runs, args):

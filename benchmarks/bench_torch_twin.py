@@ -32,6 +32,7 @@ import segment
 from segment.runtime import cpu_has_native_bf16
 from segment.training import compile_model
 
+import measure
 import torch
 from measure import random_batch
 from torch_twin import TorchTwin
@@ -105,16 +106,11 @@ def best_rates(modes, rounds, steps):
     for train, predict in modes.values():
         train()
         predict()
-    rates = {name: {"train": 0.0, "predict": 0.0} for name in modes}
-    for _ in range(rounds):
-        for name, steps_of in modes.items():
-            for kind, step in zip(("train", "predict"), steps_of, strict=True):
-                start = time.perf_counter()
-                for _ in range(steps):
-                    step()
-                rates[name][kind] = max(rates[name][kind],
-                                        BATCH * steps / (time.perf_counter() - start))
-    return rates
+    kinds = ("train", "predict")
+    rates = measure.best_rates({(name, kind): step for name, pair in modes.items()
+                                for kind, step in zip(kinds, pair, strict=True)},
+                               BATCH, rounds, steps)
+    return {name: {kind: rates[name, kind] for kind in kinds} for name in modes}
 
 
 def ratios(rates):

@@ -6,6 +6,9 @@ the same thing whichever script made it:
 - `seconds(function)`: wall-clock seconds of one call.
 - `images_per_second(step, images_per_call, calls, warmup=2)`: `warmup` untimed calls (they
   trace or compile), then `calls` timed ones; the rate and the warm-up seconds.
+- `best_rates(steps, images_per_call, rounds, calls, warmup=0)`: each named step's best
+  `images_per_second` over `rounds` rounds that take the steps in turn, so a slower moment of
+  the machine hits all of them.
 - `random_batch(batch, size)`: seeded float32 images in [0, 1] and {0, 1} masks.
 - `train_images_per_second(model, batch, steps)`: a compiled Keras model's train step on
   `random_batch` data at its input size.
@@ -42,6 +45,17 @@ def images_per_second(step, images_per_call, calls, *, warmup=2, synchronize=Non
     if synchronize is not None:
         synchronize()
     return images_per_call * calls / (time.perf_counter() - start), warmup_seconds
+
+
+def best_rates(steps, images_per_call, rounds, calls, warmup=0):
+    """{name: images/s}: the best of `rounds` rounds, each timing `calls` calls of every step
+    of `steps` ({name: step()}) in turn, after `warmup` untimed calls of it."""
+    rates = dict.fromkeys(steps, 0.0)
+    for _ in range(rounds):
+        for name, step in steps.items():
+            rate = images_per_second(step, images_per_call, calls, warmup=warmup)[0]
+            rates[name] = max(rates[name], rate)
+    return rates
 
 
 def run_eagerly():
