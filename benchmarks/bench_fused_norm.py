@@ -19,11 +19,11 @@ bare bf16 step. On a CPU without native bf16 the benchmark says so and trains no
 Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
 """
 
-import contextlib
 import functools
 from unittest import mock
 
 import segment
+from segment import layers as segment_layers
 from segment.layers import InstanceNormalization
 from segment.training import compile_model
 
@@ -34,26 +34,39 @@ from measure import best_rates, random_batch
 
 CANDIDATE = {"validate_every": 3}
 ROUNDS, STEPS = 3, 8
-# (name, dtype policy, whether the norms may use the fused kernel)
-VARIANTS = [("float32", None, False), ("bf16, Keras' norm ops", "mixed_bfloat16", False),
-            ("bf16, fused norm kernel", "mixed_bfloat16", True)]
+# (name, dtype policy, the layer classes that may use the fused kernel); the batch norms'
+# kernel (bench_fused_batch_norm.py) came later, so none of these uses it
+VARIANTS = [("float32", None, ()), ("bf16, Keras' norm ops", "mixed_bfloat16", ()),
+            ("bf16, fused norm kernel", "mixed_bfloat16", (InstanceNormalization,))]
 
 
-def step_speeds(config, steps):
-    """Train-step images/s of `config`'s network in each of VARIANTS: the best of ROUNDS."""
+def kernels_only_for(kinds):
+    """A patch under which only layers of `kinds` (classes) run the fused kernel; a layer makes
+    the choice when its step is traced."""
+    fits = segment_layers._fits_fused_batch_norm
+    return mock.patch.object(segment_layers, "_fits_fused_batch_norm",
+                             lambda layer, inputs: isinstance(layer, kinds) and fits(layer, inputs))
+
+
+def step_speeds(config, steps, variants=VARIANTS, kinds=("train",)):
+    """{kind: {variant: images/s}} of `config`'s network in each of `variants`, for each of
+    `kinds` ("train": forward, backward and the update; "predict"): the best of ROUNDS."""
     size, batch = config.data.image_size[0], config.data.batch_size
     images, masks = random_batch(batch, size)
-    train_steps = {}
-    for name, policy, fused in VARIANTS:
-        keras_ops = mock.patch.object(InstanceNormalization, "_fits_fused_batch_norm",
-                                      lambda layer, inputs: False)
-        with contextlib.nullcontext() if fused else keras_ops:  # the choice is made on tracing
+    calls = {}
+    for name, policy, fused in variants:
+        with kernels_only_for(fused):  # each step traced once, here
             model = compile_model(segment.create_model((size, size, 3), config.model,
                                                        dtype_policy=policy),
                                   learning_rate=config.train.learning_rate, loss=config.train.loss)
             model.train_on_batch(images, masks)
-        train_steps[name] = functools.partial(model.train_on_batch, images, masks)
-    return best_rates(train_steps, batch, ROUNDS, steps, warmup=2)
+            model.predict_on_batch(images)
+        calls["train", name] = functools.partial(model.train_on_batch, images, masks)
+        calls["predict", name] = functools.partial(model.predict_on_batch, images)
+    rates = best_rates({(kind, name): call for (kind, name), call in calls.items()
+                        if kind in kinds}, batch, ROUNDS, steps, warmup=2)
+    return {kind: {name: rate for (measured, name), rate in rates.items() if measured == kind}
+            for kind in kinds}
 
 
 def main(data, runs, args):
@@ -61,7 +74,7 @@ def main(data, runs, args):
     results = measure(data, runs, baseline, 0, CANDIDATE, "fused", "fused_norm")
     if "skipped" in results:
         return results
-    speeds = step_speeds(baseline, 1 if args.quick else STEPS)
+    speeds = step_speeds(baseline, 1 if args.quick else STEPS)["train"]
     candidate = results["seed 0"]["fused_norm"]
     bf16 = speeds["bf16, fused norm kernel"]
     results["train_step_images_per_s"] = speeds

@@ -28,7 +28,8 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "6": "quality", "7": "backends", "8": "isic2018", "9": "pretrained", "10": "review",
              "11": "confidence", "12": "second_look", "13": "torch_twin", "14": "encoders",
              "15": "lesion_crops", "16": "bf16_retrain", "17": "epoch",
-             "18": "small_lesion_loss", "19": "first_size", "20": "fused_norm"}
+             "18": "small_lesion_loss", "19": "first_size", "20": "fused_norm",
+             "21": "fused_batch_norm"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
 # variant, and `bench_small_lesion_loss.py --seed N` (bench_first_size.py) one seed; the others'
 # results stay.
@@ -38,7 +39,7 @@ BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "qu
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
               "review", "confidence", "second_look", "torch_twin", "encoders", "step_trace",
               "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss", "first_size",
-              "fused_norm"]
+              "fused_norm", "fused_batch_norm"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -162,6 +163,8 @@ def targets(results):
         rows.extend(first_size_rows(results["first_size"]))
     if "fused_norm" in results:
         rows.extend(fused_norm_rows(results["fused_norm"]))
+    if "fused_batch_norm" in results:
+        rows.extend(fused_batch_norm_rows(results["fused_batch_norm"]))
     return rows
 
 
@@ -307,6 +310,32 @@ def fused_norm_rows(part):
              f"{before['train_seconds'] / 60:.1f}", abs(difference) < 2 * error),
             (label, speed_target,
              f"{bf16:.2f}x (bf16 with Keras' norm ops: {stock_bf16:.2f}x)", bf16 >= 1.6)]
+
+
+def fused_batch_norm_rows(part):
+    """Row 21: the README's bf16 command retrained with the encoder's batch norms as one kernel
+    too, against the README's run; and bf16 against float32, training and prediction."""
+    label = "21 fused batch norm kernel"
+    dice_target = ("the README's bf16 Lite0 224x224 command retrained with the batch norms' "
+                   "kernel too: test mean dice within noise of the README's run (paired: the "
+                   "difference within 2 standard errors)")
+    speed_target = "mixed_bfloat16 >= 1.6x float32 training at 224 (train step, one window)"
+    if "ratios" not in part:
+        return [(label, dice_target, "-", not_run(part)), (label, speed_target, "-", not_run(part))]
+    seed = part["seed 0"]
+    candidate, readme = seed["fused_batch_norm"], seed["readme_run"]
+    paired = candidate["against_readme_run"]
+    difference, error = paired["mean_dice_difference"], paired["standard_error"]
+    ratios = part["ratios"]
+    speed = "; ".join(
+        f"{kind} {ratios[f'{kind}: bf16, both kernels / float32']:.2f}x (instance norm kernel "
+        f"only: {ratios[f'{kind}: bf16, instance norm kernel / float32']:.2f}x)"
+        for kind in ("train", "predict"))
+    return [(label, dice_target,
+             f"{candidate['plain']['mean_dice']:.4f} against {readme['plain']['mean_dice']:.4f} "
+             f"({difference:+.4f} ± {error:.4f}); {candidate['train_seconds'] / 60:.1f} min "
+             f"against {readme['train_seconds'] / 60:.1f}", abs(difference) < 2 * error),
+            (label, speed_target, speed, ratios["train: bf16, both kernels / float32"] >= 1.6)]
 
 
 def torch_twin_rows(twin):

@@ -37,6 +37,7 @@ import keras
 import numpy as np
 
 from .errors import ModelLoadError
+from .layers import FusedBatchNormalization
 from .torch_weights import read_torch_weights
 
 __all__ = ["STAGES", "VARIANTS", "create_efficientnet_lite", "efficientnet_lite_weights",
@@ -251,13 +252,15 @@ def _variant(variant):
 
 class _Layers:
     """`keras.layers`, each made with one dtype policy unless given its own:
-    `_Layers(dtype).Conv2D(...)`."""
+    `_Layers(dtype).Conv2D(...)`. Batch norms are `FusedBatchNormalization`, Keras' layer with
+    one kernel for its frozen statistics under mixed precision."""
 
     def __init__(self, dtype):
         self.dtype = dtype
 
     def __getattr__(self, name):
-        kind = getattr(keras.layers, name)
+        kind = FusedBatchNormalization if name == "BatchNormalization" else getattr(
+            keras.layers, name)
         return lambda *args, **kwargs: kind(*args, **{"dtype": self.dtype, **kwargs})
 
 

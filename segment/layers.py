@@ -1,11 +1,31 @@
-"""Custom Keras layers: InstanceNormalization, registered so `.keras` files load by name."""
+"""Custom Keras layers, registered so `.keras` files load by name: InstanceNormalization, and
+FusedBatchNormalization, a batch norm whose inference runs as one kernel under mixed precision."""
 
 import keras
 from keras import ops
 
-__all__ = ["InstanceNormalization"]
+__all__ = ["FusedBatchNormalization", "InstanceNormalization"]
 
 _FUSED_BATCH_NORM_MIN_EPSILON = 1.001e-5  # tf.compat.v1.nn.fused_batch_norm's floor
+
+
+def _fits_fused_batch_norm(layer, inputs):
+    """Whether TensorFlow's FusedBatchNorm kernel computes `layer` on `inputs`: the TensorFlow
+    backend, mixed precision (bfloat16 or float16 maps), 2D maps, channels last, and an epsilon
+    the kernel takes as given (it raises smaller ones to 1.001e-5).
+
+    In float32 the stock ops stay, so float32 results stay exactly those of earlier versions.
+    """
+    return (keras.backend.backend() == "tensorflow"
+            and layer.compute_dtype in ("bfloat16", "float16") and len(inputs.shape) == 4
+            and layer.axis % 4 == 3 and layer.epsilon >= _FUSED_BATCH_NORM_MIN_EPSILON)
+
+
+def _float32_or(weight, default, channels):
+    """A per-channel float32 vector: `weight`, or `default` (0 or 1) where the layer has none."""
+    import tensorflow as tf
+
+    return tf.fill([channels], float(default)) if weight is None else tf.cast(weight, "float32")
 
 
 @keras.saving.register_keras_serializable(package="segment")
@@ -50,10 +70,9 @@ class InstanceNormalization(keras.layers.GroupNormalization):
                          **kwargs)
 
     def call(self, inputs):
-        backend = keras.backend.backend()
-        if backend == "tensorflow" and self._fits_fused_batch_norm(inputs):
+        if _fits_fused_batch_norm(self, inputs):
             return self._fused_batch_norm(inputs)
-        if backend != "torch":
+        if keras.backend.backend() != "torch":
             return super().call(inputs)
         # Keras' PyTorch `ops.moments` takes the variance as E[x^2] - E[x]^2, which loses most
         # digits when a channel's mean is large against its spread (0.02 off for an offset of
@@ -73,17 +92,6 @@ class InstanceNormalization(keras.layers.GroupNormalization):
             outputs = outputs + ops.reshape(ops.cast(self.beta, "float32"), channels_shape)
         return ops.cast(outputs, self.compute_dtype)
 
-    def _fits_fused_batch_norm(self, inputs):
-        """Whether `_fused_batch_norm` computes this layer: mixed precision (bfloat16 or
-        float16 maps), 2D maps, channels last, and an epsilon TensorFlow's kernel takes as
-        given (it raises smaller ones to 1.001e-5).
-
-        In float32 the stock ops stay: there the kernel gained nothing measurable on a whole
-        training step at 224x224, and float32 results stay exactly those of earlier versions.
-        """
-        return (self.compute_dtype in ("bfloat16", "float16") and len(inputs.shape) == 4
-                and self.axis % 4 == 3 and self.epsilon >= _FUSED_BATCH_NORM_MIN_EPSILON)
-
     def _fused_batch_norm(self, inputs):
         """TensorFlow: the layer as one FusedBatchNorm, (batch, h, w, c) in and out.
 
@@ -101,11 +109,11 @@ class InstanceNormalization(keras.layers.GroupNormalization):
         batch, height, width, channels = shape[0], shape[1], shape[2], inputs.shape[3]
         folded = tf.reshape(tf.transpose(inputs, [1, 2, 0, 3]),
                             [1, height, width, batch * channels])  # (1, h, w, batch * c)
-        gamma = self.gamma if self.scale else tf.ones([channels])
-        beta = self.beta if self.center else tf.zeros([channels])
+        gamma = _float32_or(self.gamma if self.scale else None, 1, channels)
+        beta = _float32_or(self.beta if self.center else None, 0, channels)
         normalized, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            folded, tf.tile(tf.cast(gamma, "float32"), [batch]),
-            tf.tile(tf.cast(beta, "float32"), [batch]), epsilon=self.epsilon, is_training=True)
+            folded, tf.tile(gamma, [batch]), tf.tile(beta, [batch]), epsilon=self.epsilon,
+            is_training=True)
         outputs = tf.transpose(tf.reshape(normalized, [height, width, batch, channels]),
                                [2, 0, 1, 3])  # (batch, h, w, c)
         return tf.cast(outputs, self.compute_dtype)
@@ -114,3 +122,42 @@ class InstanceNormalization(keras.layers.GroupNormalization):
         config = super().get_config()
         config.pop("groups")  # build() sets it to the channel count; it is not an argument here
         return config
+
+
+@keras.saving.register_keras_serializable(package="segment")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` whose normalisation by the moving statistics (inference,
+    or a frozen layer in training) runs as one FusedBatchNorm kernel under mixed precision on
+    TensorFlow.
+
+    Keras' layer copies each bfloat16 map to float32, scales and shifts it in separate ops and
+    casts it back. TensorFlow's kernel reads the bfloat16 map and keeps the statistics, scale and
+    offset in float32, so the result agrees to bfloat16's precision. The pretrained encoders
+    (`segment.efficientnet`) use it. Everything else (training with batch statistics, float32,
+    JAX and PyTorch) is Keras' layer unchanged; a model saved with Keras' own layer loads as it
+    was saved.
+
+    Args and shapes: those of `keras.layers.BatchNormalization`, (batch, h, w, channels) for
+    the kernel.
+
+    Example:
+        >>> import numpy as np
+        >>> layer = FusedBatchNormalization(dtype="mixed_bfloat16")
+        >>> keras.backend.standardize_dtype(layer(np.ones((1, 4, 4, 2), np.float32)).dtype)
+        'bfloat16'
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if (training and self.trainable) or mask is not None or not _fits_fused_batch_norm(
+                self, inputs):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf  # this path runs on the TensorFlow backend only
+
+        channels = inputs.shape[-1]
+        outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            inputs, _float32_or(self.gamma if self.scale else None, 1, channels),
+            _float32_or(self.beta if self.center else None, 0, channels),
+            mean=tf.cast(self.moving_mean, "float32"),
+            variance=tf.cast(self.moving_variance, "float32"), epsilon=self.epsilon,
+            is_training=False)  # (batch, h, w, channels), the maps' own dtype
+        return tf.cast(outputs, self.compute_dtype)

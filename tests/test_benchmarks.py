@@ -30,15 +30,15 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # rows are tested below, from their output.
     # bench_step_trace.py traces Lite0 in three precisions; its grouping is tested below.
     # bench_bf16_retrain.py and bench_small_lesion_loss.py train two Lite0 networks each,
-    # bench_epoch.py one for 7 epochs, bench_fused_norm.py one; their rows are tested below
-    # (validate_every itself in test_training.py, the small-lesion loss in test_losses.py, the
-    # fused norm kernel in test_layers.py).
+    # bench_epoch.py one for 7 epochs, bench_fused_norm.py and bench_fused_batch_norm.py one
+    # each; their rows are tested below (validate_every itself in test_training.py, the
+    # small-lesion loss in test_losses.py, the fused norm kernels in test_layers.py).
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
                                                          "review", "confidence", "torch_twin",
                                                          "encoders", "step_trace",
                                                          "lesion_crops", "bf16_retrain",
                                                          "epoch", "small_lesion_loss",
-                                                         "fused_norm")
+                                                         "fused_norm", "fused_batch_norm")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -430,6 +430,29 @@ def test_fused_norm_rows_pair_the_retrained_bf16_run_and_judge_the_bf16_speed_up
     part["seed 0"]["fused_norm"]["against_baseline"]["mean_dice_difference"] = -0.0045
     assert [row[3] for row in fused_norm_rows(part)] == [False, False]
     assert [row[3] for row in fused_norm_rows({"skipped": "no native bf16"})] == [
+        "not run: no native bf16"] * 2
+
+
+def test_fused_batch_norm_rows_pair_with_the_readme_run_and_give_both_speed_ups():
+    from run import fused_batch_norm_rows
+
+    ratios = {f"{kind}: bf16, {variant} / float32": value for kind, values in
+              [("train", (1.55, 1.62)), ("predict", (1.38, 1.50))]
+              for variant, value in zip(("instance norm kernel", "both kernels"), values,
+                                        strict=True)}
+    part = {"seed 0": {"readme_run": {"plain": {"mean_dice": 0.8868}, "train_seconds": 2160},
+                       "fused_batch_norm": {"plain": {"mean_dice": 0.8861}, "train_seconds": 2100,
+                                            "against_readme_run": {"mean_dice_difference": -0.0007,
+                                                                   "standard_error": 0.0021}}},
+            "ratios": ratios}
+    dice, speed = fused_batch_norm_rows(part)
+    assert dice[2:] == ("0.8861 against 0.8868 (-0.0007 ± 0.0021); 35.0 min against 36.0", True)
+    assert speed[2:] == ("train 1.62x (instance norm kernel only: 1.55x); predict 1.50x "
+                         "(instance norm kernel only: 1.38x)", True)
+    ratios["train: bf16, both kernels / float32"] = 1.58
+    part["seed 0"]["fused_batch_norm"]["against_readme_run"]["mean_dice_difference"] = 0.005
+    assert [row[3] for row in fused_batch_norm_rows(part)] == [False, False]
+    assert [row[3] for row in fused_batch_norm_rows({"skipped": "no native bf16"})] == [
         "not run: no native bf16"] * 2
 
 

@@ -1,6 +1,8 @@
-"""InstanceNormalization: per-sample, per-channel statistics; serializable by name."""
+"""InstanceNormalization: per-sample, per-channel statistics; serializable by name.
+FusedBatchNormalization: Keras' batch norm, one kernel for its moving statistics in bf16."""
 
 from segment import InstanceNormalization
+from segment.layers import FusedBatchNormalization
 
 import keras
 import numpy as np
@@ -55,6 +57,22 @@ def test_unknown_channel_count_is_refused():
         InstanceNormalization().build((None, 4, 4, None))
 
 
+def traced_values_and_gradients(layer, x, weights, training=None):
+    """(outputs, gradients of sum(outputs * weights) by the input and the layer's trainable
+    weights), and the op types of the traced graph, with the batch size unknown as under `fit`."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec((None, *x.shape[1:]), tf.float32)])
+    def step(images):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            outputs = tf.cast(layer(images, training=training), tf.float32)
+            loss = tf.reduce_sum(outputs * weights)
+        return outputs, tape.gradient(loss, [images, *layer.trainable_weights])
+    kinds = {op.type for op in step.get_concrete_function().graph.get_operations()}
+    return step(tf.constant(x)), kinds
+
+
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="the fused kernel is the TensorFlow backend's")
 def test_mixed_precision_runs_one_fused_kernel_with_float32_values_and_gradients():
@@ -71,20 +89,10 @@ def test_mixed_precision_runs_one_fused_kernel_with_float32_values_and_gradients
         layers[policy].set_weights([np.array([0.5, 1, 1.5, 2], np.float32),
                                     np.array([-1, 0, 1, 2], np.float32)])
 
-    def values_and_gradients(layer):
-        @tf.function(input_signature=[tf.TensorSpec((None, 6, 5, 4), tf.float32)])
-        def step(images):  # the batch size unknown while tracing, as under `fit`
-            with tf.GradientTape() as tape:
-                tape.watch(images)
-                outputs = tf.cast(layer(images), tf.float32)
-                loss = tf.reduce_sum(outputs * weights)
-            return outputs, tape.gradient(loss, [images, *layer.trainable_weights])
-        graph = step.get_concrete_function().graph
-        kinds = {op.type for op in graph.get_operations()}
-        return step(tf.constant(x)), kinds
-
-    (reference, reference_grads), float32_kinds = values_and_gradients(layers["float32"])
-    (outputs, grads), bf16_kinds = values_and_gradients(layers["mixed_bfloat16"])
+    (reference, reference_grads), float32_kinds = traced_values_and_gradients(
+        layers["float32"], x, weights)
+    (outputs, grads), bf16_kinds = traced_values_and_gradients(layers["mixed_bfloat16"], x,
+                                                               weights)
     assert "FusedBatchNormV3" in bf16_kinds and "FusedBatchNormV3" not in float32_kinds
     scale = np.array([0.5, 1, 1.5, 2], np.float32)
     np.testing.assert_allclose(reference.numpy(), numpy_instance_norm(x) * scale
@@ -95,3 +103,34 @@ def test_mixed_precision_runs_one_fused_kernel_with_float32_values_and_gradients
         tolerance = 0.02 * np.abs(reference_grad.numpy()).max()
         np.testing.assert_allclose(tf.cast(grad, tf.float32).numpy(), reference_grad.numpy(),
                                    atol=tolerance)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the fused kernel is the TensorFlow backend's")
+def test_frozen_batch_norm_in_bf16_runs_one_kernel_and_training_still_updates_statistics():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 5, 4, 3)).astype(np.float32) * 4 + np.array([30, -2, 0], np.float32)
+    weights = rng.normal(size=x.shape).astype(np.float32)
+    statistics = [np.array([0.5, 1, 2], np.float32), np.array([-1, 0, 1], np.float32),  # gamma,
+                  np.array([30, -2, 0], np.float32), np.array([16, 9, 4], np.float32)]  # beta,
+    layers = {}  # mean and variance, as a pretrained encoder's
+    for policy in ("float32", "mixed_bfloat16"):
+        layers[policy] = FusedBatchNormalization(epsilon=1e-3, dtype=policy)
+        layers[policy].build(x.shape)
+        layers[policy].set_weights(statistics)
+        layers[policy].trainable = False  # `encoder_batchnorm="frozen"`
+    (reference, (reference_grad,)), float32_kinds = traced_values_and_gradients(
+        layers["float32"], x, weights, training=True)
+    (outputs, (grad,)), bf16_kinds = traced_values_and_gradients(
+        layers["mixed_bfloat16"], x, weights, training=True)
+    assert "FusedBatchNormV3" in bf16_kinds and "FusedBatchNormV3" not in float32_kinds
+    gamma, beta, mean, variance = statistics
+    np.testing.assert_allclose(reference.numpy(),
+                               (x - mean) / np.sqrt(variance + 1e-3) * gamma + beta, atol=1e-5)
+    np.testing.assert_allclose(outputs.numpy(), reference.numpy(), atol=0.04)
+    np.testing.assert_allclose(grad.numpy().astype(np.float32), reference_grad.numpy(),
+                               atol=0.02 * np.abs(reference_grad.numpy()).max())
+    trained = layers["mixed_bfloat16"]
+    trained.trainable = True  # training with batch statistics: Keras' layer, which updates them
+    trained(x, training=True)
+    assert not np.allclose(trained.moving_mean.numpy(), mean)

@@ -1,0 +1,63 @@
+"""The README's bf16 command with the encoder's frozen batch norms as one kernel too, against the
+README's bf16 run (instance norms as one kernel, batch norms as Keras' ops).
+
+    .venv/bin/python benchmarks/bench_fused_batch_norm.py          # about 45 min
+    .venv/bin/python benchmarks/bench_fused_batch_norm.py --quick  # a smoke run
+
+Under mixed precision on TensorFlow, Keras' BatchNormalization copies each bfloat16 map to
+float32, scales and shifts it in separate ops and casts it back; the pretrained encoder's
+`FusedBatchNormalization` (segment/layers.py) runs its moving statistics as one FusedBatchNorm
+kernel instead. The baseline is the README's run, bench_fused_norm.py's candidate (run folder
+isic2018-224-lite0-bf16-fused, reused). The candidate is the same command trained with both
+kernels (run folder isic2018-224-lite0-bf16-fused-bn); it is scored and paired image by image as
+bench_small_lesion_loss.py pairs its candidate (with the bf16 run before either kernel), and also
+with the baseline. Then, in one window, the train step and the prediction of one batch (random
+data, the command's batch) in float32, in bf16 with the instance norms' kernel only and in bf16
+with both kernels, in alternating rounds (each variant's best counts). On a CPU without native
+bf16 the benchmark says so and trains nothing.
+
+Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
+"""
+
+import segment
+from segment.layers import FusedBatchNormalization, InstanceNormalization
+
+import bench_isic2018 as isic
+from bench_encoders import BASELINE, QUICK
+from bench_fused_norm import CANDIDATE, STEPS, step_speeds
+from bench_second_look import changes
+from bench_small_lesion_loss import measure
+
+BASELINE_RUN = "fused"  # bench_fused_norm.py's candidate: ...-bf16-fused
+VARIANTS = [("float32", None, ()),
+            ("bf16, instance norm kernel", "mixed_bfloat16", (InstanceNormalization,)),
+            ("bf16, both kernels", "mixed_bfloat16",
+             (InstanceNormalization, FusedBatchNormalization))]
+
+
+def main(data, runs, args):
+    baseline = QUICK if args.quick else BASELINE
+    results = measure(data, runs, baseline, 0, CANDIDATE, "fused-bn", "fused_batch_norm")
+    if "skipped" in results:
+        return results
+    seed = results["seed 0"]
+    side = baseline.data.image_size[0]
+    readme_run = segment.RunFolder(runs / f"isic2018-{side}-lite0-bf16-{BASELINE_RUN}")
+    isic.trained(data, readme_run.path, baseline.replace(precision="mixed", **CANDIDATE),
+                 copied_data=True)  # reused where bench_fused_norm.py trained it
+    readme_dice = isic.test_dice(readme_run)
+    candidate_dice = isic.test_dice(segment.RunFolder(runs / seed["fused_batch_norm"]["run"]))
+    seed["readme_run"] = {"run": readme_run.path.name, **isic.run_scores(readme_run)}
+    seed["fused_batch_norm"]["against_readme_run"] = {
+        **isic.paired_difference(candidate_dice, readme_dice),
+        **changes(candidate_dice, readme_dice)}
+    speeds = step_speeds(baseline, 1 if args.quick else STEPS, VARIANTS, ("train", "predict"))
+    results["step_images_per_s"] = speeds
+    results["ratios"] = {
+        f"{kind}: {name} / float32": speeds[kind][name] / speeds[kind]["float32"]
+        for kind in speeds for name in speeds[kind] if name != "float32"}
+    return results
+
+
+if __name__ == "__main__":
+    isic.quick_or_full_main(__doc__, main)
