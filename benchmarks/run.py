@@ -288,54 +288,58 @@ def bf16_retrain_row(retrain):
             abs(difference) < 2 * error)
 
 
+BF16_SPEED_TARGET = "mixed_bfloat16 >= 1.6x float32 training at 224 (train step, one window)"
+
+
+def retrained_bf16_rows(label, dice_target, part, names, speed):
+    """Two rows of a retrain of the README's bf16 command: its test mean dice paired with a
+    reference run's (`names`: the candidate's key, the reference's key, the key of the pairing
+    in the candidate's results), and bf16's speed-up: `speed(ratios)` gives (text, met)."""
+    if "ratios" not in part:
+        return [(label, dice_target, "-", not_run(part)),
+                (label, BF16_SPEED_TARGET, "-", not_run(part))]
+    candidate_key, reference_key, paired_key = names
+    candidate, reference = part["seed 0"][candidate_key], part["seed 0"][reference_key]
+    paired = candidate[paired_key]
+    difference, error = paired["mean_dice_difference"], paired["standard_error"]
+    return [(label, dice_target,
+             f"{candidate['plain']['mean_dice']:.4f} against "
+             f"{reference['plain']['mean_dice']:.4f} ({difference:+.4f} ± {error:.4f}); "
+             f"{candidate['train_seconds'] / 60:.1f} min against "
+             f"{reference['train_seconds'] / 60:.1f}", abs(difference) < 2 * error),
+            (label, BF16_SPEED_TARGET, *speed(part["ratios"]))]
+
+
 def fused_norm_rows(part):
     """Row 20: the README's bf16 command retrained with the fused instance-norm kernel and
     `--validate-every 3`, against the bf16 run before it; and bf16 against float32 after it."""
-    label = "20 fused norm kernel"
-    dice_target = ("the README's bf16 Lite0 224x224 command retrained with the fused norm kernel "
-                   "and --validate-every 3: test mean dice within noise of the bf16 run before "
-                   "(paired: the difference within 2 standard errors)")
-    speed_target = "mixed_bfloat16 >= 1.6x float32 training at 224 (train step, one window)"
-    if "ratios" not in part:
-        return [(label, dice_target, "-", not_run(part)), (label, speed_target, "-", not_run(part))]
-    seed = part["seed 0"]
-    fused, before = seed["fused_norm"], seed["baseline"]
-    paired = fused["against_baseline"]
-    difference, error = paired["mean_dice_difference"], paired["standard_error"]
-    bf16 = part["ratios"]["bf16 fused / float32"]
-    stock_bf16 = bf16 / part["ratios"]["bf16 fused / bf16 Keras' ops"]
-    return [(label, dice_target,
-             f"{fused['plain']['mean_dice']:.4f} against {before['plain']['mean_dice']:.4f} "
-             f"({difference:+.4f} ± {error:.4f}); {fused['train_seconds'] / 60:.1f} min against "
-             f"{before['train_seconds'] / 60:.1f}", abs(difference) < 2 * error),
-            (label, speed_target,
-             f"{bf16:.2f}x (bf16 with Keras' norm ops: {stock_bf16:.2f}x)", bf16 >= 1.6)]
+    def speed(ratios):
+        bf16 = ratios["bf16 fused / float32"]
+        stock_bf16 = bf16 / ratios["bf16 fused / bf16 Keras' ops"]
+        return f"{bf16:.2f}x (bf16 with Keras' norm ops: {stock_bf16:.2f}x)", bf16 >= 1.6
+    return retrained_bf16_rows(
+        "20 fused norm kernel",
+        "the README's bf16 Lite0 224x224 command retrained with the fused norm kernel and "
+        "--validate-every 3: test mean dice within noise of the bf16 run before (paired: the "
+        "difference within 2 standard errors)",
+        part, ("fused_norm", "baseline", "against_baseline"), speed)
 
 
 def fused_batch_norm_rows(part):
     """Row 21: the README's bf16 command retrained with the encoder's batch norms as one kernel
     too, against the README's run; and bf16 against float32, training and prediction."""
-    label = "21 fused batch norm kernel"
-    dice_target = ("the README's bf16 Lite0 224x224 command retrained with the batch norms' "
-                   "kernel too: test mean dice within noise of the README's run (paired: the "
-                   "difference within 2 standard errors)")
-    speed_target = "mixed_bfloat16 >= 1.6x float32 training at 224 (train step, one window)"
-    if "ratios" not in part:
-        return [(label, dice_target, "-", not_run(part)), (label, speed_target, "-", not_run(part))]
-    seed = part["seed 0"]
-    candidate, readme = seed["fused_batch_norm"], seed["readme_run"]
-    paired = candidate["against_readme_run"]
-    difference, error = paired["mean_dice_difference"], paired["standard_error"]
-    ratios = part["ratios"]
-    speed = "; ".join(
-        f"{kind} {ratios[f'{kind}: bf16, both kernels / float32']:.2f}x (instance norm kernel "
-        f"only: {ratios[f'{kind}: bf16, instance norm kernel / float32']:.2f}x)"
-        for kind in ("train", "predict"))
-    return [(label, dice_target,
-             f"{candidate['plain']['mean_dice']:.4f} against {readme['plain']['mean_dice']:.4f} "
-             f"({difference:+.4f} ± {error:.4f}); {candidate['train_seconds'] / 60:.1f} min "
-             f"against {readme['train_seconds'] / 60:.1f}", abs(difference) < 2 * error),
-            (label, speed_target, speed, ratios["train: bf16, both kernels / float32"] >= 1.6)]
+    def speed(ratios):
+        text = "; ".join(
+            f"{kind} {ratios[f'{kind}: bf16, both kernels / float32']:.2f}x (instance norm "
+            f"kernel only: {ratios[f'{kind}: bf16, instance norm kernel / float32']:.2f}x)"
+            for kind in ("train", "predict"))
+        return text, ratios["train: bf16, both kernels / float32"] >= 1.6
+    return retrained_bf16_rows(
+        "21 fused batch norm kernel",
+        "the README's bf16 Lite0 224x224 command retrained with the batch norms' kernel too: "
+        "test mean dice within noise of the README's run (paired: the difference within 2 "
+        "standard errors)",
+        part, ("fused_batch_norm", "readme_run", "against_readme_run"), speed)
 
 
 def torch_twin_rows(twin):
