@@ -1,5 +1,4 @@
-"""The README's bf16 command with the encoder's frozen batch norms as one kernel too, against the
-README's bf16 run (instance norms as one kernel, batch norms as Keras' ops).
+"""The README's bf16 command retrained with the encoder's frozen batch norms as one kernel too.
 
     .venv/bin/python benchmarks/bench_fused_batch_norm.py          # about 45 min
     .venv/bin/python benchmarks/bench_fused_batch_norm.py --quick  # a smoke run
@@ -7,8 +6,9 @@ README's bf16 run (instance norms as one kernel, batch norms as Keras' ops).
 Under mixed precision on TensorFlow, Keras' BatchNormalization copies each bfloat16 map to
 float32, scales and shifts it in separate ops and casts it back; the pretrained encoder's
 `FusedBatchNormalization` (segment/layers.py) runs its moving statistics as one FusedBatchNorm
-kernel instead. The baseline is the README's run, bench_fused_norm.py's candidate (run folder
-isic2018-224-lite0-bf16-fused, reused). The candidate is the same command trained with both
+kernel instead. The baseline is the README's run (its instance norms one kernel, its batch norms
+Keras' ops), bench_fused_norm.py's candidate (run folder isic2018-224-lite0-bf16-fused, reused).
+The candidate is the same command trained with both
 kernels (run folder isic2018-224-lite0-bf16-fused-bn); it is scored and paired image by image as
 bench_small_lesion_loss.py pairs its candidate (with the bf16 run before either kernel), and also
 with the baseline. Then, in one window, the train step and the prediction of one batch (random
