@@ -1,20 +1,21 @@
-"""The README's bf16 command retrained with the encoder's frozen batch norms as one kernel too.
+"""The README's bf16 command retrained with the encoder's batch norms as one kernel in inference.
 
-    .venv/bin/python benchmarks/bench_fused_batch_norm.py          # about 45 min
+    .venv/bin/python benchmarks/bench_fused_batch_norm.py          # about 50 min
     .venv/bin/python benchmarks/bench_fused_batch_norm.py --quick  # a smoke run
 
 Under mixed precision on TensorFlow, Keras' BatchNormalization copies each bfloat16 map to
 float32, scales and shifts it in separate ops and casts it back; the pretrained encoder's
-`FusedBatchNormalization` (segment/layers.py) runs its moving statistics as one FusedBatchNorm
-kernel instead. The baseline is the README's run (its instance norms one kernel, its batch norms
-Keras' ops), bench_fused_norm.py's candidate (run folder isic2018-224-lite0-bf16-fused, reused).
-The candidate is the same command trained with both
-kernels (run folder isic2018-224-lite0-bf16-fused-bn); it is scored and paired image by image as
-bench_small_lesion_loss.py pairs its candidate (with the bf16 run before either kernel), and also
-with the baseline. Then, in one window, the train step and the prediction of one batch (random
-data, the command's batch) in float32, in bf16 with the instance norms' kernel only and in bf16
-with both kernels, in alternating rounds (each variant's best counts). On a CPU without native
-bf16 the benchmark says so and trains nothing.
+`FusedBatchNormalization` (segment/layers.py) normalises by its moving statistics outside
+training as one FusedBatchNorm kernel instead (in training it is Keras' layer). The baseline is
+the README's run (its instance norms one kernel, its batch norms Keras' ops),
+bench_fused_norm.py's candidate (run folder isic2018-224-lite0-bf16-fused, reused). The candidate
+is the same command trained with the new layer (run folder isic2018-224-lite0-bf16-fused-bn):
+its training steps are the baseline's ops, its validations and test predictions use the kernel.
+It is scored and paired image by image as bench_small_lesion_loss.py pairs its candidate (with
+the bf16 run before either kernel), and also with the baseline. Then, in one window, the train
+step and the prediction of one batch (random data, the command's batch) in float32, in bf16 with
+the instance norms' kernel only and in bf16 with both kernels, in alternating rounds (each
+variant's best counts). On a CPU without native bf16 the benchmark says so and trains nothing.
 
 Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
 """
