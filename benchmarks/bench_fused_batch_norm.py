@@ -14,8 +14,11 @@ its training steps are the baseline's ops, its validations and test predictions 
 It is scored and paired image by image as bench_small_lesion_loss.py pairs its candidate (with
 the bf16 run before either kernel), and also with the baseline. Then, in one window, the train
 step and the prediction of one batch (random data, the command's batch) in float32, in bf16 with
-the instance norms' kernel only and in bf16 with both kernels, in alternating rounds (each
-variant's best counts). On a CPU without native bf16 the benchmark says so and trains nothing.
+the instance norms' kernel only and in bf16 with both kernels, in ROUNDS alternating rounds
+(each variant's best counts; more than bench_fused_norm.py's 3, as the prediction of a batch
+takes a third of a second, and a first run's 3 rounds put the kernel 12 % behind where two
+checks right after put it 5 and 10 % ahead). On a CPU without native bf16 the benchmark says so
+and trains nothing.
 
 Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
 """
@@ -29,6 +32,7 @@ from bench_fused_norm import CANDIDATE, STEPS, step_speeds
 from bench_second_look import changes
 from bench_small_lesion_loss import measure
 
+ROUNDS = 6
 BASELINE_RUN = "fused"  # bench_fused_norm.py's candidate: ...-bf16-fused
 VARIANTS = [("float32", None, ()),
             ("bf16, instance norm kernel", "mixed_bfloat16", (InstanceNormalization,)),
@@ -52,7 +56,8 @@ def main(data, runs, args):
     seed["fused_batch_norm"]["against_readme_run"] = {
         **isic.paired_difference(candidate_dice, readme_dice),
         **changes(candidate_dice, readme_dice)}
-    speeds = step_speeds(baseline, 1 if args.quick else STEPS, VARIANTS, ("train", "predict"))
+    speeds = step_speeds(baseline, 1 if args.quick else STEPS, VARIANTS, ("train", "predict"),
+                         1 if args.quick else ROUNDS)
     results["step_images_per_s"] = speeds
     results["ratios"] = {
         f"{kind}: {name} / float32": speeds[kind][name] / speeds[kind]["float32"]

@@ -48,9 +48,9 @@ def kernels_only_for(kinds):
                              lambda layer, inputs: isinstance(layer, kinds) and fits(layer, inputs))
 
 
-def step_speeds(config, steps, variants=VARIANTS, kinds=("train",)):
+def step_speeds(config, steps, variants=VARIANTS, kinds=("train",), rounds=ROUNDS):
     """{kind: {variant: images/s}} of `config`'s network in each of `variants`, for each of
-    `kinds` ("train": forward, backward and the update; "predict"): the best of ROUNDS."""
+    `kinds` ("train": forward, backward and the update; "predict"): the best of `rounds`."""
     size, batch = config.data.image_size[0], config.data.batch_size
     images, masks = random_batch(batch, size)
     calls = {}
@@ -64,7 +64,7 @@ def step_speeds(config, steps, variants=VARIANTS, kinds=("train",)):
         calls["train", name] = functools.partial(model.train_on_batch, images, masks)
         calls["predict", name] = functools.partial(model.predict_on_batch, images)
     rates = best_rates({(kind, name): call for (kind, name), call in calls.items()
-                        if kind in kinds}, batch, ROUNDS, steps, warmup=2)
+                        if kind in kinds}, batch, rounds, steps, warmup=2)
     return {kind: {name: rate for (measured, name), rate in rates.items() if measured == kind}
             for kind in kinds}
 

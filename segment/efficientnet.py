@@ -252,8 +252,8 @@ def _variant(variant):
 
 class _Layers:
     """`keras.layers`, each made with one dtype policy unless given its own:
-    `_Layers(dtype).Conv2D(...)`. Batch norms are `FusedBatchNormalization`, Keras' layer with
-    one kernel for its frozen statistics under mixed precision."""
+    `_Layers(dtype).Conv2D(...)`. Batch norms are `FusedBatchNormalization`: Keras' layer, with
+    one kernel for its inference under mixed precision."""
 
     def __init__(self, dtype):
         self.dtype = dtype
