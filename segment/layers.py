@@ -130,13 +130,14 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     outside training) runs as one FusedBatchNorm kernel under mixed precision on TensorFlow.
 
     Keras' layer copies each bfloat16 map to float32, scales and shifts it in separate ops and
-    casts it back. TensorFlow's kernel reads the bfloat16 map and keeps the statistics, scale and
-    offset in float32, so the result agrees to bfloat16's precision; on a 2-core AMD EPYC with
-    native bfloat16 it made the prediction of the EfficientNet-Lite0 U-Net at 224x224 about 8 %
-    faster (benchmarks/RESULTS.md, row 21). The pretrained encoders (`segment.efficientnet`) use
-    it. In training, frozen or not, it is Keras' layer unchanged: there the kernel gained nothing
-    measurable, and training stays exactly what it was. Float32, JAX and PyTorch are Keras' layer
-    too; a model saved with Keras' own layer loads as it was saved.
+    casts it back. TensorFlow's kernel reads the bfloat16 map and keeps the statistics, scale
+    and offset in float32, so the result agrees to bfloat16's precision; on a 2-core AMD EPYC
+    with native bfloat16 it made the prediction of the EfficientNet-Lite0 U-Net at 224x224
+    5-10 % faster in three windows of four (benchmarks/RESULTS.md, row 21). The pretrained encoders
+    (`segment.efficientnet`) use it. In training, frozen or not, it is Keras' layer unchanged:
+    there the kernel gained nothing measurable, and training stays exactly what it was. Float32,
+    JAX and PyTorch are Keras' layer too; a model saved with Keras' own layer loads as it was
+    saved.
 
     Args and shapes: those of `keras.layers.BatchNormalization`, (batch, h, w, channels) for
     the kernel.
