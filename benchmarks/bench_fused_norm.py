@@ -55,16 +55,16 @@ def step_speeds(config, steps, variants=VARIANTS, kinds=("train",), rounds=ROUND
     images, masks = random_batch(batch, size)
     calls = {}
     for name, policy, fused in variants:
-        with kernels_only_for(fused):  # each step traced once, here
+        with kernels_only_for(fused):
             model = compile_model(segment.create_model((size, size, 3), config.model,
                                                        dtype_policy=policy),
                                   learning_rate=config.train.learning_rate, loss=config.train.loss)
-            model.train_on_batch(images, masks)
-            model.predict_on_batch(images)
-        calls["train", name] = functools.partial(model.train_on_batch, images, masks)
-        calls["predict", name] = functools.partial(model.predict_on_batch, images)
-    rates = best_rates({(kind, name): call for (kind, name), call in calls.items()
-                        if kind in kinds}, batch, rounds, steps, warmup=2)
+            step_of = {"train": functools.partial(model.train_on_batch, images, masks),
+                       "predict": functools.partial(model.predict_on_batch, images)}
+            for kind in kinds:
+                step_of[kind]()  # traced once, here
+                calls[kind, name] = step_of[kind]
+    rates = best_rates(calls, batch, rounds, steps, warmup=2)
     return {kind: {name: rate for (measured, name), rate in rates.items() if measured == kind}
             for kind in kinds}
 

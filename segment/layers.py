@@ -21,11 +21,14 @@ def _fits_fused_batch_norm(layer, inputs):
             and layer.axis % 4 == 3 and layer.epsilon >= _FUSED_BATCH_NORM_MIN_EPSILON)
 
 
-def _float32_or(weight, default, channels):
-    """A per-channel float32 vector: `weight`, or `default` (0 or 1) where the layer has none."""
+def _float32_scale_and_offset(layer, channels):
+    """The layer's gamma and beta as float32 (channels,) vectors, ones and zeros where it learns
+    none (`scale=False`, `center=False`): the fused kernel takes both."""
     import tensorflow as tf
 
-    return tf.fill([channels], float(default)) if weight is None else tf.cast(weight, "float32")
+    gamma = tf.cast(layer.gamma, "float32") if layer.scale else tf.ones([channels])
+    beta = tf.cast(layer.beta, "float32") if layer.center else tf.zeros([channels])
+    return gamma, beta
 
 
 @keras.saving.register_keras_serializable(package="segment")
@@ -109,8 +112,7 @@ class InstanceNormalization(keras.layers.GroupNormalization):
         batch, height, width, channels = shape[0], shape[1], shape[2], inputs.shape[3]
         folded = tf.reshape(tf.transpose(inputs, [1, 2, 0, 3]),
                             [1, height, width, batch * channels])  # (1, h, w, batch * c)
-        gamma = _float32_or(self.gamma if self.scale else None, 1, channels)
-        beta = _float32_or(self.beta if self.center else None, 0, channels)
+        gamma, beta = _float32_scale_and_offset(self, channels)
         normalized, _, _ = tf.compat.v1.nn.fused_batch_norm(
             folded, tf.tile(gamma, [batch]), tf.tile(beta, [batch]), epsilon=self.epsilon,
             is_training=True)
@@ -154,11 +156,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf  # this path runs on the TensorFlow backend only
 
-        channels = inputs.shape[-1]
+        gamma, beta = _float32_scale_and_offset(self, inputs.shape[-1])
         outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            inputs, _float32_or(self.gamma if self.scale else None, 1, channels),
-            _float32_or(self.beta if self.center else None, 0, channels),
-            mean=tf.cast(self.moving_mean, "float32"),
+            inputs, gamma, beta, mean=tf.cast(self.moving_mean, "float32"),
             variance=tf.cast(self.moving_variance, "float32"), epsilon=self.epsilon,
             is_training=False)  # (batch, h, w, channels), the maps' own dtype
         return tf.cast(outputs, self.compute_dtype)

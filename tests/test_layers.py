@@ -108,10 +108,9 @@ def test_mixed_precision_runs_one_fused_kernel_with_float32_values_and_gradients
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="the fused kernel is the TensorFlow backend's")
 def test_batch_norm_inference_in_bf16_runs_one_kernel_and_training_keeps_keras_ops():
-    import tensorflow as tf
-
     rng = np.random.default_rng(3)
     x = rng.normal(size=(2, 5, 4, 3)).astype(np.float32) * 4 + np.array([30, -2, 0], np.float32)
+    weights = rng.normal(size=x.shape).astype(np.float32)
     statistics = [np.array([0.5, 1, 2], np.float32), np.array([-1, 0, 1], np.float32),  # gamma,
                   np.array([30, -2, 0], np.float32), np.array([16, 9, 4], np.float32)]  # beta,
     layers = {}  # mean and variance, as a pretrained encoder's
@@ -122,10 +121,8 @@ def test_batch_norm_inference_in_bf16_runs_one_kernel_and_training_keeps_keras_o
         layers[policy].trainable = False  # `encoder_batchnorm="frozen"`
 
     def traced(layer, training):
-        step = tf.function(lambda images: tf.cast(layer(images, training=training), tf.float32),
-                           input_signature=[tf.TensorSpec((None, *x.shape[1:]), tf.float32)])
-        graph = step.get_concrete_function().graph
-        return step(tf.constant(x)).numpy(), {op.type for op in graph.get_operations()}
+        (outputs, _), kinds = traced_values_and_gradients(layer, x, weights, training)
+        return outputs.numpy(), kinds
 
     reference, float32_kinds = traced(layers["float32"], training=False)
     outputs, inference_kinds = traced(layers["mixed_bfloat16"], training=False)
