@@ -6,9 +6,9 @@
 
 The network `train_model` trains with `--encoder efficientnet_lite0` (base 16 filters, frozen
 batch norms), compiled as it compiles it (Adam, bce_dice), on random data, in three precisions:
-float32; mixed_bfloat16 as the library builds it (the encoder's depthwise convolutions in
-float32 on a CPU: `model.depthwise_dtype`); and mixed_bfloat16 with every layer in bfloat16,
-as before that choice. After WARMUP steps,
+float32; mixed_bfloat16 as the library builds it (the encoder's depthwise convolutions train
+in float32 on a CPU: `model.float32_depthwise_training`); and mixed_bfloat16 with every layer
+in bfloat16, as before that choice. After WARMUP steps,
 STEPS steps run under TensorFlow's profiler; its trace (the xplane protobuf TensorFlow writes)
 gives each op's time on the executor's threads. Two executor threads run ops side by side, so
 the op time of a step adds up to more than its wall time; shares are of the op time. Ops are
@@ -99,7 +99,7 @@ PRECISIONS = {"float32": None, "mixed_bfloat16": "mixed_bfloat16",
 def traced_step(size, batch, precision, steps, folder):
     """Wall seconds per step and `grouped` op times of `steps` profiled training steps."""
     policy = PRECISIONS[precision]
-    every_layer = mock.patch("segment.model.depthwise_dtype", lambda policy: policy)
+    every_layer = mock.patch("segment.model.float32_depthwise_training", lambda policy: False)
     with every_layer if "depthwise in bf16" in precision else contextlib.nullcontext():
         model = compile_model(segment.create_model(
             (size, size, 3), encoder="efficientnet_lite0", dtype_policy=policy),

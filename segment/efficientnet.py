@@ -37,7 +37,7 @@ import keras
 import numpy as np
 
 from .errors import ModelLoadError
-from .layers import FusedBatchNormalization
+from .layers import Float32TrainingDepthwiseConv2D, FusedBatchNormalization
 from .torch_weights import read_torch_weights
 
 __all__ = ["STAGES", "VARIANTS", "create_efficientnet_lite", "efficientnet_lite_weights",
@@ -117,7 +117,8 @@ def feature_blocks(variant="efficientnet_lite0"):
 
 
 def create_efficientnet_lite(input_shape=None, *, variant="efficientnet_lite0", include_top=True,
-                             num_classes=1000, dtype=None, depthwise_dtype=None, name=None):
+                             num_classes=1000, dtype=None, float32_depthwise_training=False,
+                             name=None):
     """An EfficientNet-Lite (0, 1 or 2) as a functional Keras model, randomly initialised.
 
     Args:
@@ -129,9 +130,10 @@ def create_efficientnet_lite(input_shape=None, *, variant="efficientnet_lite0", 
             `num_classes` logits; otherwise with the head's (h/32, w/32, 1280) ReLU6 features.
         num_classes: Classifier outputs. Defaults to 1000 (ImageNet).
         dtype: Keras dtype policy of every layer (None: float32; "mixed_bfloat16", ...).
-        depthwise_dtype: Policy of the depthwise convolutions alone. Defaults to `dtype`;
-            "float32" keeps them out of bfloat16 where a CPU's bf16 depthwise kernels are
-            slower than its float32 ones.
+        float32_depthwise_training: Under mixed precision, train the depthwise convolutions
+            in float32 and predict with them in `dtype` (`Float32TrainingDepthwiseConv2D`),
+            where a CPU's bf16 depthwise gradients are slower than its float32 ones. Defaults
+            to False: Keras' layer, in `dtype` throughout.
         name: Model name. Defaults to `variant`.
 
     Input shape:
@@ -149,14 +151,14 @@ def create_efficientnet_lite(input_shape=None, *, variant="efficientnet_lite0", 
     """
     spec = _variant(variant)
     inputs = keras.Input(input_shape or (spec.resolution, spec.resolution, 3), name="image")
-    layers = _Layers(dtype)
+    layers = _Layers(dtype, float32_depthwise_training)
     x = layers.Rescaling(255 / 128, offset=-127 / 128, name="imagenet_scaling")(inputs)
     x = _conv_bn_relu6(layers, x, 32, 3, 2, "stem")
     filters_in, index = 32, 0
     for blocks, kernel, stride, expansion, filters in stages(variant):
         for repeat in range(blocks):  # the first block of a stage changes stride and filters
             x = _mbconv(layers, x, filters_in, filters, kernel, stride if repeat == 0 else 1,
-                        expansion, f"block{index}", depthwise_dtype or dtype)
+                        expansion, f"block{index}")
             filters_in, index = filters, index + 1
     x = _conv_bn_relu6(layers, x, 1280, 1, 1, "head")
     if include_top:
@@ -251,17 +253,20 @@ def _variant(variant):
 
 
 class _Layers:
-    """`keras.layers`, each made with one dtype policy unless given its own:
-    `_Layers(dtype).Conv2D(...)`. Batch norms are `FusedBatchNormalization`: Keras' layer, with
-    one kernel for its inference under mixed precision."""
+    """`keras.layers`, each made with one dtype policy: `_Layers(dtype).Conv2D(...)`. Batch
+    norms are `FusedBatchNormalization` (Keras' layer, with one kernel for its inference under
+    mixed precision); with `float32_depthwise_training`, depthwise convolutions are
+    `Float32TrainingDepthwiseConv2D`."""
 
-    def __init__(self, dtype):
+    def __init__(self, dtype, float32_depthwise_training=False):
         self.dtype = dtype
+        self.replaced = {"BatchNormalization": FusedBatchNormalization}
+        if float32_depthwise_training:
+            self.replaced["DepthwiseConv2D"] = Float32TrainingDepthwiseConv2D
 
     def __getattr__(self, name):
-        kind = FusedBatchNormalization if name == "BatchNormalization" else getattr(
-            keras.layers, name)
-        return lambda *args, **kwargs: kind(*args, **{"dtype": self.dtype, **kwargs})
+        kind = self.replaced.get(name) or getattr(keras.layers, name)
+        return lambda *args, **kwargs: kind(*args, dtype=self.dtype, **kwargs)
 
 
 def _conv_bn_relu6(layers, x, filters, kernel, stride, name):
@@ -271,14 +276,13 @@ def _conv_bn_relu6(layers, x, filters, kernel, stride, name):
     return layers.ReLU(6.0, name=f"{name}_relu6")(x)
 
 
-def _mbconv(layers, inputs, filters_in, filters, kernel, stride, expansion, name,
-            depthwise_dtype):
+def _mbconv(layers, inputs, filters_in, filters, kernel, stride, expansion, name):
     """Expansion (if any), depthwise, projection; a residual add when the shape is unchanged."""
     x = inputs
     if expansion != 1:
         x = _conv_bn_relu6(layers, x, filters_in * expansion, 1, 1, f"{name}_expand")
     x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False,
-                               name=f"{name}_depthwise_conv", dtype=depthwise_dtype)(x)
+                               name=f"{name}_depthwise_conv")(x)
     x = layers.BatchNormalization(**_BATCH_NORM, name=f"{name}_depthwise_bn")(x)
     x = layers.ReLU(6.0, name=f"{name}_depthwise_relu6")(x)
     x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_project_conv")(x)

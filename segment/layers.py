@@ -1,10 +1,12 @@
-"""Custom Keras layers, registered so `.keras` files load by name: InstanceNormalization, and
-FusedBatchNormalization, a batch norm whose inference runs as one kernel under mixed precision."""
+"""Custom Keras layers, registered so `.keras` files load by name: InstanceNormalization;
+FusedBatchNormalization, a batch norm whose inference runs as one kernel under mixed precision;
+and Float32TrainingDepthwiseConv2D, a depthwise convolution that trains in float32 and predicts
+in bfloat16."""
 
 import keras
 from keras import ops
 
-__all__ = ["FusedBatchNormalization", "InstanceNormalization"]
+__all__ = ["Float32TrainingDepthwiseConv2D", "FusedBatchNormalization", "InstanceNormalization"]
 
 _FUSED_BATCH_NORM_MIN_EPSILON = 1.001e-5  # tf.compat.v1.nn.fused_batch_norm's floor
 
@@ -162,3 +164,54 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             variance=tf.cast(self.moving_variance, "float32"), epsilon=self.epsilon,
             is_training=False)  # (batch, h, w, channels), the maps' own dtype
         return tf.cast(outputs, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="segment")
+class Float32TrainingDepthwiseConv2D(keras.layers.DepthwiseConv2D):
+    """`keras.layers.DepthwiseConv2D` that, under mixed precision, computes in float32 in
+    training and in its compute dtype (bfloat16) outside it (prediction, validation).
+
+    On a 2-core AMD EPYC with native bfloat16, oneDNN's bfloat16 depthwise *gradients* took 2.3
+    to 4.4 times as long as float32's (benchmarks/bench_step_trace.py), so in training the
+    layer casts its bfloat16 input up, convolves with its float32 kernel as stored and casts
+    the result back: the values a float32 layer between bfloat16 neighbours gives. Prediction
+    has no gradients, and there the layer convolves in bfloat16 like its neighbours, without
+    the maps' casts to float32 and back. Under a float32 policy both are Keras' layer's float32
+    result. The pretrained encoders use it under "mixed_bfloat16" on a CPU
+    (`segment.model.float32_depthwise_training`).
+
+    Args: those of `keras.layers.DepthwiseConv2D`, channels last.
+
+    Input shape:
+        (batch, height, width, channels), any float dtype.
+
+    Output shape:
+        (batch, height / strides, width / strides, channels * depth_multiplier), the compute
+        dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> layer = Float32TrainingDepthwiseConv2D(3, padding="same", dtype="mixed_bfloat16")
+        >>> keras.backend.standardize_dtype(layer(np.ones((1, 8, 8, 2), np.float32)).dtype)
+        'bfloat16'
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.data_format != "channels_last":
+            raise ValueError(f"{type(self).__name__} takes channels-last maps. Received: "
+                             f"data_format={self.data_format!r}")
+
+    def add_weight(self, *args, **kwargs):
+        """Keras' weight, never cast to the compute dtype on reading: call() casts it."""
+        return super().add_weight(*args, **{**kwargs, "autocast": False})
+
+    def call(self, inputs, training=None):
+        dtype = "float32" if training else self.compute_dtype
+        outputs = ops.depthwise_conv(ops.cast(inputs, dtype), ops.cast(self.kernel, dtype),
+                                     strides=self.strides, padding=self.padding,
+                                     data_format=self.data_format,
+                                     dilation_rate=self.dilation_rate)
+        if self.use_bias:
+            outputs = outputs + ops.cast(self.bias, dtype)  # (channels,) on the last axis
+        return ops.cast(self.activation(outputs), self.compute_dtype)

@@ -31,8 +31,8 @@ from .efficientnet import (
 from .layers import InstanceNormalization
 from .runtime import backend_has_gpu
 
-__all__ = ["any_input_size", "batch_norms_train", "create_model", "depthwise_dtype",
-           "encoder_settings", "pretrained_encoder"]
+__all__ = ["any_input_size", "batch_norms_train", "create_model", "encoder_settings",
+           "float32_depthwise_training", "pretrained_encoder"]
 
 _FEATURES = "{encoder}_features"  # the nested encoder model's name: efficientnet_lite0_features
 _STANDARDIZE_EPSILON = 1e-5  # added to each channel's variance; [0, 1] pixels vary by ~1e-2
@@ -189,7 +189,8 @@ def _pretrained_features(images, config, dtype_policy):
     variant = config.encoder
     backbone = create_efficientnet_lite(tuple(images.shape[1:]), variant=variant,
                                         include_top=False, dtype=dtype_policy,
-                                        depthwise_dtype=depthwise_dtype(dtype_policy))
+                                        float32_depthwise_training=float32_depthwise_training(
+                                            dtype_policy))
     load_efficientnet_lite_weights(backbone, config.encoder_weights, variant=variant)
     if config.encoder_batchnorm == "frozen":
         for layer in backbone.layers:
@@ -233,20 +234,18 @@ def _nested_models(model):
                      for nested in _nested_models(layer))]
 
 
-def depthwise_dtype(dtype_policy):
-    """The policy of a pretrained encoder's depthwise convolutions: float32 under
-    "mixed_bfloat16" when no GPU is visible, else `dtype_policy`. On a 2-core AMD EPYC with
-    native bf16 (oneDNN), their bf16 gradients took 2.3 to 4.4 times as long as float32's
-    and ate most of bf16's gain (benchmarks/bench_step_trace.py, docs/RESULTS.md; not yet
-    measured on an Intel Xeon with AMX).
+def float32_depthwise_training(dtype_policy):
+    """Whether a pretrained encoder's depthwise convolutions train in float32 (and predict in
+    bfloat16: `layers.Float32TrainingDepthwiseConv2D`): under "mixed_bfloat16" when no GPU is
+    visible. On a 2-core AMD EPYC with native bf16 (oneDNN), their bf16 gradients took 2.3 to
+    4.4 times as long as float32's and ate most of bf16's gain (benchmarks/bench_step_trace.py,
+    docs/RESULTS.md; not yet measured on an Intel Xeon with AMX).
 
     Example:
-        >>> depthwise_dtype("mixed_bfloat16"), depthwise_dtype(None)  # on a CPU
-        ('float32', None)
+        >>> float32_depthwise_training("mixed_bfloat16"), float32_depthwise_training(None)  # CPU
+        (True, False)
     """
-    if dtype_policy == "mixed_bfloat16" and not backend_has_gpu():
-        return "float32"
-    return dtype_policy
+    return dtype_policy == "mixed_bfloat16" and not backend_has_gpu()
 
 
 def pretrained_encoder(model):

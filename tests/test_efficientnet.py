@@ -226,16 +226,26 @@ def test_a_unet_on_lite2_saves_loads_and_reports_its_encoder(tmp_path):
                                atol=1e-6)
 
 
-def test_under_mixed_bfloat16_on_a_cpu_only_the_depthwise_convolutions_stay_float32():
+def test_under_mixed_bfloat16_on_a_cpu_the_depthwise_convolutions_train_in_float32(tmp_path):
     # bench_step_trace.py: oneDNN's bf16 depthwise gradients cost 2.3-4.4x its float32 ones.
+    from segment.layers import Float32TrainingDepthwiseConv2D
     from segment.model import pretrained_encoder
 
     model = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=2,
                                  dtype_policy="mixed_bfloat16")
-    policies = {layer.name: layer.dtype_policy.name
-                for layer in pretrained_encoder(model).layers if layer.weights}
-    depthwise = {name for name in policies if name.endswith("_depthwise_conv")}
-    assert len(depthwise) == 16 and {policies[name] for name in depthwise} == {"float32"}
-    assert {policy for name, policy in policies.items() if name not in depthwise} == {
+    encoder = pretrained_encoder(model)
+    depthwise = [layer for layer in encoder.layers if layer.name.endswith("_depthwise_conv")]
+    assert len(depthwise) == 16 and all(isinstance(layer, Float32TrainingDepthwiseConv2D)
+                                        for layer in depthwise)
+    assert {layer.dtype_policy.name for layer in encoder.layers if layer.weights} == {
         "mixed_bfloat16"}
+    float32 = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=2)
+    assert not any(isinstance(layer, Float32TrainingDepthwiseConv2D)
+                   for layer in pretrained_encoder(float32).layers)
+    segment.save_model(model, tmp_path / "model.keras")  # the layer loads by its name
+    loaded = segment.load_model(tmp_path / "model.keras")
+    assert isinstance(pretrained_encoder(loaded).get_layer("block1_depthwise_conv"),
+                      Float32TrainingDepthwiseConv2D)
+    images = np.random.default_rng(3).random((2, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_array_equal(loaded.predict_on_batch(images), model.predict_on_batch(images))
     assert model.get_layer("localization_2_1_conv").dtype_policy.name == "mixed_bfloat16"

@@ -1,8 +1,9 @@
 """InstanceNormalization: per-sample, per-channel statistics; serializable by name.
-FusedBatchNormalization: Keras' batch norm, one kernel for its moving statistics in bf16."""
+FusedBatchNormalization: Keras' batch norm, one kernel for its moving statistics in bf16.
+Float32TrainingDepthwiseConv2D: a float32 depthwise convolution in training, bf16 outside."""
 
 from segment import InstanceNormalization
-from segment.layers import FusedBatchNormalization
+from segment.layers import Float32TrainingDepthwiseConv2D, FusedBatchNormalization
 
 import keras
 import numpy as np
@@ -59,7 +60,8 @@ def test_unknown_channel_count_is_refused():
 
 def traced_values_and_gradients(layer, x, weights, training=None):
     """(outputs, gradients of sum(outputs * weights) by the input and the layer's trainable
-    weights), and the op types of the traced graph, with the batch size unknown as under `fit`."""
+    weights), and {op type: the dtypes of its outputs} of the traced graph, with the batch size
+    unknown as under `fit`."""
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec((None, *x.shape[1:]), tf.float32)])
@@ -69,7 +71,9 @@ def traced_values_and_gradients(layer, x, weights, training=None):
             outputs = tf.cast(layer(images, training=training), tf.float32)
             loss = tf.reduce_sum(outputs * weights)
         return outputs, tape.gradient(loss, [images, *layer.trainable_weights])
-    kinds = {op.type for op in step.get_concrete_function().graph.get_operations()}
+    kinds = {}
+    for op in step.get_concrete_function().graph.get_operations():
+        kinds.setdefault(op.type, set()).update(output.dtype.name for output in op.outputs)
     return step(tf.constant(x)), kinds
 
 
@@ -138,3 +142,43 @@ def test_batch_norm_inference_in_bf16_runs_one_kernel_and_training_keeps_keras_o
     learning.trainable = True  # training with batch statistics updates them, as Keras' layer
     learning(x, training=True)
     assert not np.allclose(learning.moving_mean.numpy(), mean)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the traced graph's op dtypes are TensorFlow's")
+def test_depthwise_trains_as_float32_between_bf16_layers_and_predicts_in_bf16():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 7, 6, 3)).astype(np.float32)
+    weights = rng.normal(size=(2, 4, 3, 3)).astype(np.float32)  # stride 2: (2, 4, 3, 3) out
+
+    def bf16(array):  # what a bf16 neighbour hands on: maps forwards, gradients backwards
+        return tf.cast(tf.cast(array, tf.bfloat16), tf.float32).numpy()
+
+    layer = Float32TrainingDepthwiseConv2D(3, 2, padding="same", use_bias=False,
+                                           dtype="mixed_bfloat16")
+    stock = keras.layers.DepthwiseConv2D(3, 2, padding="same", use_bias=False, dtype="float32")
+    for each in (layer, stock):
+        each.build(x.shape)
+    stock.set_weights(layer.get_weights())
+    assert layer.kernel.dtype == "float32"
+
+    (trained, trained_grads), training_kinds = traced_values_and_gradients(layer, x, weights,
+                                                                           training=True)
+    (predicted, _), inference_kinds = traced_values_and_gradients(layer, x, weights,
+                                                                  training=False)
+    (reference, reference_grads), _ = traced_values_and_gradients(stock, bf16(x),
+                                                                  bf16(weights))
+    assert training_kinds["DepthwiseConv2dNative"] == {"float32"}
+    assert inference_kinds["DepthwiseConv2dNative"] == {"bfloat16"}
+    # training: the float32 layer between bf16 ones, its output and kernel gradient
+    np.testing.assert_array_equal(trained.numpy(), bf16(reference))
+    np.testing.assert_array_equal(trained_grads[1].numpy(), reference_grads[1].numpy())
+    np.testing.assert_allclose(predicted.numpy(), reference.numpy(),  # 8 bits of bfloat16
+                               atol=0.02 * np.abs(reference.numpy()).max())
+    assert not np.array_equal(predicted.numpy(), trained.numpy())
+    assert Float32TrainingDepthwiseConv2D.from_config(layer.get_config()).compute_dtype == (
+        "bfloat16")
+    with pytest.raises(ValueError, match="channels-last"):
+        Float32TrainingDepthwiseConv2D(3, data_format="channels_first")
