@@ -34,10 +34,10 @@ from bench_small_lesion_loss import measure
 
 ROUNDS = 6
 BASELINE_RUN = "fused"  # bench_fused_norm.py's candidate: ...-bf16-fused
-VARIANTS = [("float32", None, ()),
-            ("bf16, instance norm kernel", "mixed_bfloat16", (InstanceNormalization,)),
+VARIANTS = [("float32", None, (), False),  # as bench_fused_norm.VARIANTS
+            ("bf16, instance norm kernel", "mixed_bfloat16", (InstanceNormalization,), False),
             ("bf16, both kernels", "mixed_bfloat16",
-             (InstanceNormalization, FusedBatchNormalization))]
+             (InstanceNormalization, FusedBatchNormalization), False)]
 
 
 def main(data, runs, args):
@@ -45,17 +45,8 @@ def main(data, runs, args):
     results = measure(data, runs, baseline, 0, CANDIDATE, "fused-bn", "fused_batch_norm")
     if "skipped" in results:
         return results
-    seed = results["seed 0"]
-    side = baseline.data.image_size[0]
-    readme_run = segment.RunFolder(runs / f"isic2018-{side}-lite0-bf16-{BASELINE_RUN}")
-    isic.trained(data, readme_run.path, baseline.replace(precision="mixed", **CANDIDATE),
-                 copied_data=True)  # reused where bench_fused_norm.py trained it
-    readme_dice = isic.test_dice(readme_run)
-    candidate_dice = isic.test_dice(segment.RunFolder(runs / seed["fused_batch_norm"]["run"]))
-    seed["readme_run"] = {"run": readme_run.path.name, **isic.run_scores(readme_run)}
-    seed["fused_batch_norm"]["against_readme_run"] = {
-        **isic.paired_difference(candidate_dice, readme_dice),
-        **changes(candidate_dice, readme_dice)}
+    pair_with_readme_run(data, runs, baseline, results["seed 0"], "fused_batch_norm",
+                         BASELINE_RUN)
     speeds = step_speeds(baseline, 1 if args.quick else STEPS, VARIANTS, ("train", "predict"),
                          1 if args.quick else ROUNDS)
     results["step_images_per_s"] = speeds
@@ -63,6 +54,22 @@ def main(data, runs, args):
         f"{kind}: {name} / float32": speeds[kind][name] / speeds[kind]["float32"]
         for kind in speeds for name in speeds[kind] if name != "float32"}
     return results
+
+
+def pair_with_readme_run(data, runs, baseline, seed_results, key, suffix):
+    """Add the README's bf16 run (`baseline` in bf16 with `--validate-every 3`; run folder
+    ...-bf16-<suffix>, trained when missing) to `seed_results`, and pair candidate `key` with it
+    image by image."""
+    side = baseline.data.image_size[0]
+    readme_run = segment.RunFolder(runs / f"isic2018-{side}-lite0-bf16-{suffix}")
+    isic.trained(data, readme_run.path, baseline.replace(precision="mixed", **CANDIDATE),
+                 copied_data=True)
+    readme_dice = isic.test_dice(readme_run)
+    candidate_dice = isic.test_dice(segment.RunFolder(runs / seed_results[key]["run"]))
+    seed_results["readme_run"] = {"run": readme_run.path.name, **isic.run_scores(readme_run)}
+    seed_results[key]["against_readme_run"] = {**isic.paired_difference(candidate_dice,
+                                                                        readme_dice),
+                                               **changes(candidate_dice, readme_dice)}
 
 
 if __name__ == "__main__":

@@ -19,33 +19,50 @@ bare bf16 step. On a CPU without native bf16 the benchmark says so and trains no
 Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
 """
 
+import contextlib
 import functools
 from unittest import mock
 
 import segment
+from segment import efficientnet
 from segment import layers as segment_layers
 from segment.layers import InstanceNormalization
 from segment.training import compile_model
 
 import bench_isic2018 as isic
+import keras
 from bench_encoders import BASELINE, QUICK
 from bench_small_lesion_loss import measure
 from measure import best_rates, random_batch
 
 CANDIDATE = {"validate_every": 3}
 ROUNDS, STEPS = 3, 8
-# (name, dtype policy, the layer classes that may use the fused kernel); the batch norms'
-# kernel (bench_fused_batch_norm.py) came later, so none of these uses it
-VARIANTS = [("float32", None, ()), ("bf16, Keras' norm ops", "mixed_bfloat16", ()),
-            ("bf16, fused norm kernel", "mixed_bfloat16", (InstanceNormalization,))]
+# (name, dtype policy, the layer classes that may use the fused kernel, whether the encoder's
+# depthwise convolutions predict in bf16); the batch norms' kernel (bench_fused_batch_norm.py)
+# and the bf16 depthwise prediction (bench_depthwise_bf16.py) came later, so none of these has
+# them
+VARIANTS = [("float32", None, (), False), ("bf16, Keras' norm ops", "mixed_bfloat16", (), False),
+            ("bf16, fused norm kernel", "mixed_bfloat16", (InstanceNormalization,), False)]
 
 
-def kernels_only_for(kinds):
-    """A patch under which only layers of `kinds` (classes) run the fused kernel; a layer makes
-    the choice when its step is traced."""
+@contextlib.contextmanager
+def library_layers(fused_kinds, depthwise_bf16_prediction):
+    """A context in which `create_model` builds the network with the fused norm kernel in the
+    layers of `fused_kinds` (classes) only, and, unless `depthwise_bf16_prediction`, the
+    encoder's depthwise convolutions as they were before `Float32TrainingDepthwiseConv2D` (Keras'
+    layer in float32, in training and prediction, under mixed precision on a CPU). A layer
+    chooses the kernel when its step is traced."""
     fits = segment_layers._fits_fused_batch_norm
-    return mock.patch.object(segment_layers, "_fits_fused_batch_norm",
-                             lambda layer, inputs: isinstance(layer, kinds) and fits(layer, inputs))
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(mock.patch.object(
+            segment_layers, "_fits_fused_batch_norm",
+            lambda layer, inputs: isinstance(layer, fused_kinds) and fits(layer, inputs)))
+        if not depthwise_bf16_prediction:
+            patches.enter_context(mock.patch.object(
+                efficientnet, "Float32TrainingDepthwiseConv2D",
+                lambda *args, dtype=None, **kwargs: keras.layers.DepthwiseConv2D(
+                    *args, dtype="float32", **kwargs)))
+        yield
 
 
 def step_speeds(config, steps, variants=VARIANTS, kinds=("train",), rounds=ROUNDS):
@@ -54,8 +71,8 @@ def step_speeds(config, steps, variants=VARIANTS, kinds=("train",), rounds=ROUND
     size, batch = config.data.image_size[0], config.data.batch_size
     images, masks = random_batch(batch, size)
     calls = {}
-    for name, policy, fused in variants:
-        with kernels_only_for(fused):
+    for name, policy, fused, depthwise_bf16_prediction in variants:
+        with library_layers(fused, depthwise_bf16_prediction):
             model = compile_model(segment.create_model((size, size, 3), config.model,
                                                        dtype_policy=policy),
                                   learning_rate=config.train.learning_rate, loss=config.train.loss)

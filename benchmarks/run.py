@@ -29,7 +29,7 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "11": "confidence", "12": "second_look", "13": "torch_twin", "14": "encoders",
              "15": "lesion_crops", "16": "bf16_retrain", "17": "epoch",
              "18": "small_lesion_loss", "19": "first_size", "20": "fused_norm",
-             "21": "fused_batch_norm"}
+             "21": "fused_batch_norm", "22": "longer_training", "23": "depthwise_bf16"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
 # variant, and `bench_small_lesion_loss.py --seed N` (bench_first_size.py) one seed; the others'
 # results stay.
@@ -39,7 +39,7 @@ BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "qu
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
               "review", "confidence", "second_look", "torch_twin", "encoders", "step_trace",
               "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss", "first_size",
-              "fused_norm", "fused_batch_norm"]
+              "fused_norm", "fused_batch_norm", "longer_training", "depthwise_bf16"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -165,6 +165,11 @@ def targets(results):
         rows.extend(fused_norm_rows(results["fused_norm"]))
     if "fused_batch_norm" in results:
         rows.extend(fused_batch_norm_rows(results["fused_batch_norm"]))
+    if "longer_training" in results:
+        rows.extend(seeded_rows(results["longer_training"], "22 longer training (20 epochs)",
+                                "longer_training"))
+    if "depthwise_bf16" in results:
+        rows.extend(depthwise_bf16_rows(results["depthwise_bf16"]))
     return rows
 
 
@@ -253,8 +258,9 @@ def first_size_rows(part):
 
 def seeded_rows(part, label, key):
     """For each training seed of a part measured per seed (bench_small_lesion_loss.py,
-    bench_first_size.py), its candidate `part[seed][key]` against the bf16 Lite0 run of the same
-    seed (with the gain on the small lesions alone where the seed's run measured it)."""
+    bench_first_size.py, bench_longer_training.py), its candidate `part[seed][key]` against
+    the bf16 Lite0 run of the same seed (with the gain on the small lesions alone where the
+    seed's run measured it)."""
     seeds = sorted((name for name in part if name.startswith("seed ") and key in part[name]),
                    key=lambda name: int(name[5:]))
     if not seeds:
@@ -325,21 +331,52 @@ def fused_norm_rows(part):
         part, ("fused_norm", "baseline", "against_baseline"), speed)
 
 
+def bf16_speeds(candidate, before, before_label):
+    """A `speed` for `retrained_bf16_rows`: the ratios of variant `candidate` (bf16) to float32
+    in training and prediction, variant `before`'s in brackets; met at 1.6x in training."""
+    def speed(ratios):
+        text = "; ".join(f"{kind} {ratios[f'{kind}: {candidate} / float32']:.2f}x "
+                         f"({before_label}: {ratios[f'{kind}: {before} / float32']:.2f}x)"
+                         for kind in ("train", "predict"))
+        return text, ratios[f"train: {candidate} / float32"] >= 1.6
+    return speed
+
+
 def fused_batch_norm_rows(part):
     """Row 21: the README's bf16 command retrained with the encoder's batch norms as one kernel
     in inference, against the README's run; and bf16 against float32, training and prediction."""
-    def speed(ratios):
-        text = "; ".join(
-            f"{kind} {ratios[f'{kind}: bf16, both kernels / float32']:.2f}x (instance norm "
-            f"kernel only: {ratios[f'{kind}: bf16, instance norm kernel / float32']:.2f}x)"
-            for kind in ("train", "predict"))
-        return text, ratios["train: bf16, both kernels / float32"] >= 1.6
     return retrained_bf16_rows(
         "21 fused batch norm kernel",
         "the README's bf16 Lite0 224x224 command retrained with the batch norms' inference "
         "kernel: test mean dice within noise of the README's run (paired: the difference "
         "within 2 standard errors)",
-        part, ("fused_batch_norm", "readme_run", "against_readme_run"), speed)
+        part, ("fused_batch_norm", "readme_run", "against_readme_run"),
+        bf16_speeds("bf16, both kernels", "bf16, instance norm kernel",
+                    "instance norm kernel only"))
+
+
+def depthwise_bf16_rows(part):
+    """Row 23: the README's bf16 command retrained with the encoder's depthwise convolutions in
+    bf16 in prediction, against the same command before; bf16 against float32; and the run
+    before it re-scored with the new layer (the change prediction alone makes)."""
+    label = "23 depthwise bf16 in prediction"
+    rows = retrained_bf16_rows(
+        label, "the README's bf16 Lite0 224x224 command retrained with the depthwise "
+               "convolutions in bf16 in prediction: test mean dice within noise of the same "
+               "command before (paired: the difference within 2 standard errors)",
+        part, ("depthwise_bf16", "readme_run", "against_readme_run"),
+        bf16_speeds("bf16, depthwise in bf16 in prediction", "bf16, depthwise in float32",
+                    "depthwise in float32"))
+    target = ("the run before, its weights predicting with the new layer: test mean dice within "
+              "noise of its own evaluation")
+    if "ratios" not in part:
+        return [*rows, (label, target, "-", not_run(part))]
+    rescored = part["seed 0"]["readme_run_rescored"]
+    paired = rescored["against_its_evaluation"]
+    difference, error = paired["mean_dice_difference"], paired["standard_error"]
+    return [*rows, (label, target, f"{rescored['mean_dice']:.4f} ({difference:+.4f} ± "
+                                   f"{error:.4f}; {len(paired['broken'])} images lose 0.2)",
+                    abs(difference) < 2 * error)]
 
 
 def torch_twin_rows(twin):

@@ -30,15 +30,17 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # rows are tested below, from their output.
     # bench_step_trace.py traces Lite0 in three precisions; its grouping is tested below.
     # bench_bf16_retrain.py and bench_small_lesion_loss.py train two Lite0 networks each,
-    # bench_epoch.py one for 7 epochs, bench_fused_norm.py and bench_fused_batch_norm.py one
-    # each; their rows are tested below (validate_every itself in test_training.py, the
-    # small-lesion loss in test_losses.py, the fused norm kernels in test_layers.py).
+    # bench_epoch.py one for 7 epochs, bench_fused_norm.py, bench_fused_batch_norm.py,
+    # bench_longer_training.py and bench_depthwise_bf16.py one each; their rows are tested
+    # below (validate_every itself in test_training.py, the small-lesion loss in
+    # test_losses.py, the fused norm kernels and the depthwise layer in test_layers.py).
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
                                                          "review", "confidence", "torch_twin",
                                                          "encoders", "step_trace",
                                                          "lesion_crops", "bf16_retrain",
                                                          "epoch", "small_lesion_loss",
-                                                         "fused_norm", "fused_batch_norm")
+                                                         "fused_norm", "fused_batch_norm",
+                                                         "longer_training", "depthwise_bf16")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -454,6 +456,30 @@ def test_fused_batch_norm_rows_pair_with_the_readme_run_and_give_both_speed_ups(
     assert [row[3] for row in fused_batch_norm_rows(part)] == [False, False]
     assert [row[3] for row in fused_batch_norm_rows({"skipped": "no native bf16"})] == [
         "not run: no native bf16"] * 2
+
+
+def test_depthwise_bf16_rows_add_the_rescored_readme_run_to_the_retrain():
+    from run import depthwise_bf16_rows
+
+    ratios = {f"{kind}: bf16, {variant} / float32": value for kind, values in
+              [("train", (1.60, 1.63)), ("predict", (1.55, 1.71))]
+              for variant, value in zip(("depthwise in float32",
+                                         "depthwise in bf16 in prediction"), values, strict=True)}
+    part = {"seed 0": {"readme_run": {"plain": {"mean_dice": 0.8869}, "train_seconds": 1902},
+                       "depthwise_bf16": {"plain": {"mean_dice": 0.8872}, "train_seconds": 1950,
+                                          "against_readme_run": {"mean_dice_difference": 0.0003,
+                                                                 "standard_error": 0.0011}},
+                       "readme_run_rescored": {"mean_dice": 0.8866, "against_its_evaluation": {
+                           "mean_dice_difference": -0.0003, "standard_error": 0.0001,
+                           "broken": []}}},
+            "ratios": ratios}
+    dice, speed, rescored = depthwise_bf16_rows(part)
+    assert dice[2:] == ("0.8872 against 0.8869 (+0.0003 ± 0.0011); 32.5 min against 31.7", True)
+    assert speed[2:] == ("train 1.63x (depthwise in float32: 1.60x); predict 1.71x (depthwise "
+                         "in float32: 1.55x)", True)
+    assert rescored[2:] == ("0.8866 (-0.0003 ± 0.0001; 0 images lose 0.2)", False)
+    assert [row[3] for row in depthwise_bf16_rows({"skipped": "no native bf16"})] == [
+        "not run: no native bf16"] * 3
 
 
 def test_epoch_row_is_met_by_the_best_validation_frequency():
