@@ -1,7 +1,7 @@
 """The encoder's depthwise convolutions in bf16 in prediction: the README's bf16 command retrained,
 its model re-scored, and prediction timed.
 
-    .venv/bin/python benchmarks/bench_depthwise_bf16.py          # about 45 min
+    .venv/bin/python benchmarks/bench_depthwise_bf16.py          # about 40 min
     .venv/bin/python benchmarks/bench_depthwise_bf16.py --quick  # a smoke run
 
 Under mixed precision on a CPU the pretrained encoder's depthwise convolutions are
@@ -30,8 +30,8 @@ from segment.layers import FusedBatchNormalization, InstanceNormalization
 
 import bench_isic2018 as isic
 from bench_encoders import BASELINE, QUICK
-from bench_fused_batch_norm import ROUNDS, pair_with_readme_run
-from bench_fused_norm import CANDIDATE, STEPS, step_speeds
+from bench_fused_batch_norm import pair_with_readme_run, train_and_predict_speeds
+from bench_fused_norm import CANDIDATE
 from bench_second_look import changes
 from bench_small_lesion_loss import measure
 
@@ -66,14 +66,7 @@ def main(data, runs, args):
     pair_with_readme_run(data, runs, baseline, seed, "depthwise_bf16", BEFORE_RUN)
     seed["readme_run_rescored"] = rescored(segment.RunFolder(runs / seed["readme_run"]["run"]),
                                            baseline)
-    speeds = step_speeds(baseline, 1 if args.quick else STEPS, VARIANTS, ("train", "predict"),
-                         1 if args.quick else ROUNDS)
-    results["step_images_per_s"] = speeds
-    results["ratios"] = {
-        f"{kind}: {name} / float32": speeds[kind][name] / speeds[kind]["float32"]
-        for kind in speeds for name in speeds[kind] if name != "float32"}
-    return results
-
+    return {**results, **train_and_predict_speeds(baseline, VARIANTS, args.quick)}
 
 if __name__ == "__main__":
     isic.quick_or_full_main(__doc__, main)

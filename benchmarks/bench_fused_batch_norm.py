@@ -47,13 +47,17 @@ def main(data, runs, args):
         return results
     pair_with_readme_run(data, runs, baseline, results["seed 0"], "fused_batch_norm",
                          BASELINE_RUN)
-    speeds = step_speeds(baseline, 1 if args.quick else STEPS, VARIANTS, ("train", "predict"),
-                         1 if args.quick else ROUNDS)
-    results["step_images_per_s"] = speeds
-    results["ratios"] = {
-        f"{kind}: {name} / float32": speeds[kind][name] / speeds[kind]["float32"]
-        for kind in speeds for name in speeds[kind] if name != "float32"}
-    return results
+    return {**results, **train_and_predict_speeds(baseline, VARIANTS, args.quick)}
+
+
+def train_and_predict_speeds(config, variants, quick):
+    """{"step_images_per_s": `step_speeds` of the train step and the prediction of a batch in
+    ROUNDS rounds (one with `quick`), "ratios": each variant's to float32's}."""
+    speeds = step_speeds(config, 1 if quick else STEPS, variants, ("train", "predict"),
+                         1 if quick else ROUNDS)
+    return {"step_images_per_s": speeds,
+            "ratios": {f"{kind}: {name} / float32": speeds[kind][name] / speeds[kind]["float32"]
+                       for kind in speeds for name in speeds[kind] if name != "float32"}}
 
 
 def pair_with_readme_run(data, runs, baseline, seed_results, key, suffix):

@@ -124,7 +124,7 @@ def test_readme_results_tables_are_the_benchmark_record():
                                                                   large["train_seconds"]),
         "that 224² model, `--tta --postprocess`": (large["tta+postprocess"], None),
     }, ("mean_dice", "median_dice", "isic_score", "pooled_dice"))
-    encoders, bf16 = stored["encoders"], stored["fused_norm"]["seed 0"]["fused_norm"]
+    encoders, bf16 = stored["encoders"], stored["depthwise_bf16"]["seed 0"]["depthwise_bf16"]
     assert_rows_match(lines, {
         "that command + `--mixed-precision --validate-every 3`": (bf16["plain"],
                                                                   bf16["train_seconds"]),
