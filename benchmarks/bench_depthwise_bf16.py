@@ -68,5 +68,6 @@ def main(data, runs, args):
                                            baseline)
     return {**results, **train_and_predict_speeds(baseline, VARIANTS, args.quick)}
 
+
 if __name__ == "__main__":
     isic.quick_or_full_main(__doc__, main)
