@@ -29,7 +29,8 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "11": "confidence", "12": "second_look", "13": "torch_twin", "14": "encoders",
              "15": "lesion_crops", "16": "bf16_retrain", "17": "epoch",
              "18": "small_lesion_loss", "19": "first_size", "20": "fused_norm",
-             "21": "fused_batch_norm", "22": "longer_training", "23": "depthwise_bf16"}
+             "21": "fused_batch_norm", "22": "longer_training", "23": "depthwise_bf16",
+             "24": "augmented_training"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
 # variant, and `bench_small_lesion_loss.py --seed N` (bench_first_size.py) one seed; the others'
 # results stay.
@@ -39,7 +40,8 @@ BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "qu
               "backends", "isic2018", "pretrained", "pretrained_tuning", "pretrained_large",
               "review", "confidence", "second_look", "torch_twin", "encoders", "step_trace",
               "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss", "first_size",
-              "fused_norm", "fused_batch_norm", "longer_training", "depthwise_bf16"]
+              "fused_norm", "fused_batch_norm", "longer_training", "depthwise_bf16",
+              "augmented_training"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -170,6 +172,10 @@ def targets(results):
                                 "longer_training"))
     if "depthwise_bf16" in results:
         rows.extend(depthwise_bf16_rows(results["depthwise_bf16"]))
+    if "augmented_training" in results:
+        rows.extend(seeded_rows(results["augmented_training"],
+                                "24 augmented training (--augment full, 20 epochs)",
+                                "augmented_training"))
     return rows
 
 
@@ -258,9 +264,9 @@ def first_size_rows(part):
 
 def seeded_rows(part, label, key):
     """For each training seed of a part measured per seed (bench_small_lesion_loss.py,
-    bench_first_size.py, bench_longer_training.py), its candidate `part[seed][key]` against
-    the bf16 Lite0 run of the same seed (with the gain on the small lesions alone where the
-    seed's run measured it)."""
+    bench_first_size.py, bench_longer_training.py, bench_augmented_training.py), its candidate
+    `part[seed][key]` against the bf16 Lite0 run of the same seed (with the gain on the small
+    lesions alone where the seed's run measured it)."""
     seeds = sorted((name for name in part if name.startswith("seed ") and key in part[name]),
                    key=lambda name: int(name[5:]))
     if not seeds:
