@@ -30,17 +30,18 @@ def main(data, runs, args):
     return readme_command_variant(data, runs, args, {}, "epochs", "longer_training", "fused-bn")
 
 
-def readme_command_variant(data, runs, args, changes, suffix, key, readme_suffix):
-    """The README's bf16 command with `changes` over `EPOCHS` epochs (run folder
+def readme_command_variant(data, runs, args, changes, suffix, key, readme_suffix, epochs=EPOCHS):
+    """The README's bf16 command with `changes` over `epochs` epochs (run folder
     ...-bf16-<epochs><suffix>, results under `key`), scored, paired with the bf16 run before the
     norm kernels and with the README's run of the same code (run folder ...-bf16-<readme_suffix>,
     trained when missing)."""
     baseline = QUICK if args.quick else BASELINE
-    candidate = {**README_BF16, **changes, "epochs": QUICK_EPOCHS if args.quick else EPOCHS}
+    candidate = {**README_BF16, **changes, "epochs": QUICK_EPOCHS if args.quick else epochs}
     results = measure(data, runs, baseline, 0, candidate, f"{candidate['epochs']}{suffix}", key)
     if "skipped" not in results:
         pair_with_readme_run(data, runs, baseline, results["seed 0"], key, readme_suffix)
     return results
+
 
 if __name__ == "__main__":
     isic.quick_or_full_main(__doc__, main)

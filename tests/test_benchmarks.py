@@ -32,9 +32,9 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # bench_bf16_retrain.py and bench_small_lesion_loss.py train two Lite0 networks each,
     # bench_epoch.py one for 7 epochs, bench_fused_norm.py, bench_fused_batch_norm.py,
     # bench_longer_training.py, bench_augmented_training.py (the augmentation itself in
-    # test_augment.py) and bench_depthwise_bf16.py one each; their rows are tested below
-    # (validate_every itself in test_training.py, the small-lesion loss in test_losses.py, the
-    # fused norm kernels and the depthwise layer in test_layers.py).
+    # test_augment.py), bench_larger_input.py and bench_depthwise_bf16.py one each; their rows
+    # are tested below (validate_every itself in test_training.py, the small-lesion loss in
+    # test_losses.py, the fused norm kernels and the depthwise layer in test_layers.py).
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
                                                          "review", "confidence", "torch_twin",
                                                          "encoders", "step_trace",
@@ -42,7 +42,7 @@ def test_quick_run_writes_results_and_targets(tmp_path):
                                                          "epoch", "small_lesion_loss",
                                                          "fused_norm", "fused_batch_norm",
                                                          "longer_training", "depthwise_bf16",
-                                                         "augmented_training")
+                                                         "augmented_training", "larger_input")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
