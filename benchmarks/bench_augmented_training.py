@@ -21,13 +21,10 @@ the difference. On a CPU without native bf16 the benchmark says so and trains no
 Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
 """
 
-import segment
-
 import bench_isic2018 as isic
 from bench_encoders import BASELINE, QUICK
-from bench_fused_norm import CANDIDATE as README_BF16
+from bench_fused_batch_norm import pair_with_readme_run
 from bench_longer_training import EPOCHS, QUICK_EPOCHS, readme_command_variant
-from bench_second_look import changes
 
 KEY = "augmented_training"
 
@@ -37,16 +34,8 @@ def main(data, runs, args):
                                      "depthwise-bf16")
     if "skipped" not in results:
         baseline, epochs = (QUICK, QUICK_EPOCHS) if args.quick else (BASELINE, EPOCHS)
-        _, unaugmented = isic.trained(
-            data, runs / f"isic2018-{baseline.data.image_size[0]}-lite0-bf16-{epochs}epochs",
-            baseline.replace(precision="mixed", epochs=epochs, **README_BF16), copied_data=True)
-        seed = results["seed 0"]
-        candidate_dice = isic.test_dice(segment.RunFolder(runs / seed[KEY]["run"]))
-        unaugmented_dice = isic.test_dice(unaugmented)
-        seed["unaugmented"] = {"run": unaugmented.path.name, **isic.run_scores(unaugmented)}
-        seed[KEY]["against_unaugmented"] = {
-            **isic.paired_difference(candidate_dice, unaugmented_dice),
-            **changes(candidate_dice, unaugmented_dice)}
+        pair_with_readme_run(data, runs, baseline, results["seed 0"], KEY, f"{epochs}epochs",
+                             {"epochs": epochs}, "unaugmented")
     return results
 
 

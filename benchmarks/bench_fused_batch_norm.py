@@ -60,21 +60,20 @@ def train_and_predict_speeds(config, variants, quick):
                        for kind in speeds for name in speeds[kind] if name != "float32"}}
 
 
-def pair_with_readme_run(data, runs, baseline, seed_results, key, suffix):
-    """Add the README's bf16 run (`baseline` in bf16 with `--validate-every 3`; run folder
-    ...-bf16-<suffix>, trained when missing) to `seed_results`, and pair candidate `key` with it
-    image by image."""
+def pair_with_readme_run(data, runs, baseline, seed_results, key, suffix, settings=None,
+                         name="readme_run"):
+    """Add the README's bf16 run (`baseline` in bf16 with `--validate-every 3` and `settings`
+    replaced; run folder ...-bf16-<suffix>, trained when missing) to `seed_results` under
+    `name`, and pair candidate `key` with it image by image (under `against_<name>`)."""
     side = baseline.data.image_size[0]
-    readme_run = segment.RunFolder(runs / f"isic2018-{side}-lite0-bf16-{suffix}")
-    isic.trained(data, readme_run.path, baseline.replace(precision="mixed", **CANDIDATE),
-                 copied_data=True)
-    readme_dice = isic.test_dice(readme_run)
+    run = segment.RunFolder(runs / f"isic2018-{side}-lite0-bf16-{suffix}")
+    isic.trained(data, run.path, baseline.replace(precision="mixed", **CANDIDATE,
+                                                  **(settings or {})), copied_data=True)
+    run_dice = isic.test_dice(run)
     candidate_dice = isic.test_dice(segment.RunFolder(runs / seed_results[key]["run"]))
-    seed_results["readme_run"] = {"run": readme_run.path.name, **isic.run_scores(readme_run)}
-    seed_results[key]["against_readme_run"] = {**isic.paired_difference(candidate_dice,
-                                                                        readme_dice),
-                                               **changes(candidate_dice, readme_dice)}
-
+    seed_results[name] = {"run": run.path.name, **isic.run_scores(run)}
+    seed_results[key][f"against_{name}"] = {**isic.paired_difference(candidate_dice, run_dice),
+                                            **changes(candidate_dice, run_dice)}
 
 if __name__ == "__main__":
     isic.quick_or_full_main(__doc__, main)
