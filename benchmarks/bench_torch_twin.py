@@ -12,7 +12,9 @@ PyTorch twin (`torch_twin.py`, same weights, same outputs: tests/test_torch_twin
 and 224x224, batch 8, random data, in one process. Modes:
 
 - keras float32, and keras mixed_bfloat16 where the CPU computes bf16 natively, each traced
-  once (`train_on_batch`, `predict_on_batch`: graphs, XLA off, as the library trains);
+  once (`train_on_batch`, `predict_on_batch`: graphs, XLA off, as the library trains); the
+  prediction is that of the copy the library predicts with, its batch norms folded into its
+  convolutions (`segment.batch_norm_folding.folded_for_prediction`);
 - torch float32 eager, torch bf16 autocast eager, and with --compile torch.compile of the float32
   step (its compile time is recorded).
 
@@ -29,6 +31,7 @@ import json
 import time
 
 import segment
+from segment.batch_norm_folding import folded_for_prediction
 from segment.runtime import cpu_has_native_bf16
 from segment.training import compile_model
 
@@ -53,8 +56,9 @@ def keras_modes(size, bf16):
         segment.set_seed(0)
         model = compile_model(segment.create_model((size, size, 3), encoder="efficientnet_lite0",
                                                    dtype_policy=policy))
+        predicting = folded_for_prediction(model)  # as the library predicts
         modes[name] = (lambda model=model: model.train_on_batch(images, masks),
-                       lambda model=model: model.predict_on_batch(images))
+                       lambda predicting=predicting: predicting.predict_on_batch(images))
     return modes
 
 

@@ -30,7 +30,7 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "15": "lesion_crops", "16": "bf16_retrain", "17": "epoch",
              "18": "small_lesion_loss", "19": "first_size", "20": "fused_norm",
              "21": "fused_batch_norm", "22": "longer_training", "23": "depthwise_bf16",
-             "24": "augmented_training", "25": "larger_input"}
+             "24": "augmented_training", "25": "larger_input", "26": "folded_prediction"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
 # variant, and `bench_small_lesion_loss.py --seed N` (bench_first_size.py) one seed; the others'
 # results stay.
@@ -41,7 +41,7 @@ BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "qu
               "review", "confidence", "second_look", "torch_twin", "encoders", "step_trace",
               "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss", "first_size",
               "fused_norm", "fused_batch_norm", "longer_training", "depthwise_bf16",
-              "augmented_training", "larger_input"]
+              "augmented_training", "larger_input", "folded_prediction"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -179,6 +179,8 @@ def targets(results):
     if "larger_input" in results:
         rows.extend(seeded_rows(results["larger_input"], "25 larger input (288x288)",
                                 "larger_input"))
+    if "folded_prediction" in results:
+        rows.extend(folded_prediction_rows(results["folded_prediction"]))
     return rows
 
 
@@ -386,6 +388,27 @@ def depthwise_bf16_rows(part):
     return [*rows, (label, target, f"{rescored['mean_dice']:.4f} ({difference:+.4f} ± "
                                    f"{error:.4f}; {len(paired['broken'])} images lose 0.2)",
                     abs(difference) < 2 * error)]
+
+
+def folded_prediction_rows(part):
+    """Row 26: the README's bf16 run predicting with the encoder's batch norms folded, against
+    the same evaluations without the fold; and the fold's speed-up of prediction."""
+    label = "26 batch norms folded in prediction"
+    scores = ("the README's bf16 Lite0 224x224 run predicting with its batch norms folded: test "
+              "mean dice (plain; TTA + pp) within noise of the same evaluation without the fold "
+              "(paired: within 2 standard errors)")
+    speed = "prediction of a batch with the fold at least as fast as without (float32; bf16)"
+    if "ratios" not in part:
+        return [(label, scores, "-", not_run(part)), (label, speed, "-", not_run(part))]
+    rescored = [part["rescored"][name] for name in ("plain", "tta+postprocess")]
+    paired = [each["against_without_the_fold"] for each in rescored]
+    ratios = [part["ratios"][f"{precision}: folded / as built"]
+              for precision in ("float32", "bf16")]
+    return [(label, scores, "; ".join(
+        f"{each['mean_dice']:.4f} ({pair['mean_dice_difference']:+.4f} ± "
+        f"{pair['standard_error']:.4f})" for each, pair in zip(rescored, paired, strict=True)),
+        all(abs(pair["mean_dice_difference"]) < 2 * pair["standard_error"] for pair in paired)),
+        (label, speed, "; ".join(f"{ratio:.2f}x" for ratio in ratios), min(ratios) >= 1.0)]
 
 
 def torch_twin_rows(twin):

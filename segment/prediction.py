@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .batch_norm_folding import folded_for_prediction
 from .confidence import flip_agreement, least_confident, mask_confidence
 from .config import EvalConfig, with_overrides
 from .data import Pair, as_pair, list_image_files
@@ -232,8 +233,11 @@ def iter_probabilities(model, items, image_size, config, progress, skipped):
     probabilities' `mask_confidence`, times, with `config.tta`, the flip views' agreement
     (`flip_agreement`; an ensemble's models' agreements averaged). With `config.second_look`,
     an image whose lesion the first pass found gets the second look's probabilities instead, at
-    the item's own size (the first model's network size when `original_size` is False)."""
-    members = predicting_models(model, image_size)
+    the item's own size (the first model's network size when `original_size` is False).
+    Each model predicts with its batch norms folded into its convolutions
+    (`batch_norm_folding.folded_for_prediction`)."""
+    members = [(folded_for_prediction(member), size)
+               for member, size in predicting_models(model, image_size)]
     batch_items, batch_inputs = [], []  # inputs: one uint8 image per member and item
     # disable=None: tqdm draws only on a terminal, so a log file gets no bar redraws.
     for item in tqdm(list(items), desc="predict", unit="image",

@@ -32,9 +32,10 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # bench_bf16_retrain.py and bench_small_lesion_loss.py train two Lite0 networks each,
     # bench_epoch.py one for 7 epochs, bench_fused_norm.py, bench_fused_batch_norm.py,
     # bench_longer_training.py, bench_augmented_training.py (the augmentation itself in
-    # test_augment.py), bench_larger_input.py and bench_depthwise_bf16.py one each; their rows
-    # are tested below (validate_every itself in test_training.py, the small-lesion loss in
-    # test_losses.py, the fused norm kernels and the depthwise layer in test_layers.py).
+    # test_augment.py), bench_larger_input.py and bench_depthwise_bf16.py one each, and
+    # bench_folded_prediction.py re-scores one (the fold itself: test_batch_norm_folding.py);
+    # their rows are tested below (validate_every itself in test_training.py, the small-lesion
+    # loss in test_losses.py, the fused norm kernels and the depthwise layer in test_layers.py).
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
                                                          "review", "confidence", "torch_twin",
                                                          "encoders", "step_trace",
@@ -42,7 +43,8 @@ def test_quick_run_writes_results_and_targets(tmp_path):
                                                          "epoch", "small_lesion_loss",
                                                          "fused_norm", "fused_batch_norm",
                                                          "longer_training", "depthwise_bf16",
-                                                         "augmented_training", "larger_input")
+                                                         "augmented_training", "larger_input",
+                                                         "folded_prediction")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -482,6 +484,23 @@ def test_depthwise_bf16_rows_add_the_rescored_readme_run_to_the_retrain():
     assert rescored[2:] == ("0.8866 (-0.0003 ± 0.0001; 0 images lose 0.2)", False)
     assert [row[3] for row in depthwise_bf16_rows({"skipped": "no native bf16"})] == [
         "not run: no native bf16"] * 3
+
+
+def test_folded_prediction_rows_pair_both_evaluations_and_judge_the_speed_up():
+    from run import folded_prediction_rows
+
+    def rescored(mean, difference, error):
+        return {"mean_dice": mean, "against_without_the_fold": {
+            "mean_dice_difference": difference, "standard_error": error}}
+
+    part = {"rescored": {"plain": rescored(0.8868, 0.00001, 0.0002),
+                         "tta+postprocess": rescored(0.8950, -0.0005, 0.0002)},
+            "ratios": {"float32: folded / as built": 1.08, "bf16: folded / as built": 0.97}}
+    scores, speed = folded_prediction_rows(part)
+    assert scores[2:] == ("0.8868 (+0.0000 ± 0.0002); 0.8950 (-0.0005 ± 0.0002)", False)
+    assert speed[2:] == ("1.08x; 0.97x", False)
+    assert [row[3] for row in folded_prediction_rows({"skipped": "no native bf16"})] == [
+        "not run: no native bf16"] * 2
 
 
 def test_epoch_row_is_met_by_the_best_validation_frequency():
