@@ -1,6 +1,9 @@
 """Prediction with each batch norm folded into the bias-free convolution before it: the same
 probabilities, the copy kept per model and refreshed from its weights on every call."""
 
+import gc
+import weakref
+
 import segment
 from segment.batch_norm_folding import foldable_pairs, folded_for_prediction
 from segment.layers import Float32TrainingDepthwiseConv2D, FusedBatchNormalization
@@ -67,6 +70,10 @@ def test_the_copy_is_kept_and_follows_the_models_weights():
     assert again is folded
     np.testing.assert_allclose(again.predict_on_batch(IMAGES), model.predict_on_batch(IMAGES),
                                atol=1e-5)
+    alive = weakref.ref(model)
+    del model, folded, again
+    gc.collect()
+    assert alive() is None  # the kept copy does not keep its model in memory
 
 
 def test_under_mixed_bfloat16_the_copy_keeps_the_layers_and_predicts_within_bf16_rounding():
