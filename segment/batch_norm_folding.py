@@ -7,7 +7,7 @@ whose kernel is scaled per output channel and which adds a bias:
     kernel' = kernel * s,  bias' = beta - moving_mean * s,  s = gamma / sqrt(moving_var + eps)
 
 oneDNN then computes the convolution, the bias and the ReLU6 after it as one kernel. The
-pretrained encoders (`segment.efficientnet`) have 49 (Lite0) such pairs; folding them made the
+U-Net on a pretrained encoder (`segment.efficientnet`) has 48 such pairs; folding them made the
 bf16 prediction of the Lite0 U-Net at 224x224 about 1.17x as fast on a 2-core AMD EPYC with
 native bf16 (docs/RESULTS.md, "The encoder's batch norms folded into its convolutions").
 The paper's own network has no batch norm, so it predicts as it is.
@@ -23,7 +23,7 @@ import numpy as np
 __all__ = ["folded_for_prediction", "foldable_pairs"]
 
 _CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)  # subclasses included
-_copies = weakref.WeakKeyDictionary()  # model -> (its folded copy, {copy layer: folded pair})
+_copies = weakref.WeakKeyDictionary()  # model -> (its copy, {position: (conv, batch norm)})
 
 
 def foldable_pairs(model):
@@ -63,25 +63,27 @@ def folded_for_prediction(model):
         return model
     if model not in _copies:
         _copies[model] = _fold_structure(model, pairs)
-    copy, folded_of = _copies[model]
-    for original, layer in zip(_all_layers(model), _all_layers(copy), strict=True):
-        if layer.name in folded_of:
-            layer.set_weights(_folded_weights(*folded_of[layer.name]))
+    copy, folded_at = _copies[model]
+    for position, (original, layer) in enumerate(zip(_all_layers(model), _all_layers(copy),
+                                                     strict=True)):
+        if position in folded_at:
+            layer.set_weights(_folded_weights(*folded_at[position]))
         elif not isinstance(layer, keras.Model) and layer.weights:
             layer.set_weights(original.get_weights())
     return copy
 
 
 def _fold_structure(model, pairs):
-    """(the copy with the pairs' layers replaced, {convolution's name: (conv, batch norm)})."""
-    convolutions = {id(conv) for conv, _ in pairs}
+    """(the copy with the pairs' layers replaced, {the convolution's position in `_all_layers`:
+    (conv, batch norm)})."""
+    norm_of = {id(conv): norm for conv, norm in pairs}
     norms = {id(norm) for _, norm in pairs}
 
     def clone(layer):
         if id(layer) in norms:
             return keras.layers.Identity(name=layer.name, dtype=layer.dtype_policy)
         config = layer.get_config()
-        if id(layer) in convolutions:
+        if id(layer) in norm_of:
             config["use_bias"] = True
         return layer.__class__.from_config(config)
 
@@ -90,7 +92,8 @@ def _fold_structure(model, pairs):
 
     copy = keras.models.clone_model(model, clone_function=clone, call_function=call,
                                     recursive=True)
-    return copy, {conv.name: (conv, norm) for conv, norm in pairs}
+    return copy, {position: (layer, norm_of[id(layer)])
+                  for position, layer in enumerate(_all_layers(model)) if id(layer) in norm_of}
 
 
 def _folded_weights(conv, norm):
