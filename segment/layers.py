@@ -138,7 +138,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     and offset in float32, so the result agrees to bfloat16's precision; on a 2-core AMD EPYC
     with native bfloat16 it made the prediction of the EfficientNet-Lite0 U-Net at 224x224
     5-10 % faster in three windows of four (benchmarks/RESULTS.md, row 21). The pretrained encoders
-    (`segment.efficientnet`) use it. In training, frozen or not, it is Keras' layer unchanged:
+    (`segment.efficientnet`) use it. The library's prediction now folds these norms into their
+    convolutions instead (`segment.batch_norm_folding`), so the kernel serves validation and a
+    model's own `predict`. In training, frozen or not, it is Keras' layer unchanged:
     there the kernel gained nothing measurable, and training stays exactly what it was. Float32,
     JAX and PyTorch are Keras' layer too; a model saved with Keras' own layer loads as it was
     saved.
