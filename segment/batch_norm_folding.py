@@ -20,6 +20,8 @@ import weakref
 import keras
 import numpy as np
 
+from .model import nested_models
+
 __all__ = ["folded_for_prediction", "foldable_pairs"]
 
 _CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)  # subclasses included
@@ -113,7 +115,6 @@ def _folded_weights(conv, norm):
 
 
 def _all_layers(model):
-    """Every layer of `model` and of the models nested in it, depth first (a nested model
-    listed before its layers)."""
-    return [layer for top in model.layers
-            for layer in ([top, *_all_layers(top)] if isinstance(top, keras.Model) else [top])]
+    """Every layer of `model` and of the models nested in it (a nested model is listed among
+    its parent's layers too), in one fixed order for a model and its copy."""
+    return [layer for nested in nested_models(model) for layer in nested.layers]

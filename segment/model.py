@@ -32,7 +32,7 @@ from .layers import InstanceNormalization
 from .runtime import backend_has_gpu
 
 __all__ = ["any_input_size", "batch_norms_train", "create_model", "encoder_settings",
-           "float32_depthwise_training", "pretrained_encoder"]
+           "float32_depthwise_training", "nested_models", "pretrained_encoder"]
 
 _FEATURES = "{encoder}_features"  # the nested encoder model's name: efficientnet_lite0_features
 _STANDARDIZE_EPSILON = 1e-5  # added to each channel's variance; [0, 1] pixels vary by ~1e-2
@@ -217,7 +217,7 @@ def any_input_size(model):
         ...     tuple(model(np.zeros((1, 32, 32, 3))).shape)
         (1, 32, 32, 1)
     """
-    checks = [(nested, nested.input_spec) for nested in _nested_models(model)]
+    checks = [(nested, nested.input_spec) for nested in nested_models(model)]
     try:
         for nested, specs in checks:
             nested.input_spec = [keras.InputSpec(shape=(None, None, None, spec.shape[-1]))
@@ -228,10 +228,10 @@ def any_input_size(model):
             nested.input_spec = specs
 
 
-def _nested_models(model):
+def nested_models(model):
     """`model` and every keras.Model among its layers, depth first."""
     return [model, *(nested for layer in model.layers if isinstance(layer, keras.Model)
-                     for nested in _nested_models(layer))]
+                     for nested in nested_models(layer))]
 
 
 def float32_depthwise_training(dtype_policy):
