@@ -138,49 +138,9 @@ def targets(results):
     rows += isic2018_targets(results.get("isic2018", {}), results.get("data", {}))
     rows += pretrained_targets(results.get("pretrained", {}),
                                results.get("isic2018", {}).get("peer", {}))
-    if "pretrained_tuning" in results:
-        rows.append(pretrained_tuning_row(results["pretrained_tuning"]))
-    if "pretrained_large" in results:
-        rows += pretrained_large_rows(results["pretrained_large"])
-    if "review" in results:
-        rows.append(review_row(results["review"]))
-    if "confidence" in results:
-        rows.append(confidence_row(results["confidence"]))
-    if "second_look" in results:
-        rows.append(second_look_row(results["second_look"]))
-    if "torch_twin" in results:
-        rows += torch_twin_rows(results["torch_twin"])
-    if "encoders" in results:
-        rows += encoder_rows(results["encoders"])
-    if "lesion_crops" in results:
-        rows.append(lesion_crops_row(results["lesion_crops"]))
-    if "bf16_retrain" in results:
-        rows.append(bf16_retrain_row(results["bf16_retrain"]))
-    if "epoch" in results:
-        rows.append(epoch_row(results["epoch"]))
-    if "small_lesion_loss" in results:
-        rows.extend(seeded_rows(results["small_lesion_loss"], "18 small-lesion loss",
-                                "small_lesion_loss"))
-    if "first_size" in results:
-        rows.extend(first_size_rows(results["first_size"]))
-    if "fused_norm" in results:
-        rows.extend(fused_norm_rows(results["fused_norm"]))
-    if "fused_batch_norm" in results:
-        rows.extend(fused_batch_norm_rows(results["fused_batch_norm"]))
-    if "longer_training" in results:
-        rows.extend(seeded_rows(results["longer_training"], "22 longer training (20 epochs)",
-                                "longer_training"))
-    if "depthwise_bf16" in results:
-        rows.extend(depthwise_bf16_rows(results["depthwise_bf16"]))
-    if "augmented_training" in results:
-        rows.extend(seeded_rows(results["augmented_training"],
-                                "24 augmented training (--augment full, 20 epochs)",
-                                "augmented_training"))
-    if "larger_input" in results:
-        rows.extend(seeded_rows(results["larger_input"], "25 larger input (288x288)",
-                                "larger_input"))
-    if "folded_prediction" in results:
-        rows.extend(folded_prediction_rows(results["folded_prediction"]))
+    for part, make_rows in _PART_ROWS:
+        if part in results:
+            rows += make_rows(results[part])
     return rows
 
 
@@ -679,6 +639,35 @@ def quality_targets(quality):
     minutes = isic["train_seconds"] / 60
     return [(name, target, f"{dice:.3f} (TTA + post-processing) after {minutes:.1f} min",
              dice >= 0.92 and isic["train_seconds"] <= quality["budget_seconds"])]
+
+
+# (results key, the function of results[key] that makes its target rows), in the table's order
+_PART_ROWS = [
+    ("pretrained_tuning", lambda part: [pretrained_tuning_row(part)]),
+    ("pretrained_large", pretrained_large_rows),
+    ("review", lambda part: [review_row(part)]),
+    ("confidence", lambda part: [confidence_row(part)]),
+    ("second_look", lambda part: [second_look_row(part)]),
+    ("torch_twin", torch_twin_rows),
+    ("encoders", encoder_rows),
+    ("lesion_crops", lambda part: [lesion_crops_row(part)]),
+    ("bf16_retrain", lambda part: [bf16_retrain_row(part)]),
+    ("epoch", lambda part: [epoch_row(part)]),
+    ("small_lesion_loss",
+     lambda part: seeded_rows(part, "18 small-lesion loss", "small_lesion_loss")),
+    ("first_size", first_size_rows),
+    ("fused_norm", fused_norm_rows),
+    ("fused_batch_norm", fused_batch_norm_rows),
+    ("longer_training",
+     lambda part: seeded_rows(part, "22 longer training (20 epochs)", "longer_training")),
+    ("depthwise_bf16", depthwise_bf16_rows),
+    ("augmented_training",
+     lambda part: seeded_rows(part, "24 augmented training (--augment full, 20 epochs)",
+                              "augmented_training")),
+    ("larger_input",
+     lambda part: seeded_rows(part, "25 larger input (288x288)", "larger_input")),
+    ("folded_prediction", folded_prediction_rows),
+]
 
 
 def scored_runs(tree, path=()):
