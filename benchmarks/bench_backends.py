@@ -16,8 +16,6 @@ Prints one JSON object; benchmarks/RESULTS.md records the numbers.
 import argparse
 import json
 import os
-import subprocess
-import sys
 
 BACKENDS = ["tensorflow", "jax", "torch"]
 
@@ -41,11 +39,10 @@ def measure(size, batch, steps, depth):
 
 
 def run_child(backend, size, batch, steps, depth):
+    from measure import child_json
+
     environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run([sys.executable, __file__, "--child", str(size), str(batch),
-                           str(steps), str(depth)], capture_output=True, text=True,
-                          env=environment, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child_json(__file__, "--child", size, batch, steps, depth, env=environment)
 
 
 def main():

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -35,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import segment  # noqa: E402
 
 import numpy as np  # noqa: E402
-from measure import current_rss_mb, peak_rss_mb, run_eagerly, seconds  # noqa: E402
+from measure import child_json, current_rss_mb, peak_rss_mb, run_eagerly, seconds  # noqa: E402
 from PIL import Image  # noqa: E402
 
 ISIC_SIZE = (767, 1022)  # (height, width) of most ISIC 2018 images
@@ -155,11 +154,9 @@ def memory(num_totals, size, caches, quick=False):
         with tempfile.TemporaryDirectory() as folder:
             isic_like_set(Path(folder), min(num_total, 50), num_total, size)
             for cache in caches:
-                done = subprocess.run([sys.executable, __file__, "--memory-child", folder,
-                                       cache, *(["--quick"] if quick else [])],
-                                      capture_output=True, text=True, check=True)
+                result = child_json(__file__, "--memory-child", folder, cache,
+                                    *(["--quick"] if quick else []))
                 shutil.rmtree(Path(folder) / "cache", ignore_errors=True)
-                result = json.loads(done.stdout.strip().splitlines()[-1])
                 results[f"{cache}_{num_total}"] = result
                 print(f"  {cache} cache, {num_total} files: {result}", file=sys.stderr)
     small, large = num_totals

@@ -16,12 +16,11 @@ Prints one JSON object; benchmarks/RESULTS.md records the numbers.
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from measure import peak_rss_mb, random_batch, seconds  # noqa: E402
+from measure import child_json, peak_rss_mb, random_batch, seconds  # noqa: E402
 
 BATCH = 16
 
@@ -76,12 +75,6 @@ def memory(args):
     print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 
 
-def child(*arguments):
-    done = subprocess.run([sys.executable, __file__, *map(str, arguments)], capture_output=True,
-                          text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -100,16 +93,16 @@ def main():
     steps, size, rounds, depth = (1, 32, 1, 3) if args.quick else (8, 128, 3, 5)
     print(f"mirrored overhead: {size}^2, batch 16, {rounds} rounds of {steps} steps ...",
           file=sys.stderr)
-    speeds = child("--part", "overhead", "--steps", steps, "--size", size, "--rounds", rounds,
-                   "--depth", depth)
+    speeds = child_json(__file__, "--part", "overhead", "--steps", steps, "--size", size,
+                        "--rounds", rounds, "--depth", depth)
     best = speeds["best"]
     results = {"images_per_s": speeds,
                "mirrored_relative_speed": best["mirrored_2_cpu"] / best["single"],
                "memory_mb_per_image": {}}
     for size in [] if args.quick else [256, 512]:  # quick: no memory children
         print(f"memory at {size}^2 ...", file=sys.stderr)
-        peaks = [child("--part", "memory", "--size", size, "--batch", batch)["peak_rss_mb"]
-                 for batch in (2, 4)]
+        peaks = [child_json(__file__, "--part", "memory", "--size", size,
+                            "--batch", batch)["peak_rss_mb"] for batch in (2, 4)]
         results["memory_mb_per_image"][f"{size}x{size}"] = (peaks[1] - peaks[0]) / 2
         results[f"peak_rss_mb_batch_2_4_{size}"] = peaks
     print(json.dumps(results, indent=2))

@@ -13,6 +13,8 @@ the same thing whichever script made it:
 - `train_images_per_second(model, batch, steps)`: a compiled Keras model's train step on
   `random_batch` data at its input size.
 - `run_eagerly()`: for --quick smoke runs, which check code paths and not speed.
+- `child_json(script, *arguments, env=None)`: run a script in a fresh Python (a clean process
+  for memory, or another backend) and return the JSON object its last output line prints.
 - `peak_rss_mb()` / `current_rss_mb()`: this process's resident memory. `ru_maxrss` is not
   used: Linux keeps it across fork and exec, so a child started by a big benchmark process
   reports its parent's peak; VmHWM (the peak) and VmRSS (now) in /proc/self/status belong to
@@ -20,6 +22,9 @@ the same thing whichever script made it:
 """
 
 import functools
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -97,3 +102,11 @@ def peak_rss_mb():
 def current_rss_mb():
     """Resident memory of this process now, in MB."""
     return _status_mb("VmRSS")
+
+
+def child_json(script, *arguments, env=None):
+    """The JSON object the last stdout line of `python script *arguments` prints (in `env`,
+    else this process's environment); raises CalledProcessError if it fails."""
+    done = subprocess.run([sys.executable, str(script), *map(str, arguments)],
+                          capture_output=True, text=True, env=env, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
