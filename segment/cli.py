@@ -13,7 +13,6 @@ the depth cannot halve, a batch size of 0, a threshold outside (0, 1)) and error
 with exit status 2 and one line on stderr, not a traceback, before anything is written.
 """
 
-import argparse
 import logging
 import os
 import subprocess
@@ -231,7 +230,6 @@ def _common_arguments(parser):
 def _train_parser():
     parser = OneLineParser(
         prog="driver_train_save_evaluate.py",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Load image/mask pairs, split them 6:2:2, train the Improved UNet, save it "
                     "and evaluate it on the test part. Without --images a synthetic data set is "
                     "made and used. Started again with the same --run-dir and settings after "
@@ -299,7 +297,7 @@ def _train_parser():
                             "--batch-size is the global batch")
     model.add_argument("--cpu-devices", type=positive_int, default=None, metavar="N",
                        help="split the CPU into N logical devices (to try --distribute "
-                            "mirrored without GPUs)")
+                            "mirrored without GPUs; default: one device)")
     model.add_argument("--mixed-precision", action="store_true",
                        help="mixed_float16 on GPU, mixed_bfloat16 on CPUs with native bf16 "
                             "(float32 with a warning elsewhere)")
@@ -322,7 +320,8 @@ def _train_parser():
                           help="soft dice per image, binary cross-entropy + dice, or that "
                                "with images whose lesion covers under 5 %% of the view weighted 3x")
     training.add_argument("--early-stopping", type=positive_int, default=None, metavar="EPOCHS",
-                          help="stop after this many epochs without a better validation dice")
+                          help="stop after this many epochs without a better validation dice "
+                               "(default: off)")
     training.add_argument("--validate-every", type=positive_int, default=TrainConfig.validate_every,
                           metavar="EPOCHS",
                           help="validate after every this many epochs and after the last; the "
@@ -336,7 +335,6 @@ def _train_parser():
 def _evaluate_parser():
     parser = OneLineParser(
         prog="driver_load_evaluate.py",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Load a saved model (.keras, a legacy tensorflow-addons .h5, or a "
                     "TensorFlow SavedModel folder, for inference only) and evaluate it on the "
                     "test part of its split manifest or on a folder of pairs, writing a report; "

@@ -10,13 +10,29 @@ import argparse
 
 from .config import EvalConfig, ModelConfig, TrainConfig
 
-__all__ = ["OneLineParser", "add_evaluation_arguments", "add_schedule_arguments",
-           "check_train_arguments", "evaluation_settings", "float_in", "image_size", "int_from",
-           "positive_int"]
+__all__ = ["DefaultsHelpFormatter", "OneLineParser", "add_evaluation_arguments",
+           "add_schedule_arguments", "check_train_arguments", "evaluation_settings", "float_in",
+           "image_size", "int_from", "positive_int"]
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's formatter that ends each flag's help with "(default: X)", once: not where the
+    help gives its default itself ("(default: ...)" or "[value]") or there is none to show
+    (None: the setting comes from a config; False: a switch left off)."""
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        if action.default is None or action.default is False or "(default:" in help_text:
+            return help_text
+        return super()._get_help_string(action)
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line: `error: ...`, exit status 2."""
+    """An ArgumentParser whose usage errors are one line: `error: ...`, exit status 2, and
+    whose help shows each flag's default once (`DefaultsHelpFormatter`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{"formatter_class": DefaultsHelpFormatter, **kwargs})
 
     def error(self, message):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
@@ -122,7 +138,7 @@ def add_schedule_arguments(training):
     training.add_argument("--first-size", type=image_size, default=None,
                           help="train the first --first-epochs epochs at this smaller network "
                                "input (N or HxW), the rest at --size; validation, the saved "
-                               "model and evaluation stay at --size")
+                               "model and evaluation stay at --size (default: off)")
     training.add_argument("--first-epochs", type=int_from(0), default=TrainConfig.first_epochs,
                           metavar="EPOCHS", help="epochs at --first-size, below --epochs")
 

@@ -371,6 +371,9 @@ def test_help_documents_every_flag_with_the_configs_default(main, defaults, capf
     entries = help_entries(done.stdout)
     for flag, shown in defaults.items():
         assert shown in entries[flag], (flag, entries[flag])
+    for flag, entry in entries.items():  # each default said once, and none that says nothing
+        assert entry.count("(default:") <= 1, (flag, entry)
+        assert "(default: None)" not in entry and "(default: False)" not in entry, (flag, entry)
 
 
 @pytest.mark.slow
