@@ -17,8 +17,8 @@ __all__ = ["DefaultsHelpFormatter", "OneLineParser", "add_evaluation_arguments",
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """argparse's formatter that ends each flag's help with "(default: X)", once: not where the
-    help gives its default itself ("(default: ...)" or "[value]") or there is none to show
-    (None: the setting comes from a config; False: a switch left off)."""
+    help says "(default: ...)" itself, nor where there is none to show (None: the value comes
+    from a config, whose default the help gives as "[value]"; False: a switch left off)."""
 
     def _get_help_string(self, action):
         help_text = action.help or ""
