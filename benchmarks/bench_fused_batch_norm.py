@@ -75,5 +75,6 @@ def pair_with_readme_run(data, runs, baseline, seed_results, key, suffix, settin
     seed_results[key][f"against_{name}"] = {**isic.paired_difference(candidate_dice, run_dice),
                                             **changes(candidate_dice, run_dice)}
 
+
 if __name__ == "__main__":
     isic.quick_or_full_main(__doc__, main)
