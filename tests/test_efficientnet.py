@@ -63,17 +63,20 @@ def test_logits_equal_the_reference_pytorch_model(variant, side):
     assert trainable == sum(parameter.numel() for parameter in reference.parameters())
 
 
-def test_skip_features_are_the_reference_blocks_outputs():
+@pytest.mark.parametrize("fold", [False, True])
+def test_skip_features_are_the_reference_blocks_outputs(fold):
     # The decoder's skips are the outputs of the last block of each stride (2 to 32); the
-    # reference's own blocks, hooked, give the same maps on the same image. (Lite2's blocks
-    # and channels: test_a_unet_on_lite2_saves_loads_and_reports_its_encoder.)
+    # reference's own blocks, hooked, give the same maps on the same image, with the batch
+    # norms as layers or carried by their convolutions. (Lite2's blocks and channels:
+    # test_a_unet_on_lite2_saves_loads_and_reports_its_encoder.)
     variant, blocks, channels = "efficientnet_lite0", [0, 2, 4, 10, 15], [16, 24, 40, 112, 320]
     import keras
 
     backbone = load_efficientnet_lite_weights(
-        create_efficientnet_lite((64, 96, 3), variant=variant, include_top=False),
-        variant=variant)
-    names = feature_blocks(variant)
+        create_efficientnet_lite((64, 96, 3), variant=variant, include_top=False,
+                                 fold_batch_norms=fold), variant=variant)
+    assert any("_bn" in layer.name for layer in backbone.layers) == (not fold)
+    names = feature_blocks(variant, fold)
     features = keras.Model(backbone.input, [backbone.get_layer(name).output for name in names])
     images = np.random.default_rng(1).random((1, 64, 96, 3), dtype=np.float32)
     ours = features.predict_on_batch(images)
@@ -132,7 +135,7 @@ def test_encoder_weights_from_a_given_file_are_that_files(weights_path, tmp_path
     model = segment.create_model((32, 32, 3), base_filters=4, encoder="efficientnet_lite0",
                                  encoder_weights=given)
     np.testing.assert_array_equal(
-        pretrained_encoder(model).get_layer("stem_bn").moving_mean.numpy(),
+        pretrained_encoder(model).get_layer("stem_conv").moving_mean.numpy(),  # folded
         state["_bn0.running_mean"].numpy())
     with pytest.raises(ValueError, match="encoder_weights applies to a pretrained encoder"):
         segment.ModelConfig(encoder_weights=given)
@@ -168,19 +171,19 @@ def test_encoder_batchnorm_trains_on_batch_statistics_or_stays_at_imagenets(
     model = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=2,
                                  encoder_batchnorm=batchnorm)
     features = model.get_layer("efficientnet_lite0_features")
-    stem_bn = features.get_layer("stem_bn")
-    imagenet_mean = stem_bn.moving_mean.numpy()
+    stem = features.get_layer("stem_conv" if batchnorm == "frozen" else "stem_bn")
+    imagenet_mean = stem.moving_mean.numpy()
     images = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
     in_training = [np.asarray(map_) for map_ in features(images, training=True)]
     inference = [np.asarray(map_) for map_ in features(images, training=False)]
     same = all(np.allclose(a, b, atol=1e-5) for a, b in zip(in_training, inference, strict=True))
-    moved = not np.allclose(stem_bn.moving_mean.numpy(), imagenet_mean)
-    assert (same, moved, stem_bn.trainable) == ((True, False, False) if batchnorm == "frozen"
-                                                else (False, True, True))
+    moved = not np.allclose(stem.moving_mean.numpy(), imagenet_mean)
+    learned = [weight.name for weight in stem.trainable_weights]
+    assert (same, moved, learned) == ((True, False, ["kernel"]) if batchnorm == "frozen"
+                                      else (False, True, ["gamma", "beta"]))
     segment.save_model(model, tmp_path / "model.keras")
-    loaded = segment.load_model(tmp_path / "model.keras")
-    assert loaded.get_layer("efficientnet_lite0_features").get_layer("stem_bn").trainable == (
-        batchnorm == "train")
+    loaded = segment.load_model(tmp_path / "model.keras").get_layer("efficientnet_lite0_features")
+    assert [weight.name for weight in loaded.get_layer(stem.name).trainable_weights] == learned
 
 
 def test_without_the_wheel_the_driver_says_what_to_install_and_writes_nothing(
@@ -228,24 +231,30 @@ def test_a_unet_on_lite2_saves_loads_and_reports_its_encoder(tmp_path):
 
 def test_under_mixed_bfloat16_on_a_cpu_the_depthwise_convolutions_train_in_float32(tmp_path):
     # bench_step_trace.py: oneDNN's bf16 depthwise gradients cost 2.3-4.4x its float32 ones.
-    from segment.layers import Float32TrainingDepthwiseConv2D
+    from segment.layers import Float32TrainingDepthwiseConv2D, FrozenBatchNormDepthwiseConv2D
     from segment.model import pretrained_encoder
+
+    def depthwise(model):
+        return [layer for layer in pretrained_encoder(model).layers
+                if layer.name.endswith("_depthwise_conv")]
 
     model = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=2,
                                  dtype_policy="mixed_bfloat16")
-    encoder = pretrained_encoder(model)
-    depthwise = [layer for layer in encoder.layers if layer.name.endswith("_depthwise_conv")]
-    assert len(depthwise) == 16 and all(isinstance(layer, Float32TrainingDepthwiseConv2D)
-                                        for layer in depthwise)
-    assert {layer.dtype_policy.name for layer in encoder.layers if layer.weights} == {
-        "mixed_bfloat16"}
+    assert len(depthwise(model)) == 16 and all(  # each carrying its frozen batch norm
+        isinstance(layer, FrozenBatchNormDepthwiseConv2D) and layer.float32_training
+        for layer in depthwise(model))
+    assert {layer.dtype_policy.name for layer in pretrained_encoder(model).layers
+            if layer.weights} == {"mixed_bfloat16"}
+    learning_norms = segment.create_model((32, 32, 3), encoder="efficientnet_lite0",
+                                          base_filters=2, dtype_policy="mixed_bfloat16",
+                                          encoder_batchnorm="train")
+    assert all(isinstance(layer, Float32TrainingDepthwiseConv2D)
+               for layer in depthwise(learning_norms))
     float32 = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=2)
-    assert not any(isinstance(layer, Float32TrainingDepthwiseConv2D)
-                   for layer in pretrained_encoder(float32).layers)
+    assert not any(layer.float32_training for layer in depthwise(float32))
     segment.save_model(model, tmp_path / "model.keras")  # the layer loads by its name
     loaded = segment.load_model(tmp_path / "model.keras")
-    assert isinstance(pretrained_encoder(loaded).get_layer("block1_depthwise_conv"),
-                      Float32TrainingDepthwiseConv2D)
+    assert pretrained_encoder(loaded).get_layer("block1_depthwise_conv").float32_training
     images = np.random.default_rng(3).random((2, 32, 32, 3), dtype=np.float32)
     np.testing.assert_array_equal(loaded.predict_on_batch(images), model.predict_on_batch(images))
     assert model.get_layer("localization_2_1_conv").dtype_policy.name == "mixed_bfloat16"

@@ -1,9 +1,16 @@
 """InstanceNormalization: per-sample, per-channel statistics; serializable by name.
 FusedBatchNormalization: Keras' batch norm, one kernel for its moving statistics in bf16.
-Float32TrainingDepthwiseConv2D: a float32 depthwise convolution in training, bf16 outside."""
+Float32TrainingDepthwiseConv2D: a float32 depthwise convolution in training, bf16 outside.
+FrozenBatchNormConv2D, FrozenBatchNormDepthwiseConv2D: a convolution and its frozen batch norm as
+one convolution."""
 
 from segment import InstanceNormalization
-from segment.layers import Float32TrainingDepthwiseConv2D, FusedBatchNormalization
+from segment.layers import (
+    Float32TrainingDepthwiseConv2D,
+    FrozenBatchNormConv2D,
+    FrozenBatchNormDepthwiseConv2D,
+    FusedBatchNormalization,
+)
 
 import keras
 import numpy as np
@@ -182,3 +189,69 @@ def test_depthwise_trains_as_float32_between_bf16_layers_and_predicts_in_bf16():
         "bfloat16")
     with pytest.raises(ValueError, match="channels-last"):
         Float32TrainingDepthwiseConv2D(3, data_format="channels_first")
+
+
+def convolution_and_frozen_batch_norm(kind, rng, policy="float32", float32_training=False):
+    """(the pair: a bias-free stride-2 `kind` and its frozen batch norm, as a model; the same
+    as one `FrozenBatchNorm<kind>` holding the same weights), on (batch, 7, 6, 3) maps, with
+    random batch norm statistics."""
+    settings = {"kernel_size": 3, "strides": 2, "padding": "same", "dtype": policy}
+    if kind == "Conv2D":
+        settings["filters"] = channels = 4
+        folded = FrozenBatchNormConv2D(epsilon=1e-3, **settings)
+    else:
+        settings["depth_multiplier"], channels = 2, 6
+        folded = FrozenBatchNormDepthwiseConv2D(epsilon=1e-3, float32_training=float32_training,
+                                                **settings)
+    conv = getattr(keras.layers, kind)(use_bias=False, **settings)
+    norm = keras.layers.BatchNormalization(epsilon=1e-3, dtype=policy)
+    norm.trainable = False
+    pair = keras.Sequential([keras.Input((7, 6, 3)), conv, norm])
+    folded.build((None, 7, 6, 3))
+    statistics = [rng.uniform(0.5, 2, channels), rng.normal(size=channels),  # gamma, beta,
+                  rng.normal(size=channels), rng.uniform(0.1, 4, channels)]  # mean, variance
+    statistics = [each.astype(np.float32) for each in statistics]
+    norm.set_weights(statistics)
+    folded.set_weights([conv.get_weights()[0], *statistics])
+    return pair, folded
+
+
+@pytest.mark.parametrize("kind", ["Conv2D", "DepthwiseConv2D"])
+def test_a_convolution_carrying_its_frozen_batch_norm_computes_the_pair(kind):
+    rng = np.random.default_rng(5)
+    pair, folded = convolution_and_frozen_batch_norm(kind, rng)
+    x = rng.normal(size=(2, 7, 6, 3)).astype(np.float32)
+    for training in (True, False):  # frozen: the moving statistics in training too
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(folded(x, training=training)),
+                                   keras.ops.convert_to_numpy(pair(x, training=training)),
+                                   atol=1e-5)
+    assert [weight.name for weight in folded.trainable_weights] == ["kernel"]
+    assert [weight.name for weight in folded.non_trainable_weights] == [
+        "gamma", "beta", "moving_mean", "moving_variance"]
+    again = type(folded).from_config(folded.get_config())
+    assert (again.epsilon, again.use_bias, again.strides) == (1e-3, False, (2, 2))
+    with pytest.raises(ValueError, match="it takes use_bias=False"):
+        type(folded)(*((4, 3) if kind == "Conv2D" else (3,)), use_bias=True)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the traced graph's op dtypes are TensorFlow's")
+@pytest.mark.parametrize("kind", ["Conv2D", "DepthwiseConv2D"])
+def test_the_folded_convolution_trains_its_kernel_as_the_pair_and_runs_in_bf16(kind):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(2, 7, 6, 3)).astype(np.float32)
+    pair, folded = convolution_and_frozen_batch_norm(kind, rng)
+    weights = rng.normal(size=pair.output_shape[1:]).astype(np.float32)
+    (outputs, grads), _ = traced_values_and_gradients(folded, x, weights, training=True)
+    (reference, reference_grads), _ = traced_values_and_gradients(pair, x, weights, training=True)
+    np.testing.assert_allclose(outputs.numpy(), reference.numpy(), atol=1e-5)
+    for grad, reference_grad in zip(grads, reference_grads, strict=True):  # input, kernel
+        np.testing.assert_allclose(grad.numpy(), reference_grad.numpy(), rtol=1e-4, atol=1e-5)
+    op = "Conv2D" if kind == "Conv2D" else "DepthwiseConv2dNative"
+    _, bf16 = convolution_and_frozen_batch_norm(kind, rng, "mixed_bfloat16",
+                                                float32_training=True)
+    (predicted, _), inference_kinds = traced_values_and_gradients(bf16, x, weights)
+    (_, bf16_grads), training_kinds = traced_values_and_gradients(bf16, x, weights, training=True)
+    assert inference_kinds[op] == {"bfloat16"} and bf16.kernel.dtype == "float32"
+    assert training_kinds[op] == {"float32" if kind == "DepthwiseConv2D" else "bfloat16"}
+    assert bf16_grads[1].dtype == "float32"  # the float32 kernel's
