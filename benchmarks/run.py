@@ -30,7 +30,8 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "15": "lesion_crops", "16": "bf16_retrain", "17": "epoch",
              "18": "small_lesion_loss", "19": "first_size", "20": "fused_norm",
              "21": "fused_batch_norm", "22": "longer_training", "23": "depthwise_bf16",
-             "24": "augmented_training", "25": "larger_input", "26": "folded_prediction"}
+             "24": "augmented_training", "25": "larger_input", "26": "folded_prediction",
+             "27": "folded_training"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
 # variant, and `bench_small_lesion_loss.py --seed N` (bench_first_size.py) one seed; the others'
 # results stay.
@@ -41,7 +42,7 @@ BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "qu
               "review", "confidence", "second_look", "torch_twin", "encoders", "step_trace",
               "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss", "first_size",
               "fused_norm", "fused_batch_norm", "longer_training", "depthwise_bf16",
-              "augmented_training", "larger_input", "folded_prediction"]
+              "augmented_training", "larger_input", "folded_prediction", "folded_training"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -371,6 +372,32 @@ def folded_prediction_rows(part):
         (label, speed, "; ".join(f"{ratio:.2f}x" for ratio in ratios), min(ratios) >= 1.0)]
 
 
+def folded_training_rows(part):
+    """Row 27: the README's bf16 command retrained with the encoder's frozen batch norms folded
+    in training, against the README's run (its batch norms as layers; paired image by image
+    plain); and the train step with the fold against the layers, and bf16 against float32."""
+    label = "27 batch norms folded in training"
+    scores = ("the README's bf16 Lite0 224x224 command retrained with its frozen batch norms "
+              "folded in training: test mean dice (plain; TTA + pp) within ±0.005 of the "
+              "README's run")
+    speed = ("bf16 train step with the fold faster than with the batch norms as layers; "
+             + BF16_SPEED_TARGET)
+    if "ratios" not in part:
+        return [(label, scores, "-", not_run(part)), (label, speed, "-", not_run(part))]
+    names = ("plain", "tta+postprocess")
+    ours = [part[name]["mean_dice"] for name in names]
+    theirs = [part["readme_run"][name]["mean_dice"] for name in names]
+    paired = part["against_readme_run"]
+    train = part["step_images_per_s"]["train"]
+    fold, bf16 = part["ratios"]["train: bf16 folded / as layers"], (
+        train["bf16, folded"] / train["float32, folded"])
+    return [(label, scores,
+             f"{ours[0]:.4f} against {theirs[0]:.4f} ({paired['mean_dice_difference']:+.4f} ± "
+             f"{paired['standard_error']:.4f}); {ours[1]:.4f} against {theirs[1]:.4f}",
+             all(abs(mine - row) <= 0.005 for mine, row in zip(ours, theirs, strict=True))),
+            (label, speed, f"fold {fold:.2f}x; bf16 {bf16:.2f}x float32", fold > 1 and bf16 >= 1.6)]
+
+
 def torch_twin_rows(twin):
     """The Lite0 U-Net in the library against its PyTorch twin, and bf16 against float32."""
     target = ("the project's fastest mode >= 1.3x PyTorch's fastest on the same network, "
@@ -667,6 +694,7 @@ _PART_ROWS = [
     ("larger_input",
      lambda part: seeded_rows(part, "25 larger input (288x288)", "larger_input")),
     ("folded_prediction", folded_prediction_rows),
+    ("folded_training", folded_training_rows),
 ]
 
 

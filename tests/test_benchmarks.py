@@ -33,7 +33,8 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # bench_epoch.py one for 7 epochs, bench_fused_norm.py, bench_fused_batch_norm.py,
     # bench_longer_training.py, bench_augmented_training.py (the augmentation itself in
     # test_augment.py), bench_larger_input.py and bench_depthwise_bf16.py one each, and
-    # bench_folded_prediction.py re-scores one (the fold itself: test_batch_norm_folding.py);
+    # bench_folded_prediction.py re-scores one (the fold itself: test_batch_norm_folding.py),
+    # bench_folded_training.py trains one (the folded layers: test_layers.py);
     # their rows are tested below (validate_every itself in test_training.py, the small-lesion
     # loss in test_losses.py, the fused norm kernels and the depthwise layer in test_layers.py).
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
@@ -44,7 +45,8 @@ def test_quick_run_writes_results_and_targets(tmp_path):
                                                          "fused_norm", "fused_batch_norm",
                                                          "longer_training", "depthwise_bf16",
                                                          "augmented_training", "larger_input",
-                                                         "folded_prediction")
+                                                         "folded_prediction",
+                                                         "folded_training")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -500,6 +502,26 @@ def test_folded_prediction_rows_pair_both_evaluations_and_judge_the_speed_up():
     assert scores[2:] == ("0.8868 (+0.0000 ± 0.0002); 0.8950 (-0.0005 ± 0.0002)", False)
     assert speed[2:] == ("1.08x; 0.97x", False)
     assert [row[3] for row in folded_prediction_rows({"skipped": "no native bf16"})] == [
+        "not run: no native bf16"] * 2
+
+
+def test_folded_training_rows_compare_with_the_readme_run_and_judge_both_speed_ups():
+    from run import folded_training_rows
+
+    part = {"plain": {"mean_dice": 0.8901}, "tta+postprocess": {"mean_dice": 0.9001},
+            "readme_run": {"plain": {"mean_dice": 0.8868},
+                           "tta+postprocess": {"mean_dice": 0.8948}},
+            "against_readme_run": {"mean_dice_difference": 0.0033, "standard_error": 0.0021},
+            "step_images_per_s": {"train": {"float32, folded": 7.0, "bf16, folded": 11.0}},
+            "ratios": {"train: bf16 folded / as layers": 1.07}}
+    scores, speed = folded_training_rows(part)
+    assert scores[2:] == ("0.8901 against 0.8868 (+0.0033 ± 0.0021); 0.9001 against 0.8948",
+                          False)  # TTA + pp: +0.0053
+    assert speed[2:] == ("fold 1.07x; bf16 1.57x float32", False)
+    part["tta+postprocess"]["mean_dice"], part["step_images_per_s"]["train"]["bf16, folded"] = (
+        0.8990, 11.3)
+    assert [row[3] for row in folded_training_rows(part)] == [True, True]
+    assert [row[3] for row in folded_training_rows({"skipped": "no native bf16"})] == [
         "not run: no native bf16"] * 2
 
 
