@@ -171,8 +171,16 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return tf.cast(outputs, self.compute_dtype)
 
 
+class _Float32Weights:
+    """A mixin of a Keras layer whose weights are never cast to its compute dtype on reading:
+    its call() casts them where it needs."""
+
+    def add_weight(self, *args, **kwargs):
+        return super().add_weight(*args, **{**kwargs, "autocast": False})
+
+
 @keras.saving.register_keras_serializable(package="segment")
-class Float32TrainingDepthwiseConv2D(keras.layers.DepthwiseConv2D):
+class Float32TrainingDepthwiseConv2D(_Float32Weights, keras.layers.DepthwiseConv2D):
     """`keras.layers.DepthwiseConv2D` that, under mixed precision, computes in float32 in
     training and in its compute dtype (bfloat16) outside it (prediction, validation).
 
@@ -209,10 +217,6 @@ class Float32TrainingDepthwiseConv2D(keras.layers.DepthwiseConv2D):
             raise ValueError(f"{type(self).__name__} takes channels-last maps. Received: "
                              f"data_format={self.data_format!r}")
 
-    def add_weight(self, *args, **kwargs):
-        """Keras' weight, never cast to the compute dtype on reading: call() casts it."""
-        return super().add_weight(*args, **{**kwargs, "autocast": False})
-
     def call(self, inputs, training=None):
         return _depthwise_conv(self, inputs, self.kernel, self.bias if self.use_bias else None,
                                "float32" if training else self.compute_dtype)
@@ -248,7 +252,7 @@ def fold_batch_norm(kernel, gamma, beta, moving_mean, moving_variance, epsilon, 
     return folded_kernel, ops.cast(beta, "float32") - ops.cast(moving_mean, "float32") * scale
 
 
-class _FrozenBatchNorm:
+class _FrozenBatchNorm(_Float32Weights):
     """What a convolution needs to carry the frozen batch norm after it: the norm's gamma,
     beta and moving statistics as float32 weights that never train, read by its
     `kernel_and_bias` folded into its kernel (`fold_batch_norm`). A mixin of a bias-free Keras
@@ -266,10 +270,6 @@ class _FrozenBatchNorm:
             raise ValueError(f"{type(self).__name__} takes channels-last maps. Received: "
                              f"data_format={self.data_format!r}")
         self.epsilon = float(epsilon)
-
-    def add_weight(self, *args, **kwargs):
-        """Keras' weight, never cast to the compute dtype on reading: call() casts the fold."""
-        return super().add_weight(*args, **{**kwargs, "autocast": False})
 
     def build(self, input_shape):
         super().build(input_shape)
