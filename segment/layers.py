@@ -213,13 +213,19 @@ class Float32TrainingDepthwiseConv2D(_Float32Weights, keras.layers.DepthwiseConv
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.data_format != "channels_last":
-            raise ValueError(f"{type(self).__name__} takes channels-last maps. Received: "
-                             f"data_format={self.data_format!r}")
+        _require_channels_last(self)
 
     def call(self, inputs, training=None):
         return _depthwise_conv(self, inputs, self.kernel, self.bias if self.use_bias else None,
                                "float32" if training else self.compute_dtype)
+
+
+def _require_channels_last(layer):
+    """Refuse a convolution `layer` built for channels-first maps: the layers here compute on
+    (batch, h, w, channels) only."""
+    if layer.data_format != "channels_last":
+        raise ValueError(f"{type(layer).__name__} takes channels-last maps. Received: "
+                         f"data_format={layer.data_format!r}")
 
 
 def _depthwise_conv(layer, inputs, kernel, bias, dtype):
@@ -266,9 +272,7 @@ class _FrozenBatchNorm(_Float32Weights):
         if self.use_bias:
             raise ValueError(f"{type(self).__name__} carries its batch norm's offset as the "
                              f"bias; it takes use_bias=False. Received: use_bias=True")
-        if self.data_format != "channels_last":
-            raise ValueError(f"{type(self).__name__} takes channels-last maps. Received: "
-                             f"data_format={self.data_format!r}")
+        _require_channels_last(self)
         self.epsilon = float(epsilon)
 
     def build(self, input_shape):

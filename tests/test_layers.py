@@ -230,8 +230,11 @@ def test_a_convolution_carrying_its_frozen_batch_norm_computes_the_pair(kind):
         "gamma", "beta", "moving_mean", "moving_variance"]
     again = type(folded).from_config(folded.get_config())
     assert (again.epsilon, again.use_bias, again.strides) == (1e-3, False, (2, 2))
+    shape_args = (4, 3) if kind == "Conv2D" else (3,)
     with pytest.raises(ValueError, match="it takes use_bias=False"):
-        type(folded)(*((4, 3) if kind == "Conv2D" else (3,)), use_bias=True)
+        type(folded)(*shape_args, use_bias=True)
+    with pytest.raises(ValueError, match=f"{type(folded).__name__} takes channels-last"):
+        type(folded)(*shape_args, data_format="channels_first")
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
