@@ -12,8 +12,9 @@ convolution and only prediction folded them (`segment.batch_norm_folding`, a cop
 model). The values are the pair's to float rounding, bf16's rounding moves. So:
 
 - the README's bf16 command (`--mixed-precision --validate-every 3`) is trained again (run
-  folder isic2018-224-lite0-bf16-folded) and scores its test part, plain and with TTA +
-  post-processing;
+  folder isic2018-224-lite0-bf16-folded-f32bias: the folded bias added in float32; the folder
+  isic2018-224-lite0-bf16-folded holds the run that added it in bf16, which a rerun must not
+  reuse) and scores its test part, plain and with TTA + post-processing;
 - so is the README's run as it was trained, with the batch norms as layers (run folder
   isic2018-224-lite0-bf16-depthwise-bf16, bench_depthwise_bf16.py's; trained when missing,
   which reproduces it), scored as the library predicts now, and the two are paired image by
@@ -45,7 +46,7 @@ from bench_second_look import changes
 from measure import best_rates, random_batch
 
 ROUNDS, STEPS = 6, 8
-RUN = "folded"  # run folder isic2018-224-lite0-bf16-folded
+RUN = "folded-f32bias"  # run folder isic2018-224-lite0-bf16-folded-f32bias
 README_RUN = "depthwise-bf16"  # the README's run, trained with the batch norms as layers
 
 

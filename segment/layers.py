@@ -217,7 +217,7 @@ class Float32TrainingDepthwiseConv2D(_Float32Weights, keras.layers.DepthwiseConv
 
     def call(self, inputs, training=None):
         return _depthwise_conv(self, inputs, self.kernel, self.bias if self.use_bias else None,
-                               "float32" if training else self.compute_dtype)
+                               "float32" if training else self.compute_dtype, training)
 
 
 def _require_channels_last(layer):
@@ -228,17 +228,32 @@ def _require_channels_last(layer):
                          f"data_format={layer.data_format!r}")
 
 
-def _depthwise_conv(layer, inputs, kernel, bias, dtype):
+def _depthwise_conv(layer, inputs, kernel, bias, dtype, training):
     """The depthwise convolution of `layer` (its strides, padding, activation) computed in
     `dtype` with this float32 kernel (kh, kw, in, multiplier) and bias (in * multiplier,) or
-    None; returned in the layer's compute dtype."""
+    None (added as `_plus_bias` does); returned in the layer's compute dtype."""
     outputs = ops.depthwise_conv(ops.cast(inputs, dtype), ops.cast(kernel, dtype),
                                  strides=layer.strides, padding=layer.padding,
                                  data_format=layer.data_format,
                                  dilation_rate=layer.dilation_rate)
     if bias is not None:
-        outputs = outputs + ops.cast(bias, dtype)  # (channels,) on the last axis
+        outputs = _plus_bias(outputs, bias, dtype, training)
     return ops.cast(layer.activation(outputs), layer.compute_dtype)
+
+
+def _plus_bias(outputs, bias, dtype, training):
+    """`outputs` (..., channels) of `dtype` plus the float32 `bias` (channels,), in `dtype`.
+
+    In training the sum is taken in float32 and rounded once: a bias rounded to bfloat16 first
+    shifts every pixel of its channel by the same error, and the README's bf16 run trained so
+    scored about 0.004 mean dice lower (docs/RESULTS.md, "The frozen batch norms folded in
+    training"). Outside training the bias is rounded to `dtype` first, as Keras' convolutions
+    add theirs: the test dice moved by 0.0001 at most, and the float32 sum made the bf16
+    prediction 12 % slower.
+    """
+    if training:
+        return ops.cast(ops.cast(outputs, "float32") + ops.cast(bias, "float32"), dtype)
+    return outputs + ops.cast(bias, dtype)
 
 
 def fold_batch_norm(kernel, gamma, beta, moving_mean, moving_variance, epsilon, depthwise=False):
@@ -307,11 +322,11 @@ class FrozenBatchNormConv2D(_FrozenBatchNorm, keras.layers.Conv2D):
     a folded kernel and a bias (`fold_batch_norm`), in training too.
 
     The kernel is stored unfolded and trains; the fold is recomputed at each call (one multiply
-    of the kernel), so the values and gradients are those of the pair, to float rounding. oneDNN
-    then computes the convolution, the bias and a ReLU6 after it as one kernel: on a 2-core AMD
-    EPYC with native bfloat16 this made the bf16 train step of the EfficientNet-Lite0 U-Net at
-    224x224 1.04-1.16x as fast in three windows (docs/RESULTS.md, "The frozen batch norms
-    folded in training").
+    of the kernel), so the values and gradients are those of the pair, to float rounding. Under
+    mixed precision the bias is added to the bfloat16 convolution in float32 in training, as the
+    batch norm did (`_plus_bias`). On a 2-core AMD EPYC with native bfloat16 the fold made the bf16
+    train step of the EfficientNet-Lite0 U-Net at 224x224 1.00-1.08x as fast in three windows
+    (docs/RESULTS.md, "The frozen batch norms folded in training").
     The pretrained encoders (`segment.efficientnet`) use it for `encoder_batchnorm="frozen"`.
 
     Args:
@@ -337,10 +352,10 @@ class FrozenBatchNormConv2D(_FrozenBatchNorm, keras.layers.Conv2D):
         super().__init__(*args, use_bias=use_bias, **kwargs)
         self._check_settings(epsilon)
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         kernel, bias = self.kernel_and_bias()
         outputs = self.convolution_op(inputs, ops.cast(kernel, self.compute_dtype))
-        return self.activation(outputs + ops.cast(bias, self.compute_dtype))
+        return self.activation(_plus_bias(outputs, bias, self.compute_dtype, training))
 
 
 @keras.saving.register_keras_serializable(package="segment")
@@ -372,7 +387,7 @@ class FrozenBatchNormDepthwiseConv2D(_FrozenBatchNorm, keras.layers.DepthwiseCon
     def call(self, inputs, training=None):
         in_float32 = training and self.float32_training
         return _depthwise_conv(self, inputs, *self.kernel_and_bias(),
-                               "float32" if in_float32 else self.compute_dtype)
+                               "float32" if in_float32 else self.compute_dtype, training)
 
     def get_config(self):
         return {**super().get_config(), "float32_training": self.float32_training}

@@ -258,3 +258,24 @@ def test_the_folded_convolution_trains_its_kernel_as_the_pair_and_runs_in_bf16(k
     assert inference_kinds[op] == {"bfloat16"} and bf16.kernel.dtype == "float32"
     assert training_kinds[op] == {"float32" if kind == "DepthwiseConv2D" else "bfloat16"}
     assert bf16_grads[1].dtype == "float32"  # the float32 kernel's
+
+
+@pytest.mark.parametrize("kind", ["Conv2D", "DepthwiseConv2D"])
+def test_under_bf16_the_folded_bias_is_added_in_float32_in_training(kind):
+    # a 1x1 identity convolution, scale 1 (variance + epsilon = 1), offset 1 + 2**-8: that
+    # offset alone rounds to 1 in bfloat16 (halfway, to even), so an input of 2**-8 gives
+    # 1 + 2**-7 (exact in bfloat16) summed in float32, in training, and 1 with the bias rounded
+    # first, in prediction (as Keras' convolutions add theirs)
+    layer = (FrozenBatchNormConv2D(1, 1, epsilon=0.25, dtype="mixed_bfloat16") if kind == "Conv2D"
+             else FrozenBatchNormDepthwiseConv2D(1, epsilon=0.25, dtype="mixed_bfloat16"))
+    layer.build((None, 2, 2, 1))
+    ones = np.ones(1, np.float32)
+    layer.set_weights([np.ones((1, 1, 1, 1), np.float32), ones, ones * (1 + 2**-8), ones * 0,
+                       ones * 0.75])  # kernel, gamma, beta, moving mean, moving variance
+    x = np.full((1, 2, 2, 1), 2**-8, np.float32)
+    for training, expected in [(True, 1 + 2**-7), (False, 1)]:
+        outputs = layer(x, training=training)
+        assert keras.backend.standardize_dtype(outputs.dtype) == "bfloat16"
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(keras.ops.cast(outputs, "float32")),
+            np.full(x.shape, expected, np.float32))
