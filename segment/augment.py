@@ -16,12 +16,15 @@ Before either, `DataConfig.lesion_crops` shows a share of the images as the seco
 (`second_look.py`) sees them: `lesion_views` cuts a square box around the lesion of the truth
 mask from the image decoded at `CROP_SOURCE_SCALE` times the network's size, with a random
 margin and a random shift (a first pass's box is not exact), and resizes it to the network's
-size; the other images are whole views. `training_batch` chains the steps, in both pipelines.
+size; the other images are whole views. Then `DataConfig.artifacts` draws synthetic ink marks,
+rulers and plate rims beside the lesion of a share of them (`artifacts.py`). `training_batch`
+chains the steps, in both pipelines.
 """
 
 import numpy as np
 from PIL import Image
 
+from .artifacts import draw_artifacts
 from .images import resize_image, resize_mask
 from .second_look import lesion_box
 
@@ -39,8 +42,9 @@ _CROP_MARGIN = (0.25, 1.5)  # a lesion crop's margin: a share of the lesion's si
 _CROP_SHIFT = 0.15  # a lesion crop's box moves by up to this share of its side, each way
 
 
-def training_batch(images, masks, rng, *, kind="none", size=None, lesion_crops=0.0):
-    """A decoded batch as the network trains on it: lesion views, then the augmentation `kind`.
+def training_batch(images, masks, rng, *, kind="none", size=None, lesion_crops=0.0,
+                   artifacts=0.0):
+    """A decoded batch as the network trains on it: lesion views, artifacts, then `kind`.
 
     Args:
         images: uint8 (batch, H, W, 3); at `CROP_SOURCE_SCALE` times `size` with lesion crops.
@@ -49,6 +53,8 @@ def training_batch(images, masks, rng, *, kind="none", size=None, lesion_crops=0
         kind: An `AUGMENTATIONS` name. "none".
         size: (height, width) of the network's input; needed with `lesion_crops`.
         lesion_crops: Share of the images shown as a crop around their lesion (`lesion_views`).
+        artifacts: Share of the images drawn with synthetic artifacts outside their lesion
+            (`artifacts.draw_artifacts`).
 
     Returns:
         float32 (batch, h, w, 3) images in [0, 1] and float32 (batch, h, w, 1) masks in {0, 1}.
@@ -62,6 +68,8 @@ def training_batch(images, masks, rng, *, kind="none", size=None, lesion_crops=0
     """
     if lesion_crops:
         images, masks = lesion_views(images, masks, rng, size, lesion_crops)
+    if artifacts:
+        images = draw_artifacts(images, masks, rng, artifacts)
     return to_float(images, masks) if kind == "none" else augment_batch(images, masks, rng, kind)
 
 

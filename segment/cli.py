@@ -97,7 +97,8 @@ def _train(args):
         data=DataConfig(image_size=args.size, batch_size=args.batch_size, seed=args.seed,
                         split_seed=args.split_seed,
                         augment=args.augment, cache=args.cache,
-                        train_fraction=args.train_fraction, lesion_crops=args.lesion_crops),
+                        train_fraction=args.train_fraction, lesion_crops=args.lesion_crops,
+                        artifacts=args.artifacts),
         model=ModelConfig(base_filters=args.base_filters,
                           depth=args.depth or ModelConfig.depth,
                           standardize_input=args.standardize_input, encoder=args.encoder,
@@ -263,6 +264,12 @@ def _train_parser():
                       help="show this share of the training images as a crop around their "
                            "lesion (random margin and shift), as --second-look predicts; "
                            "evaluate such a model with --second-look")
+    data.add_argument("--artifacts", type=float_in(0, 1, low_included=True, high_included=True),
+                      default=DataConfig.artifacts, metavar="SHARE",
+                      help="draw synthetic ink marks (rings of dots or lines around the lesion, "
+                           "strokes), rulers or a contact plate's rim on this share of the "
+                           "training images, never on the lesion, so the network learns them "
+                           "as skin")
     data.add_argument("--seed", type=int, default=DataConfig.seed,
                       help="seed of the shuffling, augmentation, initial weights and the split")
     data.add_argument("--split-seed", type=int, default=None,

@@ -51,12 +51,14 @@ class DataConfig:
     cache: str = "memory"  # decoded images kept in "memory", on "disk" (run folder) or "none"
     train_fraction: float = 1.0  # share of the training part used (learning curves), in (0, 1]
     lesion_crops: float = 0.0  # share of training images shown as a crop around their lesion
+    artifacts: float = 0.0  # share of training images with ink, rulers or a plate rim drawn on
 
     def __post_init__(self):
         _set(self, "image_size", _size_pair(self.image_size, "image_size"))
-        if not 0 <= self.lesion_crops <= 1:
-            raise ValueError(f"lesion_crops must be in [0, 1]. "
-                             f"Received: lesion_crops={self.lesion_crops}")
+        for share in ("lesion_crops", "artifacts"):
+            if not 0 <= getattr(self, share) <= 1:
+                raise ValueError(f"{share} must be in [0, 1]. "
+                                 f"Received: {share}={getattr(self, share)}")
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"train_fraction must be in (0, 1]. "
                              f"Received: train_fraction={self.train_fraction}")

@@ -72,6 +72,9 @@ def create_generator(pairs, config=None, *, shuffle=False, cache_dir=None, engin
             lesion_crops: Share of the images shown, each epoch, as a square crop around the
                 lesion of their mask with a random margin and shift (as the second look
                 predicts; `augment.lesion_views`), the others as whole views. 0.0.
+            artifacts: Share of the images drawn, each epoch, with synthetic ink marks,
+                rulers or a contact plate's rim outside their lesion
+                (`artifacts.draw_artifacts`); masks unchanged. 0.0.
         shuffle: Reshuffle the order every epoch. Defaults to False.
         cache_dir: The folder of the disk cache; required with cache="disk", refused
             otherwise.
@@ -118,9 +121,10 @@ def create_generator(pairs, config=None, *, shuffle=False, cache_dir=None, engin
     cache_file = {"memory": "", "none": None}.get(config.cache) if cache_dir is None else (
         _disk_cache_file(Path(cache_dir), pairs, decoded_size))
     prepare = None  # uint8 batches only become float32
-    if config.augment != "none" or config.lesion_crops:
+    if config.augment != "none" or config.lesion_crops or config.artifacts:
         prepare = functools.partial(training_batch, kind=config.augment, size=size,
-                                    lesion_crops=config.lesion_crops)
+                                    lesion_crops=config.lesion_crops,
+                                    artifacts=config.artifacts)
     settings = {"prepare": prepare, "shuffle": shuffle, "cache_file": cache_file,
                 "seed": config.seed}
     if engine == "tf.data":

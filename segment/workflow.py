@@ -146,7 +146,8 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
         split.train, config.data, shuffle=True, cache_dir=_cache_dir(config.data, run, "train"),
         image_size=config.train.first_size) if config.train.first_epochs else None
     val_ds = create_generator(split.val, config.data, augment="none", lesion_crops=0.0,
-                              cache_dir=_cache_dir(config.data, run, "val")) if split.val else None
+                              artifacts=0.0, cache_dir=_cache_dir(config.data, run, "val")
+                              ) if split.val else None
     history = train_model(model, train_ds, val_ds, config.train, run, strategy=strategy,
                           first_train_ds=first_train_ds, verbose=verbose)
     if history.stopped_on_nan:

@@ -1,10 +1,12 @@
 """The training augmentation: what each kind may change, alignment of image and mask, seeds."""
 
+from segment.artifacts import draw_artifacts
 from segment.augment import augment_batch, lesion_views, to_float, training_batch
 from segment.images import resize_image
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 
 def aligned_batch(num_images=6, size=32):
@@ -109,3 +111,25 @@ def test_training_batch_crops_then_augments_and_repeats_with_the_seed():
     for ours, repeated in zip(first, again, strict=True):
         np.testing.assert_array_equal(ours, repeated)
     assert first[0].shape == (4, 32, 32, 3) and first[1].dtype == np.float32
+
+
+def test_artifacts_are_drawn_beside_each_lesion_never_on_it_and_repeat_with_the_seed():
+    images, masks = aligned_batch(num_images=6, size=64)
+    drawn = draw_artifacts(images, masks, np.random.default_rng(5), share=1.0)
+    np.testing.assert_array_equal(drawn, draw_artifacts(images, masks,
+                                                        np.random.default_rng(5), share=1.0))
+    np.testing.assert_array_equal(draw_artifacts(images, masks, np.random.default_rng(5),
+                                                 share=0.0), images)
+    for image, mask, with_artifacts in zip(images, masks[..., 0], drawn, strict=True):
+        guarded = ndimage.binary_dilation(mask > 0, iterations=1)  # 2 % of 64 pixels: 1
+        np.testing.assert_array_equal(with_artifacts[guarded], image[guarded])
+        assert (with_artifacts[~guarded] != image[~guarded]).any(axis=-1).mean() > 0.002
+
+
+def test_training_batch_with_artifacts_keeps_every_mask():
+    images, masks = aligned_batch(num_images=4, size=64)
+    out_images, out_masks = training_batch(images, masks, np.random.default_rng(1),
+                                           artifacts=1.0)
+    plain_images, plain_masks = to_float(images, masks)
+    np.testing.assert_array_equal(out_masks, plain_masks)
+    assert not np.array_equal(out_images, plain_images)

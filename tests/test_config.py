@@ -15,6 +15,7 @@ import pytest
     (lambda: DataConfig(cache="floppy"), "Received: cache='floppy'"),
     (lambda: DataConfig(augment="rotate"), "Received: augment='rotate'"),
     (lambda: DataConfig(lesion_crops=1.5), "Received: lesion_crops=1.5"),
+    (lambda: DataConfig(artifacts=-0.5), "Received: artifacts=-0.5"),
     (lambda: ModelConfig(depth=1), "Received: depth=1"),
     (lambda: ModelConfig(dropout=1.0), "Received: dropout=1.0"),
     (lambda: TrainConfig(epochs=0), "Received: epochs=0"),

