@@ -54,7 +54,16 @@ def measure(data, runs, baseline, seed, candidate=CANDIDATE, suffix="small",
     baseline = baseline.replace(precision="mixed", **({"seed": seed, "split_seed": 0}
                                                       if seed else {}))
     base_name = f"{baseline.data.image_size[0]}-lite0-bf16{f'-seed{seed}' if seed else ''}"
-    name = base_name.replace("-bf16", f"-bf16-{suffix}")
+    return {f"seed {seed}": paired_with_baseline(
+        data, runs, baseline, base_name, candidate, base_name.replace("-bf16", f"-bf16-{suffix}"),
+        key)}
+
+
+def paired_with_baseline(data, runs, baseline, base_name, candidate, name, key):
+    """Train (or reuse) `baseline` (run folder isic2018-<base_name>) and it with `candidate`'s
+    settings replaced (isic2018-<name>); both scored, the candidate under `key` paired image by
+    image with the baseline, over all test images and by lesion size, with the fixes and breaks
+    of the baseline's worst."""
     base_model, base_run = isic.trained(data, runs / f"isic2018-{base_name}", baseline,
                                         copied_data=True)
     base_dice = isic.test_dice(base_run)
@@ -66,11 +75,11 @@ def measure(data, runs, baseline, seed, candidate=CANDIDATE, suffix="small",
     scores["against_baseline_by_size"] = {
         "under 5 %": isic.paired_difference(candidate_dice[small], base_dice),
         "5 % or more": isic.paired_difference(candidate_dice[~small], base_dice)}
-    return {f"seed {seed}": {
-        "date": time.strftime("%Y-%m-%d"),
-        "baseline": {"run": f"isic2018-{base_name}", "same_files": isic.same_files(base_run, data),
-                     **isic.run_scores(base_run, base_model)},
-        key: {"run": f"isic2018-{name}", "date": time.strftime("%Y-%m-%d"), **scores}}}
+    return {"date": time.strftime("%Y-%m-%d"),
+            "baseline": {"run": f"isic2018-{base_name}",
+                         "same_files": isic.same_files(base_run, data),
+                         **isic.run_scores(base_run, base_model)},
+            key: {"run": f"isic2018-{name}", "date": time.strftime("%Y-%m-%d"), **scores}}
 
 
 def small_lesions(run):

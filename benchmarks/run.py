@@ -31,7 +31,7 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "18": "small_lesion_loss", "19": "first_size", "20": "fused_norm",
              "21": "fused_batch_norm", "22": "longer_training", "23": "depthwise_bf16",
              "24": "augmented_training", "25": "larger_input", "26": "folded_prediction",
-             "27": "folded_training"}
+             "27": "folded_training", "28": "artifacts"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
 # variant, and `bench_small_lesion_loss.py --seed N` (bench_first_size.py) one seed; the others'
 # results stay.
@@ -42,7 +42,8 @@ BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "qu
               "review", "confidence", "second_look", "torch_twin", "encoders", "step_trace",
               "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss", "first_size",
               "fused_norm", "fused_batch_norm", "longer_training", "depthwise_bf16",
-              "augmented_training", "larger_input", "folded_prediction", "folded_training"]
+              "augmented_training", "larger_input", "folded_prediction", "folded_training",
+              "artifacts"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -231,8 +232,9 @@ def first_size_rows(part):
 def seeded_rows(part, label, key):
     """For each training seed of a part measured per seed (bench_small_lesion_loss.py,
     bench_first_size.py, bench_longer_training.py, bench_augmented_training.py,
-    bench_larger_input.py), its candidate `part[seed][key]` against the bf16 Lite0 run of the
-    same seed (with the gain on the small lesions alone where the seed's run measured it)."""
+    bench_larger_input.py, bench_artifacts.py), its candidate `part[seed][key]` against the
+    bf16 Lite0 run of the same seed (with the gain on the small lesions alone where the seed's
+    run measured it)."""
     seeds = sorted((name for name in part if name.startswith("seed ") and key in part[name]),
                    key=lambda name: int(name[5:]))
     if not seeds:
@@ -695,6 +697,8 @@ _PART_ROWS = [
      lambda part: seeded_rows(part, "25 larger input (288x288)", "larger_input")),
     ("folded_prediction", folded_prediction_rows),
     ("folded_training", folded_training_rows),
+    ("artifacts",
+     lambda part: seeded_rows(part, "28 synthetic artifacts (--artifacts 0.5)", "artifacts")),
 ]
 
 

@@ -34,7 +34,8 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # bench_longer_training.py, bench_augmented_training.py (the augmentation itself in
     # test_augment.py), bench_larger_input.py and bench_depthwise_bf16.py one each, and
     # bench_folded_prediction.py re-scores one (the fold itself: test_batch_norm_folding.py),
-    # bench_folded_training.py trains one (the folded layers: test_layers.py);
+    # bench_folded_training.py trains one (the folded layers: test_layers.py), and
+    # bench_artifacts.py one (the artifacts themselves: test_augment.py);
     # their rows are tested below (validate_every itself in test_training.py, the small-lesion
     # loss in test_losses.py, the fused norm kernels and the depthwise layer in test_layers.py).
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
@@ -46,7 +47,7 @@ def test_quick_run_writes_results_and_targets(tmp_path):
                                                          "longer_training", "depthwise_bf16",
                                                          "augmented_training", "larger_input",
                                                          "folded_prediction",
-                                                         "folded_training")
+                                                         "folded_training", "artifacts")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,

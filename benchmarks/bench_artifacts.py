@@ -1,0 +1,43 @@
+"""Synthetic artifacts in training (`--artifacts 0.5`) against the README's bf16 run.
+
+    .venv/bin/python benchmarks/bench_artifacts.py          # about 40 min (the README's run
+                                                            # reused)
+    .venv/bin/python benchmarks/bench_artifacts.py --quick  # a smoke run
+
+Of the test images that every Lite0 224x224 run scores below 0.6 dice, most are a small, faint
+lesion beside ink marks (a ring of dots, a box drawn around it, an arrow), a ruler or the rim of
+a contact plate, which the network marks as lesion. The candidate is the README's bf16 command
+(Lite0 at 224x224, `--mixed-precision --validate-every 3`, 15 epochs) with `--artifacts 0.5`:
+each epoch, half the training images get 1-3 such things drawn beside their lesion, the masks
+unchanged (segment/artifacts.py; run folder isic2018-224-lite0-bf16-artifacts50). The baseline
+is the README's run (isic2018-224-lite0-bf16-folded-f32bias, reused; trained when missing, which
+reproduces it). Both are scored on the test part, plain and with TTA + post-processing, and
+paired image by image as bench_small_lesion_loss.py pairs its candidate. On a CPU without
+native bf16 the benchmark says so and trains nothing.
+
+Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
+"""
+
+import bench_isic2018 as isic
+from bench_bf16_retrain import without_native_bf16
+from bench_encoders import BASELINE, QUICK
+from bench_folded_training import RUN as README_RUN
+from bench_fused_norm import CANDIDATE as README_BF16
+from bench_small_lesion_loss import paired_with_baseline
+
+SHARE = 0.5
+KEY = "artifacts"
+
+
+def main(data, runs, args):
+    if skipped := without_native_bf16():
+        return skipped
+    readme = (QUICK if args.quick else BASELINE).replace(precision="mixed", **README_BF16)
+    side = readme.data.image_size[0]
+    return {"seed 0": paired_with_baseline(
+        data, runs, readme, f"{side}-lite0-bf16-{README_RUN}", {"artifacts": SHARE},
+        f"{side}-lite0-bf16-artifacts{round(100 * SHARE)}", KEY)}
+
+
+if __name__ == "__main__":
+    isic.quick_or_full_main(__doc__, main)
