@@ -4,16 +4,17 @@
                                                             # reused)
     .venv/bin/python benchmarks/bench_artifacts.py --quick  # a smoke run
 
-Of the test images that every Lite0 224x224 run scores below 0.6 dice, most are a small, faint
-lesion beside ink marks (a ring of dots, a box drawn around it, an arrow), a ruler or the rim of
-a contact plate, which the network marks as lesion. The candidate is the README's bf16 command
-(Lite0 at 224x224, `--mixed-precision --validate-every 3`, 15 epochs) with `--artifacts 0.5`:
-each epoch, half the training images get 1-3 such things drawn beside their lesion, the masks
-unchanged (segment/artifacts.py; run folder isic2018-224-lite0-bf16-artifacts50). The baseline
-is the README's run (isic2018-224-lite0-bf16-folded-f32bias, reused; trained when missing, which
-reproduces it). Both are scored on the test part, plain and with TTA + post-processing, and
-paired image by image as bench_small_lesion_loss.py pairs its candidate. On a CPU without
-native bf16 the benchmark says so and trains nothing.
+Of the 15 test images that six Lite0 224x224 runs all score below 0.6 dice, six are a small,
+faint lesion beside ink marks (blots or a box around it, an arrow), a ruler and the rim of a
+contact plate, where the network marks far more than the lesion. The candidate is the README's
+bf16 command (Lite0 at 224x224, `--mixed-precision --validate-every 3`, 15 epochs) with
+`--artifacts 0.5`: each epoch, half the training images get 1-3 such things drawn beside their
+lesion, the masks unchanged (segment/artifacts.py; run folder
+isic2018-224-lite0-bf16-artifacts50). The baseline is the README's run
+(isic2018-224-lite0-bf16-folded-f32bias, reused; trained when missing, which reproduces it).
+Both are scored on the test part, plain and with TTA + post-processing, and paired image by
+image as bench_small_lesion_loss.py pairs its candidate. On a CPU without native bf16 the
+benchmark says so and trains nothing.
 
 Prints one JSON object; benchmarks/RESULTS.md and docs/RESULTS.md record the numbers.
 """

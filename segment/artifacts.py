@@ -1,10 +1,10 @@
 """Synthetic dermoscopy artifacts drawn beside the lesion of training images (`--artifacts`).
 
-Most images a lesion model fails on are a small, faint lesion next to something it marks
-instead: a ring of ink dots or a drawn box around the lesion, an ink arrow, a ruler, the rim
-of a contact plate. `draw_artifacts` draws such things on a share of the training images,
-never on the lesion (its mask grown by `_LESION_GUARD` of the side stays untouched) and never
-changing the mask, so the network sees them as skin. Per image drawn, 1 to 3 of:
+Many images a lesion model fails on show a small, faint lesion beside a ring of ink dots or a
+box drawn around it, an ink arrow, a ruler or the rim of a contact plate. `draw_artifacts`
+draws such things on a share of the training images, never on the lesion (its mask grown by
+`_LESION_GUARD` of the side stays untouched) and never changing the mask, so the network sees
+them as skin. Per image drawn, 1 to 3 of:
 
     ink ring:   dots along an ellipse, or the outline of an ellipse or a rectangle, around the
                 lesion's bounding box with a margin of 15-60 % of its size;
