@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import segment
+from segment.pipeline import PAIRS_AS_THEY_ARE
 from segment.training import compile_model
 
 import bench_isic2018 as isic
@@ -65,7 +66,7 @@ def measure(pairs, config, steps, scratch):
     compile_model(model, learning_rate=config.train.learning_rate, loss=config.train.loss)
     before = train_images_per_second(model, config.data.batch_size, steps)
     train_ds = segment.create_generator(train, config.data, shuffle=True)
-    val_ds = segment.create_generator(val, config.data, augment="none")
+    val_ds = segment.create_generator(val, config.data, **PAIRS_AS_THEY_ARE)
     run = segment.RunFolder(scratch / "run")
     clock = WallClock()
     segment.train_model(model, train_ds, val_ds, config.train, run, callbacks=[clock],

@@ -28,6 +28,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import segment  # noqa: E402
+from segment.pipeline import PAIRS_AS_THEY_ARE  # noqa: E402
 
 from measure import run_eagerly  # noqa: E402
 from peer import available as peer_available  # noqa: E402
@@ -58,7 +59,8 @@ def prepare(pairs, recipe):
     """The 6:2:2 split and its training (augmented, shuffled) and validation sets."""
     split = segment.train_val_test_split(pairs, recipe.data)
     train_ds = segment.create_generator(split.train, recipe.data, shuffle=True)
-    return split, train_ds, segment.create_generator(split.val, recipe.data, augment="none")
+    return split, train_ds, segment.create_generator(split.val, recipe.data,
+                                                     **PAIRS_AS_THEY_ARE)
 
 
 def test_scores(model, test_pairs, dice_by_image=False):
@@ -119,7 +121,7 @@ def peer_on_run(run, budget_seconds):
     assert config.train.loss == "bce_dice", "the peer is written for the bce+dice loss"
     split, data = segment.load_split(run.split), config.data
     train_ds = segment.create_generator(split.train, data, shuffle=True, cache="memory")
-    val_ds = segment.create_generator(split.val, data, augment="none", cache="memory")
+    val_ds = segment.create_generator(split.val, data, **PAIRS_AS_THEY_ARE, cache="memory")
     trainer = peer.Trainer(peer.create_dynunet(), config.train.learning_rate, PEER_COMPILED)
     predictor, result = peer.train_for(trainer, train_ds, val_ds, config.train.learning_rate,
                                        budget_seconds, data.image_size[0])

@@ -41,11 +41,15 @@ from .data import as_pairs, fingerprint_pairs, size_mismatch
 from .errors import ImageReadError
 from .images import load_input_image, load_segmented_image
 
-__all__ = ["ENGINES", "PairBatches", "create_generator"]
+__all__ = ["ENGINES", "PAIRS_AS_THEY_ARE", "PairBatches", "create_generator"]
 
 logger = logging.getLogger(__name__)
 
 ENGINES = ("tf.data", "keras")
+# The DataConfig fields that change the training images, at the values that leave the pairs as
+# they are: a validation or evaluation set made from a training config takes them
+# (`create_generator(pairs, config, **PAIRS_AS_THEY_ARE)`).
+PAIRS_AS_THEY_ARE = {"augment": "none", "lesion_crops": 0.0, "artifacts": 0.0}
 _MAX_SHUFFLE_BUFFER = 512  # decoded images held for shuffling: bounded, even with a disk cache
 
 

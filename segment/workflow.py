@@ -23,7 +23,7 @@ from .efficientnet import efficientnet_lite_weights
 from .errors import RunFolderError, SegmentError
 from .files import save_figure_atomic, write_text_atomic
 from .model import create_model
-from .pipeline import create_generator
+from .pipeline import PAIRS_AS_THEY_ARE, create_generator
 from .prediction import Ensemble, export_predictions, network_size
 from .provenance import check_unseen, member_record
 from .report import results
@@ -145,9 +145,8 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     first_train_ds = create_generator(  # the disk cache's file names hold the size
         split.train, config.data, shuffle=True, cache_dir=_cache_dir(config.data, run, "train"),
         image_size=config.train.first_size) if config.train.first_epochs else None
-    val_ds = create_generator(split.val, config.data, augment="none", lesion_crops=0.0,
-                              artifacts=0.0, cache_dir=_cache_dir(config.data, run, "val")
-                              ) if split.val else None
+    val_ds = create_generator(split.val, config.data, **PAIRS_AS_THEY_ARE,
+                              cache_dir=_cache_dir(config.data, run, "val")) if split.val else None
     history = train_model(model, train_ds, val_ds, config.train, run, strategy=strategy,
                           first_train_ds=first_train_ds, verbose=verbose)
     if history.stopped_on_nan:

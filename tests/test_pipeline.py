@@ -4,7 +4,7 @@ import os
 import threading
 
 from segment import DataConfig, Pair, create_generator
-from segment.pipeline import BATCHES_AHEAD, ENGINES, PairBatches
+from segment.pipeline import BATCHES_AHEAD, ENGINES, PAIRS_AS_THEY_ARE, PairBatches
 
 import numpy as np
 import pytest
@@ -81,6 +81,18 @@ def test_lesion_crops_zoom_on_each_lesion_and_keep_the_mask_aligned(tmp_path, en
     assert images.shape == (4, 16, 16, 3) and set(np.unique(masks)) <= {0.0, 1.0}
     assert ((images.mean(axis=-1) > 0.5) == (masks[..., 0] > 0.5)).mean() > 0.95  # aligned
     assert masks.mean() > 4 * whole_masks.mean()  # each crop zoomed in on its lesion
+
+def test_pairs_as_they_are_undo_every_training_change_of_a_config(aligned_pairs, engine):
+    settings = {"image_size": (32, 32), "batch_size": 8, "engine": engine}
+    training = DataConfig(augment="full", lesion_crops=1.0, artifacts=1.0, seed=4)
+    plain_images, plain_masks = collect(create_generator(aligned_pairs, **settings))
+    changed, _ = collect(create_generator(aligned_pairs, training, **settings))
+    images, masks = collect(create_generator(aligned_pairs, training, **PAIRS_AS_THEY_ARE,
+                                             **settings))
+    assert not np.allclose(changed, plain_images)
+    np.testing.assert_array_equal(images, plain_images)
+    np.testing.assert_array_equal(masks, plain_masks)
+
 
 def dihedral(array):
     """The 8 turns and mirrorings of an (h, w, c) array, the identity first."""
