@@ -209,7 +209,7 @@ def _fit(model, phases, val_ds, config, run, resuming, callbacks, verbose):
                                 * (1 + math.cos(math.pi * epoch / config.epochs)) / 2))
     else:
         schedule = ValidatedReduceLROnPlateau(monitor_loss, factor=0.5,
-                                      patience=math.ceil(5 / config.validate_every))
+                                              patience=math.ceil(5 / config.validate_every))
     all_callbacks = [
         EpochTimer(),  # first: the later ones (log.csv, TensorBoard) see its epoch_seconds
         schedule,
