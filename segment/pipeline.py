@@ -48,7 +48,8 @@ logger = logging.getLogger(__name__)
 ENGINES = ("tf.data", "keras")
 # The DataConfig fields that change the training images, at the values that leave the pairs as
 # they are: a validation or evaluation set made from a training config takes them
-# (`create_generator(pairs, config, **PAIRS_AS_THEY_ARE)`).
+# (`create_generator(pairs, config, **PAIRS_AS_THEY_ARE)`), and `create_generator` prepares
+# each batch with `augment.training_batch` only where a config differs from them.
 PAIRS_AS_THEY_ARE = {"augment": "none", "lesion_crops": 0.0, "artifacts": 0.0}
 _MAX_SHUFFLE_BUFFER = 512  # decoded images held for shuffling: bounded, even with a disk cache
 
@@ -125,7 +126,7 @@ def create_generator(pairs, config=None, *, shuffle=False, cache_dir=None, engin
     cache_file = {"memory": "", "none": None}.get(config.cache) if cache_dir is None else (
         _disk_cache_file(Path(cache_dir), pairs, decoded_size))
     prepare = None  # uint8 batches only become float32
-    if config.augment != "none" or config.lesion_crops or config.artifacts:
+    if any(getattr(config, name) != value for name, value in PAIRS_AS_THEY_ARE.items()):
         prepare = functools.partial(training_batch, kind=config.augment, size=size,
                                     lesion_crops=config.lesion_crops,
                                     artifacts=config.artifacts)
