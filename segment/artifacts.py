@@ -81,8 +81,8 @@ def _ink_ring(draw, rng, mask):
     if rows.size:
         top, left, bottom, right = rows.min(), cols.min(), rows.max() + 1, cols.max() + 1
     else:  # no lesion: around the middle of the view
-        top, left, bottom, right = mask.shape[0] / 3, mask.shape[1] / 3, *(
-            2 * np.asarray(mask.shape) / 3)
+        height, width = mask.shape
+        top, left, bottom, right = height / 3, width / 3, 2 * height / 3, 2 * width / 3
     margin = rng.uniform(*_RING_MARGIN) * max(bottom - top, right - left)
     box = (left - margin, top - margin, right + margin, bottom + margin)
     colour, width = _ink(rng), max(1, round(rng.uniform(0.008, 0.02) * side))
