@@ -46,7 +46,7 @@ from .config import (
 )
 from .distribute import STRATEGIES, create_strategy
 from .errors import SegmentError
-from .prediction import PREDICTIONS_TABLE
+from .prediction_folder import PREDICTIONS_TABLE
 from .run_folder import OUTPUTS
 from .runtime import BACKENDS
 from .synthetic import make_synthetic_dataset
@@ -131,7 +131,7 @@ def _evaluate(args):
     options = {"image_size": args.size, "progress": not args.quiet, **evaluation_settings(args)}
     if args.predict_only:
         written, skipped = load_and_predict(_one_or_all(args.model), args.predict_only,
-                                            args.out, **options)
+                                            args.out, overwrite=args.overwrite, **options)
         print(f"wrote {len(written)} masks" + (f" to {written[0].parent}" if written else "")
               + (f"; {len(skipped)} images unreadable (see the log)" if skipped else ""))
         if written:
@@ -218,7 +218,8 @@ def _common_arguments(parser):
     """--overwrite, --backend, -v and -q, which both programs take."""
     parser.add_argument("--overwrite", action="store_true",
                         help="clear what an earlier run left in the output folder (model, "
-                             "report, logs, cache, backup, split)")
+                             "report, logs, cache, backup, split; with --predict-only its "
+                             "masks, once the new ones are written)")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="Keras backend to run on (default: KERAS_BACKEND, else tensorflow); "
                              "jax and torch train on one device and need no TensorFlow; another "

@@ -32,7 +32,7 @@ from .metrics import (
     hausdorff_distance_95,
     scores_from_counts,
 )
-from .prediction import Ensemble, iter_probabilities, predicting_models, to_mask
+from .prediction import iter_probabilities, predicting_models, prediction_settings, to_mask
 from .review import review_pictures
 
 __all__ = ["LESION_SIZE_BINS", "LOW_DICE", "METRICS", "Evaluation", "Example", "display_size",
@@ -156,19 +156,11 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, revie
     """
     config = with_overrides(config, EvalConfig, overrides)
     pairs = as_pairs(pairs)
-    sizes = [size for _, size in predicting_models(model, image_size)]
-    size = sizes[0]  # with original_size=False an ensemble averages at its first model's size
-    settings = {"threshold": config.threshold, "tta": config.tta,
-                "postprocess": config.postprocess,
+    # with original_size=False an ensemble averages at its first model's size
+    size = predicting_models(model, image_size)[0][1]
+    settings = {**prediction_settings(model, config, image_size),
                 "resolution": ("original" if config.original_size
-                               else f"network {size[0]}x{size[1]}"),
-                "image_size": (list(size) if len(sizes) == 1
-                               else [list(each) for each in sizes]),
-                "second_look": config.second_look}
-    if config.second_look:
-        settings["crop_margin"] = config.crop_margin
-    if isinstance(model, Ensemble):
-        settings["members"] = model.members
+                               else f"network {size[0]}x{size[1]}")}
     rows, skipped, pictures = [], [], []
     gallery = _Gallery(config.num_examples)
     for pair, probabilities, confidence in iter_probabilities(model, pairs, size, config,

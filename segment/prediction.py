@@ -24,7 +24,7 @@ from .confidence import flip_agreement, least_confident, mask_confidence
 from .config import EvalConfig, with_overrides
 from .data import Pair, as_pair, list_image_files
 from .errors import ImageReadError
-from .files import atomic_path
+from .files import write_json_atomic
 from .images import (
     load_input_image,
     read_image_size,
@@ -33,15 +33,15 @@ from .images import (
     save_mask,
 )
 from .postprocess import flip_views, postprocess_mask
+from .prediction_folder import MASK_SUFFIX, PREDICTIONS_RECORD, PREDICTIONS_TABLE, PredictionFolder
 from .review import review_pictures, write_review
+from .runtime import library_versions
 from .second_look import look_again
 
-__all__ = ["PREDICTIONS_TABLE", "Ensemble", "export_predictions", "iter_predictions",
-           "iter_probabilities", "network_size", "predict_masks", "predicting_models", "to_mask"]
+__all__ = ["Ensemble", "export_predictions", "iter_predictions", "iter_probabilities",
+           "network_size", "predict_masks", "predicting_models", "prediction_settings", "to_mask"]
 
 logger = logging.getLogger(__name__)
-
-PREDICTIONS_TABLE = "predictions.csv"  # export_predictions' table, beside the masks it wrote
 
 
 def iter_predictions(model, images, config=None, *, image_size=None, progress=False,
@@ -106,14 +106,17 @@ def predict_masks(model, images, config=None, *, image_size=None, progress=False
 
 
 def export_predictions(model, images, out_dir, config=None, *, image_size=None, progress=True,
-                       **overrides):
-    """Write one mask PNG per image, 0/255 at the image's original size, in ISIC's naming,
-    `predictions.csv`: one row per mask, the least confident flagged for a look, and the
-    review page (`review.html` and `review/`, see `review.py`) to look at them.
+                       overwrite=False, **overrides):
+    """Write one 0/255 mask PNG per image at its own size, in ISIC's naming; `predictions.csv`,
+    one row per mask; `predictions.json`, how they were predicted (`prediction_settings`, the
+    unreadable images, the versions); and the review page (`review.html`, `review/`).
 
     The table, indexed by id: mask (its file name), height and width, predicted_share (the
     mask's share of the image), confidence (as `iter_probabilities`) and flagged: True for the
     `config.flag_share` least confident masks (rounded up; ties in their order).
+
+    An earlier prediction in `out_dir` is refused unless `overwrite`, and then replaced once
+    the new one is written whole (`prediction_folder.PredictionFolder`).
 
     Args:
         model: Keras model, or an `Ensemble`.
@@ -121,9 +124,14 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
         out_dir: Output folder; masks are named `<id>_segmentation.png`.
         config, image_size, progress, **overrides: as for `iter_predictions` (masks are
             always written at the image's own size); `flag_share=0.1` by default.
+        overwrite: Replace an earlier prediction in `out_dir`. Defaults to False.
 
     Returns:
         (written, skipped): list of the written paths, and (path, reason) of unreadable images.
+
+    Raises:
+        RunFolderError: `out_dir` holds an earlier prediction and `overwrite` is False, or
+            masks that no prediction of this library wrote.
 
     Example:
         >>> written, skipped = export_predictions(model, data_dir / "images", tmp, tta=True)
@@ -136,27 +144,52 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
     config = with_overrides(config, EvalConfig, {**overrides, "original_size": True})
     if isinstance(images, (str, Path)):
         images, _ = list_image_files(Path(images))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    folder = PredictionFolder(out_dir)
     written, skipped, rows, pictures = [], [], [], []
-    for path, probabilities, confidence, mask in _iter_masks(model, images, image_size, config,
-                                                             progress, skipped):
-        target = out_dir / f"{Path(path).stem}_segmentation.png"
-        save_mask(mask, target)
-        written.append(target)
-        rows.append({"id": Path(path).stem, "mask": target.name, "height": mask.shape[0],
-                     "width": mask.shape[1], "predicted_share": float(mask.mean()),
-                     "confidence": confidence})
-        pictures.append(review_pictures(path, probabilities, mask))
-    if rows:
-        table = pd.DataFrame(rows).set_index("id")
-        table["flagged"] = least_confident(table["confidence"], config.flag_share)
-        with atomic_path(out_dir / PREDICTIONS_TABLE) as tmp:
-            table.to_csv(tmp, float_format="%.6g", errors="surrogateescape")
-        write_review(out_dir, table, pictures)
-    logger.info("wrote %d masks to '%s' (%d images unreadable)", len(written), out_dir,
+    with folder.writing(overwrite) as staging:
+        for path, probabilities, confidence, mask in _iter_masks(model, images, image_size,
+                                                                 config, progress, skipped):
+            name = f"{Path(path).stem}{MASK_SUFFIX}"
+            save_mask(mask, staging / name)
+            written.append(folder.path / name)
+            rows.append({"id": Path(path).stem, "mask": name, "height": mask.shape[0],
+                         "width": mask.shape[1], "predicted_share": float(mask.mean()),
+                         "confidence": confidence})
+            pictures.append(review_pictures(path, probabilities, mask))
+        if rows:
+            table = pd.DataFrame(rows).set_index("id")
+            table["flagged"] = least_confident(table["confidence"], config.flag_share)
+            table.to_csv(staging / PREDICTIONS_TABLE, float_format="%.6g",
+                         errors="surrogateescape")
+            write_json_atomic(staging / PREDICTIONS_RECORD, {
+                "settings": prediction_settings(model, config, image_size), "masks": len(rows),
+                "skipped": [{"path": path, "reason": reason} for path, reason in skipped],
+                "versions": library_versions()})
+            write_review(staging, table, pictures)
+    logger.info("wrote %d masks to '%s' (%d images unreadable)", len(written), folder.path,
                 len(skipped))
     return written, skipped
+
+
+def prediction_settings(model, config, image_size=None):
+    """How `model` predicts with `config`, as recorded in summary.json and predictions.json:
+    threshold, tta, postprocess, image_size (one [h, w], or one per model of an `Ensemble`),
+    second_look (and crop_margin with it), and an ensemble's `members`.
+
+    Example:
+        >>> prediction_settings(model, EvalConfig(tta=True))["image_size"]
+        [32, 32]
+    """
+    sizes = [list(size) for _, size in predicting_models(model, image_size)]
+    settings = {"threshold": config.threshold, "tta": config.tta,
+                "postprocess": config.postprocess,
+                "image_size": sizes[0] if len(sizes) == 1 else sizes,
+                "second_look": config.second_look}
+    if config.second_look:
+        settings["crop_margin"] = config.crop_margin
+    if isinstance(model, Ensemble):
+        settings["members"] = model.members
+    return settings
 
 
 class Ensemble:

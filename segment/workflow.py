@@ -25,6 +25,7 @@ from .files import save_figure_atomic, write_text_atomic
 from .model import create_model
 from .pipeline import PAIRS_AS_THEY_ARE, create_generator
 from .prediction import Ensemble, export_predictions, network_size
+from .prediction_folder import PredictionFolder
 from .provenance import check_unseen, member_record
 from .report import results
 from .run_folder import RunFolder
@@ -237,7 +238,7 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
 
 
 def load_and_predict(model_path, images, out_dir=None, config=None, *, image_size=None,
-                     progress=True, **overrides):
+                     overwrite=False, progress=True, **overrides):
     """Load a saved model (or several, as an `Ensemble`) and write one `<id>_segmentation.png`
     (0/255) per image.
 
@@ -247,6 +248,7 @@ def load_and_predict(model_path, images, out_dir=None, config=None, *, image_siz
         model_path: A `.keras` or `.h5` file, or a SavedModel folder; or a list of them.
         images: A folder of images, or a list of image paths.
         out_dir: Output folder; defaults to `predictions/` beside a single model.
+        overwrite: Replace an earlier prediction in `out_dir` (`export_predictions`).
         config, image_size, progress, **overrides: As for `load_and_evaluate`.
 
     Returns:
@@ -259,9 +261,11 @@ def load_and_predict(model_path, images, out_dir=None, config=None, *, image_siz
         (12, [])
     """
     model_paths = _model_paths(model_path, out_dir)
-    model, config, size = _load_with_settings(model_paths, config, image_size, overrides)
     out = Path(out_dir) if out_dir is not None else RunFolder(model_paths[0].parent).predictions_dir
-    return export_predictions(model, images, out, config, image_size=size, progress=progress)
+    PredictionFolder(out).check(overwrite)  # before the model loads
+    model, config, size = _load_with_settings(model_paths, config, image_size, overrides)
+    return export_predictions(model, images, out, config, image_size=size, progress=progress,
+                              overwrite=overwrite)
 
 
 def run_settings(config, pairs):
@@ -347,8 +351,12 @@ def _load_with_settings(model_paths, config, image_size, overrides):
     model, else `image_size`, else its own config.json. An ensemble records where each model
     comes from (`provenance.member_record`)."""
     recorded = [RunFolder(path.parent).recorded_settings() for path in model_paths]
+    source = "given" if config else (
+        "config.json beside the model" if recorded[0].get("evaluation") else "the defaults")
     config = with_overrides(config or _recorded_evaluation(recorded[0], model_paths[0]),
                             EvalConfig, overrides)
+    logger.info("evaluation settings (%s%s): %s", source,
+                f"; {', '.join(overrides)} set here" if overrides else "", config)
     models, sizes = [], []
     for path, settings in zip(model_paths, recorded, strict=True):
         models.append(load_model(path))
@@ -364,12 +372,10 @@ def _recorded_evaluation(recorded, model_path):
     if not recorded.get("evaluation"):
         return EvalConfig()
     try:
-        config = RunConfig.from_dict({"evaluation": recorded["evaluation"]}).evaluation
+        return RunConfig.from_dict({"evaluation": recorded["evaluation"]}).evaluation
     except (TypeError, ValueError) as error:
         raise ValueError(f"config.json beside '{model_path}' has evaluation settings this "
                          f"version cannot read: {error}") from None
-    logger.info("evaluation settings from config.json: %s", config)
-    return config
 
 
 def _evaluation_pairs(data, masks_dir, split_manifest, part, beside):

@@ -220,6 +220,12 @@ def test_predict_only_writes_isic_masks_at_original_size(trained_run, capfd):
         f"flagged 5 of 20 masks for a look, the least confident: {', '.join(flagged.index)} "
         f"(column flagged of {out / 'predictions.csv'}; to look: {out / 'review.html'})"]
     assert (out / "review.html").is_file() and len(list((out / "review").glob("*_thumb.jpg"))) == 20
+    again = run_main(evaluate_main, ["--model", root / "run" / "model.keras", "--predict-only",
+                                     root / "synthetic" / "images", "--out", out, "-q"], capfd)
+    assert again.returncode == 2 and again.stderr.strip().splitlines() == [
+        f"error: '{out}' already holds an earlier prediction (20 masks, predictions.csv, "
+        f"predictions.json, review, review.html); pass --overwrite (overwrite=True) to replace "
+        f"it once the new one is written, or choose another --out"]
 
 
 @pytest.mark.slow

@@ -18,12 +18,14 @@ from segment import (
     Pair,
     PairingError,
     RunConfig,
+    RunFolderError,
     create_generator,
     evaluate,
     export_predictions,
     find_pairs,
     load_input_image,
     load_model,
+    load_segmented_image,
     results,
     save_model,
 )
@@ -32,7 +34,7 @@ from segment.cli import evaluate_main, train_main
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, write_image
+from conftest import REPO, constant_model, write_image
 
 DRIVER = str(REPO / "driver_train_save_evaluate.py")
 
@@ -282,6 +284,48 @@ def test_ctrl_c_during_evaluation_writes_no_partial_report(tmp_path, tiny_model,
     assert status == 130 and "interrupted" in capsys.readouterr().err
     assert not (tmp_path / "evaluation").exists() or not any(
         (tmp_path / "evaluation").iterdir())
+
+
+def test_predicting_into_a_folder_of_masks_replaces_only_a_prediction_and_only_when_asked(
+        tmp_path, synthetic_dir, monkeypatch):
+    images = sorted((synthetic_dir / "images").iterdir())
+    out = tmp_path / "out"
+    export_predictions(constant_model(5.0), images[:3], out, progress=False)  # all lesion
+    first = {path.name: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    with pytest.raises(RunFolderError, match="already holds an earlier prediction "
+                                             r"\(3 masks, predictions.csv, predictions.json"):
+        export_predictions(constant_model(-5.0), images[3:5], out, progress=False)
+
+    def failing(*arguments):  # the new prediction fails after its first mask
+        raise OSError("disk full")
+
+    monkeypatch.setattr(segment.prediction, "review_pictures", failing)
+    with pytest.raises(OSError, match="disk full"):
+        export_predictions(constant_model(-5.0), images[3:5], out, progress=False,
+                           overwrite=True)
+    assert {path.name: path.read_bytes() for path in out.rglob("*") if path.is_file()} == first
+    monkeypatch.undo()
+
+    written, _ = export_predictions(constant_model(-5.0), images[3:5], out, progress=False,
+                                    overwrite=True, tta=True)
+    assert sorted(path.name for path in out.glob("*_segmentation.png")) == sorted(
+        path.name for path in written)  # the first prediction's three masks are gone
+    assert [path.name for path in out.iterdir() if path.name.startswith(".")] == []
+    record = json.loads((out / "predictions.json").read_text())
+    assert record["masks"] == 2 and record["settings"]["tta"] is True
+    assert load_segmented_image(written[0]).max() == 0  # the new model's: nothing marked
+
+    truth = tmp_path / "truth"  # masks this library did not write are never touched
+    truth.mkdir()
+    (truth / "ISIC_0000000_segmentation.png").write_bytes(b"someone's mask")
+    with pytest.raises(RunFolderError, match="1 mask files that no predictions.csv there lists"):
+        export_predictions(constant_model(5.0), images[:1], truth, progress=False,
+                           overwrite=True)
+    (out / "predictions.csv").write_text("id,mask\nx,../ISIC_0000000_segmentation.png\n")
+    with pytest.raises(RunFolderError, match="not a mask file name this library writes"):
+        export_predictions(constant_model(5.0), images[:1], out, progress=False,
+                           overwrite=True)
+    assert [path.name for path in truth.iterdir()] == ["ISIC_0000000_segmentation.png"]
 
 
 # Determinism -------------------------------------------------------------------------------------
