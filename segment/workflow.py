@@ -322,13 +322,16 @@ def _check_replica_batches(strategy, batch_size, split):
 
 
 def _write_skipped(run, skipped):
-    """List each unreadable file once in `skipped_files.txt`, however often it was met."""
+    """List each unreadable file once in `skipped_files.txt`, however often it was met; with
+    none, remove the list an earlier evaluation into the folder left."""
     unique = dict(skipped)  # path -> reason, in the order first met
-    if unique:
-        write_text_atomic(run.skipped_files,
-                          "".join(f"{path}\t{reason}\n" for path, reason in unique.items()))
-        logger.warning("%d unreadable files were skipped; listed in '%s'", len(unique),
-                       run.skipped_files)
+    if not unique:
+        run.skipped_files.unlink(missing_ok=True)
+        return
+    write_text_atomic(run.skipped_files,
+                      "".join(f"{path}\t{reason}\n" for path, reason in unique.items()))
+    logger.warning("%d unreadable files were skipped; listed in '%s'", len(unique),
+                   run.skipped_files)
 
 
 def _model_paths(model_path, out_dir):

@@ -54,7 +54,7 @@ def test_rerun_with_another_seed_never_reads_the_first_runs_cache_or_model(synth
 
 
 def test_load_and_evaluate_takes_size_and_settings_from_config_json(synthetic_pairs,
-                                                                    tmp_path):
+                                                                    tmp_path, caplog):
     # A model that accepts any size: without config.json the size would have to be repeated.
     segment.set_seed(0)
     model = segment.create_model((None, None, 3), base_filters=2, depth=3)
@@ -68,8 +68,15 @@ def test_load_and_evaluate_takes_size_and_settings_from_config_json(synthetic_pa
     assert settings["image_size"] == [32, 32] and settings["threshold"] == 0.3
     assert settings["postprocess"] is True
     assert (run.evaluation_dir / "report.html").exists()
-    _, again, _ = load_and_evaluate(run.model, threshold=0.6, overwrite=True, progress=False)
+    # An earlier evaluation's list of unreadable files does not outlive it.
+    (run.evaluation_dir / "skipped_files.txt").write_text("gone.jpg\tcannot be decoded\n")
+    with caplog.at_level("INFO", logger="segment.workflow"):
+        _, again, _ = load_and_evaluate(run.model, threshold=0.6, overwrite=True,
+                                        progress=False)
     assert again.summary["settings"]["threshold"] == 0.6  # an explicit setting wins
+    assert "evaluation settings (config.json beside the model; threshold set here): " \
+           "EvalConfig(threshold=0.6, " in caplog.text
+    assert not (run.evaluation_dir / "skipped_files.txt").exists()
     with pytest.raises(segment.RunFolderError, match="already holds a report"):
         load_and_evaluate(run.model, progress=False)
 
