@@ -246,7 +246,7 @@ def inspect(paths, plot=True, *, progress=False):
         ...
     """
     if isinstance(paths, (str, os.PathLike)):
-        paths, _ = list_image_files(Path(paths))
+        paths, _ = list_image_files(Path(paths), masks=False)
     report = SizeReport(collections.Counter())
     # disable=None: tqdm draws only on a terminal, so a log file gets no bar redraws.
     for item in tqdm(list(paths), desc="inspect", unit="image",
@@ -302,8 +302,9 @@ def _resolve_folders(folder):
     return folder, folder
 
 
-def list_image_files(folder):
-    """Image files directly inside `folder`, sorted by name, skipping hidden and other files.
+def list_image_files(folder, masks=True):
+    """Image files directly inside `folder`, sorted by name, skipping hidden and other files,
+    and with `masks=False` the masks (ISIC's names, `<id>_segmentation.png`).
 
     Returns:
         (files, unreadable): list of Path, and (path, reason) of entries that could not be
@@ -316,7 +317,8 @@ def list_image_files(folder):
         raise PairingError(f"folder '{folder}' does not exist or is not a folder")
     files, unreadable = [], []
     for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
-        if entry.name.startswith(".") or Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES:
+        if (entry.name.startswith(".") or Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES
+                or not masks and _is_mask_name(Path(entry.name))):
             continue
         try:
             if entry.is_file():

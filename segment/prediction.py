@@ -33,7 +33,7 @@ from .images import (
     save_mask,
 )
 from .postprocess import flip_views, postprocess_mask
-from .prediction_folder import MASK_SUFFIX, PREDICTIONS_RECORD, PREDICTIONS_TABLE, PredictionFolder
+from .prediction_folder import PREDICTIONS_RECORD, PREDICTIONS_TABLE, PredictionFolder, mask_file
 from .review import review_pictures, write_review
 from .runtime import library_versions
 from .second_look import look_again
@@ -115,12 +115,12 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
     mask's share of the image), confidence (as `iter_probabilities`) and flagged: True for the
     `config.flag_share` least confident masks (rounded up; ties in their order).
 
-    An earlier prediction in `out_dir` is refused unless `overwrite`, and then replaced once
-    the new one is written whole (`prediction_folder.PredictionFolder`).
+    An earlier prediction in `out_dir` is replaced, with `overwrite`, once the new one is whole
+    (`prediction_folder.PredictionFolder`).
 
     Args:
         model: Keras model, or an `Ensemble`.
-        images: A folder of images, or a list of image paths.
+        images: A folder of images (its masks, `<id>_segmentation.png`, left out), or paths.
         out_dir: Output folder; masks are named `<id>_segmentation.png`.
         config, image_size, progress, **overrides: as for `iter_predictions` (masks are
             always written at the image's own size); `flag_share=0.1` by default.
@@ -130,8 +130,8 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
         (written, skipped): list of the written paths, and (path, reason) of unreadable images.
 
     Raises:
-        RunFolderError: `out_dir` holds an earlier prediction and `overwrite` is False, or
-            masks that no prediction of this library wrote.
+        RunFolderError: an earlier prediction in `out_dir` without `overwrite`, or masks
+            there that no prediction of this library wrote.
 
     Example:
         >>> written, skipped = export_predictions(model, data_dir / "images", tmp, tta=True)
@@ -143,13 +143,13 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
     """
     config = with_overrides(config, EvalConfig, {**overrides, "original_size": True})
     if isinstance(images, (str, Path)):
-        images, _ = list_image_files(Path(images))
+        images, _ = list_image_files(Path(images), masks=False)
     folder = PredictionFolder(out_dir)
     written, skipped, rows, pictures = [], [], [], []
     with folder.writing(overwrite) as staging:
         for path, probabilities, confidence, mask in _iter_masks(model, images, image_size,
                                                                  config, progress, skipped):
-            name = f"{Path(path).stem}{MASK_SUFFIX}"
+            name = mask_file(path)
             save_mask(mask, staging / name)
             written.append(folder.path / name)
             rows.append({"id": Path(path).stem, "mask": name, "height": mask.shape[0],

@@ -21,16 +21,28 @@ from pathlib import Path
 
 import pandas as pd
 
+from .data import MASK_SUFFIX
 from .errors import RunFolderError
 from .files import replace_path
 
-__all__ = ["MASK_SUFFIX", "PREDICTIONS_RECORD", "PREDICTIONS_TABLE", "PredictionFolder"]
+__all__ = ["MASK_FILE_SUFFIX", "PREDICTIONS_RECORD", "PREDICTIONS_TABLE", "PredictionFolder",
+           "mask_file"]
 
-MASK_SUFFIX = "_segmentation.png"  # ISIC's naming: the mask of ISIC_0000000.jpg
+MASK_FILE_SUFFIX = f"{MASK_SUFFIX}.png"  # ISIC's naming: ISIC_0000000.jpg's mask file
 PREDICTIONS_TABLE = "predictions.csv"  # one row per mask written, the least confident flagged
 PREDICTIONS_RECORD = "predictions.json"  # the settings the masks were predicted with
 _PAGE = ("review.html", "review")  # review.py's page and its pictures
 _STAGING_PREFIX = ".predictions-"
+
+
+def mask_file(image_path):
+    """The file name of an image's predicted mask, in ISIC's naming.
+
+    Example:
+        >>> mask_file("new/ISIC_0000000.jpg")
+        'ISIC_0000000_segmentation.png'
+    """
+    return f"{Path(image_path).stem}{MASK_FILE_SUFFIX}"
 
 
 class PredictionFolder:
@@ -68,7 +80,7 @@ class PredictionFolder:
         if not self.path.is_dir():
             return set()
         listed = self._listed_masks()
-        unlisted = sorted(path.name for path in self.path.glob(f"*{MASK_SUFFIX}")
+        unlisted = sorted(path.name for path in self.path.glob(f"*{MASK_FILE_SUFFIX}")
                           if path.name not in listed)
         if unlisted:
             raise RunFolderError(
@@ -109,7 +121,7 @@ class PredictionFolder:
         the work that `writing` would wrap (e.g. loading a model)."""
         earlier = self.earlier_outputs()
         if earlier and not overwrite:
-            masks = sum(name.endswith(MASK_SUFFIX) for name in earlier)
+            masks = sum(name.endswith(MASK_FILE_SUFFIX) for name in earlier)
             files = ", ".join([f"{masks} mask{'' if masks == 1 else 's'}",
                                *sorted(earlier & {PREDICTIONS_TABLE, PREDICTIONS_RECORD, *_PAGE})])
             raise RunFolderError(
@@ -130,7 +142,7 @@ class PredictionFolder:
             raise RunFolderError(f"'{table}' cannot be read as a prediction's table ({error}); "
                                  f"remove it or choose another --out") from None
         foreign = [name for name in names if Path(name).name != name
-                   or not name.endswith(MASK_SUFFIX)]
+                   or not name.endswith(MASK_FILE_SUFFIX)]
         if foreign:
             raise RunFolderError(f"'{table}' lists '{foreign[0]}', which is not a mask file "
                                  f"name this library writes; remove it or choose another --out")

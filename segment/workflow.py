@@ -246,7 +246,7 @@ def load_and_predict(model_path, images, out_dir=None, config=None, *, image_siz
 
     Args:
         model_path: A `.keras` or `.h5` file, or a SavedModel folder; or a list of them.
-        images: A folder of images, or a list of image paths.
+        images: A folder of images (its masks left out), or a list of image paths.
         out_dir: Output folder; defaults to `predictions/` beside a single model.
         overwrite: Replace an earlier prediction in `out_dir` (`export_predictions`).
         config, image_size, progress, **overrides: As for `load_and_evaluate`.

@@ -130,6 +130,12 @@ def test_export_writes_isic_named_masks_at_original_size(odd_sized_pairs, tmp_pa
     assert [path.endswith("broken.png") for path, _ in skipped] == [True]
     exported = load_segmented_image(tmp_path / "out" / "ISIC_0000001_segmentation.png")
     assert exported.shape == (33, 47)
+    # Masks written beside their images are not taken for images by the next prediction.
+    export_predictions(red_channel_model(), folder, folder, progress=False)
+    again, _ = export_predictions(red_channel_model(), folder, folder, progress=False,
+                                  overwrite=True)
+    assert sorted(path.name for path in folder.glob("*_segmentation*")) == sorted(
+        path.name for path in again) == [f"ISIC_{index:07d}_segmentation.png" for index in range(3)]
 
 
 def test_results_returns_figures_and_writes_consistent_files(odd_sized_pairs, tmp_path):
