@@ -128,7 +128,7 @@ def resolve_precision(precision=TrainConfig.precision, *, has_gpu=None):
         precision = "mixed_float16" if has_gpu else "mixed_bfloat16"
     if precision == "mixed_bfloat16" and not has_gpu and not cpu_has_native_bf16():
         logger.warning("this CPU has no native bfloat16 (no avx512_bf16/amx_bf16 flag), where "
-                       "mixed_bfloat16 trains several times slower: using float32 instead")
+                       "mixed_bfloat16 runs several times slower: using float32 instead")
         return "float32"
     return precision
 

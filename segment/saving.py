@@ -5,7 +5,8 @@
 
 `load_model` also reads `.h5` files written by tf.keras 2.x with tensorflow-addons (their
 `Addons>InstanceNormalization` loads as ours) and, for inference only, TensorFlow SavedModel
-folders.
+folders. A model trained under mixed_bfloat16 computes in float32 where bfloat16 would be slow
+(no GPU, a CPU without native bf16), as `runtime.resolve_precision` decides for training.
 """
 
 import logging
@@ -17,6 +18,7 @@ import keras
 from .errors import ModelLoadError
 from .files import atomic_path
 from .layers import InstanceNormalization
+from .runtime import resolve_precision
 
 __all__ = ["load_model", "save_model"]
 
@@ -59,7 +61,9 @@ def load_model(path, *, compile=False):
     `Addons>InstanceNormalization` load that layer as ours, with its weights. A TensorFlow
     SavedModel folder (what `model.save("dir")` wrote with tf.keras 2.x and
     tensorflow-addons) loads for inference only: its `serving_default` signature wrapped in a
-    `keras.layers.TFSMLayer` (TensorFlow backend); `train_model` refuses it.
+    `keras.layers.TFSMLayer` (TensorFlow backend); `train_model` refuses it. A model saved
+    under mixed_bfloat16 loads with every layer in float32 (the same weights) where
+    bfloat16 runs several times slower: no GPU and a CPU without avx512_bf16 or amx_bf16.
 
     Args:
         path: A `.keras` or `.h5` file, or a SavedModel folder.
@@ -91,10 +95,28 @@ def load_model(path, *, compile=False):
     if path.suffix == ".keras":
         _check_keras_archive(path)
     try:
-        return keras.models.load_model(path, custom_objects=_LEGACY_OBJECTS, compile=compile,
-                                       safe_mode=True)
+        model = keras.models.load_model(path, custom_objects=_LEGACY_OBJECTS, compile=compile,
+                                        safe_mode=True)
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
         raise ModelLoadError(f"'{path}' could not be loaded as a Keras model: {error}") from None
+    return _in_float32_where_bf16_is_slow(model, path)
+
+
+def _in_float32_where_bf16_is_slow(model, path):
+    """`model`, its layers (nested ones too) set to compute in float32 where it was saved
+    under mixed_bfloat16 and `resolve_precision` refuses bf16 on this machine."""
+    layers, index = [model], 0
+    while index < len(layers):  # the model, its layers, and those of nested models
+        layers += getattr(layers[index], "layers", [])
+        index += 1
+    if ("mixed_bfloat16" not in {layer.dtype_policy.name for layer in layers}
+            or resolve_precision("mixed_bfloat16") == "mixed_bfloat16"):
+        return model
+    for layer in layers:
+        layer.dtype_policy = "float32"
+    logger.warning("'%s' was trained under mixed_bfloat16; it computes in float32 here, with "
+                   "the same weights", path)
+    return model
 
 
 def _load_saved_model(path):

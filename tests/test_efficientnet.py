@@ -229,7 +229,8 @@ def test_a_unet_on_lite2_saves_loads_and_reports_its_encoder(tmp_path):
                                atol=1e-6)
 
 
-def test_under_mixed_bfloat16_on_a_cpu_the_depthwise_convolutions_train_in_float32(tmp_path):
+def test_under_mixed_bfloat16_on_a_cpu_the_depthwise_convolutions_train_in_float32(tmp_path,
+                                                                                   monkeypatch):
     # bench_step_trace.py: oneDNN's bf16 depthwise gradients cost 2.3-4.4x its float32 ones.
     from segment.layers import Float32TrainingDepthwiseConv2D, FrozenBatchNormDepthwiseConv2D
     from segment.model import pretrained_encoder
@@ -258,3 +259,13 @@ def test_under_mixed_bfloat16_on_a_cpu_the_depthwise_convolutions_train_in_float
     images = np.random.default_rng(3).random((2, 32, 32, 3), dtype=np.float32)
     np.testing.assert_array_equal(loaded.predict_on_batch(images), model.predict_on_batch(images))
     assert model.get_layer("localization_2_1_conv").dtype_policy.name == "mixed_bfloat16"
+    # Where bf16 is slow (a CPU without native bf16, no GPU) the file computes in float32.
+    monkeypatch.setattr(segment.runtime, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(segment.runtime, "backend_has_gpu", lambda: False)
+    in_float32 = segment.load_model(tmp_path / "model.keras")
+    assert {layer.dtype_policy.name for layer in [*in_float32.layers,
+                                                  *pretrained_encoder(in_float32).layers]} == {
+        "float32"}
+    float32.set_weights(model.get_weights())
+    np.testing.assert_allclose(in_float32.predict_on_batch(images),
+                               float32.predict_on_batch(images), atol=1e-5)
