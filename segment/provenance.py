@@ -1,12 +1,14 @@
 """Where an ensemble's models come from, and the check that none of them saw what it is scored on.
 
     check_unseen(split.test, ["a/model.keras", "b/model.keras"])   # SegmentError if one did
+    seen_note(pairs, "a/model.keras")       # "" or "; 12 of them in ...: not a test score"
     member_record("a/model.keras", model)   # {"path", "sha256", "encoder", "split"}
 
 A model's validation part chose its best epoch, so scoring an ensemble on pairs any member
 trained on or validated on is leakage: its score would not be a test score. Each member's
 `split.json` (beside its model) says which pairs it saw; a member without one is refused unless
-the caller accepts the risk. The records go into the evaluation's settings (`summary.json`, the
+the caller accepts the risk. One model scored on a folder that holds pairs it saw is scored, and
+said to be so. The records go into the evaluation's settings (`summary.json`, the
 report), so that a number can be traced to the exact files that made it.
 """
 
@@ -19,7 +21,7 @@ from .model import encoder_settings
 from .run_folder import OUTPUTS, RunFolder
 from .split import load_split
 
-__all__ = ["check_unseen", "file_sha256", "member_record"]
+__all__ = ["check_unseen", "file_sha256", "member_record", "seen_note"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +41,10 @@ def check_unseen(pairs, model_paths, accept_leakage_risk=False):
     """
     ids, unverified = {pair.id for pair in pairs}, []
     for path in map(Path, model_paths):
-        manifest = RunFolder(path.parent).split
-        if not manifest.exists():
+        manifest, seen = _seen(ids, path)
+        if manifest is None:
             unverified.append(path)
             continue
-        split = load_split(manifest)
-        seen = ids & {pair.id for pair in [*split.train, *split.val]}
         if seen:
             raise SegmentError(f"'{path}' trained or chose its best epoch on {len(seen)} of "
                                f"the {len(ids)} pairs to evaluate (e.g. {min(seen)}, in the "
@@ -59,6 +59,36 @@ def check_unseen(pairs, model_paths, accept_leakage_risk=False):
         logger.warning("scoring an ensemble with %d models of unknown training data (%s): "
                        "the score may not be a test score", len(unverified),
                        ", ".join(map(str, unverified)))
+
+
+def seen_note(pairs, model_path):
+    """"" where one model's `split.json` shows it saw none of `pairs` (or it has none), else a
+    note for the description of what was scored, also logged as a warning: how many of them
+    it trained or chose its best epoch on.
+
+    Example:
+        >>> seen_note(split.test, finished_run / "model.keras")
+        ''
+    """
+    ids = {pair.id for pair in pairs}
+    manifest, seen = _seen(ids, Path(model_path))
+    if not seen:
+        return ""
+    note = (f"; {len(seen)} of them in the train and validation parts of {manifest} (e.g. "
+            f"{min(seen)}): not a test score")
+    logger.warning("'%s' trained or chose its best epoch on %d of the %d pairs scored%s",
+                   model_path, len(seen), len(ids), note)
+    return note
+
+
+def _seen(ids, model_path):
+    """(the `split.json` beside the model or None, the ids of `ids` in its train and
+    validation parts)."""
+    manifest = RunFolder(model_path.parent).split
+    if not manifest.exists():
+        return None, set()
+    split = load_split(manifest)
+    return manifest, ids & {pair.id for pair in [*split.train, *split.val]}
 
 
 def member_record(path, model):

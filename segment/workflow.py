@@ -26,7 +26,7 @@ from .model import create_model
 from .pipeline import PAIRS_AS_THEY_ARE, create_generator
 from .prediction import Ensemble, export_predictions, network_size
 from .prediction_folder import PredictionFolder
-from .provenance import check_unseen, member_record
+from .provenance import check_unseen, member_record, seen_note
 from .report import results
 from .run_folder import RunFolder
 from .runtime import resolve_precision
@@ -228,8 +228,10 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
     pairs, description = _evaluation_pairs(data, masks_dir, split_manifest, part, beside)
     if len(model_paths) > 1:
         check_unseen(pairs, model_paths, accept_leakage_risk)
-    elif accept_leakage_risk:
-        logger.warning("accept_leakage_risk applies to ensembles only; ignored for one model")
+    else:
+        description += seen_note(pairs, model_paths[0])
+        if accept_leakage_risk:
+            logger.warning("accept_leakage_risk applies to ensembles only; ignored for one model")
     history = beside.log if len(model_paths) == 1 and beside.log.exists() else None
     report = results(model, pairs, history=history, run_dir=out, config=config,
                      image_size=size, progress=progress)

@@ -79,6 +79,13 @@ def test_load_and_evaluate_takes_size_and_settings_from_config_json(synthetic_pa
     assert not (run.evaluation_dir / "skipped_files.txt").exists()
     with pytest.raises(segment.RunFolderError, match="already holds a report"):
         load_and_evaluate(run.model, progress=False)
+    # Scored on pairs it trained or validated on, one model is scored, and said not to be tested.
+    split = segment.load_split(run.split)
+    seen = sorted(pair.id for pair in [*split.train, *split.val])
+    _, _, part = load_and_evaluate(run.model, synthetic_pairs[:10], out_dir=tmp_path / "all",
+                                   progress=False)
+    assert part == (f"all given; {len(seen)} of them in the train and validation parts of "
+                    f"{run.split} (e.g. {seen[0]}): not a test score")
 
 
 def test_train_fraction_trains_on_a_nested_share_and_keeps_validation_and_test(synthetic_pairs,
