@@ -227,8 +227,8 @@ def inspect(paths, plot=True, *, progress=False):
     """Count image sizes by reading only file headers (seconds for thousands of large JPEGs).
 
     Args:
-        paths: A folder of images, a list of image paths, or a list of `Pair` (then each mask's
-            size is compared with its image's too).
+        paths: A folder of images (or their parent, as for `find_pairs`), a list of image
+            paths, or a list of `Pair` (then each mask's size is compared with its image's too).
         plot: Also draw a figure of the sizes (returned, never shown). Defaults to True.
         progress: Show a progress bar on stderr when it is a terminal. Defaults to False.
 
@@ -240,13 +240,15 @@ def inspect(paths, plot=True, *, progress=False):
         >>> report = inspect(data_dir / "images")  # a folder, a list of paths or of pairs
         >>> report.num_images, len(report.counts), type(report.figure).__name__
         (12, 12, 'Figure')
+        >>> inspect(data_dir, plot=False).num_images  # images/ found as find_pairs finds it
+        12
         >>> print(report)  # doctest: +ELLIPSIS
         12 images, 12 distinct sizes (width x height):
           59x52: 1
         ...
     """
     if isinstance(paths, (str, os.PathLike)):
-        paths, _ = list_image_files(Path(paths), masks=False)
+        paths, _ = list_image_files(_resolve_folders(Path(paths))[0], masks=False)
     report = SizeReport(collections.Counter())
     # disable=None: tqdm draws only on a terminal, so a log file gets no bar redraws.
     for item in tqdm(list(paths), desc="inspect", unit="image",
