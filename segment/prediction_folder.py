@@ -24,14 +24,14 @@ import pandas as pd
 from .data import MASK_SUFFIX
 from .errors import RunFolderError
 from .files import replace_path
+from .run_folder import OUTPUTS, PREDICTIONS_TABLE
 
 __all__ = ["MASK_FILE_SUFFIX", "PREDICTIONS_RECORD", "PREDICTIONS_TABLE", "PredictionFolder",
            "mask_file"]
 
 MASK_FILE_SUFFIX = f"{MASK_SUFFIX}.png"  # ISIC's naming: ISIC_0000000.jpg's mask file
-PREDICTIONS_TABLE = "predictions.csv"  # one row per mask written, the least confident flagged
 PREDICTIONS_RECORD = "predictions.json"  # the settings the masks were predicted with
-_PAGE = ("review.html", "review")  # review.py's page and its pictures
+_PAGE = (OUTPUTS["review"], OUTPUTS["review_pictures"])  # review.py's page and its pictures
 _STAGING_PREFIX = ".predictions-"
 
 
@@ -79,6 +79,10 @@ class PredictionFolder:
         """
         if not self.path.is_dir():
             return set()
+        if (self.path / OUTPUTS["report"]).exists():
+            raise RunFolderError(f"'{self.path}' holds an evaluation ({OUTPUTS['report']}), "
+                                 f"whose review page the prediction's would replace: choose "
+                                 f"another --out")
         listed = self._listed_masks()
         unlisted = sorted(path.name for path in self.path.glob(f"*{MASK_FILE_SUFFIX}")
                           if path.name not in listed)

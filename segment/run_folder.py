@@ -61,6 +61,8 @@ OUTPUTS = {
     "evaluation_dir": "evaluation",  # driver_load_evaluate.py's default report folder
     "predictions_dir": "predictions",  # its default --predict-only folder
 }
+# What `--predict-only` writes beside its masks (prediction_folder.py): no report goes there.
+PREDICTIONS_TABLE = "predictions.csv"
 # Settings that must match for a killed run to be resumed (config.json sections).
 RESUME_KEYS = ("data", "model", "train", "pairs")
 # Temporary names of interrupted atomic writes (files.atomic_path, files.replace_path, the
@@ -205,6 +207,17 @@ class RunFolder:
         """
         self.resuming = self.backup.exists()
         return self.resuming
+
+    def check_report(self, overwrite):
+        """Raise RunFolderError where an evaluation may not write its report here: a report is
+        here and `overwrite` is False, or the folder holds a prediction (its review page
+        would be replaced by the report's)."""
+        if (self.path / PREDICTIONS_TABLE).exists():
+            raise RunFolderError(f"'{self.path}' holds a prediction ({PREDICTIONS_TABLE} and its "
+                                 f"masks): choose another --out for the report")
+        if self.report.exists() and not overwrite:
+            raise RunFolderError(f"'{self.path}' already holds a report; pass --overwrite or "
+                                 f"choose another --out")
 
     def clear(self):
         """Remove everything a run wrote here (see the module docstring); keep other files."""

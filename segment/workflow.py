@@ -20,7 +20,7 @@ from .config import EvalConfig, RunConfig, with_overrides
 from .data import PairList, as_pairs, find_pairs, fingerprint_pairs, inspect
 from .distribute import create_strategy, is_chief, task_id
 from .efficientnet import efficientnet_lite_weights
-from .errors import RunFolderError, SegmentError
+from .errors import SegmentError
 from .files import save_figure_atomic, write_text_atomic
 from .model import create_model
 from .pipeline import PAIRS_AS_THEY_ARE, create_generator
@@ -221,9 +221,7 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
         raise ValueError(f"part must be one of {Split._fields}. Received: part={part!r}")
     beside = RunFolder(model_paths[0].parent)  # the (first) training run's folder, if any
     out = RunFolder(out_dir if out_dir is not None else beside.evaluation_dir)
-    if out.report.exists() and not overwrite:
-        raise RunFolderError(f"'{out.path}' already holds a report; pass --overwrite or choose "
-                             f"another --out")
+    out.check_report(overwrite)
     model, config, size = _load_with_settings(model_paths, config, image_size, overrides)
     pairs, description = _evaluation_pairs(data, masks_dir, split_manifest, part, beside)
     if len(model_paths) > 1:

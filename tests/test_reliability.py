@@ -326,6 +326,14 @@ def test_predicting_into_a_folder_of_masks_replaces_only_a_prediction_and_only_w
         export_predictions(constant_model(5.0), images[:1], out, progress=False,
                            overwrite=True)
     assert [path.name for path in truth.iterdir()] == ["ISIC_0000000_segmentation.png"]
+    # A prediction and an evaluation's report never share a folder (each has its review page).
+    with pytest.raises(RunFolderError, match="holds a prediction"):
+        segment.RunFolder(out).check_report(overwrite=True)
+    (tmp_path / "evaluation").mkdir()
+    (tmp_path / "evaluation" / "report.html").write_text("an evaluation's report")
+    with pytest.raises(RunFolderError, match="holds an evaluation"):
+        export_predictions(constant_model(5.0), images[:1], tmp_path / "evaluation",
+                           progress=False, overwrite=True)
 
 
 # Determinism -------------------------------------------------------------------------------------
