@@ -11,7 +11,8 @@ A prediction's files are the masks its `predictions.csv` lists, that table, `pre
 they were: an error or a kill leaves them whole, and only a hidden staging folder, which the
 next prediction into the folder removes. Masks that no `predictions.csv` lists (`*_segmentation.png`
 written by hand, by another tool, or ground truth) are not this library's: the folder is refused,
-with or without overwrite, so that no one's masks are mixed with or replaced by new ones.
+with or without overwrite, so that no one's masks are mixed with or replaced by new ones; so is
+an evaluation's folder (`report.html`), whose review page a prediction's would replace.
 """
 
 import contextlib
