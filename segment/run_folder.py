@@ -163,8 +163,11 @@ class RunFolder:
             raise RunFolderError(f"'{self.path}' already holds a finished run; pass --overwrite "
                                  f"or choose another --run-dir")
         if self.model.exists() and not overwrite:
-            raise RunFolderError(f"'{self.path}' already holds a model ({OUTPUTS['model']}); "
-                                 f"pass --overwrite (overwrite=True) or choose another run folder")
+            raise RunFolderError(f"'{self.path}' already holds a model ({OUTPUTS['model']}) and "
+                                 f"no report: if its training finished, write the report with "
+                                 f"driver_load_evaluate.py --model {self.model} --out "
+                                 f"{self.path}; else pass --overwrite (overwrite=True) or choose "
+                                 f"another run folder")
         self.clear()
         self.path.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.config, record)

@@ -67,9 +67,11 @@ def test_finished_run_needs_overwrite_and_then_everything_it_wrote_goes(tmp_path
 
 def test_model_without_report_needs_overwrite(tmp_path):
     (tmp_path / "model.keras").write_text("a trained model")
-    with pytest.raises(RunFolderError, match="already holds a model"):
+    with pytest.raises(RunFolderError, match="already holds a model") as refused:
         RunFolder(tmp_path).begin(RECORD)
     assert (tmp_path / "model.keras").read_text() == "a trained model"
+    assert (f"write the report with driver_load_evaluate.py --model {tmp_path / 'model.keras'} "
+            f"--out {tmp_path};") in str(refused.value)
 
 
 def test_interrupted_run_with_the_same_settings_resumes_and_keeps_everything(tmp_path):
