@@ -39,7 +39,8 @@ from .losses import dice_loss
 from .metrics import dice_coefficient
 from .model import create_model
 from .pipeline import create_generator
-from .prediction import Ensemble, export_predictions, predict_masks
+from .prediction import Ensemble, predict_masks
+from .prediction_folder import export_predictions
 from .report import results
 from .run_folder import RunFolder
 from .saving import load_model, save_model

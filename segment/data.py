@@ -26,7 +26,8 @@ from .errors import ImageReadError, PairingError
 from .images import IMAGE_SUFFIXES, read_image_size
 
 __all__ = ["Pair", "PairList", "SizeReport", "as_pair", "as_pairs", "find_pairs",
-           "fingerprint_pairs", "first_names", "inspect", "list_image_files", "size_mismatch"]
+           "fingerprint_pairs", "first_names", "index_by_id", "inspect", "list_image_files",
+           "size_mismatch"]
 
 logger = logging.getLogger(__name__)
 
@@ -170,8 +171,8 @@ def find_pairs(images_dir, masks_dir=None):
     else:
         mask_files, unreadable_masks = list_image_files(masks_dir)
         unreadable += unreadable_masks
-    images, duplicate_images = _index_by_id(image_files, lambda path: path.stem)
-    masks, duplicate_masks = _index_by_id(mask_files, _mask_id)
+    images, duplicate_images = index_by_id(image_files, lambda path: path.stem)
+    masks, duplicate_masks = index_by_id(mask_files, _mask_id)
     pairs = PairList(
         [Pair(images[key], masks[key]) for key in sorted(images.keys() & masks.keys())],
         unpaired_images=[images[key] for key in sorted(images.keys() - masks.keys())],
@@ -342,7 +343,7 @@ def _mask_id(path):
     return stem[: -len(MASK_SUFFIX)] if _is_mask_name(path) else stem
 
 
-def _index_by_id(paths, id_of):
+def index_by_id(paths, id_of):
     """{id: path}, preferring the suffix listed first in IMAGE_SUFFIXES; and the skipped paths."""
     index, skipped = {}, []
     for path in sorted(paths, key=lambda path: IMAGE_SUFFIXES.index(path.suffix.lower())):

@@ -1,8 +1,8 @@
-"""Predict: a binary mask for each image at its own size, and ISIC-named mask files.
+"""Predict: a binary mask for each image at its own size.
 
     masks = predict_masks(model, ["ISIC_0000000.jpg"], tta=True)   # uint8 (h, w) in {0, 1}
-    export_predictions(model, "new_images/", "predictions/")        # ISIC_x_segmentation.png
-                                                                    # and predictions.csv
+
+(`prediction_folder.export_predictions` writes them as ISIC-named files with a table.)
 
 Each image is resized to the network's size (`network_size` decides it), predicted in batches,
 optionally averaged over flips (test-time augmentation), and its probabilities are resized back
@@ -13,33 +13,26 @@ at the image's size. The settings come as an `EvalConfig` (or as its fields, as 
 
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm.auto import tqdm
 
 from .batch_norm_folding import folded_for_prediction
-from .confidence import flip_agreement, least_confident, mask_confidence
+from .confidence import flip_agreement, mask_confidence
 from .config import EvalConfig, with_overrides
-from .data import Pair, as_pair, list_image_files
+from .data import Pair, as_pair
 from .errors import ImageReadError
-from .files import write_json_atomic
 from .images import (
     load_input_image,
     read_image_size,
     resize_image,
     resize_probabilities,
-    save_mask,
 )
 from .postprocess import flip_views, postprocess_mask
-from .prediction_folder import PREDICTIONS_RECORD, PREDICTIONS_TABLE, PredictionFolder, mask_file
-from .review import review_pictures, write_review
-from .runtime import library_versions
 from .second_look import look_again
 
-__all__ = ["Ensemble", "export_predictions", "iter_predictions", "iter_probabilities",
-           "network_size", "predict_masks", "predicting_models", "prediction_settings", "to_mask"]
+__all__ = ["Ensemble", "iter_predictions", "iter_probabilities", "network_size", "predict_masks",
+           "predicting_models", "prediction_settings", "to_mask"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,17 +67,10 @@ def iter_predictions(model, images, config=None, *, image_size=None, progress=Fa
         ISIC_0000010 True uint8
     """
     config = with_overrides(config, EvalConfig, overrides)
-    for item, _, _, mask in _iter_masks(model, images, image_size, config, progress, skipped):
-        yield item, mask
-
-
-def _iter_masks(model, images, image_size, config, progress, skipped):
-    """(item, probabilities, confidence, mask) per readable image: as `iter_probabilities`, and
-    the uint8 mask made from them, at the image's own size with `config.original_size`."""
-    for item, probabilities, confidence in iter_probabilities(model, images, image_size, config,
-                                                               progress, skipped):
+    for item, probabilities, _ in iter_probabilities(model, images, image_size, config,
+                                                      progress, skipped):
         target = _original_size(item) if config.original_size else probabilities.shape
-        yield item, probabilities, confidence, to_mask(probabilities, target, config)
+        yield item, to_mask(probabilities, target, config)
 
 
 def predict_masks(model, images, config=None, *, image_size=None, progress=False,
@@ -103,72 +89,6 @@ def predict_masks(model, images, config=None, *, image_size=None, progress=False
     """
     return [mask for _, mask in iter_predictions(model, images, config, image_size=image_size,
                                                  progress=progress, **overrides)]
-
-
-def export_predictions(model, images, out_dir, config=None, *, image_size=None, progress=True,
-                       overwrite=False, **overrides):
-    """Write one 0/255 mask PNG per image at its own size, in ISIC's naming; `predictions.csv`,
-    one row per mask; `predictions.json`, how they were predicted (`prediction_settings`, the
-    unreadable images, the versions); and the review page (`review.html`, `review/`).
-
-    The table, indexed by id: mask (its file name), height and width, predicted_share (the
-    mask's share of the image), confidence (as `iter_probabilities`) and flagged: True for the
-    `config.flag_share` least confident masks (rounded up; ties in their order).
-
-    An earlier prediction in `out_dir` is replaced, with `overwrite`, once the new one is whole
-    (`prediction_folder.PredictionFolder`).
-
-    Args:
-        model: Keras model, or an `Ensemble`.
-        images: A folder of images (its masks, `<id>_segmentation.png`, left out), or paths.
-        out_dir: Output folder; masks are named `<id>_segmentation.png`.
-        config, image_size, progress, **overrides: as for `iter_predictions` (masks are
-            always written at the image's own size); `flag_share=0.1` by default.
-        overwrite: Replace an earlier prediction in `out_dir`. Defaults to False.
-
-    Returns:
-        (written, skipped): list of the written paths, and (path, reason) of unreadable images.
-
-    Raises:
-        RunFolderError: an earlier prediction in `out_dir` without `overwrite`, or masks
-            there that no prediction of this library wrote.
-
-    Example:
-        >>> written, skipped = export_predictions(model, data_dir / "images", tmp, tta=True)
-        >>> len(written), written[0].name, skipped
-        (12, 'ISIC_0000000_segmentation.png', [])
-        >>> import pandas as pd
-        >>> int(pd.read_csv(tmp / "predictions.csv")["flagged"].sum())  # 10 % of 12, rounded up
-        2
-    """
-    config = with_overrides(config, EvalConfig, {**overrides, "original_size": True})
-    if isinstance(images, (str, Path)):
-        images, _ = list_image_files(Path(images), masks=False)
-    folder = PredictionFolder(out_dir)
-    written, skipped, rows, pictures = [], [], [], []
-    with folder.writing(overwrite) as staging:
-        for path, probabilities, confidence, mask in _iter_masks(model, images, image_size,
-                                                                 config, progress, skipped):
-            name = mask_file(path)
-            save_mask(mask, staging / name)
-            written.append(folder.path / name)
-            rows.append({"id": Path(path).stem, "mask": name, "height": mask.shape[0],
-                         "width": mask.shape[1], "predicted_share": float(mask.mean()),
-                         "confidence": confidence})
-            pictures.append(review_pictures(path, probabilities, mask))
-        if rows:
-            table = pd.DataFrame(rows).set_index("id")
-            table["flagged"] = least_confident(table["confidence"], config.flag_share)
-            table.to_csv(staging / PREDICTIONS_TABLE, float_format="%.6g",
-                         errors="surrogateescape")
-            write_json_atomic(staging / PREDICTIONS_RECORD, {
-                "settings": prediction_settings(model, config, image_size), "masks": len(rows),
-                "skipped": [{"path": path, "reason": reason} for path, reason in skipped],
-                "versions": library_versions()})
-            write_review(staging, table, pictures)
-    logger.info("wrote %d masks to '%s' (%d images unreadable)", len(written), folder.path,
-                len(skipped))
-    return written, skipped
 
 
 def prediction_settings(model, config, image_size=None):

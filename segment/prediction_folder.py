@@ -1,6 +1,8 @@
-"""The owner of a prediction folder (`export_predictions`, `--predict-only`): what an earlier
-prediction left there, and how a new one replaces it without losing it on the way.
+"""Predictions as files: `export_predictions` (what `--predict-only` does) writes a folder of
+ISIC-named masks with their table, settings and review page; `PredictionFolder` owns such a
+folder: what an earlier prediction left there, and how a new one replaces it whole.
 
+    export_predictions(model, "new_images/", "predictions/")   # ISIC_x_segmentation.png, ...
     folder = PredictionFolder("predictions/")
     with folder.writing(overwrite=False) as staging:   # refuses a folder holding a prediction
         ...  # write the masks, predictions.csv, predictions.json and the review page to staging
@@ -16,19 +18,28 @@ an evaluation's folder (`report.html`), whose review page a prediction's would r
 """
 
 import contextlib
+import logging
 import shutil
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-from .data import MASK_SUFFIX
+from .confidence import least_confident
+from .config import EvalConfig, with_overrides
+from .data import MASK_SUFFIX, index_by_id, list_image_files
 from .errors import RunFolderError
-from .files import replace_path
+from .files import replace_path, write_json_atomic
+from .images import read_image_size, save_mask
+from .prediction import iter_probabilities, prediction_settings, to_mask
+from .review import review_pictures, write_review
 from .run_folder import OUTPUTS, PREDICTIONS_TABLE
+from .runtime import library_versions
 
 __all__ = ["MASK_FILE_SUFFIX", "PREDICTIONS_RECORD", "PREDICTIONS_TABLE", "PredictionFolder",
-           "mask_file"]
+           "export_predictions", "mask_file"]
+
+logger = logging.getLogger(__name__)
 
 MASK_FILE_SUFFIX = f"{MASK_SUFFIX}.png"  # ISIC's naming: ISIC_0000000.jpg's mask file
 PREDICTIONS_RECORD = "predictions.json"  # the settings the masks were predicted with
@@ -44,6 +55,87 @@ def mask_file(image_path):
         'ISIC_0000000_segmentation.png'
     """
     return f"{Path(image_path).stem}{MASK_FILE_SUFFIX}"
+
+
+def export_predictions(model, images, out_dir, config=None, *, image_size=None, progress=True,
+                       overwrite=False, **overrides):
+    """Write one 0/255 mask PNG per image at its own size, in ISIC's naming; `predictions.csv`,
+    one row per mask; `predictions.json`, how they were predicted (`prediction_settings`, the
+    unreadable images, the versions); and the review page (`review.html`, `review/`).
+
+    The table, indexed by id: mask (its file name), height and width, predicted_share (the
+    mask's share of the image), confidence (as `iter_probabilities`) and flagged: True for the
+    `config.flag_share` least confident masks (rounded up; ties in their order).
+
+    An earlier prediction in `out_dir` is replaced, with `overwrite`, once the new one is whole
+    (`prediction_folder.PredictionFolder`).
+
+    Args:
+        model: Keras model, or an `Ensemble`.
+        images: A folder of images (its masks, `<id>_segmentation.png`, left out), or paths.
+        out_dir: Output folder; masks are named `<id>_segmentation.png`.
+        config, image_size, progress, **overrides: as for `iter_predictions` (masks are
+            always written at the image's own size); `flag_share=0.1` by default.
+        overwrite: Replace an earlier prediction in `out_dir`. Defaults to False.
+
+    Returns:
+        (written, skipped): list of the written paths, and (path, reason) of the images not
+        predicted: unreadable, or a second file of one id (ISIC_1.png beside ISIC_1.jpg; the
+        first in `data.IMAGE_SUFFIXES`' order is predicted, as `find_pairs` pairs it).
+
+    Raises:
+        RunFolderError: an earlier prediction in `out_dir` without `overwrite`, or masks
+            there that no prediction of this library wrote.
+
+    Example:
+        >>> written, skipped = export_predictions(model, data_dir / "images", tmp, tta=True)
+        >>> len(written), written[0].name, skipped
+        (12, 'ISIC_0000000_segmentation.png', [])
+        >>> import pandas as pd
+        >>> int(pd.read_csv(tmp / "predictions.csv")["flagged"].sum())  # 10 % of 12, rounded up
+        2
+    """
+    config = with_overrides(config, EvalConfig, {**overrides, "original_size": True})
+    images = (list_image_files(Path(images), masks=False)[0] if isinstance(images, (str, Path))
+              else [Path(path) for path in images])
+    images, skipped = _one_image_per_id(images)
+    folder = PredictionFolder(out_dir)
+    written, rows, pictures = [], [], []
+    with folder.writing(overwrite) as staging:
+        for path, probabilities, confidence in iter_probabilities(model, images, image_size,
+                                                                   config, progress, skipped):
+            mask = to_mask(probabilities, read_image_size(path), config)
+            name = mask_file(path)
+            save_mask(mask, staging / name)
+            written.append(folder.path / name)
+            rows.append({"id": Path(path).stem, "mask": name, "height": mask.shape[0],
+                         "width": mask.shape[1], "predicted_share": float(mask.mean()),
+                         "confidence": confidence})
+            pictures.append(review_pictures(path, probabilities, mask))
+        if rows:
+            table = pd.DataFrame(rows).set_index("id")
+            table["flagged"] = least_confident(table["confidence"], config.flag_share)
+            table.to_csv(staging / PREDICTIONS_TABLE, float_format="%.6g",
+                         errors="surrogateescape")
+            write_json_atomic(staging / PREDICTIONS_RECORD, {
+                "settings": prediction_settings(model, config, image_size), "masks": len(rows),
+                "skipped": [{"path": path, "reason": reason} for path, reason in skipped],
+                "versions": library_versions()})
+            write_review(staging, table, pictures)
+    logger.info("wrote %d masks to '%s' (%d images unreadable)", len(written), folder.path,
+                len(skipped))
+    return written, skipped
+
+
+def _one_image_per_id(images):
+    """(images, skipped): `images` in their order, each id (file stem) once, and (path, reason)
+    of each other file of an id already taken, logged."""
+    kept, others = index_by_id(images, lambda path: path.stem)
+    skipped = [(str(path), f"'{path}' has the id of '{kept[path.stem]}', which is predicted "
+                           f"instead: one mask per id") for path in others]
+    for _, reason in skipped:
+        logger.warning("skipping image: %s", reason)
+    return [path for path in images if path not in set(others)], skipped
 
 
 class PredictionFolder:

@@ -24,8 +24,8 @@ from .errors import SegmentError
 from .files import save_figure_atomic, write_text_atomic
 from .model import create_model
 from .pipeline import PAIRS_AS_THEY_ARE, create_generator
-from .prediction import Ensemble, export_predictions, network_size
-from .prediction_folder import PredictionFolder
+from .prediction import Ensemble, network_size
+from .prediction_folder import PredictionFolder, export_predictions
 from .provenance import check_unseen, member_record, seen_note
 from .report import results
 from .run_folder import RunFolder

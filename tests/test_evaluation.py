@@ -130,12 +130,21 @@ def test_export_writes_isic_named_masks_at_original_size(odd_sized_pairs, tmp_pa
     assert [path.endswith("broken.png") for path, _ in skipped] == [True]
     exported = load_segmented_image(tmp_path / "out" / "ISIC_0000001_segmentation.png")
     assert exported.shape == (33, 47)
-    # Masks written beside their images are not taken for images by the next prediction.
+    # Masks written beside their images are not taken for images by the next prediction, and
+    # a second file of one id is named and skipped (the .jpg is predicted, as find_pairs pairs it).
     export_predictions(red_channel_model(), folder, folder, progress=False)
-    again, _ = export_predictions(red_channel_model(), folder, folder, progress=False,
-                                  overwrite=True)
+    (folder / "broken.png").unlink()
+    write_image(folder / "ISIC_0000002.jpg", np.zeros((64, 64, 3), np.uint8))
+    again, skipped = export_predictions(red_channel_model(), folder, folder, progress=False,
+                                        overwrite=True)
     assert sorted(path.name for path in folder.glob("*_segmentation*")) == sorted(
         path.name for path in again) == [f"ISIC_{index:07d}_segmentation.png" for index in range(3)]
+    assert skipped == [(str(folder / "ISIC_0000002.png"),
+                        f"'{folder / 'ISIC_0000002.png'}' has the id of "
+                        f"'{folder / 'ISIC_0000002.jpg'}', which is predicted instead: one mask "
+                        f"per id")]
+    assert load_segmented_image(folder / "ISIC_0000002_segmentation.png").max() == 0  # the .jpg
+    assert pd.read_csv(folder / "predictions.csv")["id"].is_unique
 
 
 def test_results_returns_figures_and_writes_consistent_files(odd_sized_pairs, tmp_path):

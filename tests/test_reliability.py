@@ -299,7 +299,7 @@ def test_predicting_into_a_folder_of_masks_replaces_only_a_prediction_and_only_w
     def failing(*arguments):  # the new prediction fails after its first mask
         raise OSError("disk full")
 
-    monkeypatch.setattr(segment.prediction, "review_pictures", failing)
+    monkeypatch.setattr(segment.prediction_folder, "review_pictures", failing)
     with pytest.raises(OSError, match="disk full"):
         export_predictions(constant_model(-5.0), images[3:5], out, progress=False,
                            overwrite=True)
