@@ -96,9 +96,13 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
         2
     """
     config = with_overrides(config, EvalConfig, {**overrides, "original_size": True})
-    images = (list_image_files(Path(images), masks=False)[0] if isinstance(images, (str, Path))
-              else [Path(path) for path in images])
-    images, skipped = _one_image_per_id(images)
+    unreadable = []  # entries of a folder that cannot be examined (a symbolic link loop)
+    if isinstance(images, (str, Path)):
+        images, unreadable = list_image_files(Path(images), masks=False)
+    images, skipped = _one_image_per_id([Path(path) for path in images])
+    for path, reason in unreadable:
+        logger.warning("skipping '%s': %s", path, reason)
+    skipped += unreadable
     folder = PredictionFolder(out_dir)
     written, rows, pictures = [], [], []
     with folder.writing(overwrite) as staging:

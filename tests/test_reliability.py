@@ -113,6 +113,11 @@ def test_symlink_loop_is_reported_and_skipped(tmp_path):
     assert [pair.id for pair in pairs] == ["ISIC_0000001"]
     assert {os.path.basename(path) for path, _ in pairs.unreadable} == {
         "ISIC_0000002.jpg", "ISIC_0000003.jpg"}
+    written, skipped = export_predictions(constant_model(0.0, (8, 8)), tmp_path,
+                                          tmp_path / "out", progress=False)
+    assert [path.name for path in written] == ["ISIC_0000001_segmentation.png"]
+    assert {os.path.basename(path) for path, _ in skipped} == {
+        "ISIC_0000002.jpg", "ISIC_0000003.jpg"}
 
 
 def test_unwritable_run_folder_gives_a_one_line_error(tmp_path, capsys):
