@@ -248,9 +248,10 @@ def inspect(paths, plot=True, *, progress=False):
           59x52: 1
         ...
     """
-    if isinstance(paths, (str, os.PathLike)):
-        paths, _ = list_image_files(_resolve_folders(Path(paths))[0], masks=False)
     report = SizeReport(collections.Counter())
+    if isinstance(paths, (str, os.PathLike)):  # entries it cannot examine count as unreadable
+        paths, report.unreadable = list_image_files(_resolve_folders(Path(paths))[0],
+                                                    masks=False)
     # disable=None: tqdm draws only on a terminal, so a log file gets no bar redraws.
     for item in tqdm(list(paths), desc="inspect", unit="image",
                      disable=None if progress else True):

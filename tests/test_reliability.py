@@ -118,6 +118,8 @@ def test_symlink_loop_is_reported_and_skipped(tmp_path):
     assert [path.name for path in written] == ["ISIC_0000001_segmentation.png"]
     assert {os.path.basename(path) for path, _ in skipped} == {
         "ISIC_0000002.jpg", "ISIC_0000003.jpg"}
+    report = segment.inspect(tmp_path, plot=False)
+    assert report.num_images == 1 and len(report.unreadable) == 2
 
 
 def test_unwritable_run_folder_gives_a_one_line_error(tmp_path, capsys):
