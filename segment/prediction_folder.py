@@ -174,6 +174,8 @@ class PredictionFolder:
             RunFolderError: `predictions.csv` cannot be read or names a mask outside the folder,
                 or masks are here that it does not list.
         """
+        if self.path.exists() and not self.path.is_dir():
+            raise RunFolderError(f"'{self.path}' is a file, not a folder: choose another --out")
         if not self.path.is_dir():
             return set()
         if (self.path / OUTPUTS["report"]).exists():

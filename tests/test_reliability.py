@@ -336,6 +336,8 @@ def test_predicting_into_a_folder_of_masks_replaces_only_a_prediction_and_only_w
     # A prediction and an evaluation's report never share a folder (each has its review page).
     with pytest.raises(RunFolderError, match="holds a prediction"):
         segment.RunFolder(out).check_report(overwrite=True)
+    with pytest.raises(RunFolderError, match="is a file, not a folder"):
+        export_predictions(constant_model(5.0), images[:1], written[0], progress=False)
     (tmp_path / "evaluation").mkdir()
     (tmp_path / "evaluation" / "report.html").write_text("an evaluation's report")
     with pytest.raises(RunFolderError, match="holds an evaluation"):
