@@ -133,7 +133,7 @@ def _evaluate(args):
         written, skipped = load_and_predict(_one_or_all(args.model), args.predict_only,
                                             args.out, overwrite=args.overwrite, **options)
         print(f"wrote {len(written)} masks" + (f" to {written[0].parent}" if written else "")
-              + (f"; {len(skipped)} images unreadable (see the log)" if skipped else ""))
+              + (f"; {len(skipped)} images not predicted (see the log)" if skipped else ""))
         if written:
             _print_flagged(written[0].parent / PREDICTIONS_TABLE)
         return

@@ -68,7 +68,7 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
     `config.flag_share` least confident masks (rounded up; ties in their order).
 
     An earlier prediction in `out_dir` is replaced, with `overwrite`, once the new one is whole
-    (`prediction_folder.PredictionFolder`).
+    (`PredictionFolder`).
 
     Args:
         model: Keras model, or an `Ensemble`.
@@ -84,8 +84,9 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
         first in `data.IMAGE_SUFFIXES`' order is predicted, as `find_pairs` pairs it).
 
     Raises:
-        RunFolderError: an earlier prediction in `out_dir` without `overwrite`, or masks
-            there that no prediction of this library wrote.
+        RunFolderError: an earlier prediction in `out_dir` without `overwrite`; or, with it
+            too, masks there that no prediction of this library wrote, an evaluation's
+            report, or a file in the folder's place.
 
     Example:
         >>> written, skipped = export_predictions(model, data_dir / "images", tmp, tta=True)
@@ -123,10 +124,10 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
                          errors="surrogateescape")
             write_json_atomic(staging / PREDICTIONS_RECORD, {
                 "settings": prediction_settings(model, config, image_size), "masks": len(rows),
-                "skipped": [{"path": path, "reason": reason} for path, reason in skipped],
+                "skipped": [{"path": file, "reason": reason} for file, reason in skipped],
                 "versions": library_versions()})
             write_review(staging, table, pictures)
-    logger.info("wrote %d masks to '%s' (%d images unreadable)", len(written), folder.path,
+    logger.info("wrote %d masks to '%s' (%d images not predicted)", len(written), folder.path,
                 len(skipped))
     return written, skipped
 
