@@ -64,7 +64,7 @@ class Results:
 
 
 def results(model, pairs, *, history=None, run_dir=None, evaluation=None, config=None,
-            image_size=None, progress=True, **overrides):
+            image_size=None, progress=True, scored=None, **overrides):
     """Evaluate, draw and (optionally) write the report of a model on labelled pairs.
 
     The model predicts each image once, in `evaluate`; the galleries draw the best and worst
@@ -83,6 +83,8 @@ def results(model, pairs, *, history=None, run_dir=None, evaluation=None, config
         config, image_size, progress, **overrides: passed to `evaluate` (an `EvalConfig`
             and its fields: threshold, tta, postprocess, original_size, batch_size,
             num_examples).
+        scored: What the pairs are, e.g. "test part of runs/x/split.json": recorded as the
+            summary's "scored" and shown on the report. None records nothing.
 
     Returns:
         Results (evaluation, figures, files).
@@ -106,6 +108,8 @@ def results(model, pairs, *, history=None, run_dir=None, evaluation=None, config
     figures["best_predictions"] = plot_predictions(evaluation.best, title="best predictions")
     figures["worst_predictions"] = plot_predictions(evaluation.worst, title="worst predictions")
     report = Results(evaluation, figures)
+    if scored is not None:
+        evaluation.summary["scored"] = scored
     if run_dir is not None:
         report.files = _write_report(report, run_dir if isinstance(run_dir, RunFolder)
                                      else RunFolder(run_dir))
@@ -285,12 +289,13 @@ def _html(report, names):
     settings = html.escape(", ".join(f"{key}={value}" for key, value in
                                      summary["settings"].items() if key != "members"))
     members = _members_html(summary["settings"].get("members"))
+    scored = f"<p>Scored: {html.escape(summary['scored'])}.</p>" if "scored" in summary else ""
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>segment report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}</style></head>
 <body><h1>Segmentation report</h1>
-<p>{summary['count']} images ({summary['skipped']} unreadable, skipped);
+{scored}<p>{summary['count']} images ({summary['skipped']} unreadable, skipped);
 {summary['empty_truth']['count']} with an empty truth mask. Metrics are computed per image,
 then averaged. For comparison with papers that pool every pixel of the test set into one dice:
 pooled dice {summary['pooled_dice']:.4f}, not the per-image mean. It counts pixels at the

@@ -159,7 +159,8 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     if strategy.num_replicas_in_sync > 1 or task_id(strategy) != "local":
         model = load_model(run.model)  # evaluate on one device, off the cluster
     report = results(model, split.test or split.val, history=run.log, run_dir=run,
-                     config=config.evaluation, progress=progress)
+                     config=config.evaluation, progress=progress,
+                     scored=f"{'test' if split.test else 'val'} part of {run.split}")
     _write_skipped(run, [*train_ds.skipped, *(val_ds.skipped if val_ds else []),
                          *report.evaluation.skipped])
     return TrainingOutcome(model, history, report, split, run)
@@ -232,7 +233,7 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
             logger.warning("accept_leakage_risk applies to ensembles only; ignored for one model")
     history = beside.log if len(model_paths) == 1 and beside.log.exists() else None
     report = results(model, pairs, history=history, run_dir=out, config=config,
-                     image_size=size, progress=progress)
+                     image_size=size, progress=progress, scored=description)
     _write_skipped(out, report.evaluation.skipped)
     return EvaluationOutcome(model, report, description)
 

@@ -1,5 +1,6 @@
 """train_and_evaluate / load_and_evaluate: the drivers' workflow as library calls."""
 
+import html
 import json
 import logging
 
@@ -86,6 +87,9 @@ def test_load_and_evaluate_takes_size_and_settings_from_config_json(synthetic_pa
                                    progress=False)
     assert part == (f"all given; {len(seen)} of them in the train and validation parts of "
                     f"{run.split} (e.g. {seen[0]}): not a test score")
+    assert json.loads((tmp_path / "all" / "summary.json").read_text())["scored"] == part
+    assert f"<p>Scored: {html.escape(part)}.</p>" in (tmp_path / "all" / "report.html").read_text()
+    assert report.summary["scored"] == f"test part of {run.split}"
 
 
 def test_train_fraction_trains_on_a_nested_share_and_keeps_validation_and_test(synthetic_pairs,
