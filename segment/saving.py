@@ -18,6 +18,7 @@ import keras
 from .errors import ModelLoadError
 from .files import atomic_path
 from .layers import InstanceNormalization
+from .model import nested_models
 from .runtime import resolve_precision
 
 __all__ = ["load_model", "save_model"]
@@ -105,10 +106,7 @@ def load_model(path, *, compile=False):
 def _in_float32_where_bf16_is_slow(model, path):
     """`model`, its layers (nested ones too) set to compute in float32 where it was saved
     under mixed_bfloat16 and `resolve_precision` refuses bf16 on this machine."""
-    layers, index = [model], 0
-    while index < len(layers):  # the model, its layers, and those of nested models
-        layers += getattr(layers[index], "layers", [])
-        index += 1
+    layers = [layer for nested in nested_models(model) for layer in [nested, *nested.layers]]
     if ("mixed_bfloat16" not in {layer.dtype_policy.name for layer in layers}
             or resolve_precision("mixed_bfloat16") == "mixed_bfloat16"):
         return model
