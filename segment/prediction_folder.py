@@ -135,12 +135,14 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
 def _one_image_per_id(images):
     """(images, skipped): `images` in their order, each id (file stem) once, and (path, reason)
     of each other file of an id already taken, logged."""
+    images = list(dict.fromkeys(images))  # a file listed twice is one image
     kept, others = index_by_id(images, lambda path: path.stem)
     skipped = [(str(path), f"'{path}' has the id of '{kept[path.stem]}', which is predicted "
                            f"instead: one mask per id") for path in others]
     for _, reason in skipped:
         logger.warning("skipping image: %s", reason)
-    return [path for path in images if path not in set(others)], skipped
+    others = set(others)
+    return [path for path in images if path not in others], skipped
 
 
 class PredictionFolder:

@@ -297,7 +297,11 @@ def test_predicting_into_a_folder_of_masks_replaces_only_a_prediction_and_only_w
         tmp_path, synthetic_dir, monkeypatch):
     images = sorted((synthetic_dir / "images").iterdir())
     out = tmp_path / "out"
-    export_predictions(constant_model(5.0), images[:3], out, progress=False)  # all lesion
+    # all lesion; a file listed twice is one image, predicted once
+    first_written, first_skipped = export_predictions(constant_model(5.0),
+                                                      [*images[:3], images[0]], out,
+                                                      progress=False)
+    assert len(first_written) == 3 and first_skipped == []
     first = {path.name: path.read_bytes() for path in out.rglob("*") if path.is_file()}
     with pytest.raises(RunFolderError, match="already holds an earlier prediction "
                                              r"\(3 masks, predictions.csv, predictions.json"):
