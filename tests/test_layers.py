@@ -65,13 +65,13 @@ def test_unknown_channel_count_is_refused():
         InstanceNormalization().build((None, 4, 4, None))
 
 
-def traced_values_and_gradients(layer, x, weights, training=None):
+def traced_values_and_gradients(layer, x, weights, training=None, batch_size=None):
     """(outputs, gradients of sum(outputs * weights) by the input and the layer's trainable
     weights), and {op type: the dtypes of its outputs} of the traced graph, with the batch size
-    unknown as under `fit`."""
+    `batch_size` in the graph (None: unknown, as under `fit` with a smaller last batch)."""
     import tensorflow as tf
 
-    @tf.function(input_signature=[tf.TensorSpec((None, *x.shape[1:]), tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec((batch_size, *x.shape[1:]), tf.float32)])
     def step(images):
         with tf.GradientTape() as tape:
             tape.watch(images)
@@ -114,6 +114,28 @@ def test_mixed_precision_runs_one_fused_kernel_with_float32_values_and_gradients
         tolerance = 0.02 * np.abs(reference_grad.numpy()).max()
         np.testing.assert_allclose(tf.cast(grad, tf.float32).numpy(), reference_grad.numpy(),
                                    atol=tolerance)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the fused kernel is the TensorFlow backend's")
+def test_with_the_batch_size_in_the_graph_bf16_runs_one_kernel_per_sample_with_equal_results():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 6, 5, 4)).astype(np.float32) * np.array([1, 10, 0.1, 3], np.float32)
+    x[2] -= 20
+    weights = rng.normal(size=x.shape).astype(np.float32)
+    layer = InstanceNormalization(dtype="mixed_bfloat16")
+    layer.build(x.shape)
+    layer.set_weights([np.array([0.5, 1, 1.5, 2], np.float32), np.array([-1, 0, 1, 2], np.float32)])
+
+    (transposed, transposed_grads), unknown_kinds = traced_values_and_gradients(layer, x, weights)
+    (per_sample, per_sample_grads), known_kinds = traced_values_and_gradients(
+        layer, x, weights, batch_size=3)
+    assert "Transpose" in unknown_kinds and "Transpose" not in known_kinds
+    assert "FusedBatchNormV3" in known_kinds and "Split" in known_kinds
+    np.testing.assert_array_equal(per_sample.numpy(), transposed.numpy())
+    for grad, transposed_grad in zip(per_sample_grads, transposed_grads, strict=True):
+        np.testing.assert_allclose(np.float32(grad.numpy()), np.float32(transposed_grad.numpy()),
+                                   rtol=1e-2, atol=1e-3 * np.abs(transposed_grad.numpy()).max())
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",

@@ -37,6 +37,25 @@ def test_batches_have_documented_shapes_and_ranges(synthetic_pairs, engine):
     assert images.min() >= 0 and images.max() <= 1 and set(np.unique(masks)) == {0.0, 1.0}
 
 
+@pytest.mark.parametrize("augment", ["none", "flips"])
+def test_drop_remainder_gives_whole_batches_of_one_size_and_keeps_a_lone_batch(
+        synthetic_pairs, engine, augment):
+    settings = {"image_size": (32, 32), "batch_size": 4, "augment": augment, "engine": engine}
+    dataset = create_generator(synthetic_pairs[:10], shuffle=True, drop_remainder=True,
+                               **settings)
+    if engine == "tf.data":  # the batch size is in the traced training step
+        assert [spec.shape[0] for spec in dataset.element_spec] == [4, 4]
+    else:
+        assert len(dataset) == 2
+    epochs = [collect(dataset)[0] for _ in range(4)]
+    assert [len(images) for images in epochs] == [8] * 4
+    # flips keep each image's pixel sum: it names the image; the two left out change by epoch
+    seen = [frozenset(np.round(images.sum(axis=(1, 2, 3)), 2)) for images in epochs]
+    assert len(set(seen)) > 1 and len(frozenset().union(*seen)) > 8
+    lone = create_generator(synthetic_pairs[:3], shuffle=True, drop_remainder=True, **settings)
+    assert len(collect(lone)[0]) == 3
+
+
 @pytest.fixture
 def aligned_pairs(tmp_path):
     """Pairs whose mask is exactly where the image is white, so alignment can be checked."""
