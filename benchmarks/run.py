@@ -31,7 +31,7 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "18": "small_lesion_loss", "19": "first_size", "20": "fused_norm",
              "21": "fused_batch_norm", "22": "longer_training", "23": "depthwise_bf16",
              "24": "augmented_training", "25": "larger_input", "26": "folded_prediction",
-             "27": "folded_training", "28": "artifacts"}
+             "27": "folded_training", "28": "artifacts", "29": "per_sample_norm"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
 # variant, and `bench_small_lesion_loss.py --seed N` (bench_first_size.py) one seed; the others'
 # results stay.
@@ -43,7 +43,7 @@ BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "qu
               "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss", "first_size",
               "fused_norm", "fused_batch_norm", "longer_training", "depthwise_bf16",
               "augmented_training", "larger_input", "folded_prediction", "folded_training",
-              "artifacts"]
+              "artifacts", "per_sample_norm"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -374,30 +374,57 @@ def folded_prediction_rows(part):
         (label, speed, "; ".join(f"{ratio:.2f}x" for ratio in ratios), min(ratios) >= 1.0)]
 
 
-def folded_training_rows(part):
-    """Row 27: the README's bf16 command retrained with the encoder's frozen batch norms folded
-    in training, against the README's run (its batch norms as layers; paired image by image
-    plain); and the train step with the fold against the layers, and bf16 against float32."""
-    label = "27 batch norms folded in training"
-    scores = ("the README's bf16 Lite0 224x224 command retrained with its frozen batch norms "
-              "folded in training: test mean dice (plain; TTA + pp) within ±0.005 of the "
-              "README's run")
-    speed = ("bf16 train step with the fold faster than with the batch norms as layers; "
-             + BF16_SPEED_TARGET)
+def readme_retrain_rows(part, label, change, speed_target, speed):
+    """Two rows of a retrain of the README's bf16 command `change`d, against the README's run
+    (paired image by image, plain): its test mean dice, plain and with TTA + pp, within ±0.005
+    of that run's; and `speed(part)`, (text, met), for `speed_target`."""
+    scores = (f"the README's bf16 Lite0 224x224 command retrained {change}: test mean dice "
+              f"(plain; TTA + pp) within ±0.005 of the README's run")
     if "ratios" not in part:
-        return [(label, scores, "-", not_run(part)), (label, speed, "-", not_run(part))]
+        return [(label, scores, "-", not_run(part)), (label, speed_target, "-", not_run(part))]
     names = ("plain", "tta+postprocess")
     ours = [part[name]["mean_dice"] for name in names]
     theirs = [part["readme_run"][name]["mean_dice"] for name in names]
     paired = part["against_readme_run"]
-    train = part["step_images_per_s"]["train"]
-    fold, bf16 = part["ratios"]["train: bf16 folded / as layers"], (
-        train["bf16, folded"] / train["float32, folded"])
     return [(label, scores,
              f"{ours[0]:.4f} against {theirs[0]:.4f} ({paired['mean_dice_difference']:+.4f} ± "
              f"{paired['standard_error']:.4f}); {ours[1]:.4f} against {theirs[1]:.4f}",
              all(abs(mine - row) <= 0.005 for mine, row in zip(ours, theirs, strict=True))),
-            (label, speed, f"fold {fold:.2f}x; bf16 {bf16:.2f}x float32", fold > 1 and bf16 >= 1.6)]
+            (label, speed_target, *speed(part))]
+
+
+def folded_training_rows(part):
+    """Row 27: the README's bf16 command retrained with the encoder's frozen batch norms folded
+    in training; and the train step with the fold against the layers, and bf16 against
+    float32."""
+    def speed(part):
+        train = part["step_images_per_s"]["train"]
+        fold, bf16 = part["ratios"]["train: bf16 folded / as layers"], (
+            train["bf16, folded"] / train["float32, folded"])
+        return f"fold {fold:.2f}x; bf16 {bf16:.2f}x float32", fold > 1 and bf16 >= 1.6
+    return readme_retrain_rows(
+        part, "27 batch norms folded in training",
+        "with its frozen batch norms folded in training",
+        "bf16 train step with the fold faster than with the batch norms as layers; "
+        + BF16_SPEED_TARGET, speed)
+
+
+def per_sample_norm_rows(part):
+    """Row 29: the README's bf16 command retrained with training batches of one size (the bf16
+    instance norms one kernel per sample); and the steps per sample against transposed, and
+    bf16 against float32."""
+    def speed(part):
+        ratios = part["ratios"]
+        train, predict, bf16 = (ratios[name] for name in (
+            "train: bf16 per sample / transposed", "predict: bf16 per sample / transposed",
+            "train: bf16 per sample / float32"))
+        return (f"train {train:.2f}x, predict {predict:.2f}x; bf16 {bf16:.2f}x float32",
+                train > 1 and predict >= 1 and bf16 >= 1.6)
+    return readme_retrain_rows(
+        part, "29 instance norms per sample",
+        "with training batches of one size (each epoch's last, smaller one left out)",
+        "bf16 train step with the instance norms per sample faster than transposed, prediction "
+        "not slower; " + BF16_SPEED_TARGET, speed)
 
 
 def torch_twin_rows(twin):
@@ -699,6 +726,7 @@ _PART_ROWS = [
     ("folded_training", folded_training_rows),
     ("artifacts",
      lambda part: seeded_rows(part, "28 synthetic artifacts (--artifacts 0.5)", "artifacts")),
+    ("per_sample_norm", per_sample_norm_rows),
 ]
 
 
