@@ -97,24 +97,34 @@ def step_speeds(config, quick):
                        for kind, rate in speeds.items() for precision in ("float32", "bf16")}}
 
 
-def main(data, runs, args):
-    if skipped := without_native_bf16():
-        return skipped
-    baseline = QUICK if args.quick else BASELINE
+def retrain_against_readme(data, runs, quick, run_name, readme_run_name, as_readme_was):
+    """The README's bf16 command trained into run folder isic2018-<side>-lite0-bf16-<run_name>
+    and the README's run (folder ...-<readme_run_name>, trained inside the context manager
+    `as_readme_was` where missing), reused where finished; each scored, and the two paired
+    image by image: what a retrain benchmark reports besides its speeds."""
+    baseline = QUICK if quick else BASELINE
     side = baseline.data.image_size[0]
     config = baseline.replace(precision="mixed", **CANDIDATE)
-    model, run = isic.trained(data, runs / f"isic2018-{side}-lite0-bf16-{RUN}", config,
+    model, run = isic.trained(data, runs / f"isic2018-{side}-lite0-bf16-{run_name}", config,
                               copied_data=True)
-    with batch_norms_as_layers():
+    with as_readme_was():
         readme_model, readme_run = isic.trained(
-            data, runs / f"isic2018-{side}-lite0-bf16-{README_RUN}", config, copied_data=True)
+            data, runs / f"isic2018-{side}-lite0-bf16-{readme_run_name}", config,
+            copied_data=True)
     dice, readme_dice = isic.test_dice(run), isic.test_dice(readme_run)
     return {"run": run.path.name, **isic.run_scores(run, model),
             "against_readme_run": {**isic.paired_difference(dice, readme_dice),
                                    **changes(dice, readme_dice)},
             "readme_run": {"run": readme_run.path.name,
-                           **isic.run_scores(readme_run, readme_model)},
-            **step_speeds(baseline, args.quick)}
+                           **isic.run_scores(readme_run, readme_model)}}
+
+
+def main(data, runs, args):
+    if skipped := without_native_bf16():
+        return skipped
+    return {**retrain_against_readme(data, runs, args.quick, RUN, README_RUN,
+                                     batch_norms_as_layers),
+            **step_speeds(QUICK if args.quick else BASELINE, args.quick)}
 
 
 if __name__ == "__main__":

@@ -37,8 +37,7 @@ import bench_isic2018 as isic
 import tensorflow as tf
 from bench_bf16_retrain import POLICY, without_native_bf16
 from bench_encoders import BASELINE, QUICK
-from bench_fused_norm import CANDIDATE
-from bench_second_look import changes
+from bench_folded_training import retrain_against_readme
 from measure import best_rates, random_batch
 
 ROUNDS, STEPS = 6, 8
@@ -103,21 +102,8 @@ def step_speeds(config, quick):
 def main(data, runs, args):
     if skipped := without_native_bf16():
         return skipped
-    baseline = QUICK if args.quick else BASELINE
-    side = baseline.data.image_size[0]
-    config = baseline.replace(precision="mixed", **CANDIDATE)
-    model, run = isic.trained(data, runs / f"isic2018-{side}-lite0-bf16-{RUN}", config,
-                              copied_data=True)
-    with last_batch_kept():
-        readme_model, readme_run = isic.trained(
-            data, runs / f"isic2018-{side}-lite0-bf16-{README_RUN}", config, copied_data=True)
-    dice, readme_dice = isic.test_dice(run), isic.test_dice(readme_run)
-    return {"run": run.path.name, **isic.run_scores(run, model),
-            "against_readme_run": {**isic.paired_difference(dice, readme_dice),
-                                   **changes(dice, readme_dice)},
-            "readme_run": {"run": readme_run.path.name,
-                           **isic.run_scores(readme_run, readme_model)},
-            **step_speeds(baseline, args.quick)}
+    return {**retrain_against_readme(data, runs, args.quick, RUN, README_RUN, last_batch_kept),
+            **step_speeds(QUICK if args.quick else BASELINE, args.quick)}
 
 
 if __name__ == "__main__":

@@ -34,8 +34,10 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # bench_longer_training.py, bench_augmented_training.py (the augmentation itself in
     # test_augment.py), bench_larger_input.py and bench_depthwise_bf16.py one each, and
     # bench_folded_prediction.py re-scores one (the fold itself: test_batch_norm_folding.py),
-    # bench_folded_training.py trains one (the folded layers: test_layers.py), and
-    # bench_artifacts.py one (the artifacts themselves: test_augment.py);
+    # bench_folded_training.py trains one (the folded layers: test_layers.py),
+    # bench_artifacts.py one (the artifacts themselves: test_augment.py), and
+    # bench_per_sample_norm.py one (the kernel per sample: test_layers.py; whole batches:
+    # test_pipeline.py);
     # their rows are tested below (validate_every itself in test_training.py, the small-lesion
     # loss in test_losses.py, the fused norm kernels and the depthwise layer in test_layers.py).
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
@@ -47,7 +49,8 @@ def test_quick_run_writes_results_and_targets(tmp_path):
                                                          "longer_training", "depthwise_bf16",
                                                          "augmented_training", "larger_input",
                                                          "folded_prediction",
-                                                         "folded_training", "artifacts")
+                                                         "folded_training", "artifacts",
+                                                         "per_sample_norm")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -523,6 +526,26 @@ def test_folded_training_rows_compare_with_the_readme_run_and_judge_both_speed_u
         0.8990, 11.3)
     assert [row[3] for row in folded_training_rows(part)] == [True, True]
     assert [row[3] for row in folded_training_rows({"skipped": "no native bf16"})] == [
+        "not run: no native bf16"] * 2
+
+
+def test_per_sample_norm_rows_compare_with_the_readme_run_and_judge_the_speed_ups():
+    from run import per_sample_norm_rows
+
+    part = {"plain": {"mean_dice": 0.8849}, "tta+postprocess": {"mean_dice": 0.8915},
+            "readme_run": {"plain": {"mean_dice": 0.8845},
+                           "tta+postprocess": {"mean_dice": 0.8911}},
+            "against_readme_run": {"mean_dice_difference": 0.0004, "standard_error": 0.0019},
+            "ratios": {"train: bf16 per sample / transposed": 1.05,
+                       "predict: bf16 per sample / transposed": 0.99,
+                       "train: bf16 per sample / float32": 1.69}}
+    scores, speed = per_sample_norm_rows(part)
+    assert scores[2:] == ("0.8849 against 0.8845 (+0.0004 ± 0.0019); 0.8915 against 0.8911",
+                          True)
+    assert speed[2:] == ("train 1.05x, predict 0.99x; bf16 1.69x float32", False)
+    part["ratios"]["predict: bf16 per sample / transposed"] = 1.0
+    assert per_sample_norm_rows(part)[1][3] is True
+    assert [row[3] for row in per_sample_norm_rows({"skipped": "no native bf16"})] == [
         "not run: no native bf16"] * 2
 
 
