@@ -108,10 +108,10 @@ class InstanceNormalization(keras.layers.GroupNormalization):
         that sample's. Otherwise each sample's channels become channels of one sample,
         (1, h, w, batch * c), with two transposes. Both cost less than `GroupNormalization`'s
         float32 copy of the maps and its separate moments and products: on a 2-core AMD EPYC
-        with native bfloat16 the transposed kernel made the bf16 train step of the
-        EfficientNet-Lite0 U-Net at 224x224 1.25x faster, and the kernel per sample 1.05x
-        more (benchmarks/RESULTS.md, rows 20 and 25). The kernel reads bfloat16 or float16
-        maps and keeps its statistics, scale and offset in float32.
+        with native bfloat16 the transposed kernel made the bf16 train step of the Lite0 U-Net
+        at 224x224 1.25x faster, the kernels per sample 1.05x more (benchmarks/RESULTS.md, rows
+        20 and 29), but running side by side they make training nondeterministic (docs/
+        RESULTS.md). The kernel reads bf16 or float16 maps; statistics, scale, offset float32.
         """
         import tensorflow as tf  # this path runs on the TensorFlow backend only
 
