@@ -65,7 +65,7 @@ def measure(pairs, config, steps, scratch):
                                  dtype_policy=None if precision == "float32" else precision)
     compile_model(model, learning_rate=config.train.learning_rate, loss=config.train.loss)
     before = train_images_per_second(model, config.data.batch_size, steps)
-    train_ds = segment.create_generator(train, config.data, shuffle=True, drop_remainder=True)
+    train_ds = segment.create_generator(train, config.data, shuffle=True)
     val_ds = segment.create_generator(val, config.data, **PAIRS_AS_THEY_ARE)
     run = segment.RunFolder(scratch / "run")
     clock = WallClock()

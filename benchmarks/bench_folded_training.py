@@ -97,16 +97,19 @@ def step_speeds(config, quick):
                        for kind, rate in speeds.items() for precision in ("float32", "bf16")}}
 
 
-def retrain_against_readme(data, runs, quick, run_name, readme_run_name, as_readme_was):
+def retrain_against_readme(data, runs, quick, run_name, readme_run_name, *,
+                           as_candidate=contextlib.nullcontext,
+                           as_readme_was=contextlib.nullcontext):
     """The README's bf16 command trained into run folder isic2018-<side>-lite0-bf16-<run_name>
-    and the README's run (folder ...-<readme_run_name>, trained inside the context manager
-    `as_readme_was` where missing), reused where finished; each scored, and the two paired
-    image by image: what a retrain benchmark reports besides its speeds."""
+    and the README's run (folder ...-<readme_run_name>), each inside its context manager
+    (`as_candidate`, `as_readme_was`) where missing and reused where finished; each scored,
+    and the two paired image by image: what a retrain benchmark reports besides its speeds."""
     baseline = QUICK if quick else BASELINE
     side = baseline.data.image_size[0]
     config = baseline.replace(precision="mixed", **CANDIDATE)
-    model, run = isic.trained(data, runs / f"isic2018-{side}-lite0-bf16-{run_name}", config,
-                              copied_data=True)
+    with as_candidate():
+        model, run = isic.trained(data, runs / f"isic2018-{side}-lite0-bf16-{run_name}", config,
+                                  copied_data=True)
     with as_readme_was():
         readme_model, readme_run = isic.trained(
             data, runs / f"isic2018-{side}-lite0-bf16-{readme_run_name}", config,
@@ -123,7 +126,7 @@ def main(data, runs, args):
     if skipped := without_native_bf16():
         return skipped
     return {**retrain_against_readme(data, runs, args.quick, RUN, README_RUN,
-                                     batch_norms_as_layers),
+                                     as_readme_was=batch_norms_as_layers),
             **step_speeds(QUICK if args.quick else BASELINE, args.quick)}
 
 

@@ -58,8 +58,7 @@ QUICK = {"image_size": (32, 32), "epochs": 2, "base_filters": 4, "depth": 3}
 def prepare(pairs, recipe):
     """The 6:2:2 split and its training (augmented, shuffled) and validation sets."""
     split = segment.train_val_test_split(pairs, recipe.data)
-    train_ds = segment.create_generator(split.train, recipe.data, shuffle=True,
-                                        drop_remainder=True)
+    train_ds = segment.create_generator(split.train, recipe.data, shuffle=True)
     return split, train_ds, segment.create_generator(split.val, recipe.data,
                                                      **PAIRS_AS_THEY_ARE)
 

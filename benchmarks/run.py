@@ -410,9 +410,9 @@ def folded_training_rows(part):
 
 
 def per_sample_norm_rows(part):
-    """Row 29: the README's bf16 command retrained with training batches of one size (the bf16
-    instance norms one kernel per sample); and the steps per sample against transposed, and
-    bf16 against float32."""
+    """Row 29: the README's bf16 command retrained with the candidate instance norms, one kernel
+    per sample on training batches of one size; the steps per sample against transposed, and
+    bf16 against float32; and whether one epoch repeats bit for bit in fresh processes."""
     def speed(part):
         ratios = part["ratios"]
         train, predict, bf16 = (ratios[name] for name in (
@@ -420,11 +420,20 @@ def per_sample_norm_rows(part):
             "train: bf16 per sample / float32"))
         return (f"train {train:.2f}x, predict {predict:.2f}x; bf16 {bf16:.2f}x float32",
                 train > 1 and predict >= 1 and bf16 >= 1.6)
-    return readme_retrain_rows(
-        part, "29 instance norms per sample",
+    label = "29 instance norms per sample (withdrawn)"
+    rows = readme_retrain_rows(
+        part, label,
         "with training batches of one size (each epoch's last, smaller one left out)",
         "bf16 train step with the instance norms per sample faster than transposed, prediction "
         "not slower; " + BF16_SPEED_TARGET, speed)
+    target = ("one epoch of training from seed 0, each time in a fresh process, gives the same "
+              "weights bit for bit (the library's kernel too)")
+    if "one_epoch_twice" not in part:
+        return [*rows, (label, target, "-", not_run(part))]
+    repeats = part["one_epoch_twice"]
+    return [*rows, (label, target, "; ".join(
+        f"{variant}: {'equal' if each['equal'] else 'differ'} ({len(each['weights'])} runs)"
+        for variant, each in repeats.items()), repeats["per sample"]["equal"])]
 
 
 def torch_twin_rows(twin):

@@ -101,35 +101,30 @@ class InstanceNormalization(keras.layers.GroupNormalization):
         return ops.cast(outputs, self.compute_dtype)
 
     def _fused_batch_norm(self, inputs):
-        """TensorFlow: the layer as FusedBatchNorm kernels, (batch, h, w, c) in and out.
+        """TensorFlow: the layer as one FusedBatchNorm, (batch, h, w, c) in and out.
 
-        With a batch size fixed in the graph (training batches of one size, `create_generator`'s
-        `drop_remainder`) and bfloat16 maps, one kernel per sample: its batch statistics are
-        that sample's. Otherwise each sample's channels become channels of one sample,
-        (1, h, w, batch * c), with two transposes. Both cost less than `GroupNormalization`'s
-        float32 copy of the maps and its separate moments and products: on a 2-core AMD EPYC
-        with native bfloat16 the transposed kernel made the bf16 train step of the Lite0 U-Net
-        at 224x224 1.25x faster, the kernels per sample 1.05x more (benchmarks/RESULTS.md, rows
-        20 and 29), but running side by side they make training nondeterministic (docs/
-        RESULTS.md). The kernel reads bf16 or float16 maps; statistics, scale, offset float32.
+        Each sample's channels become channels of one sample, (1, h, w, batch * c), so the
+        kernel's batch statistics are each sample's and channel's over h and w. The two
+        transposes cost less than `GroupNormalization`'s float32 copy of the maps and its
+        separate moments and products: on a 2-core AMD EPYC with native bfloat16 the kernel
+        made the bf16 train step of the EfficientNet-Lite0 U-Net at 224x224 1.25x faster
+        (benchmarks/RESULTS.md, row 20). The kernel reads bfloat16 or float16 maps and keeps
+        its statistics, scale and offset in float32. One kernel per sample was 1.05x faster
+        still, but made training differ between two runs of one command (row 29), so the
+        samples stay side by side in one kernel whatever the batch size.
         """
         import tensorflow as tf  # this path runs on the TensorFlow backend only
 
-        def normalized(maps, gamma, beta):  # each channel over all but the channel axis
-            return tf.compat.v1.nn.fused_batch_norm(maps, gamma, beta, epsilon=self.epsilon,
-                                                    is_training=True)[0]
-
-        gamma, beta = _float32_scale_and_offset(self, inputs.shape[3])
-        if inputs.shape[0] is not None and self.compute_dtype == "bfloat16":
-            return tf.cast(tf.concat([normalized(sample, gamma, beta) for sample in
-                                      tf.split(inputs, inputs.shape[0])], 0), "bfloat16")
         shape = tf.shape(inputs)
         batch, height, width, channels = shape[0], shape[1], shape[2], inputs.shape[3]
         folded = tf.reshape(tf.transpose(inputs, [1, 2, 0, 3]),
                             [1, height, width, batch * channels])  # (1, h, w, batch * c)
-        outputs = tf.transpose(tf.reshape(
-            normalized(folded, tf.tile(gamma, [batch]), tf.tile(beta, [batch])),
-            [height, width, batch, channels]), [2, 0, 1, 3])  # (batch, h, w, c)
+        gamma, beta = _float32_scale_and_offset(self, channels)
+        normalized, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            folded, tf.tile(gamma, [batch]), tf.tile(beta, [batch]), epsilon=self.epsilon,
+            is_training=True)
+        outputs = tf.transpose(tf.reshape(normalized, [height, width, batch, channels]),
+                               [2, 0, 1, 3])  # (batch, h, w, c)
         return tf.cast(outputs, self.compute_dtype)
 
     def get_config(self):

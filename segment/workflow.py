@@ -141,12 +141,11 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     model.summary(print_fn=logger.debug)
     logger.info("model: %s, encoder %s, %d parameters, %s", model.name, config.model.encoder,
                 model.count_params(), precision)
-    training = {"shuffle": True, "drop_remainder": True,  # one batch size: a faster bf16 step
-                "cache_dir": _cache_dir(config.data, run, "train")}
-    train_ds = create_generator(split.train, config.data, **training)
+    train_ds = create_generator(split.train, config.data, shuffle=True,
+                                cache_dir=_cache_dir(config.data, run, "train"))
     first_train_ds = create_generator(  # the disk cache's file names hold the size
-        split.train, config.data, image_size=config.train.first_size,
-        **training) if config.train.first_epochs else None
+        split.train, config.data, shuffle=True, cache_dir=_cache_dir(config.data, run, "train"),
+        image_size=config.train.first_size) if config.train.first_epochs else None
     val_ds = create_generator(split.val, config.data, **PAIRS_AS_THEY_ARE,
                               cache_dir=_cache_dir(config.data, run, "val")) if split.val else None
     history = train_model(model, train_ds, val_ds, config.train, run, strategy=strategy,

@@ -36,8 +36,8 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # bench_folded_prediction.py re-scores one (the fold itself: test_batch_norm_folding.py),
     # bench_folded_training.py trains one (the folded layers: test_layers.py),
     # bench_artifacts.py one (the artifacts themselves: test_augment.py), and
-    # bench_per_sample_norm.py one (the kernel per sample: test_layers.py; whole batches:
-    # test_pipeline.py);
+    # bench_per_sample_norm.py one and four epochs (its kernel per sample: below; whole
+    # batches: test_pipeline.py);
     # their rows are tested below (validate_every itself in test_training.py, the small-lesion
     # loss in test_losses.py, the fused norm kernels and the depthwise layer in test_layers.py).
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
@@ -529,7 +529,7 @@ def test_folded_training_rows_compare_with_the_readme_run_and_judge_both_speed_u
         "not run: no native bf16"] * 2
 
 
-def test_per_sample_norm_rows_compare_with_the_readme_run_and_judge_the_speed_ups():
+def test_per_sample_norm_rows_compare_with_the_readme_run_and_judge_speed_and_repeats():
     from run import per_sample_norm_rows
 
     part = {"plain": {"mean_dice": 0.8849}, "tta+postprocess": {"mean_dice": 0.8915},
@@ -539,14 +539,41 @@ def test_per_sample_norm_rows_compare_with_the_readme_run_and_judge_the_speed_up
             "ratios": {"train: bf16 per sample / transposed": 1.05,
                        "predict: bf16 per sample / transposed": 0.99,
                        "train: bf16 per sample / float32": 1.69}}
-    scores, speed = per_sample_norm_rows(part)
+    scores, speed, repeats = per_sample_norm_rows(part)
     assert scores[2:] == ("0.8849 against 0.8845 (+0.0004 ± 0.0019); 0.8915 against 0.8911",
                           True)
     assert speed[2:] == ("train 1.05x, predict 0.99x; bf16 1.69x float32", False)
+    assert repeats[2:] == ("-", "not run: no results")
     part["ratios"]["predict: bf16 per sample / transposed"] = 1.0
-    assert per_sample_norm_rows(part)[1][3] is True
+    part["one_epoch_twice"] = {"library (transposed)": {"weights": ["a", "a"], "equal": True},
+                               "per sample": {"weights": ["b", "c"], "equal": False}}
+    rows = per_sample_norm_rows(part)
+    assert rows[1][3] is True
+    assert rows[2][2:] == ("library (transposed): equal (2 runs); per sample: differ (2 runs)",
+                           False)
     assert [row[3] for row in per_sample_norm_rows({"skipped": "no native bf16"})] == [
-        "not run: no native bf16"] * 2
+        "not run: no native bf16"] * 3
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the fused kernels are the TensorFlow backend's")
+def test_the_per_sample_candidate_kernel_equals_the_library_kernel_without_transposes():
+    from segment.layers import InstanceNormalization
+
+    import tensorflow as tf
+    from bench_per_sample_norm import kernels_per_sample
+
+    x = (np.random.default_rng(0).normal(size=(3, 5, 4, 2)) * [1, 10]).astype(np.float32)
+    layer = InstanceNormalization(dtype="mixed_bfloat16")
+    layer.build(x.shape)
+    layer.set_weights([np.array([0.5, 2], np.float32), np.array([-1, 1], np.float32)])
+    library = layer(x)
+    with kernels_per_sample():
+        traced = tf.function(layer).get_concrete_function(tf.TensorSpec(x.shape, tf.float32))
+        candidate = traced(tf.constant(x))
+    kinds = {op.type for op in traced.graph.get_operations()}
+    assert "Split" in kinds and "Transpose" not in kinds
+    np.testing.assert_array_equal(candidate.numpy(), library.numpy())
 
 
 def test_epoch_row_is_met_by_the_best_validation_frequency():

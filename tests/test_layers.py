@@ -118,7 +118,8 @@ def test_mixed_precision_runs_one_fused_kernel_with_float32_values_and_gradients
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="the fused kernel is the TensorFlow backend's")
-def test_with_the_batch_size_in_the_graph_bf16_runs_one_kernel_per_sample_with_equal_results():
+def test_with_the_batch_size_in_the_graph_bf16_still_runs_one_kernel_over_all_samples():
+    # One kernel per sample, side by side, made bf16 training differ between processes.
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3, 6, 5, 4)).astype(np.float32) * np.array([1, 10, 0.1, 3], np.float32)
     x[2] -= 20
@@ -127,15 +128,14 @@ def test_with_the_batch_size_in_the_graph_bf16_runs_one_kernel_per_sample_with_e
     layer.build(x.shape)
     layer.set_weights([np.array([0.5, 1, 1.5, 2], np.float32), np.array([-1, 0, 1, 2], np.float32)])
 
-    (transposed, transposed_grads), unknown_kinds = traced_values_and_gradients(layer, x, weights)
-    (per_sample, per_sample_grads), known_kinds = traced_values_and_gradients(
-        layer, x, weights, batch_size=3)
-    assert "Transpose" in unknown_kinds and "Transpose" not in known_kinds
-    assert "FusedBatchNormV3" in known_kinds and "Split" in known_kinds
-    np.testing.assert_array_equal(per_sample.numpy(), transposed.numpy())
-    for grad, transposed_grad in zip(per_sample_grads, transposed_grads, strict=True):
-        np.testing.assert_allclose(np.float32(grad.numpy()), np.float32(transposed_grad.numpy()),
-                                   rtol=1e-2, atol=1e-3 * np.abs(transposed_grad.numpy()).max())
+    (unknown, unknown_grads), unknown_kinds = traced_values_and_gradients(layer, x, weights)
+    (known, known_grads), known_kinds = traced_values_and_gradients(layer, x, weights,
+                                                                    batch_size=3)
+    assert "Transpose" in known_kinds and "FusedBatchNormV3" in known_kinds
+    assert "Split" not in known_kinds and "ConcatV2" not in known_kinds
+    np.testing.assert_array_equal(known.numpy(), unknown.numpy())
+    for grad, unknown_grad in zip(known_grads, unknown_grads, strict=True):
+        np.testing.assert_array_equal(grad.numpy(), unknown_grad.numpy())
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
