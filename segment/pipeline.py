@@ -82,8 +82,8 @@ def create_generator(pairs, config=None, *, shuffle=False, drop_remainder=False,
         shuffle: Reshuffle the order every epoch. Defaults to False.
         drop_remainder: Leave out each epoch's last batch where it is smaller than
             `batch_size` (with `shuffle`, other images each epoch), so every batch has one
-            size and TensorFlow traces the training step with it (the bf16 instance norms run
-            faster so). Kept where the pairs fill no whole batch. Defaults to False.
+            size and TensorFlow traces the training step with it, as PyTorch's `drop_last`.
+            Kept where the pairs fill no whole batch. Defaults to False.
         cache_dir: The folder of the disk cache; required with cache="disk", refused
             otherwise.
         engine: "tf.data" (the default where TensorFlow is installed, on any Keras backend)
