@@ -97,6 +97,31 @@ def step_speeds(config, quick):
                        for kind, rate in speeds.items() for precision in ("float32", "bf16")}}
 
 
+@contextlib.contextmanager
+def upsampling_as_pair():
+    """A context in which `create_model` builds each upsampling module as before
+    `UpsamplingConv2D` (bench_upsampling_conv.py): `UpSampling2D` (nearest, named <module>_up),
+    then a 3x3 `Conv2D` (<module>_conv). The runs trained before it are retrained in it."""
+    def upsampling_module(self, x, filters, *, name):
+        x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up",
+                                      dtype=self.dtype)(x)
+        return self.conv_norm_act(x, filters, 3, name=name)
+
+    with mock.patch.object(segment_model._Builder, "upsampling_module", upsampling_module):
+        yield
+
+
+def built_as_before(*contexts):
+    """One context (factory) that enters each of `contexts` (factories), in turn."""
+    @contextlib.contextmanager
+    def entered():
+        with contextlib.ExitStack() as stack:
+            for context in contexts:
+                stack.enter_context(context())
+            yield
+    return entered
+
+
 def retrain_against_readme(data, runs, quick, run_name, readme_run_name, *,
                            as_candidate=contextlib.nullcontext,
                            as_readme_was=contextlib.nullcontext):
@@ -125,8 +150,9 @@ def retrain_against_readme(data, runs, quick, run_name, readme_run_name, *,
 def main(data, runs, args):
     if skipped := without_native_bf16():
         return skipped
-    return {**retrain_against_readme(data, runs, args.quick, RUN, README_RUN,
-                                     as_readme_was=batch_norms_as_layers),
+    return {**retrain_against_readme(
+                data, runs, args.quick, RUN, README_RUN, as_candidate=upsampling_as_pair,
+                as_readme_was=built_as_before(batch_norms_as_layers, upsampling_as_pair)),
             **step_speeds(QUICK if args.quick else BASELINE, args.quick)}
 
 

@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 from bench_bf16_retrain import POLICY, without_native_bf16
 from bench_encoders import BASELINE, QUICK
-from bench_folded_training import retrain_against_readme
+from bench_folded_training import built_as_before, retrain_against_readme, upsampling_as_pair
 from measure import best_rates, random_batch
 
 ROUNDS, STEPS, REPEATS = 6, 8, 2
@@ -140,11 +140,13 @@ def weights_after_one_epoch(run_path, candidate):
     return hashlib.sha256(weights).hexdigest()[:16]
 
 
-def repeatability(run_path):
+def repeatability(run_path, variants=None):
     """{variant: {"weights": [REPEATS digests], "equal": bool}}: one epoch each time in a new
-    process (spawned: nothing of this one's TensorFlow state carries over)."""
+    process (spawned: nothing of this one's TensorFlow state carries over), for each of
+    `variants` ({name: candidate}; by default the library's kernel and the kernel per sample)."""
+    variants = variants or {"library (transposed)": False, "per sample": True}
     results = {}
-    for variant, candidate in [("library (transposed)", False), ("per sample", True)]:
+    for variant, candidate in variants.items():
         digests = []
         for _ in range(REPEATS):
             with concurrent.futures.ProcessPoolExecutor(
@@ -159,7 +161,9 @@ def main(data, runs, args):
     if skipped := without_native_bf16():
         return skipped
     retrained = retrain_against_readme(data, runs, args.quick, RUN, README_RUN,
-                                       as_candidate=kernels_per_sample)
+                                       as_candidate=built_as_before(kernels_per_sample,
+                                                                    upsampling_as_pair),
+                                       as_readme_was=upsampling_as_pair)
     return {**retrained, **step_speeds(QUICK if args.quick else BASELINE, args.quick),
             "one_epoch_twice": repeatability(runs / retrained["readme_run"]["run"])}
 

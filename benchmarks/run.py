@@ -31,7 +31,8 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "18": "small_lesion_loss", "19": "first_size", "20": "fused_norm",
              "21": "fused_batch_norm", "22": "longer_training", "23": "depthwise_bf16",
              "24": "augmented_training", "25": "larger_input", "26": "folded_prediction",
-             "27": "folded_training", "28": "artifacts", "29": "per_sample_norm"}
+             "27": "folded_training", "28": "artifacts", "29": "per_sample_norm",
+             "30": "upsampling_conv"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
 # variant, and `bench_small_lesion_loss.py --seed N` (bench_first_size.py) one seed; the others'
 # results stay.
@@ -43,7 +44,7 @@ BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "qu
               "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss", "first_size",
               "fused_norm", "fused_batch_norm", "longer_training", "depthwise_bf16",
               "augmented_training", "larger_input", "folded_prediction", "folded_training",
-              "artifacts", "per_sample_norm"]
+              "artifacts", "per_sample_norm", "upsampling_conv"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -409,31 +410,57 @@ def folded_training_rows(part):
         + BF16_SPEED_TARGET, speed)
 
 
+def candidate_speed(against_before, against_float32):
+    """The speed verdict of a candidate's part: (text, met) from its ratios "train: <against_
+    before>", "predict: <against_before>" and "train: <against_float32>"; met when it trains
+    faster than before, predicts no slower, and bf16 trains >= 1.6x float32."""
+    def speed(part):
+        ratios = part["ratios"]
+        train, predict, bf16 = (ratios[name] for name in (
+            f"train: {against_before}", f"predict: {against_before}", f"train: {against_float32}"))
+        return (f"train {train:.2f}x, predict {predict:.2f}x; bf16 {bf16:.2f}x float32",
+                train > 1 and predict >= 1 and bf16 >= 1.6)
+    return speed
+
+
 def per_sample_norm_rows(part):
     """Row 29: the README's bf16 command retrained with the candidate instance norms, one kernel
     per sample on training batches of one size; the steps per sample against transposed, and
     bf16 against float32; and whether one epoch repeats bit for bit in fresh processes."""
-    def speed(part):
-        ratios = part["ratios"]
-        train, predict, bf16 = (ratios[name] for name in (
-            "train: bf16 per sample / transposed", "predict: bf16 per sample / transposed",
-            "train: bf16 per sample / float32"))
-        return (f"train {train:.2f}x, predict {predict:.2f}x; bf16 {bf16:.2f}x float32",
-                train > 1 and predict >= 1 and bf16 >= 1.6)
+    speed = candidate_speed("bf16 per sample / transposed", "bf16 per sample / float32")
     label = "29 instance norms per sample (withdrawn)"
     rows = readme_retrain_rows(
         part, label,
         "with training batches of one size (each epoch's last, smaller one left out)",
         "bf16 train step with the instance norms per sample faster than transposed, prediction "
         "not slower; " + BF16_SPEED_TARGET, speed)
+    return [*rows, repeat_row(part, label, "per sample")]
+
+
+def repeat_row(part, label, judged):
+    """The row of the target that one epoch of training repeats bit for bit in fresh processes,
+    met when variant `judged` of `part["one_epoch_twice"]` gave equal weights."""
     target = ("one epoch of training from seed 0, each time in a fresh process, gives the same "
-              "weights bit for bit (the library's kernel too)")
+              "weights bit for bit")
     if "one_epoch_twice" not in part:
-        return [*rows, (label, target, "-", not_run(part))]
+        return (label, target, "-", not_run(part))
     repeats = part["one_epoch_twice"]
-    return [*rows, (label, target, "; ".join(
+    return (label, target, "; ".join(
         f"{variant}: {'equal' if each['equal'] else 'differ'} ({len(each['weights'])} runs)"
-        for variant, each in repeats.items()), repeats["per sample"]["equal"])]
+        for variant, each in repeats.items()), repeats[judged]["equal"])
+
+
+def upsampling_conv_rows(part):
+    """Row 30: the README's bf16 command retrained with the upsampling modules as one transposed
+    convolution; its steps against nearest upsampling then a convolution, bf16 against float32;
+    and whether one epoch repeats bit for bit in fresh processes."""
+    speed = candidate_speed("bf16 layer / pair", "bf16 layer / float32 layer")
+    label = "30 upsampling as one transposed convolution"
+    rows = readme_retrain_rows(
+        part, label, "with each upsampling module as one transposed convolution",
+        "bf16 train step with the transposed convolution faster than upsampling then a "
+        "convolution, prediction not slower; " + BF16_SPEED_TARGET, speed)
+    return [*rows, repeat_row(part, label, "library")]
 
 
 def torch_twin_rows(twin):
@@ -736,6 +763,7 @@ _PART_ROWS = [
     ("artifacts",
      lambda part: seeded_rows(part, "28 synthetic artifacts (--artifacts 0.5)", "artifacts")),
     ("per_sample_norm", per_sample_norm_rows),
+    ("upsampling_conv", upsampling_conv_rows),
 ]
 
 

@@ -30,6 +30,7 @@ from .efficientnet import (
 )
 from .layers import InstanceNormalization
 from .runtime import backend_has_gpu
+from .upsampling import UpsamplingConv2D
 
 __all__ = ["any_input_size", "batch_norms_train", "create_model", "encoder_settings",
            "float32_depthwise_training", "nested_models", "pretrained_encoder"]
@@ -133,10 +134,10 @@ class _Builder:
         self.dropout = dropout
         self.dtype = dtype_policy
 
-    def conv(self, x, filters, kernel_size, *, name, strides=1):
-        return layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
-                             kernel_initializer="he_normal",
-                             kernel_regularizer=self.regularizer, name=name, dtype=self.dtype)(x)
+    def conv(self, x, filters, kernel_size, *, name, strides=1, layer=layers.Conv2D):
+        return layer(filters, kernel_size, strides=strides, padding="same",
+                     kernel_initializer="he_normal", kernel_regularizer=self.regularizer,
+                     name=name, dtype=self.dtype)(x)
 
     def norm_act(self, x, *, name):
         x = InstanceNormalization(name=f"{name}_norm", dtype=self.dtype)(x)
@@ -169,9 +170,10 @@ class _Builder:
         return self.conv(x, filters, 3, name=f"{name}_2_conv")
 
     def upsampling_module(self, x, filters, *, name):
-        """Nearest-neighbour x2 upsampling, then conv 3x3 to `filters` with IN and LReLU."""
-        x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up", dtype=self.dtype)(x)
-        return self.conv_norm_act(x, filters, 3, name=name)
+        """Nearest-neighbour x2 upsampling, then conv 3x3 to `filters` (one layer,
+        `UpsamplingConv2D`, named `<name>_conv`), with IN and LReLU."""
+        x = self.conv(x, filters, 3, name=f"{name}_conv", layer=UpsamplingConv2D)
+        return self.norm_act(x, name=name)
 
     def localization_module(self, x, filters, *, name):
         """Conv 3x3 keeping 2f channels, then conv 1x1 halving to f, each with IN and LReLU."""

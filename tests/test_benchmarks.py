@@ -37,7 +37,8 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # bench_folded_training.py trains one (the folded layers: test_layers.py),
     # bench_artifacts.py one (the artifacts themselves: test_augment.py), and
     # bench_per_sample_norm.py one and four epochs (its kernel per sample: below; whole
-    # batches: test_pipeline.py);
+    # batches: test_pipeline.py), bench_upsampling_conv.py one and one epoch twice (its layer:
+    # test_layers.py);
     # their rows are tested below (validate_every itself in test_training.py, the small-lesion
     # loss in test_losses.py, the fused norm kernels and the depthwise layer in test_layers.py).
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
@@ -50,7 +51,7 @@ def test_quick_run_writes_results_and_targets(tmp_path):
                                                          "augmented_training", "larger_input",
                                                          "folded_prediction",
                                                          "folded_training", "artifacts",
-                                                         "per_sample_norm")
+                                                         "per_sample_norm", "upsampling_conv")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -616,3 +617,25 @@ def test_step_trace_sums_each_ops_time_by_type_and_part():
     assert shares["by_part"] == pytest.approx({"level 1 (full resolution)": 0.5,
                                                "encoder depthwise convolutions": 0.4,
                                                "casts": 0.1})
+
+
+def test_upsampling_conv_rows_compare_with_the_readme_run_and_judge_speed_and_repeats():
+    from run import upsampling_conv_rows
+
+    part = {"plain": {"mean_dice": 0.8801}, "tta+postprocess": {"mean_dice": 0.8905},
+            "readme_run": {"plain": {"mean_dice": 0.8845},
+                           "tta+postprocess": {"mean_dice": 0.8911}},
+            "against_readme_run": {"mean_dice_difference": -0.0044, "standard_error": 0.002},
+            "ratios": {"train: bf16 layer / pair": 1.1, "predict: bf16 layer / pair": 1.09,
+                       "train: bf16 layer / float32 layer": 1.59}}
+    scores, speed, repeats = upsampling_conv_rows(part)
+    assert scores[2:] == ("0.8801 against 0.8845 (-0.0044 ± 0.0020); 0.8905 against 0.8911",
+                          True)
+    assert speed[2:] == ("train 1.10x, predict 1.09x; bf16 1.59x float32", False)
+    assert repeats[2:] == ("-", "not run: no results")
+    part["plain"]["mean_dice"] = 0.8794  # 0.0051 below
+    part["ratios"]["train: bf16 layer / float32 layer"] = 1.6
+    part["one_epoch_twice"] = {"library": {"weights": ["a", "b"], "equal": False}}
+    rows = upsampling_conv_rows(part)
+    assert [row[3] for row in rows] == [False, True, False]
+    assert rows[2][2] == "library: differ (2 runs)"

@@ -2,7 +2,7 @@
 FusedBatchNormalization: Keras' batch norm, one kernel for its moving statistics in bf16.
 Float32TrainingDepthwiseConv2D: a float32 depthwise convolution in training, bf16 outside.
 FrozenBatchNormConv2D, FrozenBatchNormDepthwiseConv2D: a convolution and its frozen batch norm as
-one convolution."""
+one convolution. UpsamplingConv2D: nearest x2 upsampling and a 3x3 convolution as one."""
 
 from segment import InstanceNormalization
 from segment.layers import (
@@ -11,6 +11,7 @@ from segment.layers import (
     FrozenBatchNormDepthwiseConv2D,
     FusedBatchNormalization,
 )
+from segment.upsampling import UpsamplingConv2D
 
 import keras
 import numpy as np
@@ -301,3 +302,49 @@ def test_under_bf16_the_folded_bias_is_added_in_float32_in_training(kind):
         np.testing.assert_array_equal(
             keras.ops.convert_to_numpy(keras.ops.cast(outputs, "float32")),
             np.full(x.shape, expected, np.float32))
+
+
+def upsampling_then_conv(rng, policy="float32"):
+    """(nearest x2 upsampling then a 3x3 'same' Conv2D, the UpsamplingConv2D with its weights)."""
+    pair = keras.Sequential([keras.layers.UpSampling2D(2, dtype=policy),
+                             keras.layers.Conv2D(4, 3, padding="same", dtype=policy)])
+    pair.build((None, None, None, 3))
+    layer = UpsamplingConv2D(4, 3, padding="same", dtype=policy)
+    layer.build((None, None, None, 3))
+    weights = [rng.normal(size=weight.shape).astype(np.float32) for weight in pair.weights]
+    pair.set_weights(weights)
+    layer.set_weights(weights)
+    return pair, layer
+
+
+def test_the_upsampling_convolution_computes_nearest_upsampling_then_the_convolution():
+    pair, layer = upsampling_then_conv(np.random.default_rng(6))
+    x = np.random.default_rng(7).normal(size=(2, 5, 7, 3)).astype(np.float32)  # odd sides
+    outputs = keras.ops.convert_to_numpy(layer(x))
+    assert outputs.shape == (2, 10, 14, 4) == layer.compute_output_shape(x.shape)
+    np.testing.assert_allclose(outputs, keras.ops.convert_to_numpy(pair(x)), atol=1e-5)
+    again = UpsamplingConv2D.from_config(layer.get_config())
+    assert (again.filters, again.kernel_size, again.padding) == (4, (3, 3), "same")
+    with pytest.raises(ValueError, match=r"3x3 'same'.*'strides': \(2, 2\)"):
+        UpsamplingConv2D(4, 3, padding="same", strides=2)
+    with pytest.raises(ValueError, match="'kernel_size': \\(5, 5\\)"):
+        UpsamplingConv2D(4, 5, padding="same")
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the gradients are taken with TensorFlow's tape")
+def test_the_upsampling_convolution_trains_as_the_pair_in_float32_and_bf16():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(2, 5, 6, 3)).astype(np.float32)
+    weights = rng.normal(size=(2, 10, 12, 4)).astype(np.float32)
+    for policy, tolerance in [("float32", 1e-6), ("mixed_bfloat16", 2e-2)]:  # of the largest
+        pair, layer = upsampling_then_conv(np.random.default_rng(6), policy)
+        (outputs, grads), kinds = traced_values_and_gradients(layer, x, weights, training=True)
+        (reference, reference_grads), _ = traced_values_and_gradients(pair, x, weights,
+                                                                      training=True)
+        for value, expected in zip([outputs, *grads], [reference, *reference_grads],
+                                   strict=True):  # the maps; gradients by x, kernel, bias
+            np.testing.assert_allclose(value, expected, err_msg=policy,
+                                       atol=tolerance * np.abs(expected).max())
+        assert "Conv2DBackpropInput" in kinds and "Conv2D" in kinds  # forward, input gradient
+        assert "bfloat16" in kinds["Conv2DBackpropInput"] or policy == "float32"

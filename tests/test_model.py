@@ -3,6 +3,7 @@
 import collections
 
 from segment import create_model, load_model, save_model
+from segment.upsampling import UpsamplingConv2D
 
 import keras
 import numpy as np
@@ -48,10 +49,11 @@ def test_parameter_count_matches_hand_derivation(paper_model):
 def test_layer_counts_by_type(paper_model):
     assert paper_model.output_shape == (None, 128, 128, 1)
     counts = collections.Counter(type(layer).__name__ for layer in paper_model.layers)
-    assert counts["Conv2D"] == 29  # 15 context + 4 upsampling + 6 localization + 1 + 3 heads
+    assert counts["Conv2D"] == 25  # 15 context + 6 localization + 1 + 3 heads
+    assert counts["UpsamplingConv2D"] == 4  # the upsampling modules
     assert counts["InstanceNormalization"] == 21 and counts["LeakyReLU"] == 21
     assert counts["Dropout"] == 5 and counts["Concatenate"] == 4
-    assert counts["UpSampling2D"] == 6  # 4 upsampling modules + 2 deep-supervision steps
+    assert counts["UpSampling2D"] == 2  # the 2 deep-supervision steps
     assert counts["Add"] == 7  # 5 residual sums + 2 deep-supervision sums
     assert counts["BatchNormalization"] == 0 and counts["Conv2DTranspose"] == 0
 
@@ -70,8 +72,9 @@ def test_context_module_is_pre_activation_residual(paper_model):
 
 @pytest.mark.graph
 def test_upsampling_is_nearest_then_conv(paper_model):
-    assert paper_model.get_layer("upsampling_2_up").interpolation == "nearest"
-    assert paper_model.get_layer("upsampling_2_conv").filters == 32
+    upsampling = paper_model.get_layer("upsampling_2_conv")  # tests/test_layers.py: its values
+    assert isinstance(upsampling, UpsamplingConv2D)
+    assert (upsampling.filters, upsampling.kernel_size) == (32, (3, 3))
     assert paper_model.get_layer("localization_2_2_conv").kernel_size == (1, 1)
     assert paper_model.get_layer("localization_1_conv").filters == 32
 
