@@ -14,7 +14,9 @@ model). The values are the pair's to float rounding, bf16's rounding moves. So:
 - the README's bf16 command (`--mixed-precision --validate-every 3`) is trained again (run
   folder isic2018-224-lite0-bf16-folded-f32bias: the folded bias added in float32; the folder
   isic2018-224-lite0-bf16-folded holds the run that added it in bf16, which a rerun must not
-  reuse) and scores its test part, plain and with TTA + post-processing;
+  reuse) and scores its test part, plain and with TTA + post-processing; both runs were
+  trained before `UpsamplingConv2D`, and are retrained with the upsampling modules built as
+  then (`upsampling_as_pair`);
 - so is the README's run as it was trained, with the batch norms as layers (run folder
   isic2018-224-lite0-bf16-depthwise-bf16, bench_depthwise_bf16.py's; trained when missing,
   which reproduces it), scored as the library predicts now, and the two are paired image by

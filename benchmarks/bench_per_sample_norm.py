@@ -11,9 +11,10 @@ leaves out each epoch's last, smaller batch (`create_generator(..., drop_remaind
 the 1,127 training images each epoch). Both live here, in `kernels_per_sample()`:
 
 - the README's bf16 command (`--mixed-precision --validate-every 3`) trained with the candidate
-  (run folder isic2018-224-lite0-bf16-static-batch) and the README's run (the library as it is:
-  isic2018-224-lite0-bf16-folded-f32bias, bench_folded_training.py's), each trained when
-  missing, scored plain and with TTA + post-processing, and paired image by image;
+  (run folder isic2018-224-lite0-bf16-static-batch) and the README's run of then (the library
+  as it was: isic2018-224-lite0-bf16-folded-f32bias, bench_folded_training.py's), each trained
+  when missing, both with the upsampling modules built as then (bench_folded_training.py's
+  `upsampling_as_pair`), scored plain and with TTA + post-processing, and paired image by image;
 - in one window, the train step and the prediction of one batch (random data, the command's
   batch) in float32, in bf16 as the library runs it and in bf16 per sample, in ROUNDS
   alternating rounds; each variant's best counts;

@@ -37,8 +37,9 @@ class UpsamplingConv2D(_Float32Weights, keras.layers.Conv2D):
     """`keras.layers.UpSampling2D(2)` (nearest) and a 3x3 'same' `keras.layers.Conv2D` after it,
     as one layer with the convolution's weights: the same values to float rounding, computed as
     one transposed convolution (module docstring). On a 2-core AMD EPYC with native bfloat16
-    it made the EfficientNet-Lite0 U-Net's train step at 224x224 1.09-1.12x as fast in bf16 and
-    1.08x in float32 (docs/RESULTS.md, "The upsampling modules as one transposed convolution").
+    it made the EfficientNet-Lite0 U-Net's train step at 224x224 1.05-1.12x as fast in bf16 and
+    1.08-1.16x in float32, in two windows (docs/RESULTS.md, "The upsampling modules as one
+    transposed convolution").
 
     Under mixed precision the 4x4 kernel is summed in float32 from the stored kernel and rounded
     once to the compute dtype.
