@@ -23,6 +23,9 @@ __all__ = ["UpsamplingConv2D", "transposed_kernel"]
 
 # _TAPS[a, i] = 1 where tap i of the 3-tap kernel adds into tap a of the 4-tap one
 _TAPS = np.array([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], np.float32)
+# the Conv2D settings the layer computes (as Keras normalises them)
+_REQUIRED_SETTINGS = {"kernel_size": (3, 3), "strides": (1, 1), "padding": "same",
+                      "dilation_rate": (1, 1), "groups": 1, "data_format": "channels_last"}
 
 
 def transposed_kernel(kernel):
@@ -58,12 +61,8 @@ class UpsamplingConv2D(_Float32Weights, keras.layers.Conv2D):
 
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
-        settings = {"kernel_size": (self.kernel_size, (3, 3)), "strides": (self.strides, (1, 1)),
-                    "padding": (self.padding, "same"), "dilation_rate": (self.dilation_rate,
-                                                                         (1, 1)),
-                    "groups": (self.groups, 1), "data_format": (self.data_format,
-                                                                "channels_last")}
-        wrong = {name: value for name, (value, required) in settings.items() if value != required}
+        wrong = {name: getattr(self, name) for name, required in _REQUIRED_SETTINGS.items()
+                 if getattr(self, name) != required}
         if wrong:
             raise ValueError(f"UpsamplingConv2D computes a 3x3 'same' convolution with stride 1, "
                              f"dilation 1, one group, channels last. Received: {wrong}")
