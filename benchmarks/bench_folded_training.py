@@ -71,32 +71,45 @@ def batch_norms_as_layers():
         yield
 
 
-def step_speeds(config, quick):
-    """{"train"/"predict": {variant: images/s}} of `config`'s network, float32 and bf16, with
-    the batch norms as layers and folded, and each folded variant's ratio to the layers'."""
+def paired_step_speeds(config, quick, before, after, steps_of):
+    """{"step_images_per_s": {"train"/"predict": {"<precision>, <variant>": images/s}},
+    "ratios": {"<kind>: <precision> <after> / <before's name>": ...}} of `config`'s network in
+    float32 and bf16, built as before a change (`before`: (name, context factory)) and as the
+    library builds it now (named `after`), in one window; `steps_of(model, images, masks)`
+    gives a model's (train step, predict step)."""
     size, batch = config.data.image_size[0], config.data.batch_size
     images, masks = random_batch(batch, size)
+    before_name, building_before = before
     steps = {}
     for precision, policy in [("float32", None), ("bf16", "mixed_bfloat16")]:
-        for variant, building in [("as layers", batch_norms_as_layers), ("folded",
-                                                                        contextlib.nullcontext)]:
+        for variant, building in [(before_name, building_before),
+                                  (after, contextlib.nullcontext)]:
             with building():
                 model = segment.compile_model(
                     segment.create_model((size, size, 3), config.model, dtype_policy=policy),
                     learning_rate=config.train.learning_rate, loss=config.train.loss)
-            predicting = folded_for_prediction(model)
-            for kind, step in [("train", functools.partial(model.train_on_batch, images, masks)),
-                               ("predict", functools.partial(predicting.predict_on_batch,
-                                                             images))]:
+            for kind, step in zip(("train", "predict"), steps_of(model, images, masks),
+                                  strict=True):
                 step()  # traced once, here
                 steps[kind, f"{precision}, {variant}"] = step
     rates = best_rates(steps, batch, 1 if quick else ROUNDS, 1 if quick else STEPS, warmup=2)
     speeds = {kind: {name: rate for (measured, name), rate in rates.items() if measured == kind}
               for kind in ("train", "predict")}
     return {"step_images_per_s": speeds,
-            "ratios": {f"{kind}: {precision} folded / as layers":
-                       rate[f"{precision}, folded"] / rate[f"{precision}, as layers"]
+            "ratios": {f"{kind}: {precision} {after} / {before_name}":
+                       rate[f"{precision}, {after}"] / rate[f"{precision}, {before_name}"]
                        for kind, rate in speeds.items() for precision in ("float32", "bf16")}}
+
+
+def step_speeds(config, quick):
+    """`paired_step_speeds` with the batch norms as layers and folded: `train_on_batch`, and
+    `predict_on_batch` of the folded copy the library predicts with."""
+    def steps_of(model, images, masks):
+        predicting = folded_for_prediction(model)
+        return (functools.partial(model.train_on_batch, images, masks),
+                functools.partial(predicting.predict_on_batch, images))
+    return paired_step_speeds(config, quick, ("as layers", batch_norms_as_layers), "folded",
+                              steps_of)
 
 
 @contextlib.contextmanager
