@@ -137,15 +137,14 @@ def test_dice(run):
 
 
 def paired_difference(ours, theirs):
-    """Per-image test dice `ours` minus `theirs` (Series by id): mean and its standard error.
+    """Per-image test dice `ours` minus `theirs` (Series by id): mean and its standard error
+    (`segment.comparison.paired_difference`), under results.json's keys.
 
     Both score the same test images, so the per-image differences show whether a change in
     the mean is larger than what the images' spread allows (about 2 standard errors).
     """
-    difference = ours - theirs.loc[ours.index]
-    return {"mean_dice_difference": float(difference.mean()),
-            "standard_error": float(difference.std(ddof=1) / np.sqrt(len(difference))),
-            "images": len(difference)}
+    difference, error, images = segment.comparison.paired_difference(ours, theirs)
+    return {"mean_dice_difference": difference, "standard_error": error, "images": images}
 
 
 def headline(summary):

@@ -49,6 +49,9 @@ from .synthetic import make_synthetic_dataset
 from .training import train_model
 from .workflow import load_and_evaluate, load_and_predict, train_and_evaluate
 
+# isort: split
+from . import comparison  # noqa: F401  (segment.comparison.compare: two evaluations)
+
 __all__ = [
     # data: files -> pairs -> split
     "load_input_image", "load_segmented_image", "find_pairs", "inspect", "Pair",

@@ -24,14 +24,17 @@ import pandas as pd
 from .augment import AUGMENTATIONS
 from .cli_arguments import (
     OneLineParser,
+    add_comparison_argument,
     add_evaluation_arguments,
     add_schedule_arguments,
+    check_evaluate_arguments,
     check_train_arguments,
     evaluation_settings,
     float_in,
     image_size,
     positive_int,
 )
+from .comparison import compare_and_write, read_evaluation_table
 from .config import (
     CACHE_MODES,
     ENCODER_BATCHNORMS,
@@ -85,6 +88,7 @@ def evaluate_main(argv=None):
     """
     parser = _evaluate_parser()
     args = parser.parse_args(argv)
+    check_evaluate_arguments(parser, args)
     if _other_backend(args):
         return _run_on_backend("evaluate", args.backend, argv)
     return _run(_evaluate, args)
@@ -137,11 +141,14 @@ def _evaluate(args):
         if written:
             _print_flagged(written[0].parent / PREDICTIONS_TABLE)
         return
+    baseline = args.against and read_evaluation_table(args.against)  # before it is replaced
     outcome = load_and_evaluate(_one_or_all(args.model), args.images, masks_dir=args.masks,
                                 split_manifest=args.split_manifest, part=args.part,
                                 out_dir=args.out, overwrite=args.overwrite,
                                 accept_leakage_risk=args.accept_leakage_risk, **options)
     _print_summary(outcome.results, outcome.part)
+    if args.against:
+        print(compare_and_write(outcome.results, baseline))
 
 
 def _print_flagged(table_path):
@@ -245,8 +252,7 @@ def _train_parser():
     data.add_argument("--num-synthetic", type=positive_int, default=200,
                       help="number of synthetic pairs")
     data.add_argument("--inspect", action="store_true",
-                      help=f"report image sizes and save {OUTPUTS['image_sizes']} in the run "
-                           f"folder")
+                      help=f"report image sizes and save {OUTPUTS['image_sizes']} in the run dir")
     data.add_argument("--size", type=image_size, default=DataConfig.image_size,
                       help="network input: N (square) or HxW, each divisible by 2^(depth-1)")
     data.add_argument("--augment", nargs="?", const="full", default=DataConfig.augment,
@@ -381,6 +387,7 @@ def _evaluate_parser():
     parser.add_argument("--flag-share", type=float_in(0, 1, low_included=True, high_included=True),
                         help=f"with --predict-only: the share of masks, the least confident, "
                              f"flagged in {PREDICTIONS_TABLE} [{EvalConfig.flag_share}]")
+    add_comparison_argument(parser)
     add_evaluation_arguments(parser, recorded=True)
     _common_arguments(parser)
     return parser

@@ -8,11 +8,13 @@
 
 import argparse
 
+from .comparison import COMPARISON_FILE
 from .config import EvalConfig, ModelConfig, TrainConfig
 
-__all__ = ["DefaultsHelpFormatter", "OneLineParser", "add_evaluation_arguments",
-           "add_schedule_arguments", "check_train_arguments", "evaluation_settings", "float_in",
-           "image_size", "int_from", "positive_int"]
+__all__ = ["DefaultsHelpFormatter", "OneLineParser", "add_comparison_argument",
+           "add_evaluation_arguments", "add_schedule_arguments", "check_evaluate_arguments",
+           "check_train_arguments", "evaluation_settings", "float_in", "image_size", "int_from",
+           "positive_int"]
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -121,6 +123,23 @@ def check_train_arguments(parser, args):
         parser.error("--encoder-frozen-epochs with --encoder-batchnorm train: the batch norms' "
                      "statistics would still change while the encoder is 'frozen'; use "
                      "--encoder-batchnorm frozen")
+
+
+def check_evaluate_arguments(parser, args):
+    """Stop with a usage error for --against with --predict-only, which scores nothing to
+    compare (nothing is written)."""
+    if args.against and args.predict_only:
+        parser.error("--against compares two evaluations; --predict-only has no masks to "
+                     "score against: leave one out")
+
+
+def add_comparison_argument(parser):
+    """--against: the evaluation to compare the new one with, image by image."""
+    parser.add_argument("--against", metavar="EVALUATION",
+                        help=f"compare this evaluation image by image with an earlier one of the "
+                             f"same images (its folder or evaluation.csv): the mean dice's change "
+                             f"± its standard error, by lesion size, and the images fixed and "
+                             f"broken; printed and written to {COMPARISON_FILE} beside the report")
 
 
 def add_schedule_arguments(training):

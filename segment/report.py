@@ -270,6 +270,7 @@ def _write_report(report, run):
         write_review(staging, evaluation.table, evaluation.review, report.summary)
         for key in keys:
             replace_path(staging / names[key], getattr(run, key))
+        run.comparison.unlink(missing_ok=True)  # it compared the report this one replaces
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("wrote the report to '%s'", run.report)

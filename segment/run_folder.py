@@ -49,6 +49,7 @@ OUTPUTS = {
     "cache": "cache",  # decoded images with --cache disk, one file per fingerprint
     "evaluation_table": "evaluation.csv",  # one row of metrics per test image
     "summary": "summary.json",  # means, medians, counts, settings
+    "comparison": "comparison.json",  # driver_load_evaluate.py --against: image by image
     "report": "report.html",  # the page that shows all of it
     "review": "review.html",  # every image's row and pictures, to look at (review.py)
     "review_pictures": "review",  # the review page's pictures and rows.json

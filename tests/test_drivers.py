@@ -148,6 +148,10 @@ EVALUATE_BAD_ARGUMENTS = [
                                                       "'/nonexistent/split.json'"),
     (["--images", "/nonexistent/folder"], "'/nonexistent/folder' does not exist"),
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["--against", "/nonexistent/evaluation.csv"], "'/nonexistent/evaluation.csv' is not a "
+                                                   "readable evaluation table"),
+    (["--against", "/nonexistent", "--predict-only", "/nonexistent"],
+     "--against compares two evaluations; --predict-only has no masks to score against"),
 ]
 
 
@@ -240,9 +244,18 @@ def test_evaluate_driver_scores_an_ensemble_only_where_it_may(trained_run, tmp_p
     segment.save_model(shifted, other)
     shutil.copy(manifest, other.parent / "split.json")
     done = run_main(evaluate_main, ["--model", model, "--model", other, "--out",
-                                    tmp_path / "ensemble", "-q"], capfd)
+                                    tmp_path / "ensemble", "--against", root / "run", "-q"], capfd)
     assert done.returncode == 0, done.stderr
     summary = assert_consistent_report(tmp_path / "ensemble", 4)
+    # --against: the ensemble against the first model's own evaluation, image by image
+    ours, theirs = (pd.read_csv(folder / "evaluation.csv").set_index("id")["dice"]
+                    for folder in (tmp_path / "ensemble", root / "run"))
+    compared = json.loads((tmp_path / "ensemble" / "comparison.json").read_text())
+    assert compared["against"] == str(root / "run" / "evaluation.csv")
+    assert compared["images"] == 4 and compared["difference"] == pytest.approx(
+        (ours - theirs.loc[ours.index]).mean(), abs=1e-5)  # the CSV holds 6 decimals
+    assert f"Against {root / 'run' / 'evaluation.csv'}: image by image over 4 images" in (
+        done.stdout)
     # The driver scores what the library's Ensemble of the two models scores, image by image.
     expected = segment.evaluate(
         segment.Ensemble([segment.load_model(model), shifted]),

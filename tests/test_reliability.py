@@ -30,6 +30,7 @@ from segment import (
     save_model,
 )
 from segment.cli import evaluate_main, train_main
+from segment.comparison import compare_and_write
 
 import numpy as np
 import pandas as pd
@@ -258,9 +259,10 @@ def test_training_killed_mid_epoch_resumes_and_finishes_the_same_epochs(tmp_path
 def test_failed_report_write_keeps_the_previous_report(tmp_path, tiny_model, synthetic_pairs,
                                                        monkeypatch, failing):
     pairs = synthetic_pairs[:3]
-    results(tiny_model, pairs, run_dir=tmp_path, progress=False)
+    compare_and_write(results(tiny_model, pairs, run_dir=tmp_path, progress=False), tmp_path)
     before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
     assert tmp_path / "review.html" in before and tmp_path / "review" / "rows.json" in before
+    assert tmp_path / "comparison.json" in before  # the comparison of that report stays too
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -1,0 +1,100 @@
+"""segment.comparison: two evaluations of the same images, image by image."""
+
+import json
+import math
+
+import segment
+from segment.comparison import compare, compare_and_write, read_evaluation_table
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def table(dice, ids=None, truth_area=None):
+    """An evaluation table of 10x10 images: id, dice and, given, each truth's area."""
+    ids = ids or [f"ISIC_{number:07d}" for number in range(len(dice))]
+    columns = {"id": ids, "dice": dice}
+    if truth_area is not None:
+        columns.update(truth_area=truth_area, height=10, width=10)
+    return pd.DataFrame(columns)
+
+
+def test_the_difference_its_standard_error_the_bins_and_the_images_that_moved():
+    baseline = table([0.9, 0.5, 0.8, 0.7, 0.95], truth_area=[1, 3, 10, 30, 50])
+    ours = table([0.92, 0.75, 0.55, 0.7, 0.95])
+    comparison = compare(ours, baseline, worst=2)
+    differences = np.array([0.02, 0.25, -0.25, 0.0, 0.0])
+    assert comparison.images == 5
+    assert comparison.difference == pytest.approx(differences.mean())
+    assert comparison.standard_error == pytest.approx(differences.std(ddof=1) / math.sqrt(5))
+    assert (comparison.mean_dice, comparison.baseline_mean_dice) == (
+        pytest.approx(0.774), pytest.approx(0.77))
+    assert comparison.fixed == ["ISIC_0000001"]  # the worst of the baseline, up by 0.25
+    assert comparison.broken == ["ISIC_0000002"]
+    assert comparison.below_low_dice == {"evaluation": 1, "baseline": 1}
+    assert {label: each["count"] for label, each in comparison.by_lesion_size.items()} == {
+        "under 2 %": 1, "2-5 %": 1, "5-15 %": 1, "15-40 %": 1, "over 40 %": 1}
+    assert comparison.by_lesion_size["2-5 %"]["difference"] == pytest.approx(0.25)
+    assert math.isnan(comparison.by_lesion_size["2-5 %"]["standard_error"])  # one image
+    assert comparison.verdict == "within noise"
+    text = str(comparison)
+    assert "+0.0040 ± 0.0792 (within noise)" in text
+    assert "fixed (of the baseline's 2 worst, dice up by 0.2 or more): ISIC_0000001" in text
+
+
+@pytest.mark.parametrize("shift, verdict", [(0.01, "better"), (-0.01, "worse"),
+                                            (0.001, "within noise")])
+def test_verdict_is_two_standard_errors(shift, verdict):
+    baseline = np.linspace(0.5, 0.9, 40)
+    spread = np.tile([0.004, -0.004], 20)  # differences of shift ± 0.004: s.e. 0.00064
+    comparison = compare(table(list(baseline + shift + spread)), table(list(baseline)))
+    assert comparison.verdict == verdict and comparison.to_dict()["verdict"] == verdict
+
+
+def test_only_shared_images_with_a_defined_dice_count_and_the_rest_are_reported(tmp_path):
+    folder = tmp_path / "evaluation"
+    folder.mkdir()
+    table([0.8, 0.6, float("nan"), 0.7], ids=["a", "b", "c", "d"]).to_csv(
+        folder / "evaluation.csv", index=False)
+    ours = table([0.9, 0.7, 0.5, 0.1], ids=["a", "b", "c", "e"])
+    comparison = compare(ours, folder)
+    assert comparison.images == 2 and comparison.difference == pytest.approx(0.1)
+    assert comparison.left_out == {"only_in_evaluation": 1, "only_in_baseline": 1,
+                                   "undefined": 1}
+    assert comparison.by_lesion_size == {}  # the baseline's table has no truth sizes
+    assert "left out: 1 only in evaluation, 1 only in baseline, 1 undefined" in str(comparison)
+    assert read_evaluation_table(folder).attrs["source"] == str(folder / "evaluation.csv")
+
+
+def test_files_that_cannot_be_compared_are_named(tmp_path):
+    missing = tmp_path / "nowhere" / "evaluation.csv"
+    with pytest.raises(segment.SegmentError, match=f"'{missing}' is not a readable evaluation"):
+        compare(table([0.5]), missing)
+    no_dice = tmp_path / "scores.csv"
+    no_dice.write_text("id,jaccard\na,0.5\n")
+    with pytest.raises(segment.SegmentError, match=f"'{no_dice}' has no dice column; columns: "
+                                                   f"jaccard"):
+        compare(no_dice, table([0.5]))
+    twice = tmp_path / "twice.csv"
+    twice.write_text("id,dice\na,0.5\na,0.6\n")
+    with pytest.raises(segment.SegmentError, match="scores some images twice: a"):
+        compare(table([0.5], ids=["a"]), twice)
+    other = tmp_path / "other.csv"
+    table([0.5], ids=["z"]).to_csv(other, index=False)
+    with pytest.raises(segment.SegmentError, match=f"the table given and '{other}' share no "
+                                                   f"image with a defined dice"):
+        compare(table([0.5], ids=["a"]), other)
+
+
+def test_the_comparison_is_written_beside_its_report_and_goes_when_a_new_report_replaces_it(
+        tmp_path, tiny_model, synthetic_pairs):
+    first = segment.results(tiny_model, synthetic_pairs[:3], run_dir=tmp_path, progress=False)
+    text = compare_and_write(first, read_evaluation_table(tmp_path))
+    written = json.loads((tmp_path / "comparison.json").read_text())
+    assert written["against"] == str(tmp_path / "evaluation.csv") and written["images"] == 3
+    assert written["difference"] == pytest.approx(0, abs=1e-6)  # against its own 6 decimals
+    assert text.startswith(f"Against {tmp_path / 'evaluation.csv'}: image by image over 3 ")
+    assert text.endswith(f"Comparison: {tmp_path / 'comparison.json'}")
+    segment.results(tiny_model, synthetic_pairs[:3], run_dir=tmp_path, progress=False)
+    assert not (tmp_path / "comparison.json").exists()  # it compared the report replaced
