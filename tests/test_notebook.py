@@ -39,4 +39,7 @@ def test_notebook_runs_and_shows_figures_and_tables(tmp_path, monkeypatch):
     assert any("ISIC score" in page and "<table" in page for page in html)  # the report
     assert any("tta + postprocess" in page for page in html)  # the comparison table
     assert any(page.count("data:image/jpeg;base64,") == 4 for page in html)  # 4 test images
+    printed = "".join(output.get("text", "") for cell in notebook.cells
+                      if cell.cell_type == "code" for output in cell.outputs)
+    assert "image by image over 4 images: mean dice" in printed  # TTA against plain
     assert (tmp_path / "run" / "report.html").exists()
