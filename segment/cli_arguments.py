@@ -163,8 +163,10 @@ def add_schedule_arguments(training):
 
 
 def add_evaluation_arguments(parser, *, recorded):
-    """Evaluation flags; with `recorded`, an absent flag keeps the trained run's setting."""
+    """Evaluation flags; with `recorded`, an absent flag keeps the trained run's setting, and
+    each switch has a --no- form that turns a recorded one off (`--no-tta`)."""
     default = EvalConfig()
+    switch = argparse.BooleanOptionalAction if recorded else "store_true"
     evaluation = parser.add_argument_group(
         "evaluation" + (" (an absent flag keeps the setting in config.json beside the model, "
                         "else the default)" if recorded else ""))
@@ -172,12 +174,12 @@ def add_evaluation_arguments(parser, *, recorded):
                             default=None if recorded else default.threshold,
                             help=f"probability at or above which a pixel is lesion, in (0, 1) "
                                  f"[{default.threshold}]")
-    evaluation.add_argument("--tta", action="store_true", default=None if recorded else False,
+    evaluation.add_argument("--tta", action=switch, default=None if recorded else False,
                             help="average predictions over flips (test-time augmentation)")
-    evaluation.add_argument("--postprocess", action="store_true",
+    evaluation.add_argument("--postprocess", action=switch,
                             default=None if recorded else False,
                             help="keep the largest lesion region and fill its holes")
-    evaluation.add_argument("--second-look", action="store_true",
+    evaluation.add_argument("--second-look", action=switch,
                             default=None if recorded else False,
                             help="predict each image again in a crop around the lesion the "
                                  "first pass found, pasted back at the image's own size")

@@ -201,6 +201,24 @@ def test_evaluate_driver_uses_the_manifest_beside_the_model(trained_run, capfd):
 
 
 @pytest.mark.slow
+def test_no_form_of_a_switch_turns_off_the_setting_the_run_recorded(trained_run, tmp_path, capfd):
+    root, _ = trained_run
+    run_dir = tmp_path / "run"  # the trained run, its config.json recording --tta --postprocess
+    shutil.copytree(root / "run", run_dir, ignore=shutil.ignore_patterns("evaluation*"))
+    config = json.loads((run_dir / "config.json").read_text())
+    config["evaluation"].update(tta=True, postprocess=True)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    for flags, expected in [([], (True, True)), (["--no-tta"], (False, True))]:
+        done = run_main(evaluate_main, ["--model", run_dir / "model.keras", "--out",
+                                        tmp_path / "-".join(["as recorded", *flags]), *flags,
+                                        "-q"], capfd)
+        assert done.returncode == 0, done.stderr
+        settings = json.loads((tmp_path / "-".join(["as recorded", *flags]) / "summary.json")
+                              .read_text())["settings"]
+        assert (settings["tta"], settings["postprocess"]) == expected, flags
+
+
+@pytest.mark.slow
 def test_predict_only_writes_isic_masks_at_original_size(trained_run, capfd):
     root, _ = trained_run
     out = root / "predicted"
