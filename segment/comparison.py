@@ -13,6 +13,7 @@ docs/RESULTS.md compares every run this way; `driver_load_evaluate.py --against`
 an evaluation.
 """
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ CHANGE = 0.2  # an image whose dice moves this much or more is fixed (up) or bro
 WORST = 20  # how many of the baseline's lowest-dice images `fixed` looks among
 NOISE = 2.0  # a mean difference under this many standard errors is within noise
 _TABLE = OUTPUTS["evaluation_table"]
+_SUMMARY = OUTPUTS["summary"]
 COMPARISON_FILE = OUTPUTS["comparison"]  # what `compare_and_write` writes beside a report
 _SIZE_COLUMNS = ("truth_area", "height", "width")
 
@@ -55,6 +57,9 @@ class Comparison:
         worst, change: The `worst` and `change` these two lists were made with.
         left_out: {"only_in_evaluation", "only_in_baseline", "undefined"}: ids scored by one
             side only, and shared ids whose dice is undefined (NaN) on either side.
+        settings: {setting: [baseline's, evaluation's]} where the settings both recorded
+            (`summary.json`'s "settings": threshold, tta, resolution, ...) differ; {} where they
+            agree or one side's are unknown (a bare table).
     """
 
     images: int
@@ -69,6 +74,7 @@ class Comparison:
     worst: int
     change: float
     left_out: dict
+    settings: dict
 
     @property
     def verdict(self):
@@ -95,6 +101,10 @@ class Comparison:
                  f"more): {', '.join(self.fixed) or 'none'}",
                  f"  broken (dice down by {self.change} or more): "
                  f"{', '.join(self.broken) or 'none'}"]
+        if self.settings:
+            lines.append("  settings that differ (baseline -> evaluation): " + ", ".join(
+                f"{name} {_shown(before)} -> {_shown(after)}"
+                for name, (before, after) in self.settings.items()))
         if any(self.left_out.values()):
             lines.append("  left out: " + ", ".join(f"{count} {why.replace('_', ' ')}"
                                                     for why, count in self.left_out.items()))
@@ -105,9 +115,10 @@ def compare(evaluation, baseline, *, worst=WORST, change=CHANGE):
     """`evaluation` against `baseline`, image by image, over the images both scored.
 
     Args:
-        evaluation, baseline: Each an evaluation's `evaluation.csv`, a folder holding one (a
-            run folder, or `driver_load_evaluate.py --out`), or a table with "id" (column or
-            index) and "dice" columns (`evaluate(...).table`, `results(...).table`).
+        evaluation, baseline: Each an evaluation's `evaluation.csv` (its settings read from
+            the `summary.json` beside it), a folder holding one (a run folder, or
+            `driver_load_evaluate.py --out`), an evaluation or report (`evaluate(...)`,
+            `results(...)`), or a bare table with "id" (column or index) and "dice" columns.
         worst: How many of the baseline's lowest-dice images `fixed` looks among.
         change: The dice change that counts an image as fixed or broken.
 
@@ -144,7 +155,8 @@ def compare(evaluation, baseline, *, worst=WORST, change=CHANGE):
         fixed=fixed, broken=broken, worst=worst, change=change,
         left_out={"only_in_evaluation": len(ours.index.difference(theirs.index)),
                   "only_in_baseline": len(theirs.index.difference(ours.index)),
-                  "undefined": len(shared) - len(defined)})
+                  "undefined": len(shared) - len(defined)},
+        settings=_differing(theirs.attrs.get("settings", {}), ours.attrs.get("settings", {})))
 
 
 def compare_and_write(report, baseline):
@@ -152,7 +164,7 @@ def compare_and_write(report, baseline):
     (as `compare` takes it; read before the report was written where the report replaces it);
     write the comparison beside the report as `COMPARISON_FILE` (JSON: "against", the
     baseline's file, and `Comparison.to_dict()`); return its text."""
-    comparison = compare(report.table, baseline)
+    comparison = compare(report, baseline)
     path = Path(report.files["report"]).parent / COMPARISON_FILE
     write_json_atomic(path, {"against": _source(baseline), **comparison.to_dict()})
     return f"Against {_source(baseline)}: {comparison}\nComparison: {path}"
@@ -208,7 +220,9 @@ def read_evaluation_table(source):
     """
     if isinstance(source, pd.DataFrame) or hasattr(source, "table"):
         table = source if isinstance(source, pd.DataFrame) else source.table
-        table = table if "id" not in table.columns else table.set_index("id")
+        table = table.copy() if "id" not in table.columns else table.set_index("id")
+        if hasattr(source, "summary"):  # an Evaluation or a report: its settings too
+            table.attrs["settings"] = source.summary.get("settings", {})
     else:
         path = _table_path(source)
         try:
@@ -217,6 +231,7 @@ def read_evaluation_table(source):
             raise SegmentError(f"'{path}' is not a readable evaluation table (an "
                                f"{_TABLE} with id and dice columns): {error}") from None
         table.attrs["source"] = str(path)  # named in messages and in compare_and_write's file
+        table.attrs["settings"] = _recorded_settings(path.parent / _SUMMARY)
     if "dice" not in table.columns:
         raise SegmentError(f"{_name(source)} has no dice column; columns: "
                            f"{', '.join(map(str, table.columns))}")
@@ -226,6 +241,27 @@ def read_evaluation_table(source):
         raise SegmentError(f"{_name(source)} scores some images twice: "
                            f"{', '.join(table.index[table.index.duplicated()][:5])}")
     return table
+
+
+def _recorded_settings(summary_path):
+    """The "settings" of the `summary.json` at `summary_path`, or {} where there is none."""
+    try:
+        return json.loads(summary_path.read_text(encoding="utf-8")).get("settings", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _differing(baseline, evaluation):
+    """{setting: [baseline's, evaluation's]} for the settings both record with other values."""
+    return {name: [baseline[name], evaluation[name]] for name in baseline
+            if name in evaluation and baseline[name] != evaluation[name]}
+
+
+def _shown(value):
+    """A setting's value, short: 'True', 'original', '[96, 96]', at most 40 characters."""
+    text = str(value) if value is None or isinstance(value, (bool, int, float, str)) else (
+        json.dumps(value))
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _source(source):

@@ -65,6 +65,18 @@ def test_only_shared_images_with_a_defined_dice_count_and_the_rest_are_reported(
     assert comparison.by_lesion_size == {}  # the baseline's table has no truth sizes
     assert "left out: 1 only in evaluation, 1 only in baseline, 1 undefined" in str(comparison)
     assert read_evaluation_table(folder).attrs["source"] == str(folder / "evaluation.csv")
+    assert comparison.settings == {}  # a bare table records none
+
+
+def test_the_settings_the_two_recorded_are_compared(tmp_path):
+    for name, tta in [("plain", False), ("tta", True)]:
+        (tmp_path / name).mkdir()
+        table([0.5, 0.6]).to_csv(tmp_path / name / "evaluation.csv", index=False)
+        (tmp_path / name / "summary.json").write_text(json.dumps(
+            {"settings": {"threshold": 0.5, "tta": tta, "image_size": [96, 96]}}))
+    comparison = compare(tmp_path / "tta", tmp_path / "plain")
+    assert comparison.settings == {"tta": [False, True]}
+    assert "settings that differ (baseline -> evaluation): tta False -> True" in str(comparison)
 
 
 def test_files_that_cannot_be_compared_are_named(tmp_path):
@@ -96,5 +108,6 @@ def test_the_comparison_is_written_beside_its_report_and_goes_when_a_new_report_
     assert written["difference"] == pytest.approx(0, abs=1e-6)  # against its own 6 decimals
     assert text.startswith(f"Against {tmp_path / 'evaluation.csv'}: image by image over 3 ")
     assert text.endswith(f"Comparison: {tmp_path / 'comparison.json'}")
+    assert written["settings"] == {}  # the same settings on both sides
     segment.results(tiny_model, synthetic_pairs[:3], run_dir=tmp_path, progress=False)
     assert not (tmp_path / "comparison.json").exists()  # it compared the report replaced
