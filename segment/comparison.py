@@ -78,8 +78,10 @@ class Comparison:
 
     @property
     def verdict(self):
-        """"better", "worse" or "within noise" (|difference| under `NOISE` standard errors)."""
-        if not self.standard_error > 0 or abs(self.difference) < NOISE * self.standard_error:
+        """"better", "worse" or "within noise": |difference| under `NOISE` standard errors,
+        no difference, or one image (no standard error)."""
+        if (math.isnan(self.standard_error) or self.difference == 0
+                or abs(self.difference) < NOISE * self.standard_error):
             return "within noise"
         return "better" if self.difference > 0 else "worse"
 

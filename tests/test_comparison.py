@@ -50,6 +50,8 @@ def test_verdict_is_two_standard_errors(shift, verdict):
     spread = np.tile([0.004, -0.004], 20)  # differences of shift ± 0.004: s.e. 0.00064
     comparison = compare(table(list(baseline + shift + spread)), table(list(baseline)))
     assert comparison.verdict == verdict and comparison.to_dict()["verdict"] == verdict
+    same_gain = compare(table(list(baseline + shift)), table(list(baseline)))  # s.e. 0
+    assert same_gain.verdict == verdict.replace("within noise", "better")
 
 
 def test_only_shared_images_with_a_defined_dice_count_and_the_rest_are_reported(tmp_path):
