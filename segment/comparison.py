@@ -21,9 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import SegmentError
-from .evaluation import lesion_share
+from .evaluation import lesion_size_masks
 from .files import write_json_atomic
-from .metrics import LESION_SIZE_BINS, LOW_DICE
+from .metrics import LOW_DICE
 from .run_folder import OUTPUTS
 
 __all__ = ["CHANGE", "COMPARISON_FILE", "NOISE", "WORST", "Comparison", "changed_images",
@@ -48,7 +48,7 @@ class Comparison:
         difference: The mean of (evaluation's dice − baseline's dice), image by image.
         standard_error: That mean's standard error (NaN for a single image).
         by_lesion_size: {bin: {"count", "difference", "standard_error"}} by the truth's share
-            of the image (`LESION_SIZE_BINS`, from the baseline's table); {} without its
+            of the image (`evaluation.lesion_size_masks` of the baseline's table); {} without its
             truth_area, height and width columns.
         below_low_dice: {"evaluation", "baseline"}: images under `LOW_DICE` (0.6) dice in each.
         fixed: Ids among the baseline's `WORST` lowest-dice images whose dice rose by `CHANGE`
@@ -202,13 +202,11 @@ def _by_lesion_size(dice, baseline):
     """`Comparison.by_lesion_size` from the baseline's rows (its truth sizes) of `dice`'s ids."""
     if not set(_SIZE_COLUMNS) <= set(baseline.columns):
         return {}
-    share = lesion_share(baseline).to_numpy(dtype=float)
-    has_lesion = baseline["truth_area"].to_numpy() > 0
     bins = {}
-    for label, low, high in LESION_SIZE_BINS:
-        inside = dice.index[has_lesion & (share >= low) & (share < high)]
-        difference, error, count = (paired_difference(dice.loc[inside], baseline["dice"])
-                                    if len(inside) else (math.nan, math.nan, 0))
+    for label, inside in lesion_size_masks(baseline).items():
+        images = dice.index[inside]
+        difference, error, count = (paired_difference(dice.loc[images], baseline["dice"])
+                                    if len(images) else (math.nan, math.nan, 0))
         bins[label] = {"count": count, "difference": difference, "standard_error": error}
     return bins
 

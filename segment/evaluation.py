@@ -36,7 +36,7 @@ from .prediction import iter_probabilities, predicting_models, prediction_settin
 from .review import review_pictures
 
 __all__ = ["LESION_SIZE_BINS", "LOW_DICE", "METRICS", "Evaluation", "Example", "display_size",
-           "evaluate", "lesion_share", "score_masks", "summarize"]
+           "evaluate", "lesion_share", "lesion_size_masks", "score_masks", "summarize"]
 
 logger = logging.getLogger(__name__)
 
@@ -294,16 +294,27 @@ def lesion_share(table):
     return table["truth_area"] / (table["height"] * table["width"])
 
 
-def _by_lesion_size(table):
-    """{bin label: {"count", "mean_dice"}} over the images with a lesion, by its share."""
+def lesion_size_masks(table):
+    """{bin label: bool numpy array, one per row of `table`}: the images with a lesion whose
+    `lesion_share` falls in that bin of `LESION_SIZE_BINS` (an empty truth is in none).
+
+    Example:
+        >>> masks = lesion_size_masks(pd.DataFrame({"truth_area": [0, 1, 30], "height": 10,
+        ...                                         "width": 10}))
+        >>> masks["under 2 %"].tolist(), masks["15-40 %"].tolist()
+        ([False, True, False], [False, False, True])
+    """
     share = lesion_share(table).to_numpy(dtype=float)
     has_lesion = table["truth_area"].to_numpy() > 0
+    return {label: has_lesion & (share >= low) & (share < high)
+            for label, low, high in LESION_SIZE_BINS}
+
+
+def _by_lesion_size(table):
+    """{bin label: {"count", "mean_dice"}} over the images with a lesion, by its share."""
     dice = table["dice"].to_numpy(dtype=float)
-    bins = {}
-    for label, low, high in LESION_SIZE_BINS:
-        inside = has_lesion & (share >= low) & (share < high)
-        bins[label] = {"count": int(inside.sum()), "mean_dice": _stat(np.mean, dice[inside])}
-    return bins
+    return {label: {"count": int(inside.sum()), "mean_dice": _stat(np.mean, dice[inside])}
+            for label, inside in lesion_size_masks(table).items()}
 
 
 def _stat(function, values):
