@@ -158,7 +158,7 @@ def find_pairs(images_dir, masks_dir=None):
     Example:
         >>> pairs = find_pairs(data_dir)  # finds data_dir/images and data_dir/masks
         >>> pairs[0].id, pairs[0].mask_path.name, len(pairs.unpaired_images)
-        ('ISIC_0000000', 'ISIC_0000000_segmentation.png', 0)
+        ('SYNTH_0000000', 'SYNTH_0000000_segmentation.png', 0)
     """
     images_dir = Path(images_dir)
     if masks_dir is None:

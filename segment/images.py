@@ -55,7 +55,7 @@ def load_input_image(path, size=None):
             than `PIL.Image.MAX_IMAGE_PIXELS` (raise that limit to read it anyway).
 
     Example:
-        >>> image = load_input_image(data_dir / "images" / "ISIC_0000000.jpg", size=(32, 32))
+        >>> image = load_input_image(data_dir / "images" / "SYNTH_0000000.jpg", size=(32, 32))
         >>> image.shape, image.dtype
         ((32, 32, 3), dtype('uint8'))
     """
@@ -95,7 +95,7 @@ def load_segmented_image(path, size=None):
         ImageReadError: as for `load_input_image`.
 
     Example:
-        >>> mask = load_segmented_image(data_dir / "masks" / "ISIC_0000000_segmentation.png")
+        >>> mask = load_segmented_image(data_dir / "masks" / "SYNTH_0000000_segmentation.png")
         >>> mask.shape, mask.dtype, np.unique(mask).tolist()
         ((52, 59), dtype('uint8'), [0, 1])
     """
@@ -118,7 +118,7 @@ def read_image_size(path):
         ImageReadError: as for `load_input_image`.
 
     Example:
-        >>> read_image_size(data_dir / "images" / "ISIC_0000000.jpg")  # (height, width)
+        >>> read_image_size(data_dir / "images" / "SYNTH_0000000.jpg")  # (height, width)
         (52, 59)
     """
     image = _open(path)

@@ -62,9 +62,9 @@ def iter_predictions(model, images, config=None, *, image_size=None, progress=Fa
     Example:
         >>> for pair, mask in iter_predictions(model, split.test, tta=True):
         ...     print(pair.id, mask.shape == read_image_size(pair.image_path), mask.dtype)
-        ISIC_0000001 True uint8
-        ISIC_0000008 True uint8
-        ISIC_0000010 True uint8
+        SYNTH_0000001 True uint8
+        SYNTH_0000008 True uint8
+        SYNTH_0000010 True uint8
     """
     config = with_overrides(config, EvalConfig, overrides)
     for item, probabilities, _ in iter_probabilities(model, images, image_size, config,
@@ -83,7 +83,7 @@ def predict_masks(model, images, config=None, *, image_size=None, progress=False
         list of uint8 (height, width) masks in {0, 1}, one per readable image, in order.
 
     Example:
-        >>> masks = predict_masks(model, [data_dir / "images" / "ISIC_0000000.jpg"], tta=True)
+        >>> masks = predict_masks(model, [data_dir / "images" / "SYNTH_0000000.jpg"], tta=True)
         >>> masks[0].shape  # the image's own (height, width), not the network's 32x32
         (52, 59)
     """

@@ -91,7 +91,7 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
     Example:
         >>> written, skipped = export_predictions(model, data_dir / "images", tmp, tta=True)
         >>> len(written), written[0].name, skipped
-        (12, 'ISIC_0000000_segmentation.png', [])
+        (12, 'SYNTH_0000000_segmentation.png', [])
         >>> import pandas as pd
         >>> int(pd.read_csv(tmp / "predictions.csv")["flagged"].sum())  # 10 % of 12, rounded up
         2

@@ -14,23 +14,28 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .data import Pair, PairList
+from .data import MASK_SUFFIX, Pair, PairList
 from .files import atomic_path
 
-__all__ = ["make_synthetic_dataset", "make_synthetic_pair"]
+__all__ = ["SYNTHETIC_ID", "make_synthetic_dataset", "make_synthetic_pair"]
 
 logger = logging.getLogger(__name__)
+
+# Ids of their own, never an ISIC archive id (ISIC_0000000 ...): a model trained on them and
+# evaluated on real ISIC images must not be told it saw those images (segment.provenance), nor
+# may a comparison pair a synthetic image with a real one of the same id.
+SYNTHETIC_ID = "SYNTH_{:07d}"
 
 _SKIN_TONES = np.array([[232, 190, 160], [215, 170, 140], [190, 145, 115], [240, 205, 185]])
 _LESION_TONES = np.array([[120, 75, 55], [95, 60, 45], [140, 95, 75], [80, 50, 40]])
 
 
 def make_synthetic_dataset(out_dir, n, size=(192, 256), seed=0):
-    """Write `n` ISIC-named image/mask pairs of synthetic lesions.
+    """Write `n` image/mask pairs of synthetic lesions, named as ISIC names its pairs.
 
-    Layout: `out_dir/images/ISIC_0000000.jpg` and `out_dir/masks/ISIC_0000000_segmentation.png`
-    (0/255), which `find_pairs(out_dir)` reads. Image i depends only on (seed, i), so a larger
-    `n` adds images without changing the first ones.
+    Layout: `out_dir/images/SYNTH_0000000.jpg` and `out_dir/masks/SYNTH_0000000_segmentation.png`
+    (0/255), which `find_pairs(out_dir)` reads; the ids are not ISIC's (`SYNTHETIC_ID`). Image
+    i depends only on (seed, i), so a larger `n` adds images without changing the first ones.
 
     Args:
         out_dir: Folder to write into (created if needed).
@@ -48,7 +53,7 @@ def make_synthetic_dataset(out_dir, n, size=(192, 256), seed=0):
     Example:
         >>> pairs = make_synthetic_dataset(tmp / "synthetic", 3, size=(48, 64))
         >>> len(pairs), pairs[0].id, pairs[0].image_path.parent.name
-        (3, 'ISIC_0000000', 'images')
+        (3, 'SYNTH_0000000', 'images')
     """
     if int(n) < 1:
         raise ValueError(f"n must be at least 1. Received: n={n}")
@@ -60,8 +65,9 @@ def make_synthetic_dataset(out_dir, n, size=(192, 256), seed=0):
         rng = np.random.default_rng([seed, index])
         height, width = (max(16, round(side * rng.uniform(0.8, 1.25))) for side in size)
         image, mask = make_synthetic_pair(rng, (height, width))
-        pair = Pair(out_dir / "images" / f"ISIC_{index:07d}.jpg",
-                    out_dir / "masks" / f"ISIC_{index:07d}_segmentation.png")
+        pair_id = SYNTHETIC_ID.format(index)
+        pair = Pair(out_dir / "images" / f"{pair_id}.jpg",
+                    out_dir / "masks" / f"{pair_id}{MASK_SUFFIX}.png")
         _write_if_changed(pair.image_path, _encode(image, "JPEG", quality=90))
         _write_if_changed(pair.mask_path, _encode(np.where(mask > 0, 255, 0).astype(np.uint8),
                                                   "PNG"))

@@ -226,13 +226,13 @@ def test_predict_only_writes_isic_masks_at_original_size(trained_run, capfd):
                                     root / "synthetic" / "images", "--out", out,
                                     "--flag-share", "0.25", "-q"], capfd)
     assert done.returncode == 0, done.stderr
-    mask_path = out / "ISIC_0000003_segmentation.png"
-    image_size = read_image_size(root / "synthetic" / "images" / "ISIC_0000003.jpg")
+    mask_path = out / "SYNTH_0000003_segmentation.png"
+    image_size = read_image_size(root / "synthetic" / "images" / "SYNTH_0000003.jpg")
     assert load_segmented_image(mask_path).shape == image_size
     # predictions.csv: a row per mask, the 5 least confident (25 % of 20) flagged for a look.
     table = pd.read_csv(out / "predictions.csv", index_col="id")
-    assert len(table) == 20 and table.loc["ISIC_0000003", "mask"] == mask_path.name
-    assert table.loc["ISIC_0000003", "predicted_share"] == pytest.approx(
+    assert len(table) == 20 and table.loc["SYNTH_0000003", "mask"] == mask_path.name
+    assert table.loc["SYNTH_0000003", "predicted_share"] == pytest.approx(
         load_segmented_image(mask_path).mean(), abs=1e-5)
     flagged = table[table["flagged"]].sort_values("confidence")
     assert len(flagged) == 5 and flagged["confidence"].max() <= table.loc[

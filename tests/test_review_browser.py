@@ -30,8 +30,8 @@ def review(synthetic_dir, tmp_path_factory):
     data = tmp_path_factory.mktemp("data") / "a folder's \"name\" <&>"
     for folder in ("images", "masks"):
         shutil.copytree(synthetic_dir / folder, data / folder)
-    (data / "images" / "ISIC_0000001.jpg").rename(data / "images" / f"{HOSTILE_ID}.jpg")
-    (data / "masks" / "ISIC_0000001_segmentation.png").rename(
+    (data / "images" / "SYNTH_0000001.jpg").rename(data / "images" / f"{HOSTILE_ID}.jpg")
+    (data / "masks" / "SYNTH_0000001_segmentation.png").rename(
         data / "masks" / f"{HOSTILE_ID}_segmentation.png")
     run = data / "run <&> 'here'"
     segment.training.set_seed(0)

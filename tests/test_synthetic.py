@@ -1,14 +1,23 @@
-"""The synthetic lesion data set: ISIC naming, binary masks, deterministic, varied sizes."""
+"""The synthetic lesion data set: ISIC-style names with ids of its own, binary masks,
+deterministic, varied sizes."""
 
-from segment import load_input_image, load_segmented_image, make_synthetic_dataset
+from segment import (
+    Pair,
+    load_input_image,
+    load_segmented_image,
+    make_synthetic_dataset,
+    train_val_test_split,
+)
+from segment.provenance import seen_note
+from segment.split import save_split
 
 import numpy as np
 
 
-def test_writes_isic_named_pairs_with_binary_non_empty_masks(synthetic_pairs):
+def test_writes_isic_style_pairs_with_binary_non_empty_masks(synthetic_pairs):
     assert len(synthetic_pairs) == 24
-    assert synthetic_pairs[0].image_path.name == "ISIC_0000000.jpg"
-    assert synthetic_pairs[0].mask_path.name == "ISIC_0000000_segmentation.png"
+    assert synthetic_pairs[0].image_path.name == "SYNTH_0000000.jpg"
+    assert synthetic_pairs[0].mask_path.name == "SYNTH_0000000_segmentation.png"
     fractions = []
     for pair in synthetic_pairs:
         mask = load_segmented_image(pair.mask_path)
@@ -43,5 +52,16 @@ def test_same_seed_same_images_and_growing_n_keeps_earlier_ones(tmp_path):
 def test_returns_only_the_pairs_it_wrote(tmp_path):
     make_synthetic_dataset(tmp_path, 5, size=(16, 16))
     pairs = make_synthetic_dataset(tmp_path, 2, size=(16, 16))  # the folder holds 5 already
-    assert [pair.id for pair in pairs] == ["ISIC_0000000", "ISIC_0000001"]
+    assert [pair.id for pair in pairs] == ["SYNTH_0000000", "SYNTH_0000001"]
     assert all(pair.image_path.exists() and pair.mask_path.exists() for pair in pairs)
+
+
+def test_a_model_trained_on_synthetic_pairs_never_saw_the_isic_images_of_those_numbers(
+        synthetic_pairs, tmp_path):
+    # The ids once were ISIC_0000000 ...: evaluating the demo model on real ISIC images then
+    # said it had trained on them ("not a test score"), and a comparison paired the two.
+    save_split(train_val_test_split(synthetic_pairs), tmp_path / "split.json")
+    real_ids = [Pair(tmp_path / f"ISIC_{index:07d}.jpg",
+                     tmp_path / f"ISIC_{index:07d}_segmentation.png") for index in range(24)]
+    assert seen_note(real_ids, tmp_path / "model.keras") == ""
+    assert seen_note(synthetic_pairs, tmp_path / "model.keras").endswith("not a test score")
