@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .data import MASK_SUFFIX, Pair, PairList
+from .data import MASK_SUFFIX, Pair, PairList, first_names
 from .files import atomic_path
 
 __all__ = ["SYNTHETIC_ID", "make_synthetic_dataset", "make_synthetic_pair"]
@@ -46,9 +46,9 @@ def make_synthetic_dataset(out_dir, n, size=(192, 256), seed=0):
 
     Returns:
         PairList of the `n` written pairs, sorted by id (other files already in `out_dir`
-        are left alone and not returned). A file that already holds the same bytes is not
-        written again, so its modification time, and the fingerprint of a run or cache that
-        used it, stay the same.
+        are left alone and not returned; a warning counts and names them). A file that
+        already holds the same bytes is not written again, so its modification time, and the
+        fingerprint of a run or cache that used it, stay the same.
 
     Example:
         >>> pairs = make_synthetic_dataset(tmp / "synthetic", 3, size=(48, 64))
@@ -73,6 +73,13 @@ def make_synthetic_dataset(out_dir, n, size=(192, 256), seed=0):
                                                   "PNG"))
         pairs.append(pair)
     logger.info("wrote %d synthetic pairs to '%s'", n, out_dir)
+    written = {pair.image_path.name for pair in pairs}
+    if others := sorted(path for path in (out_dir / "images").iterdir()
+                        if path.name not in written):
+        logger.warning("'%s' also holds %d files this set did not write (%s), e.g. from a "
+                       "larger set or an older version's ISIC_ ids: they are not "
+                       "used here, but find_pairs on the folder would pair them too",
+                       out_dir / "images", len(others), first_names(others))
     return pairs
 
 
