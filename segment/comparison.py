@@ -57,6 +57,10 @@ class Comparison:
         worst, change: The `worst` and `change` these two lists were made with.
         left_out: {"only_in_evaluation", "only_in_baseline", "undefined"}: ids scored by one
             side only, and shared ids whose dice is undefined (NaN) on either side.
+        other_truth: Ids compared whose truth differs between the two tables (its area, or
+            the size it was scored at): not the same masks, or not at the same resolution
+            (e.g. one ISIC id from two data sets, one cropped); 0 where a side lacks the
+            truth_area, height and width columns.
         settings: {setting: [baseline's, evaluation's]} where the settings both recorded
             (`summary.json`'s "settings": threshold, tta, resolution, ...) differ; {} where they
             agree or one side's are unknown (a bare table).
@@ -74,6 +78,7 @@ class Comparison:
     worst: int
     change: float
     left_out: dict
+    other_truth: int
     settings: dict
 
     @property
@@ -107,6 +112,10 @@ class Comparison:
             lines.append("  settings that differ (baseline -> evaluation): " + ", ".join(
                 f"{name} {_shown(before)} -> {_shown(after)}"
                 for name, (before, after) in self.settings.items()))
+        if self.other_truth:
+            lines.append(f"  {self.other_truth} of the {self.images} images were scored "
+                         f"against another truth (its area or size differs): not the same masks, "
+                         f"or not at the same resolution")
         if any(self.left_out.values()):
             lines.append("  left out: " + ", ".join(f"{count} {why.replace('_', ' ')}"
                                                     for why, count in self.left_out.items()))
@@ -158,6 +167,7 @@ def compare(evaluation, baseline, *, worst=WORST, change=CHANGE):
         left_out={"only_in_evaluation": len(ours.index.difference(theirs.index)),
                   "only_in_baseline": len(theirs.index.difference(ours.index)),
                   "undefined": len(shared) - len(defined)},
+        other_truth=_other_truth(ours.loc[defined], theirs.loc[defined]),
         settings=_differing(theirs.attrs.get("settings", {}), ours.attrs.get("settings", {})))
 
 
@@ -209,6 +219,15 @@ def _by_lesion_size(dice, baseline):
                                     if len(images) else (math.nan, math.nan, 0))
         bins[label] = {"count": count, "difference": difference, "standard_error": error}
     return bins
+
+
+def _other_truth(ours, theirs):
+    """How many ids (rows of both tables, same order) differ in truth_area, height or width;
+    0 where either table lacks one of those columns."""
+    columns = list(_SIZE_COLUMNS)
+    if not (set(columns) <= set(ours.columns) and set(columns) <= set(theirs.columns)):
+        return 0
+    return int((ours[columns].to_numpy() != theirs[columns].to_numpy()).any(axis=1).sum())
 
 
 def read_evaluation_table(source):

@@ -38,9 +38,23 @@ def test_the_difference_its_standard_error_the_bins_and_the_images_that_moved():
     assert comparison.by_lesion_size["2-5 %"]["difference"] == pytest.approx(0.25)
     assert math.isnan(comparison.by_lesion_size["2-5 %"]["standard_error"])  # one image
     assert comparison.verdict == "within noise"
+    assert comparison.other_truth == 0  # ours has no truth columns to compare
     text = str(comparison)
     assert "+0.0040 ± 0.0792 (within noise)" in text
     assert "fixed (of the baseline's 2 worst, dice up by 0.2 or more): ISIC_0000001" in text
+    assert "another truth" not in text
+
+
+def test_images_scored_against_another_truth_are_counted():
+    # One ISIC id in two data sets (one cropped) is not one mask: a paired difference over
+    # such images measures the data as much as the model.
+    baseline = table([0.9, 0.8, 0.7], truth_area=[10, 20, 30])
+    same = compare(table([0.9, 0.8, 0.6], truth_area=[10, 20, 30]), baseline)
+    assert same.other_truth == 0 and same.to_dict()["other_truth"] == 0
+    other = table([0.9, 0.8, 0.6], truth_area=[10, 25, 30]).assign(height=[10, 10, 12])
+    comparison = compare(other, baseline)
+    assert comparison.other_truth == 2
+    assert "2 of the 3 images were scored against another truth" in str(comparison)
 
 
 @pytest.mark.parametrize("shift, verdict", [(0.01, "better"), (-0.01, "worse"),
