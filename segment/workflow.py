@@ -383,11 +383,14 @@ def _recorded_evaluation(recorded, model_path):
 
 
 def _evaluation_pairs(data, masks_dir, split_manifest, part, beside):
-    """(pairs, description) of what `load_and_evaluate` scores: all of `data`, or `part` of
-    the manifest (by default the one in the RunFolder `beside` the model)."""
+    """(pairs, description) of what `load_and_evaluate` scores: all of `data` (its folder
+    named), or `part` of the manifest (by default the one in the RunFolder `beside` the model)."""
     pairs = _pairs_and_source(data, masks_dir)[0] if data is not None else None
     if pairs is not None and split_manifest is None:
-        return pairs, "all given"
+        if not isinstance(data, (str, os.PathLike)):
+            return pairs, "all given"
+        masks = f" with the masks of {masks_dir}" if masks_dir is not None else ""
+        return pairs, f"all pairs of {data}{masks}"
     manifest = Path(split_manifest) if split_manifest else beside.split
     if not manifest.exists():
         raise SegmentError(f"no split manifest at '{manifest}': pass --images (and --masks) "

@@ -189,6 +189,8 @@ def test_savedmodel_folder_is_evaluated_by_the_driver(trained_run, tmp_path, cap
         tmp_path / "report", "-q"], capfd)
     assert status == 0, err
     assert_consistent_report(tmp_path / "report", 20)
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["scored"] == f"all pairs of {root / 'synthetic'}"  # the folder named
 
 
 @pytest.mark.slow
