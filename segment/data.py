@@ -307,8 +307,9 @@ def _resolve_folders(folder):
 
 
 def list_image_files(folder, masks=True):
-    """Image files directly inside `folder`, sorted by name, skipping hidden and other files,
-    and with `masks=False` the masks (ISIC's names, `<id>_segmentation.png`).
+    """Image files directly inside `folder`, sorted by name, skipping hidden and other files
+    (the others named in an info line: notes, CSVs, a .gif), and with `masks=False` the masks
+    (ISIC's names, `<id>_segmentation.png`).
 
     Returns:
         (files, unreadable): list of Path, and (path, reason) of entries that could not be
@@ -319,16 +320,21 @@ def list_image_files(folder, masks=True):
     """
     if not folder.is_dir():
         raise PairingError(f"folder '{folder}' does not exist or is not a folder")
-    files, unreadable = [], []
+    files, unreadable, passed_over = [], [], []
     for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
-        if (entry.name.startswith(".") or Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES
-                or not masks and _is_mask_name(Path(entry.name))):
+        if entry.name.startswith(".") or not masks and _is_mask_name(Path(entry.name)):
+            continue
+        if Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES:
+            passed_over.append(entry.name)
             continue
         try:
             if entry.is_file():
                 files.append(Path(entry.path))
         except OSError as error:  # e.g. a symbolic link loop
             unreadable.append((entry.path, str(error)))
+    if passed_over:
+        logger.info("'%s': passed over %d entries not named as images (%s): %s", folder,
+                    len(passed_over), ", ".join(IMAGE_SUFFIXES), first_names(passed_over))
     if not files:
         raise PairingError(f"folder '{folder}' holds no image files "
                            f"(looked for {', '.join(IMAGE_SUFFIXES)})")
