@@ -30,10 +30,11 @@ import importlib
 from . import runtime  # noqa: F401  (first: sets up TensorFlow before anything loads it)
 from ._version import __version__ as __version__  # not in __all__ (which holds the API)
 from .config import DataConfig, EvalConfig, ModelConfig, RunConfig, TrainConfig
-from .data import Pair, find_pairs, inspect
+from .data import Pair, find_pairs
 from .errors import ImageReadError, ModelLoadError, PairingError, RunFolderError, SegmentError
 from .evaluation import evaluate
 from .images import load_input_image, load_segmented_image
+from .inspection import inspect
 from .layers import InstanceNormalization
 from .losses import dice_loss
 from .metrics import dice_coefficient
@@ -73,7 +74,7 @@ __all__ = [
 
 # Names earlier versions exported here, and the module each now lives in.
 _FORMER_NAMES = {
-    "as_pair": "data", "fingerprint_pairs": "data", "PairList": "data", "SizeReport": "data",
+    "as_pair": "data", "fingerprint_pairs": "data", "PairList": "data", "SizeReport": "inspection",
     "load_split": "split", "save_split": "split",
     "create_strategy": "distribute", "is_chief": "distribute",
     "Evaluation": "evaluation", "Example": "evaluation",

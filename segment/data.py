@@ -1,33 +1,25 @@
-"""Folder -> pairs: find image/mask pairs by ISIC id, and inspect their sizes from headers.
+"""Folder -> pairs: find image/mask pairs by ISIC id.
 
     pairs = find_pairs("ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth")
-    report = inspect(pairs)                       # sizes from headers, a figure
 
 Pairing is by id: `ISIC_0000000.jpg` pairs with `ISIC_0000000_segmentation.png` (or a mask with
 the image's own stem). Unpaired files are counted and named in a warning and in the returned
 list's `unpaired_images` / `unpaired_masks`, never dropped silently. The split of the pairs into
-train, validation and test parts is `split.py`'s.
+train, validation and test parts is `split.py`'s; their sizes, `inspection.py`'s.
 """
 
-import collections
 import hashlib
 import logging
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
-from matplotlib.figure import Figure
-from tqdm.auto import tqdm
+from .errors import PairingError
+from .images import IMAGE_SUFFIXES
 
-from .errors import ImageReadError, PairingError
-from .images import IMAGE_SUFFIXES, read_image_size
-
-__all__ = ["Pair", "PairList", "SizeReport", "as_pair", "as_pairs", "find_pairs",
-           "fingerprint_pairs", "first_names", "index_by_id", "inspect", "list_image_files",
-           "size_mismatch"]
+__all__ = ["Pair", "PairList", "as_pair", "as_pairs", "find_pairs", "fingerprint_pairs",
+           "first_names", "index_by_id", "list_image_files", "resolve_folders"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +134,8 @@ def find_pairs(images_dir, masks_dir=None):
     the official names (`ISIC2018_Task1-2_Training_Input` + `ISIC2018_Task1_Training_GroundTruth`,
     `ISIC-2017_Training_Data` + `ISIC-2017_Training_Part1_GroundTruth`) or as `images/` +
     `masks/`; or one folder holding both, masks named `<id>_segmentation.<ext>`. In separate
-    folders a mask may also carry the image's own stem. Files that are not images
-    (`LICENSE.txt`, hidden files) are ignored.
+    folders a mask may also carry the image's own stem. Files not named as images
+    (`LICENSE.txt`, a `.gif`) are passed over and named in an info line; hidden files quietly.
 
     Args:
         images_dir: Folder of images, or a parent folder as above.
@@ -162,7 +154,7 @@ def find_pairs(images_dir, masks_dir=None):
     """
     images_dir = Path(images_dir)
     if masks_dir is None:
-        images_dir, masks_dir = _resolve_folders(images_dir)
+        images_dir, masks_dir = resolve_folders(images_dir)
     masks_dir = Path(masks_dir)
     image_files, unreadable = list_image_files(images_dir)
     if masks_dir == images_dir:
@@ -184,112 +176,7 @@ def find_pairs(images_dir, masks_dir=None):
     return pairs
 
 
-@dataclass
-class SizeReport:
-    """What `inspect` found: image sizes from the file headers.
-
-    Attributes:
-        counts: Counter mapping (width, height) to the number of images of that size.
-        unreadable: (path, reason) for files whose header could not be read.
-        mismatched: ids whose mask size differs from the image size (pairs only).
-        figure: matplotlib Figure (size scatter and aspect-ratio histogram), or None.
-
-    Example:
-        >>> report = inspect(pairs, plot=False)
-        >>> report.num_images, report.unreadable, report.mismatched
-        (12, [], [])
-    """
-
-    counts: collections.Counter
-    unreadable: list = field(default_factory=list)
-    mismatched: list = field(default_factory=list)
-    figure: Figure | None = None
-
-    @property
-    def num_images(self):
-        return sum(self.counts.values())
-
-    def __str__(self):
-        lines = [f"{self.num_images} images, {len(self.counts)} distinct sizes (width x height):"]
-        lines += [f"  {width}x{height}: {count}"
-                  for (width, height), count in self.counts.most_common(10)]
-        if len(self.counts) > 10:
-            lines.append(f"  ... and {len(self.counts) - 10} more sizes")
-        if self.unreadable:
-            lines.append(f"{len(self.unreadable)} unreadable: " + first_names(
-                [path for path, _ in self.unreadable]))
-        if self.mismatched:
-            lines.append(f"{len(self.mismatched)} masks differ in size from their image: "
-                         + first_names(self.mismatched))
-        return "\n".join(lines)
-
-
-def inspect(paths, plot=True, *, progress=False):
-    """Count image sizes by reading only file headers (seconds for thousands of large JPEGs).
-
-    Args:
-        paths: A folder of images (or their parent, as for `find_pairs`), a list of image
-            paths, or a list of `Pair` (then each mask's size is compared with its image's too).
-        plot: Also draw a figure of the sizes (returned, never shown). Defaults to True.
-        progress: Show a progress bar on stderr when it is a terminal. Defaults to False.
-
-    Returns:
-        SizeReport; `print(report)` gives a short table. Unreadable files are listed in it
-        rather than raised.
-
-    Example:
-        >>> report = inspect(data_dir / "images")  # a folder, a list of paths or of pairs
-        >>> report.num_images, len(report.counts), type(report.figure).__name__
-        (12, 12, 'Figure')
-        >>> inspect(data_dir, plot=False).num_images  # images/ found as find_pairs finds it
-        12
-        >>> print(report)  # doctest: +ELLIPSIS
-        12 images, 12 distinct sizes (width x height):
-          59x52: 1
-        ...
-    """
-    report = SizeReport(collections.Counter())
-    if isinstance(paths, (str, os.PathLike)):  # entries it cannot examine count as unreadable
-        paths, report.unreadable = list_image_files(_resolve_folders(Path(paths))[0],
-                                                    masks=False)
-    # disable=None: tqdm draws only on a terminal, so a log file gets no bar redraws.
-    for item in tqdm(list(paths), desc="inspect", unit="image",
-                     disable=None if progress else True):
-        item = item if isinstance(item, (str, os.PathLike)) else as_pair(item)
-        image_path = item.image_path if isinstance(item, Pair) else Path(item)
-        try:
-            height, width = read_image_size(image_path)
-            report.counts[(width, height)] += 1
-            if isinstance(item, Pair) and size_mismatch(item):
-                report.mismatched.append(item.id)
-        except ImageReadError as error:
-            report.unreadable.append((str(image_path), str(error)))
-    if report.unreadable:
-        logger.warning("inspect: %d unreadable files: %s", len(report.unreadable),
-                       first_names([path for path, _ in report.unreadable]))
-    if plot:
-        report.figure = _plot_sizes(report.counts)
-    return report
-
-
-def size_mismatch(pair):
-    """A message if the pair's mask and image differ in size (from headers), else None.
-
-    Such a mask is still used: the pipeline resizes both to the network size, and evaluation
-    scores at the mask's size; callers log this message as a warning.
-
-    Raises:
-        ImageReadError: a header cannot be read.
-    """
-    pair = as_pair(pair)
-    image_size, mask_size = read_image_size(pair.image_path), read_image_size(pair.mask_path)
-    if image_size == mask_size:
-        return None
-    return (f"mask '{pair.mask_path.name}' is {mask_size[1]}x{mask_size[0]} but its image "
-            f"'{pair.image_path.name}' is {image_size[1]}x{image_size[0]} (width x height)")
-
-
-def _resolve_folders(folder):
+def resolve_folders(folder):
     """(images_dir, masks_dir) for a parent folder with image/mask sub-folders, else (f, f)."""
     if not folder.is_dir():
         raise PairingError(f"images folder '{folder}' does not exist or is not a folder")
@@ -387,19 +274,3 @@ def first_names(paths):
     names = [Path(path).name if isinstance(path, (str, Path)) else str(path) for path in paths]
     more = f", ... ({len(names) - _NUM_NAMED} more)" if len(names) > _NUM_NAMED else ""
     return ", ".join(names[:_NUM_NAMED]) + more
-
-
-def _plot_sizes(counts):
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    scatter_axes, ratio_axes = figure.subplots(1, 2)
-    if counts:
-        sizes = np.array(list(counts.keys()), dtype=float)  # (num_sizes, 2): width, height
-        numbers = np.array(list(counts.values()), dtype=float)
-        scatter_axes.scatter(sizes[:, 0], sizes[:, 1], s=20 + 200 * numbers / numbers.max(),
-                             alpha=0.6)
-        ratio_axes.hist(sizes[:, 0] / sizes[:, 1], bins=20, weights=numbers)
-    scatter_axes.set(xlabel="width (px)", ylabel="height (px)",
-                     title=f"{int(sum(counts.values()))} images, {len(counts)} sizes")
-    ratio_axes.set(xlabel="aspect ratio (width / height)", ylabel="images",
-                   title="aspect ratios")
-    return figure

@@ -21,10 +21,11 @@ from keras import ops
 
 from .confidence import least_confident
 from .config import EvalConfig, with_overrides
-from .data import as_pairs, size_mismatch
+from .data import as_pairs
 from .errors import ImageReadError, SegmentError
 from .files import atomic_path
 from .images import load_input_image, load_segmented_image, resize_mask
+from .inspection import size_mismatch
 from .metrics import (
     LESION_SIZE_BINS,
     LOW_DICE,

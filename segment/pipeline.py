@@ -36,9 +36,10 @@ import numpy as np
 from ._version import __version__
 from .augment import CROP_SOURCE_SCALE, to_float, training_batch
 from .config import DataConfig, with_overrides
-from .data import as_pairs, fingerprint_pairs, size_mismatch
+from .data import as_pairs, fingerprint_pairs
 from .errors import ImageReadError
 from .images import load_input_image, load_segmented_image
+from .inspection import size_mismatch
 
 __all__ = ["ENGINES", "PAIRS_AS_THEY_ARE", "PairBatches", "create_generator"]
 

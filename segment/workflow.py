@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .config import EvalConfig, RunConfig, with_overrides
-from .data import PairList, as_pairs, find_pairs, fingerprint_pairs, inspect
+from .data import PairList, as_pairs, find_pairs, fingerprint_pairs
 from .distribute import create_strategy, is_chief, task_id
 from .efficientnet import efficientnet_lite_weights
 from .errors import SegmentError
 from .files import save_figure_atomic, write_text_atomic
+from .inspection import inspect
 from .model import create_model
 from .pipeline import PAIRS_AS_THEY_ARE, create_generator
 from .prediction import Ensemble, network_size
@@ -194,8 +195,7 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
         image_size: (height, width) for a model that accepts any size.
         overwrite: Replace a report already in `out_dir`. Defaults to False.
         accept_leakage_risk: Score an ensemble holding models with no `split.json` beside
-            them, which nothing shows to be unseen by the pairs (their score may then not
-            be a test score). Defaults to False.
+            them (the score may then not be a test score). Defaults to False.
         progress: Show a progress bar. Defaults to True.
         **overrides: `EvalConfig` fields to replace, e.g. `tta=True`.
 
@@ -387,10 +387,8 @@ def _evaluation_pairs(data, masks_dir, split_manifest, part, beside):
     named), or `part` of the manifest (by default the one in the RunFolder `beside` the model)."""
     pairs = _pairs_and_source(data, masks_dir)[0] if data is not None else None
     if pairs is not None and split_manifest is None:
-        if not isinstance(data, (str, os.PathLike)):
-            return pairs, "all given"
-        masks = f" with the masks of {masks_dir}" if masks_dir is not None else ""
-        return pairs, f"all pairs of {data}{masks}"
+        given = f"pairs of {data}" if isinstance(data, (str, os.PathLike)) else "given"
+        return pairs, f"all {given}" + (f" with the masks of {masks_dir}" if masks_dir else "")
     manifest = Path(split_manifest) if split_manifest else beside.split
     if not manifest.exists():
         raise SegmentError(f"no split manifest at '{manifest}': pass --images (and --masks) "
