@@ -293,8 +293,8 @@ def _html(report, names):
     scored = f"<p>Scored: {html.escape(summary['scored'])}.</p>" if "scored" in summary else ""
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>segment report</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}</style></head>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}table{{margin:0.6em 0;
+border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}</style></head>
 <body><h1>Segmentation report</h1>
 {scored}<p>{summary['count']} images ({summary['skipped']} unreadable, skipped);
 {summary['empty_truth']['count']} with an empty truth mask. Metrics are computed per image,
@@ -308,9 +308,10 @@ resolution larger images, weigh more. Settings: {settings}.</p>{members}
 <th>undefined</th></tr>{rows}</table>
 <p>HD95 is in pixels at the evaluated resolution; undefined (NaN) where exactly one mask is
 empty, as is sensitivity where the truth is empty.</p>
-<h2>worst images</h2>{worst}{figures}
-<p>Per-image values: <a href="evaluation.csv">evaluation.csv</a>; summary:
-<a href="summary.json">summary.json</a>.</p></body></html>
+<h2>worst images</h2><p>Every image, sortable and filterable, with its outlines:
+<a href="{names['review']}">{names['review']}</a>.</p><div style="overflow-x:auto">{worst}</div>
+{figures}<p>Per-image values: <a href="{names['evaluation_table']}">{names['evaluation_table']}</a>;
+summary: <a href="{names['summary']}">{names['summary']}</a>.</p></body></html>
 """
 
 
