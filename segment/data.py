@@ -24,6 +24,7 @@ __all__ = ["Pair", "PairList", "as_pair", "as_pairs", "find_pairs", "fingerprint
 logger = logging.getLogger(__name__)
 
 MASK_SUFFIX = "_segmentation"
+_SUPERPIXELS_SUFFIX = "_superpixels"  # ISIC 2017 ships <id>_superpixels.png beside each image
 _NUM_NAMED = 5  # how many problem files a message names before "..."
 # Sub-folder names that hold images / masks: the official ISIC 2017 and 2018 names and our own.
 _IMAGE_FOLDER = re.compile(r"(_Input$|_Data$|^images?$)", re.IGNORECASE)
@@ -195,8 +196,8 @@ def resolve_folders(folder):
 
 def list_image_files(folder, masks=True):
     """Image files directly inside `folder`, sorted by name, skipping hidden and other files
-    (the others named in an info line: notes, CSVs, a .gif), and with `masks=False` the masks
-    (ISIC's names, `<id>_segmentation.png`).
+    (the others named in an info line: notes, CSVs, a .gif, ISIC 2017's superpixel maps
+    `<id>_superpixels.png`), and with `masks=False` the masks (`<id>_segmentation.png`).
 
     Returns:
         (files, unreadable): list of Path, and (path, reason) of entries that could not be
@@ -211,7 +212,8 @@ def list_image_files(folder, masks=True):
     for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
         if entry.name.startswith(".") or not masks and _is_mask_name(Path(entry.name)):
             continue
-        if Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES:
+        if (Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES
+                or Path(entry.name).stem.lower().endswith(_SUPERPIXELS_SUFFIX)):
             passed_over.append(entry.name)
             continue
         try:
@@ -220,8 +222,9 @@ def list_image_files(folder, masks=True):
         except OSError as error:  # e.g. a symbolic link loop
             unreadable.append((entry.path, str(error)))
     if passed_over:
-        logger.info("'%s': passed over %d entries not named as images (%s): %s", folder,
-                    len(passed_over), ", ".join(IMAGE_SUFFIXES), first_names(passed_over))
+        logger.info("'%s': passed over %d entries not named as images (%s) or named as "
+                    "superpixel maps (*%s.*): %s", folder, len(passed_over),
+                    ", ".join(IMAGE_SUFFIXES), _SUPERPIXELS_SUFFIX, first_names(passed_over))
     if not files:
         raise PairingError(f"folder '{folder}' holds no image files "
                            f"(looked for {', '.join(IMAGE_SUFFIXES)})")

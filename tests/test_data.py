@@ -14,6 +14,7 @@ from segment import (
     save_split,
     train_val_test_split,
 )
+from segment.data import list_image_files
 
 import numpy as np
 import pytest
@@ -93,16 +94,20 @@ def test_images_but_no_masks(tmp_path):
         find_pairs(tmp_path / "only")
 
 
-def test_webp_pairs_and_other_files_are_named_not_silently_dropped(tmp_path, caplog):
+def test_webp_pairs_and_other_files_and_superpixel_maps_are_named_not_dropped_silently(
+        tmp_path, caplog):
     write_image(tmp_path / "ISIC_1.webp", np.zeros((8, 8, 3), np.uint8), lossless=True)
     write_image(tmp_path / "ISIC_1_segmentation.png", np.zeros((8, 8), np.uint8))
+    write_image(tmp_path / "ISIC_1_superpixels.png", np.zeros((8, 8, 3), np.uint8))  # 2017's
     write_image(tmp_path / "ISIC_2.gif", np.zeros((8, 8, 3), np.uint8))
     (tmp_path / "LICENSE.txt").write_text("CC-BY-NC")
     with caplog.at_level(logging.INFO, logger="segment.data"):
         pairs = find_pairs(tmp_path)
     assert [pair.image_path.name for pair in pairs] == ["ISIC_1.webp"]
-    assert "passed over 2 entries not named as images" in caplog.text
-    assert "ISIC_2.gif, LICENSE.txt" in caplog.text
+    assert not pairs.unpaired_images  # the superpixel map is no image without a mask
+    assert "passed over 3 entries not named as images" in caplog.text
+    assert "ISIC_1_superpixels.png, ISIC_2.gif, LICENSE.txt" in caplog.text
+    assert list_image_files(tmp_path, masks=False)[0] == [tmp_path / "ISIC_1.webp"]  # predicted
 
 
 def test_inspect_counts_sizes_from_headers(tmp_path):
