@@ -255,9 +255,13 @@ def index_by_id(paths, id_of):
 def _report_pairing(pairs, images_dir, masks_dir, num_images, num_masks):
     where = f"'{images_dir}'" if images_dir == masks_dir else f"'{images_dir}' and '{masks_dir}'"
     if not pairs:
+        beside = [path for path in sorted(images_dir.parent.iterdir())
+                  if path.is_dir() and _MASK_FOLDER.search(path.name)] if not num_masks else []
+        hint = (f"; '{beside[0]}' beside it looks like the masks: pass it as masks_dir (--masks) "
+                f"or the parent folder '{images_dir.parent}'" if beside else "")
         raise PairingError(
             f"no image/mask pairs in {where}: found {num_images} images and {num_masks} masks "
-            f"with no id in common; masks should be named <image id>{MASK_SUFFIX}.png")
+            f"with no id in common; masks should be named <image id>{MASK_SUFFIX}.png{hint}")
     logger.info("found %d image/mask pairs in %s", len(pairs), where)
     for what, paths in [("images without a mask", pairs.unpaired_images),
                         ("masks without an image", pairs.unpaired_masks),

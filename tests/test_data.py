@@ -92,6 +92,11 @@ def test_images_but_no_masks(tmp_path):
     make_folder(tmp_path, ["ISIC_0000001", "ISIC_0000002"], [], images="only")
     with pytest.raises(PairingError, match="no image/mask pairs.*found 2 images and 0 masks"):
         find_pairs(tmp_path / "only")
+    # Given the images folder of an images/ + masks/ layout, the error points at the masks.
+    make_folder(tmp_path, ["ISIC_0000001"], ["ISIC_0000001"])
+    with pytest.raises(PairingError, match=f"'{tmp_path / 'masks'}' beside it looks like the "
+                                           f"masks: pass it as masks_dir \\(--masks\\)"):
+        find_pairs(tmp_path / "images")
 
 
 def test_webp_pairs_and_other_files_and_superpixel_maps_are_named_not_dropped_silently(
