@@ -19,6 +19,7 @@ from .errors import ModelLoadError
 from .files import atomic_path
 from .layers import InstanceNormalization
 from .model import nested_models
+from .run_folder import RunFolder
 from .runtime import resolve_precision
 
 __all__ = ["load_model", "save_model"]
@@ -87,8 +88,10 @@ def load_model(path, *, compile=False):
     if path.is_dir():
         if (path / "saved_model.pb").exists():
             return _load_saved_model(path)
+        inside = RunFolder(path).model
         raise ModelLoadError(f"'{path}' is a folder, not a model file (.keras or .h5) nor a "
-                             f"TensorFlow SavedModel (no saved_model.pb)")
+                             f"TensorFlow SavedModel (no saved_model.pb)" + (
+                                 f"; it holds '{inside}': pass that" if inside.is_file() else ""))
     if not path.exists():
         raise ModelLoadError(f"model file '{path}' does not exist")
     if path.suffix not in (".keras", ".h5", ".hdf5"):

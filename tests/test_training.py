@@ -269,6 +269,14 @@ def test_bad_model_files(tmp_path, name, content, message):
         load_model(tmp_path / name)
 
 
+def test_a_run_folder_given_as_the_model_names_the_model_inside(tmp_path, tiny_model):
+    with pytest.raises(ModelLoadError, match="is a folder, not a model file.*saved_model.pb\\)$"):
+        load_model(tmp_path)
+    save_model(tiny_model, tmp_path / "model.keras")
+    with pytest.raises(ModelLoadError, match=f"; it holds '{tmp_path / 'model.keras'}': pass"):
+        load_model(tmp_path)
+
+
 def test_lambda_layer_is_refused_by_safe_mode(tmp_path):
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
