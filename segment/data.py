@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from .errors import PairingError
 from .images import IMAGE_SUFFIXES
+from .run_folder import PREDICTIONS_TABLE
 
 __all__ = ["Pair", "PairList", "as_pair", "as_pairs", "find_pairs", "fingerprint_pairs",
            "first_names", "index_by_id", "list_image_files", "resolve_folders"]
@@ -146,7 +147,8 @@ def find_pairs(images_dir, masks_dir=None):
         PairList of Pair(image_path, mask_path), sorted by id, with the unpaired files recorded.
 
     Raises:
-        PairingError: a folder is missing or empty, or no image has a mask.
+        PairingError: a folder is missing or empty, no image has a mask, or the masks are a
+            prediction's (the folder holds `predictions.csv`).
 
     Example:
         >>> pairs = find_pairs(data_dir)  # finds data_dir/images and data_dir/masks
@@ -157,6 +159,10 @@ def find_pairs(images_dir, masks_dir=None):
     if masks_dir is None:
         images_dir, masks_dir = resolve_folders(images_dir)
     masks_dir = Path(masks_dir)
+    if (masks_dir / PREDICTIONS_TABLE).is_file():
+        raise PairingError(f"'{masks_dir}' holds {PREDICTIONS_TABLE}: its masks are a model's "
+                           f"predictions (--predict-only), not ground truth; pass the folder "
+                           f"of the true masks")
     image_files, unreadable = list_image_files(images_dir)
     if masks_dir == images_dir:
         mask_files = [path for path in image_files if _is_mask_name(path)]
