@@ -71,12 +71,15 @@ def as_pair(item):
 
 
 def as_pairs(items):
-    """`as_pair` of each item: a list of `Pair`.
+    """`as_pair` of each item: a list of `Pair` (TypeError for a folder's path: `find_pairs`).
 
     Example:
         >>> [pair.id for pair in as_pairs([("a/ISIC_1.jpg", "b/ISIC_1_segmentation.png")])]
         ['ISIC_1']
     """
+    if isinstance(items, (str, os.PathLike)):
+        raise TypeError(f"expected a list of pairs. Received the path {str(items)!r}: "
+                        f"find_pairs(path) pairs its images with their masks")
     return [as_pair(item) for item in items]
 
 

@@ -168,7 +168,8 @@ class Ensemble:
 
 
 def predicting_models(model, image_size=None):
-    """[(Keras model, (height, width) it is fed)]: an `Ensemble`'s models, or the one model.
+    """[(Keras model, (height, width) it is fed)]: an `Ensemble`'s models, or the one model
+    (TypeError for a model file's path, which `load_model` reads).
 
     Example:
         >>> predicting_models(model)[0][1]
@@ -176,6 +177,9 @@ def predicting_models(model, image_size=None):
     """
     if isinstance(model, Ensemble):
         return list(zip(model.models, model.sizes, strict=True))
+    if isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"expected a Keras model or an Ensemble. Received the path {model!r}: "
+                        f"load it with load_model, or give the path to load_and_evaluate")
     return [(model, network_size(model, image_size))]
 
 

@@ -236,6 +236,12 @@ def test_pairs_may_be_plain_tuples_and_anything_else_is_a_clear_type_error(grade
         evaluate(red_channel_model(), ["ISIC_0000000.png"], progress=False)
     with pytest.raises(TypeError, match="Received: \\(1, 2\\)"):
         segment.train_val_test_split([(1, 2)])
+    # A folder's path in place of its pairs, a model file's in place of the model.
+    with pytest.raises(TypeError, match="expected a list of pairs. Received the path 'data': "
+                                        "find_pairs\\(path\\)"):
+        segment.create_generator("data", image_size=(32, 32))
+    with pytest.raises(TypeError, match="Received the path 'm.keras': load it with load_model"):
+        evaluate("m.keras", graded_pairs, progress=False)
 
 
 def test_progress_bar_draws_only_on_a_terminal(tiny_model, synthetic_pairs, capfd):
