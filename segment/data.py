@@ -215,6 +215,7 @@ def list_image_files(folder, masks=True):
     Raises:
         PairingError: the folder is missing or holds no image files.
     """
+    folder = Path(folder)
     if not folder.is_dir():
         raise PairingError(f"folder '{folder}' does not exist or is not a folder")
     files, unreadable, passed_over = [], [], []

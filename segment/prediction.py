@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .batch_norm_folding import folded_for_prediction
 from .confidence import flip_agreement, mask_confidence
 from .config import EvalConfig, with_overrides
-from .data import Pair, as_pair
+from .data import Pair, as_pair, list_image_files
 from .errors import ImageReadError
 from .images import (
     load_input_image,
@@ -45,7 +45,8 @@ def iter_predictions(model, images, config=None, *, image_size=None, progress=Fa
         model: Keras model, images -> probabilities (from `create_model` or `load_model`), or
             an `Ensemble` of them.
         images: Image paths, `Pair`s, (image_path, mask_path) tuples, or uint8
-            (height, width, 3) arrays.
+            (height, width, 3) arrays; or one image (its path or array), or a folder's path
+            (its images by name, its `<id>_segmentation` masks passed over).
         config: `EvalConfig`: threshold (0.5), tta (flips), postprocess (largest region,
             holes filled), original_size (True: each mask resized to its image's size, the
             probabilities bilinearly, then thresholded) and batch_size (8).
@@ -67,10 +68,19 @@ def iter_predictions(model, images, config=None, *, image_size=None, progress=Fa
         SYNTH_0000010 True uint8
     """
     config = with_overrides(config, EvalConfig, overrides)
-    for item, probabilities, _ in iter_probabilities(model, images, image_size, config,
-                                                      progress, skipped):
+    for item, probabilities, _ in iter_probabilities(model, _as_items(images), image_size,
+                                                      config, progress, skipped):
         target = _original_size(item) if config.original_size else probabilities.shape
         yield item, to_mask(probabilities, target, config)
+
+
+def _as_items(images):
+    """`images` as `iter_predictions` takes them, as a list or iterable of items."""
+    if isinstance(images, np.ndarray) and images.ndim == 3:
+        return [images]
+    if not isinstance(images, (str, os.PathLike)):
+        return images
+    return list_image_files(images, masks=False)[0] if os.path.isdir(images) else [images]
 
 
 def predict_masks(model, images, config=None, *, image_size=None, progress=False,

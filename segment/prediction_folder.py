@@ -87,7 +87,6 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
         RunFolderError: an earlier prediction in `out_dir` without `overwrite`; or, with it
             too, masks there that no prediction of this library wrote, an evaluation's
             report, or a file in the folder's place.
-        ValueError: `out_dir` is the folder `images`, where the masks would pass for truth.
 
     Example:
         >>> written, skipped = export_predictions(model, data_dir / "images", tmp, tta=True)
@@ -100,10 +99,6 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
     config = with_overrides(config, EvalConfig, {**overrides, "original_size": True})
     unreadable = []  # entries of a folder that cannot be examined (a symbolic link loop)
     if isinstance(images, (str, Path)):
-        if Path(images).resolve() == Path(out_dir).resolve():
-            raise ValueError(f"out_dir (--out) is the images folder '{images}': find_pairs would "
-                             f"take the predicted masks beside the images for their ground "
-                             f"truth; pass another folder")
         images, unreadable = list_image_files(Path(images), masks=False)
     images, skipped = _one_image_per_id([Path(path) for path in images])
     for path, reason in unreadable:

@@ -9,6 +9,7 @@ from segment import (
     export_predictions,
     fill_holes,
     keep_largest_component,
+    load_input_image,
     load_segmented_image,
     postprocess_mask,
     predict_masks,
@@ -86,6 +87,13 @@ def test_predict_masks_returns_original_sizes(odd_sized_pairs):
     assert [mask.shape for mask in masks] == [(40, 60), (33, 47), (64, 64)]
     network = predict_masks(red_channel_model(), odd_sized_pairs, original_size=False)
     assert {mask.shape for mask in network} == {(32, 32)}
+    # One image's path or array, or a folder's path (once read letter by letter as paths).
+    image = odd_sized_pairs[1].image_path
+    assert [mask.shape for mask in predict_masks(red_channel_model(), image)] == [(33, 47)]
+    one = predict_masks(red_channel_model(), load_input_image(image))
+    assert len(one) == 1 and np.array_equal(one[0], masks[1])
+    folder = predict_masks(red_channel_model(), str(image.parent))
+    assert [mask.shape for mask in folder] == [(40, 60), (33, 47), (64, 64)]
 
 
 def test_all_background_model_scores_zero_not_nan(odd_sized_pairs):

@@ -296,20 +296,18 @@ def test_ctrl_c_during_evaluation_writes_no_partial_report(tmp_path, tiny_model,
 
 
 def test_predicted_masks_are_never_taken_for_ground_truth(tmp_path):
-    # Predicted into the images folder, the masks would pair with the images as their truth,
-    # and a later evaluation would score a model against its own predictions.
+    # Predicted masks beside their images (or in a folder given as the masks) once paired
+    # with the images as their truth: an evaluation then scored a model against its own
+    # predictions.
     for index in range(2):
         write_image(tmp_path / "new" / f"ISIC_{index:07d}.jpg", np.zeros((16, 16, 3), np.uint8))
-    with pytest.raises(ValueError, match="is the images folder .*new'.* another folder"):
-        export_predictions(constant_model(5.0), tmp_path / "new", tmp_path / "new" / ".",
-                           progress=False)
-    assert sorted(path.name for path in (tmp_path / "new").iterdir()) == [
-        "ISIC_0000000.jpg", "ISIC_0000001.jpg"]  # nothing written
-    export_predictions(constant_model(5.0), tmp_path / "new", tmp_path / "predicted",
-                       progress=False)
-    with pytest.raises(PairingError, match="predicted'? holds predictions.csv: its masks are "
-                                           "a model's predictions"):
-        find_pairs(tmp_path / "new", tmp_path / "predicted")
+    for out in (tmp_path / "predicted", tmp_path / "new"):
+        export_predictions(constant_model(5.0), tmp_path / "new", out, progress=False)
+        with pytest.raises(PairingError, match=f"'{out}' holds predictions.csv: its masks are "
+                                               f"a model's predictions"):
+            find_pairs(tmp_path / "new", out)
+    with pytest.raises(PairingError, match="holds predictions.csv"):
+        find_pairs(tmp_path / "new")  # one folder holding images and (predicted) masks
 
 
 def test_predicting_into_a_folder_of_masks_replaces_only_a_prediction_and_only_when_asked(
