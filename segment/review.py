@@ -34,7 +34,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from scipy import ndimage
 
-from .errors import ImageReadError
+from .errors import ImageReadError, SegmentError
 from .files import json_text, printable, replace_path, write_json_atomic
 from .images import (
     load_input_image,
@@ -168,13 +168,21 @@ def review_table(folder):
     Worst first: by dice for an evaluation, by confidence for predictions. The `thumbnail`
     column holds each thumbnail's path (None where there is none).
 
+    Raises:
+        SegmentError: `folder` holds no readable review (`review/rows.json`).
+
     Example:
         >>> table = review_table(finished_run)  # train_and_evaluate's report is at its root
         >>> table["dice"].is_monotonic_increasing, table["thumbnail"].iloc[0].is_file()
         (True, True)
     """
     pictures_dir = Path(folder) / REVIEW_FOLDER
-    rows = json.loads((pictures_dir / "rows.json").read_text(encoding="utf-8"))
+    try:
+        rows = json.loads((pictures_dir / "rows.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise SegmentError(f"'{folder}' holds no readable review ({REVIEW_FOLDER}/rows.json: "
+                           f"{error.__class__.__name__}): pass the folder of an evaluation or "
+                           f"a prediction (a run folder, evaluation/, --out)") from None
     table = pd.DataFrame(rows).set_index("id")
     table["thumbnail"] = [pictures_dir / f"{file}_thumb.jpg" if has else None
                           for file, has in zip(table["file"], table["pictures"], strict=True)]

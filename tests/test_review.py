@@ -7,7 +7,7 @@ import json
 import math
 import shutil
 
-from segment import export_predictions, load_segmented_image, results
+from segment import SegmentError, export_predictions, load_segmented_image, results
 from segment.images import resize_mask
 from segment.review import review_pictures, review_table, show_worst, with_thumbnails, write_review
 
@@ -117,6 +117,10 @@ def test_notebook_table_with_thumbnails_and_the_worst_overlays(tmp_path, synthet
     assert shown.count("data:image/jpeg;base64,") == 3 and "no image" in shown
     figure = show_worst(tmp_path, 2)
     assert [axes.get_title().split("\n")[0] for axes in figure.axes] == list(table.index[:2])
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    with pytest.raises(SegmentError, match="'.*notes.txt' holds no readable review "
+                                           "\\(review/rows.json: NotADirectoryError\\): pass"):
+        show_worst(tmp_path / "notes.txt", 2)
 
 
 def test_an_image_that_cannot_be_decoded_again_gets_a_placeholder(tmp_path, caplog):
