@@ -36,6 +36,7 @@ _TABLE = OUTPUTS["evaluation_table"]
 _SUMMARY = OUTPUTS["summary"]
 COMPARISON_FILE = OUTPUTS["comparison"]  # what `compare_and_write` writes beside a report
 _SIZE_COLUMNS = ("truth_area", "height", "width")
+_VERSIONS = ("backend", "segment")  # of a summary's versions, compared with its settings
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,9 @@ class Comparison:
             (e.g. one ISIC id from two data sets, one cropped); 0 where a side lacks the
             truth_area, height and width columns.
         settings: {setting: [baseline's, evaluation's]} where the settings both recorded
-            (`summary.json`'s "settings": threshold, tta, resolution, ...) differ; {} where they
-            agree or one side's are unknown (a bare table).
+            (`summary.json`'s "settings": threshold, tta, resolution, ...; its "versions"'
+            backend and segment) differ; {} where they agree or one side's are unknown (a
+            bare table).
     """
 
     images: int
@@ -241,7 +243,7 @@ def read_evaluation_table(source):
         table = source if isinstance(source, pd.DataFrame) else source.table
         table = table.copy() if "id" not in table.columns else table.set_index("id")
         if hasattr(source, "summary"):  # an Evaluation or a report: its settings too
-            table.attrs["settings"] = source.summary.get("settings", {})
+            table.attrs["settings"] = _settings_of(source.summary)
     else:
         path = _table_path(source)
         try:
@@ -263,11 +265,18 @@ def read_evaluation_table(source):
 
 
 def _recorded_settings(summary_path):
-    """The "settings" of the `summary.json` at `summary_path`, or {} where there is none."""
+    """`_settings_of` the `summary.json` at `summary_path`, or {} where there is none."""
     try:
-        return json.loads(summary_path.read_text(encoding="utf-8")).get("settings", {})
+        return _settings_of(json.loads(summary_path.read_text(encoding="utf-8")))
     except (OSError, ValueError, AttributeError):
         return {}
+
+
+def _settings_of(summary):
+    """A summary's "settings", with the Keras backend and library version that scored it."""
+    versions = summary.get("versions", {})
+    return {**summary.get("settings", {}), **{name: versions[name] for name in _VERSIONS
+                                               if name in versions}}
 
 
 def _differing(baseline, evaluation):

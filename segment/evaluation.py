@@ -35,6 +35,7 @@ from .metrics import (
 )
 from .prediction import iter_probabilities, predicting_models, prediction_settings, to_mask
 from .review import review_pictures
+from .runtime import library_versions
 
 __all__ = ["LESION_SIZE_BINS", "LOW_DICE", "METRICS", "Evaluation", "Example", "display_size",
            "evaluate", "lesion_share", "lesion_size_masks", "score_masks", "summarize"]
@@ -89,7 +90,8 @@ class Evaluation:
             the network's otherwise. It is not the per-image mean, never the headline; 1.0
             when every mask is empty. by_lesion_size: for each of `LESION_SIZE_BINS` (the
             truth's share of the image) its count and mean dice (NaN when empty); low_dice:
-            the count of images whose dice is below `LOW_DICE` (0.6).
+            the count of images whose dice is below `LOW_DICE` (0.6); versions: Python's, the
+            Keras backend's and the libraries' that scored them (`runtime.library_versions`).
         settings: how the predictions were made (threshold, tta, postprocess, resolution,
             image_size, second_look and its crop_margin).
         skipped: (path, reason) for each pair that could not be read.
@@ -275,6 +277,7 @@ def summarize(table, settings, *, num_skipped=0):
     summary["by_lesion_size"] = _by_lesion_size(table)
     summary["low_dice"] = {"below": LOW_DICE,
                            "count": int((table["dice"].to_numpy(dtype=float) < LOW_DICE).sum())}
+    summary["versions"] = library_versions()
     return summary
 
 

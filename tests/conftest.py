@@ -107,4 +107,5 @@ def assert_consistent_report(folder, num_images):
     assert all((folder / "review" / f"{file}_thumb.jpg").is_file() for file in rows["file"])
     assert (folder / "review.html").stat().st_size > 0
     assert '<a href="review.html">' in page  # the report leads to every image
+    assert summary["versions"]["backend"] in ("tensorflow", "jax", "torch")
     return summary

@@ -85,14 +85,16 @@ def test_only_shared_images_with_a_defined_dice_count_and_the_rest_are_reported(
 
 
 def test_the_settings_the_two_recorded_are_compared(tmp_path):
-    for name, tta in [("plain", False), ("tta", True)]:
+    for name, tta, backend in [("plain", False, "tensorflow"), ("tta", True, "torch")]:
         (tmp_path / name).mkdir()
         table([0.5, 0.6]).to_csv(tmp_path / name / "evaluation.csv", index=False)
         (tmp_path / name / "summary.json").write_text(json.dumps(
-            {"settings": {"threshold": 0.5, "tta": tta, "image_size": [96, 96]}}))
+            {"settings": {"threshold": 0.5, "tta": tta, "image_size": [96, 96]},
+             "versions": {"backend": backend, "segment": "0.1.0", "numpy": name}}))
     comparison = compare(tmp_path / "tta", tmp_path / "plain")
-    assert comparison.settings == {"tta": [False, True]}
-    assert "settings that differ (baseline -> evaluation): tta False -> True" in str(comparison)
+    assert comparison.settings == {"tta": [False, True], "backend": ["tensorflow", "torch"]}
+    assert ("settings that differ (baseline -> evaluation): tta False -> True, backend "
+            "tensorflow -> torch") in str(comparison)
 
 
 def test_files_that_cannot_be_compared_are_named(tmp_path):
