@@ -25,13 +25,13 @@ import numpy as np
 from PIL import Image
 
 from .artifacts import draw_artifacts
+from .config import AUGMENTATIONS
 from .images import resize_image, resize_mask
 from .second_look import lesion_box
 
 __all__ = ["AUGMENTATIONS", "CROP_SOURCE_SCALE", "augment_batch", "lesion_views", "to_float",
            "training_batch"]
 
-AUGMENTATIONS = ("none", "flips", "full")
 CROP_SOURCE_SCALE = 2  # lesion crops are cut from images decoded at this times the network size
 
 _SCALE_RANGE = (0.8, 1.0)  # side of the random crop, as a fraction of the image's side

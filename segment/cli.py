@@ -21,7 +21,6 @@ import sys
 import keras
 import pandas as pd
 
-from .augment import AUGMENTATIONS
 from .cli_arguments import (
     OneLineParser,
     add_comparison_argument,
@@ -36,6 +35,7 @@ from .cli_arguments import (
 )
 from .comparison import compare_and_write, read_evaluation_table
 from .config import (
+    AUGMENTATIONS,
     CACHE_MODES,
     ENCODER_BATCHNORMS,
     ENCODERS,

@@ -20,11 +20,10 @@ flags read their defaults from here, and every run writes `RunConfig.to_dict()` 
 import dataclasses
 from dataclasses import dataclass, field
 
-from .augment import AUGMENTATIONS
-
 __all__ = ["DataConfig", "EvalConfig", "ModelConfig", "RunConfig", "TrainConfig",
            "with_overrides"]
 
+AUGMENTATIONS = ("none", "flips", "full")  # augment.py draws them
 CACHE_MODES = ("memory", "disk", "none")
 LR_SCHEDULES = ("exponential", "cosine", "plateau")
 LOSSES = ("dice", "bce_dice", "bce_dice_small")

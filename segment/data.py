@@ -17,14 +17,17 @@ from typing import NamedTuple
 
 from .errors import PairingError
 from .images import IMAGE_SUFFIXES
-from .run_folder import PREDICTIONS_TABLE
 
-__all__ = ["Pair", "PairList", "as_pair", "as_pairs", "find_pairs", "fingerprint_pairs",
-           "first_names", "index_by_id", "list_image_files", "resolve_folders"]
+__all__ = ["PREDICTIONS_TABLE", "Pair", "PairList", "as_pair", "as_pairs", "find_pairs",
+           "fingerprint_pairs", "first_names", "index_by_id", "list_image_files",
+           "resolve_folders"]
 
 logger = logging.getLogger(__name__)
 
 MASK_SUFFIX = "_segmentation"
+# What `--predict-only` writes beside its masks (prediction_folder.py): a folder holding it
+# holds predictions, never ground truth, and no report goes there.
+PREDICTIONS_TABLE = "predictions.csv"
 _SUPERPIXELS_SUFFIX = "_superpixels"  # ISIC 2017 ships <id>_superpixels.png beside each image
 _NUM_NAMED = 5  # how many problem files a message names before "..."
 # Sub-folder names that hold images / masks: the official ISIC 2017 and 2018 names and our own.

@@ -27,13 +27,13 @@ import pandas as pd
 
 from .confidence import least_confident
 from .config import EvalConfig, with_overrides
-from .data import MASK_SUFFIX, index_by_id, list_image_files
+from .data import MASK_SUFFIX, PREDICTIONS_TABLE, index_by_id, list_image_files
 from .errors import RunFolderError
 from .files import replace_path, write_json_atomic
 from .images import read_image_size, save_mask
 from .prediction import iter_probabilities, prediction_settings, to_mask
 from .review import review_pictures, write_review
-from .run_folder import OUTPUTS, PREDICTIONS_TABLE
+from .run_folder import OUTPUTS
 from .runtime import library_versions
 
 __all__ = ["MASK_FILE_SUFFIX", "PREDICTIONS_RECORD", "PREDICTIONS_TABLE", "PredictionFolder",

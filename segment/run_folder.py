@@ -28,6 +28,7 @@ import shutil
 from pathlib import Path
 
 from .config import RunConfig
+from .data import PREDICTIONS_TABLE
 from .distribute import is_chief
 from .errors import RunFolderError
 from .files import write_json_atomic
@@ -62,8 +63,6 @@ OUTPUTS = {
     "evaluation_dir": "evaluation",  # driver_load_evaluate.py's default report folder
     "predictions_dir": "predictions",  # its default --predict-only folder
 }
-# What `--predict-only` writes beside its masks (prediction_folder.py): no report goes there.
-PREDICTIONS_TABLE = "predictions.csv"
 # Settings that must match for a killed run to be resumed (config.json sections).
 RESUME_KEYS = ("data", "model", "train", "pairs")
 # Temporary names of interrupted atomic writes (files.atomic_path, files.replace_path, the

@@ -64,6 +64,20 @@ def test_modules_stay_under_400_lines_and_the_readme_under_200():
     assert len((REPO / "README.md").read_text().splitlines()) <= 200
 
 
+def test_each_layer_imports_only_from_the_layers_above_it():
+    # The layers as docs/ARCHITECTURE.md's table gives them, top first; its one exception:
+    # augment.py crops training images with the second look's own box.
+    table = (REPO / "docs" / "ARCHITECTURE.md").read_text().split("## Layers")[1].split("##")[0]
+    layers = [re.findall(r"`(\w+)\.py`", row) for row in table.splitlines()[4:] if row]
+    rank = {module: index for index, modules in enumerate(layers) for module in modules}
+    assert set(rank) == {path.stem for path in (REPO / "segment").glob("*.py")} - {
+        "__init__", "_version"}  # every module is in the table
+    upward = {(module, imported) for module in rank for imported in re.findall(
+        r"^from \.(\w+) import", (REPO / "segment" / f"{module}.py").read_text(), re.M)
+        if rank.get(imported, -1) > rank[module]}
+    assert upward == {("augment", "second_look")}
+
+
 DOCUMENTS = ["README.md", *sorted(str(path.relative_to(REPO)) for path in (REPO / "docs").glob(
     "*.md"))]
 
