@@ -25,7 +25,7 @@ from .data import as_pairs
 from .errors import ImageReadError, SegmentError
 from .files import atomic_path
 from .images import load_input_image, load_segmented_image, resize_mask
-from .inspection import size_mismatch
+from .inspection import log_size_mismatches, size_mismatch
 from .metrics import (
     LESION_SIZE_BINS,
     LOW_DICE,
@@ -164,14 +164,13 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, revie
     settings = {**prediction_settings(model, config, image_size),
                 "resolution": ("original" if config.original_size
                                else f"network {size[0]}x{size[1]}")}
-    rows, skipped, pictures = [], [], []
+    rows, skipped, pictures, mismatches = [], [], [], []
     gallery = _Gallery(config.num_examples)
     for pair, probabilities, confidence in iter_probabilities(model, pairs, size, config,
                                                                progress, skipped):
         try:
-            mismatch = size_mismatch(pair)
-            if mismatch:
-                logger.warning("%s; the prediction is scored at the mask's size", mismatch)
+            if mismatch := size_mismatch(pair):
+                mismatches.append(mismatch)
             truth = load_segmented_image(pair.mask_path, None if config.original_size else size)
         except ImageReadError as error:
             logger.warning("skipping pair: %s", error)
@@ -182,6 +181,7 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, revie
         gallery.offer(pair, truth, predicted, rows[-1])
         if review:
             pictures.append(review_pictures(pair.image_path, probabilities, predicted, truth))
+    log_size_mismatches(mismatches, "the prediction is scored at the mask's size")
     if not rows:
         raise SegmentError(f"none of the {len(pairs)} pairs could be read; first problem: "
                            f"{skipped[0][1] if skipped else 'no pairs given'}")

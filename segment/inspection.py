@@ -19,9 +19,12 @@ from .data import Pair, as_pair, first_names, list_image_files, resolve_folders
 from .errors import ImageReadError
 from .images import read_image_size
 
-__all__ = ["SizeReport", "inspect", "size_mismatch"]
+__all__ = ["SizeReport", "inspect", "log_size_mismatches", "size_mismatch"]
 
 logger = logging.getLogger(__name__)
+
+_SAME_SHAPE = 0.02  # aspect ratios within 2 % of each other: the same view, resized
+_NUM_LOGGED = 5  # size mismatches logged one by one before "N more"
 
 
 @dataclass
@@ -125,10 +128,24 @@ def size_mismatch(pair):
     image_size, mask_size = read_image_size(pair.image_path), read_image_size(pair.mask_path)
     if image_size == mask_size:
         return None
-    return (f"mask '{pair.mask_path.name}' is {mask_size[1]}x{mask_size[0]} but its image "
-            f"'{pair.image_path.name}' is {image_size[1]}x{image_size[0]} (width x height)")
+    (image_height, image_width), (mask_height, mask_width) = image_size, mask_size
+    message = (f"mask '{pair.mask_path.name}' is {mask_width}x{mask_height} but its image "
+               f"'{pair.image_path.name}' is {image_width}x{image_height} (width x height)")
+    image_shape, mask_shape = image_width / image_height, mask_width / mask_height
+    if abs(mask_shape - image_shape) > _SAME_SHAPE * image_shape:
+        message += (f", another shape too (width / height {mask_shape:.2f} against "
+                    f"{image_shape:.2f}): is it the mask of this very view, not of a crop?")
+    return message
 
 
+def log_size_mismatches(messages, consequence):
+    """Log the first few `size_mismatch` messages, each with `consequence`, then how many more
+    there are (one line, not one per pair of a whole folder)."""
+    for message in messages[:_NUM_LOGGED]:
+        logger.warning("%s; %s", message, consequence)
+    if len(messages) > _NUM_LOGGED:
+        logger.warning("%d more masks differ in size from their image; %s (`inspect(pairs)` "
+                       "lists them all)", len(messages) - _NUM_LOGGED, consequence)
 
 
 def _plot_sizes(counts):

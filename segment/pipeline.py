@@ -39,7 +39,7 @@ from .config import DataConfig, with_overrides
 from .data import as_pairs, fingerprint_pairs
 from .errors import ImageReadError
 from .images import load_input_image, load_segmented_image
-from .inspection import size_mismatch
+from .inspection import log_size_mismatches, size_mismatch
 
 __all__ = ["ENGINES", "PAIRS_AS_THEY_ARE", "PairBatches", "create_generator"]
 
@@ -158,7 +158,7 @@ class _PairLoader:
     def __init__(self, pairs, size):
         self.size = size
         self.skipped, self._skipped_paths = [], set()
-        self.readable = []
+        self.readable, mismatches = [], []
         for pair in pairs:
             try:
                 mismatch = size_mismatch(pair)
@@ -166,8 +166,9 @@ class _PairLoader:
                 self._skip(error)
                 continue
             if mismatch:
-                logger.warning("%s; both are resized to %dx%d", mismatch, size[1], size[0])
+                mismatches.append(mismatch)
             self.readable.append(pair)
+        log_size_mismatches(mismatches, f"both are resized to {size[1]}x{size[0]}")
         if not self.readable:
             raise ValueError(f"none of the {len(pairs)} pairs can be read; first problem: "
                              f"{self.skipped[0][1]}")

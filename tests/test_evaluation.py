@@ -128,6 +128,21 @@ def test_empty_truth_images_are_counted_separately(tmp_path):
     assert evaluation.summary["empty_truth"] == {"count": 1, "mean_dice": 1.0}
 
 
+def test_masks_of_another_shape_are_named_a_few_then_counted(tmp_path, caplog):
+    # Full-view masks given with square crops of their images: scored, but not one warning
+    # per pair of a whole folder, and the other shape is said.
+    pairs = [Pair(write_image(tmp_path / f"ISIC_{index:07d}.png", np.zeros((32, 32, 3), np.uint8)),
+                  write_image(tmp_path / f"ISIC_{index:07d}_segmentation.png",
+                              np.zeros((30, 40), np.uint8))) for index in range(7)]
+    with caplog.at_level("WARNING"):
+        evaluation = evaluate(constant_model(-5.0), pairs, progress=False)
+    assert len(evaluation.table) == 7
+    assert caplog.text.count("another shape too (width / height 1.33 against 1.00): is it the "
+                             "mask of this very view") == 5
+    assert ("2 more masks differ in size from their image; the prediction is scored at the "
+            "mask's size") in caplog.text
+
+
 def test_export_writes_isic_named_masks_at_original_size(odd_sized_pairs, tmp_path):
     folder = odd_sized_pairs[0].image_path.parent
     (folder / "broken.png").write_bytes(b"\x89PNG broken")

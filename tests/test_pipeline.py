@@ -262,7 +262,8 @@ def test_mask_of_another_size_is_resized_with_a_warning(tmp_path, caplog):
                                                  batch_size=1))
     assert images.shape == (1, 32, 32, 3) and masks.shape == (1, 32, 32, 1)
     assert ("mask 'ISIC_0000001_segmentation.png' is 30x20 but its image 'ISIC_0000001.png' "
-            "is 60x40") in caplog.text
+            "is 60x40 (width x height); both are resized to 32x32") in caplog.text
+    assert "another shape" not in caplog.text  # the same view at half the size
 
 
 @pytest.mark.parametrize("cache, cache_dir", [("disk", None), ("memory", "somewhere"),
