@@ -223,10 +223,11 @@ def list_image_files(folder, masks=True):
         raise PairingError(f"folder '{folder}' does not exist or is not a folder")
     files, unreadable, passed_over = [], [], []
     for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
-        if entry.name.startswith(".") or not masks and _is_mask_name(Path(entry.name)):
+        name = Path(entry.name)
+        if entry.name.startswith(".") or not masks and _is_mask_name(name):
             continue
-        if (Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES
-                or Path(entry.name).stem.lower().endswith(_SUPERPIXELS_SUFFIX)):
+        if (name.suffix.lower() not in IMAGE_SUFFIXES
+                or name.stem.lower().endswith(_SUPERPIXELS_SUFFIX)):
             passed_over.append(entry.name)
             continue
         try:

@@ -31,8 +31,8 @@ from .images import (
 from .postprocess import flip_views, postprocess_mask
 from .second_look import look_again
 
-__all__ = ["Ensemble", "iter_predictions", "iter_probabilities", "network_size", "predict_masks",
-           "predicting_models", "prediction_settings", "to_mask"]
+__all__ = ["Ensemble", "folder_images", "iter_predictions", "iter_probabilities", "network_size",
+           "predict_masks", "predicting_models", "prediction_settings", "to_mask"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,19 +68,41 @@ def iter_predictions(model, images, config=None, *, image_size=None, progress=Fa
         SYNTH_0000010 True uint8
     """
     config = with_overrides(config, EvalConfig, overrides)
-    for item, probabilities, _ in iter_probabilities(model, _as_items(images), image_size,
-                                                      config, progress, skipped):
+    for item, probabilities, _ in iter_probabilities(model, _as_items(images, skipped),
+                                                      image_size, config, progress, skipped):
         target = _original_size(item) if config.original_size else probabilities.shape
         yield item, to_mask(probabilities, target, config)
 
 
-def _as_items(images):
-    """`images` as `iter_predictions` takes them, as a list or iterable of items."""
+def _as_items(images, skipped):
+    """`images` as `iter_predictions` takes them, as a list or iterable of items; a folder's
+    unreadable entries are appended to `skipped` (when a list)."""
     if isinstance(images, np.ndarray) and images.ndim == 3:
         return [images]
     if not isinstance(images, (str, os.PathLike)):
         return images
-    return list_image_files(images, masks=False)[0] if os.path.isdir(images) else [images]
+    if not os.path.isdir(images):
+        return [images]
+    files, unreadable = folder_images(images)
+    if skipped is not None:
+        skipped.extend(unreadable)
+    return files
+
+
+def folder_images(folder):
+    """(image paths, unreadable entries) of a folder to predict: its images by name, its masks
+    (`<id>_segmentation`) passed over; each entry that cannot be examined (a symbolic link
+    loop) is logged with its reason, as (path, reason).
+
+    Example:
+        >>> files, unreadable = folder_images(data_dir / "images")
+        >>> len(files), unreadable
+        (12, [])
+    """
+    files, unreadable = list_image_files(folder, masks=False)
+    for path, reason in unreadable:
+        logger.warning("skipping '%s': %s", path, reason)
+    return files, unreadable
 
 
 def predict_masks(model, images, config=None, *, image_size=None, progress=False,

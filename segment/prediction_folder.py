@@ -27,11 +27,11 @@ import pandas as pd
 
 from .confidence import least_confident
 from .config import EvalConfig, with_overrides
-from .data import MASK_SUFFIX, PREDICTIONS_TABLE, index_by_id, list_image_files
+from .data import MASK_SUFFIX, PREDICTIONS_TABLE, index_by_id
 from .errors import RunFolderError
 from .files import replace_path, write_json_atomic
 from .images import read_image_size, save_mask
-from .prediction import iter_probabilities, prediction_settings, to_mask
+from .prediction import folder_images, iter_probabilities, prediction_settings, to_mask
 from .review import review_pictures, write_review
 from .run_folder import OUTPUTS
 from .runtime import library_versions
@@ -99,10 +99,8 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
     config = with_overrides(config, EvalConfig, {**overrides, "original_size": True})
     unreadable = []  # entries of a folder that cannot be examined (a symbolic link loop)
     if isinstance(images, (str, Path)):
-        images, unreadable = list_image_files(Path(images), masks=False)
+        images, unreadable = folder_images(images)
     images, skipped = _one_image_per_id([Path(path) for path in images])
-    for path, reason in unreadable:
-        logger.warning("skipping '%s': %s", path, reason)
     skipped += unreadable
     folder = PredictionFolder(out_dir)
     written, rows, pictures = [], [], []

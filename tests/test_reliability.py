@@ -121,6 +121,11 @@ def test_symlink_loop_is_reported_and_skipped(tmp_path):
         "ISIC_0000002.jpg", "ISIC_0000003.jpg"}
     report = segment.inspect(tmp_path, plot=False)
     assert report.num_images == 1 and len(report.unreadable) == 2
+    skipped = []  # the folder given to the notebook's prediction call: the same two
+    masks = list(segment.prediction.iter_predictions(constant_model(0.0, (8, 8)), tmp_path,
+                                                     skipped=skipped))
+    assert len(masks) == 1 and {os.path.basename(path) for path, _ in skipped} == {
+        "ISIC_0000002.jpg", "ISIC_0000003.jpg"}
 
 
 def test_unwritable_run_folder_gives_a_one_line_error(tmp_path, capsys):
