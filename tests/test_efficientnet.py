@@ -14,6 +14,7 @@ from segment.errors import ModelLoadError
 
 import numpy as np
 import pytest
+from conftest import one_scene_under_two_lamps
 
 torch = pytest.importorskip("torch", reason="the reference model needs PyTorch ([test] extra)")
 # The port's values and files, without tracing Lite0's graphs (conftest.keras_eagerly).
@@ -269,3 +270,17 @@ def test_under_mixed_bfloat16_on_a_cpu_the_depthwise_convolutions_train_in_float
     float32.set_weights(model.get_weights())
     np.testing.assert_allclose(in_float32.predict_on_batch(images),
                                float32.predict_on_batch(images), atol=1e-5)
+
+
+def test_colour_constancy_feeds_the_pretrained_encoder_too(weights_path):
+    # The scene under a warm lamp predicts as the scene itself only when both the full-resolution
+    # level and the encoder see the corrected image.
+    images = one_scene_under_two_lamps()
+    for colour_constancy in (True, False):
+        segment.set_seed(0)
+        model = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=2,
+                                     encoder_weights=weights_path,
+                                     colour_constancy=colour_constancy)
+        scene, warm = np.asarray(model(images, training=False))
+        gap = np.abs(scene - warm).max()
+        assert gap < 1e-5 if colour_constancy else gap > 1e-3, (colour_constancy, gap)

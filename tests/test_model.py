@@ -8,6 +8,7 @@ from segment.upsampling import UpsamplingConv2D
 import keras
 import numpy as np
 import pytest
+from conftest import one_scene_under_two_lamps
 
 
 def conv_params(kernel, channels_in, channels_out):
@@ -144,4 +145,24 @@ def test_input_standardization_gives_each_image_channel_mean_0_std_1_and_survive
         (32, 32, 3), base_filters=4, depth=3).layers]
     save_model(model, tmp_path / "model.keras")
     np.testing.assert_allclose(load_model(tmp_path / "model.keras").predict(images, verbose=0),
+                               model.predict(images, verbose=0), atol=1e-6)
+
+
+def test_colour_constancy_turns_a_scene_under_two_lamps_into_one_image_and_survives_saving(
+        tmp_path):
+    images = one_scene_under_two_lamps()
+    model = create_model((32, 32, 3), base_filters=4, depth=3, colour_constancy=True,
+                         dtype_policy="mixed_bfloat16")
+    corrected = keras.Model(model.input, model.get_layer("colour_constancy").output).predict(
+        images, verbose=0)
+    assert corrected.dtype == np.float32  # the p-th powers in float32 under mixed precision
+    np.testing.assert_allclose(corrected[0], corrected[1], atol=1e-5)
+    grey = (corrected.astype("float64") ** 6).mean(axis=(1, 2)) ** (1 / 6)
+    np.testing.assert_allclose(grey, grey[:, :1].repeat(3, axis=1), rtol=1e-4)
+    assert not model.get_layer("colour_constancy").weights  # nothing is learned
+    assert np.abs(images[0] - images[1]).max() > 0.1
+    save_model(model, tmp_path / "model.keras")
+    loaded = load_model(tmp_path / "model.keras")
+    assert loaded.get_layer("colour_constancy").power == 6
+    np.testing.assert_allclose(loaded.predict(images, verbose=0),
                                model.predict(images, verbose=0), atol=1e-6)
