@@ -35,7 +35,8 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # test_augment.py), bench_larger_input.py and bench_depthwise_bf16.py one each, and
     # bench_folded_prediction.py re-scores one (the fold itself: test_batch_norm_folding.py),
     # bench_folded_training.py trains one (the folded layers: test_layers.py),
-    # bench_artifacts.py one (the artifacts themselves: test_augment.py), and
+    # bench_artifacts.py one (the artifacts themselves: test_augment.py), bench_colour_constancy.py
+    # one through the same function (its layer: test_model.py, test_efficientnet.py), and
     # bench_per_sample_norm.py one and four epochs (its kernel per sample: below; whole
     # batches: test_pipeline.py), bench_upsampling_conv.py one and one epoch twice (its layer:
     # test_layers.py);
@@ -51,7 +52,8 @@ def test_quick_run_writes_results_and_targets(tmp_path):
                                                          "augmented_training", "larger_input",
                                                          "folded_prediction",
                                                          "folded_training", "artifacts",
-                                                         "per_sample_norm", "upsampling_conv")
+                                                         "per_sample_norm", "upsampling_conv",
+                                                         "colour_constancy")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
