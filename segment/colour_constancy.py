@@ -11,7 +11,7 @@ import math
 import keras
 from keras import ops
 
-__all__ = ["ShadesOfGray"]
+__all__ = ["ShadesOfGray", "corrects_colour"]
 
 _MIN_ESTIMATE = 1e-3  # a channel's illuminant estimate is floored here (an all-dark channel)
 
@@ -64,3 +64,14 @@ class ShadesOfGray(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "power": self.power}
+
+
+def corrects_colour(model):
+    """Whether a built model removes its images' colour cast (holds a `ShadesOfGray` layer).
+
+    Example:
+        >>> inputs = keras.Input((8, 8, 3))
+        >>> corrects_colour(keras.Model(inputs, ShadesOfGray()(inputs)))
+        True
+    """
+    return any(isinstance(layer, ShadesOfGray) for layer in getattr(model, "layers", ()))

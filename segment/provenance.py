@@ -2,7 +2,7 @@
 
     check_unseen(split.test, ["a/model.keras", "b/model.keras"])   # SegmentError if one did
     seen_note(pairs, "a/model.keras")       # "" or "; 12 of them in ...: not a test score"
-    member_record("a/model.keras", model)   # {"path", "sha256", "encoder", "split"}
+    member_record("a/model.keras", model)   # {"path", "sha256", "encoder", ..., "split"}
 
 A model's validation part chose its best epoch, so scoring an ensemble on pairs any member
 trained on or validated on is leakage: its score would not be a test score. Each member's
@@ -16,6 +16,7 @@ import hashlib
 import logging
 from pathlib import Path
 
+from .colour_constancy import corrects_colour
 from .errors import SegmentError
 from .model import encoder_settings
 from .run_folder import OUTPUTS, RunFolder
@@ -92,11 +93,13 @@ def _seen(ids, model_path):
 
 
 def member_record(path, model):
-    """What identifies one ensemble member: its file's path and SHA-256, its encoder (read
-    from the model itself) and its split manifest (None where there is none)."""
+    """What identifies one ensemble member: its file's path and SHA-256, its encoder and
+    whether it removes colour casts (both read from the model itself), and its split manifest
+    (None where there is none)."""
     manifest = RunFolder(Path(path).parent).split
     return {"path": str(path), "sha256": file_sha256(path),
             "encoder": encoder_settings(model)["encoder"],
+            "colour_constancy": corrects_colour(model),
             "split": str(manifest) if manifest.exists() else None}
 
 

@@ -283,10 +283,10 @@ def test_evaluate_driver_scores_an_ensemble_only_where_it_may(trained_run, tmp_p
     scored = pd.read_csv(tmp_path / "ensemble" / "evaluation.csv").set_index("id")["dice"]
     assert np.allclose(scored.loc[expected.index], expected, atol=1e-6)
     members = summary["settings"]["members"]
-    assert [(member["path"], member["sha256"], member["encoder"], member["size"],
-             member["split"]) for member in members] == [
-        (str(path), hashlib.sha256(path.read_bytes()).hexdigest(), "improved_unet", [32, 32],
-         str(path.parent / "split.json")) for path in [model, other]]
+    assert [(member["path"], member["sha256"], member["encoder"], member["colour_constancy"],
+             member["size"], member["split"]) for member in members] == [
+        (str(path), hashlib.sha256(path.read_bytes()).hexdigest(), "improved_unet", False,
+         [32, 32], str(path.parent / "split.json")) for path in [model, other]]
     page = (tmp_path / "ensemble" / "report.html").read_text()
     assert all(member["sha256"] in page and member["path"] in page for member in members)
 

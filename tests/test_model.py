@@ -3,6 +3,7 @@
 import collections
 
 from segment import create_model, load_model, save_model
+from segment.provenance import member_record
 from segment.upsampling import UpsamplingConv2D
 
 import keras
@@ -164,5 +165,6 @@ def test_colour_constancy_turns_a_scene_under_two_lamps_into_one_image_and_survi
     save_model(model, tmp_path / "model.keras")
     loaded = load_model(tmp_path / "model.keras")
     assert loaded.get_layer("colour_constancy").power == 6
+    assert member_record(tmp_path / "model.keras", loaded)["colour_constancy"] is True
     np.testing.assert_allclose(loaded.predict(images, verbose=0),
                                model.predict(images, verbose=0), atol=1e-6)
