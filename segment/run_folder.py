@@ -160,8 +160,10 @@ class RunFolder:
                                  f"({differing or 'config.json unreadable'}); pass --overwrite "
                                  f"(overwrite=True) to discard it or choose another run folder")
         if state == "finished" and not overwrite:
-            raise RunFolderError(f"'{self.path}' already holds a finished run; pass --overwrite "
-                                 f"or choose another --run-dir")
+            differing = _differing(self.recorded_settings(), record)
+            which = f"with other settings ({differing})" if differing else "with these settings"
+            raise RunFolderError(f"'{self.path}' already holds a finished run {which}; pass "
+                                 f"--overwrite or choose another --run-dir")
         if self.model.exists() and not overwrite:
             raise RunFolderError(f"'{self.path}' already holds a model ({OUTPUTS['model']}) and "
                                  f"no report: if its training finished, write the report with "
@@ -258,7 +260,7 @@ def _as_read(settings):
 
 
 def _differing(recorded, record):
-    """'train.epochs: 20 -> 30, ...' for the settings that differ, at most five."""
+    """'train.epochs: 20 -> 30, ...' for the settings that differ: five, then how many more."""
     recorded, record = _as_read(recorded), _as_read(record)
     changes = []
     for key in RESUME_KEYS:
@@ -269,7 +271,8 @@ def _differing(recorded, record):
                         if old.get(name) != new.get(name)]
         elif old != new:
             changes.append(f"{key} differs")
-    return ", ".join(changes[:5])
+    more = f" and {len(changes) - 5} more" if len(changes) > 5 else ""
+    return ", ".join(changes[:5]) + more
 
 
 def _plain(value):

@@ -84,7 +84,9 @@ def test_train_driver_refuses_to_overwrite_a_finished_run(trained_run, capfd):
                                   root / "synthetic", "--num-synthetic", 20, *TINY], capfd)
     assert again.returncode == 2
     assert again.stderr.strip().splitlines() == [
-        f"error: '{root / 'run'}' already holds a finished run; pass --overwrite or choose "
+        f"error: '{root / 'run'}' already holds a finished run with other settings "
+        f"(data.artifacts: 0.5 -> 0.0, data.augment: full -> none, data.lesion_crops: 0.5 -> 0.0, "
+        f"data.seed: 5 -> 0, data.split_seed: 0 -> None and 2 more); pass --overwrite or choose "
         f"another --run-dir"]
 
 

@@ -56,8 +56,11 @@ def test_finished_run_needs_overwrite_and_then_everything_it_wrote_goes(tmp_path
     (tmp_path / ".model.abc.tmp.keras").write_text("half a model from a killed write")
     (tmp_path / ".report-xyz").mkdir()
     before = sorted(path.name for path in tmp_path.iterdir())
-    with pytest.raises(RunFolderError, match="already holds a finished run; pass --overwrite"):
+    with pytest.raises(RunFolderError, match="finished run with these settings; pass --overwrite"):
         RunFolder(tmp_path).begin(RECORD)
+    with pytest.raises(RunFolderError, match=r"finished run with other settings \(model.depth: "
+                                             r"3 -> 4\); pass --overwrite"):
+        RunFolder(tmp_path).begin({**RECORD, "model": {"depth": 4}})
     assert sorted(path.name for path in tmp_path.iterdir()) == before  # nothing touched
     resuming = RunFolder(tmp_path).begin({**RECORD, "data": {"seed": 1}}, overwrite=True)
     assert resuming is False
