@@ -65,6 +65,7 @@ OUTPUTS = {
 }
 # Settings that must match for a killed run to be resumed (config.json sections).
 RESUME_KEYS = ("data", "model", "train", "pairs")
+_NUM_DIFFERING = 5  # differing settings a refusal names before "and N more"
 # Temporary names of interrupted atomic writes (files.atomic_path, files.replace_path, the
 # staging folders of the report and the review page).
 _TEMPORARY = (".*.tmp*", ".*.old", ".report-*", ".review-*")
@@ -260,7 +261,8 @@ def _as_read(settings):
 
 
 def _differing(recorded, record):
-    """'train.epochs: 20 -> 30, ...' for the settings that differ: five, then how many more."""
+    """'train.epochs: 20 -> 30, ...' for the settings that differ: the first
+    `_NUM_DIFFERING`, then how many more (not `data.first_names`, which shortens paths)."""
     recorded, record = _as_read(recorded), _as_read(record)
     changes = []
     for key in RESUME_KEYS:
@@ -271,8 +273,9 @@ def _differing(recorded, record):
                         if old.get(name) != new.get(name)]
         elif old != new:
             changes.append(f"{key} differs")
-    more = f" and {len(changes) - 5} more" if len(changes) > 5 else ""
-    return ", ".join(changes[:5]) + more
+    more = (f" and {len(changes) - _NUM_DIFFERING} more" if len(changes) > _NUM_DIFFERING
+            else "")
+    return ", ".join(changes[:_NUM_DIFFERING]) + more
 
 
 def _plain(value):
