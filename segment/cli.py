@@ -102,8 +102,7 @@ def _train(args):
                         split_seed=args.split_seed, augment=args.augment, cache=args.cache,
                         train_fraction=args.train_fraction, lesion_crops=args.lesion_crops,
                         artifacts=args.artifacts),
-        model=ModelConfig(base_filters=args.base_filters,
-                          depth=args.depth or ModelConfig.depth,
+        model=ModelConfig(base_filters=args.base_filters, depth=args.depth or ModelConfig.depth,
                           standardize_input=args.standardize_input, encoder=args.encoder,
                           colour_constancy=args.colour_constancy,
                           encoder_batchnorm=args.encoder_batchnorm or ModelConfig.encoder_batchnorm,
@@ -169,11 +168,12 @@ def _one_or_all(model_paths):
 def _print_summary(report, part):
     summary = report.summary
     print(f"Evaluated {summary['count']} images ({part}), per-image metrics at "
-          f"{summary['settings']['resolution']} resolution:")
+          f"{summary['settings']['resolution']} resolution (mean ± its standard error):")
     for name in ["dice", "jaccard", "sensitivity", "specificity", "hd95"]:
-        print(f"  {name:<12} mean {summary[name]['mean']:.4f}  median "
-              f"{summary[name]['median']:.4f}")
-    print(f"  ISIC 2018 score (thresholded jaccard): {summary['isic_score']:.4f}")
+        print(f"  {name:<12} mean {summary[name]['mean']:.4f} ± "
+              f"{summary[name]['standard_error']:.4f}  median {summary[name]['median']:.4f}")
+    print(f"  ISIC 2018 score (thresholded jaccard): {summary['isic_score']:.4f} ± "
+          f"{summary['thresholded_jaccard']['standard_error']:.4f}")
     print(f"  pooled dice (all pixels as one, at the scored resolution, so larger images "
           f"weigh more; for papers that pool; not the per-image mean): "
           f"{summary['pooled_dice']:.4f}")

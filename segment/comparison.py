@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import SegmentError
-from .evaluation import lesion_size_masks
+from .evaluation import lesion_size_masks, standard_error
 from .files import write_json_atomic
 from .metrics import LOW_DICE
 from .run_folder import OUTPUTS
@@ -195,8 +195,7 @@ def paired_difference(dice, baseline_dice):
         (0.05, 0.15, 2)
     """
     difference = dice.to_numpy(dtype=float) - baseline_dice.loc[dice.index].to_numpy(dtype=float)
-    error = difference.std(ddof=1) / math.sqrt(len(difference)) if len(difference) > 1 else math.nan
-    return float(difference.mean()), float(error), len(difference)
+    return float(difference.mean()), standard_error(difference), len(difference)
 
 
 def changed_images(dice, baseline_dice, *, worst=WORST, change=CHANGE):

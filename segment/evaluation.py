@@ -38,7 +38,8 @@ from .review import review_pictures
 from .runtime import library_versions
 
 __all__ = ["LESION_SIZE_BINS", "LOW_DICE", "METRICS", "Evaluation", "Example", "display_size",
-           "evaluate", "lesion_share", "lesion_size_masks", "score_masks", "summarize"]
+           "evaluate", "lesion_share", "lesion_size_masks", "score_masks", "standard_error",
+           "summarize"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,16 +83,18 @@ class Evaluation:
             confidence: found without the truth (low: worth a look), the probabilities'
             `confidence.mask_confidence`, times their flip views' `flip_agreement` with tta;
             flagged: True for the `flag_share` least confident (`confidence.least_confident`).
-        summary: dict: for each metric its mean, median, std, min and max over images (NaN
-            values left out and counted), plus count, isic_score, empty_truth, settings and
-            pooled_dice: the dice of all evaluated pixels counted together, as papers that pool
-            report it. Pixels are counted at the resolution scored: each image's own with
-            `original_size` (the default), so larger images weigh more, as do larger lesions;
-            the network's otherwise. It is not the per-image mean, never the headline; 1.0
-            when every mask is empty. by_lesion_size: for each of `LESION_SIZE_BINS` (the
-            truth's share of the image) its count and mean dice (NaN when empty); low_dice:
-            the count of images whose dice is below `LOW_DICE` (0.6); versions: Python's, the
-            Keras backend's and the libraries' that scored them (`runtime.library_versions`).
+        summary: dict: for each metric its mean, the mean's standard error (`standard_error`:
+            how far another sample of images could move it), median, std, min and max over
+            images (NaN values left out and counted), plus count, isic_score, empty_truth,
+            settings and pooled_dice: the dice of all evaluated pixels counted together, as
+            papers that pool report it. Pixels are counted at the resolution scored: each
+            image's own with `original_size` (the default), so larger images weigh more, as do
+            larger lesions; the network's otherwise. It is not the per-image mean, never the
+            headline; 1.0 when every mask is empty. by_lesion_size: for each of
+            `LESION_SIZE_BINS` (the truth's share of the image) its count and mean dice (NaN
+            when empty); low_dice: the count of images whose dice is below `LOW_DICE` (0.6);
+            versions: Python's, the Keras backend's and the libraries' that scored them
+            (`runtime.library_versions`).
         settings: how the predictions were made (threshold, tta, postprocess, resolution,
             image_size, second_look and its crop_margin).
         skipped: (path, reason) for each pair that could not be read.
@@ -119,10 +122,12 @@ class Evaluation:
             self.table.to_csv(tmp, float_format="%.6g", errors="surrogateescape")
 
     def _repr_html_(self):
-        means = {name: self.summary[name]["mean"] for name in METRICS}
+        means = pd.DataFrame({stat.replace("_", " "): {name: self.summary[name][stat]
+                                                         for name in METRICS}
+                              for stat in ("mean", "standard_error")}).T
         return (f"<p>{self.summary['count']} images, ISIC score "
                 f"{self.summary['isic_score']:.4f}</p>"
-                + pd.DataFrame([means]).to_html(index=False, float_format="%.4f")
+                + means.to_html(float_format="%.4f")
                 + self.table.sort_values("dice").head(10).to_html(float_format="%.4f"))
 
 
@@ -263,9 +268,10 @@ def summarize(table, settings, *, num_skipped=0):
     for name in METRICS:
         values = table[name].to_numpy(dtype=float)
         finite = values[~np.isnan(values)]
-        summary[name] = {"mean": _stat(np.mean, finite), "median": _stat(np.median, finite),
-                         "std": _stat(np.std, finite), "min": _stat(np.min, finite),
-                         "max": _stat(np.max, finite), "num_undefined": int(np.isnan(values).sum())}
+        summary[name] = {"mean": _stat(np.mean, finite), "standard_error": standard_error(finite),
+                         "median": _stat(np.median, finite), "std": _stat(np.std, finite),
+                         "min": _stat(np.min, finite), "max": _stat(np.max, finite),
+                         "num_undefined": int(np.isnan(values).sum())}
     summary["isic_score"] = summary["thresholded_jaccard"]["mean"]
     # Each image's 2|P∩G| is its dice times (|P| + |G|): sum both over the images.
     areas = (table["truth_area"] + table["predicted_area"]).to_numpy(dtype=float)
@@ -319,6 +325,17 @@ def _by_lesion_size(table):
     dice = table["dice"].to_numpy(dtype=float)
     return {label: {"count": int(inside.sum()), "mean_dice": _stat(np.mean, dice[inside])}
             for label, inside in lesion_size_masks(table).items()}
+
+
+def standard_error(values):
+    """The standard error of the mean of a 1-D float array: its sample standard deviation
+    (ddof 1) over the square root of its length; NaN for fewer than two values.
+
+    Example:
+        >>> round(standard_error(np.array([0.7, 0.8, 0.9])), 4)
+        0.0577
+    """
+    return float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
 
 
 def _stat(function, values):

@@ -281,7 +281,8 @@ def _html(report, names):
     summary = report.summary
     rows = "".join(
         f"<tr><td>{name}</td>" + "".join(f"<td>{summary[name][stat]:.4f}</td>"
-                                         for stat in ["mean", "median", "std", "min", "max"])
+                                         for stat in ["mean", "standard_error", "median", "std",
+                                                      "min", "max"])
         + f"<td>{summary[name]['num_undefined']}</td></tr>" for name in METRICS)
     worst = report.table.sort_values("dice").head(10).to_html(float_format="%.4f")
     figures = "".join(f'<h2>{key.replace("_", " ")}</h2><img src="{name}" '
@@ -304,8 +305,8 @@ pooled dice {summary['pooled_dice']:.4f}, not the per-image mean. It counts pixe
 resolution larger images, weigh more. Settings: {settings}.</p>{members}
 <p><b>ISIC 2018 score</b> (mean thresholded jaccard, 0 below 0.65):
 {summary['isic_score']:.4f}</p>{_lesion_size_html(summary)}
-<table><tr><th>metric</th><th>mean</th><th>median</th><th>std</th><th>min</th><th>max</th>
-<th>undefined</th></tr>{rows}</table>
+<table><tr><th>metric</th><th>mean</th><th>its standard error</th><th>median</th><th>std</th>
+<th>min</th><th>max</th><th>undefined</th></tr>{rows}</table>
 <p>HD95 is in pixels at the evaluated resolution; undefined (NaN) where exactly one mask is
 empty, as is sensitivity where the truth is empty.</p>
 <h2>worst images</h2><p>Every image, sortable and filterable, with its outlines:

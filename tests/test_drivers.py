@@ -69,7 +69,10 @@ def test_train_driver_writes_a_complete_run(trained_run):
         model=ModelConfig(base_filters=4, depth=3),
         train=TrainConfig(epochs=2, first_epochs=1, first_size=(16, 16)))
     summary = assert_consistent_report(run_dir, 4)
-    assert f"dice         mean {summary['dice']['mean']:.4f}" in done.stdout
+    assert (f"dice         mean {summary['dice']['mean']:.4f} ± "
+            f"{summary['dice']['standard_error']:.4f}  median") in done.stdout
+    assert (f"ISIC 2018 score (thresholded jaccard): {summary['isic_score']:.4f} ± "
+            f"{summary['thresholded_jaccard']['standard_error']:.4f}\n") in done.stdout
     assert f"images below 0.6 dice: {summary['low_dice']['count']}\n" in done.stdout
     assert "mean dice by the lesion's share of the image (images): " in done.stdout
     assert f"Report: {run_dir / 'report.html'} (every image: {run_dir / 'review.html'})" in (

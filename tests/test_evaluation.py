@@ -187,7 +187,11 @@ def test_results_returns_figures_and_writes_consistent_files(odd_sized_pairs, tm
     assert summary["dice"]["mean"] == pytest.approx(table["dice"].mean(), abs=1e-5)
     assert summary["isic_score"] == pytest.approx(table["thresholded_jaccard"].mean(), abs=1e-5)
     page = (tmp_path / "report.html").read_text()
-    assert f"{summary['dice']['mean']:.4f}" in page and "worst_predictions.png" in page
+    assert (f"<td>dice</td><td>{summary['dice']['mean']:.4f}</td>"
+            f"<td>{summary['dice']['standard_error']:.4f}</td>") in page
+    assert "worst_predictions.png" in page
+    notebook = report._repr_html_()  # what Jupyter shows for the evaluation
+    assert f"<th>standard error</th>\n      <td>{summary['dice']['standard_error']:.4f}" in notebook
 
 
 class CountingModel:
@@ -308,6 +312,20 @@ def test_pooled_dice_counts_every_pixel_together_and_stays_beside_the_mean():
     assert summary["pooled_dice"] == pytest.approx((2 * 90 + 2 * 10) / (200 + 40))  # 2ΣTP/Σ
     empty = table.iloc[2:]
     assert summarize(empty, {})["pooled_dice"] == 1.0
+
+
+def test_each_mean_comes_with_its_standard_error_over_the_images_it_averages():
+    from segment.evaluation import METRICS, summarize
+
+    rows = [(0.9, 3.0), (0.5, np.nan), (0.7, 5.0)]  # (dice, hd95): one hd95 undefined
+    table = pd.DataFrame([{**dict.fromkeys(METRICS, 0.5), "dice": dice, "hd95": hd95,
+                           "truth_area": 10, "predicted_area": 10, "height": 10, "width": 10}
+                          for dice, hd95 in rows])
+    summary = summarize(table, {})
+    # the sample standard deviation (0.2) over the square root of the count
+    assert summary["dice"]["standard_error"] == pytest.approx(0.2 / np.sqrt(3))
+    assert summary["hd95"]["standard_error"] == pytest.approx(np.std([3, 5], ddof=1) / np.sqrt(2))
+    assert np.isnan(summarize(table.iloc[:1], {})["dice"]["standard_error"])  # one image
 
 
 def test_dice_by_lesion_size_bins_the_truths_share_of_the_image_and_counts_low_dice():

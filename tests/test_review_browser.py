@@ -79,6 +79,9 @@ def column(tab, index):
 
 def test_rows_are_worst_first_and_sort_by_any_column(page, review):
     table = review[2]
+    dice = table["dice"]  # the summary above the rows: the mean and its standard error
+    assert (f"mean dice {dice.mean():.4f} \u00b1 {dice.std(ddof=1) / len(dice) ** 0.5:.4f}"
+            in page.text_content("#summary-numbers"))
     assert column(page, 1) == list(table.sort_values("dice", kind="stable").index)
     page.click("#rows th[data-key='confidence']")
     confidence = [float(text) for text in column(page, 8)]
