@@ -48,7 +48,7 @@ from .config import (
     TrainConfig,
 )
 from .distribute import STRATEGIES, create_strategy
-from .errors import SegmentError
+from .errors import SegmentError, counted
 from .prediction_folder import PREDICTIONS_TABLE
 from .run_folder import OUTPUTS
 from .runtime import BACKENDS
@@ -135,8 +135,9 @@ def _evaluate(args):
     if args.predict_only:
         written, skipped = load_and_predict(_one_or_all(args.model), args.predict_only,
                                             args.out, overwrite=args.overwrite, **options)
-        print(f"wrote {len(written)} masks" + (f" to {written[0].parent}" if written else "")
-              + (f"; {len(skipped)} images not predicted (see the log)" if skipped else ""))
+        where = f" to {written[0].parent}" if written else ""
+        note = f"; {counted(len(skipped), 'image')} not predicted (see the log)" if skipped else ""
+        print(f"wrote {counted(len(written), 'mask')}{where}{note}")
         if written:
             _print_flagged(written[0].parent / PREDICTIONS_TABLE)
         return
@@ -327,8 +328,7 @@ def _train_parser():
     training.add_argument("--lr-decay", type=float_in(0, 1, high_included=True),
                           default=TrainConfig.lr_decay,
                           help="learning rate factor per epoch (exponential schedule), in (0, 1]")
-    training.add_argument("--lr-schedule", choices=LR_SCHEDULES,
-                          default=TrainConfig.lr_schedule,
+    training.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=TrainConfig.lr_schedule,
                           help="exponential (the paper's), cosine to zero, or halve on a plateau")
     training.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss,
                           help="soft dice per image, binary cross-entropy + dice, or that "

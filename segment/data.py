@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import PairingError
+from .errors import PairingError, counted
 from .images import IMAGE_SUFFIXES
 
 __all__ = ["PREDICTIONS_TABLE", "Pair", "PairList", "as_pair", "as_pairs", "find_pairs",
@@ -274,15 +274,17 @@ def _report_pairing(pairs, images_dir, masks_dir, num_images, num_masks):
         hint = (f"; '{beside[0]}' beside it looks like the masks: pass it as masks_dir (--masks) "
                 f"or the parent folder '{images_dir.parent}'" if beside else "")
         raise PairingError(
-            f"no image/mask pairs in {where}: found {num_images} images and {num_masks} masks "
-            f"with no id in common; masks should be named <image id>{MASK_SUFFIX}.png{hint}")
+            f"no image/mask pairs in {where}: found {counted(num_images, 'image')} and "
+            f"{counted(num_masks, 'mask')} with no id in common; masks should be named "
+            f"<image id>{MASK_SUFFIX}.png{hint}")
     logger.info("found %d image/mask pairs in %s", len(pairs), where)
-    for what, paths in [("images without a mask", pairs.unpaired_images),
-                        ("masks without an image", pairs.unpaired_masks),
-                        ("files skipped as duplicate ids", pairs.duplicates),
-                        ("unreadable folder entries", [path for path, _ in pairs.unreadable])]:
+    for noun, paths, what in [("image", pairs.unpaired_images, "without a mask"),
+                              ("mask", pairs.unpaired_masks, "without an image"),
+                              ("file", pairs.duplicates, "skipped for a duplicate id"),
+                              ("unreadable item", [path for path, _ in pairs.unreadable],
+                               "in the folder")]:
         if paths:
-            logger.warning("%d %s: %s", len(paths), what, first_names(paths))
+            logger.warning("%s %s: %s", counted(len(paths), noun), what, first_names(paths))
 
 
 def first_names(paths):

@@ -2,10 +2,22 @@
 
 Every error the library raises on purpose is a `SegmentError`. Each subclass also inherits the
 built-in exception it refines, so `except OSError` and `except segment.ImageReadError` both work.
-Messages name the file and say what was expected and what was found.
+Messages name the file and say what was expected and what was found; `counted` words their
+counts.
 """
 
-__all__ = ["SegmentError", "ImageReadError", "PairingError", "ModelLoadError", "RunFolderError"]
+__all__ = ["SegmentError", "ImageReadError", "PairingError", "ModelLoadError", "RunFolderError",
+           "counted"]
+
+
+def counted(count, noun):
+    """`count` and `noun` for a message, the noun plural (an "s" added) unless the count is 1.
+
+    Example:
+        >>> counted(1, "image"), counted(20, "unreadable file")
+        ('1 image', '20 unreadable files')
+    """
+    return f"{count} {noun if count == 1 else noun + 's'}"
 
 
 class SegmentError(Exception):

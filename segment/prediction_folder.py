@@ -28,7 +28,7 @@ import pandas as pd
 from .confidence import least_confident
 from .config import EvalConfig, with_overrides
 from .data import MASK_SUFFIX, PREDICTIONS_TABLE, index_by_id
-from .errors import RunFolderError
+from .errors import RunFolderError, counted
 from .files import replace_path, write_json_atomic
 from .images import read_image_size, save_mask
 from .prediction import folder_images, iter_probabilities, prediction_settings, to_mask
@@ -125,8 +125,8 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
                 "skipped": [{"path": file, "reason": reason} for file, reason in skipped],
                 "versions": library_versions()})
             write_review(staging, table, pictures)
-    logger.info("wrote %d masks to '%s' (%d images not predicted)", len(written), folder.path,
-                len(skipped))
+    logger.info("wrote %s to '%s' (%s not predicted)", counted(len(written), "mask"), folder.path,
+                counted(len(skipped), "image"))
     return written, skipped
 
 

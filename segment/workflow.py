@@ -20,7 +20,7 @@ from .config import EvalConfig, RunConfig, with_overrides
 from .data import PairList, as_pairs, find_pairs, fingerprint_pairs
 from .distribute import create_strategy, is_chief, task_id
 from .efficientnet import efficientnet_lite_weights
-from .errors import SegmentError
+from .errors import SegmentError, counted
 from .files import save_figure_atomic, write_text_atomic
 from .inspection import inspect
 from .model import create_model
@@ -331,7 +331,7 @@ def _write_skipped(run, skipped):
         return
     write_text_atomic(run.skipped_files,
                       "".join(f"{path}\t{reason}\n" for path, reason in unique.items()))
-    logger.warning("%d unreadable files were skipped; listed in '%s'", len(unique),
+    logger.warning("skipped %s; listed in '%s'", counted(len(unique), "unreadable file"),
                    run.skipped_files)
 
 

@@ -68,8 +68,8 @@ def test_unpaired_files_are_reported_not_dropped(tmp_path, caplog):
     assert len(pairs) == 1
     assert [path.name for path in pairs.unpaired_images] == ["ISIC_0000002.jpg"]
     assert [path.name for path in pairs.unpaired_masks] == ["ISIC_0000003_segmentation.png"]
-    assert "1 images without a mask: ISIC_0000002.jpg" in caplog.text
-    assert "1 masks without an image: ISIC_0000003_segmentation.png" in caplog.text
+    assert "1 image without a mask: ISIC_0000002.jpg" in caplog.text  # one: no plural
+    assert "1 mask without an image: ISIC_0000003_segmentation.png" in caplog.text
 
 
 def test_duplicate_ids_keep_one_and_report_the_other(tmp_path):

@@ -1,6 +1,7 @@
 """Prediction (TTA, post-processing, original size), per-image evaluation, mask export."""
 
 import json
+import logging
 
 import segment
 from segment import (
@@ -143,11 +144,13 @@ def test_masks_of_another_shape_are_named_a_few_then_counted(tmp_path, caplog):
             "mask's size") in caplog.text
 
 
-def test_export_writes_isic_named_masks_at_original_size(odd_sized_pairs, tmp_path):
+def test_export_writes_isic_named_masks_at_original_size(odd_sized_pairs, tmp_path, caplog):
     folder = odd_sized_pairs[0].image_path.parent
     (folder / "broken.png").write_bytes(b"\x89PNG broken")
-    written, skipped = export_predictions(red_channel_model(), folder, tmp_path / "out",
-                                          progress=False)
+    with caplog.at_level(logging.INFO, logger="segment"):
+        written, skipped = export_predictions(red_channel_model(), folder, tmp_path / "out",
+                                              progress=False)
+    assert f"wrote 3 masks to '{tmp_path / 'out'}' (1 image not predicted)" in caplog.text
     assert sorted(path.name for path in written) == [
         f"ISIC_{index:07d}_segmentation.png" for index in range(3)]
     assert [path.endswith("broken.png") for path, _ in skipped] == [True]

@@ -70,7 +70,7 @@ def test_folder_of_2000_with_1_percent_corrupt_completes_and_lists_them(tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     listed = [line.split("\t")[0] for line in lines(tmp_path / "run" / "skipped_files.txt")]
     assert sorted(os.path.basename(path) for path in listed) == sorted(corrupt)
-    assert "20 unreadable files were skipped" in done.stderr
+    assert "skipped 20 unreadable files; listed in" in done.stderr
     summary = pd.read_json(tmp_path / "run" / "summary.json", typ="series")
     table = pd.read_csv(tmp_path / "run" / "evaluation.csv")
     assert summary["count"] == len(table) == 400 - summary["skipped"]
