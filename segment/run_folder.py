@@ -30,7 +30,7 @@ from pathlib import Path
 from .config import RunConfig
 from .data import PREDICTIONS_TABLE
 from .distribute import is_chief
-from .errors import RunFolderError
+from .errors import RunFolderError, SegmentError
 from .files import write_json_atomic
 from .runtime import library_versions
 
@@ -119,12 +119,25 @@ class RunFolder:
         return names + sorted(path.name for pattern in _TEMPORARY
                               for path in self.path.glob(pattern))
 
-    def recorded_settings(self):
-        """The `config.json` written by the run that used this folder, or {} if none."""
+    def recorded_settings(self, *, strict=False):
+        """The `config.json` written by the run that used this folder, or {} if none.
+
+        An unreadable one (not UTF-8 JSON, or not a JSON object) gives {} too, unless `strict`:
+        then a `SegmentError` names the file and what is wrong with it.
+        """
         try:
-            return json.loads(self.config.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            settings = json.loads(self.config.read_text(encoding="utf-8"))
+            if not isinstance(settings, dict):
+                raise ValueError(f"it holds a JSON {type(settings).__name__}, not an object")
+        except FileNotFoundError:
             return {}
+        except (OSError, ValueError) as error:
+            if strict:
+                raise SegmentError(f"'{self.config}' cannot be read ({error}); it records how the "
+                                   f"model beside it was trained and is to be evaluated: repair "
+                                   f"it, or move it away to use the defaults") from None
+            return {}
+        return settings
 
     def holds_run(self, record):
         """True when `config.json` records the settings of `record` (data, model, train, pairs).

@@ -354,7 +354,7 @@ def _load_with_settings(model_paths, config, image_size, overrides):
     explicit, else the first model's config.json, else defaults; each model's size from the
     model, else `image_size`, else its own config.json. An ensemble records where each model
     comes from (`provenance.member_record`)."""
-    recorded = [RunFolder(path.parent).recorded_settings() for path in model_paths]
+    recorded = [RunFolder(path.parent).recorded_settings(strict=True) for path in model_paths]
     source = "given" if config else (
         "config.json beside the model" if recorded[0].get("evaluation") else "the defaults")
     config = with_overrides(config or _recorded_evaluation(recorded[0], model_paths[0]),

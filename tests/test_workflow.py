@@ -3,6 +3,7 @@
 import html
 import json
 import logging
+import re
 
 import segment
 from segment import (
@@ -52,6 +53,26 @@ def test_rerun_with_another_seed_never_reads_the_first_runs_cache_or_model(synth
     assert RunConfig.from_dict(config) == reseeded  # config.json is the configs, whole
     assert config["pairs"]["count"] == 15 and config["versions"]["segment"]
     assert isinstance(second.run, RunFolder) and second.run.state == "finished"
+
+
+def test_an_unreadable_config_json_is_named_not_replaced_by_the_defaults(synthetic_pairs,
+                                                                         tmp_path):
+    # config.json records the evaluation settings chosen at training (--tta, a threshold, ...):
+    # evaluating with the defaults instead would silently score another way.
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    segment.save_model(segment.create_model((32, 32, 3), base_filters=2, depth=3), run.model)
+    folder = synthetic_pairs[0].image_path.parent
+    for text, problem in [('{"evaluation": {"tta": true}', "Expecting ',' delimiter"),
+                          ("[1]", "it holds a JSON list, not an object")]:
+        run.config.write_text(text)
+        expected = re.escape(f"'{run.config}' cannot be read ({problem}") + ".*repair it, or move"
+        with pytest.raises(segment.SegmentError, match=expected):
+            load_and_evaluate(run.model, synthetic_pairs[:2], out_dir=tmp_path / "out",
+                              progress=False)
+        with pytest.raises(segment.SegmentError, match=expected):
+            segment.load_and_predict(run.model, folder, tmp_path / "masks", progress=False)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "masks").exists()
 
 
 def test_load_and_evaluate_takes_size_and_settings_from_config_json(synthetic_pairs,
