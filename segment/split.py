@@ -126,7 +126,8 @@ def load_split(path, pairs=None):
         Split of `Pair`.
 
     Raises:
-        PairingError: the manifest is unreadable, or names ids missing from `pairs`.
+        PairingError: the manifest is unreadable, not laid out as `save_split` writes it, or
+            names ids missing from `pairs`.
 
     Example:
         >>> train, val, test = load_split(finished_run / "split.json")
@@ -136,18 +137,23 @@ def load_split(path, pairs=None):
     path = Path(path)
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        parts = [manifest[name] for name in Split._fields]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError) as error:
         raise PairingError(f"split manifest '{path}' cannot be read: {error}") from None
+    try:  # [[(id, image path, mask path)] of each part]
+        parts = [[(str(entry["id"]), Path(entry["image"]), Path(entry["mask"]))
+                  for entry in manifest[name]] for name in Split._fields]
+    except (KeyError, TypeError) as error:
+        raise PairingError(f"split manifest '{path}' is not laid out as save_split writes it "
+                           f"(train, val and test: lists of id, image and mask): "
+                           f"{type(error).__name__}: {error}") from None
     if pairs is None:
-        return Split(*[[Pair(Path(entry["image"]), Path(entry["mask"])) for entry in part]
-                       for part in parts])
+        return Split(*[[Pair(image, mask) for _, image, mask in part] for part in parts])
     by_id = {pair.id: pair for pair in as_pairs(pairs)}
-    missing = [entry["id"] for part in parts for entry in part if entry["id"] not in by_id]
+    missing = [image_id for part in parts for image_id, _, _ in part if image_id not in by_id]
     if missing:
         raise PairingError(f"split manifest '{path}' names {len(missing)} ids not among the "
                            f"given pairs: {first_names(missing)}")
-    return Split(*[[by_id[entry["id"]] for entry in part] for part in parts])
+    return Split(*[[by_id[image_id] for image_id, _, _ in part] for part in parts])
 
 
 def _training_subset(train, config):

@@ -191,5 +191,15 @@ def test_manifest_round_trip(hundred_pairs, tmp_path):
     with pytest.raises(PairingError, match="20 ids not among the given pairs"):
         load_split(tmp_path / "split.json", split.train + split.val)
     (tmp_path / "bad.json").write_text("{")
-    with pytest.raises(PairingError, match="bad.json"):
+    with pytest.raises(PairingError, match="bad.json' cannot be read"):
         load_split(tmp_path / "bad.json")
+    # JSON, but not a manifest: a clear error, never a traceback the drivers do not catch.
+    for manifest, problem in [([1, 2], "TypeError"), ({"train": [], "val": []}, "KeyError: 'test'"),
+                              ({"train": [{"id": "ISIC_0000001"}], "val": [], "test": []},
+                               "KeyError: 'image'"), ({"train": [7], "val": [], "test": []},
+                                                      "TypeError")]:
+        (tmp_path / "bad.json").write_text(json.dumps(manifest))
+        for given in (None, hundred_pairs):
+            with pytest.raises(PairingError, match=f"bad.json' is not laid out as save_split "
+                                                   f"writes it .*: {problem}"):
+                load_split(tmp_path / "bad.json", given)
