@@ -12,6 +12,7 @@ from pathlib import Path
 
 import keras
 
+from .errors import SegmentError
 from .files import write_json_atomic
 from .saving import save_model
 
@@ -77,7 +78,12 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.path, self.state_path, self.monitor = Path(path), Path(state_path), monitor
         self.best = -math.inf
         if resuming and self.state_path.exists():
-            self.best = json.loads(self.state_path.read_text())[monitor]
+            try:
+                self.best = float(json.loads(self.state_path.read_text(encoding="utf-8"))[monitor])
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise SegmentError(f"'{self.state_path}' cannot be read ({type(error).__name__}: "
+                                   f"{error}); it keeps the best {monitor} of the run to resume: "
+                                   f"repair it, or start the run again (--overwrite)") from None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from dataclasses import asdict
 
 import segment
@@ -136,6 +137,19 @@ def test_validating_every_second_epoch_keeps_the_log_whole_across_a_resume(small
     best = json.loads((tmp_path / "best.json").read_text())
     assert best["epoch"] in (2, 4, 5)
     assert best["val_dice"] == pytest.approx(log["val_dice"].max())
+
+
+def test_an_unreadable_best_json_stops_a_resume_with_its_name(tmp_path):
+    from segment.callbacks import BestCheckpoint
+
+    state = tmp_path / "best.json"  # the best validation dice so far, read when resuming
+    for text in ("{", '{"epoch": 2}', '{"val_dice": "high"}', "[]"):
+        state.write_text(text)
+        with pytest.raises(segment.SegmentError, match=f"'{re.escape(str(state))}' cannot be "
+                                                       f"read .*start the run again"):
+            BestCheckpoint(tmp_path / "model.keras", state, "val_dice", resuming=True)
+    state.write_text('{"epoch": 2, "val_dice": 0.8}')
+    assert BestCheckpoint(tmp_path / "model.keras", state, "val_dice", resuming=True).best == 0.8
 
 
 def test_finished_run_is_not_overwritten_without_permission(small_data, tiny_model, tmp_path):
