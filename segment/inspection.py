@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from .data import Pair, as_pair, first_names, list_image_files, resolve_folders
-from .errors import ImageReadError
+from .errors import ImageReadError, counted
 from .images import read_image_size
 
 __all__ = ["SizeReport", "inspect", "log_size_mismatches", "size_mismatch"]
@@ -53,7 +53,8 @@ class SizeReport:
         return sum(self.counts.values())
 
     def __str__(self):
-        lines = [f"{self.num_images} images, {len(self.counts)} distinct sizes (width x height):"]
+        sizes = counted(len(self.counts), "distinct size")
+        lines = [f"{counted(self.num_images, 'image')}, {sizes} (width x height):"]
         lines += [f"  {width}x{height}: {count}"
                   for (width, height), count in self.counts.most_common(10)]
         if len(self.counts) > 10:
@@ -62,7 +63,8 @@ class SizeReport:
             lines.append(f"{len(self.unreadable)} unreadable: " + first_names(
                 [path for path, _ in self.unreadable]))
         if self.mismatched:
-            lines.append(f"{len(self.mismatched)} masks differ in size from their image: "
+            pairs = counted(len(self.mismatched), "pair")
+            lines.append(f"image and mask differ in size in {pairs}: "
                          + first_names(self.mismatched))
         return "\n".join(lines)
 
@@ -108,7 +110,7 @@ def inspect(paths, plot=True, *, progress=False):
         except ImageReadError as error:
             report.unreadable.append((str(image_path), str(error)))
     if report.unreadable:
-        logger.warning("inspect: %d unreadable files: %s", len(report.unreadable),
+        logger.warning("inspect: %s: %s", counted(len(report.unreadable), "unreadable file"),
                        first_names([path for path, _ in report.unreadable]))
     if plot:
         report.figure = _plot_sizes(report.counts)

@@ -125,7 +125,8 @@ def test_inspect_counts_sizes_from_headers(tmp_path):
     assert report.num_images == 3
     assert [path.endswith("d.jpg") for path, _ in report.unreadable] == [True]
     assert len(report.figure.axes) == 2
-    assert "40x30: 2" in str(report) and "1 unreadable: d.jpg" in str(report)
+    assert str(report).splitlines() == ["3 images, 2 distinct sizes (width x height):",
+                                        "  40x30: 2", "  20x10: 1", "1 unreadable: d.jpg"]
 
 
 def test_inspect_pairs_finds_mask_size_mismatch(tmp_path):
@@ -133,6 +134,9 @@ def test_inspect_pairs_finds_mask_size_mismatch(tmp_path):
     write_image(tmp_path / "masks" / "ISIC_0000001_segmentation.png", np.zeros((40, 30), np.uint8))
     report = inspect(find_pairs(tmp_path), plot=False)
     assert report.mismatched == ["ISIC_0000001"] and report.figure is None
+    assert str(report).splitlines() == ["1 image, 1 distinct size (width x height):",
+                                        "  40x30: 1",
+                                        "image and mask differ in size in 1 pair: ISIC_0000001"]
 
 
 def ids(part):
