@@ -226,7 +226,7 @@ class PredictionFolder:
         earlier = self.earlier_outputs()
         if earlier and not overwrite:
             masks = sum(name.endswith(MASK_FILE_SUFFIX) for name in earlier)
-            files = ", ".join([f"{masks} mask{'' if masks == 1 else 's'}",
+            files = ", ".join([counted(masks, "mask"),
                                *sorted(earlier & {PREDICTIONS_TABLE, PREDICTIONS_RECORD, *_PAGE})])
             raise RunFolderError(
                 f"'{self.path}' already holds an earlier prediction ({files}); "
