@@ -23,6 +23,7 @@ import pandas as pd
 
 from .cli_arguments import (
     OneLineParser,
+    add_common_arguments,
     add_comparison_argument,
     add_evaluation_arguments,
     add_schedule_arguments,
@@ -51,7 +52,6 @@ from .distribute import STRATEGIES, create_strategy
 from .errors import SegmentError, counted
 from .prediction_folder import PREDICTIONS_TABLE
 from .run_folder import OUTPUTS
-from .runtime import BACKENDS
 from .synthetic import make_synthetic_dataset
 from .workflow import load_and_evaluate, load_and_predict, train_and_evaluate
 
@@ -182,7 +182,8 @@ def _print_summary(report, part):
         f"{label} {each['mean_dice']:.4f} ({each['count']})" for label, each in
         summary["by_lesion_size"].items() if each["count"]) or "no lesions"))
     print(f"  images below {summary['low_dice']['below']} dice: {summary['low_dice']['count']}")
-    print(f"Report: {report.files['report']} (every image: {report.files['review']})")
+    print(f"Report: {report.files['report']} (every image: {report.files['review']}; their "
+          f"masks: {report.files['predicted_masks']})")
 
 
 def _run(command, args):
@@ -220,21 +221,6 @@ def _run_on_backend(command, backend, argv):
     except KeyboardInterrupt:
         print("interrupted: nothing more was written", file=sys.stderr)
         return 130
-
-
-def _common_arguments(parser):
-    """--overwrite, --backend, -v and -q, which both programs take."""
-    parser.add_argument("--overwrite", action="store_true",
-                        help="clear what an earlier run left in the output folder (model, "
-                             "report, logs, cache, backup, split; with --predict-only its "
-                             "masks, once the new ones are written)")
-    parser.add_argument("--backend", choices=BACKENDS, default=None,
-                        help="Keras backend to run on (default: KERAS_BACKEND, else tensorflow); "
-                             "jax and torch train on one device and need no TensorFlow; another "
-                             "backend than the loaded one runs the program in a fresh Python")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="only warnings and the final summary; no progress bars")
 
 
 def _train_parser():
@@ -342,7 +328,7 @@ def _train_parser():
                                "best-epoch checkpoint and early stopping judge those epochs only")
     add_schedule_arguments(training)
     add_evaluation_arguments(parser, recorded=False)
-    _common_arguments(parser)
+    add_common_arguments(parser)
     return parser
 
 
@@ -351,8 +337,9 @@ def _evaluate_parser():
         prog="driver_load_evaluate.py",
         description="Load a saved model (.keras, a legacy tensorflow-addons .h5, or a "
                     "TensorFlow SavedModel folder, for inference only) and evaluate it on the "
-                    "test part of its split manifest or on a folder of pairs, writing a report; "
-                    "or, with --predict-only, write one mask PNG per image in ISIC's naming. "
+                    "test part of its split manifest or on a folder of pairs, writing a report "
+                    "and each image's predicted mask; or, with --predict-only, write one mask "
+                    "PNG per image in ISIC's naming. "
                     "The network size and evaluation settings come from the config.json beside "
                     "the model unless given here.")
     parser.add_argument("--model", required=True, action="append",
@@ -389,7 +376,7 @@ def _evaluate_parser():
                              f"flagged in {PREDICTIONS_TABLE} [{EvalConfig.flag_share}]")
     add_comparison_argument(parser)
     add_evaluation_arguments(parser, recorded=True)
-    _common_arguments(parser)
+    add_common_arguments(parser)
     return parser
 
 

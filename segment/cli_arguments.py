@@ -10,11 +10,12 @@ import argparse
 
 from .comparison import COMPARISON_FILE
 from .config import EvalConfig, ModelConfig, TrainConfig
+from .runtime import BACKENDS
 
-__all__ = ["DefaultsHelpFormatter", "OneLineParser", "add_comparison_argument",
-           "add_evaluation_arguments", "add_schedule_arguments", "check_evaluate_arguments",
-           "check_train_arguments", "evaluation_settings", "float_in", "image_size", "int_from",
-           "positive_int"]
+__all__ = ["DefaultsHelpFormatter", "OneLineParser", "add_common_arguments",
+           "add_comparison_argument", "add_evaluation_arguments", "add_schedule_arguments",
+           "check_evaluate_arguments", "check_train_arguments", "evaluation_settings", "float_in",
+           "image_size", "int_from", "positive_int"]
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -131,6 +132,21 @@ def check_evaluate_arguments(parser, args):
     if args.against and args.predict_only:
         parser.error("--against compares two evaluations; --predict-only has no masks to "
                      "score against: leave one out")
+
+
+def add_common_arguments(parser):
+    """--overwrite, --backend, -v and -q, which both programs take."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help="clear what an earlier run left in the output folder (model, "
+                             "report, logs, cache, backup, split; with --predict-only its "
+                             "masks, once the new ones are written)")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend to run on (default: KERAS_BACKEND, else tensorflow); "
+                             "jax and torch train on one device and need no TensorFlow; another "
+                             "backend than the loaded one runs the program in a fresh Python")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="only warnings and the final summary; no progress bars")
 
 
 def add_comparison_argument(parser):

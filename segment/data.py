@@ -18,15 +18,16 @@ from typing import NamedTuple
 from .errors import PairingError, counted
 from .images import IMAGE_SUFFIXES
 
-__all__ = ["PREDICTIONS_TABLE", "Pair", "PairList", "as_pair", "as_pairs", "find_pairs",
-           "fingerprint_pairs", "first_names", "index_by_id", "list_image_files",
-           "resolve_folders"]
+__all__ = ["MASK_FILE_SUFFIX", "PREDICTIONS_TABLE", "Pair", "PairList", "as_pair", "as_pairs",
+           "find_pairs", "fingerprint_pairs", "first_names", "index_by_id", "list_image_files",
+           "mask_file", "resolve_folders"]
 
 logger = logging.getLogger(__name__)
 
 MASK_SUFFIX = "_segmentation"
-# What `--predict-only` writes beside its masks (prediction_folder.py): a folder holding it
-# holds predictions, never ground truth, and no report goes there.
+MASK_FILE_SUFFIX = f"{MASK_SUFFIX}.png"  # ISIC's naming: ISIC_0000000.jpg's mask file
+# What is written beside predicted masks (`--predict-only`'s, prediction_folder.py, and an
+# evaluation's `predicted_masks/`): a folder holding it holds predictions, never ground truth.
 PREDICTIONS_TABLE = "predictions.csv"
 _SUPERPIXELS_SUFFIX = "_superpixels"  # ISIC 2017 ships <id>_superpixels.png beside each image
 _NUM_NAMED = 5  # how many problem files a message names before "..."
@@ -167,8 +168,8 @@ def find_pairs(images_dir, masks_dir=None):
     masks_dir = Path(masks_dir)
     if (masks_dir / PREDICTIONS_TABLE).is_file():
         raise PairingError(f"'{masks_dir}' holds {PREDICTIONS_TABLE}: its masks are a model's "
-                           f"predictions (--predict-only), not ground truth; pass the folder "
-                           f"of the true masks")
+                           f"predictions (--predict-only's or an evaluation's), not ground "
+                           f"truth; pass the folder of the true masks")
     image_files, unreadable = list_image_files(images_dir)
     if masks_dir == images_dir:
         mask_files = [path for path in image_files if _is_mask_name(path)]
@@ -252,6 +253,16 @@ def _is_mask_name(path):
 def _mask_id(path):
     stem = path.stem
     return stem[: -len(MASK_SUFFIX)] if _is_mask_name(path) else stem
+
+
+def mask_file(image_path):
+    """The file name of an image's mask, in ISIC's naming.
+
+    Example:
+        >>> mask_file("new/ISIC_0000000.jpg")
+        'ISIC_0000000_segmentation.png'
+    """
+    return f"{Path(image_path).stem}{MASK_FILE_SUFFIX}"
 
 
 def index_by_id(paths, id_of):

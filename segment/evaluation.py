@@ -21,10 +21,10 @@ from keras import ops
 
 from .confidence import least_confident
 from .config import EvalConfig, with_overrides
-from .data import as_pairs
+from .data import as_pairs, mask_file
 from .errors import ImageReadError, SegmentError
 from .files import atomic_path
-from .images import load_input_image, load_segmented_image, resize_mask
+from .images import encode_mask, load_input_image, load_segmented_image, resize_mask
 from .inspection import log_size_mismatches, size_mismatch
 from .metrics import (
     LESION_SIZE_BINS,
@@ -101,6 +101,9 @@ class Evaluation:
         best, worst: the `num_examples` best and worst images as `Example`s (best first,
             worst first; ties in dice ranked by order), for the galleries.
         review: one `review.ReviewPictures` per table row with `evaluate(review=True)`, else [].
+        masks: with `evaluate(masks=True)`, one (file name, PNG bytes) per table row: the
+            predicted mask as scored, in ISIC's naming and format (`<id>_segmentation.png`,
+            8-bit, 0 and 255), else [].
 
     Example:
         >>> evaluation = evaluate(model, split.test, progress=False)
@@ -115,6 +118,7 @@ class Evaluation:
     best: list = field(default_factory=list)
     worst: list = field(default_factory=list)
     review: list = field(default_factory=list)
+    masks: list = field(default_factory=list)
 
     def to_csv(self, path):
         """Write the table as CSV, atomically."""
@@ -132,7 +136,7 @@ class Evaluation:
 
 
 def evaluate(model, pairs, config=None, *, image_size=None, progress=True, review=False,
-             **overrides):
+             masks=False, **overrides):
     """Score the model on labelled pairs: one row of metrics per image, and a summary.
 
     Metrics are per image, then averaged: both masks empty gives dice and jaccard 1.0; an empty
@@ -151,10 +155,12 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, revie
         progress: Show a progress bar on stderr when it is a terminal. Defaults to True.
         review: Also encode each image's pictures for the review page (`review.py`) in the
             same pass, about 40 KB of memory per 512x512 image. Defaults to False.
+        masks: Also encode each predicted mask as a PNG at the resolution scored (about
+            3 KB of memory for a 512x512 mask), for `results` to write. Defaults to False.
         **overrides: `EvalConfig` fields to replace, e.g. `tta=True, postprocess=True`.
 
     Returns:
-        Evaluation (table, summary, settings, skipped, best, worst, review).
+        Evaluation (table, summary, settings, skipped, best, worst, review, masks).
 
     Example:
         >>> evaluation = evaluate(model, split.test, tta=True, progress=False)
@@ -169,7 +175,7 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, revie
     settings = {**prediction_settings(model, config, image_size),
                 "resolution": ("original" if config.original_size
                                else f"network {size[0]}x{size[1]}")}
-    rows, skipped, pictures, mismatches = [], [], [], []
+    rows, skipped, pictures, encoded_masks, mismatches = [], [], [], [], []
     gallery = _Gallery(config.num_examples)
     for pair, probabilities, confidence in iter_probabilities(model, pairs, size, config,
                                                                progress, skipped):
@@ -186,6 +192,8 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, revie
         gallery.offer(pair, truth, predicted, rows[-1])
         if review:
             pictures.append(review_pictures(pair.image_path, probabilities, predicted, truth))
+        if masks:
+            encoded_masks.append((mask_file(pair.image_path), encode_mask(predicted)))
     log_size_mismatches(mismatches, "the prediction is scored at the mask's size")
     if not rows:
         raise SegmentError(f"none of the {len(pairs)} pairs could be read; first problem: "
@@ -193,7 +201,8 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, revie
     table = pd.DataFrame(rows).set_index("id")
     table["flagged"] = least_confident(table["confidence"], config.flag_share)
     return Evaluation(table, summarize(table, settings, num_skipped=len(skipped)), settings,
-                      skipped, best=gallery.best(), worst=gallery.worst(), review=pictures)
+                      skipped, best=gallery.best(), worst=gallery.worst(), review=pictures,
+                      masks=encoded_masks)
 
 
 class _Gallery:

@@ -8,6 +8,7 @@ mask by area averaging then thresholding, so it stays binary.
 """
 
 import contextlib
+import io
 import logging
 import warnings
 from pathlib import Path
@@ -21,6 +22,7 @@ from .files import atomic_path
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "encode_mask",
     "load_input_image",
     "load_segmented_image",
     "read_image_size",
@@ -131,7 +133,7 @@ def read_image_size(path):
 
 
 def save_mask(mask, path):
-    """Write a binary mask as an 8-bit PNG with values 0 and 255, atomically.
+    """Write a binary mask as an 8-bit PNG with values 0 and 255 (`encode_mask`), atomically.
 
     Args:
         mask: Array of shape (height, width), bool or {0, 1} integers.
@@ -142,11 +144,31 @@ def save_mask(mask, path):
         >>> np.unique(load_segmented_image(tmp / "ISIC_0000000_segmentation.png")).tolist()
         [0, 1]
     """
+    content = encode_mask(mask)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(content)
+
+
+def encode_mask(mask):
+    """A binary mask as the bytes of an 8-bit greyscale PNG with values 0 and 255, as ISIC's
+    masks are stored.
+
+    Args:
+        mask: Array of shape (height, width), bool or {0, 1} integers.
+
+    Returns:
+        bytes.
+
+    Example:
+        >>> Image.open(io.BytesIO(encode_mask(np.eye(4, dtype=np.uint8)))).getextrema()
+        (0, 255)
+    """
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"A mask must be 2-D (height, width). Received: shape={mask.shape}")
-    with atomic_path(path) as tmp:
-        Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8)).save(tmp, format="PNG")
+    encoded = io.BytesIO()
+    Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8)).save(encoded, format="PNG")
+    return encoded.getvalue()
 
 
 def _check_size(size):

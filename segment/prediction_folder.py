@@ -27,7 +27,7 @@ import pandas as pd
 
 from .confidence import least_confident
 from .config import EvalConfig, with_overrides
-from .data import MASK_SUFFIX, PREDICTIONS_TABLE, index_by_id
+from .data import MASK_FILE_SUFFIX, PREDICTIONS_TABLE, index_by_id, mask_file
 from .errors import RunFolderError, counted
 from .files import replace_path, write_json_atomic
 from .images import read_image_size, save_mask
@@ -36,25 +36,13 @@ from .review import review_pictures, write_review
 from .run_folder import OUTPUTS
 from .runtime import library_versions
 
-__all__ = ["MASK_FILE_SUFFIX", "PREDICTIONS_RECORD", "PREDICTIONS_TABLE", "PredictionFolder",
-           "export_predictions", "mask_file"]
+__all__ = ["PREDICTIONS_RECORD", "PREDICTIONS_TABLE", "PredictionFolder", "export_predictions"]
 
 logger = logging.getLogger(__name__)
 
-MASK_FILE_SUFFIX = f"{MASK_SUFFIX}.png"  # ISIC's naming: ISIC_0000000.jpg's mask file
 PREDICTIONS_RECORD = "predictions.json"  # the settings the masks were predicted with
 _PAGE = (OUTPUTS["review"], OUTPUTS["review_pictures"])  # review.py's page and its pictures
 _STAGING_PREFIX = ".predictions-"
-
-
-def mask_file(image_path):
-    """The file name of an image's predicted mask, in ISIC's naming.
-
-    Example:
-        >>> mask_file("new/ISIC_0000000.jpg")
-        'ISIC_0000000_segmentation.png'
-    """
-    return f"{Path(image_path).stem}{MASK_FILE_SUFFIX}"
 
 
 def export_predictions(model, images, out_dir, config=None, *, image_size=None, progress=True,
@@ -188,9 +176,9 @@ class PredictionFolder:
                           if path.name not in listed)
         if unlisted:
             raise RunFolderError(
-                f"'{self.path}' holds {len(unlisted)} mask files that no {PREDICTIONS_TABLE} "
-                f"there lists (e.g. '{unlisted[0]}'): new masks would mix with them or replace "
-                f"them, so choose another --out")
+                f"'{self.path}' holds {counted(len(unlisted), 'mask file')} that no "
+                f"{PREDICTIONS_TABLE} there lists (e.g. '{unlisted[0]}'): new masks would mix "
+                f"with them or replace them, so choose another --out")
         present = [name for name in (PREDICTIONS_TABLE, PREDICTIONS_RECORD, *_PAGE)
                    if (self.path / name).exists()]
         return {name for name in listed if (self.path / name).exists()} | set(present)

@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .config import EvalConfig, with_overrides
-from .data import as_pair
+from .data import PREDICTIONS_TABLE, as_pair
 from .evaluation import METRICS, evaluate
 from .files import printable, replace_path, save_figure_atomic, write_json_atomic, write_text_atomic
 from .review import write_review
@@ -76,10 +76,11 @@ def results(model, pairs, *, history=None, run_dir=None, evaluation=None, config
         history: keras History, a dict of per-epoch lists, a DataFrame, or the path of a
             `log.csv`; draws the training curves when given.
         run_dir: Folder (or `RunFolder`) to write `evaluation.csv`, `summary.json`, the
-            figures as PNG, `report.html` and the review page (`review.html` and `review/`)
-            into, all at once. None writes nothing.
+            figures as PNG, `report.html`, the review page (`review.html` and `review/`) and
+            the predicted masks (`predicted_masks/`) into, all at once. None writes nothing.
         evaluation: A ready `Evaluation` of the same pairs, to skip evaluating again (made
-            with `review=True` for the review page to show pictures).
+            with `review=True` for the review page to show pictures, and `masks=True` for
+            `predicted_masks/`).
         config, image_size, progress, **overrides: passed to `evaluate` (an `EvalConfig`
             and its fields: threshold, tta, postprocess, original_size, batch_size,
             num_examples).
@@ -97,7 +98,8 @@ def results(model, pairs, *, history=None, run_dir=None, evaluation=None, config
     """
     if evaluation is None:
         evaluation = evaluate(model, pairs, config, image_size=image_size, progress=progress,
-                              review=run_dir is not None, **overrides)
+                              review=run_dir is not None, masks=run_dir is not None,
+                              **overrides)
     elif config is not None or overrides:
         logger.warning("results: the evaluation was given, so its own settings are shown; "
                        "ignored: %s", ", ".join([*(["config"] if config else []), *overrides]))
@@ -253,11 +255,13 @@ def _write_report(report, run):
 
     Everything is first written into a staging folder inside the run folder and only then
     renamed into place, so a failure while writing (a full disk, an interruption) leaves the
-    previous report complete and untouched.
+    previous report complete and untouched. An evaluation without masks removes the
+    `predicted_masks/` of the report it replaces.
     """
     run.path.mkdir(parents=True, exist_ok=True)
+    evaluation = report.evaluation
     keys = ["evaluation_table", "summary", *report.figures, "report", "review",
-            "review_pictures"]
+            "review_pictures", *(["predicted_masks"] if evaluation.masks else [])]
     names = {key: getattr(run, key).name for key in keys}
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run.path))
     try:
@@ -266,15 +270,36 @@ def _write_report(report, run):
         for name, figure in report.figures.items():
             save_figure_atomic(figure, staging / names[name])
         write_text_atomic(staging / names["report"], _html(report, names))
-        evaluation = report.evaluation
         write_review(staging, evaluation.table, evaluation.review, report.summary)
+        if evaluation.masks:
+            _write_predicted_masks(evaluation, staging / names["predicted_masks"])
         for key in keys:
             replace_path(staging / names[key], getattr(run, key))
-        run.comparison.unlink(missing_ok=True)  # it compared the report this one replaces
+        # these showed the report this one replaces
+        run.comparison.unlink(missing_ok=True)
+        if not evaluation.masks:
+            shutil.rmtree(run.predicted_masks, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("wrote the report to '%s'", run.report)
     return {key: getattr(run, key) for key in keys}
+
+
+def _write_predicted_masks(evaluation, folder):
+    """Write each of `evaluation.masks` into `folder` and, as `--predict-only` does,
+    predictions.csv: one row per mask (its file, height, width, predicted share, confidence,
+    flagged), which also marks the folder as predictions, never ground truth
+    (`data.find_pairs`)."""
+    folder.mkdir()
+    for name, content in evaluation.masks:
+        (folder / name).write_bytes(content)
+    table = evaluation.table
+    pd.DataFrame({"mask": [name for name, _ in evaluation.masks],
+                  "height": table["height"], "width": table["width"],
+                  "predicted_share": table["predicted_area"] / (table["height"] * table["width"]),
+                  "confidence": table["confidence"], "flagged": table["flagged"]},
+                 index=table.index).to_csv(folder / PREDICTIONS_TABLE, float_format="%.6g",
+                                           errors="surrogateescape")
 
 
 def _html(report, names):

@@ -54,6 +54,7 @@ OUTPUTS = {
     "report": "report.html",  # the page that shows all of it
     "review": "review.html",  # every image's row and pictures, to look at (review.py)
     "review_pictures": "review",  # the review page's pictures and rows.json
+    "predicted_masks": "predicted_masks",  # each test image's mask as scored, ISIC's naming
     "training_curves": "training_curves.png",
     "dice_histogram": "dice_histogram.png",
     "best_predictions": "best_predictions.png",

@@ -121,5 +121,11 @@ def assert_consistent_report(folder, num_images):
     assert all((folder / "review" / f"{file}_thumb.jpg").is_file() for file in rows["file"])
     assert (folder / "review.html").stat().st_size > 0
     assert '<a href="review.html">' in page  # the report leads to every image
+    # and the predicted masks, each as scored
+    listed = pd.read_csv(folder / "predicted_masks" / "predictions.csv", index_col="id")
+    assert list(listed.index) == list(table.index)
+    for name, mask in listed["mask"].items():
+        stored = np.asarray(Image.open(folder / "predicted_masks" / mask))
+        assert (stored == 255).sum() == table.loc[name, "predicted_area"], mask
     assert summary["versions"]["backend"] in ("tensorflow", "jax", "torch")
     return summary

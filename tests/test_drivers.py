@@ -75,8 +75,8 @@ def test_train_driver_writes_a_complete_run(trained_run):
             f"{summary['thresholded_jaccard']['standard_error']:.4f}\n") in done.stdout
     assert f"images below 0.6 dice: {summary['low_dice']['count']}\n" in done.stdout
     assert "mean dice by the lesion's share of the image (images): " in done.stdout
-    assert f"Report: {run_dir / 'report.html'} (every image: {run_dir / 'review.html'})" in (
-        done.stdout)
+    assert (f"Report: {run_dir / 'report.html'} (every image: {run_dir / 'review.html'}; "
+            f"their masks: {run_dir / 'predicted_masks'})") in done.stdout
     assert len(pd.read_csv(run_dir / "log.csv")) == 2
 
 

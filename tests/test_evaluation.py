@@ -6,6 +6,7 @@ import logging
 import segment
 from segment import (
     Pair,
+    PairingError,
     evaluate,
     export_predictions,
     fill_holes,
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import constant_model, write_image
+from PIL import Image
 
 
 def red_channel_model(size=(32, 32)):
@@ -195,6 +197,33 @@ def test_results_returns_figures_and_writes_consistent_files(odd_sized_pairs, tm
     assert "worst_predictions.png" in page
     notebook = report._repr_html_()  # what Jupyter shows for the evaluation
     assert f"<th>standard error</th>\n      <td>{summary['dice']['standard_error']:.4f}" in notebook
+
+
+def test_results_writes_each_predicted_mask_as_scored_and_replaces_them_whole(odd_sized_pairs,
+                                                                               tmp_path):
+    run = tmp_path / "run"
+    results(red_channel_model(), odd_sized_pairs, run_dir=run, progress=False)
+    table = pd.read_csv(run / "evaluation.csv", index_col="id")
+    listed = pd.read_csv(run / "predicted_masks" / "predictions.csv", index_col="id")
+    assert listed.index.tolist() == table.index.tolist()
+    assert listed["flagged"].tolist() == table["flagged"].tolist()
+    for pair in odd_sized_pairs:  # ISIC's naming and format, at each image's own size
+        stored = np.asarray(Image.open(run / "predicted_masks" / f"{pair.id}_segmentation.png"))
+        assert listed.loc[pair.id, "mask"] == f"{pair.id}_segmentation.png"
+        assert stored.dtype == np.uint8 and set(np.unique(stored)) <= {0, 255}
+        assert stored.shape == tuple(table.loc[pair.id, ["height", "width"]])
+        assert (stored == 255).sum() == table.loc[pair.id, "predicted_area"] > 0
+        assert listed.loc[pair.id, "predicted_share"] == pytest.approx(
+            (stored == 255).mean(), abs=1e-6)
+    with pytest.raises(PairingError, match="holds predictions.csv: its masks are a model's"):
+        segment.find_pairs(tmp_path / "images", run / "predicted_masks")  # never truth
+    # Another evaluation in the folder leaves only its own masks; one without masks, none.
+    results(red_channel_model(), odd_sized_pairs[1:], run_dir=run, progress=False)
+    assert sorted(path.name for path in (run / "predicted_masks").iterdir()) == [
+        "ISIC_0000001_segmentation.png", "ISIC_0000002_segmentation.png", "predictions.csv"]
+    results(None, [], run_dir=run, evaluation=evaluate(red_channel_model(), odd_sized_pairs,
+                                                       progress=False))
+    assert not (run / "predicted_masks").exists()
 
 
 class CountingModel:

@@ -351,7 +351,8 @@ def test_predicting_into_a_folder_of_masks_replaces_only_a_prediction_and_only_w
     truth = tmp_path / "truth"  # masks this library did not write are never touched
     truth.mkdir()
     (truth / "ISIC_0000000_segmentation.png").write_bytes(b"someone's mask")
-    with pytest.raises(RunFolderError, match="1 mask files that no predictions.csv there lists"):
+    with pytest.raises(RunFolderError,
+                       match="holds 1 mask file that no predictions.csv there lists"):
         export_predictions(constant_model(5.0), images[:1], truth, progress=False,
                            overwrite=True)
     (out / "predictions.csv").write_text("id,mask\nx,../ISIC_0000000_segmentation.png\n")
