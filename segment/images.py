@@ -167,7 +167,7 @@ def encode_mask(mask):
     if mask.ndim != 2:
         raise ValueError(f"A mask must be 2-D (height, width). Received: shape={mask.shape}")
     encoded = io.BytesIO()
-    Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8)).save(encoded, format="PNG")
+    Image.fromarray((mask > 0).astype(np.uint8) * np.uint8(255)).save(encoded, format="PNG")
     return encoded.getvalue()
 
 
