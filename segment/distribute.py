@@ -21,7 +21,8 @@ import os
 
 from .runtime import keras_backend
 
-__all__ = ["STRATEGIES", "OneDevice", "create_strategy", "is_chief", "task_id"]
+__all__ = ["STRATEGIES", "OneDevice", "check_replica_batches", "create_strategy", "is_chief",
+           "task_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,24 @@ class OneDevice:
 
     def scope(self):
         return contextlib.nullcontext()
+
+
+def check_replica_batches(strategy, batch_size, split):
+    """Raise ValueError where `strategy`'s replicas cannot share the batches of `split` (a
+    `Split`): Keras averages the first batch over the replicas to learn its shapes, so the
+    global batch must be a multiple of the replicas and neither the train nor the validation
+    part smaller than one batch."""
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        return
+    if batch_size % replicas:
+        raise ValueError(f"batch size {batch_size} must be a multiple of the {replicas} "
+                         f"replicas (it is the global batch, split evenly across them)")
+    small = [name for name, part in [("train", split.train), ("validation", split.val)]
+             if 0 < len(part) < batch_size]
+    if small:
+        raise ValueError(f"with {replicas} replicas each part needs at least one full batch "
+                         f"of {batch_size}; too small: {', '.join(small)} (lower the batch size)")
 
 
 def is_chief(strategy):

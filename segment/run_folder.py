@@ -30,8 +30,8 @@ from pathlib import Path
 from .config import RunConfig
 from .data import PREDICTIONS_TABLE
 from .distribute import is_chief
-from .errors import RunFolderError, SegmentError
-from .files import write_json_atomic
+from .errors import RunFolderError, SegmentError, counted
+from .files import write_json_atomic, write_text_atomic
 from .runtime import library_versions
 
 __all__ = ["RunFolder"]
@@ -238,6 +238,19 @@ class RunFolder:
         if self.report.exists() and not overwrite:
             raise RunFolderError(f"'{self.path}' already holds a report; pass --overwrite or "
                                  f"choose another --out")
+
+    def write_skipped(self, skipped):
+        """List each of `skipped` ((path, reason) of unreadable files) once in
+        `skipped_files.txt`, however often it was met; with none, remove the list an earlier
+        evaluation into the folder left."""
+        unique = dict(skipped)  # path -> reason, in the order first met
+        if not unique:
+            self.skipped_files.unlink(missing_ok=True)
+            return
+        write_text_atomic(self.skipped_files,
+                          "".join(f"{path}\t{reason}\n" for path, reason in unique.items()))
+        logger.warning("skipped %s; listed in '%s'", counted(len(unique), "unreadable file"),
+                       self.skipped_files)
 
     def clear(self):
         """Remove everything a run wrote here (see the module docstring); keep other files."""

@@ -18,10 +18,10 @@ from typing import NamedTuple
 
 from .config import EvalConfig, RunConfig, with_overrides
 from .data import PairList, as_pairs, find_pairs, fingerprint_pairs
-from .distribute import create_strategy, is_chief, task_id
+from .distribute import check_replica_batches, create_strategy, is_chief, task_id
 from .efficientnet import efficientnet_lite_weights
-from .errors import SegmentError, counted
-from .files import save_figure_atomic, write_text_atomic
+from .errors import SegmentError
+from .files import save_figure_atomic
 from .inspection import inspect
 from .model import create_model
 from .pipeline import PAIRS_AS_THEY_ARE, create_generator
@@ -132,7 +132,7 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
         save_figure_atomic(report.figure, run.image_sizes)
     split = _split(pairs, run, config.data, chief)
     logger.info("split: %d train, %d validation, %d test", *map(len, split))
-    _check_replica_batches(strategy, config.data.batch_size, split)
+    check_replica_batches(strategy, config.data.batch_size, split)
 
     set_seed(config.data.seed)
     precision = resolve_precision(config.train.precision)
@@ -162,7 +162,7 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     report = results(model, split.test or split.val, history=run.log, run_dir=run,
                      config=config.evaluation, progress=progress,
                      scored=f"{'test' if split.test else 'val'} part of {run.split}")
-    _write_skipped(run, [*train_ds.skipped, *(val_ds.skipped if val_ds else []),
+    run.write_skipped([*train_ds.skipped, *(val_ds.skipped if val_ds else []),
                          *report.evaluation.skipped])
     return TrainingOutcome(model, history, report, split, run)
 
@@ -234,7 +234,7 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
     history = beside.log if len(model_paths) == 1 and beside.log.exists() else None
     report = results(model, pairs, history=history, run_dir=out, config=config,
                      image_size=size, progress=progress, scored=description)
-    _write_skipped(out, report.evaluation.skipped)
+    out.write_skipped(report.evaluation.skipped)
     return EvaluationOutcome(model, report, description)
 
 
@@ -304,35 +304,6 @@ def _split(pairs, run, data_config, chief):
 def _cache_dir(data_config, run, part):
     """The disk cache's folder of one part in the run folder, with cache="disk"; else None."""
     return run.cache_dir(part) if data_config.cache == "disk" else None
-
-
-def _check_replica_batches(strategy, batch_size, split):
-    """Keras averages the first batch over the replicas to learn its shapes: it must split
-    evenly, so the global batch must be a multiple of the replicas and no part smaller."""
-    replicas = strategy.num_replicas_in_sync
-    if replicas == 1:
-        return
-    if batch_size % replicas:
-        raise ValueError(f"batch size {batch_size} must be a multiple of the {replicas} "
-                         f"replicas (it is the global batch, split evenly across them)")
-    small = [name for name, part in [("train", split.train), ("validation", split.val)]
-             if 0 < len(part) < batch_size]
-    if small:
-        raise ValueError(f"with {replicas} replicas each part needs at least one full batch "
-                         f"of {batch_size}; too small: {', '.join(small)} (lower the batch size)")
-
-
-def _write_skipped(run, skipped):
-    """List each unreadable file once in `skipped_files.txt`, however often it was met; with
-    none, remove the list an earlier evaluation into the folder left."""
-    unique = dict(skipped)  # path -> reason, in the order first met
-    if not unique:
-        run.skipped_files.unlink(missing_ok=True)
-        return
-    write_text_atomic(run.skipped_files,
-                      "".join(f"{path}\t{reason}\n" for path, reason in unique.items()))
-    logger.warning("skipped %s; listed in '%s'", counted(len(unique), "unreadable file"),
-                   run.skipped_files)
 
 
 def _model_paths(model_path, out_dir):

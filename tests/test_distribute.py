@@ -10,8 +10,7 @@ import time
 from types import SimpleNamespace
 
 import segment
-from segment.distribute import is_chief
-from segment.workflow import _check_replica_batches
+from segment.distribute import check_replica_batches, is_chief
 
 import numpy as np
 import pandas as pd
@@ -140,10 +139,10 @@ def test_batches_must_split_evenly_across_replicas():
     strategy = SimpleNamespace(num_replicas_in_sync=2)
     split = segment.Split(train=list(range(12)), val=list(range(5)), test=[1])
     with pytest.raises(ValueError, match="batch size 7 must be a multiple of the 2"):
-        _check_replica_batches(strategy, 7, split)
+        check_replica_batches(strategy, 7, split)
     with pytest.raises(ValueError, match="too small: validation"):
-        _check_replica_batches(strategy, 8, split)
-    _check_replica_batches(strategy, 4, split)
+        check_replica_batches(strategy, 8, split)
+    check_replica_batches(strategy, 4, split)
 
 
 def test_multiworker_needs_tf_config(monkeypatch):
