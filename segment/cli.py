@@ -2,7 +2,8 @@
 
 `driver_train_save_evaluate.py` and the console script `segment-train` -> `train_main` ->
 `train_and_evaluate`; `driver_load_evaluate.py` and `segment-evaluate` -> `evaluate_main` ->
-`load_and_evaluate` (or `load_and_predict`). Every default comes from `config.py`.
+`load_and_evaluate` (or `load_and_predict`, or `evaluate_masks` for masks made elsewhere). Every
+default comes from `config.py`.
 
 Keras fixes its backend when it is first imported, which `import segment` does. So when `--backend`
 names another backend than the one loaded, the program runs again in a fresh Python (`python -m
@@ -53,7 +54,7 @@ from .errors import SegmentError, counted
 from .prediction_folder import PREDICTIONS_TABLE
 from .run_folder import OUTPUTS
 from .synthetic import make_synthetic_dataset
-from .workflow import load_and_evaluate, load_and_predict, train_and_evaluate
+from .workflow import evaluate_masks, load_and_evaluate, load_and_predict, train_and_evaluate
 
 __all__ = ["evaluate_main", "train_main"]
 
@@ -142,10 +143,14 @@ def _evaluate(args):
             _print_flagged(written[0].parent / PREDICTIONS_TABLE)
         return
     baseline = args.against and read_evaluation_table(args.against)  # before it is replaced
-    outcome = load_and_evaluate(_one_or_all(args.model), args.images, masks_dir=args.masks,
-                                split_manifest=args.split_manifest, part=args.part,
-                                out_dir=args.out, overwrite=args.overwrite,
-                                accept_leakage_risk=args.accept_leakage_risk, **options)
+    pairs = {"masks_dir": args.masks, "split_manifest": args.split_manifest, "part": args.part,
+             "out_dir": args.out, "overwrite": args.overwrite}
+    if args.predicted_masks:
+        outcome = evaluate_masks(args.predicted_masks, args.images, progress=not args.quiet,
+                                 **pairs, **evaluation_settings(args))
+    else:
+        outcome = load_and_evaluate(_one_or_all(args.model), args.images, **pairs,
+                                    accept_leakage_risk=args.accept_leakage_risk, **options)
     _print_summary(outcome.results, outcome.part)
     if args.against:
         print(compare_and_write(outcome.results, baseline))
@@ -339,16 +344,23 @@ def _evaluate_parser():
                     "TensorFlow SavedModel folder, for inference only) and evaluate it on the "
                     "test part of its split manifest or on a folder of pairs, writing a report "
                     "and each image's predicted mask; or, with --predict-only, write one mask "
-                    "PNG per image in ISIC's naming. "
+                    "PNG per image in ISIC's naming; or, with --predicted-masks, score masks "
+                    "made elsewhere as a model's are scored. "
                     "The network size and evaluation settings come from the config.json beside "
                     "the model unless given here.")
-    parser.add_argument("--model", required=True, action="append",
+    scored = parser.add_mutually_exclusive_group(required=True)
+    scored.add_argument("--model", action="append",
                         help=f"the model file, e.g. runs/x/{OUTPUTS['model']}, or a SavedModel "
                              f"folder; given more than once, the models' probabilities are "
                              f"averaged per image at its own size, each model at its own "
                              f"network size and after --tta (an ensemble; needs --out, and is "
                              f"scored only on pairs none of its models trained or chose its "
                              f"best epoch on)")
+    scored.add_argument("--predicted-masks", metavar="MASKS_DIR",
+                        help=f"score the masks in this folder instead of a model's "
+                             f"(<id>_segmentation.png or <id>.png: another method's, or an "
+                             f"evaluation's {OUTPUTS['predicted_masks']}/), as a model's are "
+                             f"scored; needs --out, and --images or --split-manifest")
     parser.add_argument("--accept-leakage-risk", action="store_true",
                         help=f"score an ensemble holding models with no {OUTPUTS['split']} "
                              f"beside them: nothing then shows they did not train or choose "

@@ -128,10 +128,22 @@ def check_train_arguments(parser, args):
 
 def check_evaluate_arguments(parser, args):
     """Stop with a usage error for --against with --predict-only, which scores nothing to
-    compare (nothing is written)."""
+    compare (nothing is written); and for --predicted-masks with the flags of a model, or
+    without --out (the report belongs to no model's folder)."""
     if args.against and args.predict_only:
         parser.error("--against compares two evaluations; --predict-only has no masks to "
                      "score against: leave one out")
+    if not args.predicted_masks:
+        return
+    of_a_model = [flag for flag, given in [("--predict-only", args.predict_only),
+                                           ("--size", args.size),
+                                           ("--accept-leakage-risk", args.accept_leakage_risk)]
+                  if given]
+    if of_a_model:
+        parser.error(f"{', '.join(of_a_model)}: for a model; --predicted-masks scores masks "
+                     f"made elsewhere")
+    if not args.out:
+        parser.error("--predicted-masks needs --out: the report belongs to no model's folder")
 
 
 def add_common_arguments(parser):

@@ -20,7 +20,7 @@ from .images import IMAGE_SUFFIXES
 
 __all__ = ["MASK_FILE_SUFFIX", "PREDICTIONS_TABLE", "Pair", "PairList", "as_pair", "as_pairs",
            "find_pairs", "fingerprint_pairs", "first_names", "index_by_id", "list_image_files",
-           "mask_file", "resolve_folders"]
+           "mask_file", "mask_id", "resolve_folders"]
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def find_pairs(images_dir, masks_dir=None):
         mask_files, unreadable_masks = list_image_files(masks_dir)
         unreadable += unreadable_masks
     images, duplicate_images = index_by_id(image_files, lambda path: path.stem)
-    masks, duplicate_masks = index_by_id(mask_files, _mask_id)
+    masks, duplicate_masks = index_by_id(mask_files, mask_id)
     pairs = PairList(
         [Pair(images[key], masks[key]) for key in sorted(images.keys() & masks.keys())],
         unpaired_images=[images[key] for key in sorted(images.keys() - masks.keys())],
@@ -237,9 +237,10 @@ def list_image_files(folder, masks=True):
         except OSError as error:  # e.g. a symbolic link loop
             unreadable.append((entry.path, str(error)))
     if passed_over:
-        logger.info("'%s': passed over %d entries not named as images (%s) or named as "
-                    "superpixel maps (*%s.*): %s", folder, len(passed_over),
-                    ", ".join(IMAGE_SUFFIXES), _SUPERPIXELS_SUFFIX, first_names(passed_over))
+        logger.info("'%s': passed over %s not named as images (%s) or named as "
+                    "superpixel maps (*%s.*): %s", folder,
+                    counted(len(passed_over), "entry", "entries"), ", ".join(IMAGE_SUFFIXES),
+                    _SUPERPIXELS_SUFFIX, first_names(passed_over))
     if not files:
         raise PairingError(f"folder '{folder}' holds no image files "
                            f"(looked for {', '.join(IMAGE_SUFFIXES)})")
@@ -250,7 +251,8 @@ def _is_mask_name(path):
     return path.stem.lower().endswith(MASK_SUFFIX)
 
 
-def _mask_id(path):
+def mask_id(path):
+    """The id of a mask file: its stem less ISIC's `_segmentation`, e.g. 'ISIC_0000000'."""
     stem = path.stem
     return stem[: -len(MASK_SUFFIX)] if _is_mask_name(path) else stem
 

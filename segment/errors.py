@@ -10,14 +10,15 @@ __all__ = ["SegmentError", "ImageReadError", "PairingError", "ModelLoadError", "
            "counted"]
 
 
-def counted(count, noun):
-    """`count` and `noun` for a message, the noun plural (an "s" added) unless the count is 1.
+def counted(count, noun, plural=None):
+    """`count` and `noun` for a message, the noun plural (`plural`, else an "s" added) unless
+    the count is 1.
 
     Example:
-        >>> counted(1, "image"), counted(20, "unreadable file")
-        ('1 image', '20 unreadable files')
+        >>> counted(1, "image"), counted(20, "unreadable file"), counted(2, "entry", "entries")
+        ('1 image', '20 unreadable files', '2 entries')
     """
-    return f"{count} {noun if count == 1 else noun + 's'}"
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 class SegmentError(Exception):

@@ -36,6 +36,7 @@ from .metrics import (
 from .prediction import iter_probabilities, predicting_models, prediction_settings, to_mask
 from .review import review_pictures
 from .runtime import library_versions
+from .stored_masks import StoredMasks
 
 __all__ = ["LESION_SIZE_BINS", "LOW_DICE", "METRICS", "Evaluation", "Example", "display_size",
            "evaluate", "lesion_share", "lesion_size_masks", "score_masks", "standard_error",
@@ -147,7 +148,8 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, revie
     `results` draw them without calling the model again.
 
     Args:
-        model: Keras model, or an `Ensemble` of them (probabilities averaged per image).
+        model: Keras model, or an `Ensemble` of them (probabilities averaged per image), or
+            `StoredMasks`: masks made elsewhere, scored as they are (no confidence).
         pairs: Sequence of `Pair` (or (image_path, mask_path) tuples), e.g. `split.test`.
         config: `EvalConfig`; see `iter_predictions`. `original_size` scores at each mask's
             own size (default) or at the network's size.
@@ -170,15 +172,19 @@ def evaluate(model, pairs, config=None, *, image_size=None, progress=True, revie
     """
     config = with_overrides(config, EvalConfig, overrides)
     pairs = as_pairs(pairs)
-    # with original_size=False an ensemble averages at its first model's size
-    size = predicting_models(model, image_size)[0][1]
-    settings = {**prediction_settings(model, config, image_size),
-                "resolution": ("original" if config.original_size
-                               else f"network {size[0]}x{size[1]}")}
     rows, skipped, pictures, encoded_masks, mismatches = [], [], [], [], []
+    if isinstance(model, StoredMasks):
+        settings = model.settings(config)
+        predictions = model.iter_masks(pairs, progress, skipped)
+    else:
+        # with original_size=False an ensemble averages at its first model's size
+        size = predicting_models(model, image_size)[0][1]
+        settings = {**prediction_settings(model, config, image_size),
+                    "resolution": ("original" if config.original_size
+                                   else f"network {size[0]}x{size[1]}")}
+        predictions = iter_probabilities(model, pairs, size, config, progress, skipped)
     gallery = _Gallery(config.num_examples)
-    for pair, probabilities, confidence in iter_probabilities(model, pairs, size, config,
-                                                               progress, skipped):
+    for pair, probabilities, confidence in predictions:
         try:
             if mismatch := size_mismatch(pair):
                 mismatches.append(mismatch)

@@ -99,9 +99,10 @@ class RunFolder:
     def __fspath__(self):
         return str(self.path)
 
-    def cache_dir(self, part):
-        """Folder of the disk cache of one part ("train" or "val")."""
-        return self.cache / part
+    def cache_dir(self, part, cache="disk"):
+        """Folder of the disk cache of one part ("train" or "val"); None unless the
+        `DataConfig.cache` given is "disk"."""
+        return self.cache / part if cache == "disk" else None
 
     @property
     def state(self):

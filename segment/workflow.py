@@ -5,6 +5,7 @@
     again = load_and_evaluate("runs/x/model.keras", tta=True)   # settings from config.json
     both = load_and_evaluate(["runs/x/model.keras", "runs/y/model.keras"], out_dir="runs/xy")
     written, skipped = load_and_predict("runs/x/model.keras", "new_images/")
+    theirs = evaluate_masks("nnunet_output/", "ISIC2018", out_dir="runs/nnunet")  # no model
 
 `train_and_evaluate`: pairs -> run folder checked (resume, overwrite) -> optional size report
 -> split (reused when resuming) -> model -> pipelines -> `train_model` -> `results` on the
@@ -33,11 +34,12 @@ from .run_folder import RunFolder
 from .runtime import resolve_precision
 from .saving import load_model
 from .split import Split, load_split, save_split, train_val_test_split
+from .stored_masks import StoredMasks
 from .torch_weights import read_torch_weights
 from .training import set_seed, train_model
 
-__all__ = ["EvaluationOutcome", "TrainingOutcome", "load_and_evaluate", "load_and_predict",
-           "run_settings", "train_and_evaluate"]
+__all__ = ["EvaluationOutcome", "TrainingOutcome", "evaluate_masks", "load_and_evaluate",
+           "load_and_predict", "run_settings", "train_and_evaluate"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,13 +144,13 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     model.summary(print_fn=logger.debug)
     logger.info("model: %s, encoder %s, %d parameters, %s", model.name, config.model.encoder,
                 model.count_params(), precision)
-    train_ds = create_generator(split.train, config.data, shuffle=True,
-                                cache_dir=_cache_dir(config.data, run, "train"))
+    train_cache, val_cache = (run.cache_dir(part, config.data.cache) for part in ("train", "val"))
+    train_ds = create_generator(split.train, config.data, shuffle=True, cache_dir=train_cache)
     first_train_ds = create_generator(  # the disk cache's file names hold the size
-        split.train, config.data, shuffle=True, cache_dir=_cache_dir(config.data, run, "train"),
+        split.train, config.data, shuffle=True, cache_dir=train_cache,
         image_size=config.train.first_size) if config.train.first_epochs else None
     val_ds = create_generator(split.val, config.data, **PAIRS_AS_THEY_ARE,
-                              cache_dir=_cache_dir(config.data, run, "val")) if split.val else None
+                              cache_dir=val_cache) if split.val else None
     history = train_model(model, train_ds, val_ds, config.train, run, strategy=strategy,
                           first_train_ds=first_train_ds, verbose=verbose)
     if history.stopped_on_nan:
@@ -238,6 +240,35 @@ def load_and_evaluate(model_path, data=None, config=None, *, masks_dir=None,
     return EvaluationOutcome(model, report, description)
 
 
+def evaluate_masks(masks, data=None, *, out_dir, masks_dir=None, split_manifest=None,
+                   part="test", overwrite=False, progress=True, **overrides):
+    """Score a folder of masks made elsewhere (`StoredMasks`: another method's, an earlier
+    evaluation's `predicted_masks/`) as a model's are scored, and write the report into
+    `out_dir`: what driver_load_evaluate.py --predicted-masks does. Returns
+    EvaluationOutcome(StoredMasks, results, part).
+
+    Args:
+        masks: The folder of masks, `<id>_segmentation.png` or `<id>.png`.
+        data, masks_dir, split_manifest, part, out_dir, overwrite, progress: As for
+            `load_and_evaluate`; `out_dir` and `data` or `split_manifest` are needed.
+        **overrides: `EvalConfig` fields: threshold, postprocess, flag_share, num_examples.
+
+    Example:
+        >>> masks, report, part = evaluate_masks(finished_run / "predicted_masks", out_dir=tmp,
+        ...     split_manifest=finished_run / "split.json", progress=False)
+        >>> report.summary["settings"]["stored_masks"] == str(masks.folder), part[:12]
+        (True, 'test part of')
+    """
+    out = RunFolder(out_dir)
+    out.check_report(overwrite)
+    stored = StoredMasks(masks)
+    pairs, description = _evaluation_pairs(data, masks_dir, split_manifest, part, None)
+    report = results(stored, pairs, run_dir=out, progress=progress, scored=description,
+                     **overrides)
+    out.write_skipped(report.evaluation.skipped)
+    return EvaluationOutcome(stored, report, description)
+
+
 def load_and_predict(model_path, images, out_dir=None, config=None, *, image_size=None,
                      overwrite=False, progress=True, **overrides):
     """Load a saved model (or several, as an `Ensemble`) and write one `<id>_segmentation.png`
@@ -301,11 +332,6 @@ def _split(pairs, run, data_config, chief):
     return split
 
 
-def _cache_dir(data_config, run, part):
-    """The disk cache's folder of one part in the run folder, with cache="disk"; else None."""
-    return run.cache_dir(part) if data_config.cache == "disk" else None
-
-
 def _model_paths(model_path, out_dir):
     """[Path]: one model file, or each of a list of them; several need their own `out_dir`
     (what an ensemble writes belongs to none of its models' folders)."""
@@ -355,11 +381,14 @@ def _recorded_evaluation(recorded, model_path):
 
 def _evaluation_pairs(data, masks_dir, split_manifest, part, beside):
     """(pairs, description) of what `load_and_evaluate` scores: all of `data` (its folder
-    named), or `part` of the manifest (by default the one in the RunFolder `beside` the model)."""
+    named), or `part` of the manifest (by default the one in the RunFolder `beside` the model,
+    None where there is no model)."""
     pairs = _pairs_and_source(data, masks_dir)[0] if data is not None else None
     if pairs is not None and split_manifest is None:
         given = f"pairs of {data}" if isinstance(data, (str, os.PathLike)) else "given"
         return pairs, f"all {given}" + (f" with the masks of {masks_dir}" if masks_dir else "")
+    if not split_manifest and beside is None:
+        raise SegmentError("no pairs to score: pass --images (and --masks) or --split-manifest")
     manifest = Path(split_manifest) if split_manifest else beside.split
     if not manifest.exists():
         raise SegmentError(f"no split manifest at '{manifest}': pass --images (and --masks) "

@@ -157,6 +157,8 @@ EVALUATE_BAD_ARGUMENTS = [
                                                    "readable evaluation table"),
     (["--against", "/nonexistent", "--predict-only", "/nonexistent"],
      "--against compares two evaluations; --predict-only has no masks to score against"),
+    (["--predicted-masks", "/nonexistent"], "argument --predicted-masks: not allowed with "
+                                            "argument --model"),
 ]
 
 
@@ -205,6 +207,31 @@ def test_evaluate_driver_uses_the_manifest_beside_the_model(trained_run, capfd):
     assert done.returncode == 0, done.stderr
     summary = assert_consistent_report(root / "run" / "evaluation", 4)
     assert "test part of" in done.stdout and summary["settings"]["resolution"] == "original"
+
+
+@pytest.mark.slow
+def test_evaluate_driver_scores_masks_made_elsewhere_as_it_scores_a_models(trained_run, tmp_path,
+                                                                           capfd):
+    run = trained_run[0] / "run"  # its predicted_masks/: the masks its evaluation scored
+    done = run_main(evaluate_main, ["--predicted-masks", run / "predicted_masks", "--out",
+                                    tmp_path / "theirs", "--split-manifest", run / "split.json",
+                                    "--against", run, "-q"], capfd)
+    assert done.returncode == 0, done.stderr
+    summary = assert_consistent_report(tmp_path / "theirs", 4)
+    assert summary["settings"]["stored_masks"] == str(run / "predicted_masks")
+    theirs = pd.read_csv(tmp_path / "theirs" / "evaluation.csv", index_col="id")
+    ours = pd.read_csv(run / "evaluation.csv", index_col="id")
+    np.testing.assert_allclose(theirs["dice"], ours["dice"], atol=1e-6)
+    assert abs(json.loads((tmp_path / "theirs" / "comparison.json").read_text())[
+        "difference"]) < 1e-6
+    for flags, message in [([], "--predicted-masks needs --out"),
+                           (["--out", tmp_path / "x", "--size", "32"],
+                            "--size: for a model; --predicted-masks scores masks made elsewhere"),
+                           (["--out", tmp_path / "x", "--tta"], "holds masks, not a model")]:
+        status, err = run_in_process(evaluate_main, ["--predicted-masks", run / "predicted_masks",
+                                                     "--images", trained_run[0] / "synthetic",
+                                                     *flags, "-q"], capfd)
+        assert status == 2 and err.startswith("error: ") and message in err, err
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from segment import (
     results,
     show_prediction,
 )
+from segment.stored_masks import StoredMasks
 
 import keras
 import numpy as np
@@ -224,6 +225,33 @@ def test_results_writes_each_predicted_mask_as_scored_and_replaces_them_whole(od
     results(None, [], run_dir=run, evaluation=evaluate(red_channel_model(), odd_sized_pairs,
                                                        progress=False))
     assert not (run / "predicted_masks").exists()
+
+
+def test_masks_made_elsewhere_are_scored_as_the_library_scores_its_own(odd_sized_pairs,
+                                                                        tmp_path, caplog):
+    theirs = tmp_path / "theirs"  # truth squares at [5:25, 10:30] of (40, 60), (33, 47), (64, 64)
+    exact = np.zeros((40, 60), np.uint8)
+    exact[5:25, 10:30] = 255
+    write_image(theirs / "ISIC_0000000_segmentation.png", exact)
+    half = np.zeros((32, 32), np.uint8)  # ISIC_0000002's (64, 64) square, at half its size
+    half[2:12, 5:15] = 255
+    write_image(theirs / "ISIC_0000002.png", half)  # any image name with the id pairs
+    with caplog.at_level(logging.WARNING):
+        scored = evaluate(StoredMasks(theirs), odd_sized_pairs, progress=False, review=True,
+                          masks=True)
+    assert scored.table.index.tolist() == ["ISIC_0000000", "ISIC_0000002"]
+    # the half-size mask is scored at (64, 64): rows 4-23 against the truth's 5-24
+    assert scored.table["dice"].tolist() == [1.0, pytest.approx(2 * 19 / 40)]
+    assert scored.table.loc["ISIC_0000002", ["height", "width"]].tolist() == [64, 64]
+    assert scored.table["confidence"].isna().all() and not scored.table["flagged"].any()
+    assert scored.skipped == [(str(theirs), f"'{theirs}' holds no mask of 'ISIC_0000001'")]
+    assert f"skipping pair: '{theirs}' holds no mask of 'ISIC_0000001'" in caplog.text
+    assert scored.settings == {"stored_masks": str(theirs), "threshold": 0.5,
+                               "postprocess": False, "resolution": "original"}
+    with pytest.raises(ValueError, match="holds masks, not a model: .* without tta"):
+        evaluate(StoredMasks(theirs), odd_sized_pairs, tta=True, progress=False)
+    with pytest.raises(PairingError, match="is the truth of 'ISIC_0000000' itself"):
+        evaluate(StoredMasks(tmp_path / "masks"), odd_sized_pairs, progress=False)
 
 
 class CountingModel:
