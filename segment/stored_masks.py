@@ -79,14 +79,15 @@ class StoredMasks:
         to `skipped` as (path, reason).
 
         Raises:
-            PairingError: A pair's mask here is its truth's own file.
+            PairingError: A pair's mask here is its truth's or its image's own file.
         """
         for pair in tqdm(pairs, desc="read masks", unit="image", disable=None if progress
                          else True):
             path = self.by_id.get(pair.id)
-            if path is not None and path.resolve() == Path(pair.mask_path).resolve():
-                raise PairingError(f"'{path}' is the truth of '{pair.id}' itself: pass the "
-                                   f"folder of the predicted masks")
+            for what, own in [("truth", pair.mask_path), ("image", pair.image_path)]:
+                if path is not None and path.resolve() == Path(own).resolve():
+                    raise PairingError(f"'{path}' is the {what} of '{pair.id}' itself: pass "
+                                       f"the folder of the predicted masks")
             try:
                 if path is None:
                     raise ImageReadError(self.folder, f"holds no mask of '{pair.id}'")

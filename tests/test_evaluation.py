@@ -252,6 +252,8 @@ def test_masks_made_elsewhere_are_scored_as_the_library_scores_its_own(odd_sized
         evaluate(StoredMasks(theirs), odd_sized_pairs, tta=True, progress=False)
     with pytest.raises(PairingError, match="is the truth of 'ISIC_0000000' itself"):
         evaluate(StoredMasks(tmp_path / "masks"), odd_sized_pairs, progress=False)
+    with pytest.raises(PairingError, match="is the image of 'ISIC_0000000' itself"):
+        evaluate(StoredMasks(tmp_path / "images"), odd_sized_pairs, progress=False)
 
 
 class CountingModel:
