@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .data import index_by_id, list_image_files, mask_id
+from .data import index_by_id, list_image_files, mask_file, mask_id
 from .errors import ImageReadError, PairingError, counted
 from .images import load_segmented_image
 
@@ -90,7 +90,8 @@ class StoredMasks:
                                        f"the folder of the predicted masks")
             try:
                 if path is None:
-                    raise ImageReadError(self.folder, f"holds no mask of '{pair.id}'")
+                    raise ImageReadError(self.folder / mask_file(pair.image_path),
+                                         f"is missing: no mask of '{pair.id}' in the folder")
                 mask = load_segmented_image(path)
             except ImageReadError as error:
                 logger.warning("skipping pair: %s", error)

@@ -244,8 +244,17 @@ def test_masks_made_elsewhere_are_scored_as_the_library_scores_its_own(odd_sized
     assert scored.table["dice"].tolist() == [1.0, pytest.approx(2 * 19 / 40)]
     assert scored.table.loc["ISIC_0000002", ["height", "width"]].tolist() == [64, 64]
     assert scored.table["confidence"].isna().all() and not scored.table["flagged"].any()
-    assert scored.skipped == [(str(theirs), f"'{theirs}' holds no mask of 'ISIC_0000001'")]
-    assert f"skipping pair: '{theirs}' holds no mask of 'ISIC_0000001'" in caplog.text
+    missing = theirs / "ISIC_0000001_segmentation.png"
+    assert scored.skipped == [(str(missing), f"'{missing}' is missing: no mask of 'ISIC_0000001' "
+                                             f"in the folder")]
+    assert f"skipping pair: '{missing}' is missing" in caplog.text
+    (theirs / "ISIC_0000002.png").unlink()  # two missing: each named in skipped_files.txt
+    segment.workflow.evaluate_masks(theirs, odd_sized_pairs, out_dir=tmp_path / "out",
+                                    progress=False)
+    assert (tmp_path / "out" / "skipped_files.txt").read_text().splitlines() == [
+        f"{theirs / f'ISIC_000000{index}_segmentation.png'}\t'"
+        f"{theirs / f'ISIC_000000{index}_segmentation.png'}' is missing: no mask of "
+        f"'ISIC_000000{index}' in the folder" for index in (1, 2)]
     assert scored.settings == {"stored_masks": str(theirs), "threshold": 0.5,
                                "postprocess": False, "resolution": "original"}
     with pytest.raises(ValueError, match="holds masks, not a model: .* without tta"):
