@@ -78,17 +78,21 @@ def load_input_image(path, size=None):
         return np.asarray(image, dtype=np.uint8)
 
 
-def load_segmented_image(path, size=None):
+def load_segmented_image(path, size=None, *, label_map=False):
     """Load a lesion mask as {0, 1} uint8.
 
     Any value > 127 is lesion. 8-bit, 1-bit, palette, RGB(A) and 16-bit masks are accepted:
     palette and RGB masks use the brightest channel of each pixel's colour; 16-bit masks whose
     maximum exceeds 255 are scaled to 8 bits first (65535 -> 255). A mask with non-zero values
-    but none above 127 reads as all background and logs a warning naming the file.
+    but none above 127 reads as all background and logs a warning naming the file, unless
+    `label_map` lets a mask of 0s and 1s only read 1 as lesion.
 
     Args:
         path: Mask file, e.g. `ISIC_0000000_segmentation.png` (0 = skin, 255 = lesion).
         size: Optional (height, width): resized by area averaging, then thresholded at 0.5.
+        label_map: Read a mask whose values are all 0 or 1 (a label map, as nnU-Net and MONAI
+            write their predictions) with 1 as lesion. Defaults to False: ISIC's truths are
+            0/255, and a truth of 0s and 1s is more likely a broken export than a label map.
 
     Returns:
         uint8 array of shape (height, width) with values in {0, 1}.
@@ -107,7 +111,9 @@ def load_segmented_image(path, size=None):
         image = ImageOps.exif_transpose(image)
         values = _mask_values(image)
     mask = values > 127
-    if not mask.any() and values.max(initial=0) > 0:
+    if label_map and values.max(initial=0) == 1:
+        mask = values == 1
+    elif not mask.any() and values.max(initial=0) > 0:
         logger.warning("mask '%s' has values up to %d but none above 127, so it reads as all "
                        "background (lesion pixels should be 255)", path, values.max())
     return resize_mask(mask, size) if size is not None else mask.astype(np.uint8)

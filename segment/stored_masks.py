@@ -6,8 +6,9 @@ library scores its own: `StoredMasks` takes a model's place in `evaluate` and `r
 
 Each pair's mask is found by its id: `<id>_segmentation.png`, or an image file named
 `<id>.<suffix>`, ISIC's naming first (as `find_pairs` pairs masks). It is read as a truth is
-(`load_segmented_image`: any value above 127 is lesion) and scored at the truth's size, resized
-to it where its own size differs. Such masks come without probabilities, so their confidence
+(`load_segmented_image`: any value above 127 is lesion), or, where its values are all 0 or 1, as
+a label map (1 is lesion, as nnU-Net and MONAI write masks), and scored at the truth's size,
+resized to it where its own size differs. Such masks come without probabilities, so their confidence
 is NaN and none is flagged.
 """
 
@@ -92,7 +93,7 @@ class StoredMasks:
                 if path is None:
                     raise ImageReadError(self.folder / mask_file(pair.image_path),
                                          f"is missing: no mask of '{pair.id}' in the folder")
-                mask = load_segmented_image(path)
+                mask = load_segmented_image(path, label_map=True)
             except ImageReadError as error:
                 logger.warning("skipping pair: %s", error)
                 skipped.append((str(error.path), str(error)))

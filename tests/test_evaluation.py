@@ -235,7 +235,8 @@ def test_masks_made_elsewhere_are_scored_as_the_library_scores_its_own(odd_sized
     write_image(theirs / "ISIC_0000000_segmentation.png", exact)
     half = np.zeros((32, 32), np.uint8)  # ISIC_0000002's (64, 64) square, at half its size
     half[2:12, 5:15] = 255
-    write_image(theirs / "ISIC_0000002.png", half)  # any image name with the id pairs
+    write_image(theirs / "ISIC_0000002.png", half // 255)  # any image name with the id; a
+    # label map of 0s and 1s, as nnU-Net writes, reads 1 as lesion
     with caplog.at_level(logging.WARNING):
         scored = evaluate(StoredMasks(theirs), odd_sized_pairs, progress=False, review=True,
                           masks=True)
