@@ -6,10 +6,10 @@ library scores its own: `StoredMasks` takes a model's place in `evaluate` and `r
 
 Each pair's mask is found by its id: `<id>_segmentation.png`, or an image file named
 `<id>.<suffix>`, ISIC's naming first (as `find_pairs` pairs masks). It is read as a truth is
-(`load_segmented_image`: any value above 127 is lesion), or, where its values are all 0 or 1, as
-a label map (1 is lesion, as nnU-Net and MONAI write masks), and scored at the truth's size,
-resized to it where its own size differs. Such masks come without probabilities, so their confidence
-is NaN and none is flagged.
+(`load_segmented_image`: any value above 127 is lesion), or, where its values are all 0 or 1,
+as a label map (1 is lesion, as nnU-Net and MONAI write masks). It is scored at the truth's
+size, resized to it where its own size differs. Such masks come without probabilities, so
+their confidence is NaN and none is flagged.
 """
 
 import logging
@@ -82,8 +82,9 @@ class StoredMasks:
         Raises:
             PairingError: A pair's mask here is its truth's or its image's own file.
         """
-        for pair in tqdm(pairs, desc="read masks", unit="image", disable=None if progress
-                         else True):
+        # disable=None: tqdm draws only on a terminal, as iter_probabilities' bar
+        for pair in tqdm(pairs, desc="read masks", unit="image",
+                         disable=None if progress else True):
             path = self.by_id.get(pair.id)
             for what, own in [("truth", pair.mask_path), ("image", pair.image_path)]:
                 if path is not None and path.resolve() == Path(own).resolve():
