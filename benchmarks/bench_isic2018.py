@@ -40,7 +40,7 @@ from segment import DataConfig, RunConfig, RunFolder, TrainConfig  # noqa: E402
 from segment.evaluation import score_masks, summarize  # noqa: E402
 from segment.files import write_json_atomic  # noqa: E402
 from segment.images import resize_probabilities  # noqa: E402
-from segment.workflow import run_settings  # noqa: E402
+from segment.run_folder import run_settings  # noqa: E402
 
 import bench_quality  # noqa: E402
 import numpy as np  # noqa: E402

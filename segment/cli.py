@@ -26,6 +26,7 @@ from .cli_arguments import (
     OneLineParser,
     add_common_arguments,
     add_comparison_argument,
+    add_data_arguments,
     add_evaluation_arguments,
     add_schedule_arguments,
     check_evaluate_arguments,
@@ -37,8 +38,6 @@ from .cli_arguments import (
 )
 from .comparison import compare_and_write, read_evaluation_table
 from .config import (
-    AUGMENTATIONS,
-    CACHE_MODES,
     ENCODER_BATCHNORMS,
     ENCODERS,
     LOSSES,
@@ -49,10 +48,12 @@ from .config import (
     RunConfig,
     TrainConfig,
 )
+from .data import find_pairs
 from .distribute import STRATEGIES, create_strategy
 from .errors import SegmentError, counted
 from .prediction_folder import PREDICTIONS_TABLE
 from .run_folder import OUTPUTS
+from .split import load_split
 from .synthetic import make_synthetic_dataset
 from .workflow import evaluate_masks, load_and_evaluate, load_and_predict, train_and_evaluate
 
@@ -118,7 +119,9 @@ def _train(args):
                           first_epochs=args.first_epochs, first_size=args.first_size),
         evaluation=EvalConfig(**evaluation_settings(args)))
     data = args.images
-    if data is None:
+    if args.split_manifest:
+        data = load_split(args.split_manifest, data and find_pairs(data, args.masks))
+    elif data is None:
         logger.info("no --images given: using %d synthetic pairs in '%s'", args.num_synthetic,
                     args.synthetic_dir)
         data = make_synthetic_dataset(args.synthetic_dir, args.num_synthetic,
@@ -235,45 +238,7 @@ def _train_parser():
                     "and evaluate it on the test part. Without --images a synthetic data set is "
                     "made and used. Started again with the same --run-dir and settings after "
                     "being killed, training resumes from the last completed epoch.")
-    data = parser.add_argument_group("data")
-    data.add_argument("--images", help="folder of images, or a parent folder with the ISIC "
-                                       "image and ground-truth folders (default: synthetic data)")
-    data.add_argument("--masks", help="folder of masks (default: found beside --images)")
-    data.add_argument("--synthetic-dir", default="data/synthetic",
-                      help="where the synthetic data set is written when --images is not given")
-    data.add_argument("--num-synthetic", type=positive_int, default=200,
-                      help="number of synthetic pairs")
-    data.add_argument("--inspect", action="store_true",
-                      help=f"report image sizes and save {OUTPUTS['image_sizes']} in the run dir")
-    data.add_argument("--size", type=image_size, default=DataConfig.image_size,
-                      help="network input: N (square) or HxW, each divisible by 2^(depth-1)")
-    data.add_argument("--augment", nargs="?", const="full", default=DataConfig.augment,
-                      choices=AUGMENTATIONS,
-                      help="augment while training: flips = random flips and 90-degree turns; "
-                           "full (--augment alone) = these, random crops and colour jitter")
-    data.add_argument("--cache", choices=CACHE_MODES, default=DataConfig.cache,
-                      help="keep decoded images in RAM, in <run-dir>/cache (one file per "
-                           "fingerprint of the pairs, size and version), or decode every epoch")
-    data.add_argument("--train-fraction", type=float_in(0, 1, high_included=True),
-                      default=DataConfig.train_fraction,
-                      help="train on this share of the training part (drawn with the split's "
-                           "seed; the validation and test parts stay whole), for learning curves")
-    data.add_argument("--lesion-crops", type=float_in(0, 1, low_included=True, high_included=True),
-                      default=DataConfig.lesion_crops, metavar="SHARE",
-                      help="show this share of the training images as a crop around their "
-                           "lesion (random margin and shift), as --second-look predicts; "
-                           "evaluate such a model with --second-look")
-    data.add_argument("--artifacts", type=float_in(0, 1, low_included=True, high_included=True),
-                      default=DataConfig.artifacts, metavar="SHARE",
-                      help="draw ink marks (dots or lines around the lesion, strokes), rulers "
-                           "or a contact plate's rim beside the lesion on this share of the "
-                           "training images, so the network learns them as skin")
-    data.add_argument("--seed", type=int, default=DataConfig.seed,
-                      help="seed of the shuffling, augmentation, initial weights and the split")
-    data.add_argument("--split-seed", type=int, default=None,
-                      help="seed of the split and the synthetic pairs alone (default: --seed): "
-                           "vary --seed with it fixed to see how much training runs of the "
-                           "same data differ")
+    add_data_arguments(parser)
     model = parser.add_argument_group("model")
     model.add_argument("--base-filters", type=positive_int, default=ModelConfig.base_filters,
                        help="filters at the first level, doubled at each deeper level")

@@ -9,13 +9,14 @@
 import argparse
 
 from .comparison import COMPARISON_FILE
-from .config import EvalConfig, ModelConfig, TrainConfig
+from .config import AUGMENTATIONS, CACHE_MODES, DataConfig, EvalConfig, ModelConfig, TrainConfig
+from .run_folder import OUTPUTS
 from .runtime import BACKENDS
 
 __all__ = ["DefaultsHelpFormatter", "OneLineParser", "add_common_arguments",
-           "add_comparison_argument", "add_evaluation_arguments", "add_schedule_arguments",
-           "check_evaluate_arguments", "check_train_arguments", "evaluation_settings", "float_in",
-           "image_size", "int_from", "positive_int"]
+           "add_comparison_argument", "add_data_arguments", "add_evaluation_arguments",
+           "add_schedule_arguments", "check_evaluate_arguments", "check_train_arguments",
+           "evaluation_settings", "float_in", "image_size", "int_from", "positive_int"]
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -159,6 +160,55 @@ def add_common_arguments(parser):
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="only warnings and the final summary; no progress bars")
+
+
+def add_data_arguments(parser):
+    """The train driver's data flags: where the pairs come from, how they are split, fed and
+    augmented (the argument group "data")."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--images", help="folder of images, or a parent folder with the ISIC "
+                                       "image and ground-truth folders (default: synthetic data)")
+    data.add_argument("--masks", help="folder of masks (default: found beside --images)")
+    data.add_argument("--split-manifest",
+                      help=f"train, validate and test on the parts this {OUTPUTS['split']} "
+                           f"names (another run's, or one written with segment.save_split, e.g. "
+                           f"ISIC 2017's own parts) instead of drawing 6:2:2; with --images, "
+                           f"its ids are taken from that folder (default: none)")
+    data.add_argument("--synthetic-dir", default="data/synthetic",
+                      help="where the synthetic data set is written when --images is not given")
+    data.add_argument("--num-synthetic", type=positive_int, default=200,
+                      help="number of synthetic pairs")
+    data.add_argument("--inspect", action="store_true",
+                      help=f"report image sizes and save {OUTPUTS['image_sizes']} in the run dir")
+    data.add_argument("--size", type=image_size, default=DataConfig.image_size,
+                      help="network input: N (square) or HxW, each divisible by 2^(depth-1)")
+    data.add_argument("--augment", nargs="?", const="full", default=DataConfig.augment,
+                      choices=AUGMENTATIONS,
+                      help="augment while training: flips = random flips and 90-degree turns; "
+                           "full (--augment alone) = these, random crops and colour jitter")
+    data.add_argument("--cache", choices=CACHE_MODES, default=DataConfig.cache,
+                      help="keep decoded images in RAM, in <run-dir>/cache (one file per "
+                           "fingerprint of the pairs, size and version), or decode every epoch")
+    data.add_argument("--train-fraction", type=float_in(0, 1, high_included=True),
+                      default=DataConfig.train_fraction,
+                      help="train on this share of the training part (drawn with the split's "
+                           "seed; the validation and test parts stay whole), for learning curves")
+    data.add_argument("--lesion-crops", type=float_in(0, 1, low_included=True, high_included=True),
+                      default=DataConfig.lesion_crops, metavar="SHARE",
+                      help="show this share of the training images as a crop around their "
+                           "lesion (random margin and shift), as --second-look predicts; "
+                           "evaluate such a model with --second-look")
+    data.add_argument("--artifacts", type=float_in(0, 1, low_included=True, high_included=True),
+                      default=DataConfig.artifacts, metavar="SHARE",
+                      help="draw ink marks (dots or lines around the lesion, strokes), rulers "
+                           "or a contact plate's rim beside the lesion on this share of the "
+                           "training images, so the network learns them as skin")
+    data.add_argument("--seed", type=int, default=DataConfig.seed,
+                      help="seed of the shuffling, augmentation, initial weights and the split")
+    data.add_argument("--split-seed", type=int, default=None,
+                      help="seed of the split and the synthetic pairs alone (default: --seed): "
+                           "vary --seed with it fixed to see how much training runs of the "
+                           "same data differ")
 
 
 def add_comparison_argument(parser):

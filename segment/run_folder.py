@@ -28,13 +28,13 @@ import shutil
 from pathlib import Path
 
 from .config import RunConfig
-from .data import PREDICTIONS_TABLE
+from .data import PREDICTIONS_TABLE, fingerprint_pairs
 from .distribute import is_chief
 from .errors import RunFolderError, SegmentError, counted
 from .files import write_json_atomic, write_text_atomic
 from .runtime import library_versions
 
-__all__ = ["RunFolder"]
+__all__ = ["RunFolder", "run_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -264,6 +264,15 @@ class RunFolder:
                 target.unlink(missing_ok=True)
         if removed:
             logger.info("cleared '%s' of the earlier run: %s", self.path, ", ".join(removed))
+
+
+def run_settings(config, pairs, split=None):
+    """The settings a run folder records for a training run (`RunFolder.holds_run` compares
+    them): `config.to_dict()` plus "pairs", their count and `fingerprint_pairs`, and, for a
+    `split` given rather than drawn from the settings, each of its parts' fingerprints."""
+    parts = {} if split is None else {"parts": [fingerprint_pairs(part) for part in split]}
+    return {**config.to_dict(), "pairs": {"count": len(pairs),
+                                          "fingerprint": fingerprint_pairs(pairs), **parts}}
 
 
 def _same_run(recorded, record):

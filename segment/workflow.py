@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .config import EvalConfig, RunConfig, with_overrides
-from .data import PairList, as_pairs, find_pairs, fingerprint_pairs
+from .data import PairList, as_pairs, find_pairs
 from .distribute import check_replica_batches, create_strategy, is_chief, task_id
 from .efficientnet import efficientnet_lite_weights
-from .errors import SegmentError
+from .errors import PairingError, SegmentError
 from .files import save_figure_atomic
 from .inspection import inspect
 from .model import create_model
@@ -30,7 +30,7 @@ from .prediction import Ensemble, network_size
 from .prediction_folder import PredictionFolder, export_predictions
 from .provenance import check_unseen, member_record, seen_note
 from .report import results
-from .run_folder import RunFolder
+from .run_folder import RunFolder, run_settings
 from .runtime import resolve_precision
 from .saving import load_model
 from .split import Split, load_split, save_split, train_val_test_split
@@ -39,7 +39,7 @@ from .torch_weights import read_torch_weights
 from .training import set_seed, train_model
 
 __all__ = ["EvaluationOutcome", "TrainingOutcome", "evaluate_masks", "load_and_evaluate",
-           "load_and_predict", "run_settings", "train_and_evaluate"]
+           "load_and_predict", "train_and_evaluate"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     run with other settings is cleared only with `overwrite`; see `RunFolder`.
 
     Args:
-        data: A folder (as for `find_pairs`) or a sequence of `Pair` / (image, mask) tuples.
+        data: A folder (as for `find_pairs`) or a sequence of `Pair` / (image, mask) tuples;
+            or a `Split` to train, validate and test on as it is (e.g. `load_split`'s).
         run_dir: Folder for the model, split, logs and report.
         config: `RunConfig`; defaults to the paper's settings (`RunConfig()`).
         masks_dir: Masks folder when `data` is an images folder; found beside it by default.
@@ -121,18 +122,21 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     strategy = strategy or create_strategy("none")
     chief = is_chief(strategy)
     pairs, source = _pairs_and_source(data, masks_dir)
+    given = data if isinstance(data, Split) else None
+    if given is not None and config.data.train_fraction != 1:
+        raise ValueError("train_fraction draws from the 6:2:2 split; a given split is used whole")
     if config.model.encoder != "improved_unet":
         # The weights file is there and sound, or one line says why, before anything is written.
         read_torch_weights(config.model.encoder_weights
                            or efficientnet_lite_weights(config.model.encoder))
     run = RunFolder(run_dir)
-    run.open({**run_settings(config, pairs), "source": source}, strategy=strategy,
+    run.open({**run_settings(config, pairs, given), "source": source}, strategy=strategy,
              overwrite=overwrite)
     if inspect_sizes and chief:
         report = inspect(pairs, progress=progress)
         logger.info("image sizes:\n%s", report)
         save_figure_atomic(report.figure, run.image_sizes)
-    split = _split(pairs, run, config.data, chief)
+    split = _split(pairs, run, config.data, chief, given)
     logger.info("split: %d train, %d validation, %d test", *map(len, split))
     check_replica_batches(strategy, config.data.batch_size, split)
 
@@ -300,18 +304,14 @@ def load_and_predict(model_path, images, out_dir=None, config=None, *, image_siz
                               overwrite=overwrite)
 
 
-def run_settings(config, pairs):
-    """The settings a run folder records for a training run (`RunFolder.holds_run` compares them).
-
-    Returns:
-        `config.to_dict()` plus "pairs": the pairs' count and `fingerprint_pairs`.
-    """
-    return {**config.to_dict(), "pairs": {"count": len(pairs),
-                                          "fingerprint": fingerprint_pairs(pairs)}}
-
-
 def _pairs_and_source(data, masks_dir):
     """(pairs, what config.json records about where they came from)."""
+    if isinstance(data, Split):
+        pairs = PairList(sorted(as_pairs([*data.train, *data.val, *data.test]),
+                                key=lambda pair: pair.id))
+        if not data.train or len({pair.id for pair in pairs}) < len(pairs):
+            raise PairingError("a given split needs a training part and no id in two parts")
+        return pairs, {"images": "(a given split)", "masks": None}
     if isinstance(data, (str, os.PathLike)):
         pairs = find_pairs(data, masks_dir)
         return pairs, {"images": str(data), "masks": None if masks_dir is None else str(masks_dir)}
@@ -321,14 +321,14 @@ def _pairs_and_source(data, masks_dir):
     return pairs, {"images": "(a list of pairs)", "masks": None}
 
 
-def _split(pairs, run, data_config, chief):
-    """The run's split: the manifest's when resuming, else drawn anew (and saved by the chief)."""
+def _split(pairs, run, data_config, chief, given):
+    """The split: the resumed run's manifest, else `given`, else one drawn (the chief saves it)."""
     if run.resuming and run.split.exists():
         logger.info("resuming: reusing the split in '%s'", run.split)
         return load_split(run.split, pairs)
-    split = train_val_test_split(pairs, data_config)
+    split = Split(*map(as_pairs, given)) if given else train_val_test_split(pairs, data_config)
     if chief:
-        save_split(split, run.split, data_config)
+        save_split(split, run.split, data_config if given is None else None)
     return split
 
 

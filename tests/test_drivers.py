@@ -138,6 +138,8 @@ TRAIN_BAD_ARGUMENTS = [
     (["--first-size", "40", "--first-epochs", "2"], "--first-size 40x40: height and width must "
                                                     "be divisible by 2 ** (depth - 1) = 16"),
     (["--first-size", "128"], "--first-size and --first-epochs go together"),
+    (["--split-manifest", "/nonexistent/split.json"], "split manifest '/nonexistent/split.json' "
+                                                      "cannot be read"),
     (["--first-size", "128", "--first-epochs", "3", "--epochs", "3"],
      "--first-epochs 3 must be below --epochs 3: the last epochs train at --size"),
 ]
@@ -184,6 +186,18 @@ def test_bad_arguments_give_one_line_and_change_nothing(trained_run, tmp_path, c
     assert status == 2 and len(lines) == 1, err
     assert lines[0].startswith("error: ") and message in lines[0]
     assert snapshot(root / "run") == before
+
+
+@pytest.mark.slow
+def test_train_driver_reads_a_split_manifest_and_uses_it_whole(trained_run, tmp_path, capfd):
+    root, _ = trained_run  # its split.json, its ids taken from --images (what the library
+    # trains on then: test_workflow.py::test_a_given_split_is_trained_and_scored_as_it_is...)
+    status, err = run_in_process(train_main, [
+        "--split-manifest", root / "run" / "split.json", "--images", root / "synthetic",
+        "--run-dir", tmp_path / "run", "--train-fraction", "0.5", "-q"], capfd)
+    assert status == 2 and err == ("error: train_fraction draws from the 6:2:2 split; a given "
+                                   "split is used whole\n")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

@@ -139,3 +139,30 @@ def test_train_fraction_trains_on_a_nested_share_and_keeps_validation_and_test(s
     assert ids == sorted(ids) and ids != [pair.id for pair in full.train][:len(ids)]
     with pytest.raises(ValueError, match="train_fraction must be in"):
         DataConfig(train_fraction=0)
+
+
+def test_a_given_split_is_trained_and_scored_as_it_is_and_recorded(synthetic_pairs, tmp_path):
+    # ISIC 2017's own train / validation / test parts, or another run's split.json: used whole,
+    # saved as the run's manifest, and part of the settings a resume must match.
+    pairs = list(synthetic_pairs[:16])
+    given = segment.Split(pairs[4:14], pairs[:4], pairs[14:])  # not what 6:2:2 draws
+    config = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4), model=TINY.model,
+                       train=TINY.train)
+    outcome = train_and_evaluate(given, tmp_path / "run", config, verbose=0, progress=False)
+    assert outcome.split == given and outcome.results.summary["count"] == 2
+    assert segment.load_split(tmp_path / "run" / "split.json") == given
+    manifest = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert "seed" not in manifest  # it was not drawn with one
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded["source"]["images"] == "(a given split)" and len(
+        recorded["pairs"]["parts"]) == 3
+    swapped = segment.Split(pairs[:10], pairs[10:14], pairs[14:])  # the same pairs, other parts
+    with pytest.raises(segment.RunFolderError, match="pairs.parts"):
+        train_and_evaluate(swapped, tmp_path / "run", config, verbose=0, progress=False)
+    with pytest.raises(segment.PairingError, match="no id in two parts"):
+        train_and_evaluate(segment.Split(pairs[:10], pairs[9:12], []), tmp_path / "other",
+                           config, verbose=0, progress=False)
+    with pytest.raises(ValueError, match="a given split is used whole"):
+        train_and_evaluate(given, tmp_path / "other", RunConfig(data=DataConfig(
+            image_size=(32, 32), train_fraction=0.5), model=TINY.model), verbose=0)
+    assert not (tmp_path / "other").exists()  # refused before anything is written
