@@ -234,8 +234,9 @@ def _run_on_backend(command, backend, argv):
 def _train_parser():
     parser = OneLineParser(
         prog="driver_train_save_evaluate.py",
-        description="Load image/mask pairs, split them 6:2:2, train the Improved UNet, save it "
-                    "and evaluate it on the test part. Without --images a synthetic data set is "
+        description="Load image/mask pairs, split them 6:2:2 (or take the parts of "
+                    "--split-manifest), train the Improved UNet, save it and evaluate it on the "
+                    "test part. Without --images or --split-manifest a synthetic data set is "
                     "made and used. Started again with the same --run-dir and settings after "
                     "being killed, training resumes from the last completed epoch.")
     add_data_arguments(parser)
