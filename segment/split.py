@@ -126,8 +126,8 @@ def load_split(path, pairs=None):
         Split of `Pair`.
 
     Raises:
-        PairingError: the manifest is unreadable, not laid out as `save_split` writes it, or
-            names ids missing from `pairs`.
+        PairingError: the manifest is unreadable, not laid out as `save_split` writes it,
+            names ids missing from `pairs`, or, without `pairs`, images none of which is there.
 
     Example:
         >>> train, val, test = load_split(finished_run / "split.json")
@@ -147,6 +147,11 @@ def load_split(path, pairs=None):
                            f"(train, val and test: lists of id, image and mask): "
                            f"{type(error).__name__}: {error}") from None
     if pairs is None:
+        named = [image for part in parts for _, image, _ in part]
+        if named and not any(image.exists() for image in named):
+            raise PairingError(f"split manifest '{path}' names {len(named)} images and none is "
+                               f"there (e.g. '{named[0]}'): if the data moved, give its folder "
+                               f"(--images, and --masks) to take the manifest's ids from it")
         return Split(*[[Pair(image, mask) for _, image, mask in part] for part in parts])
     by_id = {pair.id: pair for pair in as_pairs(pairs)}
     missing = [image_id for part in parts for image_id, _, _ in part if image_id not in by_id]

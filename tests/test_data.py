@@ -190,8 +190,13 @@ def test_manifest_round_trip(hundred_pairs, tmp_path):
     save_split(split, tmp_path / "split.json", DataConfig(seed=2))
     assert json.loads((tmp_path / "split.json").read_text())["seed"] == 2
     assert load_split(tmp_path / "split.json", hundred_pairs) == split
+    hundred_pairs[0].image_path.touch()  # an image the manifest names is there
     stored = load_split(tmp_path / "split.json")  # from the paths written in the manifest
     assert ids(stored.test) == ids(split.test)
+    hundred_pairs[0].image_path.unlink()  # the data moved: said before anything reads it
+    with pytest.raises(PairingError, match="names 100 images and none is there .* give its "
+                                           "folder"):
+        load_split(tmp_path / "split.json")
     with pytest.raises(PairingError, match="20 ids not among the given pairs"):
         load_split(tmp_path / "split.json", split.train + split.val)
     (tmp_path / "bad.json").write_text("{")
