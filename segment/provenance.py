@@ -88,7 +88,7 @@ def _seen(ids, model_path):
     manifest = RunFolder(model_path.parent).split
     if not manifest.exists():
         return None, set()
-    split = load_split(manifest)
+    split = load_split(manifest, check_files=False)  # its ids alone: the files may have moved
     return manifest, ids & {pair.id for pair in [*split.train, *split.val]}
 
 

@@ -114,13 +114,15 @@ def save_split(split, path, config=None):
     write_json_atomic(path, manifest)
 
 
-def load_split(path, pairs=None):
+def load_split(path, pairs=None, *, check_files=True):
     """Read a split manifest written by `save_split`.
 
     Args:
         path: The manifest (`split.json`).
         pairs: Optional pairs to take the files from (e.g. the same data in another folder);
             by default the paths stored in the manifest are used.
+        check_files: Without `pairs`, refuse a manifest none of whose images is there (the
+            data moved). Defaults to True; False where only the ids are wanted.
 
     Returns:
         Split of `Pair`.
@@ -148,10 +150,11 @@ def load_split(path, pairs=None):
                            f"{type(error).__name__}: {error}") from None
     if pairs is None:
         named = [image for part in parts for _, image, _ in part]
-        if named and not any(image.exists() for image in named):
+        if check_files and named and not any(image.exists() for image in named):
             raise PairingError(f"split manifest '{path}' names {len(named)} images and none is "
                                f"there (e.g. '{named[0]}'): if the data moved, give its folder "
-                               f"(--images, and --masks) to take the manifest's ids from it")
+                               f"too (--images and --masks, with --split-manifest to evaluate) "
+                               f"to take the manifest's ids from it")
         return Split(*[[Pair(image, mask) for _, image, mask in part] for part in parts])
     by_id = {pair.id: pair for pair in as_pairs(pairs)}
     missing = [image_id for part in parts for image_id, _, _ in part if image_id not in by_id]
