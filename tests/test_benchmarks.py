@@ -39,7 +39,8 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # one through the same function (its layer: test_model.py, test_efficientnet.py), and
     # bench_per_sample_norm.py one and four epochs (its kernel per sample: below; whole
     # batches: test_pipeline.py), bench_upsampling_conv.py one and one epoch twice (its layer:
-    # test_layers.py);
+    # test_layers.py), bench_first_size.py one with its first epochs small (the switch itself:
+    # test_training.py, test_drivers.py and backend_run.py; about 40 s of this test);
     # their rows are tested below (validate_every itself in test_training.py, the small-lesion
     # loss in test_losses.py, the fused norm kernels and the depthwise layer in test_layers.py).
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
@@ -53,7 +54,7 @@ def test_quick_run_writes_results_and_targets(tmp_path):
                                                          "folded_prediction",
                                                          "folded_training", "artifacts",
                                                          "per_sample_norm", "upsampling_conv",
-                                                         "colour_constancy")
+                                                         "colour_constancy", "first_size")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
