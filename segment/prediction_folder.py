@@ -36,11 +36,14 @@ from .review import review_pictures, write_review
 from .run_folder import OUTPUTS
 from .runtime import library_versions
 
-__all__ = ["PREDICTIONS_RECORD", "PREDICTIONS_TABLE", "PredictionFolder", "export_predictions"]
+__all__ = ["PREDICTIONS_COLUMNS", "PREDICTIONS_RECORD", "PREDICTIONS_TABLE", "PredictionFolder",
+           "export_predictions", "write_predictions_table"]
 
 logger = logging.getLogger(__name__)
 
 PREDICTIONS_RECORD = "predictions.json"  # the settings the masks were predicted with
+# predictions.csv's columns, after the id: each mask's file, size, share and confidence
+PREDICTIONS_COLUMNS = ("mask", "height", "width", "predicted_share", "confidence", "flagged")
 _PAGE = (OUTPUTS["review"], OUTPUTS["review_pictures"])  # review.py's page and its pictures
 _STAGING_PREFIX = ".predictions-"
 
@@ -106,8 +109,7 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
         if rows:
             table = pd.DataFrame(rows).set_index("id")
             table["flagged"] = least_confident(table["confidence"], config.flag_share)
-            table.to_csv(staging / PREDICTIONS_TABLE, float_format="%.6g",
-                         errors="surrogateescape")
+            write_predictions_table(table, staging)
             write_json_atomic(staging / PREDICTIONS_RECORD, {
                 "settings": prediction_settings(model, config, image_size), "masks": len(rows),
                 "skipped": [{"path": file, "reason": reason} for file, reason in skipped],
@@ -116,6 +118,14 @@ def export_predictions(model, images, out_dir, config=None, *, image_size=None, 
     logger.info("wrote %s to '%s' (%s not predicted)", counted(len(written), "mask"), folder.path,
                 counted(len(skipped), "image"))
     return written, skipped
+
+
+def write_predictions_table(table, folder):
+    """Write `folder`/predictions.csv: `table` (indexed by id) in `PREDICTIONS_COLUMNS`, one
+    row per predicted mask. `--predict-only` and an evaluation's `predicted_masks/` both write
+    it; beside masks it marks them as predictions, never ground truth (`data.find_pairs`)."""
+    table.loc[:, list(PREDICTIONS_COLUMNS)].to_csv(folder / PREDICTIONS_TABLE,
+                                                   float_format="%.6g", errors="surrogateescape")
 
 
 def _one_image_per_id(images):

@@ -19,9 +19,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .config import EvalConfig, with_overrides
-from .data import PREDICTIONS_TABLE, as_pair
+from .data import as_pair
 from .evaluation import METRICS, evaluate
 from .files import printable, replace_path, save_figure_atomic, write_json_atomic, write_text_atomic
+from .prediction_folder import write_predictions_table
 from .review import write_review
 from .run_folder import RunFolder
 
@@ -286,20 +287,15 @@ def _write_report(report, run):
 
 
 def _write_predicted_masks(evaluation, folder):
-    """Write each of `evaluation.masks` into `folder` and, as `--predict-only` does,
-    predictions.csv: one row per mask (its file, height, width, predicted share, confidence,
-    flagged), which also marks the folder as predictions, never ground truth
-    (`data.find_pairs`)."""
+    """Write each of `evaluation.masks` into `folder` and, as `--predict-only` does, its
+    predictions.csv (`write_predictions_table`)."""
     folder.mkdir()
     for name, content in evaluation.masks:
         (folder / name).write_bytes(content)
-    table = evaluation.table
-    pd.DataFrame({"mask": [name for name, _ in evaluation.masks],
-                  "height": table["height"], "width": table["width"],
-                  "predicted_share": table["predicted_area"] / (table["height"] * table["width"]),
-                  "confidence": table["confidence"], "flagged": table["flagged"]},
-                 index=table.index).to_csv(folder / PREDICTIONS_TABLE, float_format="%.6g",
-                                           errors="surrogateescape")
+    table = evaluation.table.assign(
+        mask=[name for name, _ in evaluation.masks],
+        predicted_share=lambda rows: rows["predicted_area"] / (rows["height"] * rows["width"]))
+    write_predictions_table(table, folder)
 
 
 def _html(report, names):

@@ -121,8 +121,8 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
         raise TypeError(f"expected a RunConfig. Received: config={config!r}")
     strategy = strategy or create_strategy("none")
     chief = is_chief(strategy)
-    pairs, source = _pairs_and_source(data, masks_dir)
-    given = data if isinstance(data, Split) else None
+    given = Split(*map(as_pairs, data)) if isinstance(data, Split) else None
+    pairs, source = _pairs_and_source(data if given is None else given, masks_dir)
     if given is not None and config.data.train_fraction != 1:
         raise ValueError("train_fraction draws from the 6:2:2 split; a given split is used whole")
     if config.model.encoder != "improved_unet":
@@ -169,7 +169,7 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
                      config=config.evaluation, progress=progress,
                      scored=f"{'test' if split.test else 'val'} part of {run.split}")
     run.write_skipped([*train_ds.skipped, *(val_ds.skipped if val_ds else []),
-                         *report.evaluation.skipped])
+                       *report.evaluation.skipped])
     return TrainingOutcome(model, history, report, split, run)
 
 
@@ -306,9 +306,8 @@ def load_and_predict(model_path, images, out_dir=None, config=None, *, image_siz
 
 def _pairs_and_source(data, masks_dir):
     """(pairs, what config.json records about where they came from)."""
-    if isinstance(data, Split):
-        pairs = PairList(sorted(as_pairs([*data.train, *data.val, *data.test]),
-                                key=lambda pair: pair.id))
+    if isinstance(data, Split):  # of Pairs
+        pairs = PairList(sorted([*data.train, *data.val, *data.test], key=lambda pair: pair.id))
         if not data.train or len({pair.id for pair in pairs}) < len(pairs):
             raise PairingError("a given split needs a training part and no id in two parts")
         return pairs, {"images": "(a given split)", "masks": None}
@@ -326,7 +325,7 @@ def _split(pairs, run, data_config, chief, given):
     if run.resuming and run.split.exists():
         logger.info("resuming: reusing the split in '%s'", run.split)
         return load_split(run.split, pairs)
-    split = Split(*map(as_pairs, given)) if given else train_val_test_split(pairs, data_config)
+    split = train_val_test_split(pairs, data_config) if given is None else given
     if chief:
         save_split(split, run.split, data_config if given is None else None)
     return split
