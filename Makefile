@@ -40,10 +40,11 @@ bench: $(PEER_INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
-# Two workers (one per core), each taking whole test files: 9-13 minutes on 2 cores with the
-# install, depending on the machine (docs/RESULTS.md, "The two commands on a fresh clone").
+# Two workers (one per core), each taking whole test files, those with the most slow tests first
+# (conftest.py): 9-13 minutes on 2 cores with the install, depending on the machine
+# (docs/RESULTS.md, "The two commands on a fresh clone").
 test: lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # The review page in a real browser: Debian's chromium (apt-get, as root or through sudo) and
 # Playwright for Python, then tests/test_review_browser.py. About 30 s with the installs.

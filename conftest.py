@@ -13,9 +13,11 @@ the module's own names:
 
 Everything is small enough for the examples to run in seconds on two CPU cores.
 
-It also holds `keras_eagerly`, a fixture of the tests under tests/ as well.
+It also holds `keras_eagerly`, a fixture of the tests under tests/ as well, and puts the files
+with the most `slow` tests first in the run (see `pytest_collection_modifyitems`).
 """
 
+import collections
 import contextlib
 import os
 
@@ -63,6 +65,18 @@ def keras_eagerly(request):
         return
     with eager_keras():
         yield
+
+
+def pytest_collection_modifyitems(items):
+    """Order the files by how many `slow` tests each holds, most first, then the docstring
+    examples (a few read a finished run, made once: about 15 s), then the other test files.
+
+    `make test`'s workers take whole files in this order (`--dist loadfile
+    --no-loadscope-reorder`), so the long files start early and the short ones fill the end,
+    where neither worker should wait on the other's last long file.
+    """
+    slow = collections.Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: (-slow[item.path], not isinstance(item, pytest.DoctestItem)))
 
 
 @pytest.fixture(scope="session")

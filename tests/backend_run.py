@@ -10,8 +10,6 @@
     python tests/backend_run.py load DATA_DIR MODEL...
         Loads each model on this backend and prints, per model, the same metrics and
         probabilities as JSON.
-    python tests/backend_run.py probe - MODEL...
-        Loads each model on this backend and prints only its probabilities on the fixed batch.
 """
 
 import json
@@ -81,16 +79,7 @@ def load(data_dir, model_paths):
                        for path in model_paths}}
 
 
-def probe(model_paths):
-    """Load each model on this process's backend; its probabilities on PROBE."""
-    return {"backend": keras.backend.backend(),
-            "models": {path: keras.ops.convert_to_numpy(
-                segment.load_model(path).predict_on_batch(PROBE)).tolist()
-                for path in model_paths}}
-
-
 if __name__ == "__main__":
     command, data_dir, *rest = sys.argv[1:]
-    commands = {"train": lambda: train(data_dir, rest[0]), "load": lambda: load(data_dir, rest),
-                "probe": lambda: probe(rest)}
+    commands = {"train": lambda: train(data_dir, rest[0]), "load": lambda: load(data_dir, rest)}
     print(json.dumps(commands[command]()))

