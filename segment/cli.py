@@ -53,7 +53,7 @@ from .distribute import STRATEGIES, create_strategy
 from .errors import SegmentError, counted
 from .prediction_folder import PREDICTIONS_TABLE
 from .run_folder import OUTPUTS
-from .split import load_split
+from .split import Split, load_split
 from .synthetic import make_synthetic_dataset
 from .workflow import evaluate_masks, load_and_evaluate, load_and_predict, train_and_evaluate
 
@@ -119,7 +119,10 @@ def _train(args):
                           first_epochs=args.first_epochs, first_size=args.first_size),
         evaluation=EvalConfig(**evaluation_settings(args)))
     data = args.images
-    if args.split_manifest:
+    if args.val_data:  # with --test-data and --images (check_train_arguments)
+        data = Split(find_pairs(data, args.masks), find_pairs(*args.val_data),
+                     find_pairs(*args.test_data))
+    elif args.split_manifest:
         data = load_split(args.split_manifest, data and find_pairs(data, args.masks))
     elif data is None:
         logger.info("no --images given: using %d synthetic pairs in '%s'", args.num_synthetic,
@@ -235,10 +238,11 @@ def _train_parser():
     parser = OneLineParser(
         prog="driver_train_save_evaluate.py",
         description="Load image/mask pairs, split them 6:2:2 (or take the parts of "
-                    "--split-manifest), train the Improved UNet, save it and evaluate it on the "
-                    "test part. Without --images or --split-manifest a synthetic data set is "
-                    "made and used. Started again with the same --run-dir and settings after "
-                    "being killed, training resumes from the last completed epoch.")
+                    "--split-manifest, or --images, --val-data and --test-data), train the "
+                    "Improved UNet, save it and evaluate it on the test part. Without --images "
+                    "or --split-manifest a synthetic data set is made and used. Started again "
+                    "with the same --run-dir and settings after being killed, training resumes "
+                    "from the last completed epoch.")
     add_data_arguments(parser)
     model = parser.add_argument_group("model")
     model.add_argument("--base-filters", type=positive_int, default=ModelConfig.base_filters,

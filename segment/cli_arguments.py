@@ -92,8 +92,9 @@ def float_in(low, high, *, low_included=False, high_included=False):
 
 
 def check_train_arguments(parser, args):
-    """Stop with a usage error for a size the model cannot take, or settings the chosen
-    encoder would not use (nothing is written)."""
+    """Stop with a usage error for a size the model cannot take, parts given by halves, or
+    settings the chosen encoder would not use (nothing is written)."""
+    _check_given_parts(parser, args)
     pretrained = args.encoder != "improved_unet"
     for flag, size in [("--size", args.size), ("--first-size", args.first_size or args.size)]:
         try:
@@ -125,6 +126,24 @@ def check_train_arguments(parser, args):
         parser.error("--encoder-frozen-epochs with --encoder-batchnorm train: the batch norms' "
                      "statistics would still change while the encoder is 'frozen'; use "
                      "--encoder-batchnorm frozen")
+
+
+def _check_given_parts(parser, args):
+    """--val-data and --test-data: both, with --images (the training part), each one or two
+    folders, and not with --split-manifest (which names the parts itself)."""
+    given = {flag: folders for flag, folders in [("--val-data", args.val_data),
+                                                 ("--test-data", args.test_data)] if folders}
+    if not given:
+        return
+    if len(given) == 1 or args.images is None:
+        parser.error("--val-data and --test-data go together, with --images as the training part")
+    if args.split_manifest:
+        parser.error("--split-manifest names the parts itself: leave out --val-data and "
+                     "--test-data")
+    for flag, folders in given.items():
+        if len(folders) > 2:
+            parser.error(f"{flag} takes an images folder and, optionally, its masks folder; got "
+                         f"{len(folders)} folders")
 
 
 def check_evaluate_arguments(parser, args):
@@ -174,6 +193,12 @@ def add_data_arguments(parser):
                            f"names (another run's, or one written with segment.save_split, e.g. "
                            f"ISIC 2017's own parts) instead of drawing 6:2:2; with --images, "
                            f"its ids are taken from that folder (default: none)")
+    for part, verb, other in [("val", "validate", "test"), ("test", "test", "val")]:
+        data.add_argument(f"--{part}-data", nargs="+", metavar=("IMAGES", "MASKS"),
+                          help=f"{verb} on these pairs (a folder as --images takes, or an images "
+                               f"folder and its masks folder), with --{other}-data, instead of "
+                               f"drawing 6:2:2: --images holds the training part alone, e.g. "
+                               f"ISIC 2017's own parts (default: none)")
     data.add_argument("--synthetic-dir", default="data/synthetic",
                       help="where the synthetic data set is written when --images is not given")
     data.add_argument("--num-synthetic", type=positive_int, default=200,

@@ -142,6 +142,13 @@ TRAIN_BAD_ARGUMENTS = [
                                                       "cannot be read"),
     (["--first-size", "128", "--first-epochs", "3", "--epochs", "3"],
      "--first-epochs 3 must be below --epochs 3: the last epochs train at --size"),
+    (["--val-data", "/val", "--test-data", "/test"],
+     "--val-data and --test-data go together, with --images as the training part"),
+    (["--images", "/train", "--val-data", "/val"], "--val-data and --test-data go together"),
+    (["--images", "/train", "--val-data", "/val", "--test-data", "/test", "--split-manifest",
+      "/split.json"], "--split-manifest names the parts itself: leave out --val-data and"),
+    (["--images", "/train", "--val-data", "/val", "/masks", "/more", "--test-data", "/test"],
+     "--val-data takes an images folder and, optionally, its masks folder; got 3 folders"),
 ]
 EVALUATE_BAD_ARGUMENTS = [
     (["--threshold", "0"], "argument --threshold: expected a number in (0, 1), got '0'"),
@@ -198,6 +205,29 @@ def test_train_driver_reads_a_split_manifest_and_uses_it_whole(trained_run, tmp_
     assert status == 2 and err == ("error: train_fraction draws from the 6:2:2 split; a given "
                                    "split is used whole\n")
     assert not (tmp_path / "run").exists()
+
+
+def test_train_driver_takes_the_validation_and_test_parts_from_their_own_folders(
+        trained_run, tmp_path, capfd, keras_eagerly):
+    # As ISIC 2017 ships them: the test part as an images folder and a masks folder.
+    pairs = segment.find_pairs(trained_run[0] / "synthetic")
+    parts = {"train": pairs[:12], "val": pairs[12:16], "test": pairs[16:]}
+    folders = {"train": ["train/images", "train/masks"], "val": ["val/images", "val/masks"],
+               "test": ["test_images", "test_masks"]}
+    for part, (images, masks) in folders.items():
+        for pair in parts[part]:
+            for path, folder in [(pair.image_path, images), (pair.mask_path, masks)]:
+                (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, tmp_path / folder)
+    done = run_main(train_main, ["--images", tmp_path / "train", "--val-data", tmp_path / "val",
+                                 "--test-data", *[tmp_path / name for name in folders["test"]],
+                                 "--run-dir", tmp_path / "run", *TINY], capfd)
+    assert done.returncode == 0, done.stderr
+    split = segment.load_split(tmp_path / "run" / "split.json")
+    assert {part: [pair.id for pair in getattr(split, part)] for part in parts} == {
+        part: [pair.id for pair in part_pairs] for part, part_pairs in parts.items()}
+    assert split.test[0].image_path == tmp_path / "test_images" / parts["test"][0].image_path.name
+    assert_consistent_report(tmp_path / "run", 4)
 
 
 @pytest.mark.slow
