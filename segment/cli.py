@@ -50,7 +50,7 @@ from .config import (
 )
 from .data import find_pairs
 from .distribute import STRATEGIES, create_strategy
-from .errors import SegmentError, counted
+from .errors import PairingError, SegmentError, counted
 from .prediction_folder import PREDICTIONS_TABLE
 from .run_folder import OUTPUTS
 from .split import Split, load_split
@@ -120,8 +120,8 @@ def _train(args):
         evaluation=EvalConfig(**evaluation_settings(args)))
     data = args.images
     if args.val_data:  # with --test-data and --images (check_train_arguments)
-        data = Split(find_pairs(data, args.masks), find_pairs(*args.val_data),
-                     find_pairs(*args.test_data))
+        data = Split(find_pairs(data, args.masks), _given_part("--val-data", args.val_data),
+                     _given_part("--test-data", args.test_data))
     elif args.split_manifest:
         data = load_split(args.split_manifest, data and find_pairs(data, args.masks))
     elif data is None:
@@ -232,6 +232,14 @@ def _run_on_backend(command, backend, argv):
     except KeyboardInterrupt:
         print("interrupted: nothing more was written", file=sys.stderr)
         return 130
+
+
+def _given_part(flag, folders):
+    """`find_pairs(*folders)` for the part `flag` gives; its errors name the flag."""
+    try:
+        return find_pairs(*folders)
+    except PairingError as error:
+        raise PairingError(f"{flag}: {error}") from None
 
 
 def _train_parser():

@@ -282,10 +282,15 @@ def index_by_id(paths, id_of):
 def _report_pairing(pairs, images_dir, masks_dir, num_images, num_masks):
     where = f"'{images_dir}'" if images_dir == masks_dir else f"'{images_dir}' and '{masks_dir}'"
     if not pairs:
-        beside = [path for path in sorted(images_dir.parent.iterdir())
-                  if path.is_dir() and _MASK_FOLDER.search(path.name)] if not num_masks else []
-        hint = (f"; '{beside[0]}' beside it looks like the masks: pass it as masks_dir (--masks) "
-                f"or the parent folder '{images_dir.parent}'" if beside else "")
+        folders = [path for path in sorted(images_dir.parent.iterdir()) if path.is_dir()]
+        beside = ([path for path in folders if _MASK_FOLDER.search(path.name)]
+                  if not num_masks else [])
+        # ISIC 2017 unpacks three parts side by side: the one whose name starts alike
+        beside.sort(key=lambda path: -len(os.path.commonprefix([path.name, images_dir.name])))
+        parent = (f", or the parent folder '{images_dir.parent}'"
+                  if sum(bool(_IMAGE_FOLDER.search(path.name)) for path in folders) == 1 else "")
+        hint = (f"; '{beside[0]}' beside it looks like the masks: pass it as the masks "
+                f"folder{parent}" if beside else "")
         raise PairingError(
             f"no image/mask pairs in {where}: found {counted(num_images, 'image')} and "
             f"{counted(num_masks, 'mask')} with no id in common; masks should be named "

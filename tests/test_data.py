@@ -95,8 +95,17 @@ def test_images_but_no_masks(tmp_path):
     # Given the images folder of an images/ + masks/ layout, the error points at the masks.
     make_folder(tmp_path, ["ISIC_0000001"], ["ISIC_0000001"])
     with pytest.raises(PairingError, match=f"'{tmp_path / 'masks'}' beside it looks like the "
-                                           f"masks: pass it as masks_dir \\(--masks\\)"):
+                                           f"masks: pass it as the masks folder, or the parent "
+                                           f"folder '{tmp_path}'$"):
         find_pairs(tmp_path / "images")
+    # Among ISIC 2017's parts unpacked side by side, at the part's own; not at their parent,
+    # which holds three image folders.
+    for part in ["Test_v2", "Training", "Validation"]:
+        make_folder(tmp_path / "isic2017", ["ISIC_0000001"], ["ISIC_0000001"],
+                    images=f"ISIC-2017_{part}_Data", masks=f"ISIC-2017_{part}_Part1_GroundTruth")
+    with pytest.raises(PairingError, match="ISIC-2017_Validation_Part1_GroundTruth' beside it "
+                                           "looks like the masks: pass it as the masks folder$"):
+        find_pairs(tmp_path / "isic2017" / "ISIC-2017_Validation_Data")
 
 
 def test_webp_pairs_and_other_files_and_superpixel_maps_are_named_not_dropped_silently(

@@ -228,6 +228,13 @@ def test_train_driver_takes_the_validation_and_test_parts_from_their_own_folders
         part: [pair.id for pair in part_pairs] for part, part_pairs in parts.items()}
     assert split.test[0].image_path == tmp_path / "test_images" / parts["test"][0].image_path.name
     assert_consistent_report(tmp_path / "run", 4)
+    # A part's folder without its masks: the error says which flag gave it.
+    done = run_main(train_main, ["--images", tmp_path / "train", "--val-data", tmp_path / "val",
+                                 "--test-data", tmp_path / "test_images", "--run-dir",
+                                 tmp_path / "other", *TINY], capfd)
+    assert done.returncode == 2 and done.stderr.startswith(
+        f"error: --test-data: no image/mask pairs in '{tmp_path / 'test_images'}'")
+    assert not (tmp_path / "other").exists()
 
 
 @pytest.mark.slow
