@@ -502,8 +502,9 @@ def test_help_documents_every_flag_with_the_configs_default(main, defaults, capf
 
 @pytest.mark.slow
 def test_console_scripts_are_the_drivers_and_run_on_the_backend_asked_for(tmp_path):
-    # segment-train and segment-evaluate are the drivers' programs; --backend makes each run
-    # again on that backend (PyTorch here; test_backends.py moves models between all three).
+    # segment-train and segment-evaluate are the drivers' programs; --backend makes the first
+    # run again on that backend (PyTorch here), the second runs where it starts (the default) on
+    # the model PyTorch trained (test_backends.py moves models between all three).
     def console_script(name, *arguments):
         return subprocess.run([Path(sys.executable).with_name(name), *map(str, arguments)],
                               capture_output=True, text=True, timeout=600,
@@ -515,13 +516,13 @@ def test_console_scripts_are_the_drivers_and_run_on_the_backend_asked_for(tmp_pa
     assert done.returncode == 0, done.stderr
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["versions"]["backend"] == "torch"
-    again = console_script("segment-evaluate", "--backend", "torch", "--model",
-                           tmp_path / "run" / "model.keras", "-q")
+    again = console_script("segment-evaluate", "--model", tmp_path / "run" / "model.keras", "-q")
     assert again.returncode == 0, again.stderr
     trained = json.loads((tmp_path / "run" / "summary.json").read_text())
     evaluated = json.loads((tmp_path / "run" / "evaluation" / "summary.json").read_text())
+    assert evaluated["versions"]["backend"] == keras.backend.backend()  # where it started
     for name in ["dice", "jaccard", "hd95"]:
-        assert evaluated[name]["mean"] == pytest.approx(trained[name]["mean"], abs=1e-5), name
+        assert evaluated[name]["mean"] == pytest.approx(trained[name]["mean"], abs=1e-4), name
 
 
 def test_backend_flag_runs_the_program_again_on_that_backend(capfd, tmp_path):
