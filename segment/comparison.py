@@ -24,6 +24,7 @@ from .errors import SegmentError
 from .evaluation import lesion_size_masks, standard_error
 from .files import write_json_atomic
 from .metrics import LOW_DICE
+from .review import add_review_column
 from .run_folder import OUTPUTS
 
 __all__ = ["CHANGE", "COMPARISON_FILE", "NOISE", "WORST", "Comparison", "changed_images",
@@ -177,11 +178,17 @@ def compare_and_write(report, baseline):
     """`compare` the evaluation `report` (`results(...)`, written to a folder) with `baseline`
     (as `compare` takes it; read before the report was written where the report replaces it);
     write the comparison beside the report as `COMPARISON_FILE` (JSON: "against", the
-    baseline's file, and `Comparison.to_dict()`); return its text."""
+    baseline's file, and `Comparison.to_dict()`) and each image's dice change as a column of
+    its review page ("dice change", blank where the baseline lacks the image); return its
+    text."""
     comparison = compare(report, baseline)
-    path = Path(report.files["report"]).parent / COMPARISON_FILE
-    write_json_atomic(path, {"against": _source(baseline), **comparison.to_dict()})
-    return f"Against {_source(baseline)}: {comparison}\nComparison: {path}"
+    folder = Path(report.files["report"]).parent
+    write_json_atomic(folder / COMPARISON_FILE, {"against": _source(baseline),
+                                                 **comparison.to_dict()})
+    change = read_evaluation_table(report)["dice"] - read_evaluation_table(baseline)["dice"]
+    add_review_column(folder, report.summary, "dice_change", "dice change",
+                      change.reindex(report.evaluation.table.index.astype(str)))
+    return f"Against {_source(baseline)}: {comparison}\nComparison: {folder / COMPARISON_FILE}"
 
 
 def paired_difference(dice, baseline_dice):

@@ -35,7 +35,7 @@ from PIL import Image
 from scipy import ndimage
 
 from .errors import ImageReadError, SegmentError
-from .files import json_text, printable, replace_path, write_json_atomic
+from .files import json_text, printable, replace_path, write_json_atomic, write_text_atomic
 from .images import (
     load_input_image,
     read_image_size,
@@ -139,14 +139,7 @@ def write_review(folder, table, pictures, summary=None):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rows = _rows(table, pictures)
-    labelled = "truth_area" in table
-    data = {"kind": "evaluation" if labelled else "predictions",
-            "columns": [{"key": key, "label": label, "show": show} for key, label, show in
-                        (_EVALUATION_COLUMNS if labelled else _PREDICTION_COLUMNS)
-                        if rows and key in rows[0]],
-            "rows": rows, "summary": summary,
-            "bins": [[label, low, high if math.isfinite(high) else None]
-                     for label, low, high in LESION_SIZE_BINS]}
+    data = _page_data(rows, "truth_area" in table, summary)
     staging = Path(tempfile.mkdtemp(prefix=".review-", dir=folder))
     try:
         (staging / REVIEW_FOLDER).mkdir()
@@ -160,6 +153,25 @@ def write_review(folder, table, pictures, summary=None):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder / REVIEW_PAGE
+
+
+def add_review_column(folder, summary, key, label, values):
+    """Add a number column to the evaluation's review page in `folder`, e.g. each image's dice
+    change against another evaluation (`compare_and_write`); the pictures stay as they are.
+
+    Args:
+        folder: the folder holding `review.html` and `review/`.
+        summary: the evaluation's summary, shown at the top as before.
+        key, label: the column's key in `review/rows.json` and its heading on the page.
+        values: one number per row, in the rows' order (the evaluation table's); NaN: blank.
+    """
+    rows_file = Path(folder) / REVIEW_FOLDER / "rows.json"
+    rows = json.loads(rows_file.read_text(encoding="utf-8"))
+    for row, value in zip(rows, values, strict=True):
+        row[key] = _number(value)
+    write_json_atomic(rows_file, rows)
+    page = _page(_page_data(rows, True, summary, [{"key": key, "label": label, "show": "4"}]))
+    write_text_atomic(Path(folder) / REVIEW_PAGE, page)
 
 
 def review_table(folder):
@@ -254,6 +266,18 @@ def _rows(table, pictures):
                              else _number(values[name]))
         rows.append(row)
     return rows
+
+
+def _page_data(rows, labelled, summary, more_columns=()):
+    """What the page shows: its kind (an evaluation where `labelled`, else predictions), columns
+    (the table's own, then `more_columns`), rows, summary and the lesion-size bins."""
+    return {"kind": "evaluation" if labelled else "predictions",
+            "columns": [*({"key": key, "label": label, "show": show} for key, label, show in
+                          (_EVALUATION_COLUMNS if labelled else _PREDICTION_COLUMNS)
+                          if rows and key in rows[0]), *more_columns],
+            "rows": rows, "summary": summary,
+            "bins": [[label, low, high if math.isfinite(high) else None]
+                     for label, low, high in LESION_SIZE_BINS]}
 
 
 def _page(data):

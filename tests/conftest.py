@@ -97,6 +97,13 @@ def write_image(path, array, **save_options):
     return path
 
 
+def page_data(page):
+    """The JSON a review page embeds, as the page's script reads it."""
+    start = '<script id="review-data" type="application/json">'
+    text = Path(page).read_text(encoding="utf-8")
+    return json.loads(text[text.index(start) + len(start):].split("</script>")[0])
+
+
 def assert_consistent_report(folder, num_images):
     """Check a report folder: CSV rows, JSON summary and files agree; values in range."""
     table = pd.read_csv(folder / "evaluation.csv", index_col="id")

@@ -9,6 +9,7 @@ from segment.comparison import compare, compare_and_write, read_evaluation_table
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import page_data
 
 
 def table(dice, ids=None, truth_area=None):
@@ -129,3 +130,20 @@ def test_the_comparison_is_written_beside_its_report_and_goes_when_a_new_report_
     assert written["settings"] == {}  # the same settings on both sides
     segment.results(tiny_model, synthetic_pairs[:3], run_dir=tmp_path, progress=False)
     assert not (tmp_path / "comparison.json").exists()  # it compared the report replaced
+    assert "dice_change" not in json.dumps(page_data(tmp_path / "review.html"))
+
+
+def test_the_review_page_gets_each_images_dice_change_as_a_column(tmp_path, tiny_model,
+                                                                  synthetic_pairs):
+    report = segment.results(tiny_model, synthetic_pairs[:3], run_dir=tmp_path, progress=False)
+    ids = list(report.evaluation.table.index)
+    baseline = read_evaluation_table(tmp_path).drop(ids[1])  # one image the baseline lacks
+    baseline.loc[ids[2], "dice"] -= 0.25
+    compare_and_write(report, baseline)
+    data = page_data(tmp_path / "review.html")
+    assert data["columns"][-1] == {"key": "dice_change", "label": "dice change", "show": "4"}
+    changes = [row["dice_change"] for row in data["rows"]]
+    assert changes[0] == pytest.approx(0, abs=1e-6) and changes[1] is None
+    assert changes[2] == pytest.approx(0.25, abs=1e-6)
+    assert data["summary"] == json.loads((tmp_path / "summary.json").read_text())  # as it was
+    assert data["rows"] == json.loads((tmp_path / "review" / "rows.json").read_text())

@@ -14,16 +14,8 @@ from segment.review import review_pictures, review_table, show_worst, with_thumb
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_consistent_report, constant_model
+from conftest import assert_consistent_report, constant_model, page_data
 from PIL import Image
-
-DATA_START = '<script id="review-data" type="application/json">'
-
-
-def page_data(page):
-    """The JSON the page embeds, as the page's script reads it."""
-    text = page.read_text(encoding="utf-8")
-    return json.loads(text[text.index(DATA_START) + len(DATA_START):].split("</script>")[0])
 
 
 def test_the_page_lists_every_scored_image_with_the_masks_it_was_scored_on(tmp_path,
