@@ -185,9 +185,10 @@ def compare_and_write(report, baseline):
     folder = Path(report.files["report"]).parent
     write_json_atomic(folder / COMPARISON_FILE, {"against": _source(baseline),
                                                  **comparison.to_dict()})
-    change = read_evaluation_table(report)["dice"] - read_evaluation_table(baseline)["dice"]
+    # each image's change, to the 6 decimals evaluation.csv keeps (so no "-0.0000")
+    ours, theirs = read_evaluation_table(report)["dice"], read_evaluation_table(baseline)["dice"]
     add_review_column(folder, report.summary, "dice_change", "dice change",
-                      change.reindex(report.evaluation.table.index.astype(str)))
+                      (ours - theirs).round(6).reindex(report.evaluation.table.index.astype(str)))
     return f"Against {_source(baseline)}: {comparison}\nComparison: {folder / COMPARISON_FILE}"
 
 
