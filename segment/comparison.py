@@ -181,14 +181,15 @@ def compare_and_write(report, baseline):
     baseline's file, and `Comparison.to_dict()`) and each image's dice change as a column of
     its review page ("dice change", blank where the baseline lacks the image); return its
     text."""
-    comparison = compare(report, baseline)
+    ours, theirs = read_evaluation_table(report), read_evaluation_table(baseline)  # read once
+    comparison = compare(ours, theirs)
     folder = Path(report.files["report"]).parent
     write_json_atomic(folder / COMPARISON_FILE, {"against": _source(baseline),
                                                  **comparison.to_dict()})
     # each image's change, to the 6 decimals evaluation.csv keeps (so no "-0.0000")
-    ours, theirs = read_evaluation_table(report)["dice"], read_evaluation_table(baseline)["dice"]
+    change = (ours["dice"] - theirs["dice"]).round(6)
     add_review_column(folder, report.summary, "dice_change", "dice change",
-                      (ours - theirs).round(6).reindex(report.evaluation.table.index.astype(str)))
+                      change.reindex(report.evaluation.table.index.astype(str)))
     return f"Against {_source(baseline)}: {comparison}\nComparison: {folder / COMPARISON_FILE}"
 
 
