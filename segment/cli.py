@@ -36,7 +36,7 @@ from .cli_arguments import (
     image_size,
     positive_int,
 )
-from .comparison import compare_and_write, read_evaluation_table
+from .comparison import compare_and_write, earlier_pictures, read_evaluation_table
 from .config import (
     ENCODER_BATCHNORMS,
     ENCODERS,
@@ -149,6 +149,7 @@ def _evaluate(args):
             _print_flagged(written[0].parent / PREDICTIONS_TABLE)
         return
     baseline = args.against and read_evaluation_table(args.against)  # before it is replaced
+    earlier = args.against and earlier_pictures(baseline)
     pairs = {"masks_dir": args.masks, "split_manifest": args.split_manifest, "part": args.part,
              "out_dir": args.out, "overwrite": args.overwrite}
     if args.predicted_masks:
@@ -159,7 +160,7 @@ def _evaluate(args):
                                     accept_leakage_risk=args.accept_leakage_risk, **options)
     _print_summary(outcome.results, outcome.part)
     if args.against:
-        print(compare_and_write(outcome.results, baseline))
+        print(compare_and_write(outcome.results, baseline, earlier))
 
 
 def _print_flagged(table_path):

@@ -24,11 +24,12 @@ from .errors import SegmentError
 from .evaluation import lesion_size_masks, standard_error
 from .files import write_json_atomic
 from .metrics import LOW_DICE
-from .review import add_review_column
+from .review import add_comparison, earlier_overlays
 from .run_folder import OUTPUTS
 
 __all__ = ["CHANGE", "COMPARISON_FILE", "NOISE", "WORST", "Comparison", "changed_images",
-           "compare", "compare_and_write", "paired_difference", "read_evaluation_table"]
+           "compare", "compare_and_write", "earlier_pictures", "paired_difference",
+           "read_evaluation_table"]
 
 CHANGE = 0.2  # an image whose dice moves this much or more is fixed (up) or broken (down)
 WORST = 20  # how many of the baseline's lowest-dice images `fixed` looks among
@@ -174,23 +175,34 @@ def compare(evaluation, baseline, *, worst=WORST, change=CHANGE):
         settings=_differing(theirs.attrs.get("settings", {}), ours.attrs.get("settings", {})))
 
 
-def compare_and_write(report, baseline):
+def compare_and_write(report, baseline, earlier=None):
     """`compare` the evaluation `report` (`results(...)`, written to a folder) with `baseline`
     (as `compare` takes it; read before the report was written where the report replaces it);
     write the comparison beside the report as `COMPARISON_FILE` (JSON: "against", the
-    baseline's file, and `Comparison.to_dict()`) and each image's dice change as a column of
-    its review page ("dice change", blank where the baseline lacks the image); return its
-    text."""
+    baseline's file, and `Comparison.to_dict()`); give its review page each image's dice change
+    as a column ("dice change", blank where the baseline lacks the image) and, in the detail
+    view, the baseline's overlay (`earlier`: `earlier_pictures(baseline)`, by default taken
+    now); return its text."""
     ours, theirs = read_evaluation_table(report), read_evaluation_table(baseline)  # read once
     comparison = compare(ours, theirs)
     folder = Path(report.files["report"]).parent
-    write_json_atomic(folder / COMPARISON_FILE, {"against": _source(baseline),
-                                                 **comparison.to_dict()})
+    against = theirs.attrs.get("source")
+    write_json_atomic(folder / COMPARISON_FILE, {"against": against, **comparison.to_dict()})
     # each image's change, to the 6 decimals evaluation.csv keeps (so no "-0.0000")
     change = (ours["dice"] - theirs["dice"]).round(6)
-    add_review_column(folder, report.summary, "dice_change", "dice change",
-                      change.reindex(report.evaluation.table.index.astype(str)))
-    return f"Against {_source(baseline)}: {comparison}\nComparison: {folder / COMPARISON_FILE}"
+    add_comparison(folder, report.summary,
+                   change.reindex(report.evaluation.table.index.astype(str)),
+                   earlier_pictures(theirs) if earlier is None else earlier, against)
+    return f"Against {against}: {comparison}\nComparison: {folder / COMPARISON_FILE}"
+
+
+def earlier_pictures(baseline):
+    """{id: overlay PNG bytes} from the review page beside the evaluation table `baseline` (as
+    `compare` takes it), where that page is the table's (`review.earlier_overlays`); {} for
+    a table that names no file. Take them before a new report replaces that page."""
+    table = read_evaluation_table(baseline)
+    source = table.attrs.get("source")
+    return {} if source is None else earlier_overlays(Path(source).parent, table["dice"])
 
 
 def paired_difference(dice, baseline_dice):
@@ -252,6 +264,8 @@ def read_evaluation_table(source):
         table = table.copy() if "id" not in table.columns else table.set_index("id")
         if hasattr(source, "summary"):  # an Evaluation or a report: its settings too
             table.attrs["settings"] = _settings_of(source.summary)
+        if "evaluation_table" in getattr(source, "files", {}):  # a written report: its file
+            table.attrs["source"] = str(source.files["evaluation_table"])
     else:
         path = _table_path(source)
         try:

@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 REVIEW_PAGE = OUTPUTS["review"]  # the names a run folder gives them
 REVIEW_FOLDER = OUTPUTS["review_pictures"]  # beside the page: its pictures and rows.json
+EARLIER_OVERLAY = "earlier_overlay.png"  # an earlier evaluation's overlay (`add_comparison`)
 DETAIL_SIDE = 512  # long side of the detail view's pictures (smaller images keep their size)
 THUMBNAIL_SIDE = 96
 _TRUTH, _PREDICTION, _BOTH = (0, 170, 60), (220, 30, 30), (240, 200, 0)
@@ -155,23 +156,60 @@ def write_review(folder, table, pictures, summary=None):
     return folder / REVIEW_PAGE
 
 
-def add_review_column(folder, summary, key, label, values):
-    """Add a number column to the evaluation's review page in `folder`, e.g. each image's dice
-    change against another evaluation (`compare_and_write`); the pictures stay as they are.
+def add_comparison(folder, summary, change, earlier, against):
+    """Show an earlier evaluation of the same images on the review page in `folder`: a "dice
+    change" column, and in the detail view the earlier overlay (truth and prediction) beside
+    the new one (`compare_and_write`). The page's own pictures stay as they are.
 
     Args:
         folder: the folder holding `review.html` and `review/`.
         summary: the evaluation's summary, shown at the top as before.
-        key, label: the column's key in `review/rows.json` and its heading on the page.
-        values: one number per row, in the rows' order (the evaluation table's); NaN: blank.
+        change: each image's dice minus its earlier dice, one number per row in the rows'
+            order (the evaluation table's); NaN: blank.
+        earlier: {id: PNG bytes} of the earlier overlays (`earlier_overlays`); an image
+            without one, or with one of another size than its own overlay, shows none.
+        against: what the page calls the earlier evaluation (its table's path).
     """
-    rows_file = Path(folder) / REVIEW_FOLDER / "rows.json"
-    rows = json.loads(rows_file.read_text(encoding="utf-8"))
-    for row, value in zip(rows, values, strict=True):
-        row[key] = _number(value)
-    write_json_atomic(rows_file, rows)
-    page = _page(_page_data(rows, True, summary, [{"key": key, "label": label, "show": "4"}]))
-    write_text_atomic(Path(folder) / REVIEW_PAGE, page)
+    pictures_dir = Path(folder) / REVIEW_FOLDER
+    rows = json.loads((pictures_dir / "rows.json").read_text(encoding="utf-8"))
+    for row, value in zip(rows, change, strict=True):
+        row["dice_change"] = _number(value)
+        row["earlier"] = False
+        own = pictures_dir / f"{row['file']}_overlay.png"
+        if row["pictures"] and row["id"] in earlier and own.is_file() and (
+                _size(io.BytesIO(earlier[row["id"]])) == _size(own)):
+            (pictures_dir / f"{row['file']}_{EARLIER_OVERLAY}").write_bytes(earlier[row["id"]])
+            row["earlier"] = True
+    write_json_atomic(pictures_dir / "rows.json", rows)  # after the pictures it names
+    data = _page_data(rows, True, summary,
+                      [{"key": "dice_change", "label": "dice change", "show": "4"}])
+    write_text_atomic(Path(folder) / REVIEW_PAGE, _page({**data, "earlier": against}))
+
+
+def earlier_overlays(folder, dice):
+    """The overlays on the review page in `folder` of an earlier evaluation, {id: PNG bytes},
+    taken only where that page scores the images it shares with `dice` (that evaluation's dice
+    by id, a Series) as `dice` does, to the 6 decimals evaluation.csv keeps, so pictures that
+    another evaluation left in the folder are never shown as its; else {} (with a warning).
+    """
+    pictures_dir = Path(folder) / REVIEW_FOLDER
+    try:
+        rows = json.loads((pictures_dir / "rows.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    page = pd.Series({row["id"]: row.get("dice") for row in rows}, dtype=float)
+    shared = page.index.intersection(dice.index)
+    if shared.empty or not np.allclose(page[shared], dice[shared], rtol=0, atol=1e-6,
+                                       equal_nan=True):
+        logger.warning("the review page in '%s' is not that of the evaluation compared with: "
+                       "its earlier predictions are not shown", folder)
+        return {}
+    overlays = {}
+    for row in rows:
+        path = pictures_dir / f"{row['file']}_overlay.png"
+        if row["pictures"] and path.is_file():
+            overlays[row["id"]] = path.read_bytes()
+    return overlays
 
 
 def review_table(folder):
@@ -298,6 +336,12 @@ def _scaled(size, side):
     """(height, width) shrunk so the long side is at most `side`; never enlarged."""
     scale = min(1.0, side / max(size))
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _size(picture):
+    """(width, height) of an encoded picture (a path or a file object), from its header."""
+    with Image.open(picture) as opened:
+        return opened.size
 
 
 def _overlay(masks):

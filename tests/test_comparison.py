@@ -134,7 +134,7 @@ def test_the_comparison_is_written_beside_its_report_and_goes_when_a_new_report_
 
 
 def test_the_review_page_gets_each_images_dice_change_as_a_column(tmp_path, tiny_model,
-                                                                  synthetic_pairs):
+                                                                  synthetic_pairs, caplog):
     report = segment.results(tiny_model, synthetic_pairs[:3], run_dir=tmp_path, progress=False)
     ids = list(report.evaluation.table.index)
     baseline = read_evaluation_table(tmp_path).drop(ids[1])  # one image the baseline lacks
@@ -147,3 +147,25 @@ def test_the_review_page_gets_each_images_dice_change_as_a_column(tmp_path, tiny
     assert changes[2] == pytest.approx(0.25, abs=1e-6)
     assert data["summary"] == json.loads((tmp_path / "summary.json").read_text())  # as it was
     assert data["rows"] == json.loads((tmp_path / "review" / "rows.json").read_text())
+    # the page in that folder scores ids[2] otherwise: not the baseline's, so not shown as its
+    assert not any(row["earlier"] for row in data["rows"])
+    assert "not that of the evaluation compared with" in caplog.text
+
+
+def test_the_detail_view_gets_the_earlier_overlay_where_the_earlier_page_is_the_tables(
+        tmp_path, tiny_model, synthetic_pairs):
+    pairs = synthetic_pairs[:3]
+    segment.results(tiny_model, pairs, run_dir=tmp_path / "a", threshold=0.3, progress=False)
+    report = segment.results(tiny_model, pairs, run_dir=tmp_path / "b", progress=False)
+    (tmp_path / "a" / "review" / "0001_overlay.png").unlink()  # the page shows none for it
+    compare_and_write(report, tmp_path / "a")
+    data = page_data(tmp_path / "b" / "review.html")
+    assert data["earlier"] == str(tmp_path / "a" / "evaluation.csv")
+    earlier = {row["id"]: row["file"] for row in page_data(tmp_path / "a" / "review.html")["rows"]}
+    for row in data["rows"]:
+        shown = tmp_path / "b" / "review" / f"{row['file']}_earlier_overlay.png"
+        assert row["earlier"] == shown.is_file() == (earlier[row["id"]] != "0001")
+        if row["earlier"]:  # the earlier evaluation's own picture of the same image
+            assert shown.read_bytes() == (
+                tmp_path / "a" / "review" / f"{earlier[row['id']]}_overlay.png").read_bytes()
+    assert data["rows"] == json.loads((tmp_path / "b" / "review" / "rows.json").read_text())

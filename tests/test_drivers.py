@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, assert_consistent_report
+from conftest import REPO, assert_consistent_report, page_data
 
 TINY = ["--size", "32", "--base-filters", "4", "--depth", "3", "--epochs", "2",
         "--batch-size", "4", "-q"]
@@ -258,6 +258,16 @@ def test_evaluate_driver_uses_the_manifest_beside_the_model(trained_run, capfd):
     assert done.returncode == 0, done.stderr
     summary = assert_consistent_report(root / "run" / "evaluation", 4)
     assert "test part of" in done.stdout and summary["settings"]["resolution"] == "original"
+    # --against the folder the new report replaces: its overlays are taken before they go
+    pictures = root / "run" / "evaluation" / "review"
+    before = {row["id"]: (pictures / f"{row['file']}_overlay.png").read_bytes()
+              for row in json.loads((pictures / "rows.json").read_text())}
+    done = run_main(evaluate_main, ["--model", root / "run" / "model.keras", "--tta", "--against",
+                                    root / "run" / "evaluation", "--overwrite", "-q"], capfd)
+    assert done.returncode == 0, done.stderr
+    rows = page_data(root / "run" / "evaluation" / "review.html")["rows"]
+    assert [(pictures / f"{row['file']}_earlier_overlay.png").read_bytes() for row in rows] == [
+        before[row["id"]] for row in rows]
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import segment
+from segment.comparison import compare_and_write
 
 import pytest
 from conftest import REPO
@@ -36,7 +37,11 @@ def review(synthetic_dir, tmp_path_factory):
     run = data / "run <&> 'here'"
     segment.training.set_seed(0)
     model = segment.create_model((32, 32, 3), base_filters=4, depth=3)
-    report = segment.results(model, segment.find_pairs(data)[:8], run_dir=run, progress=False)
+    pairs = segment.find_pairs(data)[:8]
+    report = segment.results(model, pairs, run_dir=run, progress=False)
+    compared = segment.results(model, pairs, run_dir=data / "compared", threshold=0.3,
+                               progress=False)
+    compare_and_write(compared, run)
     table = segment.review.review_table(run)
     table["thumbnail"].iloc[-1].unlink()  # the best row's thumbnail: a missing file
     with playwright.sync_playwright() as driver:
@@ -44,15 +49,25 @@ def review(synthetic_dir, tmp_path_factory):
             "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
         yield browser, (run / "review.html").as_uri(), report.table, table.index[-1], table[
-            "thumbnail"].iloc[-1].name
+            "thumbnail"].iloc[-1].name, (data / "compared" / "review.html").as_uri()
         browser.close()
 
 
 @pytest.fixture
 def page(review):
-    """A fresh tab on the page, recording every request and every console error but the one
-    that the deleted thumbnail causes."""
-    browser, url, _, _, deleted = review
+    """A fresh tab on the page (see `open_tab`)."""
+    yield from open_tab(*review[:2], review[4])
+
+
+@pytest.fixture
+def compared_page(review):
+    """A fresh tab on the page of an evaluation compared with the page's (`open_tab`)."""
+    yield from open_tab(review[0], review[5], review[4])
+
+
+def open_tab(browser, url, deleted):
+    """A tab on `url`, recording every request and every console error but the one that the
+    deleted thumbnail causes; both are checked when the test is done."""
     tab = browser.new_page()
     tab.requests, tab.errors = [], []
 
@@ -119,9 +134,28 @@ def test_detail_shows_the_clicked_image_and_moves_with_the_keys(page):
     assert page.text_content("#detail-id") == ids[1]
     page.eval_on_selector("#opacity", "slider => { slider.value = '0.2'; "
                           "slider.dispatchEvent(new Event('input')); }")
-    assert page.eval_on_selector("#overlay", "overlay => overlay.style.opacity") == "0.2"
+    assert page.eval_on_selector(".overlay", "overlay => overlay.style.opacity") == "0.2"
     page.keyboard.press("Escape")
     assert not page.is_visible("#detail")
+
+
+def test_a_compared_page_shows_the_earlier_overlay_beside_the_new_one(compared_page):
+    compared_page.click("#rows tbody tr:nth-child(2)")
+    captions = compared_page.eval_on_selector_all(
+        "#panels figcaption", "captions => captions.map(caption => caption.textContent)")
+    assert captions[2].startswith("the earlier evaluation's overlay (") and len(captions) == 6
+    overlays = compared_page.locator("#panels img.overlay")
+    assert [Path(overlays.nth(index).get_attribute("src")).name.split("_", 1)[1]
+            for index in range(2)] == ["overlay.png", "earlier_overlay.png"]
+    compared_page.wait_for_function("[...document.querySelectorAll('#panels img')]"
+                                    ".every(image => image.complete && image.naturalWidth > 0)")
+    boxes = compared_page.eval_on_selector_all("#panels .stack", """stacks => stacks.map(
+        stack => [...stack.children].map(one => JSON.stringify(one.getBoundingClientRect())))""")
+    assert len(boxes) == 2 and all(image == overlay for image, overlay in boxes)  # exactly over
+    compared_page.eval_on_selector("#opacity", "slider => { slider.value = '0.3'; "
+                                   "slider.dispatchEvent(new Event('input')); }")
+    assert compared_page.eval_on_selector_all(
+        "#panels .overlay", "all => all.map(overlay => overlay.style.opacity)") == ["0.3"] * 2
 
 
 def test_names_are_text_and_a_missing_picture_is_a_placeholder(page, review):
