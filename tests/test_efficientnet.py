@@ -240,6 +240,8 @@ def test_under_mixed_bfloat16_on_a_cpu_the_depthwise_convolutions_train_in_float
         return [layer for layer in pretrained_encoder(model).layers
                 if layer.name.endswith("_depthwise_conv")]
 
+    # loaded as on a CPU with native bf16 first; without it (an AVX2-only CPU), at the end
+    monkeypatch.setattr(segment.runtime, "cpu_has_native_bf16", lambda: True)
     model = segment.create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=2,
                                  dtype_policy="mixed_bfloat16")
     assert len(depthwise(model)) == 16 and all(  # each carrying its frozen batch norm

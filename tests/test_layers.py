@@ -337,7 +337,9 @@ def test_the_upsampling_convolution_trains_as_the_pair_in_float32_and_bf16():
     rng = np.random.default_rng(8)
     x = rng.normal(size=(2, 5, 6, 3)).astype(np.float32)
     weights = rng.normal(size=(2, 10, 12, 4)).astype(np.float32)
-    for policy, tolerance in [("float32", 1e-6), ("mixed_bfloat16", 2e-2)]:  # of the largest
+    # bf16: of the largest value; TensorFlow's own bf16 kernels (on CPUs without AVX-512, where
+    # oneDNN's are not used) round differently, up to 2.2e-2 here
+    for policy, tolerance in [("float32", 1e-6), ("mixed_bfloat16", 4e-2)]:
         pair, layer = upsampling_then_conv(np.random.default_rng(6), policy)
         (outputs, grads), kinds = traced_values_and_gradients(layer, x, weights, training=True)
         (reference, reference_grads), _ = traced_values_and_gradients(pair, x, weights,
