@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import math
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -175,9 +176,8 @@ def add_comparison(folder, summary, change, earlier, against):
     for row, value in zip(rows, change, strict=True):
         row["dice_change"] = _number(value)
         row["earlier"] = False
-        own = pictures_dir / f"{row['file']}_overlay.png"
-        if row["pictures"] and row["id"] in earlier and own.is_file() and (
-                _size(io.BytesIO(earlier[row["id"]])) == _size(own)):
+        size = row["pictures"] and _png_size(pictures_dir / f"{row['file']}_overlay.png")
+        if size and row["id"] in earlier and _png_size(io.BytesIO(earlier[row["id"]])) == size:
             (pictures_dir / f"{row['file']}_{EARLIER_OVERLAY}").write_bytes(earlier[row["id"]])
             row["earlier"] = True
     write_json_atomic(pictures_dir / "rows.json", rows)  # after the pictures it names
@@ -190,25 +190,31 @@ def earlier_overlays(folder, dice):
     """The overlays on the review page in `folder` of an earlier evaluation, {id: PNG bytes},
     taken only where that page scores the images it shares with `dice` (that evaluation's dice
     by id, a Series) as `dice` does, to the 6 decimals evaluation.csv keeps, so pictures that
-    another evaluation left in the folder are never shown as its; else {} (with a warning).
+    another evaluation left in the folder are never shown as its; else {} (with a warning
+    where there is a page). A file that is not a PNG is left out.
     """
     pictures_dir = Path(folder) / REVIEW_FOLDER
     try:
         rows = json.loads((pictures_dir / "rows.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    page = pd.Series({row["id"]: row.get("dice") for row in rows}, dtype=float)
-    shared = page.index.intersection(dice.index)
-    if shared.empty or not np.allclose(page[shared], dice[shared], rtol=0, atol=1e-6,
-                                       equal_nan=True):
+    except OSError:
+        return {}  # no page
+    try:
+        page = pd.Series({row["id"]: row["dice"] for row in rows}, dtype=float)
+        files = {row["id"]: row["file"] for row in rows if row["pictures"]}
+        shared = page.index.intersection(dice.index)
+        same = not shared.empty and np.allclose(page[shared], dice[shared], rtol=0, atol=1e-6,
+                                                equal_nan=True)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        same = False
+    if not same:
         logger.warning("the review page in '%s' is not that of the evaluation compared with: "
                        "its earlier predictions are not shown", folder)
         return {}
     overlays = {}
-    for row in rows:
-        path = pictures_dir / f"{row['file']}_overlay.png"
-        if row["pictures"] and path.is_file():
-            overlays[row["id"]] = path.read_bytes()
+    for image_id, file in files.items():
+        path = pictures_dir / f"{file}_overlay.png"
+        if re.fullmatch(r"\d+", str(file)) and path.is_file() and _png_size(path):
+            overlays[image_id] = path.read_bytes()
     return overlays
 
 
@@ -338,10 +344,13 @@ def _scaled(size, side):
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
-def _size(picture):
-    """(width, height) of an encoded picture (a path or a file object), from its header."""
-    with Image.open(picture) as opened:
-        return opened.size
+def _png_size(picture):
+    """(width, height) of a PNG (a path or a file object) from its header; None if not one."""
+    try:
+        with Image.open(picture, formats=["PNG"]) as opened:
+            return opened.size
+    except (OSError, ValueError):  # PIL's UnidentifiedImageError is an OSError
+        return None
 
 
 def _overlay(masks):

@@ -157,7 +157,7 @@ def test_the_detail_view_gets_the_earlier_overlay_where_the_earlier_page_is_the_
     pairs = synthetic_pairs[:3]
     segment.results(tiny_model, pairs, run_dir=tmp_path / "a", threshold=0.3, progress=False)
     report = segment.results(tiny_model, pairs, run_dir=tmp_path / "b", progress=False)
-    (tmp_path / "a" / "review" / "0001_overlay.png").unlink()  # the page shows none for it
+    (tmp_path / "a" / "review" / "0001_overlay.png").write_bytes(b"<svg>")  # not a PNG: none
     compare_and_write(report, tmp_path / "a")
     data = page_data(tmp_path / "b" / "review.html")
     assert data["earlier"] == str(tmp_path / "a" / "evaluation.csv")

@@ -9,7 +9,14 @@ import shutil
 
 from segment import SegmentError, export_predictions, load_segmented_image, results
 from segment.images import resize_mask
-from segment.review import review_pictures, review_table, show_worst, with_thumbnails, write_review
+from segment.review import (
+    earlier_overlays,
+    review_pictures,
+    review_table,
+    show_worst,
+    with_thumbnails,
+    write_review,
+)
 
 import numpy as np
 import pandas as pd
@@ -120,3 +127,28 @@ def test_an_image_that_cannot_be_decoded_again_gets_a_placeholder(tmp_path, capl
     broken.write_bytes(b"not a jpeg")
     assert review_pictures(broken, np.zeros((4, 4)), np.zeros((4, 4))) is None
     assert "ISIC_0000009.jpg" in caplog.text
+
+
+def test_earlier_overlays_come_only_from_the_compared_tables_own_page(tmp_path, caplog):
+    folder = tmp_path / "review"
+    folder.mkdir()
+    png = encoded_png(4, 3)
+    (tmp_path / "secret_overlay.png").write_bytes(png)
+    (folder / "0000_overlay.png").write_bytes(png)
+    rows = [{"id": "a", "file": "0000", "pictures": True, "dice": 0.25},
+            {"id": "b", "file": "../secret", "pictures": True, "dice": 0.5}]  # outside review/
+    (folder / "rows.json").write_text(json.dumps(rows))
+    dice = pd.Series({"a": 0.25, "b": 0.5, "c": 0.9})
+    assert earlier_overlays(tmp_path, dice) == {"a": png}
+    assert earlier_overlays(tmp_path / "elsewhere", dice) == {}  # no page there: nothing said
+    assert caplog.text == ""
+    assert earlier_overlays(tmp_path, dice.replace(0.25, 0.3)) == {}  # another evaluation's
+    (folder / "rows.json").write_text(json.dumps([{"id": "a", "dice": "?"}]))  # not ours
+    assert earlier_overlays(tmp_path, dice) == {}
+    assert caplog.text.count("is not that of the evaluation compared with") == 2
+
+
+def encoded_png(width, height):
+    buffer = io.BytesIO()
+    Image.new("P", (width, height)).save(buffer, "PNG")
+    return buffer.getvalue()
