@@ -155,7 +155,8 @@ def test_the_review_page_gets_each_images_dice_change_as_a_column(tmp_path, tiny
 def test_the_detail_view_gets_the_earlier_overlay_where_the_earlier_page_is_the_tables(
         tmp_path, tiny_model, synthetic_pairs):
     pairs = synthetic_pairs[:3]
-    segment.results(tiny_model, pairs, run_dir=tmp_path / "a", threshold=0.3, progress=False)
+    first = segment.results(tiny_model, pairs, run_dir=tmp_path / "a", threshold=0.3,
+                            progress=False)
     report = segment.results(tiny_model, pairs, run_dir=tmp_path / "b", progress=False)
     (tmp_path / "a" / "review" / "0001_overlay.png").write_bytes(b"<svg>")  # not a PNG: none
     compare_and_write(report, tmp_path / "a")
@@ -169,3 +170,5 @@ def test_the_detail_view_gets_the_earlier_overlay_where_the_earlier_page_is_the_
             assert shown.read_bytes() == (
                 tmp_path / "a" / "review" / f"{earlier[row['id']]}_overlay.png").read_bytes()
     assert data["rows"] == json.loads((tmp_path / "b" / "review" / "rows.json").read_text())
+    compare_and_write(report, first)  # the written report, as a notebook holds it: the same
+    assert page_data(tmp_path / "b" / "review.html") == data
