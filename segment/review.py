@@ -175,11 +175,14 @@ def add_comparison(folder, summary, change, earlier, against):
     rows = json.loads((pictures_dir / "rows.json").read_text(encoding="utf-8"))
     for row, value in zip(rows, change, strict=True):
         row["dice_change"] = _number(value)
-        row["earlier"] = False
+        shown = pictures_dir / f"{row['file']}_{EARLIER_OVERLAY}"
         size = row["pictures"] and _png_size(pictures_dir / f"{row['file']}_overlay.png")
-        if size and row["id"] in earlier and _png_size(io.BytesIO(earlier[row["id"]])) == size:
-            (pictures_dir / f"{row['file']}_{EARLIER_OVERLAY}").write_bytes(earlier[row["id"]])
-            row["earlier"] = True
+        row["earlier"] = bool(size and row["id"] in earlier
+                              and _png_size(io.BytesIO(earlier[row["id"]])) == size)
+        if row["earlier"]:
+            shown.write_bytes(earlier[row["id"]])
+        else:  # nor one an earlier comparison left
+            shown.unlink(missing_ok=True)
     write_json_atomic(pictures_dir / "rows.json", rows)  # after the pictures it names
     data = _page_data(rows, True, summary,
                       [{"key": "dice_change", "label": "dice change", "show": "4"}])

@@ -172,3 +172,5 @@ def test_the_detail_view_gets_the_earlier_overlay_where_the_earlier_page_is_the_
     assert data["rows"] == json.loads((tmp_path / "b" / "review" / "rows.json").read_text())
     compare_and_write(report, first)  # the written report, as a notebook holds it: the same
     assert page_data(tmp_path / "b" / "review.html") == data
+    compare_and_write(report, first.table)  # a table without its folder: no earlier pictures
+    assert not list((tmp_path / "b" / "review").glob("*_earlier_overlay.png"))
