@@ -242,7 +242,9 @@ def add_comparison_argument(parser):
                         help=f"compare this evaluation image by image with an earlier one of the "
                              f"same images (its folder or evaluation.csv): the mean dice's change "
                              f"± its standard error, by lesion size, and the images fixed and "
-                             f"broken; printed and written to {COMPARISON_FILE} beside the report")
+                             f"broken; printed and written to {COMPARISON_FILE} beside the "
+                             f"report. Its review page gets each image's dice change as a column "
+                             f"and the earlier overlay in the detail view")
 
 
 def add_schedule_arguments(training):
