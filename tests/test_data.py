@@ -10,6 +10,7 @@ from segment import (
     PairingError,
     find_pairs,
     inspect,
+    load_segmented_image,
     load_split,
     save_split,
     train_val_test_split,
@@ -19,6 +20,7 @@ from segment.data import list_image_files
 import numpy as np
 import pytest
 from conftest import write_image
+from PIL import Image
 
 IMAGE = np.full((12, 16, 3), 120, np.uint8)
 MASK = np.zeros((12, 16), np.uint8)
@@ -222,3 +224,25 @@ def test_manifest_round_trip(hundred_pairs, tmp_path):
             with pytest.raises(PairingError, match=f"bad.json' is not laid out as save_split "
                                                    f"writes it .*: {problem}"):
                 load_split(tmp_path / "bad.json", given)
+
+
+def test_a_data_set_in_ph2s_layout_pairs_through_links_named_by_id(tmp_path):
+    cases = tmp_path / "PH2 Dataset images"
+    lesion = np.zeros((12, 16), bool)
+    lesion[3:7, 4:10] = True  # 24 pixels
+    for case in ("IMD002", "IMD003"):  # each case in a folder of its own, as PH2 keeps them
+        (cases / case / f"{case}_Dermoscopic_Image").mkdir(parents=True)
+        (cases / case / f"{case}_lesion").mkdir()
+        Image.fromarray(IMAGE).save(cases / case / f"{case}_Dermoscopic_Image" / f"{case}.bmp")
+        Image.fromarray(lesion).save(cases / case / f"{case}_lesion" / f"{case}_lesion.bmp")
+    for folder in ("images", "masks"):  # the GUIDE's links ("Train and evaluate on ISIC ...")
+        (tmp_path / "PH2" / folder).mkdir(parents=True)
+    for case in sorted(path.name for path in cases.iterdir()):
+        (tmp_path / "PH2" / "images" / f"{case}.bmp").symlink_to(
+            cases / case / f"{case}_Dermoscopic_Image" / f"{case}.bmp")
+        (tmp_path / "PH2" / "masks" / f"{case}.bmp").symlink_to(
+            cases / case / f"{case}_lesion" / f"{case}_lesion.bmp")
+    pairs = find_pairs(tmp_path / "PH2")
+    assert [pair.id for pair in pairs] == ["IMD002", "IMD003"]
+    assert Image.open(pairs[0].mask_path).mode == "1"  # a 1-bit BMP, as PH2's masks
+    assert load_segmented_image(pairs[0].mask_path).sum() == 24
