@@ -194,7 +194,7 @@ def earlier_overlays(folder, dice):
     taken only where that page scores the images it shares with `dice` (that evaluation's dice
     by id, a Series) as `dice` does, to the 6 decimals evaluation.csv keeps, so pictures that
     another evaluation left in the folder are never shown as its; else {} (with a warning
-    where there is a page). A file that is not a PNG is left out.
+    where there is a page). Whether each is a PNG of the right size, `add_comparison` checks.
     """
     pictures_dir = Path(folder) / REVIEW_FOLDER
     try:
@@ -216,7 +216,7 @@ def earlier_overlays(folder, dice):
     overlays = {}
     for image_id, file in files.items():
         path = pictures_dir / f"{file}_overlay.png"
-        if re.fullmatch(r"\d+", str(file)) and path.is_file() and _png_size(path):
+        if re.fullmatch(r"\d+", str(file)) and path.is_file():
             overlays[image_id] = path.read_bytes()
     return overlays
 

@@ -21,7 +21,7 @@ from segment.review import (
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_consistent_report, constant_model, page_data
+from conftest import assert_consistent_report, constant_model, page_data, write_image
 from PIL import Image
 
 
@@ -132,9 +132,8 @@ def test_an_image_that_cannot_be_decoded_again_gets_a_placeholder(tmp_path, capl
 def test_earlier_overlays_come_only_from_the_compared_tables_own_page(tmp_path, caplog):
     folder = tmp_path / "review"
     folder.mkdir()
-    png = encoded_png(4, 3)
+    png = write_image(folder / "0000_overlay.png", np.zeros((3, 4), np.uint8)).read_bytes()
     (tmp_path / "secret_overlay.png").write_bytes(png)
-    (folder / "0000_overlay.png").write_bytes(png)
     rows = [{"id": "a", "file": "0000", "pictures": True, "dice": 0.25},
             {"id": "b", "file": "../secret", "pictures": True, "dice": 0.5}]  # outside review/
     (folder / "rows.json").write_text(json.dumps(rows))
@@ -146,9 +145,3 @@ def test_earlier_overlays_come_only_from_the_compared_tables_own_page(tmp_path, 
     (folder / "rows.json").write_text(json.dumps([{"id": "a", "dice": "?"}]))  # not ours
     assert earlier_overlays(tmp_path, dice) == {}
     assert caplog.text.count("is not that of the evaluation compared with") == 2
-
-
-def encoded_png(width, height):
-    buffer = io.BytesIO()
-    Image.new("P", (width, height)).save(buffer, "PNG")
-    return buffer.getvalue()
