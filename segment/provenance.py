@@ -1,15 +1,19 @@
-"""Where an ensemble's models come from, and the check that none of them saw what it is scored on.
+"""Where models come from, and the checks that none of them saw what it is scored on.
 
     check_unseen(split.test, ["a/model.keras", "b/model.keras"])   # SegmentError if one did
     seen_note(pairs, "a/model.keras")       # "" or "; 12 of them in ...: not a test score"
     member_record("a/model.keras", model)   # {"path", "sha256", "encoder", ..., "split"}
+    check_init_unseen(split.test, "a/model.keras")   # before fine-tuning from it
 
 A model's validation part chose its best epoch, so scoring an ensemble on pairs any member
 trained on or validated on is leakage: its score would not be a test score. Each member's
 `split.json` (beside its model) says which pairs it saw; a member without one is refused unless
 the caller accepts the risk. One model scored on a folder that holds pairs it saw is scored, and
-said to be so. The records go into the evaluation's settings (`summary.json`, the
-report), so that a number can be traced to the exact files that made it.
+said to be so. A model fine-tuned from another (`ModelConfig.init_model`) saw what that one saw
+too: its `config.json` names the model it started from and that file's SHA-256
+(`starting_record`), and every check follows the chain while each file is still the one recorded.
+The records go into the evaluation's settings (`summary.json`, the report), so that a number
+can be traced to the exact files that made it.
 """
 
 import hashlib
@@ -17,12 +21,15 @@ import logging
 from pathlib import Path
 
 from .colour_constancy import corrects_colour
-from .errors import SegmentError
+from .efficientnet import efficientnet_lite_weights
+from .errors import ModelLoadError, SegmentError
 from .model import encoder_settings
 from .run_folder import OUTPUTS, RunFolder
 from .split import load_split
+from .torch_weights import read_torch_weights
 
-__all__ = ["check_unseen", "file_sha256", "member_record", "seen_note"]
+__all__ = ["check_init_unseen", "check_unseen", "file_sha256", "member_record", "seen_note",
+           "starting_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +59,12 @@ def check_unseen(pairs, model_paths, accept_leakage_risk=False):
                                f"train and validation parts of {manifest}): an ensemble is "
                                f"scored only on pairs none of its models saw")
     if unverified and not accept_leakage_risk:
-        raise SegmentError(f"no {OUTPUTS['split']} beside '{unverified[0]}' ({len(unverified)} "
-                           f"of the {len(model_paths)} models): nothing shows it did not train "
-                           f"or choose its best epoch on these pairs; if you know it did not, "
-                           f"pass --accept-leakage-risk (accept_leakage_risk=True)")
+        raise SegmentError(f"no {OUTPUTS['split']} beside '{unverified[0]}' or beside a model "
+                           f"it was fine-tuned from, or that model's file changed since "
+                           f"({len(unverified)} of the {len(model_paths)} models): nothing shows "
+                           f"it did not train or choose its best epoch on these pairs; if you "
+                           f"know it did not, pass --accept-leakage-risk (accept_leakage_risk="
+                           f"True)")
     if unverified:
         logger.warning("scoring an ensemble with %d models of unknown training data (%s): "
                        "the score may not be a test score", len(unverified),
@@ -82,14 +91,77 @@ def seen_note(pairs, model_path):
     return note
 
 
-def _seen(ids, model_path):
-    """(the `split.json` beside the model or None, the ids of `ids` in its train and
-    validation parts)."""
-    manifest = RunFolder(model_path.parent).split
-    if not manifest.exists():
+def check_init_unseen(pairs, init_model):
+    """Raise where the model a run starts from (`ModelConfig.init_model`; None: none), or one
+    it was fine-tuned from in turn, trained or chose its best epoch on any of `pairs`, the part
+    the run is to be scored on; warn where nothing shows which pairs it saw.
+
+    Raises:
+        SegmentError: naming the model, the count, one id and the `split.json` that holds it.
+    """
+    if init_model is None:
+        return
+    ids = {pair.id for pair in pairs}
+    manifest, seen = _seen(ids, Path(init_model))
+    if seen:
+        raise SegmentError(f"init_model '{init_model}' trained or chose its best epoch on "
+                           f"{len(seen)} of the {len(ids)} pairs this run is to be scored on "
+                           f"(e.g. {min(seen)}, in the train and validation parts of "
+                           f"{manifest}): its score would not be a test score; split these "
+                           f"pairs as that model did (--split-manifest {manifest}) or fine-tune "
+                           f"on other data")
+    if manifest is None:
+        logger.warning("nothing shows which pairs init_model '%s' trained on (no %s beside it or "
+                       "beside a model it started from, or that file changed since): this "
+                       "run's score may not be a test score", init_model, OUTPUTS["split"])
+
+
+def starting_record(model_config, run):
+    """What a run's `config.json` records of the weights its network starts from, once their
+    file is checked, before the run writes anything: {"init_model_sha256": ...} for a trained
+    model (`model_config.init_model`), which may not lie in the `RunFolder` `run` that the run
+    may clear; else {}, a pretrained encoder's ImageNet file read and checked
+    (`read_torch_weights`).
+
+    Raises:
+        SegmentError: `init_model` is in `run`'s folder. ModelLoadError: the file is missing,
+            or the encoder's weights file is refused.
+    """
+    init_model = model_config.init_model
+    if init_model is None:
+        if model_config.encoder != "improved_unet":
+            read_torch_weights(model_config.encoder_weights
+                               or efficientnet_lite_weights(model_config.encoder))
+        return {}
+    if Path(init_model).parent.resolve() == run.path.resolve():
+        raise SegmentError(f"init_model '{init_model}' is in the run folder this run may clear: "
+                           f"copy it elsewhere or choose another run folder")
+    if not Path(init_model).is_file():
+        raise ModelLoadError(f"init_model '{init_model}' does not exist or is not a file")
+    return {"init_model_sha256": file_sha256(init_model)}
+
+
+def _seen(ids, model_path, followed=()):
+    """(the `split.json` showing it, the ids of `ids` in the train and validation parts of the
+    model's `split.json` or, following `config.json`'s init_model, of the models it started
+    from); (None, set()) where a model of that chain has no `split.json`, or a file it started
+    from is gone or is no longer the one its `config.json` records."""
+    folder = RunFolder(model_path.parent)
+    if not folder.split.exists() or model_path in followed:
         return None, set()
-    split = load_split(manifest, check_files=False)  # its ids alone: the files may have moved
-    return manifest, ids & {pair.id for pair in [*split.train, *split.val]}
+    split = load_split(folder.split, check_files=False)  # its ids alone: files may have moved
+    seen = ids & {pair.id for pair in [*split.train, *split.val]}
+    settings = folder.recorded_settings()
+    init_model = (settings.get("model") or {}).get("init_model")
+    if seen or not init_model:
+        return folder.split, seen
+    init_model = Path(init_model)
+    if not init_model.is_file() or file_sha256(init_model) != settings.get("init_model_sha256"):
+        return None, set()
+    manifest, seen = _seen(ids, init_model, (*followed, model_path))
+    if manifest is None:
+        return None, set()
+    return (manifest if seen else folder.split), seen
 
 
 def member_record(path, model):

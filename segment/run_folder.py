@@ -64,8 +64,9 @@ OUTPUTS = {
     "evaluation_dir": "evaluation",  # driver_load_evaluate.py's default report folder
     "predictions_dir": "predictions",  # its default --predict-only folder
 }
-# Settings that must match for a killed run to be resumed (config.json sections).
-RESUME_KEYS = ("data", "model", "train", "pairs")
+# Settings that must match for a killed run to be resumed (config.json sections; the SHA-256
+# of the file a fine-tuned network starts from, provenance.starting_record).
+RESUME_KEYS = ("data", "model", "train", "pairs", "init_model_sha256")
 _NUM_DIFFERING = 5  # differing settings a refusal names before "and N more"
 # Temporary names of interrupted atomic writes (files.atomic_path, files.replace_path, the
 # staging folders of the report and the review page).

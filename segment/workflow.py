@@ -7,9 +7,10 @@
     written, skipped = load_and_predict("runs/x/model.keras", "new_images/")
     theirs = evaluate_masks("nnunet_output/", "ISIC2018", out_dir="runs/nnunet")  # no model
 
-`train_and_evaluate`: pairs -> run folder checked (resume, overwrite) -> optional size report
--> split (reused when resuming) -> model -> pipelines -> `train_model` -> `results` on the
-test part -> report and `skipped_files.txt` in the run folder.
+`train_and_evaluate`: pairs -> starting weights' file checked (and an `init_model`'s view of
+the test part) -> run folder checked (resume, overwrite) -> optional size report -> split
+(reused when resuming) -> model -> pipelines -> `train_model` -> `results` on the test part ->
+report and `skipped_files.txt` in the run folder.
 """
 
 import logging
@@ -20,7 +21,6 @@ from typing import NamedTuple
 from .config import EvalConfig, RunConfig, with_overrides
 from .data import PairList, as_pairs, find_pairs
 from .distribute import check_replica_batches, create_strategy, is_chief, task_id
-from .efficientnet import efficientnet_lite_weights
 from .errors import PairingError, SegmentError
 from .files import save_figure_atomic
 from .inspection import inspect
@@ -28,14 +28,13 @@ from .model import create_model
 from .pipeline import PAIRS_AS_THEY_ARE, create_generator
 from .prediction import Ensemble, network_size
 from .prediction_folder import PredictionFolder, export_predictions
-from .provenance import check_unseen, member_record, seen_note
+from .provenance import check_init_unseen, check_unseen, member_record, seen_note, starting_record
 from .report import results
 from .run_folder import RunFolder, run_settings
 from .runtime import resolve_precision
 from .saving import load_model
 from .split import Split, load_split, save_split, train_val_test_split
 from .stored_masks import StoredMasks
-from .torch_weights import read_torch_weights
 from .training import set_seed, train_model
 
 __all__ = ["EvaluationOutcome", "TrainingOutcome", "evaluate_masks", "load_and_evaluate",
@@ -125,13 +124,12 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     pairs, source = _pairs_and_source(data if given is None else given, masks_dir)
     if given is not None and config.data.train_fraction != 1:
         raise ValueError("train_fraction draws from the 6:2:2 split; a given split is used whole")
-    if config.model.encoder != "improved_unet":
-        # The weights file is there and sound, or one line says why, before anything is written.
-        read_torch_weights(config.model.encoder_weights
-                           or efficientnet_lite_weights(config.model.encoder))
+    if config.model.init_model:  # before anything is written; `_split` draws the same below
+        drawn = given or train_val_test_split(pairs, config.data)
+        check_init_unseen(drawn.test or drawn.val, config.model.init_model)
     run = RunFolder(run_dir)
-    run.open({**run_settings(config, pairs, given), "source": source}, strategy=strategy,
-             overwrite=overwrite)
+    run.open({**run_settings(config, pairs, given), "source": source,
+              **starting_record(config.model, run)}, strategy=strategy, overwrite=overwrite)
     if inspect_sizes and chief:
         report = inspect(pairs, progress=progress)
         logger.info("image sizes:\n%s", report)

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -91,6 +92,21 @@ def test_train_driver_refuses_to_overwrite_a_finished_run(trained_run, capfd):
         f"(data.artifacts: 0.5 -> 0.0, data.augment: full -> none, data.lesion_crops: 0.5 -> 0.0, "
         f"data.seed: 5 -> 0, data.split_seed: 0 -> None and 2 more); pass --overwrite or choose "
         f"another --run-dir"]
+
+
+def test_train_driver_fine_tunes_only_where_the_first_model_saw_no_test_pair(trained_run,
+                                                                             tmp_path, capfd):
+    root, _ = trained_run
+    first = root / "run" / "model.keras"
+    done = run_main(train_main, ["--images", root / "synthetic", "--split-seed", 1,
+                                 "--init-model", first, "--run-dir", tmp_path / "run", *TINY],
+                    capfd)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and re.match(
+        f"error: init_model '{re.escape(str(first))}' trained or chose its best epoch on [1-4] "
+        f"of the 4 pairs this run is to be scored on .*--split-manifest "
+        f"{re.escape(str(root / 'run' / 'split.json'))}\\) or fine-tune on other data", lines[0])
+    assert not (tmp_path / "run").exists()
 
 
 def snapshot(folder):
@@ -423,6 +439,8 @@ def test_one_line_errors(script, arguments, message):
     (["--encoder-frozen-epochs", "2", "--encoder-batchnorm", "frozen"],
      "--encoder-frozen-epochs and --encoder-batchnorm apply to a pretrained encoder"),
     (["--encoder-weights", "lite0.pth"], "--encoder-weights applies to a pretrained encoder"),
+    (["--encoder", "efficientnet_lite0", "--encoder-weights", "lite0.pth", "--init-model",
+      "model.keras"], "--encoder-weights with --init-model: the trained model gives every weight"),
     (["--encoder", "efficientnet_lite0", "--depth", "4"],
      "--depth is unused with --encoder efficientnet_lite0 (its levels are fixed at 6)"),
     (["--encoder", "efficientnet_lite0", "--encoder-frozen-epochs", "3", "--epochs", "3"],

@@ -106,6 +106,8 @@ def test_settings_in_an_older_spelling_hold_the_same_run(tmp_path):
     assert not run.holds_run({**RECORD, "data": {"augment": "flips"}})
     assert not run.holds_run({**RECORD, "data": {"augment": "none"},
                               "pairs": {"count": 10, "fingerprint": "changed files"}})
+    # a fine-tuned run resumes only from the same file it started from
+    assert not run.holds_run({**RECORD, "data": {"augment": "none"}, "init_model_sha256": "ab"})
 
 
 def test_a_batch_norm_mode_holds_the_same_run_only_where_no_pretrained_encoder_reads_it(tmp_path):

@@ -16,6 +16,7 @@ from segment import (
     load_and_evaluate,
     train_and_evaluate,
 )
+from segment.provenance import check_unseen, file_sha256, seen_note
 
 import pytest
 
@@ -166,3 +167,36 @@ def test_a_given_split_is_trained_and_scored_as_it_is_and_recorded(synthetic_pai
         train_and_evaluate(given, tmp_path / "other", RunConfig(data=DataConfig(
             image_size=(32, 32), train_fraction=0.5), model=TINY.model), verbose=0)
     assert not (tmp_path / "other").exists()  # refused before anything is written
+
+
+def test_fine_tuning_starts_only_where_its_first_model_saw_none_of_the_scored_pairs(
+        synthetic_pairs, tmp_path):
+    pairs = list(synthetic_pairs[:16])
+    config = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4), model=TINY.model,
+                       train=TINY.train)
+    train_and_evaluate(segment.Split(pairs[4:14], pairs[:2], pairs[14:]), tmp_path / "first",
+                       config, verbose=0, progress=False)
+    first = tmp_path / "first" / "model.keras"
+    tuned = config.replace(init_model=first)
+    with pytest.raises(segment.SegmentError, match=(
+            "first/model.keras' trained or chose its best epoch on 2 of the 2 pairs this run is "
+            "to be scored on \\(e.g. SYNTH_0000004, in the train and validation parts of "
+            ".*first/split.json\\)")):
+        train_and_evaluate(segment.Split(pairs[8:14], pairs[:2], pairs[4:6]), tmp_path / "leaky",
+                           tuned, verbose=0, progress=False)
+    assert not (tmp_path / "leaky").exists()  # refused before anything is written
+    train_and_evaluate(segment.Split(pairs[4:12], pairs[12:14], pairs[14:]), tmp_path / "second",
+                       tuned, verbose=0, progress=False)
+    recorded = json.loads((tmp_path / "second" / "config.json").read_text())
+    assert recorded["model"]["init_model"] == str(first)
+    assert recorded["init_model_sha256"] == file_sha256(first)
+    # What the first model validated on, the second saw through it: a later score notes it.
+    second = tmp_path / "second" / "model.keras"
+    assert "2 of them in the train and validation parts of " + str(
+        tmp_path / "first" / "split.json") in seen_note(pairs[:2], second)
+    with pytest.raises(segment.SegmentError, match="first/split.json"):
+        check_unseen(pairs[:2], [second])
+    first.write_bytes(first.read_bytes() + b"changed")  # no longer the file it started from
+    assert seen_note(pairs[:2], second) == ""
+    with pytest.raises(segment.SegmentError, match="or that model's file changed since"):
+        check_unseen(pairs[:2], [second])
