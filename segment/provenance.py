@@ -133,7 +133,7 @@ def starting_record(model_config, run):
             read_torch_weights(model_config.encoder_weights
                                or efficientnet_lite_weights(model_config.encoder))
         return {}
-    if Path(init_model).parent.resolve() == run.path.resolve():
+    if run.path.resolve() in Path(init_model).resolve().parents:
         raise SegmentError(f"init_model '{init_model}' is in the run folder this run may clear: "
                            f"copy it elsewhere or choose another run folder")
     if not Path(init_model).is_file():

@@ -107,6 +107,11 @@ def test_train_driver_fine_tunes_only_where_the_first_model_saw_no_test_pair(tra
         f"of the 4 pairs this run is to be scored on .*--split-manifest "
         f"{re.escape(str(root / 'run' / 'split.json'))}\\) or fine-tune on other data", lines[0])
     assert not (tmp_path / "run").exists()
+    before = snapshot(root / "run")  # a model inside the folder the run would clear
+    done = run_main(train_main, ["--images", root / "synthetic", "--init-model", first,
+                                 "--run-dir", root, "--overwrite", *TINY], capfd)
+    assert done.returncode == 2 and "is in the run folder this run may clear" in done.stderr
+    assert snapshot(root / "run") == before
 
 
 def snapshot(folder):
