@@ -107,9 +107,9 @@ def check_init_unseen(pairs, init_model):
         raise SegmentError(f"init_model '{init_model}' trained or chose its best epoch on "
                            f"{len(seen)} of the {len(ids)} pairs this run is to be scored on "
                            f"(e.g. {min(seen)}, in the train and validation parts of "
-                           f"{manifest}): its score would not be a test score; split these "
-                           f"pairs as that model did (--split-manifest {manifest}) or fine-tune "
-                           f"on other data")
+                           f"{manifest}): its score would not be a test score; on that "
+                           f"model's data train with its split (--split-manifest {manifest}), "
+                           f"else score on pairs it did not see (--test-data)")
     if manifest is None:
         logger.warning("nothing shows which pairs init_model '%s' trained on (no %s beside it or "
                        "beside a model it started from, or that file changed since): this "

@@ -105,7 +105,8 @@ def test_train_driver_fine_tunes_only_where_the_first_model_saw_no_test_pair(tra
     assert done.returncode == 2 and len(lines) == 1 and re.match(
         f"error: init_model '{re.escape(str(first))}' trained or chose its best epoch on [1-4] "
         f"of the 4 pairs this run is to be scored on .*--split-manifest "
-        f"{re.escape(str(root / 'run' / 'split.json'))}\\) or fine-tune on other data", lines[0])
+        f"{re.escape(str(root / 'run' / 'split.json'))}\\), else score on pairs it did not see "
+        f"\\(--test-data\\)$", lines[0])
     assert not (tmp_path / "run").exists()
     before = snapshot(root / "run")  # a model inside the folder the run would clear
     done = run_main(train_main, ["--images", root / "synthetic", "--init-model", first,
