@@ -19,6 +19,7 @@ supervision are unchanged.
 
 import contextlib
 import itertools
+from pathlib import Path
 
 import keras
 from keras import layers
@@ -33,6 +34,7 @@ from .efficientnet import (
 )
 from .errors import ModelLoadError
 from .layers import InstanceNormalization
+from .run_folder import RunFolder
 from .runtime import backend_has_gpu
 from .upsampling import UpsamplingConv2D
 
@@ -40,6 +42,9 @@ __all__ = ["any_input_size", "batch_norms_train", "create_model", "encoder_setti
            "float32_depthwise_training", "nested_models", "pretrained_encoder"]
 
 _FEATURES = "{encoder}_features"  # the nested encoder model's name: efficientnet_lite0_features
+# The ModelConfig fields that decide which weights a network holds (what `init_model` must match).
+_WEIGHT_SETTINGS = ("encoder", "encoder_batchnorm", "base_filters", "depth", "num_classes",
+                    "deep_supervision")
 _STANDARDIZE_EPSILON = 1e-5  # added to each channel's variance; [0, 1] pixels vary by ~1e-2
 
 
@@ -133,13 +138,15 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
     outputs = layers.Activation(activation, dtype="float32", name="probabilities")(segmentation)
     model = keras.Model(inputs, outputs, name=name)
     if config.init_model:
-        _start_from(model, config.init_model)
+        _start_from(model, config.init_model, config)
     return model
 
 
-def _start_from(model, path):
-    """Set every weight of `model` to those of the trained `.keras` file `path`, after checking
-    that the two hold the same weights (name and shape, in order): the same network."""
+def _start_from(model, path, config):
+    """Set every weight of `model` (built from `config`) to those of the trained `.keras` file
+    `path`, after checking that the two hold the same weights (name and shape, in order): the
+    same network. Where they differ, the error names the first weight that does and the
+    settings that shape the weights where `config.json` beside `path` records others."""
     from .saving import load_model  # saving.py imports this module
 
     if not str(path).endswith(".keras"):
@@ -150,9 +157,13 @@ def _start_from(model, path):
                     for each in (model, trained))
     for mine, its in itertools.zip_longest(ours, theirs, fillvalue="nothing"):
         if mine != its:
+            recorded = RunFolder(Path(path).parent).recorded_settings().get("model") or {}
+            differing = [f"{name}={recorded[name]!r}" for name in _WEIGHT_SETTINGS
+                         if name in recorded and recorded[name] != getattr(config, name)]
             raise ValueError(f"init_model '{path}' holds another network: {its} where this one "
-                             f"has {mine}; build it with the model settings it was trained with "
-                             f"(the \"model\" section of its config.json)")
+                             f"has {mine}; build it with the model settings it was trained with"
+                             f" ({', '.join(differing) or 'the model section'} in its "
+                             f"config.json)")
     model.set_weights(trained.get_weights())
 
 

@@ -143,7 +143,8 @@ def test_a_trained_model_of_another_network_or_format_is_refused_by_name(tmp_pat
     save_model(create_model((32, 32, 3), base_filters=2, depth=3), tmp_path / "model.keras")
     with pytest.raises(ValueError, match="model.keras' holds another network: context_1_in/kernel "
                                          "\\(3, 3, 3, 2\\) where this one has context_1_in/kernel "
-                                         "\\(3, 3, 3, 4\\); build it with the model settings"):
+                                         "\\(3, 3, 3, 4\\); build it with the model settings it "
+                                         "was trained with \\(the model section in its"):
         create_model((32, 32, 3), base_filters=4, depth=3, init_model=tmp_path / "model.keras")
     with pytest.raises(ValueError, match="holds another network: upsampling_2_conv/kernel "
                                          "\\(3, 3, 8, 4\\) where this one has context_4_in"):

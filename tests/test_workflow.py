@@ -177,6 +177,9 @@ def test_fine_tuning_starts_only_where_its_first_model_saw_none_of_the_scored_pa
     train_and_evaluate(segment.Split(pairs[4:14], pairs[:2], pairs[14:]), tmp_path / "first",
                        config, verbose=0, progress=False)
     first = tmp_path / "first" / "model.keras"
+    with pytest.raises(ValueError, match="build it with the model settings it was trained with "
+                                         "\\(base_filters=2, depth=3 in its config.json\\)"):
+        segment.create_model((32, 32, 3), base_filters=4, depth=4, init_model=first)
     tuned = config.replace(init_model=first)
     with pytest.raises(segment.SegmentError, match=(
             "first/model.keras' trained or chose its best epoch on 2 of the 2 pairs this run is "
