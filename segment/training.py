@@ -46,6 +46,7 @@ from .losses import get_loss
 from .metrics import DiceCoefficient
 from .model import any_input_size, encoder_settings, pretrained_encoder
 from .run_folder import RunFolder
+from .saving import start_from
 
 __all__ = ["compile_model", "set_seed", "train_model"]
 
@@ -122,6 +123,8 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
             `precision` is not applied here: build the model with it
             (`create_model(dtype_policy=...)`). With `first_epochs`, those epochs train on
             `first_train_ds` (the model takes its other size meanwhile: `any_input_size`).
+            With `init_model`, a run that does not resume starts from that trained model's
+            weights (`saving.start_from`: the same network, checked weight by weight).
         run_dir: Folder (or `RunFolder`, opened or not) for the model, logs and backup.
         first_train_ds: Training data set of the first `config.first_epochs` epochs, e.g.
             from `create_generator` at `config.first_size`; needed exactly when those are set.
@@ -142,9 +145,10 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
         RunFolderError: `run_dir`, not yet opened, holds another run's results (clear it with
             `RunFolder(run_dir).clear()`, or open it with `RunFolder.open(..., overwrite=True)`).
         ValueError: the model was not built under `strategy`, or is an inference-only
-            SavedModel; `first_train_ds` without `first_epochs` or the other way round; or
+            SavedModel; `first_train_ds` without `first_epochs` or the other way round;
             encoder settings it would not apply (a model compiled without
-            `EncoderScaledAdam`, frozen epochs while the encoder's batch norms train).
+            `EncoderScaledAdam`, frozen epochs while the encoder's batch norms train); or an
+            `init_model` of another network. ModelLoadError: `init_model` does not load.
 
     Example:
         >>> train_ds = segment.create_generator(split.train, image_size=(32, 32), batch_size=4)
@@ -187,6 +191,8 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
                 compile_model(model, learning_rate=config.learning_rate, loss=config.loss,
                               scale_encoder=config.scales_encoder)
             check_encoder_settings(model, config)
+            if config.init_model and not resuming:
+                start_from(model, config.init_model)
         history = _fit(model, phases, val_ds, config, write_to, resuming, callbacks, verbose)
         if write_to.model.exists():
             model.load_weights(write_to.model)

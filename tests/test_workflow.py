@@ -178,8 +178,11 @@ def test_fine_tuning_starts_only_where_its_first_model_saw_none_of_the_scored_pa
                        config, verbose=0, progress=False)
     first = tmp_path / "first" / "model.keras"
     with pytest.raises(ValueError, match="build it with the model settings it was trained with "
-                                         "\\(base_filters=2, depth=3 in its config.json\\)"):
-        segment.create_model((32, 32, 3), base_filters=4, depth=4, init_model=first)
+                                         "\\(encoder='improved_unet', encoder_batchnorm='frozen', "
+                                         "base_filters=2, depth=3, num_classes=1, "
+                                         "deep_supervision=True\\)"):
+        segment.saving.start_from(segment.create_model((32, 32, 3), base_filters=4, depth=3),
+                                  first)
     tuned = config.replace(init_model=first)
     with pytest.raises(segment.SegmentError, match=(
             "first/model.keras' trained or chose its best epoch on 2 of the 2 pairs this run is "
@@ -191,7 +194,7 @@ def test_fine_tuning_starts_only_where_its_first_model_saw_none_of_the_scored_pa
     train_and_evaluate(segment.Split(pairs[4:12], pairs[12:14], pairs[14:]), tmp_path / "second",
                        tuned, verbose=0, progress=False)
     recorded = json.loads((tmp_path / "second" / "config.json").read_text())
-    assert recorded["model"]["init_model"] == str(first)
+    assert recorded["train"]["init_model"] == str(first)
     assert recorded["init_model_sha256"] == file_sha256(first)
     # What the first model validated on, the second saw through it: a later score notes it.
     second = tmp_path / "second" / "model.keras"
