@@ -26,9 +26,9 @@ from .runtime import resolve_precision
 
 __all__ = ["load_model", "save_model", "start_from"]
 
-# The ModelConfig fields that decide which weights a network holds (what `start_from` needs).
-_WEIGHT_SETTINGS = ("encoder", "encoder_batchnorm", "base_filters", "depth", "num_classes",
-                    "deep_supervision")
+# The ModelConfig fields that decide a network's layers and weights (what `start_from` needs).
+_NETWORK_SETTINGS = ("encoder", "encoder_batchnorm", "base_filters", "depth", "num_classes",
+                     "deep_supervision", "colour_constancy", "standardize_input")
 
 logger = logging.getLogger(__name__)
 
@@ -114,13 +114,14 @@ def load_model(path, *, compile=False):
 
 def start_from(model, path):
     """Set every weight of `model` to those of the trained `.keras` file `path` (fine-tuning),
-    after checking that the two hold the same weights (name and shape, in order): the same
-    network, at any input size and precision.
+    after checking that the two have the same layers (by name, nested ones too) and weights
+    (name and shape), in order: the same network, at any input size and precision.
 
     Raises:
         ModelLoadError: `path` is not a `.keras` file, or does not load.
-        ValueError: the networks differ; the message names the first weight that does and the
-            settings that shape the weights as `config.json` beside `path` records them.
+        ValueError: the networks differ; the message names the first layer or weight that
+            does and the settings that shape the network as `config.json` beside `path`
+            records them.
 
     Example:
         >>> start_from(model, finished_run / "model.keras")  # the same network, trained
@@ -132,12 +133,14 @@ def start_from(model, path):
         raise ModelLoadError(f"init_model '{path}' is not a .keras file: fine-tuning starts from "
                              f"a model this library trained and saved")
     trained = load_model(path)
-    ours, theirs = ([f"{weight.path} {tuple(weight.shape)}" for weight in each.weights]
+    ours, theirs = ([*(f"layer {layer.name}" for nested in nested_models(each)
+                       for layer in nested.layers),
+                     *(f"{weight.path} {tuple(weight.shape)}" for weight in each.weights)]
                     for each in (model, trained))
     for mine, its in itertools.zip_longest(ours, theirs, fillvalue="nothing"):
         if mine != its:
             recorded = RunFolder(Path(path).parent).recorded_settings().get("model") or {}
-            settings = ", ".join(f"{name}={recorded[name]!r}" for name in _WEIGHT_SETTINGS
+            settings = ", ".join(f"{name}={recorded[name]!r}" for name in _NETWORK_SETTINGS
                                  if name in recorded)
             raise ValueError(f"init_model '{path}' holds another network: {its} where this one "
                              f"has {mine}; build it with the model settings it was trained with"
