@@ -124,9 +124,8 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     pairs, source = _pairs_and_source(data if given is None else given, masks_dir)
     if given is not None and config.data.train_fraction != 1:
         raise ValueError("train_fraction draws from the 6:2:2 split; a given split is used whole")
-    if config.train.init_model:  # before anything is written; `_split` draws the same below
-        drawn = given or train_val_test_split(pairs, config.data)
-        check_init_unseen(drawn.test or drawn.val, config.train.init_model)
+    drawn = given or train_val_test_split(pairs, config.data)  # what a new run trains on
+    check_init_unseen(drawn.test or drawn.val, config.train.init_model)  # before any writing
     run = RunFolder(run_dir)
     run.open({**run_settings(config, pairs, given), "source": source,
               **starting_record(config, run)}, strategy=strategy, overwrite=overwrite)
@@ -134,7 +133,7 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
         report = inspect(pairs, progress=progress)
         logger.info("image sizes:\n%s", report)
         save_figure_atomic(report.figure, run.image_sizes)
-    split = _split(pairs, run, config.data, chief, given)
+    split = _split(pairs, run, drawn, chief, config.data if given is None else None)
     logger.info("split: %d train, %d validation, %d test", *map(len, split))
     check_replica_batches(strategy, config.data.batch_size, split)
 
@@ -318,15 +317,15 @@ def _pairs_and_source(data, masks_dir):
     return pairs, {"images": "(a list of pairs)", "masks": None}
 
 
-def _split(pairs, run, data_config, chief, given):
-    """The split: the resumed run's manifest, else `given`, else one drawn (the chief saves it)."""
+def _split(pairs, run, drawn, chief, drawn_with):
+    """The split: the resumed run's manifest, else `drawn` (given, or drawn with the DataConfig
+    `drawn_with`, which its manifest records; the chief saves it)."""
     if run.resuming and run.split.exists():
         logger.info("resuming: reusing the split in '%s'", run.split)
         return load_split(run.split, pairs)
-    split = train_val_test_split(pairs, data_config) if given is None else given
     if chief:
-        save_split(split, run.split, data_config if given is None else None)
-    return split
+        save_split(drawn, run.split, drawn_with)
+    return drawn
 
 
 def _model_paths(model_path, out_dir):
