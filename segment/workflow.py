@@ -7,10 +7,10 @@
     written, skipped = load_and_predict("runs/x/model.keras", "new_images/")
     theirs = evaluate_masks("nnunet_output/", "ISIC2018", out_dir="runs/nnunet")  # no model
 
-`train_and_evaluate`: pairs -> starting weights' file checked (and an `init_model`'s view of
-the test part) -> run folder checked (resume, overwrite) -> optional size report -> split
-(reused when resuming) -> model -> pipelines -> `train_model` -> `results` on the test part ->
-report and `skipped_files.txt` in the run folder.
+`train_and_evaluate`: pairs -> split drawn (or given) -> an `init_model`'s view of its test
+part and the starting weights' files checked -> run folder checked (resume, overwrite) ->
+optional size report -> split saved (the manifest reused when resuming) -> model -> pipelines
+-> `train_model` -> `results` on the test part -> report and `skipped_files.txt`.
 """
 
 import logging
