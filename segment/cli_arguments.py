@@ -7,16 +7,31 @@
 """
 
 import argparse
+from pathlib import Path
 
 from .comparison import COMPARISON_FILE
-from .config import AUGMENTATIONS, CACHE_MODES, DataConfig, EvalConfig, ModelConfig, TrainConfig
-from .run_folder import OUTPUTS
+from .config import (
+    AUGMENTATIONS,
+    CACHE_MODES,
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
+from .errors import SegmentError
+from .run_folder import OUTPUTS, RunFolder
 from .runtime import BACKENDS
 
 __all__ = ["DefaultsHelpFormatter", "OneLineParser", "add_common_arguments",
            "add_comparison_argument", "add_data_arguments", "add_evaluation_arguments",
            "add_schedule_arguments", "check_evaluate_arguments", "check_train_arguments",
-           "evaluation_settings", "float_in", "image_size", "int_from", "positive_int"]
+           "evaluation_settings", "fill_network_arguments", "float_in", "image_size", "int_from",
+           "positive_int"]
+
+# The train driver's flags that shape the network (argparse's attribute: ModelConfig field).
+NETWORK_ARGUMENTS = ("encoder", "encoder_batchnorm", "base_filters", "depth", "standardize_input",
+                     "colour_constancy")
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -89,6 +104,37 @@ def float_in(low, high, *, low_included=False, high_included=False):
             raise argparse.ArgumentTypeError(f"expected a number in {interval}, got '{text}'")
         return value
     return parse
+
+
+def fill_network_arguments(parser, args):
+    """Give each network flag left out (None) the value the `config.json` beside --init-model
+    records, so that a fine-tuning run builds the network it starts from, else the ModelConfig
+    default; --depth only with the paper's encoder, --encoder-batchnorm only with a pretrained
+    one (the other is unused). A recorded value is only a guess: `saving.start_from` still
+    checks the network weight by weight. An unreadable record is a usage error naming it.
+
+    Example:
+        >>> args = argparse.Namespace(init_model=None, **dict.fromkeys(NETWORK_ARGUMENTS))
+        >>> fill_network_arguments(None, args)
+        >>> args.encoder, args.base_filters, args.depth, args.encoder_batchnorm
+        ('improved_unet', 16, 5, None)
+    """
+    recorded = {}
+    if args.init_model:
+        folder = RunFolder(Path(args.init_model).parent)
+        try:
+            section = folder.recorded_settings(strict=True).get("model") or {}
+            model = RunConfig.from_dict({"model": section}).model
+        except (SegmentError, ValueError, TypeError) as error:
+            parser.error(f"--init-model: the model settings of '{folder.config}' cannot be "
+                         f"used ({error}); give the model flags it was trained with")
+        # The batch norms' setting goes with the encoder (from_dict gives an old record's).
+        recorded = {name: getattr(model, name) for name in NETWORK_ARGUMENTS
+                    if name in section or (name == "encoder_batchnorm" and "encoder" in section)}
+    for name in NETWORK_ARGUMENTS:  # the encoder first: it decides which one is unused
+        unused = name == ("encoder_batchnorm" if args.encoder == "improved_unet" else "depth")
+        if getattr(args, name) is None and not unused:
+            setattr(args, name, recorded.get(name, getattr(ModelConfig, name)))
 
 
 def check_train_arguments(parser, args):

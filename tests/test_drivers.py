@@ -1,5 +1,6 @@
 """Both drivers end to end in a subprocess, on tiny settings, and their one-line errors."""
 
+import argparse
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from segment import (
     train_val_test_split,
 )
 from segment.cli import evaluate_main, train_main
+from segment.cli_arguments import NETWORK_ARGUMENTS, fill_network_arguments
 
 import keras
 import numpy as np
@@ -113,6 +115,32 @@ def test_train_driver_fine_tunes_only_where_the_first_model_saw_no_test_pair(tra
                                  "--run-dir", root, "--overwrite", *TINY], capfd)
     assert done.returncode == 2 and "is in the run folder this run may clear" in done.stderr
     assert snapshot(root / "run") == before
+    # On the first model's own split, and with no model flag: its network is the one recorded.
+    done = run_main(train_main, ["--images", root / "synthetic", "--init-model", first,
+                                 "--split-manifest", root / "run" / "split.json", "--size", 32,
+                                 "--epochs", 1, "--batch-size", 4, "--run-dir", tmp_path / "tuned",
+                                 "-q"], capfd)
+    assert done.returncode == 0, done.stderr
+    tuned = RunConfig.from_dict(json.loads((tmp_path / "tuned" / "config.json").read_text()))
+    assert (tuned.model, tuned.train.init_model) == (ModelConfig(base_filters=4, depth=3),
+                                                     str(first))
+
+
+def test_network_flags_left_out_take_the_init_models_record(tmp_path, capfd):
+    record = tmp_path / "config.json"
+    record.write_text(json.dumps({"model": {"encoder": "efficientnet_lite0",  # before the
+                                            "base_filters": 8}}))  # batch norms' setting
+    given = ["--init-model", tmp_path / "model.keras", "--base-filters", 12, "--colour-constancy"]
+    args = argparse.Namespace(**{**dict.fromkeys(NETWORK_ARGUMENTS), "init_model": given[1],
+                                 "base_filters": 12, "colour_constancy": True})  # as parsed
+    fill_network_arguments(None, args)
+    assert [getattr(args, name) for name in NETWORK_ARGUMENTS] == [
+        "efficientnet_lite0", "train", 12, None, False, True]  # given flags win; depth unused
+    record.write_text('{"model": {"encoder": "resnet50"}}')
+    done = run_main(train_main, [*given, "--run-dir", tmp_path / "run"], capfd)
+    assert done.returncode == 2 and done.stderr.startswith(
+        f"error: --init-model: the model settings of '{record}' cannot be used (Unknown encoder.")
+    assert not (tmp_path / "run").exists()
 
 
 def snapshot(folder):
@@ -499,8 +527,8 @@ def help_entries(text):
                   "--batch-size": f"(default: {DataConfig.batch_size})",
                   "--learning-rate": f"(default: {TrainConfig.learning_rate})",
                   "--lr-decay": f"(default: {TrainConfig.lr_decay})",
-                  "--base-filters": f"(default: {ModelConfig.base_filters})",
-                  "--depth": f"[{ModelConfig.depth}]", "--encoder": "(default: improved_unet)",
+                  "--base-filters": f"[{ModelConfig.base_filters}]",
+                  "--depth": f"[{ModelConfig.depth}]", "--encoder": "[improved_unet]",
                   "--encoder-batchnorm": f"[{ModelConfig.encoder_batchnorm}]",
                   "--encoder-lr-scale": f"(default: {TrainConfig.encoder_lr_scale})",
                   "--encoder-frozen-epochs": "(default: 0)",
