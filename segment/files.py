@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash or a full disk never leaves a half-written file in place.
+"""Atomic file writes: a crash or a full disk never leaves a half-written file in place; and a
+file's SHA-256, by which a run records the files it used.
 
 Everything the library writes (models, masks, manifests, reports) goes through `atomic_path`:
 the content is written to a temporary name in the same folder, then renamed over the target,
@@ -6,14 +7,15 @@ which on POSIX and Windows replaces it in one step.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "json_text", "printable", "replace_path", "save_figure_atomic",
-           "write_json_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "file_sha256", "json_text", "printable", "replace_path",
+           "save_figure_atomic", "write_json_atomic", "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -107,3 +109,16 @@ def _nan_to_none(value):
     if isinstance(value, (list, tuple)):
         return [_nan_to_none(item) for item in value]
     return value
+
+
+def file_sha256(path):
+    """Hex SHA-256 of a model file (of a SavedModel folder: of its files' names and bytes)."""
+    path, digest = Path(path), hashlib.sha256()
+    files = sorted(item for item in path.rglob("*") if item.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

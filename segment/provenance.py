@@ -16,20 +16,20 @@ The records go into the evaluation's settings (`summary.json`, the report), so t
 can be traced to the exact files that made it.
 """
 
-import hashlib
 import logging
 from pathlib import Path
 
 from .colour_constancy import corrects_colour
 from .efficientnet import efficientnet_lite_weights
-from .errors import ModelLoadError, SegmentError
+from .errors import SegmentError
+from .files import file_sha256
 from .model import encoder_settings
 from .run_folder import OUTPUTS, RunFolder
+from .saving import init_model_record
 from .split import load_split
 from .torch_weights import read_torch_weights
 
-__all__ = ["check_init_unseen", "check_unseen", "file_sha256", "member_record", "seen_note",
-           "starting_record"]
+__all__ = ["check_init_unseen", "check_unseen", "member_record", "seen_note", "starting_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -131,14 +131,10 @@ def starting_record(config, run):
         read_torch_weights(config.model.encoder_weights
                            or efficientnet_lite_weights(config.model.encoder))
     init_model = config.train.init_model
-    if init_model is None:
-        return {}
-    if run.path.resolve() in Path(init_model).resolve().parents:
+    if init_model is not None and run.path.resolve() in Path(init_model).resolve().parents:
         raise SegmentError(f"init_model '{init_model}' is in the run folder this run may clear: "
                            f"copy it elsewhere or choose another run folder")
-    if not Path(init_model).is_file():
-        raise ModelLoadError(f"init_model '{init_model}' does not exist or is not a file")
-    return {"init_model_sha256": file_sha256(init_model)}
+    return init_model_record(init_model)
 
 
 def _seen(ids, model_path, followed=()):
@@ -173,16 +169,3 @@ def member_record(path, model):
             "encoder": encoder_settings(model)["encoder"],
             "colour_constancy": corrects_colour(model),
             "split": str(manifest) if manifest.exists() else None}
-
-
-def file_sha256(path):
-    """Hex SHA-256 of a model file (of a SavedModel folder: of its files' names and bytes)."""
-    path, digest = Path(path), hashlib.sha256()
-    files = sorted(item for item in path.rglob("*") if item.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode())
-        with open(file, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()

@@ -18,13 +18,13 @@ from pathlib import Path, PurePosixPath
 import keras
 
 from .errors import ModelLoadError
-from .files import atomic_path
+from .files import atomic_path, file_sha256
 from .layers import InstanceNormalization
 from .model import nested_models
 from .run_folder import RunFolder
 from .runtime import resolve_precision
 
-__all__ = ["load_model", "save_model", "start_from"]
+__all__ = ["init_model_record", "load_model", "save_model", "start_from"]
 
 # The ModelConfig fields that decide a network's layers and weights (what `start_from` needs).
 _NETWORK_SETTINGS = ("encoder", "encoder_batchnorm", "base_filters", "depth", "num_classes",
@@ -147,6 +147,20 @@ def start_from(model, path):
                              f" ({settings or 'unknown: no config.json beside it'})")
     model.set_weights(trained.get_weights())
     logger.info("starting from the weights of '%s'", path)
+
+
+def init_model_record(path):
+    """What a run's `config.json` records of the trained model it starts from (`path`; None:
+    none): {"init_model_sha256": hex digest}, so that a later check can tell the same file.
+
+    Raises:
+        ModelLoadError: `path` is not a file.
+    """
+    if path is None:
+        return {}
+    if not Path(path).is_file():
+        raise ModelLoadError(f"init_model '{path}' does not exist or is not a file")
+    return {"init_model_sha256": file_sha256(path)}
 
 
 def _in_float32_where_bf16_is_slow(model, path):

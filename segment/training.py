@@ -46,7 +46,7 @@ from .losses import get_loss
 from .metrics import DiceCoefficient
 from .model import any_input_size, encoder_settings, pretrained_encoder
 from .run_folder import RunFolder
-from .saving import start_from
+from .saving import init_model_record, start_from
 
 __all__ = ["compile_model", "set_seed", "train_model"]
 
@@ -105,7 +105,8 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
     completed epoch and runs to `config.epochs` in total. When training ends the model holds
     the best epoch's weights. The run folder (`RunFolder`) decides what an earlier run left
     there may be kept: given a folder no run has opened yet, `train_model` opens it with its
-    `TrainConfig` and the model's encoder as the settings (`RunFolder.open`), so a folder
+    `TrainConfig`, the model's encoder and the SHA-256 of an `init_model` as the settings
+    (`RunFolder.open`; a resumed run must start from the same file), so a folder
     holding another run's model is refused; clear it first (`RunFolder(path).clear()`) or
     choose another. The whole workflow (`train_and_evaluate`) opens it with every setting
     and the pairs instead.
@@ -175,8 +176,8 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
     chief = is_chief(strategy)
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
     if run.resuming is None:  # not yet opened (by train_and_evaluate)
-        run.open({"model": encoder_settings(model), "train": dataclasses.asdict(config)},
-                 strategy=strategy)
+        run.open({"model": encoder_settings(model), "train": dataclasses.asdict(config),
+                  **init_model_record(config.init_model)}, strategy=strategy)
     resuming = run.resuming
     # Every worker makes the same saves (they may need all replicas); only the chief's land in
     # run_dir. Other workers start from a copy of the chief's backup, so all resume alike.

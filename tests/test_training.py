@@ -1,5 +1,6 @@
 """Training, seeding, resuming, precision, and saving/loading (.keras, legacy tfa .h5)."""
 
+import hashlib
 import json
 import logging
 import re
@@ -20,6 +21,7 @@ from segment import (
     train_model,
 )
 from segment.distribute import OneDevice
+from segment.provenance import seen_note
 from segment.runtime import resolve_precision
 
 import h5py
@@ -234,7 +236,8 @@ def test_a_trained_model_of_another_network_or_format_is_refused_by_name(tiny_mo
         segment.saving.start_from(tiny_model, tmp_path / "legacy.h5")
 
 
-def test_training_starts_from_the_init_models_weights(small_data, tiny_model, tmp_path):
+def test_training_starts_from_the_init_models_weights(small_data, tiny_model, synthetic_pairs,
+                                                      tmp_path):
     trained = keras.models.clone_model(tiny_model)
     trained.set_weights([weight + 0.5 for weight in tiny_model.get_weights()])
     save_model(trained, tmp_path / "first.keras")
@@ -244,6 +247,16 @@ def test_training_starts_from_the_init_models_weights(small_data, tiny_model, tm
         tmp_path / "run", verbose=0)  # a step too small to move the weights off the start
     for ours, theirs in zip(model.get_weights(), trained.get_weights(), strict=True):
         np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    # config.json names the file by its hash, as the driver's run does: later checks can
+    # follow a fine-tuned model back to it, and a resumed run must start from the same file.
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded["init_model_sha256"] == hashlib.sha256(
+        (tmp_path / "first.keras").read_bytes()).hexdigest()
+    first_parts, parts = synthetic_pairs[:3], synthetic_pairs[3:6]  # each split saved beside
+    segment.save_split(segment.Split(first_parts[:2], first_parts[2:], []), tmp_path / "split.json")
+    segment.save_split(segment.Split(parts[:2], parts[2:], []), tmp_path / "run" / "split.json")
+    assert (f"2 of them in the train and validation parts of {tmp_path / 'split.json'}" in
+            seen_note([first_parts[0], first_parts[2]], tmp_path / "run" / "model.keras"))
 
 
 def test_failed_save_leaves_the_old_file_intact(tiny_model, tmp_path, monkeypatch):

@@ -16,7 +16,8 @@ from segment import (
     load_and_evaluate,
     train_and_evaluate,
 )
-from segment.provenance import check_unseen, file_sha256, seen_note
+from segment.files import file_sha256
+from segment.provenance import check_unseen, seen_note
 
 import pytest
 
