@@ -144,7 +144,9 @@ def start_from(model, path):
                                  if name in recorded)
             raise ValueError(f"init_model '{path}' holds another network: {its} where this one "
                              f"has {mine}; build it with the model settings it was trained with"
-                             f" ({settings or 'unknown: no config.json beside it'})")
+                             f" ({settings or 'unknown: no config.json beside it'})"
+                             + ("; the train driver does when its model flags are left out"
+                                if settings else ""))
     model.set_weights(trained.get_weights())
     logger.info("starting from the weights of '%s'", path)
 

@@ -221,7 +221,8 @@ def test_a_trained_model_of_another_network_or_format_is_refused_by_name(tiny_mo
     with pytest.raises(ValueError, match="model.keras' holds another network: context_1_in/kernel "
                                          "\\(3, 3, 3, 4\\) where this one has context_1_in/kernel "
                                          "\\(3, 3, 3, 2\\); build it with the model settings it "
-                                         "was trained with \\(unknown: no config.json"):
+                                         "was trained with \\(unknown: no config.json "
+                                         "beside it\\)$"):
         segment.saving.start_from(create_model((32, 32, 3), base_filters=2, depth=3),
                                   tmp_path / "model.keras")
     with pytest.raises(ValueError, match="holds another network: layer upsampling_2_conv where "

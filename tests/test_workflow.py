@@ -182,7 +182,8 @@ def test_fine_tuning_starts_only_where_its_first_model_saw_none_of_the_scored_pa
                                          "\\(encoder='improved_unet', encoder_batchnorm='frozen', "
                                          "base_filters=2, depth=3, num_classes=1, "
                                          "deep_supervision=True, colour_constancy=False, "
-                                         "standardize_input=False\\)"):
+                                         "standardize_input=False\\); the train driver "
+                                         "does when its model flags are left out$"):
         segment.saving.start_from(segment.create_model((32, 32, 3), base_filters=4, depth=3),
                                   first)
     tuned = config.replace(init_model=first)
