@@ -23,7 +23,7 @@ from .errors import SegmentError
 from .run_folder import OUTPUTS, RunFolder
 from .runtime import BACKENDS
 
-__all__ = ["DefaultsHelpFormatter", "OneLineParser", "add_common_arguments",
+__all__ = ["NETWORK_ARGUMENTS", "DefaultsHelpFormatter", "OneLineParser", "add_common_arguments",
            "add_comparison_argument", "add_data_arguments", "add_evaluation_arguments",
            "add_schedule_arguments", "check_evaluate_arguments", "check_train_arguments",
            "evaluation_settings", "fill_network_arguments", "float_in", "image_size", "int_from",
