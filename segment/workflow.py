@@ -8,9 +8,10 @@
     theirs = evaluate_masks("nnunet_output/", "ISIC2018", out_dir="runs/nnunet")  # no model
 
 `train_and_evaluate`: pairs -> split drawn (or given) -> an `init_model`'s view of its test
-part and the starting weights' files checked -> run folder checked (resume, overwrite) ->
-optional size report -> split saved (the manifest reused when resuming) -> model -> pipelines
--> `train_model` -> `results` on the test part -> report and `skipped_files.txt`.
+part and the starting weights' files checked -> model (an `init_model`'s weights copied in,
+its network checked) -> run folder checked (resume, overwrite) -> optional size report ->
+split saved (the manifest reused when resuming) -> pipelines -> `train_model` -> `results` on
+the test part -> report and `skipped_files.txt`.
 """
 
 import logging
@@ -32,7 +33,7 @@ from .provenance import check_init_unseen, check_unseen, member_record, seen_not
 from .report import results
 from .run_folder import RunFolder, run_settings
 from .runtime import resolve_precision
-from .saving import load_model
+from .saving import load_model, start_from
 from .split import Split, load_split, save_split, train_val_test_split
 from .stored_masks import StoredMasks
 from .training import set_seed, train_model
@@ -127,8 +128,20 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     drawn = given or train_val_test_split(pairs, config.data)  # what a new run trains on
     check_init_unseen(drawn.test or drawn.val, config.train.init_model)  # before any writing
     run = RunFolder(run_dir)
-    run.open({**run_settings(config, pairs, given), "source": source,
-              **starting_record(config, run)}, strategy=strategy, overwrite=overwrite)
+    started_from = starting_record(config, run)  # its files checked
+
+    set_seed(config.data.seed)
+    precision = resolve_precision(config.train.precision)
+    with strategy.scope():
+        model = create_model((*config.data.image_size, 3), config.model,
+                             dtype_policy=None if precision == "float32" else precision)
+        if config.train.init_model:  # here, so that another network is refused before any
+            start_from(model, config.train.init_model)  # writing; not again in train_model
+    model.summary(print_fn=logger.debug)
+    logger.info("model: %s, encoder %s, %d parameters, %s", model.name, config.model.encoder,
+                model.count_params(), precision)
+    run.open({**run_settings(config, pairs, given), "source": source, **started_from},
+             strategy=strategy, overwrite=overwrite)
     if inspect_sizes and chief:
         report = inspect(pairs, progress=progress)
         logger.info("image sizes:\n%s", report)
@@ -136,15 +149,6 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     split = _split(pairs, run, drawn, chief, config.data if given is None else None)
     logger.info("split: %d train, %d validation, %d test", *map(len, split))
     check_replica_batches(strategy, config.data.batch_size, split)
-
-    set_seed(config.data.seed)
-    precision = resolve_precision(config.train.precision)
-    with strategy.scope():
-        model = create_model((*config.data.image_size, 3), config.model,
-                             dtype_policy=None if precision == "float32" else precision)
-    model.summary(print_fn=logger.debug)
-    logger.info("model: %s, encoder %s, %d parameters, %s", model.name, config.model.encoder,
-                model.count_params(), precision)
     train_cache, val_cache = (run.cache_dir(part, config.data.cache) for part in ("train", "val"))
     train_ds = create_generator(split.train, config.data, shuffle=True, cache_dir=train_cache)
     first_train_ds = create_generator(  # the disk cache's file names hold the size
@@ -153,7 +157,7 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     val_ds = create_generator(split.val, config.data, **PAIRS_AS_THEY_ARE,
                               cache_dir=val_cache) if split.val else None
     history = train_model(model, train_ds, val_ds, config.train, run, strategy=strategy,
-                          first_train_ds=first_train_ds, verbose=verbose)
+                          first_train_ds=first_train_ds, verbose=verbose, init_model=None)
     if history.stopped_on_nan:
         raise SegmentError("training stopped because the loss became NaN; lower "
                            "--learning-rate (the best epoch before it is kept)")

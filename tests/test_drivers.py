@@ -124,6 +124,15 @@ def test_train_driver_fine_tunes_only_where_the_first_model_saw_no_test_pair(tra
     tuned = RunConfig.from_dict(json.loads((tmp_path / "tuned" / "config.json").read_text()))
     assert (tuned.model, tuned.train.init_model) == (ModelConfig(base_filters=4, depth=3),
                                                      str(first))
+    # Another network, even with --overwrite, is refused before the finished run is touched.
+    before = snapshot(tmp_path / "tuned")
+    done = run_main(train_main, ["--images", root / "synthetic", "--init-model", first,
+                                 "--split-manifest", root / "run" / "split.json", "--size", 32,
+                                 "--base-filters", 8, "--run-dir", tmp_path / "tuned",
+                                 "--overwrite", "-q"], capfd)
+    assert done.returncode == 2 and "holds another network: context_1_in/kernel (3, 3, 3, 4) " \
+        "where this one has context_1_in/kernel (3, 3, 3, 8)" in done.stderr
+    assert snapshot(tmp_path / "tuned") == before
 
 
 def test_network_flags_left_out_take_the_init_models_record(tmp_path, capfd):
