@@ -8,10 +8,9 @@
     theirs = evaluate_masks("nnunet_output/", "ISIC2018", out_dir="runs/nnunet")  # no model
 
 `train_and_evaluate`: pairs -> split drawn (or given) -> an `init_model`'s view of its test
-part and the starting weights' files checked -> model (an `init_model`'s weights copied in,
-its network checked) -> run folder checked (resume, overwrite) -> optional size report ->
-split saved (the manifest reused when resuming) -> pipelines -> `train_model` -> `results` on
-the test part -> report and `skipped_files.txt`.
+part and the starting weights' files checked -> model (with an `init_model`'s weights) -> run
+folder checked (resume, overwrite) -> optional size report -> split saved (the manifest reused
+when resuming) -> pipelines -> `train_model` -> `results` on the test part -> report.
 """
 
 import logging
@@ -91,7 +90,7 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
         inspect_sizes: Also write `image_sizes.png` (from file headers) and log the table.
         strategy: A tf.distribute strategy from `create_strategy`; None trains on one device.
         overwrite: Clear what an earlier run left in `run_dir`. Defaults to False.
-        verbose: Keras' progress output while training: 0, 1 or 2. Defaults to the progress
+        verbose: Keras' progress output while training: 0, 1 or 2. Defaults to a progress
             bar in a terminal, one line per epoch otherwise.
         progress: Progress bars for inspecting and evaluating. Defaults to True.
 
@@ -101,8 +100,9 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
 
     Raises:
         RunFolderError: `run_dir` holds another run and `overwrite` is False.
-        PairingError: no pairs in `data`. ValueError: settings out of range.
-        SegmentError: training stopped because the loss became NaN.
+        PairingError: no pairs in `data`. ValueError: settings out of range, or an
+            `init_model` of another network. SegmentError: an `init_model` saw the scored
+            part or lies in `run_dir` (these before anything is written); the loss became NaN.
 
     Example:
         >>> config = segment.RunConfig(
