@@ -124,8 +124,9 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
             `precision` is not applied here: build the model with it
             (`create_model(dtype_policy=...)`). With `first_epochs`, those epochs train on
             `first_train_ds` (the model takes its other size meanwhile: `any_input_size`).
-            With `init_model`, a run that does not resume starts from that trained model's
-            weights (`saving.start_from`: the same network, checked weight by weight).
+            With `init_model`, training starts from that trained model's weights
+            (`saving.start_from`: the same network, checked weight by weight before the run
+            folder is touched; a resumed run restores its backup over them).
         run_dir: Folder (or `RunFolder`, opened or not) for the model, logs and backup.
         first_train_ds: Training data set of the first `config.first_epochs` epochs, e.g.
             from `create_generator` at `config.first_size`; needed exactly when those are set.
@@ -175,6 +176,9 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
     strategy = _check_strategy(model, strategy)
     chief = is_chief(strategy)
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
+    if config.init_model:  # first: another network is refused before the folder is touched
+        with strategy.scope():
+            start_from(model, config.init_model)  # a resumed run restores its backup over it
     if run.resuming is None:  # not yet opened (by train_and_evaluate)
         run.open({"model": encoder_settings(model), "train": dataclasses.asdict(config),
                   **init_model_record(config.init_model)}, strategy=strategy)
@@ -192,8 +196,6 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
                 compile_model(model, learning_rate=config.learning_rate, loss=config.loss,
                               scale_encoder=config.scales_encoder)
             check_encoder_settings(model, config)
-            if config.init_model and not resuming:
-                start_from(model, config.init_model)
         history = _fit(model, phases, val_ds, config, write_to, resuming, callbacks, verbose)
         if write_to.model.exists():
             model.load_weights(write_to.model)

@@ -253,6 +253,11 @@ def test_training_starts_from_the_init_models_weights(small_data, tiny_model, sy
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())
     assert recorded["init_model_sha256"] == hashlib.sha256(
         (tmp_path / "first.keras").read_bytes()).hexdigest()
+    with pytest.raises(ValueError, match="first.keras' holds another network"):
+        train_model(create_model((32, 32, 3), base_filters=2, depth=3), small_data, None,
+                    TrainConfig(epochs=1, init_model=tmp_path / "first.keras"),
+                    tmp_path / "other", verbose=0)
+    assert not (tmp_path / "other").exists()  # refused before the folder is touched
     first_parts, parts = synthetic_pairs[:3], synthetic_pairs[3:6]  # each split saved beside
     segment.save_split(segment.Split(first_parts[:2], first_parts[2:], []), tmp_path / "split.json")
     segment.save_split(segment.Split(parts[:2], parts[2:], []), tmp_path / "run" / "split.json")
