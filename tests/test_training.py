@@ -458,14 +458,19 @@ def test_backup_cut_short_by_a_kill_falls_back_to_the_previous_epoch(small_data,
     assert pd.read_csv(tmp_path / "log.csv")["epoch"].tolist() == [0, 1, 2, 3]
 
 
+def cut_short_first_backup(folder, record):
+    """What a kill during the first backup write leaves in `folder`: a half-written weights
+    file, beside the `config.json` of the killed run's settings `record` (the same as the
+    resumed run's, else the folder refuses to resume it)."""
+    (folder / "backup").mkdir(parents=True)
+    (folder / "backup" / "latest.weights.h5").write_bytes(b"\x89HDF\r\n half")
+    (folder / "backup" / "training_metadata.json").write_text('{"epoch": 1}')
+    (folder / "config.json").write_text(json.dumps(record))
+
+
 def test_unreadable_backup_restarts_from_the_first_epoch(small_data, tmp_path, caplog):
-    # What a kill during the first backup write leaves: a half-written weights file.
-    (tmp_path / "backup").mkdir(parents=True)
-    (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"\x89HDF\r\n half")
-    (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 1}')
+    cut_short_first_backup(tmp_path, {"train": asdict(TrainConfig(epochs=2))})
     (tmp_path / "log.csv").write_text("epoch,dice,loss\n0,0.5,0.5\n")
-    # The killed run had the same settings (else the folder refuses to resume it).
-    (tmp_path / "config.json").write_text(json.dumps({"train": asdict(TrainConfig(epochs=2))}))
     model = create_model((32, 32, 3), base_filters=4, depth=3)
     with caplog.at_level(logging.WARNING):
         history = train_model(model, small_data, None, 2, tmp_path, verbose=0)
@@ -473,6 +478,21 @@ def test_unreadable_backup_restarts_from_the_first_epoch(small_data, tmp_path, c
     assert len(history.history["loss"]) == 2
     assert [row.split(",")[0] for row in (tmp_path / "log.csv").read_text().splitlines()] == [
         "epoch", "0", "1"]
+
+
+def test_fine_tuning_whose_first_backup_was_cut_short_starts_again_from_the_init_model(
+        small_data, tiny_model, tmp_path):
+    trained = keras.models.clone_model(tiny_model)
+    trained.set_weights([weight + 0.5 for weight in tiny_model.get_weights()])
+    save_model(trained, tmp_path / "first.keras")
+    config = TrainConfig(epochs=1, steps_per_epoch=1, learning_rate=1e-9,
+                         init_model=tmp_path / "first.keras")
+    cut_short_first_backup(tmp_path / "run", {"train": asdict(config), "init_model_sha256":
+                                              segment.files.file_sha256(tmp_path / "first.keras")})
+    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    train_model(model, small_data, None, config, tmp_path / "run", verbose=0)
+    for ours, theirs in zip(model.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)  # not the random start
 
 
 class BatchesPerEpoch(keras.callbacks.Callback):
