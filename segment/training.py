@@ -176,7 +176,7 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
     strategy = _check_strategy(model, strategy)
     chief = is_chief(strategy)
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
-    if config.init_model:  # first: another network is refused before the folder is touched
+    if config.init_model:  # before the folder opens: another network leaves it untouched
         with strategy.scope():
             start_from(model, config.init_model)  # a resumed run restores its backup over it
     if run.resuming is None:  # not yet opened (by train_and_evaluate)
