@@ -21,7 +21,7 @@ from .data import Pair, as_pair, as_pairs, first_names
 from .errors import PairingError
 from .files import write_json_atomic
 
-__all__ = ["Split", "load_split", "save_split", "train_val_test_split"]
+__all__ = ["Split", "load_split", "save_split", "split_folders", "train_val_test_split"]
 
 
 class Split(NamedTuple):
@@ -36,6 +36,22 @@ class Split(NamedTuple):
     train: list
     val: list
     test: list
+
+
+def split_folders(split):
+    """Where each part's files lie: {"images": {"train": [folder, ...], "val": ..., "test":
+    ...}, "masks": {...}}, each list sorted; what a run's `config.json` records as the source
+    of a split it was given (`split.json` names every file).
+
+    Example:
+        >>> split_folders(Split([Pair("a/x.jpg", "b/x.png")], [], []))["masks"]["train"]
+        ['b']
+    """
+    folders = {}
+    for kind, field in [("images", "image_path"), ("masks", "mask_path")]:
+        folders[kind] = {part: sorted({str(Path(getattr(pair, field)).parent) for pair in pairs})
+                         for part, pairs in split._asdict().items()}
+    return folders
 
 
 def train_val_test_split(pairs, config=None, **overrides):

@@ -33,7 +33,7 @@ from .report import results
 from .run_folder import RunFolder, run_settings
 from .runtime import resolve_precision
 from .saving import load_model, start_from
-from .split import Split, load_split, save_split, train_val_test_split
+from .split import Split, load_split, save_split, split_folders, train_val_test_split
 from .stored_masks import StoredMasks
 from .training import set_seed, train_model
 
@@ -311,7 +311,7 @@ def _pairs_and_source(data, masks_dir):
         pairs = PairList(sorted([*data.train, *data.val, *data.test], key=lambda pair: pair.id))
         if not data.train or len({pair.id for pair in pairs}) < len(pairs):
             raise PairingError("a given split needs a training part and no id in two parts")
-        return pairs, {"images": "(a given split)", "masks": None}
+        return pairs, split_folders(data)
     if isinstance(data, (str, os.PathLike)):
         pairs = find_pairs(data, masks_dir)
         return pairs, {"images": str(data), "masks": None if masks_dir is None else str(masks_dir)}

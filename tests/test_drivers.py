@@ -286,6 +286,9 @@ def test_train_driver_takes_the_validation_and_test_parts_from_their_own_folders
     assert {part: [pair.id for pair in getattr(split, part)] for part in parts} == {
         part: [pair.id for pair in part_pairs] for part, part_pairs in parts.items()}
     assert split.test[0].image_path == tmp_path / "test_images" / parts["test"][0].image_path.name
+    source = json.loads((tmp_path / "run" / "config.json").read_text())["source"]
+    assert source == {kind: {part: [str(tmp_path / folders[part][column])] for part in folders}
+                      for column, kind in enumerate(["images", "masks"])}  # each part's folders
     assert_consistent_report(tmp_path / "run", 4)
     # A part's folder without its masks: the error says which flag gave it.
     done = run_main(train_main, ["--images", tmp_path / "train", "--val-data", tmp_path / "val",

@@ -156,8 +156,10 @@ def test_a_given_split_is_trained_and_scored_as_it_is_and_recorded(synthetic_pai
     manifest = json.loads((tmp_path / "run" / "split.json").read_text())
     assert "seed" not in manifest  # it was not drawn with one
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert recorded["source"]["images"] == "(a given split)" and len(
-        recorded["pairs"]["parts"]) == 3
+    folder = {kind: [str(getattr(pairs[0], f"{kind}_path").parent)] for kind in ("image", "mask")}
+    assert recorded["source"] == {kind + "s": dict.fromkeys(["train", "val", "test"], folder[kind])
+                                  for kind in ("image", "mask")}  # where its files lie
+    assert len(recorded["pairs"]["parts"]) == 3
     swapped = segment.Split(pairs[:10], pairs[10:14], pairs[14:])  # the same pairs, other parts
     with pytest.raises(segment.RunFolderError, match="pairs.parts"):
         train_and_evaluate(swapped, tmp_path / "run", config, verbose=0, progress=False)
