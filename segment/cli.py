@@ -102,14 +102,14 @@ def evaluate_main(argv=None):
 def _train(args):
     # First: splitting the CPU into logical devices must happen before TensorFlow starts.
     strategy = create_strategy(args.distribute, num_cpu_devices=args.cpu_devices)
+    network = {name: getattr(args, name) for name in NETWORK_ARGUMENTS  # but the unused one
+               if getattr(args, name) is not None}  # of --depth and --encoder-batchnorm
     config = RunConfig(
         data=DataConfig(image_size=args.size, batch_size=args.batch_size, seed=args.seed,
                         split_seed=args.split_seed, augment=args.augment, cache=args.cache,
                         train_fraction=args.train_fraction, lesion_crops=args.lesion_crops,
                         artifacts=args.artifacts),
-        model=ModelConfig(**{name: getattr(args, name) for name in NETWORK_ARGUMENTS
-                             if getattr(args, name) is not None},
-                          encoder_weights=args.encoder_weights),
+        model=ModelConfig(**network, encoder_weights=args.encoder_weights),
         train=TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate,
                           lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, loss=args.loss,
                           early_stopping_patience=args.early_stopping,
@@ -121,9 +121,8 @@ def _train(args):
                           init_model=args.init_model),
         evaluation=EvalConfig(**evaluation_settings(args)))
     if args.init_model:
-        logger.info("fine-tuning '%s' as the network %s", args.init_model, ", ".join(
-            f"{name}={getattr(args, name)!r}" for name in NETWORK_ARGUMENTS
-            if getattr(args, name) is not None))
+        logger.info("fine-tuning '%s' as the network %s", args.init_model,
+                    ", ".join(f"{name}={value!r}" for name, value in network.items()))
     data = args.images
     if args.val_data:  # with --test-data and --images (check_train_arguments)
         data = Split(find_pairs(data, args.masks), _given_part("--val-data", args.val_data),

@@ -20,14 +20,12 @@ import logging
 from pathlib import Path
 
 from .colour_constancy import corrects_colour
-from .efficientnet import efficientnet_lite_weights
 from .errors import SegmentError
 from .files import file_sha256
 from .model import encoder_settings
 from .run_folder import OUTPUTS, RunFolder
 from .saving import init_model_record
 from .split import load_split
-from .torch_weights import read_torch_weights
 
 __all__ = ["check_init_unseen", "check_unseen", "member_record", "seen_note", "starting_record"]
 
@@ -117,19 +115,15 @@ def check_init_unseen(pairs, init_model):
 
 
 def starting_record(config, run):
-    """What a run's `config.json` records of the weights its network starts from, once their
-    files are checked, before the run writes anything: a pretrained encoder's ImageNet file is
-    read and checked (`read_torch_weights`); {"init_model_sha256": ...} for a trained model to
-    fine-tune (`config.train.init_model`), which may not lie in the `RunFolder` `run` that the
-    run may clear; else {}.
+    """What a run's `config.json` records of the trained model its network starts from
+    (`config.train.init_model`), before the run writes anything: {"init_model_sha256": ...};
+    {} without one. (A pretrained encoder's ImageNet file is checked where the model is built,
+    `create_model`, which `train_and_evaluate` also does before writing.)
 
     Raises:
-        SegmentError: `init_model` is in `run`'s folder. ModelLoadError: a file is missing, or
-            the encoder's weights file is refused.
+        SegmentError: `init_model` is in the `RunFolder` `run`, which the run may clear.
+            ModelLoadError: `init_model` is missing.
     """
-    if config.model.encoder != "improved_unet":
-        read_torch_weights(config.model.encoder_weights
-                           or efficientnet_lite_weights(config.model.encoder))
     init_model = config.train.init_model
     if init_model is not None and run.path.resolve() in Path(init_model).resolve().parents:
         raise SegmentError(f"init_model '{init_model}' is in the run folder this run may clear: "

@@ -128,7 +128,7 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     drawn = given or train_val_test_split(pairs, config.data)  # what a new run trains on
     check_init_unseen(drawn.test or drawn.val, config.train.init_model)  # before any writing
     run = RunFolder(run_dir)
-    started_from = starting_record(config, run)  # its files checked
+    started_from = starting_record(config, run)  # an init model's SHA-256
 
     set_seed(config.data.seed)
     precision = resolve_precision(config.train.precision)
