@@ -237,11 +237,18 @@ def test_a_trained_model_of_another_network_or_format_is_refused_by_name(tiny_mo
         segment.saving.start_from(tiny_model, tmp_path / "legacy.h5")
 
 
+def saved_shifted_copy(model, path):
+    """A copy of `model` with every weight 0.5 above its own, saved to `path`: a trained model
+    whose weights no fresh network has."""
+    trained = keras.models.clone_model(model)
+    trained.set_weights([weight + 0.5 for weight in model.get_weights()])
+    save_model(trained, path)
+    return trained
+
+
 def test_training_starts_from_the_init_models_weights(small_data, tiny_model, synthetic_pairs,
                                                       tmp_path):
-    trained = keras.models.clone_model(tiny_model)
-    trained.set_weights([weight + 0.5 for weight in tiny_model.get_weights()])
-    save_model(trained, tmp_path / "first.keras")
+    trained = saved_shifted_copy(tiny_model, tmp_path / "first.keras")
     model = create_model((32, 32, 3), base_filters=4, depth=3)
     train_model(model, small_data, None, TrainConfig(
         epochs=1, steps_per_epoch=1, learning_rate=1e-9, init_model=tmp_path / "first.keras"),
@@ -482,9 +489,7 @@ def test_unreadable_backup_restarts_from_the_first_epoch(small_data, tmp_path, c
 
 def test_fine_tuning_whose_first_backup_was_cut_short_starts_again_from_the_init_model(
         small_data, tiny_model, tmp_path):
-    trained = keras.models.clone_model(tiny_model)
-    trained.set_weights([weight + 0.5 for weight in tiny_model.get_weights()])
-    save_model(trained, tmp_path / "first.keras")
+    trained = saved_shifted_copy(tiny_model, tmp_path / "first.keras")
     config = TrainConfig(epochs=1, steps_per_epoch=1, learning_rate=1e-9,
                          init_model=tmp_path / "first.keras")
     cut_short_first_backup(tmp_path / "run", {"train": asdict(config), "init_model_sha256":
