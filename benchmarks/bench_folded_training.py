@@ -76,7 +76,7 @@ def paired_step_speeds(config, quick, before, after, steps_of):
     "ratios": {"<kind>: <precision> <after> / <before's name>": ...}} of `config`'s network in
     float32 and bf16, built as before a change (`before`: (name, context factory)) and as the
     library builds it now (named `after`), in one window; `steps_of(model, images, masks)`
-    gives a model's (train step, predict step)."""
+    gives a model's (train step, predict step), each traced in the context it was built in."""
     size, batch = config.data.image_size[0], config.data.batch_size
     images, masks = random_batch(batch, size)
     before_name, building_before = before
@@ -88,10 +88,10 @@ def paired_step_speeds(config, quick, before, after, steps_of):
                 model = segment.compile_model(
                     segment.create_model((size, size, 3), config.model, dtype_policy=policy),
                     learning_rate=config.train.learning_rate, loss=config.train.loss)
-            for kind, step in zip(("train", "predict"), steps_of(model, images, masks),
-                                  strict=True):
-                step()  # traced once, here
-                steps[kind, f"{precision}, {variant}"] = step
+                for kind, step in zip(("train", "predict"), steps_of(model, images, masks),
+                                      strict=True):
+                    step()  # traced once, here
+                    steps[kind, f"{precision}, {variant}"] = step
     rates = best_rates(steps, batch, 1 if quick else ROUNDS, 1 if quick else STEPS, warmup=2)
     speeds = {kind: {name: rate for (measured, name), rate in rates.items() if measured == kind}
               for kind in ("train", "predict")}

@@ -32,7 +32,7 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "21": "fused_batch_norm", "22": "longer_training", "23": "depthwise_bf16",
              "24": "augmented_training", "25": "larger_input", "26": "folded_prediction",
              "27": "folded_training", "28": "artifacts", "29": "per_sample_norm",
-             "30": "upsampling_conv", "31": "colour_constancy"}
+             "30": "upsampling_conv", "31": "colour_constancy", "32": "depthwise_gradients"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
 # variant, and `bench_small_lesion_loss.py --seed N` (bench_first_size.py) one seed; the others'
 # results stay.
@@ -44,7 +44,8 @@ BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "qu
               "lesion_crops", "bf16_retrain", "epoch", "small_lesion_loss", "first_size",
               "fused_norm", "fused_batch_norm", "longer_training", "depthwise_bf16",
               "augmented_training", "larger_input", "folded_prediction", "folded_training",
-              "artifacts", "per_sample_norm", "upsampling_conv", "colour_constancy"]
+              "artifacts", "per_sample_norm", "upsampling_conv", "colour_constancy",
+              "depthwise_gradients"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -463,6 +464,19 @@ def upsampling_conv_rows(part):
     return [*rows, repeat_row(part, label, "library")]
 
 
+def depthwise_gradients_rows(part):
+    """Row 32: the README's bf16 command retrained with the stride-1 depthwise convolutions
+    trained in bf16 with forward-convolution gradients; its steps against those convolutions
+    in float32, bf16 against float32; and whether one epoch repeats bit for bit."""
+    speed = candidate_speed("bf16 library / float32 depthwise", "bf16 library / float32 library")
+    label = "32 depthwise gradients as forward convolutions"
+    rows = readme_retrain_rows(
+        part, label, "with the stride-1 depthwise convolutions trained in bf16 (gradients as "
+        "forward convolutions)", "bf16 train step with them faster than with those "
+        "convolutions in float32, prediction not slower; " + BF16_SPEED_TARGET, speed)
+    return [*rows, repeat_row(part, label, "library")]
+
+
 def torch_twin_rows(twin):
     """The Lite0 U-Net in the library against its PyTorch twin, and bf16 against float32."""
     target = ("the project's fastest mode >= 1.3x PyTorch's fastest on the same network, "
@@ -767,6 +781,7 @@ _PART_ROWS = [
     ("colour_constancy",
      lambda part: seeded_rows(part, "31 colour constancy (--colour-constancy)",
                               "colour_constancy")),
+    ("depthwise_gradients", depthwise_gradients_rows),
 ]
 
 

@@ -1,11 +1,14 @@
 """Custom Keras layers, registered so `.keras` files load by name: InstanceNormalization;
 FusedBatchNormalization, a batch norm whose inference runs as one kernel under mixed precision;
-Float32TrainingDepthwiseConv2D, a depthwise convolution that trains in float32 and predicts in
-bfloat16; and FrozenBatchNormConv2D and FrozenBatchNormDepthwiseConv2D, a convolution and the
-frozen batch norm after it computed as one convolution, in training too."""
+Float32TrainingDepthwiseConv2D, a depthwise convolution that trains without oneDNN's bfloat16
+backprop kernels and predicts in bfloat16; and FrozenBatchNormConv2D and
+FrozenBatchNormDepthwiseConv2D, a convolution and the frozen batch norm after it computed as one
+convolution, in training too."""
 
 import keras
 from keras import ops
+
+from . import bf16_depthwise
 
 __all__ = ["Float32TrainingDepthwiseConv2D", "FrozenBatchNormConv2D",
            "FrozenBatchNormDepthwiseConv2D", "FusedBatchNormalization", "InstanceNormalization",
@@ -183,19 +186,16 @@ class _Float32Weights:
 
 @keras.saving.register_keras_serializable(package="segment")
 class Float32TrainingDepthwiseConv2D(_Float32Weights, keras.layers.DepthwiseConv2D):
-    """`keras.layers.DepthwiseConv2D` that, under mixed precision, computes in float32 in
-    training and in its compute dtype (bfloat16) outside it (prediction, validation).
-
-    On a 2-core AMD EPYC with native bfloat16, oneDNN's bfloat16 depthwise *gradients* took 2.3
-    to 4.4 times as long as float32's (benchmarks/bench_step_trace.py), so in training the
-    layer casts its bfloat16 input up, convolves with its float32 kernel as stored and casts
-    the result back: the values a float32 layer between bfloat16 neighbours gives. Prediction
-    has no gradients, and there the layer convolves in bfloat16 like its neighbours, without
-    the maps' casts to float32 and back: that made the bf16 prediction of the
-    EfficientNet-Lite0 U-Net at 224x224 3-5 % faster on that CPU (benchmarks/RESULTS.md, row
-    23), with the same test dice. Under a float32 policy both are Keras' layer's float32
-    result. The pretrained encoders use it under "mixed_bfloat16" on a CPU
-    (`segment.model.float32_depthwise_training`).
+    """`keras.layers.DepthwiseConv2D` that, under mixed precision, trains without oneDNN's
+    bfloat16 depthwise backprop kernels, which took 2.3 to 4.4 times as long as float32's on a
+    2-core AMD EPYC with native bfloat16 (benchmarks/bench_step_trace.py): a stride-1 layer in
+    bfloat16 with gradients made of forward convolutions (`segment.bf16_depthwise`,
+    TensorFlow), any other in float32 between its bfloat16 neighbours (the name is from before
+    the first kind; saved models load by it). Prediction convolves in bfloat16 like its
+    neighbours: that made the bf16 prediction of the EfficientNet-Lite0 U-Net at 224x224 3-5 %
+    faster on that CPU (benchmarks/RESULTS.md, row 23), with the same test dice. Under a
+    float32 policy both are Keras' layer's float32 result. The pretrained encoders use it under
+    "mixed_bfloat16" on a CPU (`segment.model.float32_depthwise_training`).
 
     Args: those of `keras.layers.DepthwiseConv2D`, channels last.
 
@@ -219,7 +219,7 @@ class Float32TrainingDepthwiseConv2D(_Float32Weights, keras.layers.DepthwiseConv
 
     def call(self, inputs, training=None):
         return _depthwise_conv(self, inputs, self.kernel, self.bias if self.use_bias else None,
-                               "float32" if training else self.compute_dtype, training)
+                               training, without_bf16_backprop=bool(training))
 
 
 def _require_channels_last(layer):
@@ -230,14 +230,20 @@ def _require_channels_last(layer):
                          f"data_format={layer.data_format!r}")
 
 
-def _depthwise_conv(layer, inputs, kernel, bias, dtype, training):
-    """The depthwise convolution of `layer` (its strides, padding, activation) computed in
-    `dtype` with this float32 kernel (kh, kw, in, multiplier) and bias (in * multiplier,) or
-    None (added as `_plus_bias` does); returned in the layer's compute dtype."""
-    outputs = ops.depthwise_conv(ops.cast(inputs, dtype), ops.cast(kernel, dtype),
-                                 strides=layer.strides, padding=layer.padding,
-                                 data_format=layer.data_format,
-                                 dilation_rate=layer.dilation_rate)
+def _depthwise_conv(layer, inputs, kernel, bias, training, without_bf16_backprop=False):
+    """The depthwise convolution of `layer` (its strides, padding, activation) with this float32
+    kernel (kh, kw, in, multiplier) and bias (in * multiplier,) or None (added as `_plus_bias`
+    does), in the layer's compute dtype; with `without_bf16_backprop` (training under mixed
+    precision on a CPU), in bfloat16 with `bf16_depthwise`'s gradients where that module
+    `fits` the layer (stride 1), in float32 elsewhere. Returned in the compute dtype."""
+    if without_bf16_backprop and bf16_depthwise.fits(layer):
+        outputs, dtype = bf16_depthwise.depthwise_conv(inputs, kernel), "bfloat16"
+    else:
+        dtype = "float32" if without_bf16_backprop else layer.compute_dtype
+        outputs = ops.depthwise_conv(ops.cast(inputs, dtype), ops.cast(kernel, dtype),
+                                     strides=layer.strides, padding=layer.padding,
+                                     data_format=layer.data_format,
+                                     dilation_rate=layer.dilation_rate)
     if bias is not None:
         outputs = _plus_bias(outputs, bias, dtype, training)
     return ops.cast(layer.activation(outputs), layer.compute_dtype)
@@ -365,15 +371,15 @@ class FrozenBatchNormDepthwiseConv2D(_FrozenBatchNorm, keras.layers.DepthwiseCon
     """`FrozenBatchNormConv2D` for a bias-free depthwise convolution: a
     `keras.layers.DepthwiseConv2D` and the frozen batch norm after it as one convolution.
 
-    With `float32_training` it computes in float32 in training and in its compute dtype outside
-    it, as `Float32TrainingDepthwiseConv2D`; without, in its compute dtype throughout, as Keras'
-    layer.
+    With `float32_training` it trains and predicts as `Float32TrainingDepthwiseConv2D`; without,
+    it computes in its compute dtype throughout, as Keras' layer.
 
     Args:
         *args, **kwargs: those of `keras.layers.DepthwiseConv2D`, with use_bias=False (the
             default here) and channels last.
         epsilon: The batch norm's. Defaults to 1e-3.
-        float32_training: Train in float32 under mixed precision. Defaults to False.
+        float32_training: Train as `Float32TrainingDepthwiseConv2D` (named as that).
+            Defaults to False.
 
     Weights: kernel (kh, kw, in, multiplier), trainable; gamma, beta, moving_mean and
     moving_variance, (in * multiplier,) float32, not trainable.
@@ -387,9 +393,8 @@ class FrozenBatchNormDepthwiseConv2D(_FrozenBatchNorm, keras.layers.DepthwiseCon
         self.float32_training = bool(float32_training)
 
     def call(self, inputs, training=None):
-        in_float32 = training and self.float32_training
-        return _depthwise_conv(self, inputs, *self.kernel_and_bias(),
-                               "float32" if in_float32 else self.compute_dtype, training)
+        return _depthwise_conv(self, inputs, *self.kernel_and_bias(), training,
+                               without_bf16_backprop=bool(training and self.float32_training))
 
     def get_config(self):
         return {**super().get_config(), "float32_training": self.float32_training}
