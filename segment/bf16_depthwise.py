@@ -40,8 +40,9 @@ def depthwise_conv(inputs, kernel):
         kernel: (kh, kw, channels, 1) float32 tensor, kh and kw odd.
 
     Returns:
-        (batch, height, width, channels) bfloat16 tensor. Its gradients: bfloat16 for
-        `inputs`, float32 (kh, kw, channels, 1) for `kernel`.
+        (batch, height, width, channels) bfloat16 tensor. Its gradients are computed in
+        bfloat16 (the kernel's summed over the batch in float32) and returned in the dtypes of
+        `inputs` and `kernel`.
 
     Example:
         >>> import numpy as np

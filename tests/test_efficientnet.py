@@ -230,9 +230,10 @@ def test_a_unet_on_lite2_saves_loads_and_reports_its_encoder(tmp_path):
                                atol=1e-6)
 
 
-def test_under_mixed_bfloat16_on_a_cpu_the_depthwise_convolutions_train_in_float32(tmp_path,
-                                                                                   monkeypatch):
-    # bench_step_trace.py: oneDNN's bf16 depthwise gradients cost 2.3-4.4x its float32 ones.
+def test_under_mixed_bfloat16_on_a_cpu_the_depthwise_convolutions_avoid_bf16_backprop(
+        tmp_path, monkeypatch):
+    # bench_step_trace.py: oneDNN's bf16 depthwise gradients cost 2.3-4.4x its float32 ones
+    # (the layers themselves: test_layers.py).
     from segment.layers import Float32TrainingDepthwiseConv2D, FrozenBatchNormDepthwiseConv2D
     from segment.model import pretrained_encoder
 

@@ -1,10 +1,12 @@
 """InstanceNormalization: per-sample, per-channel statistics; serializable by name.
 FusedBatchNormalization: Keras' batch norm, one kernel for its moving statistics in bf16.
-Float32TrainingDepthwiseConv2D: a float32 depthwise convolution in training, bf16 outside.
+Float32TrainingDepthwiseConv2D: a depthwise convolution that trains without bf16 backprop kernels
+(stride 1: in bf16 with `bf16_depthwise`'s forward-convolution gradients; else float32), bf16
+outside training.
 FrozenBatchNormConv2D, FrozenBatchNormDepthwiseConv2D: a convolution and its frozen batch norm as
 one convolution. UpsamplingConv2D: nearest x2 upsampling and a 3x3 convolution as one."""
 
-from segment import InstanceNormalization
+from segment import InstanceNormalization, bf16_depthwise
 from segment.layers import (
     Float32TrainingDepthwiseConv2D,
     FrozenBatchNormConv2D,
@@ -212,6 +214,66 @@ def test_depthwise_trains_as_float32_between_bf16_layers_and_predicts_in_bf16():
         "bfloat16")
     with pytest.raises(ValueError, match="channels-last"):
         Float32TrainingDepthwiseConv2D(3, data_format="channels_first")
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="segment.bf16_depthwise is TensorFlow's")
+def test_bf16_depthwise_gradients_are_the_convolutions_own_exactly():
+    # Small integers, exact in bfloat16 and in every sum here (|value| <= 2, at most 5 x 4
+    # positions), so the forward convolutions that make the gradients must give float32
+    # autodiff's values to the bit: a kernel turned the wrong way, a padding off by one or two
+    # samples' channels mixed up would not.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(7)
+    x, upstream = (rng.integers(-2, 3, (3, 5, 4, 2)).astype(np.float32) for _ in range(2))
+    kernel = rng.integers(-2, 3, (3, 5, 2, 1)).astype(np.float32)  # odd, not square
+
+    def values_and_gradients(convolve, batch):
+        maps = tf.TensorSpec((batch, 5, 4, 2))
+
+        @tf.function(input_signature=[maps, maps, tf.TensorSpec(kernel.shape)])
+        def step(images, upstream, kernel):
+            with tf.GradientTape() as tape:
+                tape.watch([images, kernel])
+                outputs = convolve(images, kernel)
+            return outputs, *tape.gradient(outputs, [images, kernel],
+                                           output_gradients=tf.cast(upstream, outputs.dtype))
+        return step(x, upstream, kernel)
+
+    reference = values_and_gradients(
+        lambda images, kernel: tf.nn.depthwise_conv2d(images, kernel, [1] * 4, "SAME"), 3)
+    for batch in (3, None):  # the batch size in the graph, and unknown (as under `fit`)
+        ours = values_and_gradients(bf16_depthwise.depthwise_conv, batch)
+        assert [each.dtype.name for each in ours] == ["bfloat16", "float32", "float32"]
+        for mine, theirs in zip(ours, reference, strict=True):  # outputs, input and kernel grads
+            np.testing.assert_array_equal(tf.cast(mine, tf.float32).numpy(), theirs.numpy())
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the traced graph's op dtypes are TensorFlow's")
+@pytest.mark.parametrize("kind", [Float32TrainingDepthwiseConv2D, FrozenBatchNormDepthwiseConv2D])
+def test_a_stride_1_depthwise_trains_in_bf16_with_no_backprop_kernel(kind):
+    rng = np.random.default_rng(8)
+    x, weights = (rng.normal(size=(2, 7, 6, 3)).astype(np.float32) for _ in range(2))
+    settings = {"kernel_size": 3, "padding": "same", "use_bias": False}
+    if kind is FrozenBatchNormDepthwiseConv2D:
+        settings["float32_training"] = True
+    layer = kind(dtype="mixed_bfloat16", **settings)
+    as_float32 = kind(dtype="float32", **settings)
+    for each in (layer, as_float32):
+        each.build(x.shape)
+    as_float32.set_weights(layer.get_weights())
+    (_, grads), training_kinds = traced_values_and_gradients(layer, x, weights, training=True)
+    assert training_kinds["DepthwiseConv2dNative"] == {"bfloat16"}
+    assert not {"DepthwiseConv2dNativeBackpropInput", "DepthwiseConv2dNativeBackpropFilter"} & (
+        set(training_kinds))
+    assert grads[1].dtype == "float32"  # the float32 kernel's
+    (_, float32_grads), float32_kinds = traced_values_and_gradients(as_float32, x, weights,
+                                                                    training=True)
+    assert float32_kinds["DepthwiseConv2dNativeBackpropFilter"] == {"float32"}  # Keras' own
+    np.testing.assert_allclose(grads[1].numpy(), float32_grads[1].numpy(),  # bf16's 8 bits
+                               atol=0.02 * np.abs(float32_grads[1].numpy()).max())
 
 
 def convolution_and_frozen_batch_norm(kind, rng, policy="float32", float32_training=False):
