@@ -424,18 +424,24 @@ def candidate_speed(against_before, against_float32):
     return speed
 
 
+def changed_layer_rows(part, label, change, faster, ratios, judged):
+    """Row `label`'s three for the README's bf16 command retrained `change`d: its test dice
+    against the README's run; its bf16 train step `faster` than before, its prediction not
+    slower and bf16 >= 1.6x float32 (`ratios`: `candidate_speed`'s two names); and whether one
+    epoch of variant `judged` repeats bit for bit in fresh processes."""
+    rows = readme_retrain_rows(part, label, change, f"bf16 train step {faster}, prediction not "
+                               "slower; " + BF16_SPEED_TARGET, candidate_speed(*ratios))
+    return [*rows, repeat_row(part, label, judged)]
+
+
 def per_sample_norm_rows(part):
     """Row 29: the README's bf16 command retrained with the candidate instance norms, one kernel
-    per sample on training batches of one size; the steps per sample against transposed, and
-    bf16 against float32; and whether one epoch repeats bit for bit in fresh processes."""
-    speed = candidate_speed("bf16 per sample / transposed", "bf16 per sample / float32")
-    label = "29 instance norms per sample (withdrawn)"
-    rows = readme_retrain_rows(
-        part, label,
+    per sample on training batches of one size, against the instance norms transposed."""
+    return changed_layer_rows(
+        part, "29 instance norms per sample (withdrawn)",
         "with training batches of one size (each epoch's last, smaller one left out)",
-        "bf16 train step with the instance norms per sample faster than transposed, prediction "
-        "not slower; " + BF16_SPEED_TARGET, speed)
-    return [*rows, repeat_row(part, label, "per sample")]
+        "with the instance norms per sample faster than transposed",
+        ("bf16 per sample / transposed", "bf16 per sample / float32"), "per sample")
 
 
 def repeat_row(part, label, judged):
@@ -453,28 +459,22 @@ def repeat_row(part, label, judged):
 
 def upsampling_conv_rows(part):
     """Row 30: the README's bf16 command retrained with the upsampling modules as one transposed
-    convolution; its steps against nearest upsampling then a convolution, bf16 against float32;
-    and whether one epoch repeats bit for bit in fresh processes."""
-    speed = candidate_speed("bf16 layer / pair", "bf16 layer / float32 layer")
-    label = "30 upsampling as one transposed convolution"
-    rows = readme_retrain_rows(
-        part, label, "with each upsampling module as one transposed convolution",
-        "bf16 train step with the transposed convolution faster than upsampling then a "
-        "convolution, prediction not slower; " + BF16_SPEED_TARGET, speed)
-    return [*rows, repeat_row(part, label, "library")]
+    convolution, against nearest upsampling then a convolution."""
+    return changed_layer_rows(
+        part, "30 upsampling as one transposed convolution",
+        "with each upsampling module as one transposed convolution",
+        "with the transposed convolution faster than upsampling then a convolution",
+        ("bf16 layer / pair", "bf16 layer / float32 layer"), "library")
 
 
 def depthwise_gradients_rows(part):
     """Row 32: the README's bf16 command retrained with the stride-1 depthwise convolutions
-    trained in bf16 with forward-convolution gradients; its steps against those convolutions
-    in float32, bf16 against float32; and whether one epoch repeats bit for bit."""
-    speed = candidate_speed("bf16 library / float32 depthwise", "bf16 library / float32 library")
-    label = "32 depthwise gradients as forward convolutions"
-    rows = readme_retrain_rows(
-        part, label, "with the stride-1 depthwise convolutions trained in bf16 (gradients as "
-        "forward convolutions)", "bf16 train step with them faster than with those "
-        "convolutions in float32, prediction not slower; " + BF16_SPEED_TARGET, speed)
-    return [*rows, repeat_row(part, label, "library")]
+    trained in bf16 with forward-convolution gradients, against those convolutions in float32."""
+    return changed_layer_rows(
+        part, "32 depthwise gradients as forward convolutions",
+        "with the stride-1 depthwise convolutions trained in bf16 (gradients as forward "
+        "convolutions)", "with them faster than with those convolutions in float32",
+        ("bf16 library / float32 depthwise", "bf16 library / float32 library"), "library")
 
 
 def torch_twin_rows(twin):

@@ -142,9 +142,11 @@ def create_efficientnet_lite(input_shape=None, *, variant="efficientnet_lite0", 
         num_classes: Classifier outputs. Defaults to 1000 (ImageNet).
         dtype: Keras dtype policy of every layer (None: float32; "mixed_bfloat16", ...).
         float32_depthwise_training: Under mixed precision, train the depthwise convolutions
-            in float32 and predict with them in `dtype` (`Float32TrainingDepthwiseConv2D`),
-            where a CPU's bf16 depthwise gradients are slower than its float32 ones. Defaults
-            to False: Keras' layer, in `dtype` throughout.
+            without bf16 backprop kernels (stride 1 in bf16 with forward-convolution
+            gradients, the others in float32) and predict with them in `dtype`
+            (`Float32TrainingDepthwiseConv2D`), where a CPU's bf16 depthwise gradient kernels
+            are slower than its float32 ones. Defaults to False: Keras' layer, in `dtype`
+            throughout.
         fold_batch_norms: Build each convolution and the batch norm after it as one layer
             named as the convolution (`layers.FrozenBatchNormConv2D`,
             `FrozenBatchNormDepthwiseConv2D`), whose batch norm never trains: it trains and

@@ -240,11 +240,13 @@ def nested_models(model):
 
 
 def float32_depthwise_training(dtype_policy):
-    """Whether a pretrained encoder's depthwise convolutions train in float32 (and predict in
-    bfloat16: `layers.Float32TrainingDepthwiseConv2D`): under "mixed_bfloat16" when no GPU is
-    visible. On a 2-core AMD EPYC with native bf16 (oneDNN), their bf16 gradients took 2.3 to
-    4.4 times as long as float32's and ate most of bf16's gain (benchmarks/bench_step_trace.py,
-    docs/RESULTS.md; not yet measured on an Intel Xeon with AMX).
+    """Whether a pretrained encoder's depthwise convolutions train without bf16 backprop
+    kernels (stride 1 in bf16 with forward-convolution gradients, the others in float32) and
+    predict in bfloat16 (`layers.Float32TrainingDepthwiseConv2D`): under "mixed_bfloat16" when
+    no GPU is visible. On a 2-core AMD EPYC with native bf16 (oneDNN), their bf16 gradient
+    kernels took 2.3 to 4.4 times as long as float32's and ate most of bf16's gain
+    (benchmarks/bench_step_trace.py, docs/RESULTS.md; not yet measured on an Intel Xeon with
+    AMX).
 
     Example:
         >>> float32_depthwise_training("mixed_bfloat16"), float32_depthwise_training(None)  # CPU

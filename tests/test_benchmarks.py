@@ -39,6 +39,7 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # one through the same function (its layer: test_model.py, test_efficientnet.py), and
     # bench_per_sample_norm.py one and four epochs (its kernel per sample: below; whole
     # batches: test_pipeline.py), bench_upsampling_conv.py one and one epoch twice (its layer:
+    # test_layers.py), bench_depthwise_gradients.py one and one epoch twice (its layers:
     # test_layers.py), bench_first_size.py one with its first epochs small (the switch itself:
     # test_training.py, test_drivers.py and backend_run.py; about 40 s of this test);
     # their rows are tested below (validate_every itself in test_training.py, the small-lesion
@@ -58,7 +59,8 @@ def test_quick_run_writes_results_and_targets(tmp_path):
                                                          "folded_prediction",
                                                          "folded_training", "artifacts",
                                                          "per_sample_norm", "upsampling_conv",
-                                                         "colour_constancy", "first_size")
+                                                         "colour_constancy", "first_size",
+                                                         "depthwise_gradients")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -656,3 +658,21 @@ def test_upsampling_conv_rows_compare_with_the_readme_run_and_judge_speed_and_re
     rows = upsampling_conv_rows(part)
     assert [row[3] for row in rows] == [False, True, False]
     assert rows[2][2] == "library: differ (2 runs)"
+
+
+def test_depthwise_gradients_rows_read_the_ratios_its_benchmark_writes():
+    # the ratio names as bench_depthwise_gradients.py's `paired_step_speeds` writes them
+    from run import depthwise_gradients_rows
+
+    part = {"plain": {"mean_dice": 0.8850}, "tta+postprocess": {"mean_dice": 0.8900},
+            "readme_run": {"plain": {"mean_dice": 0.8844},
+                           "tta+postprocess": {"mean_dice": 0.8894}},
+            "against_readme_run": {"mean_dice_difference": 0.0006, "standard_error": 0.002},
+            "ratios": {"train: bf16 library / float32 depthwise": 1.06,
+                       "predict: bf16 library / float32 depthwise": 1.0,
+                       "train: bf16 library / float32 library": 1.68},
+            "one_epoch_twice": {"library": {"weights": ["a", "a"], "equal": True}}}
+    scores, speed, repeats = depthwise_gradients_rows(part)
+    assert scores[0] == "32 depthwise gradients as forward convolutions" and scores[3] is True
+    assert speed[2:] == ("train 1.06x, predict 1.00x; bf16 1.68x float32", True)
+    assert repeats[2:] == ("library: equal (2 runs)", True)
