@@ -10,8 +10,9 @@ contact plate, where the network marks far more than the lesion. The candidate i
 bf16 command (Lite0 at 224x224, `--mixed-precision --validate-every 3`, 15 epochs) with
 `--artifacts 0.5`: each epoch, half the training images get 1-3 such things drawn beside their
 lesion, the masks unchanged (segment/artifacts.py; run folder
-isic2018-224-lite0-bf16-artifacts50). The baseline is the README's run
-(isic2018-224-lite0-bf16-folded-f32bias, reused; trained when missing, which reproduces it).
+isic2018-224-lite0-bf16-artifacts50). The baseline is the README's run of the time
+(isic2018-224-lite0-bf16-folded-f32bias, reused; trained when missing with the library as it
+is, whose stride-1 depthwise gradients differ from that run's: bench_depthwise_gradients.py).
 Both are scored on the test part, plain and with TTA + post-processing, and paired image by
 image as bench_small_lesion_loss.py pairs its candidate. On a CPU without native bf16 the
 benchmark says so and trains nothing.

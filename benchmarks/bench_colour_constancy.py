@@ -10,8 +10,9 @@ illuminant, is the standard preprocessing of ISIC images (Shades of Gray, p = 6)
 candidate is the README's bf16 command (Lite0 at 224x224, `--mixed-precision --validate-every
 3`, 15 epochs) with `--colour-constancy`: a parameter-free layer at the model's input corrects
 each image, in training and in prediction (segment/colour_constancy.py; run folder
-isic2018-224-lite0-bf16-colour-constancy). The baseline is the README's run
-(isic2018-224-lite0-bf16-folded-f32bias, reused; trained when missing, which reproduces it).
+isic2018-224-lite0-bf16-colour-constancy). The baseline is the README's run of the time
+(isic2018-224-lite0-bf16-folded-f32bias, reused; trained when missing with the library as it
+is, whose stride-1 depthwise gradients differ from that run's: bench_depthwise_gradients.py).
 Both are scored on the test part, plain and with TTA + post-processing, and paired image by
 image as bench_artifacts.py pairs its candidate. On a CPU without native bf16 the benchmark
 says so and trains nothing.

@@ -10,7 +10,7 @@ kernel), and the filter gradient is one forward depthwise convolution with the b
 the channels: the padded input as a (1, h + kh - 1, w + kw - 1, channels * batch) map, the
 output gradient as its (h, w, channels * batch, 1) kernel, so that "valid" padding leaves each
 sample's (kh, kw) filter gradient, summed over the batch in float32. That filter gradient took
-18-19 ms, and the bf16 train step of the Lite0 U-Net ran about 1.06x as fast as with these layers
+18-19 ms, and the bf16 train step of the Lite0 U-Net ran 1.06-1.10x as fast as with these layers
 in float32 (docs/RESULTS.md, "The depthwise gradients as forward convolutions").
 
 TensorFlow only: the other backends keep the float32 path.

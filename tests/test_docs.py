@@ -138,10 +138,10 @@ def test_readme_results_tables_are_the_benchmark_record():
                                                                   large["train_seconds"]),
         "that 224² model, `--tta --postprocess`": (large["tta+postprocess"], None),
     }, ("mean_dice", "median_dice", "isic_score", "pooled_dice"))
-    # The README's bf16 run: trained by the driver as it is (the encoder's batch norms folded in
-    # training, each upsampling module one transposed convolution), scored by
-    # bench_upsampling_conv.py.
-    encoders, bf16 = stored["encoders"], stored["upsampling_conv"]
+    # The README's bf16 run: trained by the library as it is (the encoder's batch norms folded in
+    # training, each upsampling module one transposed convolution, the stride-1 depthwise
+    # gradients as forward convolutions), scored by bench_depthwise_gradients.py.
+    encoders, bf16 = stored["encoders"], stored["depthwise_gradients"]
     assert_rows_match(lines, {
         "that command + `--mixed-precision --validate-every 3`": (bf16["plain"],
                                                                   bf16["train_seconds"]),
