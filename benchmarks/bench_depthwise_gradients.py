@@ -28,13 +28,9 @@ from unittest import mock
 from segment import bf16_depthwise
 
 import bench_isic2018 as isic
-from bench_bf16_retrain import without_native_bf16
-from bench_encoders import BASELINE, QUICK
-from bench_folded_training import paired_step_speeds, retrain_against_readme
-from bench_per_sample_norm import repeatability, steps_on
+from bench_upsampling_conv import against_the_change
 
 RUN = "depthwise-gradients"  # run folder isic2018-224-lite0-bf16-depthwise-gradients
-README_RUN = "folded-f32bias"  # the README's run before this change
 
 
 @contextlib.contextmanager
@@ -46,27 +42,9 @@ def in_float32():
         yield
 
 
-def step_speeds(config, quick):
-    """`paired_step_speeds` with the depthwise convolutions trained in float32 and as the
-    library trains them, the steps as `fit` and `predict` run them (`steps_on`), and bf16's
-    train step against float32's as the library is."""
-    speeds = paired_step_speeds(config, quick, ("float32 depthwise", in_float32), "library",
-                                lambda model, images, masks: steps_on(model, images, masks,
-                                                                      False))
-    train = speeds["step_images_per_s"]["train"]
-    speeds["ratios"]["train: bf16 library / float32 library"] = (train["bf16, library"]
-                                                                / train["float32, library"])
-    return speeds
-
-
 def main(data, runs, args):
-    if skipped := without_native_bf16():
-        return skipped
-    retrained = retrain_against_readme(data, runs, args.quick, RUN, README_RUN,
-                                       as_readme_was=in_float32)
-    return {**retrained, **step_speeds(QUICK if args.quick else BASELINE, args.quick),
-            "one_epoch_twice": repeatability(runs / retrained["run"],
-                                             variants={"library": False})}
+    return against_the_change(data, runs, args.quick, RUN, ("float32 depthwise", in_float32),
+                              "library")
 
 
 if __name__ == "__main__":

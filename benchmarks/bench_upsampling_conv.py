@@ -35,26 +35,31 @@ RUN = "upsampling-conv"  # run folder isic2018-224-lite0-bf16-upsampling-conv
 README_RUN = "folded-f32bias"  # the README's run before this change
 
 
-def step_speeds(config, quick):
-    """`paired_step_speeds` with the pair and with the layer, the steps as `fit` and `predict`
-    run them (`steps_on`), and bf16's train step against float32's with the layer."""
-    speeds = paired_step_speeds(config, quick, ("pair", upsampling_as_pair), "layer",
+def against_the_change(data, runs, quick, run_name, before, after):
+    """What a benchmark of a change to how the README's bf16 command trains measures: that
+    command retrained with the library as it is (run folder ...-<run_name>) and paired with the
+    README's run (trained in `before`'s context where missing); `paired_step_speeds` as before
+    the change (`before`: (name, context factory)) and as the library is (named `after`), the
+    steps as `fit` and `predict` run them (`steps_on`), and bf16's train step against
+    float32's as the library is; and one epoch twice in fresh processes."""
+    if skipped := without_native_bf16():
+        return skipped
+    retrained = retrain_against_readme(data, runs, quick, run_name, README_RUN,
+                                       as_readme_was=before[1])
+    speeds = paired_step_speeds(QUICK if quick else BASELINE, quick, before, after,
                                 lambda model, images, masks: steps_on(model, images, masks,
                                                                       False))
     train = speeds["step_images_per_s"]["train"]
-    speeds["ratios"]["train: bf16 layer / float32 layer"] = (train["bf16, layer"]
-                                                            / train["float32, layer"])
-    return speeds
+    speeds["ratios"][f"train: bf16 {after} / float32 {after}"] = (train[f"bf16, {after}"]
+                                                                / train[f"float32, {after}"])
+    return {**retrained, **speeds,
+            "one_epoch_twice": repeatability(runs / retrained["run"],
+                                             variants={"library": False})}
 
 
 def main(data, runs, args):
-    if skipped := without_native_bf16():
-        return skipped
-    retrained = retrain_against_readme(data, runs, args.quick, RUN, README_RUN,
-                                       as_readme_was=upsampling_as_pair)
-    return {**retrained, **step_speeds(QUICK if args.quick else BASELINE, args.quick),
-            "one_epoch_twice": repeatability(runs / retrained["run"],
-                                             variants={"library": False})}
+    return against_the_change(data, runs, args.quick, RUN, ("pair", upsampling_as_pair),
+                              "layer")
 
 
 if __name__ == "__main__":
