@@ -1,6 +1,7 @@
 """Shared fixtures: synthetic pairs, odd image files, a tiny model, a constant model, the real
-ISIC sample; quick compilation for the JAX processes a test worker starts. (`keras_eagerly` is
-in the repository's conftest.py, shared with the doctests.)"""
+ISIC sample, whether a killed run's backup holds a whole epoch; quick compilation for the JAX
+processes a test worker starts. (`keras_eagerly` is in the repository's conftest.py, shared
+with the doctests.)"""
 
 import os
 
@@ -19,6 +20,16 @@ from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ISIC_SAMPLE = REPO.parent / "shared" / "data" / "isic-sample"
+
+
+def backed_up(run_dir):
+    """Whether the run's backup holds a whole epoch: Keras writes the weights, then opens its
+    training_metadata.json and writes the epoch into it, so a file that exists may still be
+    empty, and a kill then leaves a backup the restart cannot resume from."""
+    try:
+        return "epoch" in json.loads((run_dir / "backup" / "training_metadata.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return False
 
 
 @pytest.fixture(scope="session", autouse=True)

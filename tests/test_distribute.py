@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import REPO
+from conftest import REPO, backed_up
 
 HELPER = str(REPO / "tests" / "distributed_run.py")
 
@@ -91,7 +91,7 @@ def test_two_local_workers_resume_after_a_kill_and_only_the_chief_writes(cluster
     processes = start_workers(cluster_data, run_dir, 4, tmp_path / "tmp")
     try:
         deadline = time.monotonic() + 300
-        while not (run_dir / "backup" / "training_metadata.json").exists():
+        while not backed_up(run_dir):
             assert all(process.poll() is None for process in processes), "a worker ended early"
             assert time.monotonic() < deadline, "no epoch was backed up"
             time.sleep(0.02)

@@ -35,7 +35,7 @@ from segment.comparison import compare_and_write
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, constant_model, write_image
+from conftest import REPO, backed_up, constant_model, write_image
 
 DRIVER = str(REPO / "driver_train_save_evaluate.py")
 
@@ -234,12 +234,11 @@ def test_training_killed_mid_epoch_resumes_and_finishes_the_same_epochs(tmp_path
                "--base-filters", "8", "--depth", "3", "--epochs", "3", "--batch-size", "2",
                "-q"]
     log = tmp_path / "run" / "log.csv"
-    backed_up = tmp_path / "run" / "backup" / "training_metadata.json"  # written last
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 600
-        while not backed_up.exists():  # epoch 1 is complete and backed up; epoch 2 runs
+        while not backed_up(tmp_path / "run"):  # epoch 1 is backed up whole; epoch 2 runs
             assert process.poll() is None, "training ended before it could be killed"
             assert time.monotonic() < deadline, "epoch 1 never finished"
             time.sleep(0.02)
