@@ -32,7 +32,8 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "21": "fused_batch_norm", "22": "longer_training", "23": "depthwise_bf16",
              "24": "augmented_training", "25": "larger_input", "26": "folded_prediction",
              "27": "folded_training", "28": "artifacts", "29": "per_sample_norm",
-             "30": "upsampling_conv", "31": "colour_constancy", "32": "depthwise_gradients"}
+             "30": "upsampling_conv", "31": "colour_constancy", "32": "depthwise_gradients",
+             "33": "without_bf16"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
 # variant, and `bench_small_lesion_loss.py --seed N` (bench_first_size.py) one seed; the others'
 # results stay.
@@ -45,7 +46,7 @@ BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "qu
               "fused_norm", "fused_batch_norm", "longer_training", "depthwise_bf16",
               "augmented_training", "larger_input", "folded_prediction", "folded_training",
               "artifacts", "per_sample_norm", "upsampling_conv", "colour_constancy",
-              "depthwise_gradients"]
+              "depthwise_gradients", "without_bf16"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -477,6 +478,30 @@ def depthwise_gradients_rows(part):
         ("bf16 library / float32 depthwise", "bf16 library / float32 library"), "library")
 
 
+def without_bf16_row(part):
+    """Row 33: float32 training and prediction of the library (two copies) against the library
+    before the bf16 work, and what a request for mixed_bfloat16 gives; judged on a CPU without
+    native bf16: every ratio of both copies >= the part's tolerance, and bf16 refused."""
+    label = "33 float32 on a CPU without native bf16"
+    if "ratios" not in part:
+        return (label, "float32 training and prediction no slower than before the bf16 work",
+                "-", not_run(part))
+    target = (f"float32 train step and prediction (Lite0 U-Net 224 and 128, Improved UNet 128) "
+              f">= {part['tolerance']:.2f}x the library at {part['base']} (one window), and "
+              "mixed_bfloat16 refused")
+    once, again = part["ratios"]["library / base"], part["ratios"]["library again / base"]
+    copies = [again[step] / ratio for step, ratio in once.items()]
+    chooses = part["mixed_bfloat16_request"]["chooses"]
+    measured = (", ".join(f"{step} {ratio:.2f}x" for step, ratio in once.items())
+                + f"; second copy {min(again.values()):.2f}-{max(again.values()):.2f}x; "
+                f"copies differ {min(copies):.2f}-{max(copies):.2f}x; mixed_bfloat16 -> "
+                f"{chooses}")
+    if part["native_bf16"]:
+        return label, target, measured, "measured (no target: this CPU has native bf16)"
+    slowest = min(*once.values(), *again.values())
+    return label, target, measured, slowest >= part["tolerance"] and chooses == "float32"
+
+
 def torch_twin_rows(twin):
     """The Lite0 U-Net in the library against its PyTorch twin, and bf16 against float32."""
     target = ("the project's fastest mode >= 1.3x PyTorch's fastest on the same network, "
@@ -782,6 +807,7 @@ _PART_ROWS = [
      lambda part: seeded_rows(part, "31 colour constancy (--colour-constancy)",
                               "colour_constancy")),
     ("depthwise_gradients", depthwise_gradients_rows),
+    ("without_bf16", lambda part: [without_bf16_row(part)]),
 ]
 
 

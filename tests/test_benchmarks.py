@@ -15,14 +15,14 @@ from run import BENCHMARKS, lesion_size_table, targets  # noqa: E402
 
 @pytest.mark.slow
 def test_quick_run_writes_results_and_targets(tmp_path):
-    # Every benchmark but four: three whose code paths other tests run already, each costing
-    # fresh processes here: bench_backends.py (test_backends.py trains on every backend; its
-    # measure() is tested below), bench_scaling.py (test_distribute.py trains mirrored on two
-    # logical CPUs) and bench_precision.py (test_training.py covers the precision choice); and
-    # bench_pretrained.py (parts pretrained, pretrained_tuning and pretrained_large), whose
-    # smoke runs have their own file (test_bench_pretrained.py) so that the other test worker
-    # runs them beside this one; bench_review.py, whose smoke run needs the browser that
+    # Every benchmark but those named here: three whose code paths other tests run already,
+    # each costing fresh processes here: bench_backends.py (test_backends.py trains on every
+    # backend; its measure() is tested below), bench_scaling.py (test_distribute.py trains
+    # mirrored on two logical CPUs) and bench_precision.py (test_training.py covers the
+    # precision choice); and bench_review.py, whose smoke run needs the browser that
     # `make test-browser` installs (tests/test_review_browser.py). `make bench` runs them all.
+    # bench_pretrained.py (parts pretrained, pretrained_tuning and pretrained_large) trains
+    # Lite0 networks: test_bench_pretrained.py tests its rows from its recorded runs.
     # bench_confidence.py's measures are tested below, in this process.
     # bench_torch_twin.py traces the Lite0 network in two precisions (a minute at any size);
     # test_torch_twin.py checks its PyTorch twin gives the library's output. bench_encoders.py
@@ -40,8 +40,10 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # bench_per_sample_norm.py one and four epochs (its kernel per sample: below; whole
     # batches: test_pipeline.py), bench_upsampling_conv.py one and one epoch twice (its layer:
     # test_layers.py), bench_depthwise_gradients.py one and one epoch twice (its layers:
-    # test_layers.py), bench_first_size.py one with its first epochs small (the switch itself:
-    # test_training.py, test_drivers.py and backend_run.py; about 40 s of this test);
+    # test_layers.py), bench_without_bf16.py three processes, each tracing three networks
+    # (about a minute even eagerly; its row below), bench_first_size.py one with its first
+    # epochs small (the switch itself: test_training.py, test_drivers.py and backend_run.py;
+    # about 40 s of this test);
     # their rows are tested below (validate_every itself in test_training.py, the small-lesion
     # loss in test_losses.py, the fused norm kernels and the depthwise layer in test_layers.py).
     # bench_data.py runs in this process below; bench_peer.py's quick run prints only its
@@ -60,7 +62,8 @@ def test_quick_run_writes_results_and_targets(tmp_path):
                                                          "folded_training", "artifacts",
                                                          "per_sample_norm", "upsampling_conv",
                                                          "colour_constancy", "first_size",
-                                                         "depthwise_gradients")
+                                                         "depthwise_gradients",
+                                                         "without_bf16")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -676,3 +679,27 @@ def test_depthwise_gradients_rows_read_the_ratios_its_benchmark_writes():
     assert scores[0] == "32 depthwise gradients as forward convolutions" and scores[3] is True
     assert speed[2:] == ("train 1.06x, predict 1.00x; bf16 1.68x float32", True)
     assert repeats[2:] == ("library: equal (2 runs)", True)
+
+
+def test_without_bf16_row_judges_both_copies_against_the_base_and_shows_how_they_differ():
+    from run import without_bf16_row
+
+    once = {"efficientnet_lite0 224x224 train": 1.01, "efficientnet_lite0 224x224 predict": 0.96}
+    again = {"efficientnet_lite0 224x224 train": 1.10, "efficientnet_lite0 224x224 predict": 0.98}
+    part = {"base": "7dbbb61", "tolerance": 0.95, "native_bf16": False,
+            "ratios": {"library / base": once, "library again / base": again},
+            "mixed_bfloat16_request": {"chooses": "float32", "logged": ["no native bfloat16"]}}
+    label, target, measured, met = without_bf16_row(part)
+    assert label.startswith("33 ") and ">= 0.95x the library at 7dbbb61" in target
+    assert measured == ("efficientnet_lite0 224x224 train 1.01x, efficientnet_lite0 224x224 "
+                        "predict 0.96x; second copy 0.98-1.10x; copies differ 1.02-1.09x; "
+                        "mixed_bfloat16 -> float32")
+    assert met is True
+
+    def judged(**changes):
+        return without_bf16_row({**part, **changes})[3]
+
+    slower = {**again, "efficientnet_lite0 224x224 predict": 0.94}  # the second copy alone
+    assert judged(ratios={**part["ratios"], "library again / base": slower}) is False
+    assert judged(mixed_bfloat16_request={"chooses": "mixed_bfloat16"}) is False
+    assert judged(native_bf16=True).startswith("measured (no target")
