@@ -47,7 +47,7 @@ QUICK_NETWORKS = [("efficientnet_lite0", 32), (None, 32)]
 BATCH = 8
 ROUNDS = 6
 STEPS = 4
-TOLERANCE = 0.95  # a ratio below it is a loss the window can see (the control shows its noise)
+TOLERANCE = 0.95  # the least ratio counted as no slower (the control: how far two copies differ)
 PROCESSES = ("base", "library", "library again")
 
 
@@ -150,7 +150,8 @@ def mixed_bfloat16_request():
 
 
 def ratios(best, against):
-    """{step: best[against's name] / best[against]} for each process but `against`."""
+    """{"<process> / <against>": {step: its best images/s over against's}} for each process
+    but `against`."""
     return {f"{name} / {against}": {step: rate / best[against][step]
                                      for step, rate in rates.items()}
             for name, rates in best.items() if name != against}
