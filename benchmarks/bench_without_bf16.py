@@ -1,15 +1,15 @@
 """On a CPU without native bf16 nothing got slower: float32 training and prediction of the
 library against the library as it was before the bf16 work began, in one window.
 
-    .venv/bin/python benchmarks/bench_without_bf16.py          # about 10 minutes on 2 cores
-    .venv/bin/python benchmarks/bench_without_bf16.py --quick  # a smoke run
+    .venv/bin/python benchmarks/bench_without_bf16.py          # 12-13 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_without_bf16.py --quick  # a smoke run (72 s)
 
 The bf16 work (the fused norm kernels, the batch norms folded into the encoder's convolutions
 in training and in prediction, the upsampling as one transposed convolution, the depthwise
-layers' own gradients, the pipeline's batches made ahead) began after commit BASE. Several of
-its layers are built in float32 too, so a CPU without native bf16, which trains and predicts in
-float32 only, may have gained or lost by it. This benchmark exports BASE's `segment/` package
-with `git archive` and times, in one window:
+layers' own gradients) began after commit BASE. Several of its layers are built in float32
+too, so a CPU without native bf16, which trains and predicts in float32 only, may have gained
+or lost by it. This benchmark exports BASE's `segment/` package with `git archive` and times,
+in one window:
 
 - the float32 train step (`train_on_batch`: forward, backward, Adam) and the prediction of one
   batch (`predict_on_batch` of the model the library predicts with, its batch norms folded
