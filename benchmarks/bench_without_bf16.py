@@ -104,7 +104,8 @@ def start(python_path, quick, steps):
     once it is ready; (process, the folder its `segment` was imported from)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     if python_path is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(python_path), env.get("PYTHONPATH", "")])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(python_path),
+                                                         env.get("PYTHONPATH")]))
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve", *(["--quick"] if quick else []),
          "--steps", str(steps)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

@@ -40,8 +40,8 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # bench_per_sample_norm.py one and four epochs (its kernel per sample: below; whole
     # batches: test_pipeline.py), bench_upsampling_conv.py one and one epoch twice (its layer:
     # test_layers.py), bench_depthwise_gradients.py one and one epoch twice (its layers:
-    # test_layers.py), bench_without_bf16.py three processes, each tracing three networks
-    # (about a minute even eagerly; its row below), bench_first_size.py one with its first
+    # test_layers.py), bench_without_bf16.py three processes, each building two networks
+    # even in --quick (72 s; its row below), bench_first_size.py one with its first
     # epochs small (the switch itself: test_training.py, test_drivers.py and backend_run.py;
     # about 40 s of this test);
     # their rows are tested below (validate_every itself in test_training.py, the small-lesion
