@@ -75,7 +75,7 @@ CHANGES = {
 }
 QUICK_CHANGES = {"flips": {"augment": "flips"}}
 QUICK = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4),
-                  model=segment.ModelConfig(base_filters=2, depth=3),
+                  model=segment.ModelConfig(base_filters=2, depth=2),
                   train=TrainConfig(epochs=1, learning_rate=1e-3, lr_schedule="cosine",
                                     loss="bce_dice"))
 

@@ -52,7 +52,7 @@ ABLATIONS = {
     "192x192 instead of 128x128 (13 epochs: the same training time)": {"image_size": (192, 192),
                                                                         "epochs": 13},
 }
-QUICK = {"image_size": (32, 32), "epochs": 2, "base_filters": 4, "depth": 3}
+QUICK = {"image_size": (32, 32), "epochs": 2, "base_filters": 4, "depth": 2}
 
 
 def prepare(pairs, recipe):
