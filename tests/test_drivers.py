@@ -1,4 +1,8 @@
-"""Both drivers end to end in a subprocess, on tiny settings, and their one-line errors."""
+"""Both drivers end to end in a subprocess, on tiny settings, and their one-line errors.
+
+The subprocess runs train and predict in graphs, as users run them. The tests that call the
+drivers' main functions in this process check files, flags, records and refusals: they run
+Keras' functions eagerly (conftest.keras_eagerly), which skips tracing each run's graphs."""
 
 import argparse
 import hashlib
@@ -30,7 +34,9 @@ import pandas as pd
 import pytest
 from conftest import REPO, assert_consistent_report, page_data
 
-TINY = ["--size", "32", "--base-filters", "4", "--depth", "3", "--epochs", "2",
+pytestmark = pytest.mark.usefixtures("keras_eagerly")
+
+TINY = ["--size", "32", "--base-filters", "4", "--depth", "2", "--epochs", "2",
         "--batch-size", "4", "-q"]
 
 
@@ -69,7 +75,7 @@ def test_train_driver_writes_a_complete_run(trained_run):
     assert RunConfig.from_dict(json.loads((run_dir / "config.json").read_text())) == RunConfig(
         data=DataConfig(image_size=(32, 32), batch_size=4, augment="full", lesion_crops=0.5,
                         artifacts=0.5, seed=5, split_seed=0),
-        model=ModelConfig(base_filters=4, depth=3),
+        model=ModelConfig(base_filters=4, depth=2),
         train=TrainConfig(epochs=2, first_epochs=1, first_size=(16, 16)))
     summary = assert_consistent_report(run_dir, 4)
     assert (f"dice         mean {summary['dice']['mean']:.4f} ± "
@@ -122,7 +128,7 @@ def test_train_driver_fine_tunes_only_where_the_first_model_saw_no_test_pair(tra
                                  "-q"], capfd)
     assert done.returncode == 0, done.stderr
     tuned = RunConfig.from_dict(json.loads((tmp_path / "tuned" / "config.json").read_text()))
-    assert (tuned.model, tuned.train.init_model) == (ModelConfig(base_filters=4, depth=3),
+    assert (tuned.model, tuned.train.init_model) == (ModelConfig(base_filters=4, depth=2),
                                                      str(first))
     # Another network, even with --overwrite, is refused before the finished run is touched.
     before = snapshot(tmp_path / "tuned")
@@ -267,7 +273,7 @@ def test_train_driver_reads_a_split_manifest_and_uses_it_whole(trained_run, tmp_
 
 
 def test_train_driver_takes_the_validation_and_test_parts_from_their_own_folders(
-        trained_run, tmp_path, capfd, keras_eagerly):
+        trained_run, tmp_path, capfd):
     # As ISIC 2017 ships them: the test part as an images folder and a masks folder.
     pairs = segment.find_pairs(trained_run[0] / "synthetic")
     parts = {"train": pairs[:12], "val": pairs[12:16], "test": pairs[16:]}
