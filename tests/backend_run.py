@@ -55,12 +55,12 @@ def train(data_dir, out_dir):
     config = segment.TrainConfig(epochs=2, first_epochs=1, first_size=(16, 16))
     segment.set_seed(0)
     try:  # killed while the second epoch starts: the first is backed up
-        segment.train_model(segment.create_model((*SIZE, 3), base_filters=2, depth=3),
+        segment.train_model(segment.create_model((*SIZE, 3), base_filters=2, depth=2),
                             train_ds, val_ds, config, run, first_train_ds=first_ds,
                             callbacks=[CrashAtSecondEpoch()], verbose=0)
     except RuntimeError as error:
         assert "simulated crash" in str(error), error
-    model = segment.create_model((*SIZE, 3), base_filters=2, depth=3)
+    model = segment.create_model((*SIZE, 3), base_filters=2, depth=2)
     history = segment.train_model(model, train_ds, val_ds, config, run, first_train_ds=first_ds,
                                   verbose=0)  # resumes in the second phase
     segment.results(model, split.test, run_dir=os.path.join(run, "report"), progress=False)

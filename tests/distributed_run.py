@@ -32,7 +32,7 @@ def data(data_dir, **options):
 def build(strategy):
     segment.set_seed(0)
     with strategy.scope():
-        model = segment.create_model((*SIZE, 3), base_filters=4, depth=3, dropout=0.0)
+        model = segment.create_model((*SIZE, 3), base_filters=4, depth=2, dropout=0.0)
         segment.compile_model(model, learning_rate=1e-3)
     return model
 

@@ -124,14 +124,14 @@ def test_train_driver_with_mirrored_strategy(tmp_path):
     done = subprocess.run(
         [sys.executable, str(REPO / "driver_train_save_evaluate.py"), "--run-dir",
          str(tmp_path / "run"), "--synthetic-dir", str(tmp_path / "synthetic"),
-         "--num-synthetic", "20", "--size", "32", "--base-filters", "4", "--depth", "3",
+         "--num-synthetic", "20", "--size", "32", "--base-filters", "4", "--depth", "2",
          "--epochs", "1", "--batch-size", "4", "--distribute", "mirrored", "--cpu-devices", "2",
          "-q"], capture_output=True, text=True, cwd=REPO, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["distribution"] == {"strategy": "MirroredStrategy", "replicas": 2}
     read = segment.RunConfig.from_dict(config)
-    assert (read.data.image_size, read.model.depth, read.train.epochs) == ((32, 32), 3, 1)
+    assert (read.data.image_size, read.model.depth, read.train.epochs) == ((32, 32), 2, 1)
     assert (tmp_path / "run" / "report.html").exists()
 
 

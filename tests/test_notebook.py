@@ -17,7 +17,7 @@ def test_notebook_is_committed_without_outputs():
 @pytest.mark.slow
 def test_notebook_runs_and_shows_figures_and_tables(tmp_path, monkeypatch):
     for name, value in {"SEGMENT_NUM_SYNTHETIC": "20", "SEGMENT_IMAGE_SIZE": "32",
-                        "SEGMENT_BASE_FILTERS": "4", "SEGMENT_DEPTH": "3",
+                        "SEGMENT_BASE_FILTERS": "4", "SEGMENT_DEPTH": "2",
                         "SEGMENT_EPOCHS": "1", "SEGMENT_RUN_DIR": str(tmp_path / "run")}.items():
         monkeypatch.setenv(name, value)  # read by the notebook's first cell
     notebook = nbformat.read(NOTEBOOK, as_version=4)

@@ -45,7 +45,7 @@ def test_train_driver_on_real_images(real_pairs, tmp_path):
     done = subprocess.run(
         [sys.executable, str(REPO / "driver_train_save_evaluate.py"), "--images",
          str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"), "--size", "32",
-         "--base-filters", "4", "--depth", "3", "--epochs", "1", "--batch-size", "4", "-q"],
+         "--base-filters", "4", "--depth", "2", "--epochs", "1", "--batch-size", "4", "-q"],
         capture_output=True, text=True, cwd=REPO, timeout=900)
     assert done.returncode == 0, done.stderr
     summary = assert_consistent_report(tmp_path / "run", 4)  # 20 pairs: 12 / 4 / 4

