@@ -58,7 +58,8 @@ def keras_eagerly(request):
     For tests of the training loop's bookkeeping (files, resuming, callbacks, refusals): its
     Python logic is the same eagerly, and a run skips tracing its graphs (about 6 s for a tiny
     network, 25 s for Lite0 on 2 cores). A test marked `traced` runs as users do, in graphs, as
-    do the doctests' examples and the drivers', reliability, distribution and backends' tests.
+    do the doctests' examples and the processes that the drivers', reliability, distribution and
+    backends' tests start.
     """
     if request.node.get_closest_marker("traced"):
         yield
