@@ -20,6 +20,9 @@ from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ISIC_SAMPLE = REPO.parent / "shared" / "data" / "isic-sample"
+# `[sys.executable, EAGER_DRIVER, "driver_train_save_evaluate.py", ...]`: the driver with Keras'
+# functions eager, for the runs whose tests check files, flags and records (tests/eager_run.py).
+EAGER_DRIVER = str(REPO / "tests" / "eager_run.py")
 
 
 def backed_up(run_dir):

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import REPO, backed_up
+from conftest import EAGER_DRIVER, REPO, backed_up
 
 HELPER = str(REPO / "tests" / "distributed_run.py")
 
@@ -122,7 +122,7 @@ def test_two_local_workers_resume_after_a_kill_and_only_the_chief_writes(cluster
 @pytest.mark.slow
 def test_train_driver_with_mirrored_strategy(tmp_path):
     done = subprocess.run(
-        [sys.executable, str(REPO / "driver_train_save_evaluate.py"), "--run-dir",
+        [sys.executable, EAGER_DRIVER, str(REPO / "driver_train_save_evaluate.py"), "--run-dir",
          str(tmp_path / "run"), "--synthetic-dir", str(tmp_path / "synthetic"),
          "--num-synthetic", "20", "--size", "32", "--base-filters", "4", "--depth", "2",
          "--epochs", "1", "--batch-size", "4", "--distribute", "mirrored", "--cpu-devices", "2",

@@ -7,7 +7,7 @@ from segment import find_pairs, inspect, load_input_image, load_segmented_image
 
 import numpy as np
 import pytest
-from conftest import REPO, assert_consistent_report
+from conftest import EAGER_DRIVER, REPO, assert_consistent_report
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_train_driver_on_real_images(real_pairs, tmp_path):
             (tmp_path / "data" / folder).mkdir(parents=True, exist_ok=True)
             (tmp_path / "data" / folder / path.name).symlink_to(path)
     done = subprocess.run(
-        [sys.executable, str(REPO / "driver_train_save_evaluate.py"), "--images",
+        [sys.executable, EAGER_DRIVER, str(REPO / "driver_train_save_evaluate.py"), "--images",
          str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"), "--size", "32",
          "--base-filters", "4", "--depth", "2", "--epochs", "1", "--batch-size", "4", "-q"],
         capture_output=True, text=True, cwd=REPO, timeout=900)
