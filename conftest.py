@@ -7,7 +7,7 @@ the module's own names:
     tmp              an empty folder (pathlib.Path) of its own
     data_dir         a folder of 12 synthetic pairs at 48x64 (images/ and masks/)
     pairs            `find_pairs(data_dir)`; `split` their 6:2:2 split (seed 0)
-    model            a tiny Improved UNet: 32x32 input, base 4 filters, 3 levels
+    model            a tiny Improved UNet: 32x32 input, base 4 filters, 2 levels
     finished_run     a run folder `train_and_evaluate` finished (1 epoch at 32x32), made once
                      and only for the examples that name it
 
@@ -31,7 +31,7 @@ import pytest  # noqa: E402
 
 TINY = segment.RunConfig(
     data=segment.DataConfig(image_size=(32, 32), batch_size=4),
-    model=segment.ModelConfig(base_filters=4, depth=3),
+    model=segment.ModelConfig(base_filters=4, depth=2),
     train=segment.TrainConfig(epochs=1))
 
 

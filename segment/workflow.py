@@ -107,7 +107,7 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     Example:
         >>> config = segment.RunConfig(
         ...     data=segment.DataConfig(image_size=(32, 32), batch_size=4, augment="flips"),
-        ...     model=segment.ModelConfig(base_filters=4, depth=3),
+        ...     model=segment.ModelConfig(base_filters=4, depth=2),
         ...     train=segment.TrainConfig(epochs=1))
         >>> model, history, report, split, run = train_and_evaluate(
         ...     data_dir, tmp / "run", config, verbose=0, progress=False)
