@@ -67,9 +67,9 @@ def synthetic_pairs(synthetic_dir):
 
 @pytest.fixture
 def tiny_model():
-    """Base 4 filters, 3 levels, 32x32 input: builds and runs in well under a second."""
+    """Base 4 filters, 2 levels, 32x32 input: builds and runs in well under a second."""
     segment.set_seed(0)
-    return segment.create_model((32, 32, 3), base_filters=4, depth=3)
+    return segment.create_model((32, 32, 3), base_filters=4, depth=2)
 
 
 def constant_model(value, size=(32, 32)):

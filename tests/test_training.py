@@ -210,7 +210,7 @@ def test_a_network_started_from_a_trained_model_holds_its_weights_at_any_size_an
     trained.set_weights([np.random.default_rng(0).normal(size=weight.shape).astype("float32")
                          for weight in tiny_model.get_weights()])
     save_model(trained, tmp_path / "model.keras")
-    started = create_model((64, 64, 3), base_filters=4, depth=3, dtype_policy="mixed_bfloat16")
+    started = create_model((64, 64, 3), base_filters=4, depth=2, dtype_policy="mixed_bfloat16")
     segment.saving.start_from(started, tmp_path / "model.keras")
     for ours, theirs in zip(started.get_weights(), trained.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, theirs)
@@ -223,15 +223,15 @@ def test_a_trained_model_of_another_network_or_format_is_refused_by_name(tiny_mo
                                          "\\(3, 3, 3, 2\\); build it with the model settings it "
                                          "was trained with \\(unknown: no config.json "
                                          "beside it\\)$"):
-        segment.saving.start_from(create_model((32, 32, 3), base_filters=2, depth=3),
+        segment.saving.start_from(create_model((32, 32, 3), base_filters=2, depth=2),
                                   tmp_path / "model.keras")
-    with pytest.raises(ValueError, match="holds another network: layer upsampling_2_conv where "
-                                         "this one has layer context_4_in"):  # a level more
-        segment.saving.start_from(create_model((32, 32, 3), base_filters=4, depth=4),
+    with pytest.raises(ValueError, match="holds another network: layer upsampling_1_conv where "
+                                         "this one has layer context_3_in"):  # a level more
+        segment.saving.start_from(create_model((32, 32, 3), base_filters=4, depth=3),
                                   tmp_path / "model.keras")
     with pytest.raises(ValueError, match="holds another network: layer context_1_in where this "
                                          "one has layer colour_constancy"):  # no weights of its own
-        segment.saving.start_from(create_model((32, 32, 3), base_filters=4, depth=3,
+        segment.saving.start_from(create_model((32, 32, 3), base_filters=4, depth=2,
                                                colour_constancy=True), tmp_path / "model.keras")
     with pytest.raises(ModelLoadError, match="'.*legacy.h5' is not a .keras file"):
         segment.saving.start_from(tiny_model, tmp_path / "legacy.h5")
@@ -249,7 +249,7 @@ def saved_shifted_copy(model, path):
 def test_training_starts_from_the_init_models_weights(small_data, tiny_model, synthetic_pairs,
                                                       tmp_path):
     trained = saved_shifted_copy(tiny_model, tmp_path / "first.keras")
-    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    model = create_model((32, 32, 3), base_filters=4, depth=2)
     train_model(model, small_data, None, TrainConfig(
         epochs=1, steps_per_epoch=1, learning_rate=1e-9, init_model=tmp_path / "first.keras"),
         tmp_path / "run", verbose=0)  # a step too small to move the weights off the start
@@ -261,7 +261,7 @@ def test_training_starts_from_the_init_models_weights(small_data, tiny_model, sy
     assert recorded["init_model_sha256"] == hashlib.sha256(
         (tmp_path / "first.keras").read_bytes()).hexdigest()
     with pytest.raises(ValueError, match="first.keras' holds another network"):
-        train_model(create_model((32, 32, 3), base_filters=2, depth=3), small_data, None,
+        train_model(create_model((32, 32, 3), base_filters=2, depth=2), small_data, None,
                     TrainConfig(epochs=1, init_model=tmp_path / "first.keras"),
                     tmp_path / "other", verbose=0)
     assert not (tmp_path / "other").exists()  # refused before the folder is touched
@@ -496,7 +496,7 @@ def test_fine_tuning_whose_first_backup_was_cut_short_starts_again_from_the_init
                          init_model=tmp_path / "first.keras")
     cut_short_first_backup(tmp_path / "run", {"train": asdict(config), "init_model_sha256":
                                               segment.files.file_sha256(tmp_path / "first.keras")})
-    model = create_model((32, 32, 3), base_filters=4, depth=3)
+    model = create_model((32, 32, 3), base_filters=4, depth=2)
     train_model(model, small_data, None, config, tmp_path / "run", verbose=0)
     for ours, theirs in zip(model.get_weights(), trained.get_weights(), strict=True):
         np.testing.assert_allclose(ours, theirs, atol=1e-6)  # not the random start
