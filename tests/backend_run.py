@@ -30,11 +30,15 @@ PROBE = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3
 METRICS = ["dice", "jaccard", "sensitivity", "specificity", "hd95"]
 
 
+def probe(model):
+    """{"probe": the model's probabilities on PROBE, as nested lists}."""
+    return {"probe": keras.ops.convert_to_numpy(model.predict_on_batch(PROBE)).tolist()}
+
+
 def scores(model, pairs):
     """Mean metrics on `pairs` (with TTA and post-processing) and probabilities on PROBE."""
     summary = segment.evaluate(model, pairs, tta=True, postprocess=True, progress=False).summary
-    return {"metrics": {name: summary[name]["mean"] for name in METRICS},
-            "probe": keras.ops.convert_to_numpy(model.predict_on_batch(PROBE)).tolist()}
+    return {"metrics": {name: summary[name]["mean"] for name in METRICS}, **probe(model)}
 
 
 class CrashAtSecondEpoch(keras.callbacks.Callback):
@@ -76,17 +80,15 @@ def load(data_dir, model_paths, probe_only_paths=()):
     """Load each model on this process's backend and score it; the `probe_only_paths` models
     only predict PROBE."""
     split = segment.train_val_test_split(segment.find_pairs(data_dir), seed=0)
-    probes = {path: {"probe": keras.ops.convert_to_numpy(
-        segment.load_model(path).predict_on_batch(PROBE)).tolist()} for path in probe_only_paths}
-    return {"backend": keras.backend.backend(),
-            "models": {**{path: scores(segment.load_model(path), split.test)
-                          for path in model_paths}, **probes}}
+    scored = {path: scores(segment.load_model(path), split.test) for path in model_paths}
+    probed = {path: probe(segment.load_model(path)) for path in probe_only_paths}
+    return {"backend": keras.backend.backend(), "models": {**scored, **probed}}
 
 
 if __name__ == "__main__":
     command, data_dir, *rest = sys.argv[1:]
-    scored, probed = (rest[:rest.index("--probe-only")], rest[rest.index("--probe-only") + 1:]) \
-        if "--probe-only" in rest else (rest, [])
+    cut = rest.index("--probe-only") if "--probe-only" in rest else len(rest)
+    scored, probed = rest[:cut], rest[cut + 1:]
     commands = {"train": lambda: train(data_dir, rest[0]),
                 "load": lambda: load(data_dir, scored, probed)}
     print(json.dumps(commands[command]()))

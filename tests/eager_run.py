@@ -5,7 +5,7 @@
 Runs SCRIPT as `python SCRIPT ARGUMENT ...` would, but with TensorFlow running Keras' training
 and prediction functions eagerly (tf.data's stay graphs), as conftest.keras_eagerly does in the
 test process. For the short driver runs whose tests check files, flags and records (the real
-ISIC sample's, the mirrored strategy's): a run skips tracing its graphs (8-10 s for a tiny
+ISIC sample's, the mirrored strategy's): a run skips tracing its graphs (4-8 s for a tiny
 network on an AVX2-only CPU). A run that predicts hundreds of images gains nothing: eagerly,
 each batch costs what the trace saved. The drivers' traced runs, as users run them, are
 test_drivers.py's fixture and the reliability tests'.
