@@ -18,11 +18,12 @@ venv: $(INSTALLED)
 # on our CI machines), the suite's 60-odd Python processes would each compile again what they
 # import, so the commands below turn it back on. docs/RESULTS.md has the measurements.
 export PYTHONDONTWRITEBYTECODE =
-PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -c requirements/constraints.txt -e
+# uv installs the pinned packages (pip where uv cannot be had): requirements/install.py.
+INSTALL := $(BIN)/python requirements/install.py
 
-$(INSTALLED): pyproject.toml requirements/constraints.txt
+$(INSTALLED): pyproject.toml requirements/constraints.txt requirements/install.py
 	$(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) '.[cpu,test]'
+	$(INSTALL) '.[cpu,test]'
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)
@@ -31,7 +32,7 @@ demo: $(INSTALLED)
 
 # The benchmarks also need the peer of benchmark 5 (torch CPU build + monai, about 1 GB).
 $(PEER_INSTALLED): $(INSTALLED)
-	$(PIP_INSTALL) '.[cpu,test,peer]'
+	$(INSTALL) '.[cpu,test,peer]'
 	touch $(PEER_INSTALLED)
 
 bench: $(PEER_INSTALLED)
@@ -53,7 +54,7 @@ $(BROWSER_INSTALLED): $(INSTALLED)
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) sh -c 'apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium' \
 		> /dev/null; }
-	$(PIP_INSTALL) '.[cpu,test,browser]'
+	$(INSTALL) '.[cpu,test,browser]'
 	touch $(BROWSER_INSTALLED)
 
 test-browser: $(BROWSER_INSTALLED)
