@@ -19,10 +19,10 @@ venv: $(INSTALLED)
 # import, so the commands below turn it back on. docs/RESULTS.md has the measurements.
 export PYTHONDONTWRITEBYTECODE =
 # uv installs the pinned packages (pip where uv cannot be had): requirements/install.py.
-INSTALL := $(BIN)/python requirements/install.py
+INSTALL := $(PYTHON) requirements/install.py $(BIN)/python
 
 $(INSTALLED): pyproject.toml requirements/constraints.txt requirements/install.py
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
 	$(INSTALL) '.[cpu,test]'
 	touch $(INSTALLED)
 

@@ -1,14 +1,16 @@
-"""Install the project and its extras into the Python that runs this script, pinned by
+"""Install the project and its extras into a virtual environment, pinned by
 requirements/constraints.txt: what `make` does in `.venv`.
 
-    .venv/bin/python requirements/install.py '.[cpu,test]'
+    python3.11 -m venv --without-pip .venv
+    python3.11 requirements/install.py .venv/bin/python '.[cpu,test]'
 
 uv installs the same pinned files as pip, several times faster (103 packages, 3 GB: 17 s
-against 70 s on two cores; docs/RESULTS.md). So this script first installs uv (its version is
-pinned in the constraints) with pip, then hands it the package indexes, wheel folders,
-constraints and certificates pip is configured with (`pip config list`), since uv reads its own
-settings, not pip's. Where uv cannot be installed, pip installs the project as before. Neither
-compiles bytecode at install time (the Makefile says why).
+against 70 s on two cores; docs/RESULTS.md). So this script has the Python that runs it put uv
+(its version pinned in the constraints) into the environment with pip, then hands uv the package
+indexes, wheel folders, constraints and certificates pip is configured with (`pip config list`),
+since uv reads its own settings, not pip's; uv also installs the environment's own pip. Where uv
+cannot be had, the environment gets pip from `ensurepip` and pip installs the project as
+before. Neither compiles bytecode at install time (the Makefile says why).
 """
 
 import ast
@@ -18,7 +20,6 @@ import sys
 from pathlib import Path
 
 CONSTRAINTS = str(Path(__file__).resolve().parent / "constraints.txt")
-PIP = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
 # pip's settings that decide which files are installed, and uv's option for each
 LIST_OPTIONS = {"extra-index-url": "--extra-index-url", "find-links": "--find-links",
                 "constraint": "--constraint"}
@@ -50,18 +51,27 @@ def uv_arguments(settings):
     return options, environment
 
 
-def main(target):
+def main(python, target):
+    """Install `target` (e.g. '.[cpu,test]') into the environment of the interpreter `python`."""
     requirement = ["-c", CONSTRAINTS, "-e", target]
-    if subprocess.run([*PIP, "uv", *requirement[:2]]).returncode != 0:
+    if subprocess.run([*pip(sys.executable, "--python", python), "uv", *requirement[:2]],
+                      stderr=subprocess.DEVNULL).returncode != 0:
         print("requirements/install.py: uv could not be installed; pip installs instead")
-        return subprocess.run([*PIP, "--no-compile", *requirement]).returncode
+        subprocess.run([python, "-m", "ensurepip", "--default-pip"], check=True,
+                       stdout=subprocess.DEVNULL)
+        return subprocess.run([*pip(python), "--no-compile", *requirement]).returncode
     listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"],
                             capture_output=True, text=True, check=True).stdout
     options, environment = uv_arguments(pip_settings(listed))
-    return subprocess.run([sys.executable, "-m", "uv", "pip", "install", "--quiet",
-                           "--python", sys.executable, *options, *requirement],
+    return subprocess.run([python, "-m", "uv", "pip", "install", "--quiet", "--python", python,
+                           *options, "pip", *requirement],
                           env={**os.environ, **environment}).returncode
 
 
+def pip(python, *options):
+    """The command of `python`'s pip installing quietly (`options`: pip's own, e.g. --python)."""
+    return [python, "-m", "pip", *options, "install", "--quiet", "--disable-pip-version-check"]
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(*sys.argv[1:]))
