@@ -13,8 +13,9 @@ the module's own names:
 
 Everything is small enough for the examples to run in seconds on two CPU cores.
 
-It also holds `keras_eagerly`, a fixture of the tests under tests/ as well, and puts the files
-with the most `slow` tests first in the run (see `pytest_collection_modifyitems`).
+It also holds `keras_eagerly` and `keras_eagerly_in_module`, fixtures of the tests under tests/
+as well, and puts the files with the most `slow` tests first in the run (see
+`pytest_collection_modifyitems`).
 """
 
 import collections
@@ -64,6 +65,16 @@ def keras_eagerly(request):
     if request.node.get_closest_marker("traced"):
         yield
         return
+    with eager_keras():
+        yield
+
+
+@pytest.fixture(scope="module")
+def keras_eagerly_in_module():
+    """Keras' functions eager for a whole test module, its module-scoped fixtures included
+    (they are set up before a test's own `keras_eagerly`): test_backends.py's runs in this
+    process, which train, save and load the models its tests move between backends (17.7 s
+    traced against 7.8 s eagerly, here on an AVX2-only EPYC)."""
     with eager_keras():
         yield
 

