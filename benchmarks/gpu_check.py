@@ -105,7 +105,10 @@ def run_backend(backend, settings, seconds, scratch):
     """The results of one backend's child process, stopped after `seconds`: {"backend",
     "devices", "versions", "real_data", "speed": [rows]}, with "stopped" if it did not finish."""
     lines = Path(scratch) / f"{backend}.jsonl"
-    command = [sys.executable, __file__, "--child", json.dumps(settings), "--lines", str(lines)]
+    # the child sees the packages this process sees (run with -S and PYTHONPATH, as the tests
+    # run it, its site-packages stay hidden: a machine without TensorFlow on a CPU)
+    command = [sys.executable, *(["-S"] if sys.flags.no_site else []), __file__, "--child",
+               json.dumps(settings), "--lines", str(lines)]
     result = {"backend": backend, "speed": []}
     try:
         done = subprocess.run(command, env=_environment(backend), timeout=seconds)

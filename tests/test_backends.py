@@ -136,11 +136,14 @@ def test_models_move_between_backends(trained, loaded_elsewhere, synthetic_dir,
 
 
 @pytest.mark.slow
-def test_gpu_check_dry_run_on_the_cpu(tmp_path, synthetic_dir):
+def test_gpu_check_dry_run_on_the_cpu(tmp_path, synthetic_dir, without_tensorflow):
+    # As on the GPU machine: JAX and PyTorch where TensorFlow cannot be imported.
     out = tmp_path / "check.json"
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"),
+    done = subprocess.run([sys.executable, "-S", str(REPO / "benchmarks" / "gpu_check.py"),
                            "--dry-run", "--data", str(synthetic_dir), "--out", str(out)],
-                          capture_output=True, text=True, cwd=REPO, timeout=600)
+                          capture_output=True, text=True, cwd=REPO, timeout=600,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                              without_tensorflow["python_path"])})
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
     assert [backend["backend"] for backend in results["backends"]] == ["jax", "torch"]
@@ -149,6 +152,7 @@ def test_gpu_check_dry_run_on_the_cpu(tmp_path, synthetic_dir):
             ("float32", 32), ("mixed_float16", 32)}
         assert all(row["train_images_per_s"] > 0 for row in backend["speed"])
         assert len(backend["real_data"]["val_dice"]) == 1
+        assert backend["real_data"]["pipeline"] == "PairBatches"  # no tf.data there
     assert "real data 32^2, 1 epochs" in done.stdout and f"wrote {out}" in done.stdout
 
 
