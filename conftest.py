@@ -73,8 +73,7 @@ def keras_eagerly(request):
 def keras_eagerly_in_module():
     """Keras' functions eager for a whole test module, its module-scoped fixtures included
     (they are set up before a test's own `keras_eagerly`): test_backends.py's runs in this
-    process, which train, save and load the models its tests move between backends (17.7 s
-    traced against 7.8 s eagerly, here on an AVX2-only EPYC)."""
+    process, which train, save and load the models its tests move between backends."""
     with eager_keras():
         yield
 

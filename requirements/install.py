@@ -4,8 +4,8 @@ requirements/constraints.txt: what `make` does in `.venv`.
     python3.11 -m venv --without-pip .venv
     python3.11 requirements/install.py .venv/bin/python '.[cpu,test]'
 
-uv installs the same pinned files as pip, several times faster (103 packages, 3 GB: 17 s
-against 70 s on two cores; docs/RESULTS.md). So this script has the Python that runs it put uv
+uv installs the same pinned files as pip, several times faster (docs/RESULTS.md, "The two
+commands on a fresh clone"). So this script has the Python that runs it put uv
 (its version pinned in the constraints) into the environment with pip, then hands uv the package
 indexes, wheel folders, constraints and certificates pip is configured with (`pip config list`),
 since uv reads its own settings, not pip's; uv also installs the environment's own pip. Where uv

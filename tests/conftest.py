@@ -38,12 +38,11 @@ def backed_up(run_dir):
 @pytest.fixture(scope="session", autouse=True)
 def _quick_jax_compilation(tmp_path_factory):
     """The JAX processes this test worker starts compile quickly: they skip most of XLA's
-    optimisations (tests check results, not speed; compiling takes a third less time) and its
-    CPU fusion emitters (a tenth to a third less again: loading the Lite0 U-Net 15 s to 10 s,
-    JAX's backend run 30 s to 24 s), and they share one compilation cache in the session's
-    temporary folder, so that a graph one of them compiled (a model resumed, the same model
-    loaded elsewhere) is read back, not compiled again. JAX keys each entry by the program, its
-    compile options and the JAX version."""
+    optimisations and its CPU fusion emitters (tests check results, not speed; each makes
+    compiling a good deal quicker: docs/RESULTS.md, "The two commands on a fresh clone"), and
+    they share one compilation cache in the session's temporary folder, so that a graph one of
+    them compiled (a model resumed, the same model loaded elsewhere) is read back, not compiled
+    again. JAX keys each entry by the program, its compile options and the JAX version."""
     xla_flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_use_fusion_emitters=false"
     settings = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax-cache")),
                 "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
