@@ -26,12 +26,15 @@ LIST_OPTIONS = {"extra-index-url": "--extra-index-url", "find-links": "--find-li
 
 
 def pip_settings(listed):
-    """{name: value} of pip's configuration from what `pip config list` printed (its files,
-    then PIP_* variables: the later wins), e.g. "global.find-links='/opt/wheels'"."""
+    """{name: value} of the settings `pip install` uses, from what `pip config list` printed
+    (its files, then PIP_* variables: the later wins), e.g. "global.find-links='/opt/wheels'";
+    the other commands' sections (download., freeze., ...) are left out, as pip install does."""
     settings = {}
     for line in filter(None, listed.splitlines()):
         key, _, value = line.partition("=")
-        settings[key.partition(".")[2]] = ast.literal_eval(value)
+        section, _, name = key.partition(".")
+        if section in ("global", "install", ":env:"):
+            settings[name] = ast.literal_eval(value)
     return settings
 
 

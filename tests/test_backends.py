@@ -17,17 +17,24 @@ HELPER = str(REPO / "tests" / "backend_run.py")
 BACKENDS = ["tensorflow", "jax", "torch"]
 
 
-def run_helper(backend, *arguments, python_path=None, hide_site=False):
-    """Run backend_run.py under KERAS_BACKEND=backend; its JSON output."""
+def run_helper(backend, *arguments, python_path=None):
+    """Run backend_run.py under KERAS_BACKEND=backend (given `python_path`, in a Python that
+    sees only those folders: `site_hidden`); its JSON output."""
     environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, HELPER, *map(str, arguments)]
-    if hide_site:
-        environment["PYTHONPATH"] = os.pathsep.join(python_path)
-        command.insert(1, "-S")  # no site-packages: only the folders on PYTHONPATH
+    if python_path is not None:
+        command, environment = site_hidden(command, environment, python_path)
     done = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=REPO,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def site_hidden(command, environment, python_path):
+    """`command` (a Python's) and `environment` changed so that the Python sees only the folders
+    on `python_path`: no site-packages (-S), those folders on PYTHONPATH."""
+    return ([command[0], "-S", *command[1:]],
+            {**environment, "PYTHONPATH": os.pathsep.join(python_path)})
 
 
 def site_without(folder, prefixes):
@@ -47,7 +54,7 @@ def without_tensorflow(tmp_path_factory):
     weights' wheels on PYTHONPATH."""
     site = site_without(tmp_path_factory.mktemp("site-without-tensorflow"),
                         ("tensorflow", "tensorboard", "efficientnet"))
-    return {"python_path": [str(site), str(REPO)], "hide_site": True}
+    return {"python_path": [str(site), str(REPO)]}
 
 
 @pytest.fixture(scope="module")
@@ -139,11 +146,11 @@ def test_models_move_between_backends(trained, loaded_elsewhere, synthetic_dir,
 def test_gpu_check_dry_run_on_the_cpu(tmp_path, synthetic_dir, without_tensorflow):
     # As on the GPU machine: JAX and PyTorch where TensorFlow cannot be imported.
     out = tmp_path / "check.json"
-    done = subprocess.run([sys.executable, "-S", str(REPO / "benchmarks" / "gpu_check.py"),
-                           "--dry-run", "--data", str(synthetic_dir), "--out", str(out)],
-                          capture_output=True, text=True, cwd=REPO, timeout=600,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                              without_tensorflow["python_path"])})
+    command, environment = site_hidden(
+        [sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--dry-run", "--data",
+         str(synthetic_dir), "--out", str(out)], os.environ, without_tensorflow["python_path"])
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600,
+                          env=environment)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
     assert [backend["backend"] for backend in results["backends"]] == ["jax", "torch"]

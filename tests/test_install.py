@@ -13,6 +13,7 @@ def test_pip_settings_read_pip_config_list_the_environment_winning():
     listed = ("global.extra-index-url='file:///mirror/simple file:///more/simple'\n"
               "global.find-links='/wheels'\n"
               "install.no-index='false'\n"
+              "download.index-url='https://only-for-downloads/simple'\n"
               ":env:.find-links='/other-wheels'\n")
     assert install.pip_settings(listed) == {
         "extra-index-url": "file:///mirror/simple file:///more/simple",
