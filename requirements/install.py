@@ -23,19 +23,23 @@ CONSTRAINTS = str(Path(__file__).resolve().parent / "constraints.txt")
 # pip's settings that decide which files are installed, and uv's option for each
 LIST_OPTIONS = {"extra-index-url": "--extra-index-url", "find-links": "--find-links",
                 "constraint": "--constraint"}
+# the configuration sections pip install reads, the later overriding the earlier
+PIP_INSTALL_SECTIONS = ("global", "install", ":env:")
 
 
 def pip_settings(listed):
     """{name: value} of the settings `pip install` uses, from what `pip config list` printed
-    (its files, then PIP_* variables: the later wins), e.g. "global.find-links='/opt/wheels'";
-    the other commands' sections (download., freeze., ...) are left out, as pip install does."""
-    settings = {}
+    (sorted by key, e.g. "global.find-links='/opt/wheels'"), ranked as pip install ranks them:
+    `install.` over `global.`, PIP_* variables (`:env:.`) over both, empty values ignored; the
+    other commands' sections (download., freeze., ...) are left out."""
+    ranked = []
     for line in filter(None, listed.splitlines()):
-        key, _, value = line.partition("=")
+        key, _, printed = line.partition("=")
         section, _, name = key.partition(".")
-        if section in ("global", "install", ":env:"):
-            settings[name] = ast.literal_eval(value)
-    return settings
+        value = ast.literal_eval(printed)
+        if section in PIP_INSTALL_SECTIONS and value:
+            ranked.append((PIP_INSTALL_SECTIONS.index(section), name, value))
+    return {name: value for _, name, value in sorted(ranked, key=lambda entry: entry[0])}
 
 
 def uv_arguments(settings):

@@ -10,14 +10,19 @@ spec.loader.exec_module(install)
 
 
 def test_pip_settings_read_pip_config_list_the_environment_winning():
-    listed = ("global.extra-index-url='file:///mirror/simple file:///more/simple'\n"
-              "global.find-links='/wheels'\n"
-              "install.no-index='false'\n"
+    # as pip prints them, sorted by key: the variables (:env:) first, yet they win; install.
+    # wins over global.; an empty variable does not count; download. is not pip install's
+    listed = (":env:.find-links='/other-wheels'\n"
+              ":env:.index-url=''\n"
               "download.index-url='https://only-for-downloads/simple'\n"
-              ":env:.find-links='/other-wheels'\n")
+              "global.extra-index-url='file:///mirror/simple file:///more/simple'\n"
+              "global.find-links='/wheels'\n"
+              "global.index-url='https://mirror/simple'\n"
+              "global.no-index='true'\n"
+              "install.no-index='false'\n")
     assert install.pip_settings(listed) == {
         "extra-index-url": "file:///mirror/simple file:///more/simple",
-        "find-links": "/other-wheels", "no-index": "false"}
+        "find-links": "/other-wheels", "index-url": "https://mirror/simple", "no-index": "false"}
     assert install.pip_settings("") == {}
 
 
