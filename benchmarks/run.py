@@ -33,7 +33,7 @@ ROW_PARTS = {"1": "compute", "2": "pipeline", "3": "pipeline", "4": "precision",
              "24": "augmented_training", "25": "larger_input", "26": "folded_prediction",
              "27": "folded_training", "28": "artifacts", "29": "per_sample_norm",
              "30": "upsampling_conv", "31": "colour_constancy", "32": "depthwise_gradients",
-             "33": "without_bf16"}
+             "33": "without_bf16", "34": "metrics"}
 # Parts each of whose runs adds to what the part holds: `bench_encoders.py --only` trains one
 # variant, and `bench_small_lesion_loss.py --seed N` (bench_first_size.py) one seed; the others'
 # results stay.
@@ -46,7 +46,7 @@ BENCHMARKS = ["compute", "pipeline", "precision", "scaling", "data", "peer", "qu
               "fused_norm", "fused_batch_norm", "longer_training", "depthwise_bf16",
               "augmented_training", "larger_input", "folded_prediction", "folded_training",
               "artifacts", "per_sample_norm", "upsampling_conv", "colour_constancy",
-              "depthwise_gradients", "without_bf16"]
+              "depthwise_gradients", "without_bf16", "metrics"]
 # A part that is not bench_<part>.py run as it is: its script and arguments. bench_pretrained.py's
 # step 6 (a run of over an hour) and its tuning of the encoder's learning rate are parts of
 # their own, so that each can be rerun alone.
@@ -502,6 +502,18 @@ def without_bf16_row(part):
     return label, target, measured, slowest >= part["tolerance"] and chooses == "float32"
 
 
+def metrics_row(part):
+    """Row 34: scoring one image at its original size, HD95 against a whole-view distance
+    transform's; met when the two are equal at every size measured."""
+    label, target = ("34 scoring at original size", "HD95 equal to a whole-view distance "
+                     "transform's at every size (ms per image: all metrics; HD95 speed-up)")
+    if "sizes" not in part:
+        return label, target, "-", not_run(part)
+    measured = "; ".join(f"{size}: {each['ms']['score_masks']:.0f} ms, "
+                         f"{each['hd95_speedup']:.0f}x" for size, each in part["sizes"].items())
+    return label, target, measured, all(each["equal"] for each in part["sizes"].values())
+
+
 def torch_twin_rows(twin):
     """The Lite0 U-Net in the library against its PyTorch twin, and bf16 against float32."""
     target = ("the project's fastest mode >= 1.3x PyTorch's fastest on the same network, "
@@ -808,6 +820,7 @@ _PART_ROWS = [
                               "colour_constancy")),
     ("depthwise_gradients", depthwise_gradients_rows),
     ("without_bf16", lambda part: [without_bf16_row(part)]),
+    ("metrics", lambda part: [metrics_row(part)]),
 ]
 
 

@@ -29,7 +29,6 @@ from .inspection import log_size_mismatches, size_mismatch
 from .metrics import (
     LESION_SIZE_BINS,
     LOW_DICE,
-    confusion_counts,
     hausdorff_distance_95,
     scores_from_counts,
 )
@@ -267,13 +266,27 @@ def display_size(size):
 
 
 def score_masks(truth, predicted):
-    """All per-image metrics of one (height, width) truth/prediction pair, as a dict."""
-    counts = confusion_counts(truth[None, ..., None], predicted[None, ..., None])  # (1, 4)
+    """All per-image metrics of one pair of (height, width) binary masks (non-zero = lesion).
+
+    The pixel counts are exact integers at any image size (a float32 sum is not, above 2**24
+    pixels, a 4096x4096 view) and are scored by `scores_from_counts`, as in training.
+
+    Example:
+        >>> truth, predicted = np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8)
+        >>> truth[:2, :2], predicted[:2, :1] = 1, 1  # 4 lesion pixels, 2 of them found
+        >>> scores = score_masks(truth, predicted)
+        >>> round(scores["dice"], 3), scores["truth_area"], scores["predicted_area"]
+        (0.667, 4, 2)
+    """
+    truth, predicted = np.asarray(truth) > 0, np.asarray(predicted) > 0
+    tp, truth_area, predicted_area = (int(np.count_nonzero(mask))
+                                      for mask in (truth & predicted, truth, predicted))
+    counts = np.array([[tp, predicted_area - tp, truth_area - tp,
+                        truth.size - truth_area - predicted_area + tp]], np.float32)
     scores = {name: float(ops.convert_to_numpy(value)[0])
               for name, value in scores_from_counts(counts).items()}
-    tp, fp, fn, _ = ops.convert_to_numpy(counts)[0]
     return {**scores, "hd95": hausdorff_distance_95(truth, predicted),
-            "truth_area": int(tp + fn), "predicted_area": int(tp + fp),
+            "truth_area": truth_area, "predicted_area": predicted_area,
             "height": truth.shape[0], "width": truth.shape[1]}
 
 

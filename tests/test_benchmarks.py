@@ -46,10 +46,11 @@ def test_quick_run_writes_results_and_targets(tmp_path):
     # about 40 s of this test);
     # their rows are tested below (validate_every itself in test_training.py, the small-lesion
     # loss in test_losses.py, the fused norm kernels and the depthwise layer in test_layers.py).
-    # bench_data.py and bench_compute.py's measurements run in this process below (each part
-    # run here starts a TensorFlow process); bench_peer.py's quick run prints only its
-    # "pip install" line without the [peer] extra (as in CI), which isic2018's part prints too,
-    # and its row is tested below: each would spend most of its process starting TensorFlow.
+    # bench_data.py, bench_compute.py and bench_metrics.py's measurements run in this process
+    # below (each part run here starts a TensorFlow process); bench_peer.py's quick run prints
+    # only its "pip install" line without the [peer] extra (as in CI), which isic2018's part
+    # prints too, and its row is tested below: each would spend most of its process starting
+    # TensorFlow.
     parts = [name for name in BENCHMARKS if name not in ("backends", "scaling", "precision",
                                                          "compute", "data", "peer",
                                                          "review", "confidence", "torch_twin",
@@ -64,7 +65,7 @@ def test_quick_run_writes_results_and_targets(tmp_path):
                                                          "per_sample_norm", "upsampling_conv",
                                                          "colour_constancy", "first_size",
                                                          "depthwise_gradients",
-                                                         "without_bf16")
+                                                         "without_bf16", "metrics")
              and not name.startswith("pretrained")]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick",
                            "--out", str(tmp_path), "--only", *parts], capture_output=True,
@@ -714,3 +715,17 @@ def test_without_bf16_row_judges_both_copies_against_the_base_and_shows_how_they
     assert judged(ratios={**part["ratios"], "library again / base": slower}) is False
     assert judged(mixed_bfloat16_request={"chooses": "mixed_bfloat16"}) is False
     assert judged(native_bf16=True).startswith("measured (no target")
+
+
+def test_metrics_benchmark_finds_the_library_hd95_equal_to_the_distance_transform():
+    from bench_metrics import measure
+    from run import metrics_row
+
+    part = {"sizes": measure([(60, 80), (48, 48)], rounds=1)}
+    sizes = part["sizes"]
+    assert list(sizes) == ["80x60", "48x48"]
+    assert all(each["equal"] and each["hd95"] > 0 for each in sizes.values())
+    label, _, measured, met = metrics_row(part)
+    assert label.startswith("34 ") and measured.startswith("80x60: ") and met is True
+    sizes["48x48"]["equal"] = False
+    assert metrics_row(part)[3] is False

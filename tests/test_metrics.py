@@ -99,3 +99,24 @@ def test_hd95_empty_rules():
     assert hausdorff_distance_95(square, square) == 0.0
     with pytest.raises(ValueError, match="same shape"):
         hausdorff_distance_95(square, np.zeros((4, 5)))
+
+
+def test_hd95_matches_brute_force_on_far_apart_shapes_at_the_edges():
+    # Small masks in a large view, touching its edges: the distances must not depend on where
+    # the view ends or on the background between the two masks.
+    truth, predicted = np.zeros((300, 500), bool), np.zeros((300, 500), bool)
+    truth[:6, :9] = truth[140:150, 200:230] = True
+    predicted[291:, 470:] = predicted[145:160, 210:220] = True
+    assert hausdorff_distance_95(truth, predicted) == pytest.approx(
+        brute_force_hd95(truth, predicted))
+
+
+def test_score_masks_counts_pixels_exactly_beyond_float32():
+    # 4097 x 4097 = 16,785,409 pixels: an odd count above 2**24, which float32 cannot hold.
+    truth = np.ones((4097, 4097), np.uint8)
+    predicted = truth.copy()
+    predicted[2048, 2048] = 0
+    scores = score_masks(truth, predicted)
+    assert (scores["truth_area"], scores["predicted_area"]) == (16_785_409, 16_785_408)
+    assert scores["dice"] == pytest.approx(2 * 16_785_408 / (16_785_409 + 16_785_408))
+    assert scores["hd95"] == 0.0  # 95 % of the border pixels lie on the other's border
