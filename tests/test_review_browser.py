@@ -167,6 +167,9 @@ def test_names_are_text_and_a_missing_picture_is_a_placeholder(page, review):
     thumbnails.last.wait_for()
     assert page.eval_on_selector_all(
         "#rows tbody img", "images => images.every(i => i.complete && i.naturalWidth > 0)")
+    # each loads as its row nears the view: a page of 530 rows shows its table twice as soon
+    assert page.eval_on_selector_all("#rows tbody img",
+                                     "images => images.every(i => i.loading === 'lazy')")
 
 
 def test_benchmark_of_the_page_measures_its_size_and_load_time(review):
