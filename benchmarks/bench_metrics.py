@@ -7,7 +7,9 @@ distance transform of the whole view, at the sizes ISIC images come in.
 An evaluation scores every image at its own resolution (ISIC 2018's photographs run up to about
 6000x4000), so the per-image metrics are paid once per image on top of the prediction. For
 each size, a seeded lesion (a disc with a smooth random border, about a tenth of the view) and a
-prediction of it (shifted, with another random border):
+prediction of it (shifted, with another random border); and at 1022x767 the same lesion against
+a *speckled* prediction, half the pixels at random (an untrained network's mask, nearly all
+border, where the library takes distance transforms instead of k-d trees):
 
 - `score_masks` (every metric of evaluation.csv), and `hausdorff_distance_95` alone: the best
   of ROUNDS calls each, in milliseconds;
@@ -30,11 +32,13 @@ from measure import seconds
 from scipy import ndimage
 
 SIZES = [(512, 512), (767, 1022), (2848, 4288), (4000, 6000)]  # (height, width)
+SPECKLED = (767, 1022)
 ROUNDS = 3
 
 
-def lesion_pair(height, width, seed=0):
-    """(truth, predicted): (height, width) uint8 masks of one lesion and a prediction of it."""
+def lesion_pair(height, width, speckled=False, seed=0):
+    """(truth, predicted): (height, width) uint8 masks of one lesion and a prediction of it, or
+    with `speckled` a prediction of random pixels."""
     rng = np.random.default_rng(seed)
     rows, cols = np.mgrid[:height, :width]
     radius = 0.2 * min(height, width)
@@ -44,7 +48,9 @@ def lesion_pair(height, width, seed=0):
         distance = np.hypot(rows - height / 2 - shift, cols - width / 2)
         return (distance < radius * (1 + 4 * wobble)).astype(np.uint8)
 
-    return disc(0), disc(0.05 * radius)
+    truth = disc(0)
+    return truth, ((rng.random((height, width)) < 0.5).astype(np.uint8) if speckled
+                   else disc(0.05 * radius))
 
 
 def hd95_by_distance_transform(truth, predicted):
@@ -61,18 +67,20 @@ def best_ms(function, masks, rounds):
     return 1000 * min(seconds(lambda: function(*masks)) for _ in range(rounds))
 
 
-def measure(sizes, rounds):
-    """{'WxH': {...}} for each (height, width) of `sizes`, as the module docstring lists."""
+def measure(sizes, rounds, speckled=SPECKLED):
+    """{'WxH': {...}} for each (height, width) of `sizes` and {'WxH speckled': {...}} for
+    `speckled` (None: none), as the module docstring lists."""
     results = {}
-    for height, width in sizes:
-        truth, predicted = lesion_pair(height, width)
+    cases = [(size, False) for size in sizes] + ([(speckled, True)] if speckled else [])
+    for (height, width), speckles in cases:
+        truth, predicted = lesion_pair(height, width, speckles)
         library, reference = (hausdorff_distance_95(truth, predicted),
                               hd95_by_distance_transform(truth, predicted))
         functions = {"score_masks": score_masks, "hd95": hausdorff_distance_95,
                      "hd95_reference": hd95_by_distance_transform}
         timed = {name: best_ms(function, (truth, predicted), rounds)
                  for name, function in functions.items()}
-        results[f"{width}x{height}"] = {
+        results[f"{width}x{height}{' speckled' if speckles else ''}"] = {
             "lesion_share": float(truth.mean()), "hd95": library, "hd95_reference": reference,
             "equal": library == reference, "ms": timed,
             "hd95_speedup": timed["hd95_reference"] / timed["hd95"]}

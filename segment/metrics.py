@@ -158,6 +158,12 @@ class DiceCoefficient(keras.metrics.MeanMetricWrapper):
         return {"name": self.name, "threshold": self.threshold, "dtype": self.dtype}
 
 
+# While both borders together hold less than this share of the box's pixels, k-d trees find the
+# nearest border pixels faster than distance transforms (benchmarks/bench_metrics.py); both are
+# exact.
+_TREE_SHARE = 0.05
+
+
 def hausdorff_distance_95(truth, predicted):
     """95th percentile of the symmetric boundary distances between two masks, in pixels.
 
@@ -187,16 +193,20 @@ def hausdorff_distance_95(truth, predicted):
     if not truth.any() or not predicted.any():
         return float("nan")
     # Outside the box around both masks every pixel is background in both, so cropping to it
-    # changes neither border nor any distance; the nearest border pixel is found in a k-d tree
-    # of the other border's pixels (exact, as a distance transform of the whole image would be).
+    # changes neither border nor any distance.
     either = truth | predicted
     rows, cols = np.flatnonzero(either.any(axis=1)), np.flatnonzero(either.any(axis=0))
     box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    truth_border, predicted_border = (
-        np.argwhere(mask & ~ndimage.binary_erosion(mask, border_value=0))
-        for mask in (truth[box], predicted[box]))
-    to_truth, _ = cKDTree(truth_border).query(predicted_border)
-    to_predicted, _ = cKDTree(predicted_border).query(truth_border)
+    truth_border, predicted_border = (mask & ~ndimage.binary_erosion(mask, border_value=0)
+                                      for mask in (truth[box], predicted[box]))
+    if truth_border.sum() + predicted_border.sum() < _TREE_SHARE * truth_border.size:
+        # a lesion's outline: each border pixel's nearest one from a k-d tree of the other's
+        truth_points, predicted_points = np.argwhere(truth_border), np.argwhere(predicted_border)
+        to_truth, _ = cKDTree(truth_points).query(predicted_points)
+        to_predicted, _ = cKDTree(predicted_points).query(truth_points)
+    else:  # a speckled mask, mostly border: distance transforms of the box cost less
+        to_truth = ndimage.distance_transform_edt(~truth_border)[predicted_border]
+        to_predicted = ndimage.distance_transform_edt(~predicted_border)[truth_border]
     return float(np.percentile(np.concatenate([to_truth, to_predicted]), 95))
 
 

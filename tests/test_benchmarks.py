@@ -721,9 +721,9 @@ def test_metrics_benchmark_finds_the_library_hd95_equal_to_the_distance_transfor
     from bench_metrics import measure
     from run import metrics_row
 
-    part = {"sizes": measure([(60, 80), (48, 48)], rounds=1)}
+    part = {"sizes": measure([(60, 80), (48, 48)], rounds=1, speckled=(40, 50))}
     sizes = part["sizes"]
-    assert list(sizes) == ["80x60", "48x48"]
+    assert list(sizes) == ["80x60", "48x48", "50x40 speckled"]
     assert all(each["equal"] and each["hd95"] > 0 for each in sizes.values())
     label, _, measured, met = metrics_row(part)
     assert label.startswith("34 ") and measured.startswith("80x60: ") and met is True

@@ -111,6 +111,16 @@ def test_hd95_matches_brute_force_on_far_apart_shapes_at_the_edges():
         brute_force_hd95(truth, predicted))
 
 
+def test_hd95_matches_brute_force_on_a_speckled_prediction():
+    # Half the pixels at random, as an untrained network marks them: nearly all border, where
+    # the distances come from distance transforms rather than k-d trees.
+    truth = np.zeros((50, 70), bool)
+    truth[10:30, 20:45] = True
+    predicted = np.random.default_rng(0).random((50, 70)) < 0.5
+    assert hausdorff_distance_95(truth, predicted) == pytest.approx(
+        brute_force_hd95(truth, predicted))
+
+
 def test_score_masks_counts_pixels_exactly_beyond_float32():
     # 4097 x 4097 = 16,785,409 pixels: an odd count above 2**24, which float32 cannot hold.
     truth = np.ones((4097, 4097), np.uint8)
