@@ -25,7 +25,7 @@ import argparse
 import json
 
 from segment.evaluation import score_masks
-from segment.metrics import hausdorff_distance_95
+from segment.metrics import boundary, hausdorff_distance_95
 
 import numpy as np
 from measure import seconds
@@ -55,8 +55,7 @@ def lesion_pair(height, width, speckled=False, seed=0):
 
 def hd95_by_distance_transform(truth, predicted):
     """The reference: HD95 from one distance transform of the whole view per mask."""
-    borders = [mask & ~ndimage.binary_erosion(mask, border_value=0)
-               for mask in (truth > 0, predicted > 0)]
+    borders = [boundary(mask > 0) for mask in (truth, predicted)]
     to_truth, to_predicted = (ndimage.distance_transform_edt(~border) for border in borders)
     return float(np.percentile(np.concatenate([to_truth[borders[1]],
                                                to_predicted[borders[0]]]), 95))

@@ -26,6 +26,8 @@ __all__ = [
     "ISIC_JACCARD_THRESHOLD",
     "LESION_SIZE_BINS",
     "LOW_DICE",
+    "boundary",
+    "bounding_box",
     "confusion_counts",
     "dice_coefficient",
     "hausdorff_distance_95",
@@ -158,6 +160,31 @@ class DiceCoefficient(keras.metrics.MeanMetricWrapper):
         return {"name": self.name, "threshold": self.threshold, "dtype": self.dtype}
 
 
+def boundary(mask):
+    """bool (h, w): the pixels of a bool (h, w) mask that touch the background or the image's
+    edge (4-neighbourhood), the boundary `hausdorff_distance_95` measures between.
+
+    Example:
+        >>> square = np.zeros((5, 5), bool); square[1:4, 1:4] = True
+        >>> int(boundary(square).sum())  # the 3x3 square but its centre
+        8
+    """
+    return mask & ~ndimage.binary_erosion(mask, border_value=0)
+
+
+def bounding_box(mask):
+    """(top, bottom, left, right) of the non-zero pixels of a (h, w) mask that has some; bottom
+    and right exclusive, so `mask[top:bottom, left:right]` holds every one of them.
+
+    Example:
+        >>> mask = np.zeros((5, 6), bool); mask[1:3, 2:5] = True
+        >>> bounding_box(mask)
+        (1, 3, 2, 5)
+    """
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
+
+
 # While both borders together hold less than this share of the box's pixels, k-d trees find the
 # nearest border pixels faster than distance transforms (benchmarks/bench_metrics.py); both are
 # exact.
@@ -194,11 +221,9 @@ def hausdorff_distance_95(truth, predicted):
         return float("nan")
     # Outside the box around both masks every pixel is background in both, so cropping to it
     # changes neither border nor any distance.
-    either = truth | predicted
-    rows, cols = np.flatnonzero(either.any(axis=1)), np.flatnonzero(either.any(axis=0))
-    box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    truth_border, predicted_border = (mask & ~ndimage.binary_erosion(mask, border_value=0)
-                                      for mask in (truth[box], predicted[box]))
+    top, bottom, left, right = bounding_box(truth | predicted)
+    truth_border, predicted_border = (boundary(mask[top:bottom, left:right])
+                                      for mask in (truth, predicted))
     if truth_border.sum() + predicted_border.sum() < _TREE_SHARE * truth_border.size:
         # a lesion's outline: each border pixel's nearest one from a k-d tree of the other's
         truth_points, predicted_points = np.argwhere(truth_border), np.argwhere(predicted_border)

@@ -33,7 +33,6 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from PIL import Image
-from scipy import ndimage
 
 from .errors import ImageReadError, SegmentError
 from .files import json_text, printable, replace_path, write_json_atomic, write_text_atomic
@@ -44,7 +43,7 @@ from .images import (
     resize_mask,
     resize_probabilities,
 )
-from .metrics import LESION_SIZE_BINS
+from .metrics import LESION_SIZE_BINS, boundary
 from .run_folder import OUTPUTS
 
 __all__ = ["REVIEW_FOLDER", "REVIEW_PAGE", "ReviewPictures", "review_pictures", "review_table",
@@ -374,7 +373,7 @@ def _thumbnail(picture, masks):
     for name, colour in (("truth", _TRUTH), ("prediction", _PREDICTION)):
         if name in masks:
             mask = resize_mask(masks[name], size).astype(bool)
-            thumbnail[mask & ~ndimage.binary_erosion(mask, border_value=0)] = colour
+            thumbnail[boundary(mask)] = colour
     return thumbnail
 
 

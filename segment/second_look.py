@@ -26,6 +26,7 @@ import numpy as np
 from .confidence import mask_confidence
 from .errors import ImageReadError
 from .images import load_input_image, read_image_size, resize_image, resize_probabilities
+from .metrics import bounding_box
 from .postprocess import keep_largest_component
 
 __all__ = ["WHOLE_VIEW_SHARE", "Box", "crop", "lesion_box", "look_again", "paste"]
@@ -91,9 +92,8 @@ def lesion_box(probabilities, threshold=0.5, margin=0.5):
     if not region.any():
         return None
     height, width = region.shape
-    rows, columns = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
-    extent = [(rows[0] / height, (rows[-1] + 1) / height),
-              (columns[0] / width, (columns[-1] + 1) / width)]
+    top, bottom, left, right = bounding_box(region)
+    extent = [(top / height, bottom / height), (left / width, right / width)]
     side = max(high - low for low, high in extent) * (1 + 2 * margin)
     if side * side > WHOLE_VIEW_SHARE:
         return None
