@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from keras import ops
 
 from .confidence import least_confident
 from .config import EvalConfig, with_overrides
@@ -283,8 +282,7 @@ def score_masks(truth, predicted):
                                       for mask in (truth & predicted, truth, predicted))
     counts = np.array([[tp, predicted_area - tp, truth_area - tp,
                         truth.size - truth_area - predicted_area + tp]], np.float32)
-    scores = {name: float(ops.convert_to_numpy(value)[0])
-              for name, value in scores_from_counts(counts).items()}
+    scores = {name: float(value[0]) for name, value in scores_from_counts(counts).items()}
     return {**scores, "hd95": hausdorff_distance_95(truth, predicted),
             "truth_area": truth_area, "predicted_area": predicted_area,
             "height": truth.shape[0], "width": truth.shape[1]}

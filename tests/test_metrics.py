@@ -6,6 +6,7 @@ from segment import DiceCoefficient, dice_coefficient, hausdorff_distance_95, ja
 from segment.evaluation import score_masks, summarize
 from segment.metrics import confusion_counts, scores_from_counts
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,6 +65,21 @@ def test_scores_sensitivity_specificity_and_isic_threshold():
     assert scores["accuracy"].tolist() == [0.75, 1.0]
     assert scores["jaccard"][0] == pytest.approx(0.6)  # 3 / 5
     assert scores["thresholded_jaccard"].tolist() == [0.0, 1.0]  # 0.6 < 0.65 counts as 0
+
+
+def test_scores_from_numpy_counts_are_the_backend_tensors_bits():
+    # Evaluation scores numpy counts, training backend tensors: one float32 arithmetic.
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 2**24, (2000, 4)).astype(np.float32)
+    counts[:100, :3] = 0  # both masks empty
+    counts[100:200, 0] = 0  # nothing found
+    counts[200:300, 3] = 0  # the truth or the prediction covers the image
+    from_numpy = scores_from_counts(counts)
+    from_tensor = scores_from_counts(keras.ops.convert_to_tensor(counts))
+    for name, values in from_numpy.items():
+        assert isinstance(values, np.ndarray) and values.dtype == np.float32, name
+        np.testing.assert_array_equal(values, keras.ops.convert_to_numpy(from_tensor[name]),
+                                      err_msg=name)
 
 
 def brute_force_hd95(truth, predicted):
