@@ -6,12 +6,13 @@
 
 Each training run is a run folder under --runs (default runs/), made by the same
 `segment.train_and_evaluate` call as the driver: `isic2018-128` is the README's command (RECIPE),
-`isic2018-128-bf16` the same with mixed bfloat16, `isic2018-128-train10` (25, 50) the recipe on
-10 % (25 %, 50 %) of the training part with the same validation and test parts (the learning curve;
-100 % is the recipe run), `isic2018-<name>` the recipe with the change CHANGES[name] (part
-`changes`; the name starts with the network's input size). A folder holding a finished run with the
-same settings is reused and a killed one resumes, so the benchmark can be stopped and started
-again; a folder holding another run is an error. The peer (MONAI DynUNet,
+`isic2018-128-bf16` the same with mixed bfloat16 (on a CPU without native bf16, where the library
+would train float32, part `bf16` says so and trains nothing), `isic2018-128-train10` (25, 50) the
+recipe on 10 % (25 %, 50 %) of the training part with the same validation and test parts (the
+learning curve; 100 % is the recipe run), `isic2018-<name>` the recipe with the change
+CHANGES[name] (part `changes`; the name starts with the network's input size). A folder holding a
+finished run with the same settings is reused and a killed one resumes, so the benchmark can be
+stopped and started again; a folder holding another run is an error. The peer (MONAI DynUNet,
 `bench_quality.peer_on_run`) trains on the recipe run's split and batches for as long as that run
 trained; each full-data run is compared with the recipe and with the peer image by image
 (`against_recipe`, `against_peer`). Every score is on the test part (seed-0 6:2:2 split) at the
@@ -233,10 +234,14 @@ def training_parts(data, recipe, runs, parts, fractions, figure, changes):
             peer_dice = pd.Series(results["peer"].pop("test_dice"))
             results["recipe"]["against_peer"] = paired_difference(recipe_dice, peer_dice)
     if "bf16" in parts:
-        bf16_model, bf16_run = trained(data, runs / "isic2018-128-bf16",
-                                       recipe.replace(precision="mixed"))
-        results["bf16"] = {"policy": segment.resolve_precision("mixed"),
-                           **run_scores(bf16_run, bf16_model)}
+        policy = segment.resolve_precision("mixed")
+        if policy == "float32":  # no native bf16: the library would train the recipe again
+            results["bf16"] = {"skipped": "no native bf16 on this CPU (mixed precision falls "
+                                          "back to float32)"}
+        else:
+            bf16_model, bf16_run = trained(data, runs / "isic2018-128-bf16",
+                                           recipe.replace(precision="mixed"))
+            results["bf16"] = {"policy": policy, **run_scores(bf16_run, bf16_model)}
     if "curve" in parts:
         curve = []
         for fraction in fractions:
