@@ -179,7 +179,12 @@ def boundary(mask):
         >>> int(boundary(square).sum())  # the 3x3 square but its centre
         8
     """
-    return mask & ~ndimage.binary_erosion(mask, border_value=0)
+    # Its erosion by the 4-neighbourhood cross, outside the image background; as slices, 5-10x
+    # as fast as scipy's general erosion at a photograph's size (benchmarks/NOTES.md, 34).
+    inner = np.zeros_like(mask)
+    inner[1:-1, 1:-1] = (mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1]
+                         & mask[1:-1, :-2] & mask[1:-1, 2:])
+    return mask & ~inner
 
 
 def bounding_box(mask):

@@ -4,12 +4,13 @@ import math
 
 from segment import DiceCoefficient, dice_coefficient, hausdorff_distance_95, jaccard
 from segment.evaluation import score_masks, summarize
-from segment.metrics import confusion_counts, scores_from_counts
+from segment.metrics import boundary, confusion_counts, scores_from_counts
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 from scipy.spatial.distance import cdist
 
 
@@ -80,6 +81,17 @@ def test_scores_from_numpy_counts_are_the_backend_tensors_bits():
         assert isinstance(values, np.ndarray) and values.dtype == np.float32, name
         np.testing.assert_array_equal(values, keras.ops.convert_to_numpy(from_tensor[name]),
                                       err_msg=name)
+
+
+def test_boundary_is_the_mask_less_its_erosion_by_the_cross():
+    # The definition, in scipy's words: outside the image counts as background.
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1), (1, 6), (6, 1), (2, 2), (3, 3), (7, 9), (40, 31)]:
+        for share in (0.1, 0.5, 0.9, 1.0):
+            mask = rng.random(shape) < share
+            np.testing.assert_array_equal(
+                boundary(mask), mask & ~ndimage.binary_erosion(mask, border_value=0),
+                err_msg=f"{shape}, {share}")
 
 
 def brute_force_hd95(truth, predicted):
