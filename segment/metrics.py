@@ -226,7 +226,10 @@ def hausdorff_distance_95(truth, predicted):
         >>> hausdorff_distance_95(a, np.roll(a, 3, axis=1))
         3.0
     """
-    truth, predicted = np.asarray(truth) > 0, np.asarray(predicted) > 0
+    # bool masks (`score_masks` passes them) as they are: `> 0` of a bool view costs more than
+    # of a uint8 one (13 ms at 6000x4000)
+    truth, predicted = (mask if mask.dtype == bool else mask > 0
+                        for mask in (np.asarray(truth), np.asarray(predicted)))
     if truth.shape != predicted.shape:
         raise ValueError(f"masks must have the same shape. Received: {truth.shape} and "
                          f"{predicted.shape}")
