@@ -13,6 +13,9 @@ both read their settings once, when they load. Keras' backend is `KERAS_BACKEND`
   before it applies `TF_CPP_MIN_LOG_LEVEL`. When that level hides INFO (>= 1, as the drivers
   and tests set it), the import runs with stderr pointed at /dev/null, so a one-line error
   stays one line. Python exceptions raised by the import are not affected.
+- TensorFlow's import loads JAX where it is installed, for tf.lite's converter of JAX functions
+  (an eighth of `import segment`: docs/RESULTS.md). JAX is hidden from that import
+  and the converter imports it when first used; `import jax` works as usual.
 
 `resolve_precision` picks the dtype policy (bfloat16 only where the CPU computes it natively)
 and `library_versions` lists what `config.json` records. Under JAX or PyTorch nothing here
@@ -22,6 +25,7 @@ pipeline, tf.distribute, TensorBoard logs, SavedModel loading) import it where t
 
 import contextlib
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
@@ -79,11 +83,36 @@ def _hides_info():
         return False
 
 
+@contextlib.contextmanager
+def _jax_deferred():
+    """Hide an installed, not yet imported JAX from the block's imports; afterwards give tf.lite's
+    converter of JAX functions, the one part of TensorFlow's import that loads JAX (`from jax
+    import jit`), a `jit` that imports JAX when first called."""
+    if "jax" in sys.modules or importlib.util.find_spec("jax") is None:
+        yield
+        return
+    sys.modules["jax"] = None  # `import jax` raises ImportError until the block ends
+    try:
+        yield
+    finally:
+        del sys.modules["jax"]
+    for name in ("tensorflow.lite.python.util", "tensorflow.lite.python.lite"):
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "_jit", True) is None:
+            module._jit = _jit_importing_jax
+
+
+def _jit_importing_jax(function, *args, **kwargs):
+    """`jax.jit`, JAX imported on the first call."""
+    from jax import jit
+
+    return jit(function, *args, **kwargs)
+
+
 if keras_backend() == "tensorflow" and "tensorflow" not in sys.modules:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    if _hides_info():
-        with _stderr_to_devnull():
-            import tensorflow  # noqa: F401
+    with _stderr_to_devnull() if _hides_info() else contextlib.nullcontext(), _jax_deferred():
+        import tensorflow  # noqa: F401
 
 
 # Distributions whose installed version config.json records, by the name it records.
