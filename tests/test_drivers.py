@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, assert_consistent_report, page_data
+from conftest import REPO, assert_consistent_report, page_data, site_hidden
 
 pytestmark = pytest.mark.usefixtures("keras_eagerly")
 
@@ -474,15 +474,24 @@ def test_evaluate_driver_scores_an_ensemble_only_where_it_may(trained_run, tmp_p
         str(manifest), None]
 
 
-@pytest.mark.parametrize("script, arguments, message", [
-    ("driver_train_save_evaluate.py", ["--images", "/nonexistent/folder"], "does not exist"),
-    ("driver_load_evaluate.py", ["--model", "/nonexistent/model.keras"], "does not exist"),
-])
-def test_one_line_errors(script, arguments, message):
-    done = run(script, *arguments, "-q")
+def test_one_line_error_with_tensorflow_starting_quietly():
+    done = run("driver_train_save_evaluate.py", "--images", "/nonexistent/folder", "-q")
     assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert done.stderr.splitlines() == ["error: images folder '/nonexistent/folder' does not "
+                                        "exist or is not a folder"]
+
+
+def test_backend_flag_runs_where_tensorflow_is_not_installed(without_tensorflow):
+    # As on a GPU machine with only JAX: the flag applies before Keras loads (segment.runtime).
+    command, environment = site_hidden(
+        [sys.executable, str(REPO / "driver_load_evaluate.py"), "--backend", "jax", "--model",
+         "/nonexistent/model.keras", "-q"], os.environ, without_tensorflow["python_path"])
+    environment.pop("KERAS_BACKEND", None)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env=environment)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["error: model file '/nonexistent/model.keras' does not "
+                                        "exist"]
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -583,8 +592,8 @@ def test_help_documents_every_flag_with_the_configs_default(main, defaults, capf
 @pytest.mark.slow
 def test_console_scripts_are_the_drivers_and_run_on_the_backend_asked_for(tmp_path):
     # segment-train and segment-evaluate are the drivers' programs; --backend makes the first
-    # run again on that backend (PyTorch here), the second runs where it starts (the default) on
-    # the model PyTorch trained (test_backends.py moves models between all three).
+    # run on that backend (PyTorch here), the second runs on the default backend on the model
+    # PyTorch trained (test_backends.py moves models between all three).
     def console_script(name, *arguments):
         return subprocess.run([Path(sys.executable).with_name(name), *map(str, arguments)],
                               capture_output=True, text=True, timeout=600,
