@@ -16,8 +16,8 @@ Only when the backend is "tensorflow":
   and tests set it), the import runs with stderr pointed at /dev/null, so a one-line error
   stays one line. Python exceptions raised by the import are not affected.
 - TensorFlow's import loads JAX where it is installed, for tf.lite's converter of JAX functions
-  (an eighth of `import segment`: docs/RESULTS.md). JAX is hidden from that import
-  and the converter imports it when first used; `import jax` works as usual.
+  (a sixth of `import segment`'s time: docs/RESULTS.md). JAX is hidden from that import and
+  the converter imports it when first used; `import jax` works as usual.
 - Where TensorFlow is not installed, the import fails with a message that says how to pick
   another backend.
 
@@ -149,7 +149,7 @@ def _import_tensorflow():
         if error.name != "tensorflow":
             raise
         raise ModuleNotFoundError(
-            "Keras' backend is TensorFlow (the default), which is not installed here: install "
+            "Keras' backend is TensorFlow, which is not installed here: install "
             "it (pip install -e '.[cpu]'), or run on JAX or PyTorch (KERAS_BACKEND=jax before "
             "import segment, or the programs' --backend jax)", name="tensorflow") from None
 

@@ -483,15 +483,22 @@ def test_one_line_error_with_tensorflow_starting_quietly():
 
 def test_backend_flag_runs_where_tensorflow_is_not_installed(without_tensorflow):
     # As on a GPU machine with only JAX: the flag applies before Keras loads (segment.runtime).
-    command, environment = site_hidden(
-        [sys.executable, str(REPO / "driver_load_evaluate.py"), "--backend", "jax", "--model",
-         "/nonexistent/model.keras", "-q"], os.environ, without_tensorflow["python_path"])
-    environment.pop("KERAS_BACKEND", None)
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300,
-                          env=environment)
+    def evaluate_without_tensorflow(*arguments):
+        command, environment = site_hidden(
+            [sys.executable, str(REPO / "driver_load_evaluate.py"), *arguments, "--model",
+             "/nonexistent/model.keras", "-q"], os.environ, without_tensorflow["python_path"])
+        environment.pop("KERAS_BACKEND", None)
+        return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300,
+                              env=environment)
+
+    done = evaluate_without_tensorflow("--backend", "jax")
     assert done.returncode == 2
     assert done.stderr.splitlines() == ["error: model file '/nonexistent/model.keras' does not "
                                         "exist"]
+    unflagged = evaluate_without_tensorflow()  # TensorFlow, the default: says what to do
+    assert unflagged.returncode == 1 and unflagged.stderr.splitlines()[-1].startswith(
+        "ModuleNotFoundError: Keras' backend is TensorFlow, which is not installed here")
+    assert "--backend jax" in unflagged.stderr.splitlines()[-1]
 
 
 @pytest.mark.parametrize("arguments, message", [
