@@ -61,7 +61,9 @@ def table_milliseconds(page_path, num_rows, screenshots=None, loads=3):
         for _ in range(loads):
             page = browser.new_page(viewport={"width": 1280, "height": 860})
             page.goto(page_path.as_uri(), wait_until="commit")
-            page.wait_for_function(f"document.querySelectorAll('#rows tbody tr').length "
+            # functions, not expressions: Playwright polls an expression with eval, which the
+            # page's Content-Security-Policy refuses
+            page.wait_for_function(f"() => document.querySelectorAll('#rows tbody tr').length "
                                    f"=== {num_rows}", polling="raf")
             times.append(page.evaluate("performance.now()"))
         if screenshots is not None:
@@ -69,7 +71,7 @@ def table_milliseconds(page_path, num_rows, screenshots=None, loads=3):
             page.screenshot(path=Path(screenshots) / "review_table.png")
             page.click("#rows tbody tr")
             page.wait_for_load_state("load")
-            page.wait_for_function("[...document.querySelectorAll('#panels img')]"
+            page.wait_for_function("() => [...document.querySelectorAll('#panels img')]"
                                    ".every(image => image.complete)")
             page.screenshot(path=Path(screenshots) / "review_detail.png")
         browser.close()
