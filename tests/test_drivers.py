@@ -481,13 +481,14 @@ def test_one_line_error_with_tensorflow_starting_quietly():
                                         "exist or is not a folder"]
 
 
-def test_backend_flag_runs_where_tensorflow_is_not_installed(without_tensorflow):
+def test_backend_flag_runs_where_tensorflow_is_not_installed(without_tensorflow, tmp_path):
     # As on a GPU machine with only JAX: the flag applies before Keras loads (segment.runtime).
     def evaluate_without_tensorflow(*arguments):
         command, environment = site_hidden(
             [sys.executable, str(REPO / "driver_load_evaluate.py"), *arguments, "--model",
              "/nonexistent/model.keras", "-q"], os.environ, without_tensorflow["python_path"])
         environment.pop("KERAS_BACKEND", None)
+        environment["KERAS_HOME"] = str(tmp_path)  # no keras.json: TensorFlow is the default
         return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300,
                               env=environment)
 
