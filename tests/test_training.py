@@ -56,6 +56,24 @@ def test_small_model_learns_synthetic_lesions(tmp_path):
     assert evaluation.summary["dice"]["mean"] >= 0.9
 
 
+@pytest.mark.traced
+def test_a_run_traces_its_training_step_once(synthetic_pairs, tmp_path):
+    # The optimizer is built before the first step: built in it, TensorFlow traces it twice.
+    class CountTrainingCalls(keras.layers.Layer):
+        count = 0
+
+        def call(self, x, training=None):
+            CountTrainingCalls.count += bool(training)  # once per trace of the step
+            return x
+
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, CountTrainingCalls()(
+        keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs)))
+    data = create_generator(synthetic_pairs[:4], image_size=(32, 32), batch_size=2)
+    train_model(model, data, None, 2, tmp_path, verbose=0)
+    assert CountTrainingCalls.count == 1
+
+
 def test_run_folder_files_and_learning_rate_decay(small_data, tiny_model, tmp_path):
     history = train_model(tiny_model, small_data, small_data, 3, tmp_path, learning_rate=1e-3,
                           lr_decay=0.5, verbose=0)
