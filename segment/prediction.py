@@ -29,6 +29,7 @@ from .images import (
     resize_probabilities,
 )
 from .postprocess import flip_views, postprocess_mask
+from .runtime import keras_backend
 from .second_look import look_again
 
 __all__ = ["Ensemble", "folder_images", "iter_predictions", "iter_probabilities", "network_size",
@@ -285,13 +286,20 @@ def _map_size(item, members, config):
 def _predict_batch(model, images, config):
     """(float32 (batch, h, w) lesion probabilities, (batch,) flip agreements: 1.0 without TTA)
     of a list of uint8 (h, w, 3) images."""
+    count = len(images)
     batch = np.stack(images).astype(np.float32) / 255.0  # (batch, h, w, 3)
+    if keras_backend() == "jax" and count < config.batch_size:
+        # JAX compiles the model once per input shape: a short last batch, or a second look's
+        # few crops, would each compile it again. Zero images fill the batch (each image's
+        # probabilities depend on it alone) and are dropped below.
+        batch = np.concatenate([batch, np.zeros((config.batch_size - count, *batch.shape[1:]),
+                                                np.float32)])
     views = flip_views(model, batch) if config.tta else np.asarray(
         model.predict_on_batch(batch), dtype=np.float32)[None]  # (views, batch, h, w, classes)
     # One class: its probability; several: anything but class 0 is lesion.
-    views = views[..., 0] if views.shape[-1] == 1 else 1.0 - views[..., 0]
+    views = views[:, :count, ..., 0] if views.shape[-1] == 1 else 1.0 - views[:, :count, ..., 0]
     agreements = ([flip_agreement(views[:, index], config.threshold)
-                   for index in range(len(batch))] if config.tta else [1.0] * len(batch))
+                   for index in range(count)] if config.tta else [1.0] * count)
     return views.mean(axis=0), agreements
 
 
