@@ -288,10 +288,9 @@ def _predict_batch(model, images, config):
     of a list of uint8 (h, w, 3) images."""
     count = len(images)
     batch = np.stack(images).astype(np.float32) / 255.0  # (batch, h, w, 3)
-    if keras_backend() == "jax" and count < config.batch_size:
-        # JAX compiles the model once per input shape: a short last batch, or a second look's
-        # few crops, would each compile it again. Zero images fill the batch (each image's
-        # probabilities depend on it alone) and are dropped below.
+    if count < config.batch_size and _fills_short_batches():
+        # Zero images fill the batch (each image's probabilities depend on it alone); their
+        # probabilities are dropped below.
         batch = np.concatenate([batch, np.zeros((config.batch_size - count, *batch.shape[1:]),
                                                 np.float32)])
     views = flip_views(model, batch) if config.tta else np.asarray(
@@ -301,6 +300,19 @@ def _predict_batch(model, images, config):
     agreements = ([flip_agreement(views[:, index], config.threshold)
                    for index in range(count)] if config.tta else [1.0] * count)
     return views.mean(axis=0), agreements
+
+
+def _fills_short_batches():
+    """Whether a batch shorter than the batch size (an evaluation's last, or the second look's
+    crops) is filled up with zero images: on JAX on a GPU or TPU, which compiles the model for
+    each new input shape (seconds) and predicts a few more images in milliseconds. On a CPU
+    JAX compiles each of at most `batch_size` shapes once, less than the filled-in images of
+    every later short batch would cost; the other backends compile nothing per shape."""
+    if keras_backend() != "jax":
+        return False
+    import jax
+
+    return jax.default_backend() != "cpu"
 
 
 def to_mask(probabilities, size, config):

@@ -52,10 +52,11 @@ def test_a_lesion_of_a_few_network_pixels_is_segmented_by_the_second_look_only()
     assert (ensemble != second).mean() < 1e-3 and score_masks(truth, ensemble)["dice"] > 0.95
 
 
-def test_on_jax_every_forward_pass_has_the_batch_size_and_each_mask_is_its_images_own(
-        monkeypatch):
-    # JAX compiles the model once per input shape: a short last batch and a second look's few
-    # crops are filled up with zero images there, and nowhere else.
+@pytest.mark.parametrize("filled", [False, True])
+def test_short_batches_filled_up_or_not_give_each_image_its_own_mask(monkeypatch, filled):
+    # Filled up with zero images where JAX compiles for each shape (on a GPU or TPU: here by
+    # hand), else predicted as they are.
+    monkeypatch.setattr(segment.prediction, "_fills_short_batches", lambda: filled)
     model = dark_is_lesion_model()
     images = [crafted(radius=6)[0], np.full((64, 96, 3), SKIN, np.uint8), crafted(radius=30)[0]]
     alone = [predict_masks(model, [image], second_look=True, tta=True)[0] for image in images]
@@ -65,7 +66,7 @@ def test_on_jax_every_forward_pass_has_the_batch_size_and_each_mask_is_its_image
                         lambda batch: passes.append(len(batch)) or predict_on_batch(batch))
     masks = predict_masks(model, images, second_look=True, tta=True, batch_size=2)
     # 4 flips each: the first pass of images 1-2, image 1's crop; of image 3, its crop.
-    assert passes == [2] * 16 if keras.backend.backend() == "jax" else [2] * 4 + [1] * 12
+    assert passes == ([2] * 16 if filled else [2] * 4 + [1] * 12)
     for mask, own in zip(masks, alone, strict=True):
         np.testing.assert_array_equal(mask, own)
 
