@@ -197,8 +197,7 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
                               scale_encoder=config.scales_encoder)
             check_encoder_settings(model, config)
             # Built here, eagerly: built in the first training step, its variables would make
-            # TensorFlow trace that step twice (the start of a run: 14 s to 8 s for a tiny
-            # model on 2 cores), with the same weights after every step.
+            # TensorFlow trace that step twice (the weights after every step are the same).
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
         history = _fit(model, phases, val_ds, config, write_to, resuming, callbacks, verbose)
