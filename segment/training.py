@@ -69,7 +69,8 @@ def compile_model(model, *, learning_rate=TrainConfig.learning_rate, loss=TrainC
     A model whose layers compute in float16 gets Keras' dynamic loss scaling. With
     `scale_encoder`, the optimizer is `EncoderScaledAdam` over the model's pretrained encoder,
     whose learning rate `train_model` then sets per epoch (`TrainConfig.encoder_lr_scale` and
-    `encoder_frozen_epochs`).
+    `encoder_frozen_epochs`). The optimizer is built here, over the weights that train now (so
+    TensorFlow traces the first training step once; change which weights train, compile again).
 
     Raises:
         ValueError: `scale_encoder` for a model without a pretrained encoder.
@@ -90,6 +91,7 @@ def compile_model(model, *, learning_rate=TrainConfig.learning_rate, loss=TrainC
     if any(layer.dtype_policy.name == "mixed_float16" for layer in model.layers):
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss=get_loss(loss), metrics=[DiceCoefficient()])
+    optimizer.build(model.trainable_variables)  # not in the first step: see train_model
     return model
 
 
@@ -196,8 +198,8 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
                 compile_model(model, learning_rate=config.learning_rate, loss=config.loss,
                               scale_encoder=config.scales_encoder)
             check_encoder_settings(model, config)
-            # Built here, eagerly: built in the first training step, its variables would make
-            # TensorFlow trace that step twice (the weights after every step are the same).
+            # A model compiled by hand: its optimizer built here, eagerly. Built in the first
+            # training step, its variables would make TensorFlow trace that step twice.
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
         history = _fit(model, phases, val_ds, config, write_to, resuming, callbacks, verbose)

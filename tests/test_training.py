@@ -57,7 +57,8 @@ def test_small_model_learns_synthetic_lesions(tmp_path):
 
 
 @pytest.mark.traced
-def test_a_run_traces_its_training_step_once(synthetic_pairs, tmp_path):
+@pytest.mark.parametrize("compiled", ["by train_model", "by hand", "by compile_model, then fit"])
+def test_a_run_traces_its_training_step_once(synthetic_pairs, tmp_path, compiled):
     # The optimizer is built before the first step: built in it, TensorFlow traces it twice.
     class CountTrainingCalls(keras.layers.Layer):
         count = 0
@@ -70,7 +71,13 @@ def test_a_run_traces_its_training_step_once(synthetic_pairs, tmp_path):
     model = keras.Model(inputs, CountTrainingCalls()(
         keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs)))
     data = create_generator(synthetic_pairs[:4], image_size=(32, 32), batch_size=2)
-    train_model(model, data, None, 2, tmp_path, verbose=0)
+    if compiled == "by hand":
+        model.compile(optimizer="adam", loss=segment.dice_loss,
+                      metrics=[segment.metrics.DiceCoefficient()])
+    if compiled.startswith("by compile_model"):
+        segment.compile_model(model).fit(data, epochs=2, shuffle=False, verbose=0)
+    else:
+        train_model(model, data, None, 2, tmp_path, verbose=0)
     assert CountTrainingCalls.count == 1
 
 
