@@ -289,14 +289,14 @@ def _predict_batch(model, images, config):
     count = len(images)
     batch = np.stack(images).astype(np.float32) / 255.0  # (batch, h, w, 3)
     if count < config.batch_size and _fills_short_batches():
-        # Zero images fill the batch (each image's probabilities depend on it alone); their
-        # probabilities are dropped below.
+        # Zero images fill the batch (each image's probabilities depend on it alone).
         batch = np.concatenate([batch, np.zeros((config.batch_size - count, *batch.shape[1:]),
                                                 np.float32)])
     views = flip_views(model, batch) if config.tta else np.asarray(
         model.predict_on_batch(batch), dtype=np.float32)[None]  # (views, batch, h, w, classes)
+    views = views[:, :count]  # without the filled-in images
     # One class: its probability; several: anything but class 0 is lesion.
-    views = views[:, :count, ..., 0] if views.shape[-1] == 1 else 1.0 - views[:, :count, ..., 0]
+    views = views[..., 0] if views.shape[-1] == 1 else 1.0 - views[..., 0]
     agreements = ([flip_agreement(views[:, index], config.threshold)
                    for index in range(count)] if config.tta else [1.0] * count)
     return views.mean(axis=0), agreements
