@@ -57,10 +57,11 @@ def keras_eagerly(request):
     """Run Keras' functions eagerly in this test, unless it is marked `traced`.
 
     For tests of the training loop's bookkeeping (files, resuming, callbacks, refusals): its
-    Python logic is the same eagerly, and a run skips tracing its graphs (about 6 s for a tiny
-    network, 25 s for Lite0 on 2 cores). A test marked `traced` runs as users do, in graphs, as
-    do the doctests' examples and the processes that the drivers', reliability, distribution and
-    backends' tests start (but for the two driver runs that tests/eager_run.py starts).
+    Python logic is the same eagerly, and a run skips tracing its graphs (what that saves:
+    docs/ARCHITECTURE.md, "How the tests run"). A test marked `traced` runs as users do, in
+    graphs, as do the doctests' examples and the processes that the drivers', reliability,
+    distribution and backends' tests start (but for the two driver runs that
+    tests/eager_run.py starts).
     """
     if request.node.get_closest_marker("traced"):
         yield
