@@ -33,7 +33,7 @@ from .efficientnet import (
 )
 from .layers import InstanceNormalization
 from .runtime import backend_has_gpu
-from .upsampling import UpsamplingConv2D
+from .upsampling import NearestUpSampling2D, UpsamplingConv2D
 
 __all__ = ["any_input_size", "batch_norms_train", "create_model", "encoder_settings",
            "float32_depthwise_training", "nested_models", "pretrained_encoder"]
@@ -121,7 +121,7 @@ def create_model(input_shape=(*DataConfig.image_size, 3), config=None, *, dtype_
         deep = segmentations[0]
         for level, shallower in zip(range(len(segmentations) + 1, 1, -1),
                                     segmentations[1:] + [segmentation], strict=True):
-            deep = layers.UpSampling2D(2, name=f"segmentation_{level}_up", dtype=dtype_policy)(deep)
+            deep = NearestUpSampling2D(2, name=f"segmentation_{level}_up", dtype=dtype_policy)(deep)
             deep = layers.Add(name=f"segmentation_{level - 1}_sum", dtype=dtype_policy)(
                 [deep, shallower])
         segmentation = deep  # (batch, h, w, num_classes)

@@ -1,5 +1,6 @@
-"""The upsampling module's layer: nearest-neighbour x2 upsampling and the 3x3 convolution after
-it, computed as one stride-2 transposed convolution without making the upsampled map.
+"""The decoder's upsampling layers: `UpsamplingConv2D`, the upsampling module's nearest-neighbour
+x2 upsampling and the 3x3 convolution after it, computed as one stride-2 transposed convolution
+without making the upsampled map; and `NearestUpSampling2D`, the deep supervision's upsampling.
 
 In one dimension, nearest upsampling repeats each pixel x[i] twice, and a 3-tap 'same'
 convolution (k0, k1, k2) of that then reads, at output 2i and 2i + 1:
@@ -19,7 +20,7 @@ from keras import ops
 
 from .layers import _Float32Weights
 
-__all__ = ["UpsamplingConv2D", "transposed_kernel"]
+__all__ = ["NearestUpSampling2D", "UpsamplingConv2D", "transposed_kernel"]
 
 # _TAPS[a, i] = 1 where tap i of the 3-tap kernel adds into tap a of the 4-tap one
 _TAPS = np.array([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], np.float32)
@@ -78,3 +79,43 @@ class UpsamplingConv2D(_Float32Weights, keras.layers.Conv2D):
         batch, height, width, _ = input_shape
         return (batch, None if height is None else 2 * height,
                 None if width is None else 2 * width, self.filters)
+
+
+@keras.saving.register_keras_serializable(package="segment")
+class NearestUpSampling2D(keras.layers.UpSampling2D):
+    """`keras.layers.UpSampling2D` (nearest, channels last) made of broadcasts and reshapes.
+
+    Keras' layer repeats rows and columns with `ops.repeat`, whose TensorFlow gradient transposes
+    an int32 shape tensor where the batch size is unknown, as `fit` traces it. TensorFlow's
+    oneDNN pass then logs an error line when training starts ("oneDNN supports DT_INT32 only on
+    platforms with AVX-512. Falling back to the default Eigen-based implementation"), harmless
+    but alarming. Here each repeat is a broadcast over a new axis, in Keras' order (rows, then
+    columns), so the values and gradients are Keras' layer's bit for bit and the graph has no
+    such op. Models saved with Keras' layer load and train as before.
+
+    Args: those of `keras.layers.UpSampling2D`, with interpolation "nearest" and channels last,
+        which the layer requires.
+
+    Input shape: (batch, height, width, channels). Output shape: (batch, rows * height,
+    columns * width, channels) for `size` (rows, columns); no weights.
+
+    Example:
+        >>> x = np.arange(4, dtype=np.float32).reshape(1, 2, 2, 1)
+        >>> np.asarray(NearestUpSampling2D(2)(x))[0, :, :, 0].astype(int).tolist()
+        [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]
+    """
+
+    def __init__(self, size=(2, 2), **kwargs):
+        super().__init__(size, **kwargs)
+        if self.interpolation != "nearest" or self.data_format != "channels_last":
+            raise ValueError(f"NearestUpSampling2D repeats pixels (nearest), channels last. "
+                             f"Received: interpolation={self.interpolation!r}, "
+                             f"data_format={self.data_format!r}")
+
+    def call(self, inputs):
+        rows, columns = self.size
+        batch, height, width, channels = ops.shape(inputs)
+        x = ops.broadcast_to(inputs[:, :, None], (batch, height, rows, width, channels))
+        x = ops.reshape(x, (batch, height * rows, width, channels))
+        x = ops.broadcast_to(x[:, :, :, None], (batch, height * rows, width, columns, channels))
+        return ops.reshape(x, (batch, height * rows, width * columns, channels))

@@ -13,7 +13,7 @@ from segment.layers import (
     FrozenBatchNormDepthwiseConv2D,
     FusedBatchNormalization,
 )
-from segment.upsampling import UpsamplingConv2D
+from segment.upsampling import NearestUpSampling2D, UpsamplingConv2D
 
 import keras
 import numpy as np
@@ -412,3 +412,35 @@ def test_the_upsampling_convolution_trains_as_the_pair_in_float32_and_bf16():
                                        atol=tolerance * np.abs(expected).max())
         assert "Conv2DBackpropInput" in kinds and "Conv2D" in kinds  # forward, input gradient
         assert "bfloat16" in kinds["Conv2DBackpropInput"] or policy == "float32"
+
+
+@pytest.mark.parametrize("size", [2, (3, 2)])
+def test_nearest_upsampling_repeats_pixels_as_keras_upsampling(size):
+    x = np.random.default_rng(9).normal(size=(2, 5, 7, 3)).astype(np.float32)  # odd sides
+    layer, keras_layer = NearestUpSampling2D(size), keras.layers.UpSampling2D(size)
+    outputs = keras.ops.convert_to_numpy(layer(x))
+    assert outputs.shape == layer.compute_output_shape(x.shape)
+    np.testing.assert_array_equal(outputs, keras.ops.convert_to_numpy(keras_layer(x)))
+    again = NearestUpSampling2D.from_config(layer.get_config())
+    assert again.size == keras_layer.size and keras.saving.get_registered_object(
+        "segment>NearestUpSampling2D") is NearestUpSampling2D
+    with pytest.raises(ValueError, match="nearest.*Received: interpolation='bilinear'"):
+        NearestUpSampling2D(2, interpolation="bilinear")
+    with pytest.raises(ValueError, match="data_format='channels_first'"):
+        NearestUpSampling2D(2, data_format="channels_first")
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the traced graph's ops are TensorFlow's")
+def test_nearest_upsampling_trains_as_keras_upsampling_without_an_integer_transpose():
+    # Traced with the batch size unknown, as `fit` traces it: Keras' layer's gradient transposes
+    # an int32 shape, which oneDNN refuses with an error line; this one's has no such op.
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(2, 5, 7, 3)).astype(np.float32)
+    weights = rng.normal(size=(2, 10, 14, 3)).astype(np.float32)
+    (outputs, (grad,)), kinds = traced_values_and_gradients(NearestUpSampling2D(2), x, weights)
+    (expected, (expected_grad,)), keras_kinds = traced_values_and_gradients(
+        keras.layers.UpSampling2D(2), x, weights)
+    np.testing.assert_array_equal(outputs, expected)
+    np.testing.assert_array_equal(grad, expected_grad)  # each 2x2 block summed in the same order
+    assert "int32" in keras_kinds["Transpose"] and "Transpose" not in kinds

@@ -56,7 +56,7 @@ def test_layer_counts_by_type(paper_model):
     assert counts["UpsamplingConv2D"] == 4  # the upsampling modules
     assert counts["InstanceNormalization"] == 21 and counts["LeakyReLU"] == 21
     assert counts["Dropout"] == 5 and counts["Concatenate"] == 4
-    assert counts["UpSampling2D"] == 2  # the 2 deep-supervision steps
+    assert counts["NearestUpSampling2D"] == 2  # the 2 deep-supervision steps
     assert counts["Add"] == 7  # 5 residual sums + 2 deep-supervision sums
     assert counts["BatchNormalization"] == 0 and counts["Conv2DTranspose"] == 0
 
