@@ -83,15 +83,15 @@ class UpsamplingConv2D(_Float32Weights, keras.layers.Conv2D):
 
 @keras.saving.register_keras_serializable(package="segment")
 class NearestUpSampling2D(keras.layers.UpSampling2D):
-    """`keras.layers.UpSampling2D` (nearest, channels last) made of broadcasts and reshapes.
+    """`keras.layers.UpSampling2D` (nearest, channels last) made of concatenations and reshapes.
 
     Keras' layer repeats rows and columns with `ops.repeat`, whose TensorFlow gradient transposes
     an int32 shape tensor where the batch size is unknown, as `fit` traces it. TensorFlow's
     oneDNN pass then logs an error line when training starts ("oneDNN supports DT_INT32 only on
     platforms with AVX-512. Falling back to the default Eigen-based implementation"), harmless
-    but alarming. Here each repeat is a broadcast over a new axis, in Keras' order (rows, then
-    columns), so the values and gradients are Keras' layer's bit for bit and the graph has no
-    such op. Models saved with Keras' layer load and train as before.
+    but alarming. Here each repeat is a concatenation along a new axis, in Keras' order (rows,
+    then columns), so the values and gradients are Keras' layer's bit for bit and the graph has
+    no such op. Models saved with Keras' layer load and train as before.
 
     Args: those of `keras.layers.UpSampling2D`, with interpolation "nearest" and channels last,
         which the layer requires.
@@ -114,8 +114,10 @@ class NearestUpSampling2D(keras.layers.UpSampling2D):
 
     def call(self, inputs):
         rows, columns = self.size
-        batch, height, width, channels = ops.shape(inputs)
-        x = ops.broadcast_to(inputs[:, :, None], (batch, height, rows, width, channels))
-        x = ops.reshape(x, (batch, height * rows, width, channels))
-        x = ops.broadcast_to(x[:, :, :, None], (batch, height * rows, width, columns, channels))
-        return ops.reshape(x, (batch, height * rows, width * columns, channels))
+        _, height, width, channels = ops.shape(inputs)
+        # The batch stays -1: under tf.distribute a replica can get an empty batch, whose
+        # tensors TensorFlow's oneDNN kernels may give another channel count (no values to lose).
+        x = ops.concatenate([inputs[:, :, None]] * rows, axis=2)  # (batch, h, rows, w, c)
+        x = ops.reshape(x, (-1, height * rows, width, channels))
+        x = ops.concatenate([x[:, :, :, None]] * columns, axis=3)  # (batch, rows h, w, columns, c)
+        return ops.reshape(x, (-1, height * rows, width * columns, channels))

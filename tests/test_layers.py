@@ -444,3 +444,11 @@ def test_nearest_upsampling_trains_as_keras_upsampling_without_an_integer_transp
     np.testing.assert_array_equal(outputs, expected)
     np.testing.assert_array_equal(grad, expected_grad)  # each 2x2 block summed in the same order
     assert "int32" in keras_kinds["Transpose"] and "Transpose" not in kinds
+    # Under tf.distribute a replica's share of a short last batch can be empty; TensorFlow's
+    # oneDNN convolution then returns its input's channel count, which the layer passes through.
+    import tensorflow as tf
+
+    inputs = keras.Input((4, 4, 8))
+    model = keras.Model(inputs, NearestUpSampling2D(2)(keras.layers.Conv2D(1, 1)(inputs)))
+    traced = tf.function(model, input_signature=[tf.TensorSpec((None, 4, 4, 8))])
+    assert traced(tf.zeros((0, 4, 4, 8))).shape[0] == 0
