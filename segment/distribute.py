@@ -3,11 +3,15 @@
     strategy = create_strategy("mirrored")              # all local GPUs (or N logical CPUs)
     with strategy.scope():
         model = create_model((256, 256, 3))
+    replicas = strategy.num_replicas_in_sync
+    train_ds = create_generator(train, shuffle=True, replicas=replicas)
+    val_ds = create_generator(val, replicas=replicas)
     train_model(model, train_ds, val_ds, 50, "runs/x", strategy=strategy)
 
 `--batch-size` / the pipeline's batch is the *global* batch: each step splits it across the
-replicas. The learning rate is not changed with the number of replicas; if you grow the global
-batch k times, the linear scaling rule (learning rate x k) is the usual starting point.
+replicas (`replicas` leaves out a last batch that would give one of them no images). The
+learning rate is not changed with the number of replicas; if you grow the global batch k
+times, the linear scaling rule (learning rate x k) is the usual starting point.
 With MultiWorkerMirroredStrategy every worker runs the same program with its own `TF_CONFIG`;
 only the chief writes the run folder, the others write to temporary folders they remove
 (see docs/SCALING.md).

@@ -54,8 +54,8 @@ PAIRS_AS_THEY_ARE = {"augment": "none", "lesion_crops": 0.0, "artifacts": 0.0}
 _MAX_SHUFFLE_BUFFER = 512  # decoded images held for shuffling: bounded, even with a disk cache
 
 
-def create_generator(pairs, config=None, *, shuffle=False, drop_remainder=False, cache_dir=None,
-                     engine=None, **overrides):
+def create_generator(pairs, config=None, *, shuffle=False, drop_remainder=False, replicas=1,
+                     cache_dir=None, engine=None, **overrides):
     """Build the input pipeline for training, validation or prediction.
 
     Args:
@@ -85,6 +85,11 @@ def create_generator(pairs, config=None, *, shuffle=False, drop_remainder=False,
             `batch_size` (with `shuffle`, other images each epoch), so every batch has one
             size and TensorFlow traces the training step with it, as PyTorch's `drop_last`.
             Kept where the pairs fill no whole batch. Defaults to False.
+        replicas: How many replicas each batch is split across (a tf.distribute strategy's
+            `num_replicas_in_sync`). A last batch that would leave a replica without images is
+            left out as with `drop_remainder`, and logged: at most (replicas - 1)² pairs, on
+            which TensorFlow's oneDNN convolution would fail
+            (`leaves_a_replica_without_images`). Defaults to 1.
         cache_dir: The folder of the disk cache; required with cache="disk", refused
             otherwise.
         engine: "tf.data" (the default where TensorFlow is installed, on any Keras backend)
@@ -134,15 +139,37 @@ def create_generator(pairs, config=None, *, shuffle=False, drop_remainder=False,
         prepare = functools.partial(training_batch, kind=config.augment, size=size,
                                     lesion_crops=config.lesion_crops,
                                     artifacts=config.artifacts)
+    num_pairs = len(loader.readable)
+    last_batch = num_pairs % config.batch_size
+    replica_without_images = (num_pairs > config.batch_size
+                              and leaves_a_replica_without_images(last_batch, replicas))
+    if replica_without_images and not drop_remainder:
+        logger.info("leaving out each epoch's last batch, %d of the %d pairs (%s): split across "
+                    "%d replicas it would leave one without images", last_batch, num_pairs,
+                    "other ones each epoch" if shuffle else "the same ones each epoch", replicas)
     settings = {"prepare": prepare, "shuffle": shuffle, "cache_file": cache_file,
-                "seed": config.seed,
-                "drop_remainder": drop_remainder and len(loader.readable) >= config.batch_size}
+                "seed": config.seed, "drop_remainder": replica_without_images or (
+                    drop_remainder and num_pairs >= config.batch_size)}
     if engine == "tf.data":
         dataset = _tf_dataset(loader, config.batch_size, size=size, **settings)
     else:
         dataset = PairBatches(loader, config.batch_size, **settings)
     dataset.skipped = loader.skipped
     return dataset
+
+
+def leaves_a_replica_without_images(batch, replicas):
+    """True where tf.distribute, splitting a batch of `batch` images across `replicas`, gives
+    one replica none: each replica takes ceil(batch / replicas) in turn, so a short last batch
+    runs out early (5 across 4 replicas: 2, 2, 1, 0; 1 across 2: 1, 0). On a CPU, TensorFlow's
+    oneDNN convolution fails on such an empty batch (it returns its input's channel count).
+
+    Example:
+        >>> [leaves_a_replica_without_images(batch, 4) for batch in (4, 5, 6, 7, 9, 13)]
+        [False, True, True, False, True, False]
+    """
+    share = -(-batch // replicas)
+    return batch > 0 and (replicas - 1) * share >= batch
 
 
 class _PairLoader:

@@ -150,12 +150,13 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
     logger.info("split: %d train, %d validation, %d test", *map(len, split))
     check_replica_batches(strategy, config.data.batch_size, split)
     train_cache, val_cache = (run.cache_dir(part, config.data.cache) for part in ("train", "val"))
-    train_ds = create_generator(split.train, config.data, shuffle=True, cache_dir=train_cache)
+    train = {"shuffle": True, "replicas": strategy.num_replicas_in_sync, "cache_dir": train_cache}
+    train_ds = create_generator(split.train, config.data, **train)
     first_train_ds = create_generator(  # the disk cache's file names hold the size
-        split.train, config.data, shuffle=True, cache_dir=train_cache,
+        split.train, config.data, **train,
         image_size=config.train.first_size) if config.train.first_epochs else None
-    val_ds = create_generator(split.val, config.data, **PAIRS_AS_THEY_ARE,
-                              cache_dir=val_cache) if split.val else None
+    val_ds = create_generator(split.val, config.data, **PAIRS_AS_THEY_ARE, cache_dir=val_cache,
+                              replicas=strategy.num_replicas_in_sync) if split.val else None
     history = train_model(model, train_ds, val_ds, config.train, run, strategy=strategy,
                           first_train_ds=first_train_ds, verbose=verbose, init_model=None)
     if history.stopped_on_nan:
@@ -268,8 +269,7 @@ def evaluate_masks(masks, data=None, *, out_dir, masks_dir=None, split_manifest=
     out.check_report(overwrite)
     stored = StoredMasks(masks)
     pairs, description = _evaluation_pairs(data, masks_dir, split_manifest, part, None)
-    report = results(stored, pairs, run_dir=out, progress=progress, scored=description,
-                     **overrides)
+    report = results(stored, pairs, run_dir=out, progress=progress, scored=description, **overrides)
     out.write_skipped(report.evaluation.skipped)
     return EvaluationOutcome(stored, report, description)
 

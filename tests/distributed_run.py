@@ -2,7 +2,8 @@
 
     python tests/distributed_run.py compare DATA_DIR EPOCHS
         Trains the same tiny model on the same global batches twice, under MirroredStrategy on
-        2 logical CPUs and on one device, and prints both loss curves as JSON.
+        2 logical CPUs and on one device, and prints both loss curves as JSON, with the sizes
+        the 2 replicas get of global batches of 1 to 3 images.
     python tests/distributed_run.py worker DATA_DIR RUN_DIR EPOCHS
         One worker of a MultiWorkerMirroredStrategy cluster (from TF_CONFIG): trains, then
         prints its task, whether it is the chief, its epochs and its model's predictions.
@@ -29,6 +30,15 @@ def data(data_dir, **options):
             segment.create_generator(split.val, image_size=SIZE, batch_size=8))
 
 
+def replica_batches(strategy, batch_sizes):
+    """For each global batch size, the sizes tf.distribute gives `strategy`'s replicas."""
+    import tensorflow as tf
+
+    return [[int(tf.shape(part)[0]) for part in strategy.experimental_local_results(
+        next(iter(strategy.experimental_distribute_dataset(tf.data.Dataset.range(size).batch(
+            size)))))] for size in batch_sizes]
+
+
 def build(strategy):
     segment.set_seed(0)
     with strategy.scope():
@@ -45,6 +55,7 @@ def compare(data_dir, epochs):
         model = build(strategy)
         curves[name] = model.fit(train_ds, epochs=epochs, verbose=0).history["loss"]
     curves["replicas"] = mirrored.num_replicas_in_sync
+    curves["replica_batches"] = replica_batches(mirrored, range(1, 4))
     print(json.dumps(curves))
 
 

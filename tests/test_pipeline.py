@@ -56,6 +56,21 @@ def test_drop_remainder_gives_whole_batches_of_one_size_and_keeps_a_lone_batch(
     assert len(collect(lone)[0]) == 3
 
 
+def test_a_last_batch_that_would_leave_a_replica_without_images_is_left_out(
+        synthetic_pairs, engine, caplog):
+    """tf.distribute splits 5 images across 4 replicas as 2, 2, 1, 0, and 7 as 2, 2, 2, 1."""
+    def pairs_per_epoch(count, replicas):
+        return len(collect(create_generator(synthetic_pairs[:count], image_size=(32, 32),
+                                            batch_size=8, replicas=replicas, engine=engine))[0])
+
+    with caplog.at_level("INFO", logger="segment.pipeline"):
+        assert [pairs_per_epoch(13, 4), pairs_per_epoch(15, 4), pairs_per_epoch(13, 1),
+                pairs_per_epoch(5, 4)] == [8, 15, 13, 5]  # a lone batch is kept
+    assert caplog.messages == ["leaving out each epoch's last batch, 5 of the 13 pairs (the "
+                               "same ones each epoch): split across 4 replicas it would leave "
+                               "one without images"]
+
+
 @pytest.fixture
 def aligned_pairs(tmp_path):
     """Pairs whose mask is exactly where the image is white, so alignment can be checked."""
