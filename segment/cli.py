@@ -206,9 +206,14 @@ def _print_summary(report, part):
 
 
 def _run(command, args):
-    logging.basicConfig(level=logging.WARNING if args.quiet else
-                        logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # TensorFlow's logger has a handler of its own, so each of its messages printed twice, and
+    # its INFO lines (tf.distribute's "Reduce to ..." twice an epoch) buried ours: they go
+    # through our handler once, the INFO ones with --verbose only.
+    tensorflow_logger = logging.getLogger("tensorflow")
+    tensorflow_logger.handlers.clear()
+    tensorflow_logger.setLevel(max(level, logging.WARNING) if not args.verbose else level)
     try:
         command(args)
     except (SegmentError, OSError, ValueError) as error:  # bad input, or an unwritable folder

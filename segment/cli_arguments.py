@@ -224,7 +224,8 @@ def add_common_arguments(parser):
                         help="Keras backend to run on (default: KERAS_BACKEND, else tensorflow); "
                              "jax and torch train on one device and need no TensorFlow; another "
                              "backend than the loaded one runs the program in a fresh Python")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debug detail, with TensorFlow's own INFO lines")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="only warnings and the final summary; no progress bars")
 
