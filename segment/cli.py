@@ -207,13 +207,13 @@ def _print_summary(report, part):
 
 def _run(command, args):
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    # TensorFlow's logger has a handler of its own, so each of its messages printed twice, and
-    # its INFO lines (tf.distribute's "Reduce to ..." twice an epoch) buried ours: they go
-    # through our handler once, the INFO ones with --verbose only.
-    tensorflow_logger = logging.getLogger("tensorflow")
-    tensorflow_logger.handlers.clear()
-    tensorflow_logger.setLevel(max(level, logging.WARNING) if not args.verbose else level)
+    # Other libraries' INFO lines (tf.distribute's "Reduce to ..." twice an epoch, JAX's "Unable
+    # to initialize backend 'tpu'") buried ours: they show with --verbose only. TensorFlow's
+    # logger had a handler of its own, so each of its lines printed twice: now ours prints it.
+    logging.basicConfig(level=logging.INFO if args.verbose else max(level, logging.WARNING),
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("segment").setLevel(level)
+    logging.getLogger("tensorflow").handlers.clear()
     try:
         command(args)
     except (SegmentError, OSError, ValueError) as error:  # bad input, or an unwritable folder
