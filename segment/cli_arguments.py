@@ -225,7 +225,7 @@ def add_common_arguments(parser):
                              "jax and torch train on one device and need no TensorFlow; another "
                              "backend than the loaded one runs the program in a fresh Python")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="log debug detail, with TensorFlow's own INFO lines")
+                        help="log debug detail, and other libraries' INFO lines")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="only warnings and the final summary; no progress bars")
 
