@@ -50,15 +50,20 @@ def test_same_seed_same_images_and_growing_n_keeps_earlier_ones(tmp_path):
 
 
 def test_returns_only_the_pairs_it_wrote_and_names_the_others(tmp_path, caplog):
+    caplog.set_level("INFO", logger="segment.synthetic")
     make_synthetic_dataset(tmp_path, 5, size=(16, 16))
     pairs = make_synthetic_dataset(tmp_path, 2, size=(16, 16))  # the folder holds 5 already
     assert [pair.id for pair in pairs] == ["SYNTH_0000000", "SYNTH_0000001"]
     assert all(pair.image_path.exists() and pair.mask_path.exists() for pair in pairs)
     assert "holds 3 files this set did not write (SYNTH_0000002.jpg, SYNTH_0000003.jpg" in (
         caplog.text)
+    # the second call's 2 pairs held those bytes already: not written again
+    assert "5 written, 0 already there" in caplog.text
+    assert "0 written, 2 already there" in caplog.text
     caplog.clear()
+    pairs[1].mask_path.write_bytes(b"changed")
     make_synthetic_dataset(tmp_path, 5, size=(16, 16))
-    assert "did not write" not in caplog.text
+    assert "did not write" not in caplog.text and "1 written, 4 already there" in caplog.text
 
 
 def test_a_model_trained_on_synthetic_pairs_never_saw_the_isic_images_of_those_numbers(
