@@ -6,7 +6,8 @@ the order of the tf.data performance guide:
 
     pairs --headers--> readable pairs --map(decode + resize, parallel)--> uint8 (H, W, 3),
           (H, W, 1) --cache (memory or a file on disk; uint8, so 4 bytes a pixel)
-          --shuffle--> batch (whole ones only with `drop_remainder`) --map(augment.
+          --shuffle--> batch (whole ones only with `drop_remainder`; a last one that
+          would leave one of `replicas` without images left out) --map(augment.
           training_batch: lesion crops, then to float and flips and 90-degree turns, with
           "full" also scale/shift crop and colour jitter, per image)--> prefetch
 
@@ -86,10 +87,10 @@ def create_generator(pairs, config=None, *, shuffle=False, drop_remainder=False,
             size and TensorFlow traces the training step with it, as PyTorch's `drop_last`.
             Kept where the pairs fill no whole batch. Defaults to False.
         replicas: How many replicas each batch is split across (a tf.distribute strategy's
-            `num_replicas_in_sync`). A last batch that would leave a replica without images is
-            left out as with `drop_remainder`, and logged: at most (replicas - 1)² pairs, on
-            which TensorFlow's oneDNN convolution would fail
-            (`leaves_a_replica_without_images`). Defaults to 1.
+            `num_replicas_in_sync`). A last batch that would leave a replica without images
+            (`leaves_a_replica_without_images`) is left out as with `drop_remainder`, and
+            logged: at most (replicas - 1)² pairs. TensorFlow's oneDNN convolution fails on
+            an empty batch. Defaults to 1.
         cache_dir: The folder of the disk cache; required with cache="disk", refused
             otherwise.
         engine: "tf.data" (the default where TensorFlow is installed, on any Keras backend)
