@@ -23,10 +23,11 @@ import json
 import logging
 import os
 
+from .pipeline import leaves_a_replica_without_images
 from .runtime import keras_backend
 
-__all__ = ["STRATEGIES", "OneDevice", "check_replica_batches", "create_strategy", "is_chief",
-           "task_id"]
+__all__ = ["STRATEGIES", "OneDevice", "check_last_batches", "check_replica_batches",
+           "create_strategy", "is_chief", "task_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,24 @@ def check_replica_batches(strategy, batch_size, split):
     if small:
         raise ValueError(f"with {replicas} replicas each part needs at least one full batch "
                          f"of {batch_size}; too small: {', '.join(small)} (lower the batch size)")
+
+
+def check_last_batches(strategy, **datasets):
+    """Raise ValueError where one of `datasets` (name=data set, from `create_generator`) ends
+    each epoch with a batch that would leave one of `strategy`'s replicas without images,
+    which TensorFlow's oneDNN convolution fails on; `create_generator(..., replicas=n)` leaves
+    such a batch out. Data sets made otherwise, and None, pass unchecked.
+
+    Example:
+        >>> check_last_batches(OneDevice(), training=None)
+    """
+    replicas = strategy.num_replicas_in_sync
+    for name, dataset in datasets.items():
+        last = getattr(dataset, "last_batch", None)
+        if last is not None and leaves_a_replica_without_images(last, replicas):
+            raise ValueError(f"the {name} data's last batch of {last} would leave one of the "
+                             f"{replicas} replicas without images: build it with "
+                             f"create_generator(..., replicas={replicas}), which leaves it out")
 
 
 def is_chief(strategy):

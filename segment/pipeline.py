@@ -102,7 +102,7 @@ def create_generator(pairs, config=None, *, shuffle=False, drop_remainder=False,
         (batch, height, width, 3) in [0, 1] and float32 (batch, height, width, 1) in {0, 1}.
         Its attribute `skipped` is a list that fills with (path, reason) for each unreadable
         pair as the data set is first read; each file is listed (and logged) once, however
-        many epochs read it.
+        many epochs read it. `last_batch`: the number of pairs in each epoch's last batch.
 
     Example:
         >>> train_ds = create_generator(pairs, image_size=(32, 32), batch_size=4,
@@ -156,6 +156,8 @@ def create_generator(pairs, config=None, *, shuffle=False, drop_remainder=False,
     else:
         dataset = PairBatches(loader, config.batch_size, **settings)
     dataset.skipped = loader.skipped
+    dataset.last_batch = config.batch_size if settings["drop_remainder"] or not last_batch else (
+        last_batch)
     return dataset
 
 

@@ -35,7 +35,7 @@ from .callbacks import (
     ValidatedReduceLROnPlateau,
 )
 from .config import TrainConfig, with_overrides
-from .distribute import OneDevice, is_chief, task_id
+from .distribute import OneDevice, check_last_batches, is_chief, task_id
 from .fine_tuning import (
     EncoderLearningRate,
     EncoderScaledAdam,
@@ -148,9 +148,10 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
     Raises:
         RunFolderError: `run_dir`, not yet opened, holds another run's results (clear it with
             `RunFolder(run_dir).clear()`, or open it with `RunFolder.open(..., overwrite=True)`).
-        ValueError: the model was not built under `strategy`, or is an inference-only
-            SavedModel; `first_train_ds` without `first_epochs` or the other way round;
-            encoder settings it would not apply (a model compiled without
+        ValueError: the model was not built under `strategy`, or a data set's last batch
+            would leave one of its replicas without images (`check_last_batches`); the model
+            is an inference-only SavedModel; `first_train_ds` without `first_epochs` or the
+            other way round; encoder settings it would not apply (a model compiled without
             `EncoderScaledAdam`, frozen epochs while the encoder's batch norms train); or an
             `init_model` of another network. ModelLoadError: `init_model` does not load.
 
@@ -176,6 +177,7 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
     phases = [(first_train_ds, config.first_epochs)] if first_train_ds is not None else []
     phases.append((train_ds, config.epochs))
     strategy = _check_strategy(model, strategy)
+    check_last_batches(strategy, training=train_ds, validation=val_ds, first=first_train_ds)
     chief = is_chief(strategy)
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
     if config.init_model:  # before the folder opens: another network leaves it untouched

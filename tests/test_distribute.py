@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -10,7 +11,7 @@ import time
 from types import SimpleNamespace
 
 import segment
-from segment.distribute import check_replica_batches, is_chief
+from segment.distribute import check_last_batches, check_replica_batches, is_chief
 from segment.pipeline import leaves_a_replica_without_images
 
 import numpy as np
@@ -151,6 +152,19 @@ def test_batches_must_split_evenly_across_replicas():
     with pytest.raises(ValueError, match="too small: validation"):
         check_replica_batches(strategy, 8, split)
     check_replica_batches(strategy, 4, split)
+
+
+def test_a_last_batch_that_leaves_a_replica_without_images_is_refused(synthetic_pairs):
+    strategy, size = SimpleNamespace(num_replicas_in_sync=2), {"image_size": (32, 32)}
+    with pytest.raises(ValueError, match=re.escape(
+            "the validation data's last batch of 1 would leave one of the 2 replicas without "
+            "images: build it with create_generator(..., replicas=2), which leaves it out")):
+        check_last_batches(strategy, training=segment.create_generator(
+            synthetic_pairs[:12], batch_size=4, **size), validation=segment.create_generator(
+            synthetic_pairs[:13], batch_size=4, **size))
+    check_last_batches(strategy, training=segment.create_generator(  # 12 pairs: 4, 4, 4
+        synthetic_pairs[:13], batch_size=4, replicas=2, **size), validation=None,
+        other=tf.data.Dataset.range(3).batch(2))  # not create_generator's: not checked
 
 
 def test_multiworker_needs_tf_config(monkeypatch):
