@@ -60,7 +60,7 @@ def make_synthetic_dataset(out_dir, n, size=(192, 256), seed=0):
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
-    pairs, written = PairList(), 0
+    pairs, pairs_written = PairList(), 0
     for index in range(int(n)):
         rng = np.random.default_rng([seed, index])
         height, width = (max(16, round(side * rng.uniform(0.8, 1.25))) for side in size)
@@ -68,13 +68,13 @@ def make_synthetic_dataset(out_dir, n, size=(192, 256), seed=0):
         pair_id = SYNTHETIC_ID.format(index)
         pair = Pair(out_dir / "images" / f"{pair_id}.jpg",
                     out_dir / "masks" / f"{pair_id}{MASK_SUFFIX}.png")
-        changed = [_write_if_changed(pair.image_path, _encode(image, "JPEG", quality=90)),
-                   _write_if_changed(pair.mask_path, _encode(
-                       np.where(mask > 0, 255, 0).astype(np.uint8), "PNG"))]
-        written += any(changed)
+        image_written = _write_if_changed(pair.image_path, _encode(image, "JPEG", quality=90))
+        mask_written = _write_if_changed(pair.mask_path, _encode(
+            np.where(mask > 0, 255, 0).astype(np.uint8), "PNG"))
+        pairs_written += image_written or mask_written
         pairs.append(pair)
     logger.info("%d synthetic pairs in '%s': %d written, %d already there", n, out_dir,
-                written, int(n) - written)
+                pairs_written, int(n) - pairs_written)
     written = {pair.image_path.name for pair in pairs}
     if others := sorted(path for path in (out_dir / "images").iterdir()
                         if path.name not in written):
