@@ -19,13 +19,23 @@ States:
     otherwise (no model, no backup)    -> what an earlier start left is cleared, no flag needed.
 Clearing removes everything the library writes there (the names in `OUTPUTS`, the default
 output folders of `driver_load_evaluate.py`, and temporary files of interrupted writes), never
-files it does not know.
+files it does not know. `begin` first takes the folder for this process (`lock`, a `flock` of
+`.lock`, released by `release` or when the process ends; none on Windows): another
+process's `begin` is refused while it trains there, instead of resuming or clearing a live run.
 """
 
 import json
 import logging
+import os
 import shutil
+import socket
+import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: run folders are not locked there
+    fcntl = None
 
 from .config import RunConfig
 from .data import PREDICTIONS_TABLE, fingerprint_pairs
@@ -71,6 +81,8 @@ _NUM_DIFFERING = 5  # differing settings a refusal names before "and N more"
 # Temporary names of interrupted atomic writes (files.atomic_path, files.replace_path, the
 # staging folders of the report and the review page).
 _TEMPORARY = (".*.tmp*", ".*.old", ".report-*", ".review-*")
+LOCK_FILE = ".lock"  # kept: removing it while a process holds it would let a second one in
+_HELD = {}  # resolved run folder -> the open lock file this process holds it with
 
 
 class RunFolder:
@@ -163,8 +175,10 @@ class RunFolder:
             True when a killed run with the same settings is resumed.
 
         Raises:
-            RunFolderError: the folder holds results of another run and `overwrite` is False.
+            RunFolderError: another process holds the folder (`lock`), or it holds results
+                of another run and `overwrite` is False.
         """
+        self.lock()
         state = self.state
         if state == "resumable" and self.holds_run(record):
             self.resuming = True
@@ -220,6 +234,39 @@ class RunFolder:
                            "distribution": {"strategy": type(strategy).__name__,
                                             "replicas": strategy.num_replicas_in_sync},
                            "versions": library_versions()}, overwrite=overwrite)
+
+    def lock(self):
+        """Hold the folder for this process (again, if it does already) until `release` or
+        the process ends, however it ends.
+
+        Raises:
+            RunFolderError: another process holds it; the message names that process.
+        """
+        key = self.path.resolve()
+        if key in _HELD or fcntl is None:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 (held)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "a process that has not yet said which"
+            handle.close()
+            raise RunFolderError(f"'{self.path}' is in use by another run ({holder}): wait for "
+                                 f"it to end, or choose another run folder") from None
+        handle.truncate(0)
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}, since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        _HELD[key] = handle
+
+    def release(self):
+        """Let other processes use the folder again (see `lock`); nothing where this process
+        does not hold it."""
+        handle = _HELD.pop(self.path.resolve(), None)
+        if handle is not None:
+            handle.close()  # closing the file releases the lock
 
     def join(self):
         """Follow the chief's run here, as a worker that is not the chief: write nothing.

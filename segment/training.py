@@ -147,7 +147,8 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
 
     Raises:
         RunFolderError: `run_dir`, not yet opened, holds another run's results (clear it with
-            `RunFolder(run_dir).clear()`, or open it with `RunFolder.open(..., overwrite=True)`).
+            `RunFolder(run_dir).clear()`, or open it with `RunFolder.open(..., overwrite=True)`),
+            or another process trains there (`RunFolder.lock`).
         ValueError: the model was not built under `strategy`, or a data set's last batch
             would leave one of its replicas without images (`check_last_batches`); the model
             is an inference-only SavedModel; `first_train_ds` without `first_epochs` or the
@@ -183,7 +184,8 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
     if config.init_model:  # before the folder opens: another network leaves it untouched
         with strategy.scope():
             start_from(model, config.init_model)  # a resumed run restores its backup over it
-    if run.resuming is None:  # not yet opened (by train_and_evaluate)
+    opened_here = run.resuming is None  # else opened by train_and_evaluate, which releases it
+    if opened_here:
         run.open({"model": encoder_settings(model), "train": dataclasses.asdict(config),
                   **init_model_record(config.init_model)}, strategy=strategy)
     resuming = run.resuming
@@ -210,6 +212,8 @@ def train_model(model, train_ds, val_ds, config, run_dir, *, first_train_ds=None
     finally:
         if not chief:
             shutil.rmtree(write_to.path, ignore_errors=True)
+        if opened_here:
+            run.release()
     return history
 
 

@@ -9,8 +9,8 @@
 
 `train_and_evaluate`: pairs -> split drawn (or given) -> an `init_model`'s view of its test
 part and the starting weights' files checked -> model (with an `init_model`'s weights) -> run
-folder checked (resume, overwrite) -> optional size report -> split saved (the manifest reused
-when resuming) -> pipelines -> `train_model` -> `results` on the test part -> report.
+folder held and checked (lock, resume, overwrite) -> optional size report -> split saved (the
+manifest reused when resuming) -> pipelines -> `train_model` -> `results` -> folder released.
 """
 
 import logging
@@ -99,7 +99,7 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
         multi-worker cluster `results` is None: the chief evaluates and writes.
 
     Raises:
-        RunFolderError: `run_dir` holds another run and `overwrite` is False.
+        RunFolderError: another process trains in `run_dir`; another run is there (no `overwrite`).
         PairingError: no pairs in `data`. ValueError: settings out of range, or an
             `init_model` of another network. SegmentError: an `init_model` saw the scored
             part or lies in `run_dir` (these before anything is written); the loss became NaN.
@@ -172,6 +172,7 @@ def train_and_evaluate(data, run_dir, config=None, *, masks_dir=None, inspect_si
                      scored=f"{'test' if split.test else 'val'} part of {run.split}")
     run.write_skipped([*train_ds.skipped, *(val_ds.skipped if val_ds else []),
                        *report.evaluation.skipped])
+    run.release()  # after an error, this process holds it until it ends or trains there again
     return TrainingOutcome(model, history, report, split, run)
 
 
@@ -322,8 +323,7 @@ def _pairs_and_source(data, masks_dir):
 
 
 def _split(pairs, run, drawn, chief, drawn_with):
-    """The split: the resumed run's manifest, else `drawn` (given, or drawn with the DataConfig
-    `drawn_with`, which its manifest records; the chief saves it)."""
+    """The resumed run's manifest, else `drawn` (saved by the chief, recording `drawn_with`)."""
     if run.resuming and run.split.exists():
         logger.info("resuming: reusing the split in '%s'", run.split)
         return load_split(run.split, pairs)

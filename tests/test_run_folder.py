@@ -1,7 +1,11 @@
 """RunFolder: states, resume only with the same settings, overwrite clears all a run wrote."""
 
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 
 from segment import RunFolder, RunFolderError
 from segment.run_folder import OUTPUTS
@@ -61,10 +65,12 @@ def test_finished_run_needs_overwrite_and_then_everything_it_wrote_goes(tmp_path
     with pytest.raises(RunFolderError, match=r"finished run with other settings \(model.depth: "
                                              r"3 -> 4\); pass --overwrite"):
         RunFolder(tmp_path).begin({**RECORD, "model": {"depth": 4}})
-    assert sorted(path.name for path in tmp_path.iterdir()) == before  # nothing touched
+    # nothing touched; the lock file is taken first, before the checks
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*before, ".lock"])
     resuming = RunFolder(tmp_path).begin({**RECORD, "data": {"seed": 1}}, overwrite=True)
     assert resuming is False
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "notes.txt"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".lock", "config.json",
+                                                                 "notes.txt"]
     assert json.loads((tmp_path / "config.json").read_text())["data"] == {"seed": 1}
 
 
@@ -84,7 +90,8 @@ def test_interrupted_run_with_the_same_settings_resumes_and_keeps_everything(tmp
     same = {**RECORD, "versions": {"keras": "3.99"}}  # versions may differ
     run = RunFolder(tmp_path)
     assert run.begin(same) is True and run.resuming is True
-    assert {path.name: path.stat().st_mtime_ns for path in tmp_path.iterdir()} == before
+    assert {path.name: path.stat().st_mtime_ns for path in tmp_path.iterdir()
+            if path.name != ".lock"} == before
 
 
 def test_interrupted_run_with_other_settings_is_refused_or_cleared(tmp_path):
@@ -126,7 +133,7 @@ def test_leftovers_of_a_start_without_a_model_are_cleared_without_overwrite(tmp_
         (tmp_path / name).write_text("stale")
     (tmp_path / "cache").mkdir()
     assert RunFolder(tmp_path).begin(RECORD) is False
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".lock", "config.json"]
 
 
 def test_a_worker_that_is_not_the_chief_joins_without_writing(tmp_path):
@@ -137,3 +144,48 @@ def test_a_worker_that_is_not_the_chief_joins_without_writing(tmp_path):
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == before
     shutil.rmtree(tmp_path / "run" / "backup")
     assert RunFolder(tmp_path / "run").join() is False
+
+
+# Another process holding a run folder's lock as `RunFolder.lock` does, until its stdin closes.
+LOCK_HOLDER = """
+import fcntl, sys
+handle = open(sys.argv[1], "a+")
+fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+handle.write("process 4242 on elsewhere, since 2026-12-08 00:36:59\\n")
+handle.flush()
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_folder_another_process_trains_in_is_refused_and_left_as_it_is(tmp_path):
+    run = write_finished_run(tmp_path / "run")
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(run / ".lock")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(RunFolderError, match=re.escape(
+                f"'{run}' is in use by another run (process 4242 on elsewhere, since "
+                f"2026-12-08 00:36:59): wait for it to end, or choose another run folder")):
+            RunFolder(run).begin(RECORD, overwrite=True)
+        assert (run / "model.keras").read_text() == "old model.keras"  # nothing cleared
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    assert RunFolder(run).begin(RECORD) is True  # its end released it: the run resumes
+
+
+def test_a_folder_is_held_until_released_and_again_by_the_same_process(tmp_path):
+    def other_process_can_lock():
+        probe = ("import fcntl, sys; "
+                 "fcntl.flock(open(sys.argv[1], 'a'), fcntl.LOCK_EX | fcntl.LOCK_NB)")
+        return subprocess.run([sys.executable, "-c", probe, str(tmp_path / "run" / ".lock")],
+                              capture_output=True).returncode == 0
+
+    run = RunFolder(tmp_path / "run")
+    assert run.begin(RECORD) is False
+    assert RunFolder(tmp_path / "run").begin(RECORD) is False  # a notebook's cell run again
+    assert (tmp_path / "run" / ".lock").read_text().startswith(f"process {os.getpid()} on ")
+    assert not other_process_can_lock()
+    run.release()
+    assert other_process_can_lock()
