@@ -52,9 +52,10 @@ from .config import (
     RunConfig,
     TrainConfig,
 )
+from .console import interrupted, run_program
 from .data import find_pairs
 from .distribute import STRATEGIES, create_strategy
-from .errors import PairingError, SegmentError, counted
+from .errors import PairingError, counted
 from .prediction_folder import PREDICTIONS_TABLE
 from .run_folder import OUTPUTS
 from .split import Split, load_split
@@ -81,7 +82,7 @@ def train_main(argv=None):
         return _run_on_backend("train", args.backend, argv)
     fill_network_arguments(parser, args)
     check_train_arguments(parser, args)
-    return _run(_train, args)
+    return run_program(_train, args)
 
 
 def evaluate_main(argv=None):
@@ -98,7 +99,7 @@ def evaluate_main(argv=None):
     check_evaluate_arguments(parser, args)
     if _other_backend(args):
         return _run_on_backend("evaluate", args.backend, argv)
-    return _run(_evaluate, args)
+    return run_program(_evaluate, args)
 
 
 def _train(args):
@@ -205,30 +206,6 @@ def _print_summary(report, part):
           f"masks: {report.files['predicted_masks']})")
 
 
-def _run(command, args):
-    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
-    # Other libraries' INFO lines (tf.distribute's "Reduce to ..." twice an epoch, JAX's "Unable
-    # to initialize backend 'tpu'") buried ours: they show with --verbose only. TensorFlow's
-    # logger had a handler of its own, so each of its lines printed twice: now ours prints it.
-    logging.basicConfig(level=logging.INFO if args.verbose else max(level, logging.WARNING),
-                        format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("segment").setLevel(level)
-    logging.getLogger("tensorflow").handlers.clear()
-    try:
-        command(args)
-    except (SegmentError, OSError, ValueError) as error:  # bad input, or an unwritable folder
-        print(f"error: {_one_line(error)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing more was written", file=sys.stderr)
-        return 130
-    return 0
-
-
-def _one_line(error):
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def _other_backend(args):
     """True when --backend names a backend other than the one Keras loaded."""
     return args.backend is not None and args.backend != keras.backend.backend()
@@ -243,8 +220,7 @@ def _run_on_backend(command, backend, argv):
         return subprocess.run([sys.executable, "-m", "segment.cli", command, *argv],
                               env=environment).returncode
     except KeyboardInterrupt:
-        print("interrupted: nothing more was written", file=sys.stderr)
-        return 130
+        return interrupted()
 
 
 def _given_part(flag, folders):

@@ -7,7 +7,6 @@ Keras' functions eagerly (conftest.keras_eagerly), which skips tracing each run'
 import argparse
 import hashlib
 import json
-import logging
 import os
 import re
 import shutil
@@ -22,7 +21,6 @@ from segment import (
     ModelConfig,
     RunConfig,
     TrainConfig,
-    cli,
     load_segmented_image,
     read_image_size,
     train_val_test_split,
@@ -481,33 +479,6 @@ def test_one_line_error_with_tensorflow_starting_quietly():
     assert done.returncode == 2
     assert done.stderr.splitlines() == ["error: images folder '/nonexistent/folder' does not "
                                         "exist or is not a folder"]
-
-
-@pytest.mark.parametrize("flag, lines", [
-    ("", ["INFO segment.workflow: ours", "WARNING tensorflow: its warning"]),
-    ("-v", ["DEBUG segment.workflow: our detail", "INFO segment.workflow: ours",
-            "INFO jax._src.xla_bridge: its INFO line", "WARNING tensorflow: its warning"]),
-    ("-q", ["WARNING tensorflow: its warning"])])
-def test_drivers_log_our_lines_and_other_libraries_warnings_once(flag, lines, capfd):
-    # As in a driver: no handler on the root logger yet, TensorFlow's logger with its own.
-    root, ours, tensorflow = (logging.getLogger(name) for name in ("", "segment", "tensorflow"))
-    saved = [(logger, logger.handlers[:], logger.level) for logger in (root, ours, tensorflow)]
-    root.handlers.clear()
-    tensorflow.handlers[:] = [logging.StreamHandler()]
-
-    def command(_):
-        logging.getLogger("segment.workflow").debug("our detail")
-        logging.getLogger("segment.workflow").info("ours")
-        logging.getLogger("jax._src.xla_bridge").info("its INFO line")
-        tensorflow.warning("its warning")
-
-    try:
-        assert cli._run(command, argparse.Namespace(quiet=flag == "-q", verbose=flag == "-v")) == 0
-    finally:
-        for logger, handlers, level in saved:
-            logger.handlers[:] = handlers
-            logger.setLevel(level)
-    assert capfd.readouterr().err.splitlines() == lines
 
 
 def test_backend_flag_runs_where_tensorflow_is_not_installed(without_tensorflow, tmp_path):
