@@ -18,7 +18,7 @@ import numpy as np
 
 from .config import DataConfig, with_overrides
 from .data import Pair, as_pair, as_pairs, first_names
-from .errors import PairingError
+from .errors import PairingError, counted
 from .files import write_json_atomic
 
 __all__ = ["Split", "load_split", "save_split", "split_folders", "train_val_test_split"]
@@ -36,6 +36,31 @@ class Split(NamedTuple):
     train: list
     val: list
     test: list
+
+    def check_given(self):
+        """Raise PairingError where this split of pairs, given to train on, has no training
+        part or holds an id in more than one part (e.g. synthetic sets made apart), naming them.
+
+        Example:
+            >>> pair = as_pair(("a/x.jpg", "a/x.png"))
+            >>> try:
+            ...     Split([pair], [pair], []).check_given()
+            ... except PairingError as error:
+            ...     print(error)
+            a given split holds each id in one part; 1 id is in more than one: x (train, val)
+        """
+        if not self.train:
+            raise PairingError("a given split needs a training part; it has none")
+        parts = {}
+        for part, pairs in self._asdict().items():
+            for pair in pairs:
+                parts.setdefault(pair.id, []).append(part)
+        shared = [f"{pair_id} ({', '.join(names)})" for pair_id, names in parts.items()
+                  if len(names) > 1]
+        if shared:
+            raise PairingError(f"a given split holds each id in one part; "
+                               f"{counted(len(shared), 'id')} {'is' if len(shared) == 1 else 'are'}"
+                               f" in more than one: {first_names(shared)}")
 
 
 def split_folders(split):

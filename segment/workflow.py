@@ -21,7 +21,7 @@ from typing import NamedTuple
 from .config import EvalConfig, RunConfig, with_overrides
 from .data import PairList, as_pairs, find_pairs
 from .distribute import check_replica_batches, create_strategy, is_chief, task_id
-from .errors import PairingError, SegmentError
+from .errors import SegmentError
 from .files import save_figure_atomic
 from .inspection import inspect
 from .model import create_model
@@ -309,9 +309,8 @@ def load_and_predict(model_path, images, out_dir=None, config=None, *, image_siz
 def _pairs_and_source(data, masks_dir):
     """(pairs, what config.json records about where they came from)."""
     if isinstance(data, Split):  # of Pairs
+        data.check_given()
         pairs = PairList(sorted([*data.train, *data.val, *data.test], key=lambda pair: pair.id))
-        if not data.train or len({pair.id for pair in pairs}) < len(pairs):
-            raise PairingError("a given split needs a training part and no id in two parts")
         return pairs, split_folders(data)
     if isinstance(data, (str, os.PathLike)):
         pairs = find_pairs(data, masks_dir)

@@ -163,9 +163,13 @@ def test_a_given_split_is_trained_and_scored_as_it_is_and_recorded(synthetic_pai
     swapped = segment.Split(pairs[:10], pairs[10:14], pairs[14:])  # the same pairs, other parts
     with pytest.raises(segment.RunFolderError, match="pairs.parts"):
         train_and_evaluate(swapped, tmp_path / "run", config, verbose=0, progress=False)
-    with pytest.raises(segment.PairingError, match="no id in two parts"):
-        train_and_evaluate(segment.Split(pairs[:10], pairs[9:12], []), tmp_path / "other",
-                           config, verbose=0, progress=False)
+    with pytest.raises(segment.PairingError, match=re.escape(
+            f"a given split holds each id in one part; 2 ids are in more than one: "
+            f"{pairs[9].id} (train, val), {pairs[10].id} (val, test)")):
+        train_and_evaluate(segment.Split(pairs[:10], pairs[9:12], pairs[10:11]),
+                           tmp_path / "other", config, verbose=0, progress=False)
+    with pytest.raises(segment.PairingError, match="needs a training part; it has none"):
+        train_and_evaluate(segment.Split([], pairs[9:12], []), tmp_path / "other", config)
     with pytest.raises(ValueError, match="a given split is used whole"):
         train_and_evaluate(given, tmp_path / "other", RunConfig(data=DataConfig(
             image_size=(32, 32), train_fraction=0.5), model=TINY.model), verbose=0)
