@@ -74,9 +74,12 @@ def _program_logging(args):
 @contextlib.contextmanager
 def _ctrl_c_noted():
     """A list that gets an item when Ctrl-C (SIGINT) arrives, which still raises
-    KeyboardInterrupt; it stays empty outside the main thread, where no handler can be set."""
+    KeyboardInterrupt. Where Python's own handler is not the one in place (a process started
+    with SIGINT ignored, as `nohup` and `&` in a script do, or a caller's handler) and outside
+    the main thread, SIGINT is left as it is and the list stays empty."""
     seen = []
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield seen
         return
 
@@ -84,8 +87,8 @@ def _ctrl_c_noted():
         seen.append(signum)
         signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, note)
+    signal.signal(signal.SIGINT, note)
     try:
         yield seen
     finally:
-        signal.signal(signal.SIGINT, previous or signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -65,6 +65,17 @@ def test_ctrl_c_that_tensorflow_turned_into_another_error_still_reads_as_interru
         except KeyboardInterrupt:  # as TensorFlow's tracing does
             raise TypeError("Failed to convert elements of (None, 4, 4, 32) to Tensor") from None
 
-    assert run_program(command, flags("-q")) == 130
-    assert capsys.readouterr().err == "interrupted: nothing more was written\n"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    def handler_in_place(_):
+        in_place.append(signal.getsignal(signal.SIGINT))
+
+    in_place = []
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        assert run_program(command, flags("-q")) == 130
+        assert capsys.readouterr().err == "interrupted: nothing more was written\n"
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # started with `nohup` or `&`: left so
+        assert run_program(handler_in_place, flags("-q")) == 0
+        assert in_place == [signal.SIG_IGN] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
